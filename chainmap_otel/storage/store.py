@@ -1,0 +1,438 @@
+"""The trace store: one clickhouse-connect client over a ClickHouse server or embedded chDB.
+
+``chdb:///path`` opens the in-process engine on a data directory (the embedded
+default); ``http(s)://user:pass@host:8123/db`` reaches a server or cluster. The
+same SQL runs on both.
+
+chDB allows one process per data directory and one data directory per process.
+The first is enforced with an exclusive ``flock`` on ``<path>/.chainmap.lock``
+(holding the pid and command line of the owner), so a second process gets a
+:class:`StoreLockedError` that says who holds the store and what to do instead,
+rather than the engine's opaque failure. The second is checked in-process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from chainmap_otel import config
+from chainmap_otel.errors import StoreError, StoreLockedError
+from chainmap_otel.storage.columns import TRACE_COLUMNS
+
+#: Database used when the URL names none (the contract's default).
+DEFAULT_DATABASE = "otel"
+#: The Collector's spans table.
+TRACES_TABLE = "otel_traces"
+LOCK_FILE_NAME = ".chainmap.lock"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: ClickHouse types of the ``otel_traces`` insert columns, in ``TRACE_COLUMNS`` order.
+#: Passing them saves a DESCRIBE round trip on every insert.
+TRACE_COLUMN_TYPES: tuple[str, ...] = (
+    "DateTime64(9)",
+    "String",
+    "String",
+    "String",
+    "String",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "Map(LowCardinality(String), String)",
+    "String",
+    "String",
+    "Map(LowCardinality(String), String)",
+    "UInt64",
+    "LowCardinality(String)",
+    "String",
+    "Array(DateTime64(9))",
+    "Array(LowCardinality(String))",
+    "Array(Map(LowCardinality(String), String))",
+    "Array(String)",
+    "Array(String)",
+    "Array(String)",
+    "Array(Map(LowCardinality(String), String))",
+)
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a plain ClickHouse identifier, else raise ``ValueError``."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a plain identifier: use letters, digits and '_' "
+            "and start with a letter or '_'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed trace store URL."""
+
+    scheme: str  # "chdb", "http" or "https"
+    path: str  # chdb data directory ("" for http)
+    host: str
+    port: int
+    username: str
+    password: str
+    database: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.scheme == "chdb"
+
+    def display(self) -> str:
+        """The URL with the password masked: safe for logs and messages."""
+        if self.embedded:
+            suffix = "" if self.database == DEFAULT_DATABASE else f"?database={self.database}"
+            return f"chdb://{self.path}{suffix}"
+        auth = ""
+        if self.username:
+            auth = quote(self.username, safe="") + (":***" if self.password else "") + "@"
+        return f"{self.scheme}://{auth}{self.host}:{self.port}/{self.database}"
+
+
+def parse_store_url(url: str) -> StoreURL:
+    """Parse ``chdb:///path[?database=db]`` or ``http(s)://user:pass@host:port/db``."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    query = parse_qs(parts.query)
+    if scheme == "chdb":
+        raw_path = unquote((parts.netloc + parts.path) if parts.netloc else parts.path)
+        if not raw_path or raw_path in ("memory", ":memory:"):
+            raise ValueError(
+                f"store URL {mask_url(url)!r} names no data directory: use chdb:///absolute/path"
+            )
+        database = query.get("database", [DEFAULT_DATABASE])[0]
+        path = str(Path(raw_path).expanduser().resolve())
+        return StoreURL("chdb", path, "", 0, "", "", validate_identifier(database, "database"))
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ValueError(
+                f"store URL {mask_url(url)!r} names no host: use {scheme}://host:8123/db"
+            )
+        try:
+            port = parts.port or (8443 if scheme == "https" else 8123)
+        except ValueError as exc:
+            raise ValueError(f"store URL {mask_url(url)!r} has a bad port: {exc}") from None
+        database = parts.path.strip("/") or query.get("database", [DEFAULT_DATABASE])[0]
+        return StoreURL(
+            scheme,
+            "",
+            parts.hostname,
+            port,
+            unquote(parts.username or ""),
+            unquote(parts.password or ""),
+            validate_identifier(database, "database"),
+        )
+    raise ValueError(
+        f"store URL {mask_url(url)!r} has an unknown scheme {scheme!r}: "
+        "use chdb:///path or http(s)://user:pass@host:8123/db"
+    )
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for text that may be logged)."""
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+# --- embedded store: process-wide bookkeeping ------------------------------------------------
+
+
+class _EmbeddedHold:
+    """The one chDB data directory this process uses, its lock file and open stores."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.path: str | None = None
+        self.lock_file: IO[str] | None = None
+        self.open_count = 0
+
+    def acquire(self, path: str) -> None:
+        with self.mutex:
+            if self.path is not None and self.path != path:
+                raise StoreError(
+                    f"this process already uses the embedded store {self.path}; chDB allows one "
+                    f"data directory per process, so chdb://{path} cannot be opened too: close "
+                    "the other store first or run a separate process"
+                )
+            if self.path is None:
+                self.lock_file = _lock_directory(path)
+                self.path = path
+            self.open_count += 1
+
+    def release(self) -> None:
+        with self.mutex:
+            self.open_count -= 1
+            if self.open_count > 0 or self.lock_file is None:
+                return
+            try:
+                self.lock_file.seek(0)
+                self.lock_file.truncate()
+                fcntl.flock(self.lock_file.fileno(), fcntl.LOCK_UN)
+            finally:
+                self.lock_file.close()
+                self.lock_file = None
+            self.path = None
+
+
+_EMBEDDED = _EmbeddedHold()
+
+
+def _lock_directory(path: str) -> IO[str]:
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / LOCK_FILE_NAME, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the embedded store directory {path}: {exc.strerror}; "
+            "choose a writable directory with CHAINMAP_CLICKHOUSE_URL=chdb:///path "
+            "or CHAINMAP_DATA_DIR"
+        ) from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip().replace("\n", " ") or "an unknown process"
+        handle.close()
+        raise StoreLockedError(
+            f"the embedded store {path} is in use by {holder}; chDB allows one process per "
+            "data directory: send OTLP to the running `chainmap serve` at "
+            "http://127.0.0.1:4318 (or point CHAINMAP_CLICKHOUSE_URL at a ClickHouse server), "
+            "or stop that process"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    command = " ".join(sys.orig_argv) or sys.executable
+    handle.write(f"pid {os.getpid()} ({command[:300]})\n")
+    handle.flush()
+    return handle
+
+
+def lock_holder(path: str | Path) -> str:
+    """What the lock file of an embedded store says about its holder ('' if free/unknown)."""
+    try:
+        return (Path(path) / LOCK_FILE_NAME).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class TraceStore:
+    """A connected trace store: the clickhouse-connect client and the database it uses."""
+
+    def __init__(self, client: Any, location: StoreURL) -> None:
+        self.client = client
+        self.location = location
+        self.database = location.database
+        self.url_for_display = location.display()
+        self._closed = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.location.embedded
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run a SELECT; returns clickhouse-connect's ``QueryResult``."""
+        try:
+            return self.client.query(sql, parameters=parameters)
+        except Exception as exc:
+            raise self._error("query failed", exc) from None
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT)."""
+        try:
+            return self.client.command(sql, parameters=parameters)
+        except Exception as exc:
+            raise self._error("statement failed", exc) from None
+
+    def insert_spans(
+        self,
+        columns: Mapping[str, Sequence[Any]] | None = None,
+        rows: Sequence[Sequence[Any]] | None = None,
+        table: str = TRACES_TABLE,
+    ) -> int:
+        """Insert spans into ``otel_traces`` in one columnar batch; returns the row count.
+
+        ``columns`` maps every name of :data:`TRACE_COLUMNS` to its values;
+        ``rows`` holds tuples in that order. Timestamps are ``int`` nanoseconds
+        since the epoch (or ``datetime``), maps ``dict[str, str]``.
+        """
+        if (columns is None) == (rows is None):
+            raise ValueError("insert_spans takes exactly one of columns= or rows=")
+        if columns is not None:
+            missing = [name for name in TRACE_COLUMNS if name not in columns]
+            if missing:
+                raise ValueError(f"insert_spans columns lack {', '.join(missing)}")
+            data = [columns[name] for name in TRACE_COLUMNS]
+        else:
+            assert rows is not None
+            data = [list(col) for col in zip(*rows, strict=True)] if rows else []
+        count = len(data[0]) if data else 0
+        if count == 0:
+            return 0
+        validate_identifier(table, "table")
+        try:
+            self.client.insert(
+                table,
+                data,
+                column_names=list(TRACE_COLUMNS),
+                database=self.database,
+                column_type_names=list(TRACE_COLUMN_TYPES),
+                column_oriented=True,
+            )
+        except Exception as exc:
+            raise self._error(f"insert of {count} spans into {table} failed", exc) from None
+        return count
+
+    def table_exists(self, table: str) -> bool:
+        result = self.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": self.database, "t": table},
+        )
+        return bool(result.result_rows[0][0])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.client.close()
+        finally:
+            if self.embedded:
+                _EMBEDDED.release()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TraceStore({self.url_for_display!r})"
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"{what} on {self.url_for_display}: {_scrub(str(exc), self.location)}")
+
+
+def _scrub(text: str, location: StoreURL) -> str:
+    text = " ".join(text.split())
+    if location.password:
+        text = text.replace(location.password, "***")
+    return mask_url(text)
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    create_database: bool = True,
+    connect_timeout: float = 10.0,
+    send_receive_timeout: float = 300.0,
+) -> TraceStore:
+    """Connect to the trace store at ``url`` (default: :func:`config.clickhouse_url`).
+
+    Creates the database when it does not exist yet (unless ``create_database`` is
+    false). Raises :class:`StoreLockedError` if another process holds the embedded
+    store, :class:`StoreError` if the store cannot be reached, ``ValueError`` for a
+    malformed URL.
+    """
+    raw = url if url is not None else config.clickhouse_url()
+    location = parse_store_url(raw)
+    if location.embedded:
+        return _open_embedded(location, create_database)
+    return _open_server(location, create_database, connect_timeout, send_receive_timeout)
+
+
+def _open_embedded(location: StoreURL, create_database: bool) -> TraceStore:
+    try:
+        import clickhouse_connect
+    except ImportError as exc:
+        raise StoreError(_missing_extra(exc)) from None
+    _EMBEDDED.acquire(location.path)
+    try:
+        client = clickhouse_connect.get_client(interface="chdb", path=location.path)
+    except ImportError as exc:
+        _EMBEDDED.release()
+        raise StoreError(_missing_extra(exc)) from None
+    except Exception as exc:
+        _EMBEDDED.release()
+        raise StoreError(
+            f"cannot open the embedded store {location.path}: {_scrub(str(exc), location)}; "
+            "check the directory is a chDB data directory and not used by another program"
+        ) from None
+    store = TraceStore(client, location)
+    try:
+        _use_database(store, create_database)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _open_server(
+    location: StoreURL, create_database: bool, connect_timeout: float, send_receive_timeout: float
+) -> TraceStore:
+    try:
+        import clickhouse_connect
+    except ImportError as exc:
+        raise StoreError(_missing_extra(exc)) from None
+    try:
+        client = clickhouse_connect.get_client(
+            host=location.host,
+            port=location.port,
+            username=location.username or "default",
+            password=location.password,
+            secure=location.scheme == "https",
+            connect_timeout=connect_timeout,
+            send_receive_timeout=send_receive_timeout,
+            database="default",
+        )
+    except Exception as exc:
+        raise StoreError(
+            f"cannot reach the trace store at {location.display()}: "
+            f"{_scrub(str(exc), location)}; start ClickHouse there, fix CHAINMAP_CLICKHOUSE_URL, "
+            "or unset it to use the embedded chDB store"
+        ) from None
+    store = TraceStore(client, location)
+    try:
+        _use_database(store, create_database)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _use_database(store: TraceStore, create: bool) -> None:
+    rows = store.query(
+        "SELECT count() FROM system.databases WHERE name = {db:String}", {"db": store.database}
+    ).result_rows
+    if not rows[0][0]:
+        if not create:
+            raise StoreError(
+                f"database {store.database} does not exist on {store.url_for_display}: "
+                "run `chainmap schema apply` or name an existing database in the URL"
+            )
+        cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
+        on_cluster = f" ON CLUSTER {validate_identifier(cluster, 'cluster')}" if cluster else ""
+        # The name was validated by parse_store_url: identifiers cannot be bound as parameters.
+        store.command(f"CREATE DATABASE IF NOT EXISTS {store.database}{on_cluster}")
+    store.client.database = store.database
+
+
+def _missing_extra(exc: ImportError) -> str:
+    return (
+        f"the trace store needs {exc.name or 'clickhouse-connect/chdb'}, which is not installed: "
+        "pip install 'chainmap-otel[store]'"
+    )
