@@ -1,0 +1,135 @@
+"""Every ``CHAINMAP_*`` environment variable, documented once.
+
+Precedence everywhere is: explicit argument > environment variable > default.
+A malformed environment value is logged and the default is used; a malformed
+argument raises :class:`ValueError` (see :mod:`chainmap_otel.errors`).
+Standard ``OTEL_*`` variables are read where they apply, never redefined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str
+    meaning: str
+
+
+CHAINMAP_CHAINS_FILE = EnvVar(
+    "CHAINMAP_CHAINS_FILE",
+    "",
+    "Path of the chain definitions YAML a service tags its spans with. Unset: no chain tagging.",
+)
+CHAINMAP_DATA_DIR = EnvVar(
+    "CHAINMAP_DATA_DIR",
+    "~/.local/share/chainmap",
+    "Directory of the embedded stores (chDB under clickhouse/, PostgreSQL under postgres/).",
+)
+CHAINMAP_CLICKHOUSE_URL = EnvVar(
+    "CHAINMAP_CLICKHOUSE_URL",
+    "",
+    "Trace store: chdb:///path (embedded) or http(s)://user:pass@host:8123/db. "
+    "Unset: chdb://$CHAINMAP_DATA_DIR/clickhouse.",
+)
+CHAINMAP_CLICKHOUSE_CLUSTER = EnvVar(
+    "CHAINMAP_CLICKHOUSE_CLUSTER",
+    "",
+    "ClickHouse cluster name: schema objects are created ON CLUSTER with replicated engines.",
+)
+CHAINMAP_SCHEMA_AUTO_APPLY = EnvVar(
+    "CHAINMAP_SCHEMA_AUTO_APPLY",
+    "true",
+    "Create missing tables on first use by the exporter and the ingest server.",
+)
+CHAINMAP_TTL_DAYS = EnvVar(
+    "CHAINMAP_TTL_DAYS",
+    "0",
+    "Days rows are kept in otel_traces and chainmap aggregates (0 keeps them forever).",
+)
+CHAINMAP_EXPORT_BUFFER_SPANS = EnvVar(
+    "CHAINMAP_EXPORT_BUFFER_SPANS",
+    "100000",
+    "Spans the ClickHouse exporter holds for retry while the store is unreachable; "
+    "older spans beyond it are dropped and counted.",
+)
+CHAINMAP_POSTGRES_URL = EnvVar(
+    "CHAINMAP_POSTGRES_URL",
+    "",
+    "Registry/alert database: postgresql://... Unset: embedded PostgreSQL in $CHAINMAP_DATA_DIR/postgres.",
+)
+CHAINMAP_SERVE_HOST = EnvVar(
+    "CHAINMAP_SERVE_HOST", "127.0.0.1", "Address `chainmap serve` listens on."
+)
+CHAINMAP_SERVE_HTTP_PORT = EnvVar(
+    "CHAINMAP_SERVE_HTTP_PORT", "4318", "OTLP/HTTP, API and web view port of `chainmap serve`."
+)
+CHAINMAP_SERVE_GRPC_PORT = EnvVar(
+    "CHAINMAP_SERVE_GRPC_PORT", "4317", "OTLP/gRPC port of `chainmap serve` (0 disables it)."
+)
+CHAINMAP_RESPONSE_HEADERS = EnvVar(
+    "CHAINMAP_RESPONSE_HEADERS",
+    "true",
+    "Instrumented HTTP servers add X-Trace-ID and X-Chain-ID response headers.",
+)
+
+ALL_ENV_VARS: tuple[EnvVar, ...] = (
+    CHAINMAP_CHAINS_FILE,
+    CHAINMAP_DATA_DIR,
+    CHAINMAP_CLICKHOUSE_URL,
+    CHAINMAP_CLICKHOUSE_CLUSTER,
+    CHAINMAP_SCHEMA_AUTO_APPLY,
+    CHAINMAP_TTL_DAYS,
+    CHAINMAP_EXPORT_BUFFER_SPANS,
+    CHAINMAP_POSTGRES_URL,
+    CHAINMAP_SERVE_HOST,
+    CHAINMAP_SERVE_HTTP_PORT,
+    CHAINMAP_SERVE_GRPC_PORT,
+    CHAINMAP_RESPONSE_HEADERS,
+)
+
+
+def env_str(var: EnvVar) -> str:
+    return os.environ.get(var.name, var.default).strip()
+
+
+def env_int(var: EnvVar) -> int:
+    raw = os.environ.get(var.name, var.default).strip()
+    try:
+        return int(raw)
+    except ValueError:
+        logger.warning(
+            "%s=%r is not an integer; using the default %s", var.name, raw, var.default
+        )
+        return int(var.default)
+
+
+def env_bool(var: EnvVar) -> bool:
+    raw = os.environ.get(var.name, var.default).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    logger.warning("%s=%r is not true/false; using the default %s", var.name, raw, var.default)
+    return var.default == "true"
+
+
+def data_dir() -> Path:
+    return Path(env_str(CHAINMAP_DATA_DIR) or CHAINMAP_DATA_DIR.default).expanduser()
+
+
+def clickhouse_url() -> str:
+    """The trace store URL: the env var, else the embedded chDB store in the data dir."""
+    return env_str(CHAINMAP_CLICKHOUSE_URL) or f"chdb://{data_dir() / 'clickhouse'}"
+
+
+def postgres_url() -> str:
+    """An external PostgreSQL URL, or '' for the embedded server in the data dir."""
+    return env_str(CHAINMAP_POSTGRES_URL)

@@ -1,0 +1,50 @@
+"""The exception tree. Every error says what failed, on what, and what to do.
+
+::
+
+    ChainmapError
+     ├── ChainDefinitionError   a chains YAML file is malformed (file, line, field, fix)
+     ├── StoreError             the trace store cannot be reached or used (URL, table)
+     │    └── StoreLockedError  the embedded store is held by another process
+     ├── RegistryError          the PostgreSQL registry cannot be reached or used
+     ├── IngestError            an OTLP payload cannot be decoded
+     └── QueryError             bad analysis input: unknown chain/trace id, bad time, empty store
+"""
+
+from __future__ import annotations
+
+
+class ChainmapError(Exception):
+    """Base of every error chainmap raises on purpose."""
+
+
+class ChainDefinitionError(ChainmapError):
+    """One or more problems in a chain definitions file.
+
+    ``problems`` holds one human-readable line per problem, each naming the
+    file, line, field and the fix.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class StoreError(ChainmapError):
+    """The ClickHouse trace store cannot be reached or used."""
+
+
+class StoreLockedError(StoreError):
+    """The embedded chDB store is already opened by another process."""
+
+
+class RegistryError(ChainmapError):
+    """The PostgreSQL registry cannot be reached or used."""
+
+
+class IngestError(ChainmapError):
+    """An OTLP payload is malformed."""
+
+
+class QueryError(ChainmapError):
+    """Analysis input is invalid (unknown chain or trace id, bad time, empty store)."""

@@ -1,0 +1,31 @@
+"""Tagging at the source: chain definitions, the rule engine, processor, propagator, launcher."""
+
+from __future__ import annotations
+
+from chainmap_otel.tagging.definitions import (
+    ChainCatalog,
+    ChainDefinition,
+    EntryRule,
+    ExpectedTopology,
+    Pattern,
+    SLO,
+    load_catalog,
+    parse_catalog,
+)
+from chainmap_otel.tagging.processor import ChainSpanProcessor
+from chainmap_otel.tagging.propagator import ChainPropagator
+from chainmap_otel.tagging.rules import Classifier
+
+__all__ = [
+    "SLO",
+    "ChainCatalog",
+    "ChainDefinition",
+    "ChainPropagator",
+    "ChainSpanProcessor",
+    "Classifier",
+    "EntryRule",
+    "ExpectedTopology",
+    "Pattern",
+    "load_catalog",
+    "parse_catalog",
+]

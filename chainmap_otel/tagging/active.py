@@ -1,0 +1,85 @@
+"""The catalog a process tags with, and the parsing of untrusted chain stacks.
+
+Shared by the span processor and the propagator so both accept exactly the
+same ids. Loading never raises: a missing or broken chains file in a service
+logs one warning naming the file and the problem, and spans stay untagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from chainmap_otel.config import CHAINMAP_CHAINS_FILE, env_str
+from chainmap_otel.errors import ChainDefinitionError
+from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
+
+logger = logging.getLogger(__name__)
+
+#: The W3C baggage entry that carries the chain stack across processes.
+BAGGAGE_KEY = "chain.ids"
+#: Deepest chain stack accepted from a remote peer.
+MAX_STACK_DEPTH = 8
+#: Longest ``chain.ids`` value accepted from a remote peer (8 ids of 64 chars and commas).
+MAX_STACK_TEXT = 8 * 65
+
+_lock = threading.Lock()
+_active: ChainCatalog | None = None
+
+
+def load_catalog_safely(path: str | Path | None) -> ChainCatalog:
+    """The catalog at ``path`` (or ``$CHAINMAP_CHAINS_FILE``); empty, with one warning, on any problem."""
+    source = str(path) if path else env_str(CHAINMAP_CHAINS_FILE)
+    if not source:
+        logger.warning(
+            "chainmap: no chains file configured; spans are not tagged. "
+            "Set %s to your chains YAML (see chains.example.yaml).",
+            CHAINMAP_CHAINS_FILE.name,
+        )
+        return ChainCatalog()
+    try:
+        return load_catalog(source)
+    except ChainDefinitionError as exc:
+        logger.warning(
+            "chainmap: chains file %s is unusable, spans are not tagged until it is fixed "
+            "(check it with `chainmap chains validate %s`):\n%s",
+            source,
+            source,
+            exc,
+        )
+    except Exception:
+        logger.exception("chainmap: could not load chains file %s; spans are not tagged", source)
+    return ChainCatalog()
+
+
+def set_active_catalog(catalog: ChainCatalog) -> None:
+    global _active
+    with _lock:
+        _active = catalog
+
+
+def active_catalog() -> ChainCatalog:
+    """The process-wide catalog, loaded from the environment on first use."""
+    global _active
+    catalog = _active
+    if catalog is None:
+        with _lock:
+            if _active is None:
+                _active = load_catalog_safely(None)
+            catalog = _active
+    return catalog
+
+
+def parse_stack(raw: object, known: frozenset[str] | set[str]) -> tuple[str, ...]:
+    """An untrusted ``a,b,c`` stack reduced to known ids, deduplicated, bounded; never raises."""
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_STACK_TEXT:
+        return ()
+    stack: list[str] = []
+    for part in raw.split(","):
+        chain_id = part.strip()
+        if chain_id in known and chain_id not in stack:
+            stack.append(chain_id)
+            if len(stack) == MAX_STACK_DEPTH:
+                break
+    return tuple(stack)

@@ -1,0 +1,569 @@
+"""Chain definitions: the YAML format, its validation and the loaded catalog.
+
+A catalog is validated as a whole: every problem is reported at once, each
+with ``file:line``, the field path and what to write instead, so an operator
+fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chainmap_otel.errors import ChainDefinitionError
+
+CATEGORIES = (
+    "data_flow",
+    "ai_decision",
+    "api",
+    "trading",
+    "user_experience",
+    "infrastructure",
+    "batch",
+    "monitoring",
+)
+CRITICALITIES = ("critical", "high", "medium", "low")
+SPAN_KINDS = ("server", "client", "internal", "producer", "consumer")
+PERCENTILES = ("p50", "p75", "p90", "p95", "p99")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+#: Matcher fields of an entry rule and the span data each one reads.
+MATCHER_FIELDS = {
+    "service": "resource service.name",
+    "kind": "span kind",
+    "name": "span name",
+    "route": "http.route (else the URL path)",
+    "path": "url.path / http.target",
+    "method": "http.request.method / http.method",
+    "rpc_service": "rpc.service",
+    "rpc_method": "rpc.method",
+    "messaging_destination": "messaging.destination.name",
+    "attributes": "any span attribute",
+}
+_CHAIN_KEYS = ("id", "name", "category", "criticality", "description", "entry", "slo", "expected")
+_SLO_KEYS = ("latency_ms", "error_rate", "window")
+_EXPECTED_KEYS = ("services", "edges")
+_PATTERN_KINDS = ("equals", "glob", "regex")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A string matcher: ``equals``, ``glob`` (fnmatch) or ``regex`` (re.search)."""
+
+    kind: str
+    value: str
+
+    def compile(self) -> re.Pattern[str] | str:
+        if self.kind == "equals":
+            return self.value
+        if self.kind == "glob":
+            return re.compile(fnmatch.translate(self.value), re.DOTALL)
+        return re.compile(self.value)
+
+    def matches(self, text: str) -> bool:
+        compiled = self.compile()
+        if isinstance(compiled, str):
+            return compiled == text
+        if self.kind == "glob":
+            return compiled.match(text) is not None
+        return compiled.search(text) is not None
+
+
+@dataclass(frozen=True)
+class EntryRule:
+    """One entry matcher; every field it sets must match (AND). A chain's rules are OR-ed."""
+
+    service: Pattern | None = None
+    kinds: tuple[str, ...] = ()
+    name: Pattern | None = None
+    route: Pattern | None = None
+    path: Pattern | None = None
+    method: tuple[str, ...] = ()
+    rpc_service: Pattern | None = None
+    rpc_method: Pattern | None = None
+    messaging_destination: Pattern | None = None
+    attributes: tuple[tuple[str, Pattern], ...] = ()
+
+
+@dataclass(frozen=True)
+class SLO:
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    error_rate: float | None = None
+    window_seconds: int = 30 * 86400
+
+    @property
+    def error_budget(self) -> float | None:
+        return self.error_rate
+
+
+@dataclass(frozen=True)
+class ExpectedTopology:
+    services: tuple[str, ...] = ()
+    edges: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChainDefinition:
+    id: str
+    name: str
+    category: str
+    criticality: str = "medium"
+    description: str = ""
+    entry: tuple[EntryRule, ...] = ()
+    slo: SLO | None = None
+    expected: ExpectedTopology | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ChainCatalog:
+    """A validated set of chains, in file order (the order nested pushes use)."""
+
+    chains: tuple[ChainDefinition, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {c.id: c for c in self.chains})
+
+    @property
+    def by_id(self) -> Mapping[str, ChainDefinition]:
+        by_id: dict[str, ChainDefinition] = self.__dict__["_by_id"]
+        return by_id
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.chains)
+
+    def __iter__(self) -> Iterator[ChainDefinition]:
+        return iter(self.chains)
+
+    def __len__(self) -> int:
+        return len(self.chains)
+
+    def get(self, chain_id: str) -> ChainDefinition | None:
+        return self.by_id.get(chain_id)
+
+
+def duration_seconds(text: str) -> int | None:
+    """``30d`` / ``6h`` / ``5m`` / ``10s`` to seconds; None when malformed."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+# --- YAML with line numbers -------------------------------------------------------------
+
+
+class _LineDict(dict[str, Any]):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineList(list[Any]):
+    line: int = 0
+    item_lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key and list item."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping = _LineDict()
+        mapping.line = node.start_mark.line + 1
+        mapping.key_lines = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str):
+                key = str(key)
+            mapping[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+            mapping.key_lines[key] = key_node.start_mark.line + 1
+        return mapping
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        items = _LineList(
+            self.construct_object(child, deep=True)  # type: ignore[no-untyped-call]
+            for child in node.value
+        )
+        items.line = node.start_mark.line + 1
+        items.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return items
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    lambda loader, node: loader.construct_mapping(node),  # type: ignore[attr-defined]
+)
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+    lambda loader, node: loader.construct_sequence(node),  # type: ignore[attr-defined]
+)
+
+
+class _Problems:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, line: int, where: str, message: str) -> None:
+        self.items.append(f"{self.source}:{line}: {where}: {message}")
+
+
+def _line_of(container: Any, key: str | int, default: int) -> int:
+    if isinstance(container, _LineDict) and isinstance(key, str):
+        return container.key_lines.get(key, container.line)
+    if isinstance(container, _LineList) and isinstance(key, int):
+        return container.item_lines[key] if key < len(container.item_lines) else container.line
+    return default
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    return "nothing" if value is None else type(value).__name__
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.problems = _Problems(source)
+        self.source = source
+
+    def unknown_keys(self, mapping: _LineDict, allowed: tuple[str, ...], where: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.problems.add(
+                    _line_of(mapping, key, mapping.line),
+                    f"{where}.{key}",
+                    f"unknown key; allowed keys are {', '.join(allowed)}",
+                )
+
+    def pattern(self, value: Any, line: int, where: str) -> Pattern | None:
+        if isinstance(value, bool) or value is None:
+            self.problems.add(line, where, "expected a string pattern, e.g. '/api/v1/*'")
+            return None
+        if isinstance(value, str | int | float):
+            text = str(value)
+            kind = "glob" if any(ch in text for ch in "*?[") else "equals"
+            if kind == "glob":
+                return self._checked(Pattern("glob", text), line, where)
+            return Pattern("equals", text)
+        if isinstance(value, dict):
+            keys = [k for k in value if k in _PATTERN_KINDS]
+            extra = [k for k in value if k not in _PATTERN_KINDS]
+            if len(keys) != 1 or extra:
+                self.problems.add(
+                    line,
+                    where,
+                    "a pattern mapping takes exactly one of equals, glob, regex "
+                    f"(got {', '.join(map(str, value)) or 'nothing'})",
+                )
+                return None
+            inner = value[keys[0]]
+            if not isinstance(inner, str | int | float) or isinstance(inner, bool):
+                self.problems.add(line, f"{where}.{keys[0]}", "expected a string")
+                return None
+            return self._checked(Pattern(keys[0], str(inner)), line, where)
+        self.problems.add(
+            line, where, f"expected a string or {{regex: ...}}, got {_type_name(value)}"
+        )
+        return None
+
+    def _checked(self, pattern: Pattern, line: int, where: str) -> Pattern | None:
+        if pattern.kind == "glob" and pattern.value.count("[") != pattern.value.count("]"):
+            self.problems.add(
+                line, where, f"bad glob {pattern.value!r}: unbalanced '['; escape it as [[]"
+            )
+            return None
+        if pattern.kind == "regex":
+            try:
+                re.compile(pattern.value)
+            except re.error as exc:
+                self.problems.add(line, where, f"bad regex {pattern.value!r}: {exc}")
+                return None
+        return pattern
+
+    def str_list(self, value: Any, line: int, where: str, choices: tuple[str, ...] = ()) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            self.problems.add(line, where, "expected a string or a list of strings")
+            return ()
+        out = []
+        for item in items:
+            norm = item.strip().lower() if choices else item.strip()
+            if choices and norm not in choices:
+                self.problems.add(
+                    line, where, f"unknown value {item!r}; use one of {', '.join(choices)}"
+                )
+                continue
+            out.append(norm)
+        return tuple(out)
+
+    def entry_rule(self, raw: Any, line: int, where: str) -> EntryRule | None:
+        if not isinstance(raw, dict):
+            self.problems.add(line, where, f"expected a mapping of matchers, got {_type_name(raw)}")
+            return None
+        if not raw:
+            self.problems.add(
+                line,
+                where,
+                "empty entry rule matches nothing useful; set at least one of "
+                + ", ".join(MATCHER_FIELDS),
+            )
+            return None
+        self.unknown_keys(raw, tuple(MATCHER_FIELDS), where)  # type: ignore[arg-type]
+        fields: dict[str, Any] = {}
+        for key in ("service", "name", "route", "path", "rpc_service", "rpc_method", "messaging_destination"):
+            if key in raw:
+                fields[key] = self.pattern(raw[key], _line_of(raw, key, line), f"{where}.{key}")
+        if "kind" in raw:
+            fields["kinds"] = self.str_list(raw["kind"], _line_of(raw, "kind", line), f"{where}.kind", SPAN_KINDS)
+        if "method" in raw:
+            methods = self.str_list(raw["method"], _line_of(raw, "method", line), f"{where}.method")
+            fields["method"] = tuple(m.upper() for m in methods)
+        if "attributes" in raw:
+            attrs = raw["attributes"]
+            aline = _line_of(raw, "attributes", line)
+            if not isinstance(attrs, dict) or not attrs:
+                self.problems.add(aline, f"{where}.attributes", "expected a non-empty mapping of attribute -> pattern")
+            else:
+                pairs = []
+                for key, value in attrs.items():
+                    pat = self.pattern(value, _line_of(attrs, key, aline), f"{where}.attributes.{key}")
+                    if pat is not None:
+                        pairs.append((key, pat))
+                fields["attributes"] = tuple(pairs)
+        return EntryRule(**{k: v for k, v in fields.items() if v is not None})
+
+    def slo(self, raw: Any, line: int, where: str) -> SLO | None:
+        if not isinstance(raw, dict):
+            self.problems.add(line, where, f"expected a mapping, got {_type_name(raw)}")
+            return None
+        self.unknown_keys(raw, _SLO_KEYS, where)  # type: ignore[arg-type]
+        latency: dict[str, float] = {}
+        if "latency_ms" in raw:
+            lat = raw["latency_ms"]
+            lline = _line_of(raw, "latency_ms", line)
+            if not isinstance(lat, dict):
+                self.problems.add(lline, f"{where}.latency_ms", "expected a mapping like {p95: 300, p99: 800}")
+            else:
+                for key, value in lat.items():
+                    kline = _line_of(lat, key, lline)
+                    if key not in PERCENTILES:
+                        self.problems.add(kline, f"{where}.latency_ms.{key}", f"unknown percentile; use one of {', '.join(PERCENTILES)}")
+                    elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                        self.problems.add(kline, f"{where}.latency_ms.{key}", "expected a positive number of milliseconds")
+                    else:
+                        latency[key] = float(value)
+        error_rate = None
+        if "error_rate" in raw:
+            value = raw["error_rate"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                self.problems.add(
+                    _line_of(raw, "error_rate", line),
+                    f"{where}.error_rate",
+                    "expected the allowed error ratio between 0 and 1, e.g. 0.01 for a 99% objective",
+                )
+            else:
+                error_rate = float(value)
+        window = 30 * 86400
+        if "window" in raw:
+            seconds = duration_seconds(str(raw["window"]))
+            if seconds is None or seconds <= 0:
+                self.problems.add(
+                    _line_of(raw, "window", line),
+                    f"{where}.window",
+                    f"bad duration {raw['window']!r}; write e.g. 30d, 6h, 15m",
+                )
+            else:
+                window = seconds
+        return SLO(latency_ms=latency, error_rate=error_rate, window_seconds=window)
+
+    def expected(self, raw: Any, line: int, where: str) -> ExpectedTopology | None:
+        if not isinstance(raw, dict):
+            self.problems.add(line, where, f"expected a mapping with services and edges, got {_type_name(raw)}")
+            return None
+        self.unknown_keys(raw, _EXPECTED_KEYS, where)  # type: ignore[arg-type]
+        services = ()
+        if "services" in raw:
+            services = self.str_list(raw["services"], _line_of(raw, "services", line), f"{where}.services")
+        edges: list[tuple[str, str]] = []
+        raw_edges = raw.get("edges", [])
+        eline = _line_of(raw, "edges", line)
+        if not isinstance(raw_edges, list):
+            self.problems.add(eline, f"{where}.edges", "expected a list of 'source -> target' strings")
+            raw_edges = []
+        for i, edge in enumerate(raw_edges):
+            iline = _line_of(raw_edges, i, eline)
+            if isinstance(edge, str) and edge.count("->") == 1:
+                source, target = (part.strip() for part in edge.split("->"))
+                if source and target:
+                    edges.append((source, target))
+                    continue
+            if isinstance(edge, dict) and set(edge) == {"source", "target"}:
+                edges.append((str(edge["source"]), str(edge["target"])))
+                continue
+            self.problems.add(iline, f"{where}.edges[{i}]", "expected 'source -> target' or {source: ..., target: ...}")
+        return ExpectedTopology(services=services, edges=tuple(edges))
+
+    def chain(self, raw: Any, line: int, where: str) -> ChainDefinition | None:
+        if not isinstance(raw, dict):
+            self.problems.add(line, where, f"expected a chain mapping, got {_type_name(raw)}")
+            return None
+        self.unknown_keys(raw, _CHAIN_KEYS, where)  # type: ignore[arg-type]
+        ok = True
+        for required in ("id", "name", "category", "entry"):
+            if required not in raw:
+                self.problems.add(line, f"{where}.{required}", "required field is missing")
+                ok = False
+        chain_id = raw.get("id")
+        if "id" in raw and (not isinstance(chain_id, str) or not ID_PATTERN.match(chain_id)):
+            self.problems.add(
+                _line_of(raw, "id", line),
+                f"{where}.id",
+                f"bad id {chain_id!r}; use 1-64 letters, digits, '_', '-', '.' (e.g. A2), no commas",
+            )
+            ok = False
+        for key in ("name", "description"):
+            if key in raw and not isinstance(raw[key], str):
+                self.problems.add(_line_of(raw, key, line), f"{where}.{key}", f"expected a string, got {_type_name(raw[key])}")
+                ok = False
+        category = raw.get("category")
+        if "category" in raw and category not in CATEGORIES:
+            self.problems.add(
+                _line_of(raw, "category", line),
+                f"{where}.category",
+                f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}",
+            )
+            ok = False
+        criticality = raw.get("criticality", "medium")
+        if criticality not in CRITICALITIES:
+            self.problems.add(
+                _line_of(raw, "criticality", line),
+                f"{where}.criticality",
+                f"unknown criticality {criticality!r}; use one of {', '.join(CRITICALITIES)}",
+            )
+            ok = False
+        rules: list[EntryRule] = []
+        if "entry" in raw:
+            entry = raw["entry"]
+            eline = _line_of(raw, "entry", line)
+            if isinstance(entry, dict):
+                entry_items: list[Any] = _LineList([entry])
+                entry_items.line = eline  # type: ignore[attr-defined]
+                entry_items.item_lines = [eline]  # type: ignore[attr-defined]
+            else:
+                entry_items = entry
+            if not isinstance(entry_items, list) or not entry_items:
+                self.problems.add(eline, f"{where}.entry", "expected a non-empty list of matchers (service, kind, route, ...)")
+                ok = False
+            else:
+                for i, item in enumerate(entry_items):
+                    rule = self.entry_rule(item, _line_of(entry_items, i, eline), f"{where}.entry[{i}]")
+                    if rule is None:
+                        ok = False
+                    else:
+                        rules.append(rule)
+        slo = self.slo(raw["slo"], _line_of(raw, "slo", line), f"{where}.slo") if "slo" in raw else None
+        expected = (
+            self.expected(raw["expected"], _line_of(raw, "expected", line), f"{where}.expected")
+            if "expected" in raw
+            else None
+        )
+        if not ok:
+            return None
+        return ChainDefinition(
+            id=str(chain_id),
+            name=str(raw["name"]),
+            category=str(category),
+            criticality=str(criticality),
+            description=str(raw.get("description", "")),
+            entry=tuple(rules),
+            slo=slo,
+            expected=expected,
+            source=f"{self.source}:{line}",
+        )
+
+
+def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
+    """Parse and validate chain definitions; raises ChainDefinitionError listing every problem."""
+    parser = _Parser(source)
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ChainDefinitionError(
+            [f"{source}:{line}: not valid YAML: {reason}; fix the syntax at that line"]
+        ) from None
+    if document is None:
+        document = _LineDict()
+    if isinstance(document, list):
+        wrapped = _LineDict(chains=document)
+        wrapped.line = 1
+        wrapped.key_lines = {"chains": 1}
+        document = wrapped
+    if not isinstance(document, dict) or "chains" not in document:
+        raise ChainDefinitionError(
+            [f"{source}:1: top level: expected a mapping with a 'chains:' list (see chains.example.yaml)"]
+        )
+    parser.unknown_keys(document, ("version", "chains"), "top level")  # type: ignore[arg-type]
+    if document.get("version", 1) != 1:
+        parser.problems.add(
+            _line_of(document, "version", 1), "version", "unsupported version; this chainmap reads version: 1"
+        )
+    raw_chains = document["chains"]
+    cline = _line_of(document, "chains", 1)
+    chains: list[ChainDefinition] = []
+    if not isinstance(raw_chains, list):
+        parser.problems.add(cline, "chains", f"expected a list of chains, got {_type_name(raw_chains)}")
+        raw_chains = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_chains):
+        line = _line_of(raw_chains, i, cline)
+        chain = parser.chain(raw, line, f"chains[{i}]")
+        if chain is None:
+            continue
+        if chain.id in seen:
+            parser.problems.add(
+                line,
+                f"chains[{i}].id",
+                f"duplicate id {chain.id!r} (first defined at line {seen[chain.id]}); give each chain its own id",
+            )
+            continue
+        seen[chain.id] = line
+        chains.append(chain)
+    if parser.problems.items:
+        raise ChainDefinitionError(parser.problems.items)
+    return ChainCatalog(chains=tuple(chains), source=source)
+
+
+def load_catalog(path: str | Path) -> ChainCatalog:
+    """Load and validate a chains YAML file; raises ChainDefinitionError."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ChainDefinitionError(
+            [f"{file}: file not found; set CHAINMAP_CHAINS_FILE to an existing chains YAML"]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChainDefinitionError([f"{file}: cannot read the file ({exc}); check its permissions and encoding"]) from None
+    return parse_catalog(text, source=str(file))

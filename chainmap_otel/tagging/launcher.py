@@ -1,0 +1,154 @@
+"""Integration with the ``opentelemetry-instrument`` launcher, and the programmatic path.
+
+``OTEL_PYTHON_DISTRO=chainmap OTEL_PYTHON_CONFIGURATOR=chainmap
+CHAINMAP_CHAINS_FILE=chains.yaml opentelemetry-instrument uvicorn app:app``
+tags every span with no code change:
+
+- :class:`ChainmapDistro` sets defaults (OTLP over HTTP/protobuf for traces,
+  no metrics/logs exporters) and the response-header propagator;
+- :class:`ChainmapConfigurator` adds :class:`ChainSpanProcessor` through the
+  SDK's ``span_processors`` and, when ``OTEL_PROPAGATORS`` is unset, installs
+  ``tracecontext,baggage,chainmap`` (propagators cannot be set from a distro:
+  ``opentelemetry.propagate`` is imported before it runs).
+
+Apps that build their own TracerProvider call :func:`configure` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.environment_variables import (
+    OTEL_LOGS_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_PROPAGATORS,
+    OTEL_TRACES_EXPORTER,
+)
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.propagators import (
+    ResponsePropagator,
+    get_global_response_propagator,
+    set_global_response_propagator,
+)
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import format_trace_id
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from chainmap_otel.config import CHAINMAP_RESPONSE_HEADERS, env_bool
+from chainmap_otel.tagging.active import load_catalog_safely, set_active_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.processor import ATTR_CHAIN_ID, ChainSpanProcessor
+from chainmap_otel.tagging.propagator import ChainPropagator
+
+logger = logging.getLogger(__name__)
+
+HEADER_TRACE_ID = "X-Trace-ID"
+HEADER_CHAIN_ID = "X-Chain-ID"
+_EXPOSE_HEADERS = "Access-Control-Expose-Headers"
+
+
+class ChainResponsePropagator(ResponsePropagator):
+    """Adds ``X-Trace-ID`` (32 hex) and, in a chain, ``X-Chain-ID`` to HTTP responses."""
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Any = None,
+        setter: Setter[CarrierT] = default_setter,  # type: ignore[assignment]
+    ) -> None:
+        span = trace.get_current_span(context)
+        span_context = span.get_span_context()
+        if not span_context.is_valid:
+            return
+        setter.set(carrier, HEADER_TRACE_ID, format_trace_id(span_context.trace_id))
+        attributes = getattr(span, "attributes", None)
+        chain_id = attributes.get(ATTR_CHAIN_ID) if attributes else None
+        exposed = HEADER_TRACE_ID
+        if isinstance(chain_id, str):
+            setter.set(carrier, HEADER_CHAIN_ID, chain_id)
+            exposed += f", {HEADER_CHAIN_ID}"
+        setter.set(carrier, _EXPOSE_HEADERS, exposed)
+
+
+def chain_propagators() -> CompositePropagator:
+    """``tracecontext,baggage,chainmap``: chainmap last, so its baggage header wins."""
+    return CompositePropagator(
+        [TraceContextTextMapPropagator(), W3CBaggagePropagator(), ChainPropagator()]
+    )
+
+
+def _install_response_headers() -> None:
+    if env_bool(CHAINMAP_RESPONSE_HEADERS) and get_global_response_propagator() is None:
+        set_global_response_propagator(ChainResponsePropagator())
+
+
+class ChainmapDistro(BaseDistro):  # type: ignore[misc]
+    """Defaults for services that send their spans to a Collector or ``chainmap serve``."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        os.environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_METRICS_EXPORTER, "none")
+        os.environ.setdefault(OTEL_LOGS_EXPORTER, "none")
+        os.environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")
+        _install_response_headers()
+
+
+class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
+    """The SDK's own configurator plus the chain processor and propagators."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        catalog = load_catalog_safely(None)
+        set_active_catalog(catalog)
+        processors: list[SpanProcessor] = [ChainSpanProcessor(catalog)]
+        processors.extend(kwargs.pop("span_processors", None) or ())
+        if not os.environ.get(OTEL_PROPAGATORS):
+            propagate.set_global_textmap(chain_propagators())
+        _install_response_headers()
+        if catalog.chains:
+            logger.info(
+                "chainmap: tagging spans with %d chains from %s", len(catalog), catalog.source
+            )
+        super()._configure(span_processors=processors, **kwargs)
+
+
+def configure(
+    chains: ChainCatalog | str | Path | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    service_name: str | None = None,
+    exporter: SpanExporter | None = None,
+    set_propagators: bool = True,
+    set_global: bool = True,
+) -> TracerProvider:
+    """Tag spans of an app that builds its own TracerProvider.
+
+    ``chains`` is a catalog or a YAML path (default ``$CHAINMAP_CHAINS_FILE``; a
+    bad file logs a warning and leaves spans untagged). Adds the processor to
+    ``tracer_provider`` (a new one named ``service_name`` if omitted), batches
+    ``exporter`` if given, installs the propagators and returns the provider.
+    """
+    catalog = chains if isinstance(chains, ChainCatalog) else load_catalog_safely(chains)
+    set_active_catalog(catalog)
+    if tracer_provider is None:
+        resource = Resource.create({SERVICE_NAME: service_name} if service_name else {})
+        tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(ChainSpanProcessor(catalog))
+    if exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    if set_propagators:
+        propagate.set_global_textmap(chain_propagators())
+    _install_response_headers()
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+    return tracer_provider

@@ -1,0 +1,148 @@
+"""ChainSpanProcessor: tags every span with the chain(s) it belongs to, at span start.
+
+The stack is inherited from the local parent span's ``chain.ids`` attribute, or
+for a remote (or missing) parent from the ``chain.ids`` baggage entry. Then the
+span's own (service, kind) rules may push further chains. Per span this is a
+few dict lookups and one ``set_attributes`` call; nothing here raises into the
+application or blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH, active_catalog, parse_stack
+from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.rules import KIND_NAMES, Classifier, CompiledRule
+
+logger = logging.getLogger(__name__)
+
+ATTR_CHAIN_ID = "chain.id"
+ATTR_CHAIN_IDS = "chain.ids"
+ATTR_CHAIN_NAME = "chain.name"
+ATTR_CHAIN_CATEGORY = "chain.category"
+ATTR_CHAIN_ENTRY = "chain.entry"
+ATTR_CHAIN_ENTRY_IDS = "chain.entry_ids"
+#: Set at span start by code (``chainmap_otel.track.chain``) to push a chain rules cannot see.
+ATTR_CHAIN_PUSH = "chain.push"
+
+_MAX_CACHE = 4096
+_NO_RULES: dict[str, tuple[CompiledRule, ...]] = {}
+
+
+class ChainSpanProcessor(SpanProcessor):
+    """Sets ``chain.id``, ``chain.ids``, ``chain.name``, ``chain.category`` (and
+    ``chain.entry``/``chain.entry_ids`` where a chain begins) on every span of a chain.
+
+    ``catalog`` defaults to the process-wide one (``$CHAINMAP_CHAINS_FILE``).
+    """
+
+    def __init__(self, catalog: ChainCatalog | None = None) -> None:
+        self.catalog = catalog if catalog is not None else active_catalog()
+        self._classifier = Classifier(self.catalog)
+        self._known = frozenset(self.catalog.ids)
+        self._rules_by_resource: dict[int, tuple[Resource, dict[str, tuple[CompiledRule, ...]]]] = {}
+        self._stacks: dict[str, tuple[str, ...]] = {}
+        self._attrs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+        self._failures = 0
+
+    # -- SpanProcessor -----------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not self._known:
+            return
+        try:
+            self._tag(span, parent_context)
+        except Exception:
+            self._failures += 1
+            if self._failures == 1:
+                logger.exception("chainmap: tagging a span failed; the span is left untagged")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # -- tagging -----------------------------------------------------------------------
+
+    def _rules(self, resource: Resource) -> dict[str, tuple[CompiledRule, ...]]:
+        entry = self._rules_by_resource.get(id(resource))
+        if entry is not None and entry[0] is resource:
+            return entry[1]
+        service = resource.attributes.get("service.name")
+        rules = self._classifier.rules_for_service(str(service)) if service is not None else _NO_RULES
+        if len(self._rules_by_resource) < _MAX_CACHE:
+            # The resource is kept with its id so a recycled id can never alias another resource.
+            self._rules_by_resource[id(resource)] = (resource, rules)
+        return rules
+
+    def _inherited(self, parent_context: Context | None) -> tuple[str, ...]:
+        parent = trace.get_current_span(parent_context)
+        span_context = parent.get_span_context()
+        if span_context.is_valid and not span_context.is_remote:
+            attributes: Mapping[str, Any] | None = getattr(parent, "attributes", None)
+            raw = attributes.get(ATTR_CHAIN_IDS) if attributes else None
+        else:
+            raw = baggage.get_baggage(BAGGAGE_KEY, parent_context)
+        if not raw:
+            return ()
+        stack = self._stacks.get(raw)  # type: ignore[arg-type]
+        if stack is None:
+            stack = parse_stack(raw, self._known)
+            if len(self._stacks) < _MAX_CACHE:
+                self._stacks[raw] = stack  # type: ignore[index]
+        return stack
+
+    def _tag(self, span: Span, parent_context: Context | None) -> None:
+        stack = self._inherited(parent_context)
+        pushed: tuple[str, ...] = ()
+        rules = self._rules(span.resource).get(KIND_NAMES.get(span.kind, "internal"), ())
+        attributes = span.attributes
+        forced = attributes.get(ATTR_CHAIN_PUSH) if attributes else None
+        if rules or forced:
+            name = span.name
+            attrs: Mapping[str, Any] = attributes or {}
+            new: list[str] = []
+            for rule in rules:
+                chain_id = rule.chain.id
+                if chain_id not in stack and chain_id not in new and rule.matches(name, attrs):
+                    new.append(chain_id)
+            if isinstance(forced, str):
+                for chain_id in parse_stack(forced, self._known):
+                    if chain_id not in stack and chain_id not in new:
+                        new.append(chain_id)
+            if new:
+                pushed = tuple(new)
+                stack = (stack + pushed)[:MAX_STACK_DEPTH]
+        if stack:
+            span.set_attributes(self._attributes_for(stack, pushed))
+
+    def _attributes_for(self, stack: tuple[str, ...], pushed: tuple[str, ...]) -> dict[str, Any]:
+        key = (stack, pushed)
+        cached = self._attrs.get(key)
+        if cached is not None:
+            return cached
+        innermost = self.catalog.by_id[stack[-1]]
+        attrs: dict[str, Any] = {
+            ATTR_CHAIN_ID: innermost.id,
+            ATTR_CHAIN_IDS: ",".join(stack),
+            ATTR_CHAIN_NAME: innermost.name,
+            ATTR_CHAIN_CATEGORY: innermost.category,
+        }
+        if pushed:
+            attrs[ATTR_CHAIN_ENTRY] = True
+            attrs[ATTR_CHAIN_ENTRY_IDS] = ",".join(pushed)
+        if len(self._attrs) < _MAX_CACHE:
+            self._attrs[key] = attrs
+        return attrs

@@ -1,0 +1,187 @@
+"""The rule engine: chain entry rules compiled once, looked up by service and span kind.
+
+Per span the processor asks :meth:`Classifier.candidates` for the rules that can
+apply to its (service, kind) — a cached tuple, usually empty for CLIENT and
+INTERNAL spans — and only those rules read the span's name and attributes.
+Both the old and the stable HTTP semantic conventions are read
+(``http.method``/``http.target`` and ``http.request.method``/``url.path``),
+whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
+
+StringTest = Callable[[str], bool]
+
+#: SpanKind -> the name used in chain definitions.
+KIND_NAMES: dict[SpanKind, str] = {
+    SpanKind.SERVER: "server",
+    SpanKind.CLIENT: "client",
+    SpanKind.INTERNAL: "internal",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+}
+_ALL_KINDS = tuple(KIND_NAMES.values())
+_MAX_CACHED_SERVICES = 1024
+
+
+def compile_pattern(pattern: Pattern) -> StringTest:
+    if pattern.kind == "equals":
+        return pattern.value.__eq__
+    if pattern.kind == "glob":
+        compiled = re.compile(fnmatch.translate(pattern.value), re.DOTALL)
+        return lambda text: compiled.match(text) is not None
+    regex = re.compile(pattern.value)
+    return lambda text: regex.search(text) is not None
+
+
+def _prefix_test(prefix: str) -> StringTest:
+    return lambda text: text.startswith(prefix)
+
+
+def _string_test(pattern: Pattern) -> StringTest:
+    # A trailing-star glob ("/api/v1/trading*") is a prefix test: the common case, made cheap.
+    if pattern.kind == "glob" and pattern.value.endswith("*"):
+        head = pattern.value[:-1]
+        if not any(c in head for c in "*?["):
+            return _prefix_test(head)
+    return compile_pattern(pattern)
+
+
+def _path_of(attributes: Mapping[str, Any]) -> str | None:
+    path = attributes.get("url.path")
+    if path is None:
+        target = attributes.get("http.target")
+        if target is None:
+            return None
+        path = str(target).split("?", 1)[0]
+    return str(path)
+
+
+def _route_of(attributes: Mapping[str, Any]) -> str | None:
+    route = attributes.get("http.route")
+    return str(route) if route is not None else _path_of(attributes)
+
+
+def _method_of(attributes: Mapping[str, Any]) -> str | None:
+    method = attributes.get("http.request.method", attributes.get("http.method"))
+    return str(method).upper() if method is not None else None
+
+
+def _destination_of(attributes: Mapping[str, Any]) -> str | None:
+    dest = attributes.get("messaging.destination.name", attributes.get("messaging.destination"))
+    return str(dest) if dest is not None else None
+
+
+def _attribute(key: str) -> Callable[[Mapping[str, Any]], str | None]:
+    def read(attributes: Mapping[str, Any]) -> str | None:
+        value = attributes.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return read
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """An entry rule of one chain, reduced to the checks that read span data."""
+
+    chain: ChainDefinition
+    service_test: StringTest | None
+    service_exact: str | None
+    kinds: tuple[str, ...]
+    name_test: StringTest | None
+    checks: tuple[tuple[Callable[[Mapping[str, Any]], str | None], StringTest], ...]
+
+    def matches(self, name: str, attributes: Mapping[str, Any]) -> bool:
+        if self.name_test is not None and not self.name_test(name):
+            return False
+        for read, test in self.checks:
+            value = read(attributes)
+            if value is None or not test(value):
+                return False
+        return True
+
+
+def compile_rule(chain: ChainDefinition, rule: EntryRule) -> CompiledRule:
+    checks: list[tuple[Callable[[Mapping[str, Any]], str | None], StringTest]] = []
+    if rule.route is not None:
+        checks.append((_route_of, _string_test(rule.route)))
+    if rule.path is not None:
+        checks.append((_path_of, _string_test(rule.path)))
+    if rule.method:
+        methods = frozenset(rule.method)
+        checks.append((_method_of, methods.__contains__))
+    if rule.rpc_service is not None:
+        checks.append((_attribute("rpc.service"), _string_test(rule.rpc_service)))
+    if rule.rpc_method is not None:
+        checks.append((_attribute("rpc.method"), _string_test(rule.rpc_method)))
+    if rule.messaging_destination is not None:
+        checks.append((_destination_of, _string_test(rule.messaging_destination)))
+    for key, pattern in rule.attributes:
+        checks.append((_attribute(key), _string_test(pattern)))
+    service = rule.service
+    return CompiledRule(
+        chain=chain,
+        service_test=_string_test(service) if service is not None and service.kind != "equals" else None,
+        service_exact=service.value if service is not None and service.kind == "equals" else None,
+        kinds=rule.kinds or _ALL_KINDS,
+        name_test=_string_test(rule.name) if rule.name is not None else None,
+        checks=tuple(checks),
+    )
+
+
+class Classifier:
+    """Entry-rule lookup for a catalog, indexed by service then kind."""
+
+    def __init__(self, catalog: ChainCatalog) -> None:
+        self.catalog = catalog
+        self._exact: dict[str, list[CompiledRule]] = {}
+        self._other: list[CompiledRule] = []
+        for chain in catalog:
+            for rule in chain.entry:
+                compiled = compile_rule(chain, rule)
+                if compiled.service_exact is not None:
+                    self._exact.setdefault(compiled.service_exact, []).append(compiled)
+                else:
+                    self._other.append(compiled)
+        self._order = {chain.id: i for i, chain in enumerate(catalog)}
+        self._by_service: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
+
+    def rules_for_service(self, service: str) -> dict[str, tuple[CompiledRule, ...]]:
+        """Rules that can apply to spans of ``service``, per span kind name (cached)."""
+        cached = self._by_service.get(service)
+        if cached is not None:
+            return cached
+        rules = list(self._exact.get(service, ()))
+        rules.extend(r for r in self._other if r.service_test is None or r.service_test(service))
+        rules.sort(key=lambda r: self._order[r.chain.id])
+        by_kind = {kind: tuple(r for r in rules if kind in r.kinds) for kind in _ALL_KINDS}
+        if len(self._by_service) < _MAX_CACHED_SERVICES:
+            self._by_service[service] = by_kind
+        return by_kind
+
+    def candidates(self, service: str, kind: SpanKind) -> tuple[CompiledRule, ...]:
+        return self.rules_for_service(service).get(KIND_NAMES.get(kind, "internal"), ())
+
+    def classify(
+        self, service: str, kind: SpanKind, name: str, attributes: Mapping[str, Any]
+    ) -> list[str]:
+        """Ids of the chains whose entry rules match this span, in catalog order."""
+        matched: list[str] = []
+        for rule in self.candidates(service, kind):
+            if rule.chain.id not in matched and rule.matches(name, attributes):
+                matched.append(rule.chain.id)
+        return matched
