@@ -1,0 +1,96 @@
+"""``chainmap chains ...``: validate and list chain definition files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from chainmap_otel.cli.app import OutputFormat, app, console, friendly_errors, print_json, print_table
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, load_catalog
+
+chains_app = typer.Typer(help="Chain definition files.", no_args_is_help=True)
+app.add_typer(chains_app, name="chains")
+
+
+def _rule_text(rule: EntryRule) -> str:
+    parts = []
+    if rule.service is not None:
+        parts.append(f"service={rule.service.value}")
+    if rule.kinds:
+        parts.append("kind=" + "|".join(rule.kinds))
+    for label, pattern in (
+        ("name", rule.name),
+        ("route", rule.route),
+        ("path", rule.path),
+        ("rpc.service", rule.rpc_service),
+        ("rpc.method", rule.rpc_method),
+        ("destination", rule.messaging_destination),
+    ):
+        if pattern is not None:
+            parts.append(f"{label}={pattern.value}" if pattern.kind != "regex" else f"{label}~/{pattern.value}/")
+    if rule.method:
+        parts.append("method=" + "|".join(rule.method))
+    parts.extend(f"{key}={pattern.value}" for key, pattern in rule.attributes)
+    return " ".join(parts)
+
+
+def chain_to_json(chain: ChainDefinition) -> dict[str, object]:
+    slo = chain.slo
+    return {
+        "id": chain.id,
+        "name": chain.name,
+        "category": chain.category,
+        "criticality": chain.criticality,
+        "description": chain.description,
+        "entry": [_rule_text(rule) for rule in chain.entry],
+        "slo": None
+        if slo is None
+        else {
+            "latency_ms": dict(slo.latency_ms),
+            "error_rate": slo.error_rate,
+            "window_seconds": slo.window_seconds,
+        },
+        "expected_edges": [list(edge) for edge in chain.expected.edges] if chain.expected else [],
+        "source": chain.source,
+    }
+
+
+def _summary(catalog: ChainCatalog) -> str:
+    with_slo = sum(1 for c in catalog if c.slo is not None)
+    rules = sum(len(c.entry) for c in catalog)
+    return f"{catalog.source}: {len(catalog)} chains, {rules} entry rules, {with_slo} with SLOs: ok"
+
+
+@chains_app.command("validate")
+def validate(file: Path = typer.Argument(..., help="Chain definitions YAML.")) -> None:
+    """Check a chains file; exit 1 listing every problem with file:line, field and fix."""
+    with friendly_errors():
+        catalog = load_catalog(file)
+    console.print(_summary(catalog), highlight=False)
+
+
+@chains_app.command("list")
+def list_chains(
+    file: Path = typer.Argument(..., help="Chain definitions YAML."),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+) -> None:
+    """List the chains of a file."""
+    with friendly_errors():
+        catalog = load_catalog(file)
+    if format is OutputFormat.json:
+        print_json({"chains": [chain_to_json(chain) for chain in catalog]})
+        return
+    rows = []
+    for chain in catalog:
+        slo = chain.slo
+        slo_text = ""
+        if slo is not None:
+            bits = [f"{p}<{v:g}ms" for p, v in slo.latency_ms.items()]
+            if slo.error_rate is not None:
+                bits.append(f"errors<{slo.error_rate:.2%}")
+            slo_text = ", ".join(bits)
+        rows.append(
+            (chain.id, chain.name, chain.category, chain.criticality, "; ".join(_rule_text(r) for r in chain.entry), slo_text)
+        )
+    print_table(None, ("id", "name", "category", "criticality", "entry", "slo"), rows)
