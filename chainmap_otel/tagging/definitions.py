@@ -213,9 +213,14 @@ class _Problems:
     def __init__(self, source: str) -> None:
         self.source = source
         self.items: list[str] = []
+        self.lines: list[int] = []
 
     def add(self, line: int, where: str, message: str) -> None:
+        self.lines.append(line)
         self.items.append(f"{self.source}:{line}: {where}: {message}")
+
+    def sorted(self) -> list[str]:
+        return [item for _, item in sorted(zip(self.lines, self.items, strict=True), key=lambda p: p[0])]
 
 
 def _line_of(container: Any, key: str | int, default: int) -> int:
@@ -255,7 +260,9 @@ class _Parser:
                 )
 
     def pattern(self, value: Any, line: int, where: str) -> Pattern | None:
-        if isinstance(value, bool) or value is None:
+        if isinstance(value, bool):
+            return Pattern("equals", "true" if value else "false")
+        if value is None:
             self.problems.add(line, where, "expected a string pattern, e.g. '/api/v1/*'")
             return None
         if isinstance(value, str | int | float):
@@ -551,7 +558,7 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
         seen[chain.id] = line
         chains.append(chain)
     if parser.problems.items:
-        raise ChainDefinitionError(parser.problems.items)
+        raise ChainDefinitionError(parser.problems.sorted())
     return ChainCatalog(chains=tuple(chains), source=source)
 
 
