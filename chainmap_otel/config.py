@@ -74,6 +74,18 @@ CHAINMAP_SERVE_HTTP_PORT = EnvVar(
 CHAINMAP_SERVE_GRPC_PORT = EnvVar(
     "CHAINMAP_SERVE_GRPC_PORT", "4317", "OTLP/gRPC port of `chainmap serve` (0 disables it)."
 )
+CHAINMAP_SERVE_MAX_BODY_BYTES = EnvVar(
+    "CHAINMAP_SERVE_MAX_BODY_BYTES",
+    "33554432",
+    "Largest OTLP request `chainmap serve` accepts, compressed and decompressed (bytes); "
+    "larger ones get 413 (HTTP) or RESOURCE_EXHAUSTED (gRPC).",
+)
+CHAINMAP_SERVE_QUEUE_SPANS = EnvVar(
+    "CHAINMAP_SERVE_QUEUE_SPANS",
+    "100000",
+    "Spans `chainmap serve` holds between receiving and storing them; when full, senders "
+    "get 429 / RESOURCE_EXHAUSTED with a retry delay.",
+)
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
     "true",
@@ -92,6 +104,8 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_HOST,
     CHAINMAP_SERVE_HTTP_PORT,
     CHAINMAP_SERVE_GRPC_PORT,
+    CHAINMAP_SERVE_MAX_BODY_BYTES,
+    CHAINMAP_SERVE_QUEUE_SPANS,
     CHAINMAP_RESPONSE_HEADERS,
 )
 

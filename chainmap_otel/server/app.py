@@ -1,0 +1,214 @@
+"""The FastAPI application and process runner of ``chainmap serve``.
+
+``create_app`` builds the app around an open :class:`TraceStore`; routers are
+added with ``include_router`` so surfaces (chain API, health, web view) stay
+separate modules. ``run_server`` owns the process: it opens the store (the only
+process that does, for an embedded chDB store), applies the schema, starts the
+OTLP/HTTP and OTLP/gRPC receivers, and on SIGINT/SIGTERM stops accepting,
+writes every queued span and closes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from fastapi import FastAPI
+
+from chainmap_otel import config
+from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
+from chainmap_otel.server.otlp_http import otlp_http_router
+from chainmap_otel.server.span_writer import SpanWriter
+from chainmap_otel.storage.store import TraceStore, open_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ServeAddresses", "create_app", "new_span_writer", "run_server"]
+
+
+def new_span_writer(store: TraceStore, queue_spans: int | None = None) -> SpanWriter:
+    """A (not yet started) writer into ``store``'s ``otel_traces``."""
+
+    def insert(rows: list[tuple[Any, ...]]) -> None:
+        store.insert_spans(rows=rows)
+
+    spans = (
+        queue_spans
+        if queue_spans is not None
+        else config.env_int(config.CHAINMAP_SERVE_QUEUE_SPANS)
+    )
+    return SpanWriter(insert, max_queued_spans=spans)
+
+
+def create_app(
+    store: TraceStore,
+    *,
+    writer: SpanWriter | None = None,
+    max_body_bytes: int | None = None,
+    queue_spans: int | None = None,
+) -> FastAPI:
+    """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``.
+
+    Without ``writer`` the app makes its own, started and flushed by the app's
+    lifespan; with one (shared with the gRPC receiver) the caller runs it.
+    ``app.state.store`` and ``app.state.span_writer`` are there for other routers.
+    """
+    owned = writer is None
+    span_writer = writer if writer is not None else new_span_writer(store, queue_spans)
+    limit = (
+        max_body_bytes
+        if max_body_bytes is not None
+        else config.env_int(config.CHAINMAP_SERVE_MAX_BODY_BYTES)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            span_writer.start()
+        try:
+            yield
+        finally:
+            if owned:
+                span_writer.close()
+
+    app = FastAPI(
+        title="chainmap",
+        summary="OTLP trace ingest and chain analysis",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.span_writer = span_writer
+    app.include_router(otlp_http_router(span_writer, limit))
+    return app
+
+
+@dataclass(frozen=True)
+class ServeAddresses:
+    """Where a started ``chainmap serve`` listens (ports resolved when 0 was asked)."""
+
+    http: str
+    grpc: str  # '' when gRPC is disabled
+
+
+def run_server(
+    store_url: str | None = None,
+    host: str | None = None,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+    *,
+    max_body_bytes: int | None = None,
+    queue_spans: int | None = None,
+    apply_schema: bool | None = None,
+    log_level: str = "info",
+    on_ready: Callable[[ServeAddresses], None] | None = None,
+) -> None:
+    """Run ``chainmap serve`` until SIGINT/SIGTERM; every argument defaults to its env var.
+
+    ``grpc_port=0`` disables the gRPC receiver. Raises :class:`StoreLockedError`
+    when another process holds the embedded store, ``OSError`` when a port is taken.
+    """
+    import uvicorn
+
+    host = host or config.env_str(config.CHAINMAP_SERVE_HOST)
+    http_port = (
+        http_port if http_port is not None else config.env_int(config.CHAINMAP_SERVE_HTTP_PORT)
+    )
+    grpc_port = (
+        grpc_port if grpc_port is not None else config.env_int(config.CHAINMAP_SERVE_GRPC_PORT)
+    )
+    limit = (
+        max_body_bytes
+        if max_body_bytes is not None
+        else config.env_int(config.CHAINMAP_SERVE_MAX_BODY_BYTES)
+    )
+    if apply_schema is None:
+        apply_schema = config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
+
+    store = open_store(store_url)
+    writer: SpanWriter | None = None
+    receiver: OtlpGrpcReceiver | None = None
+    restore = _quiet_signals()
+    try:
+        if apply_schema:
+            from chainmap_otel.storage.schema import apply_schema as apply
+
+            apply(store)
+        writer = new_span_writer(store, queue_spans)
+        writer.start()
+        if grpc_port:
+            receiver = OtlpGrpcReceiver(writer, host, grpc_port, max_message_bytes=limit)
+            receiver.start()
+        app = create_app(store, writer=writer, max_body_bytes=limit)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=http_port, log_level=log_level, lifespan="on")
+        )
+        if on_ready is not None:
+            _notify_when_started(server, host, receiver, on_ready)
+        logger.info("chainmap serve: store %s", store.url_for_display)
+        try:
+            server.run()
+        except SystemExit:
+            # uvicorn exits when it cannot bind; the reason is already logged.
+            raise OSError(
+                f"cannot listen for OTLP/HTTP on {host}:{http_port}; free the port or choose "
+                "another with CHAINMAP_SERVE_HTTP_PORT"
+            ) from None
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        if writer is not None:
+            writer.close()
+            stats = writer.stats()
+            logger.info(
+                "chainmap serve stopped: %d spans stored, %d dropped, %d requests refused",
+                stats.written_spans,
+                stats.dropped_spans,
+                stats.refused_requests,
+            )
+        store.close()
+        restore()
+
+
+def _quiet_signals() -> Callable[[], None]:
+    """Make SIGINT/SIGTERM harmless after uvicorn's own handling.
+
+    uvicorn re-raises the signal it caught once it has stopped; with the
+    default SIGTERM disposition that would kill the process before the queue
+    is flushed and the store closed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        logger.info("chainmap serve: signal %d received, shutting down", signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _notify_when_started(
+    server: Any,
+    host: str,
+    receiver: OtlpGrpcReceiver | None,
+    on_ready: Callable[[ServeAddresses], None],
+) -> None:
+    def wait() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            threading.Event().wait(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        on_ready(ServeAddresses(f"http://{host}:{port}", receiver.address if receiver else ""))
+
+    threading.Thread(target=wait, name="chainmap-serve-ready", daemon=True).start()

@@ -1,0 +1,111 @@
+"""OTLP/gRPC trace receiver (``TraceService/Export``), the Python exporter's default protocol.
+
+Status codes follow the OTLP specification: INVALID_ARGUMENT for a payload
+that does not parse (not retryable), RESOURCE_EXHAUSTED with a
+``google.rpc.RetryInfo`` delay when the ingest queue is full (the client
+retries after the delay), UNAVAILABLE while the server shuts down.
+
+The request is registered with a bytes-in handler so a malformed message gets
+INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+
+from chainmap_otel.errors import IngestError
+from chainmap_otel.server.span_writer import SpanWriter, WriterClosedError
+from chainmap_otel.storage.otlp import decode_protobuf
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EXPORT_METHOD", "OtlpGrpcReceiver"]
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+#: Seconds a client is told to wait when the ingest queue is full.
+RETRY_DELAY_S = 1
+_RETRY_INFO = (
+    (
+        "google.rpc.retryinfo-bin",
+        RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_S)).SerializeToString(),
+    ),
+)
+
+
+class OtlpGrpcReceiver:
+    """A grpc server on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
+
+    def __init__(
+        self,
+        writer: SpanWriter,
+        host: str = "127.0.0.1",
+        port: int = 4317,
+        *,
+        max_message_bytes: int = 32 * 1024 * 1024,
+        max_workers: int = 4,
+    ) -> None:
+        self._writer = writer
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ],
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export,
+            request_deserializer=None,
+            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        )
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": handler}),)
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(
+                f"cannot listen for OTLP/gRPC on {address} ({exc}); "
+                "choose another port with CHAINMAP_SERVE_GRPC_PORT (0 disables gRPC)"
+            ) from exc
+        self.address = f"{host}:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+        logger.info("OTLP/gRPC receiver listening on %s", self.address)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Refuse new calls, let running ones finish for ``grace`` seconds."""
+        self._server.stop(grace).wait(grace + 1.0)
+
+    def _export(self, payload: bytes, context: Any) -> ExportTraceServiceResponse:
+        try:
+            decoded = decode_protobuf(payload)
+        except IngestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            queued = self._writer.offer(decoded.rows)
+        except WriterClosedError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry later")
+        if not queued:
+            context.set_trailing_metadata(_RETRY_INFO)
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"ingest queue is full ({self._writer.max_queued_spans} spans); retry later",
+            )
+        response = ExportTraceServiceResponse()
+        if decoded.rejected:
+            logger.info("OTLP/gRPC request: %s", decoded.error_message)
+            response.partial_success.rejected_spans = decoded.rejected
+            response.partial_success.error_message = decoded.error_message
+        return response

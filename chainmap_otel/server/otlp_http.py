@@ -1,0 +1,212 @@
+"""OTLP/HTTP trace receiver: ``POST /v1/traces`` per the OTLP/HTTP specification.
+
+Bodies are ``application/x-protobuf`` or ``application/json`` (OTLP/JSON),
+optionally ``Content-Encoding: gzip`` or ``deflate``. Answers:
+
+* 200 ``ExportTraceServiceResponse`` in the request's encoding, with
+  ``partial_success`` when some spans were rejected;
+* 400 malformed payload (nothing of the request is stored);
+* 413 body larger than the limit, compressed (``Content-Length``, streamed
+  bytes) or decompressed (so a gzip bomb stops at the limit);
+* 415 unsupported ``Content-Type`` or ``Content-Encoding``;
+* 429 + ``Retry-After`` when the ingest queue is full, 503 while shutting down.
+
+Error bodies are ``google.rpc.Status`` messages in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+
+from fastapi import APIRouter, Request, Response
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from chainmap_otel.errors import IngestError
+from chainmap_otel.server.span_writer import SpanWriter, WriterClosedError
+from chainmap_otel.storage.otlp import DecodedSpans, decode_json, decode_protobuf
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JSON", "PROTOBUF", "RETRY_AFTER_S", "otlp_http_router"]
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+#: Seconds a client is told to wait when the ingest queue is full.
+RETRY_AFTER_S = 1
+#: Decoded bodies above this size are decoded off the event loop.
+_THREADPOOL_DECODE_BYTES = 256 * 1024
+
+
+class _Reply(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _media_type(request: Request) -> str:
+    raw = request.headers.get("content-type", "")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media in (PROTOBUF, JSON):
+        return media
+    raise _Reply(
+        415,
+        code_pb2.INVALID_ARGUMENT,
+        f"unsupported Content-Type {raw!r}; send {PROTOBUF} or {JSON}",
+    )
+
+
+def _decompressor(request: Request) -> zlib._Decompress | None:
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    raise _Reply(
+        415,
+        code_pb2.INVALID_ARGUMENT,
+        f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or no encoding",
+    )
+
+
+def _too_large(limit: int, what: str) -> _Reply:
+    return _Reply(
+        413,
+        code_pb2.RESOURCE_EXHAUSTED,
+        f"{what} exceeds the {limit}-byte limit; send smaller batches "
+        "(or raise CHAINMAP_SERVE_MAX_BODY_BYTES)",
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _too_large(limit, f"request body of {declared} bytes")
+        except ValueError:
+            raise _Reply(400, code_pb2.INVALID_ARGUMENT, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, "request body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
+    out: list[bytes] = []
+    size = 0
+    data = body
+    try:
+        while True:
+            piece = decompressor.decompress(data, limit + 1 - size)
+            size += len(piece)
+            out.append(piece)
+            if size > limit:
+                raise _too_large(limit, "decompressed request body")
+            if decompressor.eof:
+                # Concatenated gzip members are one body (RFC 1952 section 2.2).
+                data = decompressor.unused_data
+                if not data:
+                    break
+                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
+            data = decompressor.unconsumed_tail
+            if not data:
+                raise _Reply(400, code_pb2.INVALID_ARGUMENT, "compressed body is truncated")
+    except zlib.error as exc:
+        raise _Reply(
+            400, code_pb2.INVALID_ARGUMENT, f"body does not decompress as declared ({exc})"
+        ) from exc
+    return b"".join(out)
+
+
+def _decode(media: str, body: bytes) -> DecodedSpans:
+    return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
+
+
+def _ok(media: str, decoded: DecodedSpans) -> Response:
+    if media == PROTOBUF:
+        response = ExportTraceServiceResponse()
+        if decoded.rejected:
+            response.partial_success.rejected_spans = decoded.rejected
+            response.partial_success.error_message = decoded.error_message
+        return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
+    document: dict[str, object] = {}
+    if decoded.rejected:
+        document["partialSuccess"] = {
+            "rejectedSpans": str(decoded.rejected),
+            "errorMessage": decoded.error_message,
+        }
+    return Response(json.dumps(document), 200, media_type=JSON)
+
+
+def _error(media: str, status: int, code: int, message: str) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
+    if media == PROTOBUF:
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+        return Response(body, status, headers=headers, media_type=PROTOBUF)
+    body_text = json.dumps({"code": code, "message": message})
+    return Response(body_text, status, headers=headers, media_type=JSON)
+
+
+def otlp_http_router(writer: SpanWriter, max_body_bytes: int) -> APIRouter:
+    """The ``/v1/traces`` route, feeding ``writer``; bodies are capped at ``max_body_bytes``."""
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    router = APIRouter()
+
+    @router.post("/v1/traces", include_in_schema=True, summary="OTLP/HTTP trace export")
+    async def export_traces(request: Request) -> Response:
+        media = JSON
+        try:
+            media = _media_type(request)
+            decompressor = _decompressor(request)
+            body = await _read_body(request, max_body_bytes)
+            if decompressor is not None:
+                body = _inflate(body, decompressor, max_body_bytes)
+            try:
+                if len(body) > _THREADPOOL_DECODE_BYTES:
+                    decoded = await run_in_threadpool(_decode, media, body)
+                else:
+                    decoded = _decode(media, body)
+            except IngestError as exc:
+                raise _Reply(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+            try:
+                queued = writer.offer(decoded.rows)
+            except WriterClosedError:
+                raise _Reply(
+                    503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
+                ) from None
+            if not queued:
+                raise _Reply(
+                    429,
+                    code_pb2.RESOURCE_EXHAUSTED,
+                    f"ingest queue is full ({writer.max_queued_spans} spans); retry later",
+                )
+            if decoded.rejected:
+                logger.info("OTLP/HTTP request: %s", decoded.error_message)
+            return _ok(media, decoded)
+        except _Reply as reply:
+            if reply.status >= 500 or reply.status == 429:
+                logger.warning("OTLP/HTTP request refused: %s", reply.message)
+            else:
+                logger.info("OTLP/HTTP request rejected (%d): %s", reply.status, reply.message)
+            return _error(media, reply.status, reply.code, reply.message)
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    return router

@@ -1,0 +1,52 @@
+"""Fixtures shared across test packages.
+
+chDB is process-global (one data directory per process), so the whole test
+session shares one embedded store directory; tests isolate themselves with a
+database of their own (``store_factory``) instead of a directory of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chainmap_otel.storage.store import TraceStore, open_store
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's one chDB data directory."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def chdb_store(chdb_path: Path) -> Iterator[TraceStore]:
+    """A store on the session's chDB directory (database ``otel``, schema applied)."""
+    from chainmap_otel.storage.schema import apply_schema
+
+    store = open_store(f"chdb://{chdb_path}")
+    apply_schema(store, progress=lambda line: None)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store_factory(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Callable[[], TraceStore]]:
+    """Opens stores on fresh databases of the session's chDB (schema applied), closed after."""
+    from chainmap_otel.storage.schema import apply_schema
+
+    opened: list[TraceStore] = []
+
+    def make() -> TraceStore:
+        store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
+        opened.append(store)
+        apply_schema(store, progress=lambda line: None)
+        return store
+
+    yield make
+    for store in opened:
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()
