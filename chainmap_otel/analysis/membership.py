@@ -1,0 +1,258 @@
+"""Which chains each trace belongs to, decided inside ClickHouse.
+
+A trace belongs to a chain when
+
+1. any of its spans carries that chain in ``chain.ids`` (spans tagged by
+   :class:`~chainmap_otel.tagging.processor.ChainSpanProcessor`; ``chain.ids`` is the
+   whole stack, outermost first, so a trace of ``/api/v1/trading/decision`` tagged
+   ``B1,A2,B3`` belongs to B1, A2 *and* B3: nested chains count for every chain of
+   the stack), or
+2. one of its **untagged** spans (no ``chain.ids``: services without chainmap, a
+   Collector-only fleet, old data) matches an entry rule of that chain. The catalog's
+   rules are compiled to one ClickHouse expression (:func:`classify_expression`)
+   evaluated at query time over the span row: ``service`` -> ``ServiceName``,
+   ``kind`` -> ``SpanKind`` (both Collector spellings), ``name`` -> ``SpanName``,
+   ``route`` -> ``http.route`` else ``url.path`` else ``http.target`` without the
+   query, ``path``, ``method`` (``http.request.method`` / ``http.method``),
+   ``rpc_service``, ``rpc_method``, ``messaging_destination`` and ``attributes``.
+   ``equals`` patterns become ``=``, globs ``LIKE`` (or ``match()`` when they use
+   ``[...]``), regexes ``match()`` (RE2, unanchored like Python's ``re.search``).
+   Every pattern is a bound parameter, never SQL text. The root span classifies the
+   outermost chain exactly as the processor would at the entry; a descendant span that
+   matches another chain's rule adds that chain, which is how the processor nests.
+
+Membership is per trace (the union of both sources), which is what ``--chain`` means
+for topology, critical path and discovery. Health reads the per-minute entry-span
+aggregates instead (see :mod:`chainmap_otel.analysis.health`) and classifies their
+untagged root rows with :func:`classify_expression` over the aggregate's columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chainmap_otel.errors import QueryError
+from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
+
+#: ``SpanKind`` of either Collector generation, lower-cased: 'server', 'client', ...
+KIND_SQL = "lower(replaceOne(toString(SpanKind), 'SPAN_KIND_', ''))"
+#: ``StatusCode`` is Error in either Collector generation.
+IS_ERROR_SQL = "(StatusCode IN ('Error', 'STATUS_CODE_ERROR'))"
+#: Span start and end as Int64 nanoseconds.
+START_NS_SQL = "toUnixTimestamp64Nano(Timestamp)"
+#: Span start restricted to a bound window (``{start_ns:Int64}``, ``{end_ns:Int64}``).
+WINDOW_SQL = (
+    "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
+)
+_PATH_SQL = (
+    "if(SpanAttributes['url.path'] != '', SpanAttributes['url.path'], "
+    "splitByChar('?', SpanAttributes['http.target'])[1])"
+)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """How a rule's matcher fields read one row: span rows or aggregate rows."""
+
+    service: str
+    kind: str
+    name: str
+    route: str
+    path: str | None
+    method: str
+    attributes: str | None
+
+
+#: Matcher fields over an ``otel_traces`` row.
+SPAN_COLUMNS = Columns(
+    service="toString(ServiceName)",
+    kind=KIND_SQL,
+    name="toString(SpanName)",
+    route=(
+        "if(SpanAttributes['http.route'] != '', SpanAttributes['http.route'], "
+        f"{_PATH_SQL})"
+    ),
+    path=_PATH_SQL,
+    method=(
+        "upper(if(SpanAttributes['http.request.method'] != '', "
+        "SpanAttributes['http.request.method'], SpanAttributes['http.method']))"
+    ),
+    attributes="SpanAttributes",
+)
+#: Matcher fields over a ``chainmap_chain_minute`` row (no attributes stored there:
+#: rules that need them cannot match untagged aggregate rows).
+MINUTE_COLUMNS = Columns(
+    service="toString(ServiceName)",
+    kind=KIND_SQL,
+    name="toString(SpanName)",
+    route="toString(Route)",
+    path="toString(Route)",
+    method="upper(toString(Method))",
+    attributes=None,
+)
+
+
+@dataclass
+class SqlParams:
+    """Collects bound parameters under generated names (``p0``, ``p1``, ...)."""
+
+    prefix: str = "p"
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any, sql_type: str = "String") -> str:
+        name = f"{self.prefix}{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{sql_type}}}"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def glob_to_regex(glob: str) -> str:
+    """An fnmatch glob as an anchored RE2 regex (for globs using ``[...]``)."""
+    out: list[str] = ["^"]
+    i = 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = glob.find("]", i + 2 if glob[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if end < 0:
+                out.append("\\[")
+            else:
+                body = glob[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def pattern_sql(expr: str, pattern: Pattern, params: SqlParams) -> str:
+    """A boolean SQL test of ``expr`` against ``pattern``; the pattern is a parameter."""
+    if pattern.kind == "equals":
+        return f"({expr} = {params.add(pattern.value)})"
+    if pattern.kind == "glob":
+        if "[" in pattern.value:
+            return f"match({expr}, {params.add('(?s)' + glob_to_regex(pattern.value))})"
+        like = _like_escape(pattern.value).replace("*", "%").replace("?", "_")
+        return f"({expr} LIKE {params.add(like)})"
+    return f"match({expr}, {params.add(pattern.value)})"
+
+
+def rule_sql(rule: EntryRule, columns: Columns, params: SqlParams) -> str | None:
+    """One entry rule as an AND of tests; None when ``columns`` cannot evaluate it."""
+    tests: list[str] = []
+    if rule.service is not None:
+        tests.append(pattern_sql(columns.service, rule.service, params))
+    if rule.kinds:
+        tests.append(f"({columns.kind} IN {params.add(list(rule.kinds), 'Array(String)')})")
+    if rule.name is not None:
+        tests.append(pattern_sql(columns.name, rule.name, params))
+    if rule.route is not None:
+        tests.append(f"({columns.route} != '' AND {pattern_sql(columns.route, rule.route, params)})")
+    if rule.path is not None:
+        if columns.path is None:
+            return None
+        tests.append(f"({columns.path} != '' AND {pattern_sql(columns.path, rule.path, params)})")
+    if rule.method:
+        tests.append(f"({columns.method} IN {params.add(list(rule.method), 'Array(String)')})")
+    attribute_rules: list[tuple[tuple[str, ...], Pattern]] = [(k, p) for k, p in (
+        (("rpc.service",), rule.rpc_service),
+        (("rpc.method",), rule.rpc_method),
+        (("messaging.destination.name", "messaging.destination"), rule.messaging_destination),
+    ) if p is not None]
+    attribute_rules.extend(((key,), pattern) for key, pattern in rule.attributes)
+    for keys, pattern in attribute_rules:
+        if columns.attributes is None:
+            return None
+        key_params = [params.add(key) for key in keys]
+        reads = [f"{columns.attributes}[{kp}]" for kp in key_params]
+        value = reads[0] if len(reads) == 1 else f"if({reads[0]} != '', {reads[0]}, {reads[1]})"
+        contains = " OR ".join(f"mapContains({columns.attributes}, {kp})" for kp in key_params)
+        tests.append(f"(({contains}) AND {pattern_sql(value, pattern, params)})")
+    return "(" + " AND ".join(tests) + ")" if tests else "1"
+
+
+def classify_expression(
+    catalog: ChainCatalog, columns: Columns = SPAN_COLUMNS, prefix: str = "m"
+) -> tuple[str, dict[str, Any]]:
+    """``Array(String)`` SQL of the chain ids whose entry rules match the row, in catalog order.
+
+    Returns the expression and its bound parameters. A catalog without rules gives ``[]``.
+    """
+    params = SqlParams(prefix)
+    parts: list[str] = []
+    for chain in catalog:
+        tests = [t for t in (rule_sql(rule, columns, params) for rule in chain.entry) if t]
+        if tests:
+            chain_param = params.add(chain.id)
+            parts.append(f"if({' OR '.join(tests)}, {chain_param}, '')")
+    if not parts:
+        return "CAST([], 'Array(String)')", params.values
+    return f"arrayFilter(x -> x != '', [{', '.join(parts)}])", params.values
+
+
+def tagged_chains_sql() -> str:
+    """``Array(String)`` of the chain ids a span row is tagged with (its ``chain.ids``)."""
+    return "arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids']))"
+
+
+def membership_sql(
+    store: TraceStore, catalog: ChainCatalog, table: str = "otel_traces"
+) -> tuple[str, dict[str, Any]]:
+    """SQL returning ``(TraceId, ChainIds Array(String))`` for every trace with a span in
+    the window bound as ``{start_ns:Int64}``/``{end_ns:Int64}``."""
+    validate_identifier(table, "table")
+    classify, params = classify_expression(catalog)
+    sql = f"""
+SELECT TraceId,
+       arrayDistinct(arrayConcat(
+           groupUniqArrayArray({tagged_chains_sql()}),
+           groupUniqArrayArrayIf({classify}, SpanAttributes['chain.ids'] = ''))) AS ChainIds
+FROM {store.database}.{table}
+WHERE {WINDOW_SQL} AND TraceId != ''
+GROUP BY TraceId"""
+    return sql, params
+
+
+def chain_trace_ids_sql(
+    store: TraceStore, catalog: ChainCatalog, table: str = "otel_traces"
+) -> tuple[str, dict[str, Any]]:
+    """SQL of the TraceIds in the window that belong to chain ``{chain_id:String}``."""
+    inner, params = membership_sql(store, catalog, table)
+    return f"SELECT TraceId FROM ({inner}) WHERE has(ChainIds, {{chain_id:String}})", params
+
+
+def require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
+    """The chain ``chain_id`` of ``catalog``, or a QueryError listing the known ids."""
+    chain = catalog.get(chain_id)
+    if chain is None:
+        known = ", ".join(catalog.ids) or "none"
+        raise QueryError(
+            f"unknown chain id {chain_id!r} in {catalog.source or 'the chain catalog'}; "
+            f"known ids: {known}"
+        )
+    return chain
+
+
+def trace_chains(
+    store: TraceStore, catalog: ChainCatalog, params: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """Membership of every trace in the window ``params`` (start_ns/end_ns): trace -> chains."""
+    sql, extra = membership_sql(store, catalog)
+    rows = store.query(sql, {**extra, **params}).result_rows
+    return {str(trace_id): list(chains) for trace_id, chains in rows}

@@ -1,0 +1,27 @@
+"""The analysis SQL, one ``.sql`` file per query, loaded by name.
+
+Values are always bound parameters (``{name:Type}``). Only two kinds of text are
+substituted into ``{{...}}`` placeholders: the database name, validated as a plain
+identifier, and SQL compiled by :mod:`chainmap_otel.analysis.membership` whose
+patterns are themselves bound parameters.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from chainmap_otel.storage.store import validate_identifier
+
+
+@cache
+def _text(name: str) -> str:
+    return resources.files(__name__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def load_sql(name: str, database: str, **fragments: str) -> str:
+    """The query ``name`` with ``{{db}}`` and each ``{{fragment}}`` filled in."""
+    sql = _text(name).replace("{{db}}", validate_identifier(database, "database"))
+    for key, value in fragments.items():
+        sql = sql.replace("{{" + key + "}}", value)
+    return sql

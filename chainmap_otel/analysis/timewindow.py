@@ -1,0 +1,115 @@
+"""Analysis time windows: ``--since``/``--until`` as ISO-8601 instants or relative ages.
+
+Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now; an
+ISO-8601 value without a zone is UTC. The default window is the last hour. Every
+window is closed-open ``[start, end)`` and held in UTC nanoseconds, which is what
+the SQL binds (``fromUnixTimestamp64Nano``), so a window means the same on a
+ClickHouse server in any time zone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from chainmap_otel.errors import QueryError
+
+DEFAULT_SINCE = "1h"
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A closed-open interval of span start times, in UTC nanoseconds since the epoch."""
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ns - self.start_ns) / _NS
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromtimestamp(self.start_ns / _NS, tz=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromtimestamp(self.end_ns / _NS, tz=UTC)
+
+    def params(self) -> dict[str, int]:
+        """Bind values for ``{start_ns:Int64}`` / ``{end_ns:Int64}`` in window SQL."""
+        return {"start_ns": self.start_ns, "end_ns": self.end_ns}
+
+    def ending(self, seconds: float) -> TimeWindow:
+        """The last ``seconds`` of this window's end (burn-rate lookback windows)."""
+        return TimeWindow(self.end_ns - int(seconds * _NS), self.end_ns)
+
+    def to_json(self) -> dict[str, str | float]:
+        return {
+            "since": self.start.isoformat().replace("+00:00", "Z"),
+            "until": self.end.isoformat().replace("+00:00", "Z"),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def last(cls, seconds: float, now: datetime | None = None) -> TimeWindow:
+        end = _to_ns(now or datetime.now(tz=UTC))
+        return cls(end - int(seconds * _NS), end)
+
+
+def _to_ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
+
+
+def relative_seconds(text: str) -> float | None:
+    """``15m`` -> 900.0; None when ``text`` is not a relative duration."""
+    match = _RELATIVE.match(text)
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
+
+def parse_instant(text: str, option: str, now: datetime) -> datetime:
+    """A relative age (``2h`` = two hours before ``now``), ``now``, or an ISO-8601 instant."""
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    seconds = relative_seconds(value)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise QueryError(
+            f"{option} {text!r} is not a time: use a relative age like 30s, 15m, 2h, 7d "
+            "or an ISO-8601 instant like 2025-01-31T12:00:00Z"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_window(
+    since: str | None = None, until: str | None = None, now: datetime | None = None
+) -> TimeWindow:
+    """The window ``[since, until)``; defaults: the last hour up to now. Raises QueryError."""
+    current = now or datetime.now(tz=UTC)
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    end = parse_instant(until, "--until", current) if until else current
+    start = parse_instant(since or DEFAULT_SINCE, "--since", current)
+    if since and relative_seconds(since) is not None and until:
+        # "--since 15m --until T" reads as the 15 minutes before T.
+        start = end - (current - start)
+    start_ns, end_ns = _to_ns(start), _to_ns(end)
+    if start_ns >= end_ns:
+        raise QueryError(
+            f"--since {since or DEFAULT_SINCE!r} is not before --until {until or 'now'!r}: "
+            "the window must start before it ends"
+        )
+    return TimeWindow(start_ns, end_ns)

@@ -1,0 +1,205 @@
+"""Service topology per chain, with the OpenTelemetry Collector servicegraph semantics.
+
+Edges (computed by ``sql/topology.sql`` in one pass over ``otel_traces``, no JOIN):
+
+* a CLIENT span in service A with a child SERVER span in service B: ``A -> B``
+  (``connection_type`` ``""``); PRODUCER -> CONSUMER likewise (``messaging_system``);
+* a CLIENT span without a server child that carries ``db.system``/``db.system.name``/
+  ``db.namespace``/``db.name``: an edge to a **database** node named from ``peer.service``,
+  else ``db.system`` (so ``postgresql``), else the namespace/name (``database``);
+* any other CLIENT span without a server child: a **virtual** node named from
+  ``peer.service``, else ``server.address`` (``net.peer.name``), else ``db.name``, else
+  ``unknown`` (``virtual_node``); a PRODUCER without a consumer: a **messaging** node
+  (``messaging.system`` when nothing better names it);
+* a root SERVER span: an edge from the ``user`` node (``virtual_node``).
+
+An edge call is failed when its client or its server span has status Error (both
+Collector spellings). Latency is the client span's duration (the server's for ``user``
+edges). A trace counts for every chain it belongs to (see
+:mod:`chainmap_otel.analysis.membership`). Client and server must both start inside the
+window to pair; a pair cut by the window edge shows as a virtual node.
+
+JSON contract (:meth:`Topology.to_json`)::
+
+    {"chain_id": "B3" | null, "window": {...},
+     "nodes": [{"id", "type": "service|database|messaging|virtual|user", "calls", "errors",
+                "error_ratio"}],
+     "edges": [{"source", "target", "connection_type", "calls", "errors",
+                "p50_ms", "p95_ms", "p99_ms", "first_seen", "last_seen"}]}
+
+Node ``calls``/``errors`` count the calls the node received (for ``user``: made).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import networkx as nx
+
+from chainmap_otel.analysis.membership import classify_expression, require_chain
+from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+NODE_TYPES = ("service", "database", "messaging", "virtual", "user")
+#: A node id used by some edge as a real service wins over the virtual names of others.
+_TYPE_RANK = {"service": 4, "user": 3, "database": 2, "messaging": 1, "virtual": 0}
+ALL_TRAFFIC = ""
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    connection_type: str
+    calls: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    first_seen_ns: int = 0
+    last_seen_ns: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "connection_type": self.connection_type,
+            "calls": self.calls,
+            "errors": self.errors,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "first_seen": _iso(self.first_seen_ns) if self.first_seen_ns else None,
+            "last_seen": _iso(self.last_seen_ns) if self.last_seen_ns else None,
+        }
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    calls: int
+    errors: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "calls": self.calls,
+            "errors": self.errors,
+            "error_ratio": round(self.errors / self.calls, 6) if self.calls else 0.0,
+        }
+
+
+@dataclass
+class Topology:
+    """The service graph of one chain (``chain_id``) or of all traffic (``None``)."""
+
+    chain_id: str | None
+    window: TimeWindow
+    edges: list[Edge] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+    def edge_set(self) -> set[tuple[str, str]]:
+        return {(e.source, e.target) for e in self.edges}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "window": self.window.to_json(),
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+        }
+
+    def to_graph(self) -> nx.DiGraph:
+        """A networkx DiGraph: node attributes ``type/calls/errors``, edge attributes as JSON."""
+        graph = nx.DiGraph(chain_id=self.chain_id)
+        for node in self.nodes:
+            graph.add_node(node.id, type=node.type, calls=node.calls, errors=node.errors)
+        for edge in self.edges:
+            data = edge.to_json()
+            if graph.has_edge(edge.source, edge.target):
+                # Several connection types between one pair: keep the busiest, sum the counts.
+                held = graph.edges[edge.source, edge.target]
+                data["calls"] += held["calls"]
+                data["errors"] += held["errors"]
+                if held["calls"] > edge.calls:
+                    for key in ("connection_type", "p50_ms", "p95_ms", "p99_ms"):
+                        data[key] = held[key]
+            graph.add_edge(edge.source, edge.target, **data)
+        return graph
+
+
+def build_nodes(edges: Iterable[Edge], target_types: dict[str, str]) -> list[Node]:
+    """Nodes of an edge list: types by rank, calls/errors received (``user``: made)."""
+    types: dict[str, str] = {}
+    calls: dict[str, int] = defaultdict(int)
+    errors: dict[str, int] = defaultdict(int)
+
+    def note(node: str, kind: str) -> None:
+        if node not in types or _TYPE_RANK[kind] > _TYPE_RANK[types[node]]:
+            types[node] = kind
+
+    for edge in edges:
+        note(edge.source, "user" if edge.source == "user" else "service")
+        note(edge.target, target_types.get(f"{edge.source}\0{edge.target}", "service"))
+        calls[edge.target] += edge.calls
+        errors[edge.target] += edge.errors
+        if edge.source == "user":
+            calls["user"] += edge.calls
+            errors["user"] += edge.errors
+    return [Node(node, types[node], calls[node], errors[node]) for node in sorted(types)]
+
+
+def topologies(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_ids: Iterable[str] | None = None,
+    include_all_traffic: bool = True,
+) -> dict[str | None, Topology]:
+    """Topologies of several chains (default: every chain of ``catalog``) in one query.
+
+    The key ``None`` holds all traffic of the window when ``include_all_traffic``.
+    """
+    wanted = list(catalog.ids if chain_ids is None else chain_ids)
+    for chain_id in wanted:
+        require_chain(catalog, chain_id)
+    classify, params = classify_expression(catalog)
+    sql = load_sql("topology", store.database, classify=classify)
+    bound = {**params, **window.params(), "wanted": wanted + ([ALL_TRAFFIC] if include_all_traffic else [])}
+    rows = store.query(sql, bound).result_rows
+    per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
+    if include_all_traffic:
+        per_chain[None] = []
+    target_types: dict[str | None, dict[str, str]] = defaultdict(dict)
+    for chain, source, target, ctype, ttype, calls, errors, latency, first, last in rows:
+        key = None if chain == ALL_TRAFFIC else str(chain)
+        p50, p95, p99 = (round(float(v) / 1e6, 3) for v in latency)
+        per_chain.setdefault(key, []).append(
+            Edge(str(source), str(target), str(ctype), int(calls), int(errors), p50, p95, p99, int(first), int(last))
+        )
+        target_types[key][f"{source}\0{target}"] = str(ttype)
+    return {
+        key: Topology(key, window, edges, build_nodes(edges, target_types[key]))
+        for key, edges in per_chain.items()
+    }
+
+
+def topology(
+    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, chain_id: str | None = None
+) -> Topology:
+    """The topology of ``chain_id`` (its traces only), or of all traffic when None."""
+    if chain_id is None:
+        return topologies(store, catalog, window, chain_ids=[])[None]
+    return topologies(store, catalog, window, chain_ids=[chain_id], include_all_traffic=False)[chain_id]

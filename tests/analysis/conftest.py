@@ -1,0 +1,155 @@
+"""Analysis fixtures: small JSON traces inserted into a fresh chDB database per test.
+
+A fixture file holds ``spans`` with short readable ids (``"trace": "t1"``, ``"span": "a"``),
+times in milliseconds relative to the fixture's base time (``start_ms``, ``duration_ms``),
+and the expectations of the case (``expected_edges`` as ``[source, target, type, calls,
+errors]``). Rows are inserted in ``TRACE_COLUMNS`` order through ``TraceStore.insert_spans``,
+so the materialized views fill the aggregates exactly as they do for real ingest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MS = 1_000_000
+
+
+def hex_id(name: str, length: int) -> str:
+    if not name:
+        return ""
+    return hashlib.sha1(name.encode()).hexdigest()[:length]
+
+
+def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
+    """One fixture span as an ``otel_traces`` row in TRACE_COLUMNS order."""
+    start = base_ns + int(float(span.get("start_ms", 0)) * MS)
+    return (
+        start,
+        hex_id(span["trace"], 32),
+        hex_id(span["trace"] + "/" + span["span"], 16),
+        hex_id(span["trace"] + "/" + span["parent"], 16) if span.get("parent") else "",
+        "",
+        span.get("name", "op"),
+        span.get("kind", "Internal"),
+        span["service"],
+        {"service.name": span["service"]},
+        "fixture",
+        "1",
+        {str(k): str(v) for k, v in span.get("attributes", {}).items()},
+        int(float(span.get("duration_ms", 1)) * MS),
+        span.get("status", "Unset"),
+        "",
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
+
+
+def insert_spans(store: TraceStore, spans: Iterable[Mapping[str, Any]], base_ns: int) -> int:
+    return store.insert_spans(rows=[span_row(span, base_ns) for span in spans])
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture
+def now_ns() -> int:
+    """Fixture base time: ten minutes ago, so the default one-hour window covers it."""
+    return time.time_ns() - 10 * 60 * 1_000_000_000
+
+
+@pytest.fixture
+def store(store_factory: Callable[[], TraceStore]) -> TraceStore:
+    return store_factory()
+
+
+@pytest.fixture
+def load(store: TraceStore, now_ns: int) -> Callable[[str], dict[str, Any]]:
+    """Inserts the named fixture's spans at ``now_ns`` and returns the fixture."""
+
+    def run(name: str) -> dict[str, Any]:
+        data = load_fixture(name)
+        insert_spans(store, data["spans"], now_ns)
+        return data
+
+    return run
+
+
+CATALOG_YAML = """
+version: 1
+chains:
+  - id: B1
+    name: API request
+    category: api
+    entry:
+      - service: api-gateway
+        kind: server
+        route: /api/v1/*
+    slo:
+      latency_ms: {p95: 800, p99: 1500}
+      error_rate: 0.02
+      window: 30d
+  - id: A2
+    name: AI decision
+    category: ai_decision
+    criticality: critical
+    entry:
+      - service: ai-orchestration
+        kind: server
+        route: /decisions*
+    slo:
+      latency_ms: {p95: 1200}
+      error_rate: 0.02
+      window: 7d
+    expected:
+      edges:
+        - ai-orchestration -> ai-market-model
+        - ai-orchestration -> trading-engine
+  - id: B3
+    name: Trade execution
+    category: trading
+    criticality: critical
+    entry:
+      - service: trading-engine
+        kind: server
+        route: /orders*
+        method: [POST]
+    slo:
+      latency_ms: {p95: 500, p99: 1000}
+      error_rate: 0.01
+      window: 30d
+    expected:
+      edges:
+        - trading-engine -> database-service
+        - database-service -> postgresql
+  - id: C9
+    name: Legacy reports
+    category: batch
+    criticality: low
+    entry:
+      - service: {regex: "^report-[a-z]+$"}
+        attributes:
+          job.type: "nightly*"
+"""
+
+
+@pytest.fixture
+def catalog() -> ChainCatalog:
+    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
