@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from chainmap_otel.tagging.definitions import (
+    SLO,
     ChainCatalog,
     ChainDefinition,
     EntryRule,
     ExpectedTopology,
     Pattern,
-    SLO,
     load_catalog,
     parse_catalog,
 )

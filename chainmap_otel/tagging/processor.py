@@ -13,14 +13,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import baggage, trace
-from opentelemetry.context import Context
+from opentelemetry import baggage
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH, active_catalog, parse_stack
 from chainmap_otel.tagging.definitions import ChainCatalog
-from chainmap_otel.tagging.rules import KIND_NAMES, Classifier, CompiledRule
+from chainmap_otel.tagging.rules import KIND_NAMES, Classifier, KindRules
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,15 @@ ATTR_CHAIN_ENTRY_IDS = "chain.entry_ids"
 ATTR_CHAIN_PUSH = "chain.push"
 
 _MAX_CACHE = 4096
-_NO_RULES: dict[str, tuple[CompiledRule, ...]] = {}
+_EMPTY = KindRules(())
+
+
+def _attributes_of(span: object) -> Mapping[str, Any] | None:
+    # The SDK span's own attribute mapping: ``.attributes`` would copy it into a proxy per call.
+    attributes = getattr(span, "_attributes", None)
+    if attributes is None:
+        attributes = getattr(span, "attributes", None)
+    return attributes  # type: ignore[no-any-return]
 
 
 class ChainSpanProcessor(SpanProcessor):
@@ -48,9 +58,10 @@ class ChainSpanProcessor(SpanProcessor):
         self.catalog = catalog if catalog is not None else active_catalog()
         self._classifier = Classifier(self.catalog)
         self._known = frozenset(self.catalog.ids)
-        self._rules_by_resource: dict[int, tuple[Resource, dict[str, tuple[CompiledRule, ...]]]] = {}
+        self._rules_by_resource: dict[int, tuple[Resource, dict[SpanKind, KindRules]]] = {}
         self._stacks: dict[str, tuple[str, ...]] = {}
         self._attrs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+        self._inherit_attrs: dict[tuple[str, ...], dict[str, Any]] = {}
         self._failures = 0
 
     # -- SpanProcessor -----------------------------------------------------------------
@@ -76,55 +87,63 @@ class ChainSpanProcessor(SpanProcessor):
 
     # -- tagging -----------------------------------------------------------------------
 
-    def _rules(self, resource: Resource) -> dict[str, tuple[CompiledRule, ...]]:
-        entry = self._rules_by_resource.get(id(resource))
-        if entry is not None and entry[0] is resource:
-            return entry[1]
+    def _rules(self, resource: Resource) -> dict[SpanKind, KindRules]:
         service = resource.attributes.get("service.name")
-        rules = self._classifier.rules_for_service(str(service)) if service is not None else _NO_RULES
+        by_name = self._classifier.rules_for_service(str(service)) if service is not None else {}
+        rules = {kind: by_name[name] for kind, name in KIND_NAMES.items() if by_name.get(name, _EMPTY).rules}
         if len(self._rules_by_resource) < _MAX_CACHE:
             # The resource is kept with its id so a recycled id can never alias another resource.
             self._rules_by_resource[id(resource)] = (resource, rules)
         return rules
 
-    def _inherited(self, parent_context: Context | None) -> tuple[str, ...]:
-        parent = trace.get_current_span(parent_context)
-        span_context = parent.get_span_context()
-        if span_context.is_valid and not span_context.is_remote:
-            attributes: Mapping[str, Any] | None = getattr(parent, "attributes", None)
-            raw = attributes.get(ATTR_CHAIN_IDS) if attributes else None
-        else:
-            raw = baggage.get_baggage(BAGGAGE_KEY, parent_context)
-        if not raw:
-            return ()
-        stack = self._stacks.get(raw)  # type: ignore[arg-type]
-        if stack is None:
-            stack = parse_stack(raw, self._known)
-            if len(self._stacks) < _MAX_CACHE:
-                self._stacks[raw] = stack  # type: ignore[index]
-        return stack
-
     def _tag(self, span: Span, parent_context: Context | None) -> None:
-        stack = self._inherited(parent_context)
-        pushed: tuple[str, ...] = ()
-        rules = self._rules(span.resource).get(KIND_NAMES.get(span.kind, "internal"), ())
-        attributes = span.attributes
+        # Hot path, deliberately inlined: it runs for every span the service creates.
+        ctx = parent_context if parent_context is not None else get_current()
+        parent = ctx.get(_SPAN_KEY)
+        raw: object = None
+        if parent is not None:
+            parent_context_ = parent.get_span_context()
+            if parent_context_.is_valid and not parent_context_.is_remote:
+                parent_attributes = _attributes_of(parent)
+                if parent_attributes:
+                    raw = parent_attributes.get(ATTR_CHAIN_IDS)
+            else:
+                raw = baggage.get_baggage(BAGGAGE_KEY, ctx)
+        else:
+            raw = baggage.get_baggage(BAGGAGE_KEY, ctx)
+        stack: tuple[str, ...] = ()
+        if raw and isinstance(raw, str):
+            cached = self._stacks.get(raw)
+            if cached is None:
+                cached = parse_stack(raw, self._known)
+                if len(self._stacks) < _MAX_CACHE:
+                    self._stacks[raw] = cached
+            stack = cached
+        resource = span.resource
+        entry = self._rules_by_resource.get(id(resource))
+        by_kind = entry[1] if entry is not None and entry[0] is resource else self._rules(resource)
+        rules = by_kind.get(span.kind)
+        attributes = _attributes_of(span)
         forced = attributes.get(ATTR_CHAIN_PUSH) if attributes else None
-        if rules or forced:
-            name = span.name
-            attrs: Mapping[str, Any] = attributes or {}
-            new: list[str] = []
-            for rule in rules:
-                chain_id = rule.chain.id
-                if chain_id not in stack and chain_id not in new and rule.matches(name, attrs):
+        if rules is None and forced is None:
+            # The common case: a span inside a chain that begins no chain of its own.
+            if stack:
+                inherited = self._inherit_attrs.get(stack)
+                if inherited is None:
+                    inherited = self._attributes_for(stack, ())
+                    if len(self._inherit_attrs) < _MAX_CACHE:
+                        self._inherit_attrs[stack] = inherited
+                span.set_attributes(inherited)
+            return
+        new: list[str] = []
+        if rules is not None:
+            new.extend(c for c in rules.match(span.name, attributes or {}) if c not in stack)
+        if isinstance(forced, str):
+            for chain_id in parse_stack(forced, self._known):
+                if chain_id not in stack and chain_id not in new:
                     new.append(chain_id)
-            if isinstance(forced, str):
-                for chain_id in parse_stack(forced, self._known):
-                    if chain_id not in stack and chain_id not in new:
-                        new.append(chain_id)
-            if new:
-                pushed = tuple(new)
-                stack = (stack + pushed)[:MAX_STACK_DEPTH]
+        pushed = tuple(new)
+        stack = (stack + pushed)[:MAX_STACK_DEPTH]
         if stack:
             span.set_attributes(self._attributes_for(stack, pushed))
 

@@ -11,6 +11,7 @@ whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def _destination_of(attributes: Mapping[str, Any]) -> str | None:
     return str(dest) if dest is not None else None
 
 
+@functools.cache
 def _attribute(key: str) -> Callable[[Mapping[str, Any]], str | None]:
     def read(attributes: Mapping[str, Any]) -> str | None:
         value = attributes.get(key)
@@ -143,6 +145,39 @@ def compile_rule(chain: ChainDefinition, rule: EntryRule) -> CompiledRule:
     )
 
 
+_MAX_CACHED_KEYS = 4096
+
+
+class KindRules:
+    """The rules one (service, kind) can match, with a memo of past classifications.
+
+    The memo key is the span name plus every value those rules read, so it is exact;
+    with high-cardinality inputs (raw URL paths) it stops growing and rules run directly.
+    """
+
+    __slots__ = ("cache", "readers", "rules")
+
+    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules
+        readers: list[Callable[[Mapping[str, Any]], str | None]] = []
+        for rule in rules:
+            for read, _ in rule.checks:
+                if read not in readers:
+                    readers.append(read)
+        self.readers = tuple(readers)
+        self.cache: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+
+    def match(self, name: str, attributes: Mapping[str, Any]) -> tuple[str, ...]:
+        """Ids of the chains whose entry rules match, in catalog order."""
+        key = (name, *[read(attributes) for read in self.readers])
+        matched = self.cache.get(key)
+        if matched is None:
+            matched = tuple(dict.fromkeys(r.chain.id for r in self.rules if r.matches(name, attributes)))
+            if len(self.cache) < _MAX_CACHED_KEYS:
+                self.cache[key] = matched
+        return matched
+
+
 class Classifier:
     """Entry-rule lookup for a catalog, indexed by service then kind."""
 
@@ -158,9 +193,9 @@ class Classifier:
                 else:
                     self._other.append(compiled)
         self._order = {chain.id: i for i, chain in enumerate(catalog)}
-        self._by_service: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
+        self._by_service: dict[str, dict[str, KindRules]] = {}
 
-    def rules_for_service(self, service: str) -> dict[str, tuple[CompiledRule, ...]]:
+    def rules_for_service(self, service: str) -> dict[str, KindRules]:
         """Rules that can apply to spans of ``service``, per span kind name (cached)."""
         cached = self._by_service.get(service)
         if cached is not None:
@@ -168,20 +203,16 @@ class Classifier:
         rules = list(self._exact.get(service, ()))
         rules.extend(r for r in self._other if r.service_test is None or r.service_test(service))
         rules.sort(key=lambda r: self._order[r.chain.id])
-        by_kind = {kind: tuple(r for r in rules if kind in r.kinds) for kind in _ALL_KINDS}
+        by_kind = {kind: KindRules(tuple(r for r in rules if kind in r.kinds)) for kind in _ALL_KINDS}
         if len(self._by_service) < _MAX_CACHED_SERVICES:
             self._by_service[service] = by_kind
         return by_kind
 
     def candidates(self, service: str, kind: SpanKind) -> tuple[CompiledRule, ...]:
-        return self.rules_for_service(service).get(KIND_NAMES.get(kind, "internal"), ())
+        return self.rules_for_service(service)[KIND_NAMES.get(kind, "internal")].rules
 
     def classify(
         self, service: str, kind: SpanKind, name: str, attributes: Mapping[str, Any]
     ) -> list[str]:
         """Ids of the chains whose entry rules match this span, in catalog order."""
-        matched: list[str] = []
-        for rule in self.candidates(service, kind):
-            if rule.chain.id not in matched and rule.matches(name, attributes):
-                matched.append(rule.chain.id)
-        return matched
+        return list(self.rules_for_service(service)[KIND_NAMES.get(kind, "internal")].match(name, attributes))
