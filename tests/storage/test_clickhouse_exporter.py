@@ -1,0 +1,232 @@
+"""ClickHouseSpanExporter against the real engine (chDB): every field, failures, the buffer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+from chainmap_otel.storage.store import TraceStore, open_store
+
+HUGE = "x" * (1024 * 1024)
+
+
+@pytest.fixture
+def db_url(chdb_store: TraceStore, chdb_path: Path) -> Iterator[str]:
+    """A fresh database on the session's chDB, dropped afterwards."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"chdb://{chdb_path}?database={database}"
+    chdb_store.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def _recorded_spans() -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "checkout", "deployment.environment": "prod"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("shop.tracer", "2.1.0")
+    linked = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "v1")]),
+    )
+    attributes = {
+        "http.route": "/orders/{id}",
+        "str.empty": "",
+        "unicode": "naïve — 注文 ✓",
+        "bool.true": True,
+        "bool.false": False,
+        "int": 42,
+        "int.negative": -7,
+        "float": 0.25,
+        "float.whole": 3.0,
+        "strings": ["a", "", "é"],
+        "ints": [1, 2, 3],
+        "floats": [0.5, 1.5],
+        "bools": [True, False],
+        "huge": HUGE,
+    }
+    with tracer.start_as_current_span(
+        "POST /orders/{id}",
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        links=[Link(linked, {"link.kind": "follows", "n": 1})],
+    ) as root:
+        root.add_event("validated", {"items": 3, "ok": True})
+        root.add_event("no-attributes")
+        with tracer.start_as_current_span("SELECT orders", kind=SpanKind.CLIENT) as child:
+            child.set_status(Status(StatusCode.ERROR, "deadlock détecté"))
+        root.set_status(Status(StatusCode.OK))
+    with tracer.start_as_current_span("", kind=SpanKind.INTERNAL):
+        pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _rows(store: TraceStore) -> dict[str, dict[str, object]]:
+    columns = ", ".join(f"`{c}`" for c in TRACE_COLUMNS)
+    result = store.query(
+        f"SELECT {columns}, toUnixTimestamp64Nano(Timestamp) AS ts, "
+        "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`) AS ets FROM otel_traces"
+    )
+    return {
+        row[2]: dict(zip([*TRACE_COLUMNS, "ts", "ets"], row, strict=True))
+        for row in result.result_rows
+    }
+
+
+def test_every_field_round_trips(db_url: str) -> None:
+    spans = _recorded_spans()
+    exporter = ClickHouseSpanExporter(db_url)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    with open_store(db_url) as store:
+        rows = _rows(store)
+    assert len(rows) == 3
+    root_span = next(s for s in spans if s.name == "POST /orders/{id}")
+    child_span = next(s for s in spans if s.name == "SELECT orders")
+    root = rows[f"{root_span.context.span_id:016x}"]
+    child = rows[f"{child_span.context.span_id:016x}"]
+    assert root["TraceId"] == f"{root_span.context.trace_id:032x}"
+    assert root["ParentSpanId"] == "" and child["ParentSpanId"] == root["SpanId"]
+    assert root["ts"] == root_span.start_time
+    assert root["Duration"] == root_span.end_time - root_span.start_time
+    assert (root["SpanKind"], child["SpanKind"]) == ("Server", "Client")
+    assert (root["StatusCode"], root["StatusMessage"]) == ("Ok", "")
+    assert (child["StatusCode"], child["StatusMessage"]) == ("Error", "deadlock détecté")
+    assert root["ServiceName"] == "checkout"
+    assert root["ResourceAttributes"]["deployment.environment"] == "prod"
+    assert root["ResourceAttributes"]["telemetry.sdk.language"] == "python"
+    assert (root["ScopeName"], root["ScopeVersion"]) == ("shop.tracer", "2.1.0")
+    assert root["SpanAttributes"] == {
+        "http.route": "/orders/{id}",
+        "str.empty": "",
+        "unicode": "naïve — 注文 ✓",
+        "bool.true": "true",
+        "bool.false": "false",
+        "int": "42",
+        "int.negative": "-7",
+        "float": "0.25",
+        "float.whole": "3",
+        "strings": '["a","","é"]',
+        "ints": "[1,2,3]",
+        "floats": "[0.5,1.5]",
+        "bools": "[true,false]",
+        "huge": HUGE,
+    }
+    assert root["Events.Name"] == ["validated", "no-attributes"]
+    assert root["Events.Attributes"] == [{"items": "3", "ok": "true"}, {}]
+    assert root["ets"] == [e.timestamp for e in root_span.events]
+    assert root["Links.TraceId"] == ["0af7651916cd43dd8448eb211c80319c"]
+    assert root["Links.SpanId"] == ["00f067aa0ba902b7"]
+    assert root["Links.TraceState"] == ["vendor=v1"]
+    assert root["Links.Attributes"] == [{"link.kind": "follows", "n": "1"}]
+    empty = next(r for r in rows.values() if r["SpanName"] == "")
+    assert empty["SpanKind"] == "Internal" and empty["StatusCode"] == "Unset"
+    assert empty["Events.Name"] == [] and empty["Links.TraceId"] == []
+    assert json.loads(str(root["SpanAttributes"]["strings"])) == ["a", "", "é"]  # type: ignore[index]
+
+
+def test_exporting_creates_the_schema_and_feeds_the_aggregates(db_url: str) -> None:
+    exporter = ClickHouseSpanExporter(db_url)
+    exporter.export(_recorded_spans())
+    exporter.shutdown()
+    with open_store(db_url) as store:
+        summary = store.query(
+            "SELECT sum(SpanCount), sum(ErrorCount), max(RootService) FROM chainmap_trace_summary"
+        ).result_rows
+    assert summary == [(3, 1, "checkout")]
+
+
+def test_unreachable_store_retries_then_fails_and_keeps_a_bounded_buffer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spans = _recorded_spans()
+    exporter = ClickHouseSpanExporter(
+        "http://user:s3cret@127.0.0.1:9/otel", timeout=0.6, buffer_spans=4
+    )
+    with caplog.at_level(logging.WARNING, logger="chainmap_otel.storage.exporter"):
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert (exporter.buffered_spans, exporter.dropped_spans) == (3, 0)
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (4, 2)
+    assert "dropped 2 spans beyond the buffer of 4 spans" in caplog.text
+    assert "http://user:***@127.0.0.1:9/otel" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert exporter.force_flush(timeout_millis=200) is False
+    exporter.shutdown()
+    assert exporter.dropped_spans == 6 and exporter.buffered_spans == 0
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+
+
+def test_buffered_spans_are_stored_once_the_store_answers(db_url: str) -> None:
+    spans = _recorded_spans()
+    exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=0.3)
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    exporter._url = db_url  # the store comes back (as at a new address)
+    assert exporter.force_flush() is True
+    assert (exporter.exported_spans, exporter.buffered_spans, exporter.dropped_spans) == (3, 0, 0)
+    exporter.shutdown()
+    with open_store(db_url) as store:
+        assert store.query("SELECT count() FROM otel_traces").result_rows == [(3,)]
+
+
+def test_exporting_makes_no_spans_of_its_own(db_url: str) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+    seen: list[object] = []
+
+    class Probe(ClickHouseSpanExporter):
+        def _flush(self, deadline: float) -> bool:
+            seen.append(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+            return super()._flush(deadline)
+
+    exporter = Probe(db_url)
+    exporter.export(_recorded_spans())
+    exporter.shutdown()
+    assert seen == [True, True]
+
+
+def test_the_entry_point_builds_from_the_environment_alone(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "ep, = [e for e in entry_points(group='opentelemetry_traces_exporter') "
+        "if e.name == 'chainmap_clickhouse']\n"
+        "cls = ep.load()\n"
+        "exporter = cls()\n"
+        "print('clickhouse_connect' in sys.modules, 'chdb' in sys.modules)\n"
+    )
+    env = {"CHAINMAP_CLICKHOUSE_URL": f"chdb://{tmp_path}/store", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        ClickHouseSpanExporter(timeout=0)
+    with pytest.raises(ValueError, match="buffer_spans"):
+        ClickHouseSpanExporter(buffer_spans=0)

@@ -1,0 +1,310 @@
+"""The schema: Collector-made tables analyse like chainmap-made ones, backfill, idempotence."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.schema import (
+    apply_schema,
+    current_version,
+    latest_version,
+    schema_dir,
+    show_schema,
+)
+from chainmap_otel.storage.store import TraceStore, open_store
+
+COLLECTOR_DDL = Path(__file__).parent / "fixtures" / "collector_clickhouseexporter_traces.sql"
+NOW = time.time_ns() // 60_000_000_000 * 60_000_000_000  # a minute boundary
+DAY = 86_400_000_000_000
+
+
+@pytest.fixture
+def empty_store(chdb_store: TraceStore, chdb_path: Path) -> Iterator[TraceStore]:
+    """A store on a fresh database with no tables."""
+    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
+    yield store
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+    store.close()
+
+
+def _collector_tables(store: TraceStore) -> None:
+    for statement in COLLECTOR_DDL.read_text().split(";"):
+        if statement.strip():
+            store.command(statement.replace("{db}", store.database))
+
+
+def _row(
+    trace: str,
+    span: str,
+    parent: str,
+    kind: str,
+    status: str,
+    attributes: dict[str, str],
+    *,
+    service: str = "gateway",
+    ts: int = NOW,
+    duration: int = 4_000_000,
+    name: str = "GET /quote",
+) -> tuple[object, ...]:
+    return (
+        ts,
+        trace,
+        span,
+        parent,
+        "",
+        name,
+        kind,
+        service,
+        {"service.name": service},
+        "",
+        "",
+        attributes,
+        duration,
+        status,
+        "",
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
+
+
+def _old_and_new_form_rows(ts: int = NOW) -> list[tuple[object, ...]]:
+    """The same two traces twice: as an old Collector wrote them and as the current one does."""
+    rows = []
+    for suffix, server, client, error, ok in (
+        ("old", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT", "STATUS_CODE_ERROR", "STATUS_CODE_UNSET"),
+        ("new", "Server", "Client", "Error", "Unset"),
+    ):
+        tagged = {
+            "http.route": "/quote",
+            "http.request.method": "GET",
+            "chain.id": "Q1",
+            "chain.ids": "Q1",
+            "chain.entry": "true",
+            "chain.entry_ids": "Q1",
+        }
+        rows += [
+            _row(f"a-{suffix}", "1", "", server, error, tagged, ts=ts),
+            _row(
+                f"a-{suffix}", "2", "1", client, ok, {"chain.ids": "Q1"}, service="pricing", ts=ts
+            ),
+            _row(
+                f"b-{suffix}",
+                "3",
+                "",
+                server,
+                ok,
+                {"url.path": "/health", "http.method": "GET"},
+                ts=ts,
+                duration=1_000_000,
+                name="GET",
+            ),
+        ]
+    return rows
+
+
+def _minute_rows(store: TraceStore) -> list[tuple[object, ...]]:
+    return store.query(
+        "SELECT ChainId, ServiceName, Route, Method, SpanKind, sum(Calls), sum(Errors), "
+        "sum(DurationSum), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency), sumMap(LatencyBuckets) "
+        "FROM chainmap_chain_minute GROUP BY ChainId, ServiceName, Route, Method, SpanKind "
+        "ORDER BY ChainId"
+    ).result_rows
+
+
+def _summaries(store: TraceStore) -> dict[str, tuple[object, ...]]:
+    rows = store.query(
+        "SELECT TraceId, max(RootService), max(RootRoute), max(RootMethod), max(RootKind), "
+        "max(RootStatus), max(RootDuration), arraySort(groupUniqArrayArray(ChainIds)), "
+        "arraySort(groupUniqArrayArray(Services)), sum(SpanCount), sum(ErrorCount), "
+        "toUnixTimestamp64Nano(min(Start)), toUnixTimestamp64Nano(max(End)) "
+        "FROM chainmap_trace_summary GROUP BY TraceId"
+    ).result_rows
+    return {str(row[0]): tuple(row[1:]) for row in rows}
+
+
+def _check_both_forms_read_alike(store: TraceStore, factor: int = 1) -> None:
+    summaries = _summaries(store)
+    for suffix in ("old", "new"):
+        assert summaries[f"a-{suffix}"] == (
+            "gateway",
+            "/quote",
+            "GET",
+            "Server",
+            "Error",
+            4_000_000,
+            ["Q1"],
+            ["gateway", "pricing"],
+            2 * factor,
+            1 * factor,
+            NOW,
+            NOW + 4_000_000,
+        )
+        assert summaries[f"b-{suffix}"][:8] == (
+            "gateway",
+            "/health",
+            "GET",
+            "Server",
+            "Unset",
+            1_000_000,
+            [],
+            ["gateway"],
+        )
+    minutes = _minute_rows(store)
+    untagged, quote = minutes
+    # ChainId '' holds untagged roots, counted from both generations of rows.
+    assert untagged[:8] == (
+        "",
+        "gateway",
+        "/health",
+        "GET",
+        "Server",
+        2 * factor,
+        0,
+        2_000_000 * factor,
+    )
+    assert quote[:8] == (
+        "Q1",
+        "gateway",
+        "/quote",
+        "GET",
+        "Server",
+        2 * factor,
+        2 * factor,
+        8_000_000 * factor,
+    )
+    assert quote[8] == [4_000_000.0, 4_000_000.0, 4_000_000.0]
+    bucket = 47  # 1 µs * 2^(47/4) <= 4 ms < 1 µs * 2^(48/4)
+    assert quote[9] == ([bucket], [2 * factor])
+
+
+def test_collector_made_tables_analyse_like_chainmap_made_ones(empty_store: TraceStore) -> None:
+    _collector_tables(empty_store)
+    apply_schema(empty_store, progress=lambda line: None)
+    empty_store.insert_spans(rows=_old_and_new_form_rows())
+    _check_both_forms_read_alike(empty_store)
+    lookup = empty_store.query(
+        "SELECT count() FROM otel_traces_trace_id_ts WHERE TraceId = 'a-new'"
+    ).result_rows
+    assert lookup == [(1,)]
+
+
+def test_spans_stored_before_install_are_backfilled_once(empty_store: TraceStore) -> None:
+    _collector_tables(empty_store)
+    old_rows = _old_and_new_form_rows()
+    empty_store.insert_spans(rows=old_rows[:3])  # one insert: one part
+    empty_store.insert_spans(rows=old_rows[3:])
+    lines: list[str] = []
+    report = apply_schema(empty_store, progress=lines.append)
+    assert report.backfilled_spans == 6
+    assert report.applied_versions == [1, 2]
+    assert any("copying 6 stored spans from 1 partitions" in line for line in lines)
+    assert any("1/1, 6/6 spans" in line for line in lines)
+    _check_both_forms_read_alike(empty_store)
+    again = apply_schema(empty_store, progress=lines.append)
+    assert (again.applied_versions, again.backfilled_spans) == ([], 0)
+    _check_both_forms_read_alike(empty_store)
+    # New spans flow through the views, on top of the backfilled ones.
+    empty_store.insert_spans(rows=old_rows)
+    _check_both_forms_read_alike(empty_store, factor=2)
+
+
+def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
+    _collector_tables(empty_store)
+    for day in range(3):
+        empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
+    lines: list[str] = []
+    assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
+    assert sum("partition " in line for line in lines) == 3
+    count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
+    assert count == [(3,)]
+
+
+def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
+    first = apply_schema(empty_store, progress=lambda line: None)
+    assert first.applied_versions == list(range(1, latest_version() + 1))
+    tables = empty_store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
+        {"db": empty_store.database},
+    ).result_rows
+    assert [t[0] for t in tables] == [
+        "chainmap_chain_minute",
+        "chainmap_chain_minute_mv",
+        "chainmap_schema_version",
+        "chainmap_trace_summary",
+        "chainmap_trace_summary_mv",
+        "otel_traces",
+        "otel_traces_trace_id_ts",
+        "otel_traces_trace_id_ts_mv",
+    ]
+    second = apply_schema(empty_store, progress=lambda line: None)
+    assert second.applied_versions == [] and not second.changed
+    assert current_version(empty_store) == latest_version()
+    versions = empty_store.query("SELECT version FROM chainmap_schema_version ORDER BY version")
+    assert [v[0] for v in versions.result_rows] == list(range(1, latest_version() + 1))
+
+
+def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:
+    apply_schema(empty_store, ttl_days=14, progress=lambda line: None)
+    ddl = empty_store.query(
+        "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} "
+        "AND engine LIKE '%MergeTree' AND name != 'chainmap_schema_version'",
+        {"db": empty_store.database},
+    ).result_rows
+    assert len(ddl) == 4
+    for name, query in ddl:
+        assert "toIntervalDay(14)" in query, name
+
+
+def test_show_schema_renders_the_cluster_variant() -> None:
+    text = show_schema("otel", cluster="prod", ttl_days=0)
+    assert 'CREATE TABLE IF NOT EXISTS "otel"."otel_traces_local" ON CLUSTER prod' in text
+    assert "ENGINE = ReplicatedMergeTree\n" in text
+    assert "ENGINE = ReplicatedAggregatingMergeTree\n" in text
+    assert "ENGINE = Distributed('prod', 'otel', 'otel_traces_local', cityHash64(TraceId))" in text
+    assert 'FROM "otel"."otel_traces_local"' in text
+    assert "TTL" not in text
+    single = show_schema("otel", cluster="", ttl_days=3)
+    assert "ON CLUSTER" not in single and "Distributed" not in single
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(3)" in single
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        show_schema("otel; DROP", cluster="")
+
+
+def test_schema_files_ship_with_the_package() -> None:
+    assert (schema_dir() / "clickhouse" / "001_otel_traces.sql").is_file()
+
+
+def test_insert_columns_match_the_table(chdb_store: TraceStore) -> None:
+    described = chdb_store.query("DESCRIBE TABLE otel_traces").result_rows
+    assert tuple(row[0] for row in described) == TRACE_COLUMNS
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CHAINMAP_TEST_CLICKHOUSE_URL"),
+    reason="CHAINMAP_TEST_CLICKHOUSE_URL is unset: no ClickHouse server to test against",
+)
+def test_against_a_clickhouse_server() -> None:
+    base = os.environ["CHAINMAP_TEST_CLICKHOUSE_URL"].rstrip("/")
+    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    store = open_store(f"{root}/t_{uuid.uuid4().hex[:12]}")
+    try:
+        _collector_tables(store)
+        store.insert_spans(rows=_old_and_new_form_rows()[:3])
+        assert apply_schema(store, progress=lambda line: None).backfilled_spans == 3
+        store.insert_spans(rows=_old_and_new_form_rows()[3:])
+        _check_both_forms_read_alike(store)
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()
