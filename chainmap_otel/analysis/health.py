@@ -1,0 +1,243 @@
+"""Chain health, SLO compliance and error-budget burn, from the per-minute aggregates only.
+
+Every number comes from ``chainmap_chain_minute`` (one row per chain, minute and entry
+operation; see the storage schema), so a 7-day window reads about as many rows as a
+1-hour one reads spans' worth of work, never ``otel_traces``. Tagged entry spans are
+rows of their chain; untagged root spans (``ChainId = ''``) are classified at query time
+by the chains' entry rules over the row's service, kind, name, route and method (rules
+that need other attributes cannot match these rows).
+
+Definitions:
+
+* ``traces``: entry spans of the chain in the window (one per trace that enters it);
+  ``rate_per_s`` = traces / window seconds.
+* ``error_ratio``: a trace **fails when its chain's entry span has status Error**
+  (either Collector spelling): errors / traces. Errors deeper in the trace that the
+  entry span absorbed do not count, as for any request-level SLI.
+* ``p50_ms``/``p95_ms``/``p99_ms``: entry-span duration quantiles (merged t-digests).
+* SLO objectives from the chain's ``slo`` block: ``error_rate`` (budget = that ratio)
+  and each ``latency_ms`` percentile ``pNN: T`` read as "at most (100-NN) % of traces
+  slower than T" (budget = 1 - NN/100; slow traces counted from ``LatencyBuckets``,
+  interpolated inside the quarter-power-of-two bucket that straddles T).
+* ``burn_rates``: for 5m, 30m, 1h, 6h and 3d ending at the window's end, the worst
+  objective's bad-event ratio divided by its budget; ``error_budget_remaining`` =
+  1 - bad ratio / budget over the SLO window (negative when overspent).
+* ``status``/``reason``, per objective, the Google SRE workbook multi-window,
+  multi-burn-rate rules: 1h and 5m both above 14.4 -> ``critical``; 6h and 30m both
+  above 6 -> ``critical``; 3d and 6h both above 1 -> ``degraded``; else ``healthy``.
+
+JSON contract (:func:`health_json`): ``{"window": {...}, "chains": [{"chain_id", "name",
+"criticality", "traces", "rate_per_s", "errors", "error_ratio", "p50_ms", "p95_ms",
+"p99_ms", "slo": null | {"window", "compliant", "error_budget_remaining", "objectives":
+[{"objective", "budget", "bad_ratio", "compliant", "budget_remaining", "burn_rates"}]},
+"burn_rates": {"5m", "30m", "1h", "6h", "3d"} | null, "status", "reason"}]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression, require_chain
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
+
+#: Burn-rate lookback windows (label, seconds).
+BURN_WINDOWS: tuple[tuple[str, int], ...] = (
+    ("5m", 300), ("30m", 1800), ("1h", 3600), ("6h", 21600), ("3d", 259200),
+)
+#: (long window, short window, threshold, status) in the order they are checked.
+ALERT_RULES: tuple[tuple[str, str, float, str], ...] = (
+    ("1h", "5m", 14.4, "critical"),
+    ("6h", "30m", 6.0, "critical"),
+    ("3d", "6h", 1.0, "degraded"),
+)
+STATUSES = ("healthy", "degraded", "critical")
+_NS = 1_000_000_000
+
+
+def slower_fraction_count(buckets: Mapping[int, int], threshold_ms: float) -> float:
+    """Calls slower than ``threshold_ms`` in a LatencyBuckets map (bucket -> count)."""
+    if not buckets:
+        return 0.0
+    keys = np.fromiter(buckets.keys(), dtype=np.float64)
+    counts = np.fromiter(buckets.values(), dtype=np.float64)
+    # Bucket b holds durations in [1000 * 2^(b/4), 1000 * 2^((b+1)/4)) ns.
+    position = 4 * np.log2(max(threshold_ms * 1e6, 1000.0) / 1000)
+    above = np.clip(keys + 1 - position, 0.0, 1.0)
+    return float((counts * above).sum())
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Calls, errors and latency buckets of one chain over one window."""
+
+    calls: int = 0
+    errors: int = 0
+    buckets: Mapping[int, int] = field(default_factory=dict)
+
+
+def objective_ratios(chain: ChainDefinition, tally: Tally) -> dict[str, tuple[float, float]]:
+    """objective name -> (bad-event ratio, budget) for the chain's SLO over one tally."""
+    slo = chain.slo
+    out: dict[str, tuple[float, float]] = {}
+    if slo is None:
+        return out
+    calls = tally.calls
+    if slo.error_rate is not None:
+        out["error_rate"] = (tally.errors / calls if calls else 0.0, slo.error_rate)
+    for percentile, threshold in slo.latency_ms.items():
+        budget = 1 - int(percentile[1:]) / 100
+        slow = slower_fraction_count(tally.buckets, threshold) / calls if calls else 0.0
+        out[f"latency_{percentile}<{threshold:g}ms"] = (slow, budget)
+    return out
+
+
+def decide_status(burns: Mapping[str, Mapping[str, float]]) -> tuple[str, str]:
+    """Status and reason from burn rates per objective (objective -> window -> burn)."""
+    for long, short, threshold, status in ALERT_RULES:
+        for objective, rates in burns.items():
+            if rates[long] > threshold and rates[short] > threshold:
+                return status, (
+                    f"{objective}: burn rate {rates[long]:.2f}x over {long} and "
+                    f"{rates[short]:.2f}x over {short} both above {threshold:g}x"
+                )
+    if not burns:
+        return "healthy", "no SLO objectives defined for this chain"
+    return "healthy", "every burn rate is below its multi-window alert threshold"
+
+
+def _window_columns(names: Sequence[str]) -> str:
+    parts = []
+    for i, _ in enumerate(names):
+        cond = f"Minute >= toDateTime({{w{i}:Int64}})"
+        parts.append(
+            f"sumIf(Calls, {cond}), sumIf(Errors, {cond}), sumMapIf(LatencyBuckets, {cond})"
+        )
+    return ",\n       ".join(parts)
+
+
+def _health_sql(database: str, classify: str, windows: Sequence[str]) -> str:
+    return f"""
+SELECT chain,
+       sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
+       sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
+       quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
+       {_window_columns(windows)}
+FROM (
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM {database}.chainmap_chain_minute
+    WHERE ChainId IN {{chains:Array(String)}}
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+    UNION ALL
+    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM {database}.chainmap_chain_minute
+    WHERE ChainId = ''
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+)
+WHERE chain IN {{chains:Array(String)}}
+GROUP BY chain"""
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)
+
+
+def chain_health(chain: ChainDefinition, window: TimeWindow, main: Tally,
+                 quantiles: Sequence[float], tallies: Mapping[str, Tally]) -> dict[str, Any]:
+    """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``)."""
+    burns: dict[str, dict[str, float]] = {}
+    objectives: list[dict[str, Any]] = []
+    slo_ratios = objective_ratios(chain, tallies["slo"])
+    for objective, (bad, budget) in slo_ratios.items():
+        rates = {label: objective_ratios(chain, tallies[label])[objective][0] / budget
+                 for label, _ in BURN_WINDOWS}
+        burns[objective] = rates
+        objectives.append({
+            "objective": objective,
+            "budget": budget,
+            "bad_ratio": _round(bad),
+            "compliant": bad <= budget,
+            "budget_remaining": _round(1 - bad / budget),
+            "burn_rates": {k: _round(v) for k, v in rates.items()},
+        })
+    status, reason = decide_status(burns)
+    if main.calls == 0 and status == "healthy":
+        reason = "no traffic in the window; " + reason
+    worst = {label: _round(max(r[label] for r in burns.values())) for label, _ in BURN_WINDOWS} if burns else None
+    slo = chain.slo
+    p50, p95, p99 = (round(float(q) / 1e6, 3) for q in quantiles) if main.calls else (0.0, 0.0, 0.0)
+    return {
+        "chain_id": chain.id,
+        "name": chain.name,
+        "criticality": chain.criticality,
+        "traces": main.calls,
+        "rate_per_s": _round(main.calls / window.seconds),
+        "errors": main.errors,
+        "error_ratio": _round(main.errors / main.calls) if main.calls else 0.0,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "slo": None if slo is None else {
+            "window_seconds": slo.window_seconds,
+            "compliant": all(o["compliant"] for o in objectives),
+            "error_budget_remaining": min((o["budget_remaining"] for o in objectives), default=None),
+            "objectives": objectives,
+        },
+        "burn_rates": worst,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
+           chain_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Health of each chain (default: all of ``catalog``) for ``window``, one query."""
+    chains = [require_chain(catalog, cid) for cid in (catalog.ids if chain_ids is None else chain_ids)]
+    if not chains:
+        return []
+    end_s = -(-window.end_ns // _NS)
+    main_start = window.start_ns // _NS
+    starts = {label: end_s - seconds for label, seconds in BURN_WINDOWS}
+    slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
+    names = [label for label, _ in BURN_WINDOWS] + ["slo"]
+    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    bound: dict[str, Any] = {**params, "chains": [c.id for c in chains], "end": end_s,
+                             "main_start": main_start}
+    for i, label in enumerate(names[:-1]):
+        bound[f"w{i}"] = starts[label]
+    scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
+    bound["scan_start"] = scan_start
+    results: dict[str, dict[str, Any]] = {}
+    by_slo_window: dict[int, list[ChainDefinition]] = {}
+    for chain in chains:
+        by_slo_window.setdefault(chain.slo.window_seconds if chain.slo else 0, []).append(chain)
+    for slo_window, group in by_slo_window.items():
+        bound[f"w{len(names) - 1}"] = end_s - slo_window  # the "slo" column
+        bound["chains"] = [c.id for c in group]
+        rows = store.query(_health_sql(store.database, classify, names), bound).result_rows
+        found = {str(row[0]): row for row in rows}
+        for chain in group:
+            row = found.get(chain.id)
+            tallies: dict[str, Tally] = {}
+            if row is None:
+                main, quantiles = Tally(), [0.0, 0.0, 0.0]
+                tallies = {name: Tally() for name in names}
+            else:
+                main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
+                for i, name in enumerate(names):
+                    calls, errors, (keys, values) = row[4 + 3 * i: 7 + 3 * i]
+                    tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
+            results[chain.id] = chain_health(chain, window, main, quantiles, tallies)
+    return [results[c.id] for c in chains]
+
+
+def health_json(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
+                chain_id: str | None = None) -> dict[str, Any]:
+    """``{"window": ..., "chains": [...]}`` (see the module docstring)."""
+    ids = None if chain_id is None else [chain_id]
+    return {"window": window.to_json(), "chains": health(store, catalog, window, ids)}
