@@ -57,10 +57,19 @@ def generated_catalog(chains: int = 200, services: int = 50) -> str:
 
 
 CATALOG = parse_catalog(generated_catalog())
-CHILD_ATTRS = {"chain.id": "C042", "chain.ids": "C042", "chain.name": "chain 42", "chain.category": "api"}
+CHILD_ATTRS = {
+    "chain.id": "C042",
+    "chain.ids": "C042",
+    "chain.name": "chain 42",
+    "chain.category": "api",
+}
 ENTRY_ATTRS = {**CHILD_ATTRS, "chain.entry": True, "chain.entry_ids": "C042"}
 # svc-42 owns chains 42, 92, 142, 192: the span matches the first; the others are checked.
-ENTRY_SPAN_ATTRS = {"http.route": "/api/v1/r042/items", "http.request.method": "GET", "url.path": "/api/v1/r042/items"}
+ENTRY_SPAN_ATTRS = {
+    "http.route": "/api/v1/r042/items",
+    "http.request.method": "GET",
+    "url.path": "/api/v1/r042/items",
+}
 
 
 def provider(processor: SpanProcessor) -> TracerProvider:
@@ -86,12 +95,18 @@ def time_entries(tp: TracerProvider, n: int) -> float:
     root = Context()
     start = time.process_time()
     for _ in range(n):
-        tracer.start_span("GET /api/v1/r042/{id}", context=root, kind=SpanKind.SERVER, attributes=ENTRY_SPAN_ATTRS).end()
+        tracer.start_span(
+            "GET /api/v1/r042/{id}", context=root, kind=SpanKind.SERVER, attributes=ENTRY_SPAN_ATTRS
+        ).end()
     return (time.process_time() - start) / n
 
 
 def compare(
-    label: str, measure: Callable[[TracerProvider, int], float], reference: SpanProcessor, n: int, rounds: int
+    label: str,
+    measure: Callable[[TracerProvider, int], float],
+    reference: SpanProcessor,
+    n: int,
+    rounds: int,
 ) -> tuple[float, float]:
     chain_tp, ref_tp = provider(ChainSpanProcessor(CATALOG)), provider(reference)
     chain_times, ref_times = [], []
@@ -101,7 +116,9 @@ def compare(
         ref_times.append(measure(ref_tp, n))
         chain_times.append(measure(chain_tp, n))
     chain_us, ref_us = statistics.median(chain_times) * 1e6, statistics.median(ref_times) * 1e6
-    print(f"{label:<46} chain {chain_us:7.2f} us/span   reference {ref_us:7.2f} us/span   ratio {chain_us / ref_us:5.3f}")
+    print(
+        f"{label:<46} chain {chain_us:7.2f} us/span   reference {ref_us:7.2f} us/span   ratio {chain_us / ref_us:5.3f}"
+    )
     return chain_us, ref_us
 
 
@@ -150,14 +167,30 @@ def request_overhead(requests: int, rounds: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=3_000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    print(f"catalog: {len(CATALOG)} chains over 50 services; {args.spans} spans x {args.rounds} rounds")
-    compare("(i)  child span inheriting a chain", time_children, ConstantAttributesProcessor(CHILD_ATTRS), args.spans, args.rounds)
-    compare("(ii) entry span, 200-chain catalog", time_entries, ConstantAttributesProcessor(ENTRY_ATTRS), args.spans, args.rounds)
+    print(
+        f"catalog: {len(CATALOG)} chains over 50 services; {args.spans} spans x {args.rounds} rounds"
+    )
+    compare(
+        "(i)  child span inheriting a chain",
+        time_children,
+        ConstantAttributesProcessor(CHILD_ATTRS),
+        args.spans,
+        args.rounds,
+    )
+    compare(
+        "(ii) entry span, 200-chain catalog",
+        time_entries,
+        ConstantAttributesProcessor(ENTRY_ATTRS),
+        args.spans,
+        args.rounds,
+    )
     request_overhead(args.requests, args.rounds)
 
 

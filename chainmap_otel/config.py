@@ -119,9 +119,7 @@ def env_int(var: EnvVar) -> int:
     try:
         return int(raw)
     except ValueError:
-        logger.warning(
-            "%s=%r is not an integer; using the default %s", var.name, raw, var.default
-        )
+        logger.warning("%s=%r is not an integer; using the default %s", var.name, raw, var.default)
         return int(var.default)
 
 

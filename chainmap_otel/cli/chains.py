@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from chainmap_otel.cli.app import OutputFormat, app, console, friendly_errors, print_json, print_table
+from chainmap_otel.cli.app import (
+    OutputFormat,
+    app,
+    console,
+    friendly_errors,
+    print_json,
+    print_table,
+)
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, load_catalog
 
 chains_app = typer.Typer(help="Chain definition files.", no_args_is_help=True)
@@ -28,7 +35,11 @@ def _rule_text(rule: EntryRule) -> str:
         ("destination", rule.messaging_destination),
     ):
         if pattern is not None:
-            parts.append(f"{label}={pattern.value}" if pattern.kind != "regex" else f"{label}~/{pattern.value}/")
+            parts.append(
+                f"{label}={pattern.value}"
+                if pattern.kind != "regex"
+                else f"{label}~/{pattern.value}/"
+            )
     if rule.method:
         parts.append("method=" + "|".join(rule.method))
     parts.extend(f"{key}={pattern.value}" for key, pattern in rule.attributes)
@@ -91,6 +102,13 @@ def list_chains(
                 bits.append(f"errors<{slo.error_rate:.2%}")
             slo_text = ", ".join(bits)
         rows.append(
-            (chain.id, chain.name, chain.category, chain.criticality, "; ".join(_rule_text(r) for r in chain.entry), slo_text)
+            (
+                chain.id,
+                chain.name,
+                chain.category,
+                chain.criticality,
+                "; ".join(_rule_text(r) for r in chain.entry),
+                slo_text,
+            )
         )
     print_table(None, ("id", "name", "category", "criticality", "entry", "slo"), rows)

@@ -201,11 +201,11 @@ class _LineLoader(yaml.SafeLoader):
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    lambda loader, node: loader.construct_mapping(node),  # type: ignore[attr-defined]
+    lambda loader, node: loader.construct_mapping(node),  # type: ignore[attr-defined,arg-type]
 )
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-    lambda loader, node: loader.construct_sequence(node),  # type: ignore[attr-defined]
+    lambda loader, node: loader.construct_sequence(node),  # type: ignore[attr-defined,arg-type]
 )
 
 
@@ -220,7 +220,9 @@ class _Problems:
         self.items.append(f"{self.source}:{line}: {where}: {message}")
 
     def sorted(self) -> list[str]:
-        return [item for _, item in sorted(zip(self.lines, self.items, strict=True), key=lambda p: p[0])]
+        return [
+            item for _, item in sorted(zip(self.lines, self.items, strict=True), key=lambda p: p[0])
+        ]
 
 
 def _line_of(container: Any, key: str | int, default: int) -> int:
@@ -306,7 +308,9 @@ class _Parser:
                 return None
         return pattern
 
-    def str_list(self, value: Any, line: int, where: str, choices: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def str_list(
+        self, value: Any, line: int, where: str, choices: tuple[str, ...] = ()
+    ) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             self.problems.add(line, where, "expected a string or a list of strings")
@@ -336,11 +340,21 @@ class _Parser:
             return None
         self.unknown_keys(raw, tuple(MATCHER_FIELDS), where)  # type: ignore[arg-type]
         fields: dict[str, Any] = {}
-        for key in ("service", "name", "route", "path", "rpc_service", "rpc_method", "messaging_destination"):
+        for key in (
+            "service",
+            "name",
+            "route",
+            "path",
+            "rpc_service",
+            "rpc_method",
+            "messaging_destination",
+        ):
             if key in raw:
                 fields[key] = self.pattern(raw[key], _line_of(raw, key, line), f"{where}.{key}")
         if "kind" in raw:
-            fields["kinds"] = self.str_list(raw["kind"], _line_of(raw, "kind", line), f"{where}.kind", SPAN_KINDS)
+            fields["kinds"] = self.str_list(
+                raw["kind"], _line_of(raw, "kind", line), f"{where}.kind", SPAN_KINDS
+            )
         if "method" in raw:
             methods = self.str_list(raw["method"], _line_of(raw, "method", line), f"{where}.method")
             fields["method"] = tuple(m.upper() for m in methods)
@@ -348,11 +362,17 @@ class _Parser:
             attrs = raw["attributes"]
             aline = _line_of(raw, "attributes", line)
             if not isinstance(attrs, dict) or not attrs:
-                self.problems.add(aline, f"{where}.attributes", "expected a non-empty mapping of attribute -> pattern")
+                self.problems.add(
+                    aline,
+                    f"{where}.attributes",
+                    "expected a non-empty mapping of attribute -> pattern",
+                )
             else:
                 pairs = []
                 for key, value in attrs.items():
-                    pat = self.pattern(value, _line_of(attrs, key, aline), f"{where}.attributes.{key}")
+                    pat = self.pattern(
+                        value, _line_of(attrs, key, aline), f"{where}.attributes.{key}"
+                    )
                     if pat is not None:
                         pairs.append((key, pat))
                 fields["attributes"] = tuple(pairs)
@@ -368,14 +388,26 @@ class _Parser:
             lat = raw["latency_ms"]
             lline = _line_of(raw, "latency_ms", line)
             if not isinstance(lat, dict):
-                self.problems.add(lline, f"{where}.latency_ms", "expected a mapping like {p95: 300, p99: 800}")
+                self.problems.add(
+                    lline, f"{where}.latency_ms", "expected a mapping like {p95: 300, p99: 800}"
+                )
             else:
                 for key, value in lat.items():
                     kline = _line_of(lat, key, lline)
                     if key not in PERCENTILES:
-                        self.problems.add(kline, f"{where}.latency_ms.{key}", f"unknown percentile; use one of {', '.join(PERCENTILES)}")
-                    elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                        self.problems.add(kline, f"{where}.latency_ms.{key}", "expected a positive number of milliseconds")
+                        self.problems.add(
+                            kline,
+                            f"{where}.latency_ms.{key}",
+                            f"unknown percentile; use one of {', '.join(PERCENTILES)}",
+                        )
+                    elif (
+                        isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+                    ):
+                        self.problems.add(
+                            kline,
+                            f"{where}.latency_ms.{key}",
+                            "expected a positive number of milliseconds",
+                        )
                     else:
                         latency[key] = float(value)
         error_rate = None
@@ -404,17 +436,23 @@ class _Parser:
 
     def expected(self, raw: Any, line: int, where: str) -> ExpectedTopology | None:
         if not isinstance(raw, dict):
-            self.problems.add(line, where, f"expected a mapping with services and edges, got {_type_name(raw)}")
+            self.problems.add(
+                line, where, f"expected a mapping with services and edges, got {_type_name(raw)}"
+            )
             return None
         self.unknown_keys(raw, _EXPECTED_KEYS, where)  # type: ignore[arg-type]
-        services = ()
+        services: tuple[str, ...] = ()
         if "services" in raw:
-            services = self.str_list(raw["services"], _line_of(raw, "services", line), f"{where}.services")
+            services = self.str_list(
+                raw["services"], _line_of(raw, "services", line), f"{where}.services"
+            )
         edges: list[tuple[str, str]] = []
         raw_edges = raw.get("edges", [])
         eline = _line_of(raw, "edges", line)
         if not isinstance(raw_edges, list):
-            self.problems.add(eline, f"{where}.edges", "expected a list of 'source -> target' strings")
+            self.problems.add(
+                eline, f"{where}.edges", "expected a list of 'source -> target' strings"
+            )
             raw_edges = []
         for i, edge in enumerate(raw_edges):
             iline = _line_of(raw_edges, i, eline)
@@ -426,7 +464,11 @@ class _Parser:
             if isinstance(edge, dict) and set(edge) == {"source", "target"}:
                 edges.append((str(edge["source"]), str(edge["target"])))
                 continue
-            self.problems.add(iline, f"{where}.edges[{i}]", "expected 'source -> target' or {source: ..., target: ...}")
+            self.problems.add(
+                iline,
+                f"{where}.edges[{i}]",
+                "expected 'source -> target' or {source: ..., target: ...}",
+            )
         return ExpectedTopology(services=services, edges=tuple(edges))
 
     def chain(self, raw: Any, line: int, where: str) -> ChainDefinition | None:
@@ -449,7 +491,11 @@ class _Parser:
             ok = False
         for key in ("name", "description"):
             if key in raw and not isinstance(raw[key], str):
-                self.problems.add(_line_of(raw, key, line), f"{where}.{key}", f"expected a string, got {_type_name(raw[key])}")
+                self.problems.add(
+                    _line_of(raw, key, line),
+                    f"{where}.{key}",
+                    f"expected a string, got {_type_name(raw[key])}",
+                )
                 ok = False
         category = raw.get("category")
         if "category" in raw and category not in CATEGORIES:
@@ -478,16 +524,26 @@ class _Parser:
             else:
                 entry_items = entry
             if not isinstance(entry_items, list) or not entry_items:
-                self.problems.add(eline, f"{where}.entry", "expected a non-empty list of matchers (service, kind, route, ...)")
+                self.problems.add(
+                    eline,
+                    f"{where}.entry",
+                    "expected a non-empty list of matchers (service, kind, route, ...)",
+                )
                 ok = False
             else:
                 for i, item in enumerate(entry_items):
-                    rule = self.entry_rule(item, _line_of(entry_items, i, eline), f"{where}.entry[{i}]")
+                    rule = self.entry_rule(
+                        item, _line_of(entry_items, i, eline), f"{where}.entry[{i}]"
+                    )
                     if rule is None:
                         ok = False
                     else:
                         rules.append(rule)
-        slo = self.slo(raw["slo"], _line_of(raw, "slo", line), f"{where}.slo") if "slo" in raw else None
+        slo = (
+            self.slo(raw["slo"], _line_of(raw, "slo", line), f"{where}.slo")
+            if "slo" in raw
+            else None
+        )
         expected = (
             self.expected(raw["expected"], _line_of(raw, "expected", line), f"{where}.expected")
             if "expected" in raw
@@ -529,18 +585,24 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
         document = wrapped
     if not isinstance(document, dict) or "chains" not in document:
         raise ChainDefinitionError(
-            [f"{source}:1: top level: expected a mapping with a 'chains:' list (see chains.example.yaml)"]
+            [
+                f"{source}:1: top level: expected a mapping with a 'chains:' list (see chains.example.yaml)"
+            ]
         )
     parser.unknown_keys(document, ("version", "chains"), "top level")  # type: ignore[arg-type]
     if document.get("version", 1) != 1:
         parser.problems.add(
-            _line_of(document, "version", 1), "version", "unsupported version; this chainmap reads version: 1"
+            _line_of(document, "version", 1),
+            "version",
+            "unsupported version; this chainmap reads version: 1",
         )
     raw_chains = document["chains"]
     cline = _line_of(document, "chains", 1)
     chains: list[ChainDefinition] = []
     if not isinstance(raw_chains, list):
-        parser.problems.add(cline, "chains", f"expected a list of chains, got {_type_name(raw_chains)}")
+        parser.problems.add(
+            cline, "chains", f"expected a list of chains, got {_type_name(raw_chains)}"
+        )
         raw_chains = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_chains):
@@ -572,5 +634,7 @@ def load_catalog(path: str | Path) -> ChainCatalog:
             [f"{file}: file not found; set CHAINMAP_CHAINS_FILE to an existing chains YAML"]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ChainDefinitionError([f"{file}: cannot read the file ({exc}); check its permissions and encoding"]) from None
+        raise ChainDefinitionError(
+            [f"{file}: cannot read the file ({exc}); check its permissions and encoding"]
+        ) from None
     return parse_catalog(text, source=str(file))

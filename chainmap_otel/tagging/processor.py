@@ -90,7 +90,11 @@ class ChainSpanProcessor(SpanProcessor):
     def _rules(self, resource: Resource) -> dict[SpanKind, KindRules]:
         service = resource.attributes.get("service.name")
         by_name = self._classifier.rules_for_service(str(service)) if service is not None else {}
-        rules = {kind: by_name[name] for kind, name in KIND_NAMES.items() if by_name.get(name, _EMPTY).rules}
+        rules = {
+            kind: by_name[name]
+            for kind, name in KIND_NAMES.items()
+            if by_name.get(name, _EMPTY).rules
+        }
         if len(self._rules_by_resource) < _MAX_CACHE:
             # The resource is kept with its id so a recycled id can never alias another resource.
             self._rules_by_resource[id(resource)] = (resource, rules)
@@ -99,7 +103,7 @@ class ChainSpanProcessor(SpanProcessor):
     def _tag(self, span: Span, parent_context: Context | None) -> None:
         # Hot path, deliberately inlined: it runs for every span the service creates.
         ctx = parent_context if parent_context is not None else get_current()
-        parent = ctx.get(_SPAN_KEY)
+        parent: Any = ctx.get(_SPAN_KEY)
         raw: object = None
         if parent is not None:
             parent_context_ = parent.get_span_context()

@@ -90,7 +90,9 @@ class ChainPropagator(TextMapPropagator):
                 entries[BAGGAGE_KEY] = chain_ids
             if not entries:
                 return
-            header = ",".join(f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in entries.items())
+            header = ",".join(
+                f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in entries.items()
+            )
             setter.set(carrier, BAGGAGE_HEADER, header)
         except Exception:
             logger.debug("chainmap: could not inject chain baggage", exc_info=True)

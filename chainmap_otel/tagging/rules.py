@@ -137,7 +137,9 @@ def compile_rule(chain: ChainDefinition, rule: EntryRule) -> CompiledRule:
     service = rule.service
     return CompiledRule(
         chain=chain,
-        service_test=_string_test(service) if service is not None and service.kind != "equals" else None,
+        service_test=_string_test(service)
+        if service is not None and service.kind != "equals"
+        else None,
         service_exact=service.value if service is not None and service.kind == "equals" else None,
         kinds=rule.kinds or _ALL_KINDS,
         name_test=_string_test(rule.name) if rule.name is not None else None,
@@ -172,7 +174,9 @@ class KindRules:
         key = (name, *[read(attributes) for read in self.readers])
         matched = self.cache.get(key)
         if matched is None:
-            matched = tuple(dict.fromkeys(r.chain.id for r in self.rules if r.matches(name, attributes)))
+            matched = tuple(
+                dict.fromkeys(r.chain.id for r in self.rules if r.matches(name, attributes))
+            )
             if len(self.cache) < _MAX_CACHED_KEYS:
                 self.cache[key] = matched
         return matched
@@ -203,7 +207,9 @@ class Classifier:
         rules = list(self._exact.get(service, ()))
         rules.extend(r for r in self._other if r.service_test is None or r.service_test(service))
         rules.sort(key=lambda r: self._order[r.chain.id])
-        by_kind = {kind: KindRules(tuple(r for r in rules if kind in r.kinds)) for kind in _ALL_KINDS}
+        by_kind = {
+            kind: KindRules(tuple(r for r in rules if kind in r.kinds)) for kind in _ALL_KINDS
+        }
         if len(self._by_service) < _MAX_CACHED_SERVICES:
             self._by_service[service] = by_kind
         return by_kind
@@ -215,4 +221,8 @@ class Classifier:
         self, service: str, kind: SpanKind, name: str, attributes: Mapping[str, Any]
     ) -> list[str]:
         """Ids of the chains whose entry rules match this span, in catalog order."""
-        return list(self.rules_for_service(service)[KIND_NAMES.get(kind, "internal")].match(name, attributes))
+        return list(
+            self.rules_for_service(service)[KIND_NAMES.get(kind, "internal")].match(
+                name, attributes
+            )
+        )

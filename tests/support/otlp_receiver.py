@@ -20,7 +20,11 @@ KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer
 
 def _value(value: AnyValue) -> Any:
     field = value.WhichOneof("value")
-    return getattr(value, field) if field in ("string_value", "bool_value", "int_value", "double_value") else str(value)
+    return (
+        getattr(value, field)
+        if field in ("string_value", "bool_value", "int_value", "double_value")
+        else str(value)
+    )
 
 
 class Receiver:
@@ -84,7 +88,9 @@ class Receiver:
             if predicate(snapshot):
                 return snapshot
             time.sleep(0.1)
-        raise AssertionError(f"spans did not arrive within {timeout}s; got {len(snapshot)}: {snapshot[-5:]}")
+        raise AssertionError(
+            f"spans did not arrive within {timeout}s; got {len(snapshot)}: {snapshot[-5:]}"
+        )
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         with self._lock:

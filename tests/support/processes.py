@@ -33,14 +33,22 @@ class Service:
             str(BIN / "opentelemetry-instrument"),
             str(BIN / "uvicorn"),
             app,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--h11-max-incomplete-event-size", str(1024 * 1024),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--h11-max-incomplete-event-size",
+            str(1024 * 1024),
         ]
         full_env = {**os.environ, "OTEL_SERVICE_NAME": name, **env}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=cwd,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def log(self) -> str:
@@ -50,7 +58,9 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+                raise AssertionError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
+                )
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code < 500:
                     return

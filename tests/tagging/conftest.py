@@ -36,7 +36,9 @@ def provider_for(
 
     def make(service: str, catalog: ChainCatalog | None = None) -> TracerProvider:
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(ChainSpanProcessor(catalog if catalog is not None else example_catalog))
+        provider.add_span_processor(
+            ChainSpanProcessor(catalog if catalog is not None else example_catalog)
+        )
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         providers.append(provider)
         return provider

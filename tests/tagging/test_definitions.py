@@ -59,7 +59,10 @@ chains:
 """
     found = problems(text)
     joined = "\n".join(found)
-    assert "chains.yaml:7: chains[0].entry[0].kind: unknown value 'serverr'; use one of server" in joined
+    assert (
+        "chains.yaml:7: chains[0].entry[0].kind: unknown value 'serverr'; use one of server"
+        in joined
+    )
     assert "chains.yaml:8: chains[1].id: duplicate id 'A1' (first defined at line 2)" in joined
     assert "chains.yaml:15: chains[2].category: unknown category 'nonsense'" in joined
     assert "chains.yaml:17: chains[2].entry[0].route: bad regex '(unclosed'" in joined
@@ -79,7 +82,9 @@ def test_yaml_syntax_error_names_the_line() -> None:
 
 
 def test_wrong_types_and_missing_fields() -> None:
-    joined = "\n".join(problems("chains:\n  - id: A1\n    entry: {service: x}\n  - just a string\n"))
+    joined = "\n".join(
+        problems("chains:\n  - id: A1\n    entry: {service: x}\n  - just a string\n")
+    )
     assert "chains[0].name: required field is missing" in joined
     assert "chains[0].category: required field is missing" in joined
     assert "chains[1]: expected a chain mapping, got a string" in joined
@@ -97,7 +102,9 @@ def test_bad_glob_and_unknown_top_level_key() -> None:
 
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ChainDefinitionError, match=r"nope\.yaml: file not found; set CHAINMAP_CHAINS_FILE"):
+    with pytest.raises(
+        ChainDefinitionError, match=r"nope\.yaml: file not found; set CHAINMAP_CHAINS_FILE"
+    ):
         load_catalog(tmp_path / "nope.yaml")
 
 

@@ -44,17 +44,27 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def fleet(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
+def fleet(
+    receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Service]]:
     logs = tmp_path_factory.mktemp("fleet-logs")
     env = launcher_env(receiver, ROOT / "chains.example.yaml")
     engine = Service("trading-engine", "fleet:app", env, APPS, logs)
     orchestrator = Service(
         "ai-orchestration", "fleet:app", {**env, "ORCHESTRATOR_PEER": engine.url}, APPS, logs
     )
-    gateway = Service("api-gateway", "fleet:app", {**env, "GATEWAY_PEER": orchestrator.url}, APPS, logs)
+    gateway = Service(
+        "api-gateway", "fleet:app", {**env, "GATEWAY_PEER": orchestrator.url}, APPS, logs
+    )
     broken_file = logs / "broken.yaml"
     broken_file.write_text("chains:\n  - id: A1\n    name: [oops\n")
-    broken = Service("api-gateway-broken", "fleet:app", {**env, "CHAINMAP_CHAINS_FILE": str(broken_file)}, APPS, logs)
+    broken = Service(
+        "api-gateway-broken",
+        "fleet:app",
+        {**env, "CHAINMAP_CHAINS_FILE": str(broken_file)},
+        APPS,
+        logs,
+    )
     services = {s.name: s for s in (engine, orchestrator, gateway, broken)}
     try:
         for service in services.values():
@@ -85,9 +95,15 @@ def test_nested_chain_across_three_services(fleet: dict[str, Service], receiver:
         attrs = span["attributes"]
         assert attrs.get("chain.ids") == expected[span["service"]], span
         assert attrs["chain.id"] == expected[span["service"]].split(",")[-1]
-    entries = {s["service"]: s["attributes"]["chain.entry_ids"] for s in spans if s["attributes"].get("chain.entry")}
+    entries = {
+        s["service"]: s["attributes"]["chain.entry_ids"]
+        for s in spans
+        if s["attributes"].get("chain.entry")
+    }
     assert entries == {"api-gateway": "B1", "ai-orchestration": "A2", "trading-engine": "B3"}
-    engine_server = next(s for s in spans if s["service"] == "trading-engine" and s["kind"] == "server")
+    engine_server = next(
+        s for s in spans if s["service"] == "trading-engine" and s["kind"] == "server"
+    )
     assert engine_server["attributes"]["chain.name"] == "Trade execution"
     assert engine_server["attributes"]["chain.category"] == "trading"
 
@@ -113,7 +129,9 @@ def test_request_in_no_chain_is_untagged(fleet: dict[str, Service], receiver: Re
 def test_hostile_baggage_is_ignored_and_the_request_succeeds(
     fleet: dict[str, Service], receiver: Receiver, baggage: str
 ) -> None:
-    response = httpx.post(fleet["trading-engine"].url + "/orders", json={}, headers={"baggage": baggage}, timeout=10)
+    response = httpx.post(
+        fleet["trading-engine"].url + "/orders", json={}, headers={"baggage": baggage}, timeout=10
+    )
     assert response.status_code == 200
     spans = spans_of(receiver, response.headers["X-Trace-ID"], 1)
     server = next(s for s in spans if s["kind"] == "server")
@@ -121,7 +139,9 @@ def test_hostile_baggage_is_ignored_and_the_request_succeeds(
     assert server["attributes"]["chain.ids"] == "B3"
 
 
-def test_service_with_a_broken_chains_file_still_serves(fleet: dict[str, Service], receiver: Receiver) -> None:
+def test_service_with_a_broken_chains_file_still_serves(
+    fleet: dict[str, Service], receiver: Receiver
+) -> None:
     broken = fleet["api-gateway-broken"]
     response = httpx.get(broken.url + "/api/v1/ping", timeout=10)
     assert response.status_code == 200 and response.json() == {"pong": "api-gateway-broken"}

@@ -26,7 +26,9 @@ def chain_attrs(span: ReadableSpan) -> dict[str, object]:
 
 @pytest.mark.parametrize("http", [OLD_HTTP, NEW_HTTP], ids=["old-semconv", "stable-semconv"])
 def test_entry_span_and_children_are_tagged(
-    provider_for: Callable[[str], TracerProvider], exporter: InMemorySpanExporter, http: dict[str, str]
+    provider_for: Callable[[str], TracerProvider],
+    exporter: InMemorySpanExporter,
+    http: dict[str, str],
 ) -> None:
     tracer = provider_for("trading-engine").get_tracer("t")
     with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER, attributes=http):
@@ -54,11 +56,17 @@ def test_method_kind_and_service_must_all_match(
 ) -> None:
     engine = provider_for("trading-engine").get_tracer("t")
     other = provider_for("api-gateway").get_tracer("t")
-    with engine.start_as_current_span("GET /orders", kind=SpanKind.SERVER, attributes={**NEW_HTTP, "http.request.method": "GET"}):
+    with engine.start_as_current_span(
+        "GET /orders", kind=SpanKind.SERVER, attributes={**NEW_HTTP, "http.request.method": "GET"}
+    ):
         pass
-    with engine.start_as_current_span("POST /orders client", kind=SpanKind.CLIENT, attributes=NEW_HTTP):
+    with engine.start_as_current_span(
+        "POST /orders client", kind=SpanKind.CLIENT, attributes=NEW_HTTP
+    ):
         pass
-    with other.start_as_current_span("POST /orders other", kind=SpanKind.SERVER, attributes=NEW_HTTP):
+    with other.start_as_current_span(
+        "POST /orders other", kind=SpanKind.SERVER, attributes=NEW_HTTP
+    ):
         pass
     assert all(not chain_attrs(span) for span in exporter.get_finished_spans())
 
@@ -71,7 +79,9 @@ def test_nested_chains_stack_outermost_first_across_services(
     engine = provider_for("trading-engine").get_tracer("t")
     propagate.set_global_textmap(chain_propagators())
     with gateway.start_as_current_span(
-        "POST /api/v1/trading/decision", kind=SpanKind.SERVER, attributes={"http.route": "/api/v1/trading/decision"}
+        "POST /api/v1/trading/decision",
+        kind=SpanKind.SERVER,
+        attributes={"http.route": "/api/v1/trading/decision"},
     ):
         with gateway.start_as_current_span("POST", kind=SpanKind.CLIENT):
             headers: dict[str, str] = {}
@@ -79,7 +89,10 @@ def test_nested_chains_stack_outermost_first_across_services(
     # Hop to another process: only the headers travel.
     remote = propagate.extract(headers, context=context.Context())
     with orchestrator.start_as_current_span(
-        "POST /decisions", kind=SpanKind.SERVER, context=remote, attributes={"http.route": "/decisions"}
+        "POST /decisions",
+        kind=SpanKind.SERVER,
+        context=remote,
+        attributes={"http.route": "/decisions"},
     ):
         with orchestrator.start_as_current_span("POST", kind=SpanKind.CLIENT):
             headers = {}
@@ -110,7 +123,9 @@ chains:
 """
     )
     tracer = provider_for("api-gateway", catalog).get_tracer("t")  # type: ignore[call-arg]
-    with tracer.start_as_current_span("GET /api/v1/trading", kind=SpanKind.SERVER, attributes={"url.path": "/api/v1/trading"}):
+    with tracer.start_as_current_span(
+        "GET /api/v1/trading", kind=SpanKind.SERVER, attributes={"url.path": "/api/v1/trading"}
+    ):
         pass
     span = exporter.get_finished_spans()[0]
     assert span.attributes["chain.ids"] == "B1,A2,B3"  # type: ignore[index]
@@ -123,7 +138,9 @@ def test_span_in_no_chain_gets_no_attributes_and_none_parent_context_works(
     provider = provider_for("api-gateway")
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
     tracer = provider.get_tracer("t")
-    span = tracer.start_span("GET /health", kind=SpanKind.SERVER, attributes={"http.route": "/health"})
+    span = tracer.start_span(
+        "GET /health", kind=SpanKind.SERVER, attributes={"http.route": "/health"}
+    )
     processor.on_start(span, parent_context=None)
     span.end()
     assert not chain_attrs(exporter.get_finished_spans()[0])
@@ -154,7 +171,9 @@ def test_chain_push_attribute_forces_a_chain(
 
 
 def test_processor_never_raises_into_the_application(
-    example_catalog: ChainCatalog, exporter: InMemorySpanExporter, provider_for: Callable[[str], TracerProvider]
+    example_catalog: ChainCatalog,
+    exporter: InMemorySpanExporter,
+    provider_for: Callable[[str], TracerProvider],
 ) -> None:
     provider = provider_for("trading-engine")
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
@@ -171,10 +190,15 @@ def test_processor_never_raises_into_the_application(
 
 def test_classifier_indexes_by_service_and_kind(example_catalog: ChainCatalog) -> None:
     classifier = Classifier(example_catalog)
-    assert [r.chain.id for r in classifier.candidates("trading-engine", SpanKind.SERVER)] == ["B3", "C2"]
+    assert [r.chain.id for r in classifier.candidates("trading-engine", SpanKind.SERVER)] == [
+        "B3",
+        "C2",
+    ]
     assert classifier.candidates("trading-engine", SpanKind.CLIENT) == ()
     assert classifier.candidates("unknown-service", SpanKind.SERVER) == ()
-    assert classifier.classify("data-bridge", SpanKind.SERVER, "ws", {"http.route": "/ws/market"}) == ["C1"]
+    assert classifier.classify(
+        "data-bridge", SpanKind.SERVER, "ws", {"http.route": "/ws/market"}
+    ) == ["C1"]
 
 
 def test_untagged_provider_without_chains_is_a_noop(

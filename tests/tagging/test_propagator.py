@@ -45,7 +45,15 @@ def test_known_ids_are_extracted_and_other_baggage_kept() -> None:
         "x=" + "y" * 100_000 + ",chain.ids=B1",
         ",".join(f"k{i}=v" for i in range(500)) + ",chain.ids=B1",
     ],
-    ids=["unknown-ids", "100KB-value", "invalid-encoding", "no-value", "garbage", "100KB-header", "too-many-members"],
+    ids=[
+        "unknown-ids",
+        "100KB-value",
+        "invalid-encoding",
+        "no-value",
+        "garbage",
+        "100KB-header",
+        "too-many-members",
+    ],
 )
 def test_hostile_baggage_is_ignored_without_error(header: str) -> None:
     assert extracted({"baggage": header}) is None

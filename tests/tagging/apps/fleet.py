@@ -23,7 +23,9 @@ def health() -> dict[str, str]:
 
 @app.get("/api/v1/trading/decision")
 def decision() -> dict[str, object]:
-    response = httpx.post(os.environ["GATEWAY_PEER"] + "/decisions", json={"symbol": "AAPL"}, timeout=10)
+    response = httpx.post(
+        os.environ["GATEWAY_PEER"] + "/decisions", json={"symbol": "AAPL"}, timeout=10
+    )
     return {"gateway": "ok", "downstream": response.json()}
 
 
@@ -34,7 +36,9 @@ def ping() -> dict[str, str]:
 
 @app.post("/decisions")
 def decide() -> dict[str, object]:
-    response = requests.post(os.environ["ORCHESTRATOR_PEER"] + "/orders", json={"qty": 1}, timeout=10)
+    response = requests.post(
+        os.environ["ORCHESTRATOR_PEER"] + "/orders", json={"qty": 1}, timeout=10
+    )
     return {"decision": "buy", "order": response.json()}
 
 
