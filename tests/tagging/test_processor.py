@@ -78,25 +78,29 @@ def test_nested_chains_stack_outermost_first_across_services(
     orchestrator = provider_for("ai-orchestration").get_tracer("t")
     engine = provider_for("trading-engine").get_tracer("t")
     propagate.set_global_textmap(chain_propagators())
-    with gateway.start_as_current_span(
-        "POST /api/v1/trading/decision",
-        kind=SpanKind.SERVER,
-        attributes={"http.route": "/api/v1/trading/decision"},
+    with (
+        gateway.start_as_current_span(
+            "POST /api/v1/trading/decision",
+            kind=SpanKind.SERVER,
+            attributes={"http.route": "/api/v1/trading/decision"},
+        ),
+        gateway.start_as_current_span("POST", kind=SpanKind.CLIENT),
     ):
-        with gateway.start_as_current_span("POST", kind=SpanKind.CLIENT):
-            headers: dict[str, str] = {}
-            propagate.inject(headers)
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
     # Hop to another process: only the headers travel.
     remote = propagate.extract(headers, context=context.Context())
-    with orchestrator.start_as_current_span(
-        "POST /decisions",
-        kind=SpanKind.SERVER,
-        context=remote,
-        attributes={"http.route": "/decisions"},
+    with (
+        orchestrator.start_as_current_span(
+            "POST /decisions",
+            kind=SpanKind.SERVER,
+            context=remote,
+            attributes={"http.route": "/decisions"},
+        ),
+        orchestrator.start_as_current_span("POST", kind=SpanKind.CLIENT),
     ):
-        with orchestrator.start_as_current_span("POST", kind=SpanKind.CLIENT):
-            headers = {}
-            propagate.inject(headers)
+        headers = {}
+        propagate.inject(headers)
     remote = propagate.extract(headers, context=context.Context())
     with engine.start_as_current_span(
         "POST /orders", kind=SpanKind.SERVER, context=remote, attributes=NEW_HTTP
