@@ -49,7 +49,9 @@ class SpanWriter:
     """A bounded span queue drained into the store by one background thread.
 
     ``insert`` receives lists of rows in ``TRACE_COLUMNS`` order (normally
-    ``TraceStore.insert_spans``); it only ever runs on the writer thread.
+    ``TraceStore.insert_spans``); it only ever runs on the writer thread. A batch
+    is inserted once ``batch_spans`` are queued or ``linger_s`` after its first
+    request arrived, whichever comes first (at once when flushing or closing).
     """
 
     def __init__(
@@ -58,15 +60,20 @@ class SpanWriter:
         *,
         max_queued_spans: int = 100_000,
         batch_spans: int = 20_000,
+        linger_s: float = 0.5,
         name: str = "chainmap-span-writer",
     ) -> None:
         if max_queued_spans < 1:
             raise ValueError(f"max_queued_spans must be >= 1, got {max_queued_spans}")
         if batch_spans < 1:
             raise ValueError(f"batch_spans must be >= 1, got {batch_spans}")
+        if linger_s < 0:
+            raise ValueError(f"linger_s must be >= 0, got {linger_s}")
         self._insert = insert
         self._max_queued = max_queued_spans
         self._batch_spans = batch_spans
+        self._linger = linger_s
+        self._flushing = 0
         self._queue: collections.deque[Sequence[Row]] = collections.deque()
         self._queued = 0
         self._in_flight = 0
@@ -104,7 +111,7 @@ class SpanWriter:
             self._queue.append(rows)
             self._queued += len(rows)
             self._accepted += len(rows)
-            self._cond.notify()
+            self._cond.notify_all()
         return True
 
     def stats(self) -> WriterStats:
@@ -121,11 +128,16 @@ class SpanWriter:
         """Wait until every accepted span is written or dropped; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queued or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._queued or self._in_flight:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -148,6 +160,16 @@ class SpanWriter:
                 if self._closing:
                     return None
                 self._cond.wait()
+            # Every insert makes a part (and runs the materialized views): gather
+            # requests for a moment rather than inserting each small one alone.
+            deadline = time.monotonic() + self._linger
+            while (
+                self._queued < self._batch_spans
+                and not self._closing
+                and not self._flushing
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._cond.wait(remaining)
             batch: list[Row] = list(self._queue.popleft())
             while self._queue and len(batch) + len(self._queue[0]) <= self._batch_spans:
                 batch.extend(self._queue.popleft())

@@ -122,7 +122,18 @@ def _pb_text(value: Any) -> str:
 
 
 def _pb_attributes(attributes: Iterable[Any]) -> dict[str, str]:
-    return {kv.key: _pb_text(kv.value) for kv in attributes}
+    # The hot loop of the ingest path: strings and ints inline, the rest via _pb_text.
+    out: dict[str, str] = {}
+    for kv in attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind == "int_value":
+            out[kv.key] = str(value.int_value)
+        else:
+            out[kv.key] = _pb_text(value)
+    return out
 
 
 def _check_times(start: int, end: int) -> None:
