@@ -1,0 +1,139 @@
+"""data-bridge (:8001): market data ingest (REST) and the ``/ws/market`` price stream.
+
+Feeds ``POST /market-data/ticks``; each tick is traced with
+:func:`chainmap_otel.track.market_data` (symbol, type, feed-to-bridge latency),
+stored through database-service with ``requests`` (the other instrumented HTTP
+client) and fanned out to WebSocket subscribers, whose connection lifecycle is
+traced with :func:`chainmap_otel.track.websocket_session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import requests
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from chainmap_otel import track
+from chainmap_otel.demo.platform import peer_url
+
+
+class TickIn(BaseModel):
+    symbol: str
+    price: float
+    volume: float = 0.0
+    sent_at: float | None = None
+
+
+#: Queues of the WebSocket connections subscribed to each key (symbol or account).
+SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+
+
+class State:
+    http: httpx.AsyncClient | None = None
+    session: requests.Session | None = None
+
+
+def http() -> httpx.AsyncClient:
+    if State.http is None:
+        raise RuntimeError("data-bridge is not started")
+    return State.http
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    State.http = httpx.AsyncClient(base_url=peer_url("database-service"), timeout=10.0)
+    State.session = requests.Session()
+    yield
+    await State.http.aclose()
+    State.session.close()
+    State.http = None
+    State.session = None
+
+
+app = FastAPI(title="data-bridge", lifespan=lifespan)
+track.install_exception_handler(app)
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "service": "data-bridge"}
+
+
+def _store_tick(tick: dict[str, Any]) -> None:
+    if State.session is None:
+        raise RuntimeError("data-bridge is not started")
+    response = State.session.post(peer_url("database-service") + "/ticks", json=tick, timeout=10)
+    response.raise_for_status()
+
+
+@app.post("/market-data/ticks", status_code=202)
+async def ingest_tick(tick: TickIn) -> dict[str, Any]:
+    feed_latency = (time.time() - tick.sent_at) * 1000.0 if tick.sent_at else None
+    with track.market_data(tick.symbol, "tick", latency_ms=feed_latency):
+        symbol = tick.symbol.upper()
+        normalised: dict[str, Any] = {
+            "symbol": symbol,
+            "price": round(tick.price, 4),
+            "volume": max(tick.volume, 0.0),
+        }
+        await run_in_threadpool(_store_tick, normalised)
+    delivered = 0
+    for subscriber in list(SUBSCRIBERS.get(symbol, ())):
+        if not subscriber.full():
+            subscriber.put_nowait({"type": "tick", **normalised})
+            delivered += 1
+    return {"accepted": True, "delivered": delivered}
+
+
+@app.get("/market-data/{symbol}/latest")
+async def latest(symbol: str) -> dict[str, Any]:
+    response = await http().get(f"/prices/{symbol.upper()}")
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _forward(websocket: WebSocket, updates: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        await websocket.send_json(await updates.get())
+
+
+@app.websocket("/ws/market")
+async def market_stream(websocket: WebSocket) -> None:
+    """Clients send ``{"action": "subscribe", "symbols": [...]}``; they get a snapshot per
+    symbol, then every tick of those symbols; ``{"action": "ping"}`` gets a pong."""
+    await websocket.accept()
+    updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+    symbols: set[str] = set()
+    forwarder = asyncio.create_task(_forward(websocket, updates))
+    try:
+        with track.websocket_session(uuid.uuid4().hex[:12]) as session:
+            while True:
+                message = await websocket.receive_json()
+                action = str(message.get("action", ""))
+                if action == "subscribe":
+                    for symbol in message.get("symbols", []):
+                        symbol = str(symbol).upper()
+                        symbols.add(symbol)
+                        SUBSCRIBERS[symbol].add(updates)
+                        snapshot = await http().get(f"/prices/{symbol}")
+                        await updates.put({"type": "snapshot", **snapshot.json()})
+                elif action == "ping":
+                    await updates.put({"type": "pong"})
+                session.message_processed(action or "unknown")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        forwarder.cancel()
+        for symbol in symbols:
+            SUBSCRIBERS[symbol].discard(updates)

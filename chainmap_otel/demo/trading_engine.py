@@ -1,0 +1,135 @@
+"""trading-engine (:8007): order execution and the ``/ws/orders`` update stream.
+
+``POST /orders`` runs four stages, each a :func:`chainmap_otel.track.stage`
+child span with its criticality, inside :func:`chainmap_otel.track.order_execution`.
+The exchange simulator rejects a fraction of orders (``DEMO_ORDER_REJECT_RATE``):
+the exception reaches :func:`chainmap_otel.track.chain_exception_handler`, which
+answers 500 and logs the chains the failure affects (B3, and B1/A2 above it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+
+from chainmap_otel import track
+from chainmap_otel.demo.platform import ORDER_REJECT_RATE, fault, peer_url
+
+
+class OrderRejectedError(RuntimeError):
+    """The exchange refused the order."""
+
+
+class OrderRequest(BaseModel):
+    account: str
+    symbol: str
+    side: str = "buy"
+    quantity: float = 1.0
+    price: float | None = None
+    order_id: str | None = None
+
+
+#: Queues of the WebSocket connections subscribed to each key (symbol or account).
+SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+
+
+class Clients:
+    http: httpx.AsyncClient | None = None
+
+
+def http() -> httpx.AsyncClient:
+    if Clients.http is None:
+        raise RuntimeError("trading-engine is not started")
+    return Clients.http
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    Clients.http = httpx.AsyncClient(base_url=peer_url("database-service"), timeout=10.0)
+    yield
+    await Clients.http.aclose()
+    Clients.http = None
+
+
+app = FastAPI(title="trading-engine", lifespan=lifespan)
+track.install_exception_handler(app)
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "service": "trading-engine"}
+
+
+@app.post("/orders")
+async def place_order(request: OrderRequest) -> dict[str, Any]:
+    order_id = request.order_id or uuid.uuid4().hex[:16]
+    with track.order_execution(order_id, symbol=request.symbol):
+        with track.stage("validate", criticality="high"):
+            if request.side not in ("buy", "sell") or request.quantity <= 0:
+                raise ValueError(f"order {order_id}: bad side or quantity")
+            price = request.price or round(random.uniform(50, 500), 2)
+        with track.stage("risk_limits", criticality="critical"):
+            await asyncio.sleep(random.uniform(0.002, 0.008))
+        with track.stage("route_to_exchange", criticality="critical"):
+            await asyncio.sleep(random.uniform(0.01, 0.03))
+            if random.random() < fault(ORDER_REJECT_RATE):
+                raise OrderRejectedError(f"exchange rejected order {order_id} for {request.symbol}")
+        order = {
+            "order_id": order_id,
+            "account": request.account,
+            "symbol": request.symbol,
+            "side": request.side,
+            "quantity": request.quantity,
+            "price": price,
+            "status": "filled",
+        }
+        with track.stage("persist", criticality="high"):
+            response = await http().post("/orders", json=order)
+            response.raise_for_status()
+    for subscriber in list(SUBSCRIBERS.get(request.account, ())):
+        if not subscriber.full():
+            subscriber.put_nowait({"type": "fill", **order})
+    return order
+
+
+async def _forward(websocket: WebSocket, updates: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        await websocket.send_json(await updates.get())
+
+
+@app.websocket("/ws/orders")
+async def order_updates(websocket: WebSocket) -> None:
+    """Clients send ``{"action": "subscribe", "account": ...}`` and get a snapshot then fills."""
+    await websocket.accept()
+    updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+    accounts: set[str] = set()
+    forwarder = asyncio.create_task(_forward(websocket, updates))
+    try:
+        with track.websocket_session(uuid.uuid4().hex[:12]) as session:
+            while True:
+                message = await websocket.receive_json()
+                action = str(message.get("action", ""))
+                if action == "subscribe":
+                    account = str(message.get("account", ""))
+                    accounts.add(account)
+                    SUBSCRIBERS[account].add(updates)
+                    snapshot = await http().get("/orders", params={"account": account, "limit": 5})
+                    await updates.put({"type": "snapshot", "orders": snapshot.json()})
+                elif action == "ping":
+                    await updates.put({"type": "pong"})
+                session.message_processed(action or "unknown")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        forwarder.cancel()
+        for account in accounts:
+            SUBSCRIBERS[account].discard(updates)
