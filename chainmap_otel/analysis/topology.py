@@ -52,7 +52,7 @@ _TYPE_RANK = {"service": 4, "user": 3, "database": 2, "messaging": 1, "virtual":
 ALL_TRAFFIC = ""
 
 
-def _iso(ns: int) -> str:
+def iso_time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -79,8 +79,8 @@ class Edge:
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
             "p99_ms": self.p99_ms,
-            "first_seen": _iso(self.first_seen_ns) if self.first_seen_ns else None,
-            "last_seen": _iso(self.last_seen_ns) if self.last_seen_ns else None,
+            "first_seen": iso_time(self.first_seen_ns) if self.first_seen_ns else None,
+            "last_seen": iso_time(self.last_seen_ns) if self.last_seen_ns else None,
         }
 
 
@@ -176,7 +176,8 @@ def topologies(
     for chain_id in wanted:
         require_chain(catalog, chain_id)
     classify, params = classify_expression(catalog)
-    sql = load_sql("topology", store.database, classify=classify)
+    inner = load_sql("trace_edges", store.database, classify=classify)
+    sql = load_sql("topology", store.database, trace_edges=inner)
     bound = {**params, **window.params(), "wanted": wanted + ([ALL_TRAFFIC] if include_all_traffic else [])}
     rows = store.query(sql, bound).result_rows
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}

@@ -1,0 +1,109 @@
+-- Per trace in the window: its service-graph edges (servicegraph-connector semantics), its
+-- chains (trace-level membership) and its root span. Shared by topology.sql and discover.sql.
+-- Pairing without a JOIN: every span gets a pair key inside its trace. A CLIENT/PRODUCER span
+-- keys on its own SpanId, a SERVER/CONSUMER span on its ParentSpanId, so a client and the
+-- server spans it caused land in one (TraceId, key) group; a root SERVER span gets its own
+-- group (the `user` edge). The inner level turns each group into 0..n edge tuples
+-- (source, target, connection_type, failed, duration_ns, target_type).
+-- Bound: {start_ns:Int64} {end_ns:Int64} and the membership classifier's parameters;
+-- {{db}} and {{classify}} are filled in by analysis.sql.load_sql.
+SELECT
+    TraceId,
+    groupArrayArray(group_edges) AS edges,
+    groupUniqArrayArray(group_chains) AS trace_chains,
+    min(group_start) AS start_ns,
+    anyIf(g_root_service, g_roots > 0) AS root_service,
+    anyIf(g_root_kind, g_roots > 0) AS root_kind,
+    anyIf(g_root_route, g_roots > 0) AS root_route,
+    anyIf(g_root_name, g_roots > 0) AS root_name,
+    maxIf(g_root_duration, g_roots > 0) AS root_duration,
+    maxIf(g_root_failed, g_roots > 0) AS root_failed
+FROM (
+    SELECT
+        TraceId,
+        countIf(role = 1) > 0 AS has_client,
+        anyIf(service, role = 1) AS c_service,
+        anyIf(kind, role = 1) AS c_kind,
+        maxIf(failed, role = 1) AS c_failed,
+        maxIf(Duration, role = 1) AS c_duration,
+        anyIf(db_node, role = 1) AS c_db,
+        anyIf(virtual_node, role = 1) AS c_virtual,
+        groupArrayIf((service, failed, Duration), role IN (2, 3)) AS servers,
+        max(role = 3) AS is_root,
+        groupUniqArrayArray(chains) AS group_chains,
+        min(start) AS group_start,
+        countIf(ParentSpanId = '') AS g_roots,
+        anyIf(service, ParentSpanId = '') AS g_root_service,
+        anyIf(kind, ParentSpanId = '') AS g_root_kind,
+        anyIf(root_route, ParentSpanId = '') AS g_root_route,
+        anyIf(name, ParentSpanId = '') AS g_root_name,
+        maxIf(Duration, ParentSpanId = '') AS g_root_duration,
+        maxIf(failed, ParentSpanId = '') AS g_root_failed,
+        multiIf(
+            is_root,
+            arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service'), servers),
+            has_client AND notEmpty(servers),
+            arrayMap(s -> (c_service, s.1,
+                           if(c_kind = 'producer', 'messaging_system', ''),
+                           c_failed OR s.2, c_duration, 'service'), servers),
+            has_client AND c_db != '',
+            [(c_service, c_db, 'database', c_failed, c_duration, 'database')],
+            has_client AND c_kind = 'producer',
+            [(c_service, c_virtual, 'messaging_system', c_failed, c_duration, 'messaging')],
+            has_client,
+            [(c_service, c_virtual, 'virtual_node', c_failed, c_duration, 'virtual')],
+            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))')
+        ) AS group_edges
+    FROM (
+        SELECT
+            TraceId,
+            toString(ServiceName) AS service,
+            toString(SpanName) AS name,
+            lower(replaceOne(toString(SpanKind), 'SPAN_KIND_', '')) AS kind,
+            toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS failed,
+            Duration,
+            toUnixTimestamp64Nano(Timestamp) AS start,
+            ParentSpanId,
+            if(ParentSpanId = '',
+               multiIf(SpanAttributes['http.route'] != '', SpanAttributes['http.route'],
+                       SpanAttributes['url.path'] != '', SpanAttributes['url.path'],
+                       SpanAttributes['http.target'] != '',
+                       splitByChar('?', SpanAttributes['http.target'])[1],
+                       ''),
+               '') AS root_route,
+            multiIf(
+                kind IN ('client', 'producer'), 1,
+                kind IN ('server', 'consumer') AND ParentSpanId != '', 2,
+                kind = 'server', 3,
+                0) AS role,
+            multiIf(role = 1, SpanId, role = 2, ParentSpanId, concat('~', SpanId)) AS pair_key,
+            if(role = 1 AND (SpanAttributes['db.system'] != ''
+                             OR SpanAttributes['db.system.name'] != ''
+                             OR SpanAttributes['db.namespace'] != ''
+                             OR SpanAttributes['db.name'] != ''),
+               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
+                       SpanAttributes['db.system'] != '', SpanAttributes['db.system'],
+                       SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'],
+                       SpanAttributes['db.namespace'] != '', SpanAttributes['db.namespace'],
+                       SpanAttributes['db.name']),
+               '') AS db_node,
+            if(role = 1,
+               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
+                       SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+                       SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+                       kind = 'producer' AND SpanAttributes['messaging.system'] != '',
+                       SpanAttributes['messaging.system'],
+                       SpanAttributes['db.name'] != '', SpanAttributes['db.name'],
+                       'unknown'),
+               '') AS virtual_node,
+            if(SpanAttributes['chain.ids'] != '',
+               arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
+               {{classify}}) AS chains
+        FROM {{db}}.otel_traces
+        WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+          AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
+          AND TraceId != ''
+    )
+    GROUP BY TraceId, pair_key
+)
+GROUP BY TraceId
