@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from chainmap_otel.server.otlp_grpc import EXPORT_METHOD
 from tests.server.conftest import ServeFactory
-from tests.server.test_otlp_http_receiver import BlockedInsert, _with_bad_spans, emit
+from tests.support.ingest import BlockedInsert, emit, with_bad_spans
 from tests.support.otlp_payloads import request_of, sdk_spans
 
 
@@ -24,7 +24,7 @@ def raw_export(address: str, payload: bytes, compression: grpc.Compression | Non
 def test_the_standard_grpc_exporter_stores_every_span(serve: ServeFactory) -> None:
     serving = serve()
     exporter = OTLPSpanExporter(endpoint=serving.grpc_address, insecure=True)
-    emit(exporter, "grpc-svc", traces=25)  # type: ignore[arg-type]
+    emit(exporter, "grpc-svc", traces=25)
     assert serving.stored_for("grpc-svc") == 75
 
 
@@ -40,7 +40,7 @@ def test_gzip_compressed_calls(serve: ServeFactory) -> None:
 
 def test_partial_success(serve: ServeFactory) -> None:
     serving = serve()
-    request = _with_bad_spans(request_of(sdk_spans("grpc-partial", count=2)))
+    request = with_bad_spans(request_of(sdk_spans("grpc-partial", count=2)))
     response = ExportTraceServiceResponse.FromString(
         raw_export(serving.grpc_address, request.SerializeToString())
     )

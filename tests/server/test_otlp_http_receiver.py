@@ -14,33 +14,14 @@ from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.export import SpanExportResult
 
-from chainmap_otel.storage.store import TraceStore
 from tests.server.conftest import ServeFactory, Serving
+from tests.support.ingest import BlockedInsert, emit, with_bad_spans
 from tests.support.otlp_payloads import json_bytes, request_of, sdk_spans
 
 PB = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
-
-
-def emit(exporter: OTLPSpanExporter, service: str, traces: int, batch: bool = True) -> None:
-    """``traces`` traces of 3 spans each, through a real SDK pipeline into ``exporter``."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("test.http")
-    for index in range(traces):
-        with tracer.start_as_current_span("GET /quote", kind=SpanKind.SERVER) as root:
-            root.set_attribute("i", index)
-            with tracer.start_as_current_span("fetch", kind=SpanKind.CLIENT):
-                pass
-            with tracer.start_as_current_span("price"):
-                pass
-    provider.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -98,16 +79,9 @@ def test_json_payloads_plain_and_gzip(serve: ServeFactory) -> None:
     assert serving.stored_for("json-svc") == 3 * 4
 
 
-def _with_bad_spans(request: Any) -> Any:
-    spans = request.resource_spans[0].scope_spans[0].spans
-    spans[0].trace_id = bytes(16)
-    spans[1].end_time_unix_nano = spans[1].start_time_unix_nano - 5
-    return request
-
-
 def test_partial_success_in_protobuf_and_json(serve: ServeFactory) -> None:
     serving = serve()
-    request = _with_bad_spans(request_of(sdk_spans("partial", count=2)))
+    request = with_bad_spans(request_of(sdk_spans("partial", count=2)))
     response = httpx.post(serving.traces_url, content=request.SerializeToString(), headers=PB)
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
@@ -209,19 +183,6 @@ def test_unsupported_media_gets_415(serve: ServeFactory, headers: dict[str, str]
     response = httpx.post(serving.traces_url, content=GOOD, headers=headers)
     assert response.status_code == 415
     assert serving.stored() == 0
-
-
-class BlockedInsert:
-    """Failure injection: the store insert waits until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.entered = threading.Event()
-
-    def __call__(self, store: TraceStore, rows: list[tuple[Any, ...]]) -> None:
-        self.entered.set()
-        assert self.release.wait(60), "test never released the blocked insert"
-        store.insert_spans(rows=rows)
 
 
 def test_a_full_queue_gets_429_with_retry_after_and_loses_nothing_accepted(
