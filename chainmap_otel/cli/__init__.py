@@ -11,7 +11,7 @@ import importlib
 from chainmap_otel.cli.app import app, run
 
 #: Command modules, imported when the CLI starts (each registers its commands).
-COMMAND_MODULES: tuple[str, ...] = ("chainmap_otel.cli.chains",)
+COMMAND_MODULES: tuple[str, ...] = ("chainmap_otel.cli.chains", "chainmap_otel.cli.analysis")
 
 
 def main() -> None:
