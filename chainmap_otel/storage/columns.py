@@ -11,6 +11,7 @@ import base64
 import json
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 #: Column order of every insert into ``otel_traces``.
@@ -73,27 +74,45 @@ def span_id_hex(span_id: int) -> str:
 def _float_text(value: float) -> str:
     # pdata formats doubles like ES6 Number#toString: 1.0 -> "1", 1e21 -> "1e+21".
     if math.isnan(value) or math.isinf(value):
-        return "json: unsupported value: " + repr(value).replace("inf", "+Inf").replace(
-            "nan", "NaN"
-        )
+        special = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+        return f"json: unsupported value: {special}"
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = "-" if exponent.startswith("-") else "+"
-        text = f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
-    return text
+    if 1e-6 <= abs(value) < 1e21:
+        # Fixed notation with the shortest round-tripping digits, as Go writes it.
+        return format(Decimal(text), "f")
+    mantissa, exponent = text.split("e")
+    sign = "-" if exponent.startswith("-") else "+"
+    return f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
 
 
-def _json_value(value: Any) -> Any:
+_GO_JSON_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def _go_json(value: Any) -> str:
+    # Go's encoding/json, as pdata renders array and map values: sorted keys, HTML-safe
+    # escapes, doubles in their shortest form (1.0 -> 1), bytes as base64 strings.
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).translate(_GO_JSON_ESCAPES)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float_text(value)
     if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+        return '"' + base64.b64encode(value).decode("ascii") + '"'
+    if value is None:
+        return "null"
     if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{_go_json(k)}:{_go_json(v)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    return value
+        return "[" + ",".join(_go_json(v) for v in value) + "]"
+    return _go_json(str(value))
 
 
 def attribute_text(value: Any) -> str:
@@ -114,7 +133,7 @@ def attribute_text(value: Any) -> str:
         return base64.b64encode(value).decode("ascii")
     if value is None:
         return ""
-    return json.dumps(_json_value(value), separators=(",", ":"), ensure_ascii=False)
+    return _go_json(value)
 
 
 def attributes_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
