@@ -1,0 +1,156 @@
+"""Export throughput: ReadableSpan batches -> committed rows in chDB, vs OTLP protobuf encoding.
+
+Both sides get the same batches of real SDK spans (a server span with ~16
+attributes and an event, a client span with ~11 attributes and an event):
+
+* chainmap: ``ClickHouseSpanExporter.export(batch)`` into an embedded chDB
+  store, schema with its three materialized views applied; rows are counted
+  afterwards to check every span was committed.
+* baseline: ``encode_spans(batch).SerializeToString()`` - what the SDK's OTLP
+  exporter spends preparing the same batch for the wire, before any I/O.
+
+Run: ``python benchmarks/export_throughput.py [--spans N] [--batch SIZE ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+from chainmap_otel.storage.store import open_store
+
+ROUTES = ("/orders/{id}", "/quotes", "/positions", "/fills/{id}")
+
+
+def make_spans(count: int, seed: int = 7) -> list[ReadableSpan]:
+    rng = random.Random(seed)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create(
+            {
+                "service.name": "orders",
+                "service.version": "1.2.3",
+                "deployment.environment": "prod",
+                "host.name": "node-7",
+            }
+        )
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("chainmap.bench", "0.1")
+    made = 0
+    while made < count:
+        route = rng.choice(ROUTES)
+        with tracer.start_as_current_span(
+            f"GET {route}",
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": "GET",
+                "http.route": route,
+                "url.path": route.replace("{id}", str(rng.randrange(10_000))),
+                "url.scheme": "http",
+                "server.address": "orders",
+                "server.port": 8080,
+                "network.protocol.version": "1.1",
+                "user_agent.original": "python-httpx/0.27.0",
+                "client.address": "10.0.0.3",
+                "http.response.status_code": 200,
+                "chain.id": "B1",
+                "chain.ids": "B1",
+                "chain.name": "order-flow",
+                "chain.category": "trading",
+                "chain.entry": True,
+                "chain.entry_ids": "B1",
+            },
+        ) as server:
+            with tracer.start_as_current_span(
+                "SELECT orders",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "db.system": "postgresql",
+                    "db.namespace": "orders",
+                    "db.query.text": "SELECT * FROM orders WHERE id = $1",
+                    "server.address": "pg",
+                    "server.port": 5432,
+                    "chain.id": "B1",
+                    "chain.ids": "B1",
+                    "db.response.returned_rows": rng.randrange(20),
+                    "retry": False,
+                    "ratio": 0.25,
+                    "tags": ["hot", "primary"],
+                },
+            ) as client:
+                client.add_event("query.start", {"attempt": 1})
+            server.add_event("validated", {"ok": True, "items": 3})
+            if rng.random() < 0.05:
+                server.set_status(Status(StatusCode.ERROR, "rejected"))
+        made += 2
+    provider.shutdown()
+    return list(memory.get_finished_spans())[:count]
+
+
+def batches(spans: Sequence[ReadableSpan], size: int) -> list[Sequence[ReadableSpan]]:
+    return [spans[i : i + size] for i in range(0, len(spans), size)]
+
+
+def time_encoder(parts: list[Sequence[ReadableSpan]]) -> float:
+    start = time.perf_counter()
+    for part in parts:
+        encode_spans(part).SerializeToString()
+    return time.perf_counter() - start
+
+
+def time_exporter(url: str, parts: list[Sequence[ReadableSpan]]) -> float:
+    exporter = ClickHouseSpanExporter(url, timeout=60)
+    exporter.export(parts[0][:1])  # open the store and apply the schema outside the timing
+    start = time.perf_counter()
+    for part in parts:
+        if exporter.export(part) is not SpanExportResult.SUCCESS:
+            raise SystemExit(f"export failed: {exporter.dropped_spans} spans dropped")
+    elapsed = time.perf_counter() - start
+    exporter.shutdown()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=40_000)
+    parser.add_argument("--batch", type=int, nargs="+", default=[512, 4096, 20_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median counts")
+    args = parser.parse_args()
+    spans = make_spans(args.spans)
+    directory = tempfile.mkdtemp(prefix="chainmap-bench-")
+    print(f"{len(spans)} spans, chDB at {directory}, median of {args.repeat} runs")
+    print(f"{'batch':>7} {'OTLP encode/s':>14} {'chainmap store/s':>17} {'ratio':>6}")
+    for size in args.batch:
+        parts = batches(spans, size)
+        encode_times, export_times = [], []
+        for run in range(args.repeat):
+            encode_times.append(time_encoder(parts))
+            url = f"chdb://{directory}?database=bench_{size}_{run}"
+            export_times.append(time_exporter(url, parts))
+            with open_store(url) as store:
+                stored = store.query("SELECT count() FROM otel_traces").result_rows[0][0]
+            if stored != len(spans) + 1:
+                raise SystemExit(f"{stored} rows committed, expected {len(spans) + 1}")
+        encode_rate = len(spans) / statistics.median(encode_times)
+        export_rate = len(spans) / statistics.median(export_times)
+        print(
+            f"{size:>7} {encode_rate:>14,.0f} {export_rate:>17,.0f} "
+            f"{export_rate / encode_rate:>5.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
