@@ -11,7 +11,12 @@ import importlib
 from chainmap_otel.cli.app import app, run
 
 #: Command modules, imported when the CLI starts (each registers its commands).
-COMMAND_MODULES: tuple[str, ...] = ("chainmap_otel.cli.chains", "chainmap_otel.cli.analysis")
+COMMAND_MODULES: tuple[str, ...] = (
+    "chainmap_otel.cli.chains",
+    "chainmap_otel.cli.store",
+    "chainmap_otel.cli.demo",
+    "chainmap_otel.cli.analysis",
+)
 
 
 def main() -> None:
