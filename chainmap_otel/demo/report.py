@@ -1,0 +1,252 @@
+"""What the demo prints after the load: all of it computed by the analysis library.
+
+Chains observed (with expected edges seen or missing), each chain's topology as a
+terminal tree (and Mermaid in the JSON summary), the health table, the top
+critical-path contributors of the slowest request/response chain, and the chains
+a failing service affects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from chainmap_otel.analysis.critical_path import chain_critical_path
+from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.impact import chain_subgraph, impact
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.topology import Topology, topologies
+from chainmap_otel.errors import QueryError
+from chainmap_otel.storage.store import open_store
+from chainmap_otel.tagging.definitions import (
+    ChainCatalog,
+    ChainDefinition,
+    ExpectedTopology,
+    load_catalog,
+)
+
+#: The service whose failures the demo injects, shown in the impact section.
+FAILING_SERVICE = "trading-engine"
+STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}
+
+
+@dataclass
+class DemoAnalysis:
+    window: TimeWindow
+    catalog: ChainCatalog
+    topologies: dict[str | None, Topology]
+    health: list[dict[str, Any]]
+    critical_path: dict[str, Any] | None
+    critical_paths: dict[str, dict[str, Any]] = field(default_factory=dict)
+    impact: dict[str, Any] = field(default_factory=dict)
+
+    def observed(self) -> list[str]:
+        return [h["chain_id"] for h in self.health if h["traces"] > 0]
+
+    def chain_json(self, chain_id: str) -> dict[str, Any]:
+        chain = self.catalog.by_id[chain_id]
+        topology = self.topologies.get(chain_id) or Topology(chain_id, self.window)
+        own, entries = chain_subgraph(chain, topology)
+        seen = {(str(source), str(target)) for source, target in own.edges}
+        expected = _expected_edges(chain.expected)
+        entry = next(h for h in self.health if h["chain_id"] == chain_id)
+        return {
+            "id": chain_id,
+            "name": chain.name,
+            "category": chain.category,
+            "traces": entry["traces"],
+            "errors": entry["errors"],
+            "entry_services": sorted(entries),
+            "nodes": [node.to_json() for node in topology.nodes],
+            "edges": [[source, target] for source, target in sorted(seen)],
+            "trace_edges": [[s, t] for s, t in sorted(topology.edge_set())],
+            "expected_edges": [list(edge) for edge in expected],
+            "missing_expected_edges": [list(edge) for edge in expected if edge not in seen],
+            "mermaid": mermaid(topology),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": self.window.to_json(),
+            "chains_observed": self.observed(),
+            "chains": {cid: self.chain_json(cid) for cid in self.observed()},
+            "all_traffic_edges": [[s, t] for s, t in sorted(self.topologies[None].edge_set())]
+            if None in self.topologies
+            else [],
+            "health": self.health,
+            "critical_path": self.critical_path,
+            "critical_paths": self.critical_paths,
+            "impact": self.impact,
+        }
+
+
+def _expected_edges(expected: ExpectedTopology | None) -> list[tuple[str, str]]:
+    return list(expected.edges) if expected is not None else []
+
+
+def _is_streaming(chain_id: str, catalog: ChainCatalog) -> bool:
+    """WebSocket chains: their entry spans last as long as the client stays connected."""
+    chain = catalog.by_id[chain_id]
+    text = f"{chain.name} {chain.description}".lower()
+    return "websocket" in text
+
+
+def analyse(store_url: str, chains_file: Path, since_ns: int) -> DemoAnalysis:
+    """Analyse the spans stored since ``since_ns`` (the demo's start).
+
+    The window starts on a whole minute: health reads per-minute aggregates, and a
+    minute only counts when it lies inside the window.
+    """
+    catalog = load_catalog(chains_file)
+    minute = 60 * 1_000_000_000
+    window = TimeWindow(since_ns // minute * minute, -(-time.time_ns() // minute) * minute)
+    with open_store(store_url) as store:
+        tops = topologies(store, catalog, window)
+        table = health(store, catalog, window)
+        observed = [h for h in table if h["traces"] > 0]
+        request_chains = [h for h in observed if not _is_streaming(h["chain_id"], catalog)]
+        slowest = max(request_chains, key=lambda h: h["p95_ms"], default=None)
+        paths: dict[str, dict[str, Any]] = {}
+        for entry in request_chains:
+            paths[entry["chain_id"]] = chain_critical_path(
+                store, catalog, entry["chain_id"], window
+            ).to_json()
+        try:
+            affected = impact(store, catalog, window, FAILING_SERVICE)
+        except QueryError as exc:
+            affected = {"node": FAILING_SERVICE, "chains": [], "problem": str(exc)}
+    return DemoAnalysis(
+        window=window,
+        catalog=catalog,
+        topologies=tops,
+        health=table,
+        critical_path=paths.get(slowest["chain_id"]) if slowest else None,
+        critical_paths=paths,
+        impact=affected,
+    )
+
+
+def mermaid(topology: Topology) -> str:
+    lines = ["graph LR"]
+    for edge in sorted(topology.edges, key=lambda e: (e.source, e.target)):
+        label = f"{edge.calls} calls"
+        if edge.errors:
+            label += f", {edge.errors} errors"
+        lines.append(
+            f'  {_mermaid_id(edge.source)}["{edge.source}"] -->|{label}| '
+            f'{_mermaid_id(edge.target)}["{edge.target}"]'
+        )
+    return "\n".join(lines)
+
+
+def _mermaid_id(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def topology_tree(title: str, chain: ChainDefinition, topology: Topology) -> Tree:
+    """The chain's own graph (what its entry services reach) as a tree from the entries;
+    a node already drawn is marked, not expanded again."""
+    graph, entries = chain_subgraph(chain, topology)
+    tree = Tree(title)
+    expanded: set[str] = set(entries)
+
+    def add(branch: Tree, node: str) -> None:
+        edges = sorted(graph.out_edges(node, data=True), key=lambda e: -int(e[2]["calls"]))
+        for _, target, data in edges:
+            errors = f", [red]{data['errors']} errors[/]" if data["errors"] else ""
+            label = f"{target} [dim]({data['calls']} calls{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
+            if target in expanded:
+                branch.add(label + " [dim]↺[/]")
+                continue
+            expanded.add(target)
+            add(branch.add(label), target)
+
+    for entry in sorted(entries):
+        add(tree.add(f"[bold]{entry}[/] [dim](entry)[/]"), entry)
+    return tree
+
+
+def render(result: DemoAnalysis, console: Console) -> None:
+    data = result.to_json()
+    observed = data["chains_observed"]
+    console.rule(f"[bold]Chains observed: {len(observed)}")
+    for chain_id in observed:
+        chain = data["chains"][chain_id]
+        title = f"[bold]{chain_id}[/] {chain['name']} [dim]({chain['traces']} traces)[/]"
+        definition = result.catalog.by_id[chain_id]
+        console.print(topology_tree(title, definition, result.topologies[chain_id]))
+        if chain["missing_expected_edges"]:
+            missing = ", ".join(f"{s} -> {t}" for s, t in chain["missing_expected_edges"])
+            console.print(f"  [yellow]expected but not seen:[/] {missing}")
+
+    table = Table(title="Chain health")
+    for column in (
+        "chain",
+        "name",
+        "traces",
+        "rate/s",
+        "errors",
+        "error %",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "status",
+    ):
+        table.add_column(column, justify="right" if column not in ("chain", "name") else "left")
+    for entry in result.health:
+        style = STATUS_STYLE.get(entry["status"], "")
+        table.add_row(
+            entry["chain_id"],
+            entry["name"],
+            str(entry["traces"]),
+            f"{entry['rate_per_s']:.2f}",
+            str(entry["errors"]),
+            f"{entry['error_ratio'] * 100:.1f}",
+            f"{entry['p50_ms']:.0f}",
+            f"{entry['p95_ms']:.0f}",
+            f"{entry['p99_ms']:.0f}",
+            f"[{style}]{entry['status']}[/]",
+        )
+    console.print(table)
+
+    path = result.critical_path
+    if path is not None:
+        cp = Table(
+            title=f"Critical path of the slowest chain, {path['chain_id']} "
+            f"({path['traces']} traces): where its time goes"
+        )
+        for column in ("service", "operation", "share", "mean ms/trace"):
+            cp.add_column(column)
+        for share in path["all"]["operations"][:8]:
+            cp.add_row(
+                share["service"],
+                share.get("name", ""),
+                f"{share['share'] * 100:.1f} %",
+                f"{share['mean_ms']:.1f}",
+            )
+        console.print(cp)
+    render_impact(result.impact, console)
+
+
+def render_impact(data: dict[str, Any], console: Console) -> None:
+    chains = data.get("chains") or []
+    table = Table(title=f"Impact: the chains that break when {FAILING_SERVICE} fails")
+    for column in ("chain", "name", "criticality", "relation", "path", "status now"):
+        table.add_column(column)
+    for entry in chains:
+        style = STATUS_STYLE.get(entry.get("status", ""), "")
+        table.add_row(
+            entry["chain_id"],
+            entry["name"],
+            entry["criticality"],
+            entry["relation"],
+            " -> ".join(entry.get("path") or []),
+            f"[{style}]{entry.get('status', '')}[/]",
+        )
+    console.print(table)

@@ -1,0 +1,149 @@
+"""``chainmap demo`` end to end, as CI runs it: real services, PostgreSQL, chDB, analysis."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+BIN = Path(sys.executable).parent
+SERVICES = {
+    "api-gateway",
+    "data-bridge",
+    "ai-orchestration",
+    "ai-market-model",
+    "ai-risk-model",
+    "ai-sentiment-model",
+    "trading-engine",
+    "database-service",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def chainmap(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "chainmap"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], str, Path]]:
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    summary_file = data_dir.parent / "summary.json"
+    result = chainmap(
+        "demo",
+        "--duration",
+        "20",
+        "--no-serve",
+        "--data-dir",
+        str(data_dir),
+        "--summary-json",
+        str(summary_file),
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    yield json.loads(summary_file.read_text()), result.stdout, data_dir
+
+
+def test_every_service_answered(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = run
+    assert set(summary["services"]) == SERVICES
+    assert all(entry["health"] == 200 for entry in summary["services"].values())
+    assert summary["services_answered_after_load"] == dict.fromkeys(SERVICES, True)
+    assert summary["load"]["failures"] == {}
+
+
+def test_chains_observed_with_their_expected_edges(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, stdout, _ = run
+    analysis = summary["analysis"]
+    observed = analysis["chains_observed"]
+    assert len(observed) >= 5, observed
+    assert {"A1", "A2", "B1", "B3", "C1", "C2"} <= set(observed)
+    for chain_id in ("A1", "A2", "B3"):
+        chain = analysis["chains"][chain_id]
+        assert chain["expected_edges"], chain_id
+        assert chain["missing_expected_edges"] == [], (chain_id, chain["edges"])
+    assert ["api-gateway", "ai-orchestration"] in analysis["chains"]["B1"]["edges"]
+    assert "Chains observed: 6" in stdout
+
+
+def test_websocket_chains_and_database_node(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = run
+    chains = summary["analysis"]["chains"]
+    assert ["user", "data-bridge"] in chains["C1"]["trace_edges"]
+    assert ["data-bridge", "database-service"] in chains["C1"]["edges"]
+    assert ["user", "trading-engine"] in chains["C2"]["trace_edges"]
+    assert summary["load"]["websocket_messages"]["WebSocket /ws/market (C1)"] > 0
+    nodes = {node["id"]: node for node in chains["A1"]["nodes"]}
+    assert nodes["postgresql"]["type"] == "database"
+
+
+def test_injected_errors_are_attributed_to_trade_execution(
+    run: tuple[dict[str, Any], str, Path],
+) -> None:
+    summary, _, _ = run
+    health = {entry["chain_id"]: entry for entry in summary["analysis"]["health"]}
+    assert health["B3"]["errors"] > 0
+    for chain_id in ("A1", "A2", "C1", "C2"):
+        assert health[chain_id]["errors"] == 0, health[chain_id]
+    # The gateway relays rejected direct orders as 502: the caller's chain B1 sees them too.
+    assert set(summary["load"]["server_errors"]) <= {"orders (B1>B3)"}
+
+
+def test_slow_dependency_dominates_the_critical_path(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, stdout, _ = run
+    analysis = summary["analysis"]
+    decision = analysis["critical_paths"]["A2"]["all"]["services"]
+    assert decision[0]["service"] == "ai-risk-model", decision
+    slowest = analysis["critical_path"]
+    assert slowest["chain_id"] in ("B1", "A2")
+    assert "ai-risk-model" in [s["service"] for s in slowest["all"]["services"][:3]]
+    assert "Critical path of the slowest chain" in stdout
+
+
+def test_impact_of_the_failing_service(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, stdout, _ = run
+    assert "chains that break when trading-engine fails" in stdout
+    assert summary["analysis"]["impact"]
+
+
+def test_no_process_left_behind(run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, data_dir = run
+    pids = [*summary["started_pids"], summary["postgres_pid"]]
+    assert len(pids) == len(SERVICES) + 2
+    alive = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append((pid, process.cmdline()))
+        except psutil.NoSuchProcess:
+            pass
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if str(data_dir) in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
+            alive.append((process.info["pid"], process.info["cmdline"]))
+    assert alive == []
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = chainmap("demo", "--no-serve", "--port", str(port), timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr
+    assert "Traceback" not in result.stderr
