@@ -82,7 +82,9 @@ def ingest(
             )
         console.print(line, highlight=False)
         for error in report.errors:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {report.path}: {error}", highlight=False, soft_wrap=True
+            )
 
     with open_store(store) as trace_store:
         ensure_schema(trace_store)

@@ -607,18 +607,20 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_chains):
         line = _line_of(raw_chains, i, cline)
-        chain = parser.chain(raw, line, f"chains[{i}]")
-        if chain is None:
-            continue
-        if chain.id in seen:
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(raw_id, str) and raw_id in seen:
             parser.problems.add(
-                line,
+                _line_of(raw, "id", line),
                 f"chains[{i}].id",
-                f"duplicate id {chain.id!r} (first defined at line {seen[chain.id]}); give each chain its own id",
+                f"duplicate id {raw_id!r} (first defined at line {seen[raw_id]}); "
+                "give each chain its own id",
             )
             continue
-        seen[chain.id] = line
-        chains.append(chain)
+        if isinstance(raw_id, str):
+            seen[raw_id] = line
+        chain = parser.chain(raw, line, f"chains[{i}]")
+        if chain is not None:
+            chains.append(chain)
     if parser.problems.items:
         raise ChainDefinitionError(parser.problems.sorted())
     return ChainCatalog(chains=tuple(chains), source=source)

@@ -1,0 +1,102 @@
+"""``chainmap chains|schema|ingest|serve`` run as a user runs them: the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAINMAP = str(Path(sys.executable).parent / "chainmap")
+FIXTURES = ROOT / "tests" / "storage" / "fixtures"
+
+
+def run(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAINMAP_", "OTEL_"))}
+    env["COLUMNS"] = "200"
+    if store is not None:
+        env["CHAINMAP_CLICKHOUSE_URL"] = f"chdb://{store}"
+    return subprocess.run([CHAINMAP, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_chains_validate_ok_and_every_error(tmp_path: Path) -> None:
+    ok = run("chains", "validate", str(ROOT / "chains.example.yaml"))
+    assert ok.returncode == 0, ok.stderr
+    assert "6 chains, 6 entry rules, 6 with SLOs: ok" in ok.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "chains:\n  - id: A1\n    name: x\n    category: nope\n    entry: [{kind: serverr}]\n"
+        "  - id: A1\n    name: y\n    category: api\n    entry: [{route: /x}]\n"
+    )
+    bad = run("chains", "validate", str(broken))
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 3, bad.stderr
+    assert "broken.yaml:4: chains[0].category: unknown category 'nope'" in lines[0]
+    assert "Traceback" not in bad.stderr
+
+
+def test_chains_list_json_is_a_stable_contract() -> None:
+    result = run("chains", "list", str(ROOT / "chains.example.yaml"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    chains = json.loads(result.stdout)["chains"]
+    b3 = next(c for c in chains if c["id"] == "B3")
+    assert set(b3) == {
+        "id",
+        "name",
+        "category",
+        "criticality",
+        "description",
+        "entry",
+        "slo",
+        "expected_edges",
+        "source",
+    }
+    assert b3["slo"] == {
+        "latency_ms": {"p95": 500.0, "p99": 1000.0},
+        "error_rate": 0.005,
+        "window_seconds": 2592000,
+    }
+
+
+def test_schema_show_prints_the_collector_tables() -> None:
+    result = run("schema", "show")
+    assert result.returncode == 0, result.stderr
+    assert 'CREATE TABLE IF NOT EXISTS "otel"."otel_traces"' in result.stdout
+    assert "chainmap_chain_minute" in result.stdout
+
+
+def test_schema_apply_then_ingest_files(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    applied = run("schema", "apply", store=store)
+    assert applied.returncode == 0, applied.stderr
+    assert "is at version" in applied.stdout
+    again = run("schema", "apply", store=store)
+    assert "applying" not in again.stdout
+    ingested = run("ingest", str(FIXTURES / "otlp_spec_example.json"), "--json", store=store)
+    assert ingested.returncode == 0, ingested.stderr
+    report = json.loads(ingested.stdout)
+    assert report["files"][0]["spans_stored"] == 1
+
+
+def test_ingest_of_a_malformed_file_names_it(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = run("ingest", str(bad), store=tmp_path / "store")
+    assert result.returncode == 1
+    assert "bad.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run(
+            "serve", "--http-port", str(port), "--grpc-port", "0", store=tmp_path / "store"
+        )
+    assert result.returncode == 1
+    assert str(port) in result.stderr and "Traceback" not in result.stderr
