@@ -25,7 +25,7 @@ def test_impact_of_a_database(load: Callable[[str], dict[str, Any]], store: Trac
     assert by_id["B3"]["path"] == ["trading-engine", "database-service", "postgresql"]
     assert by_id["B3"]["relation"] == "transitive"
     assert by_id["B1"]["path"][0] == "api-gateway"
-    assert [c["criticality"] for c in result["chains"]][0] == "critical"
+    assert result["chains"][0]["criticality"] == "critical"
     assert all(c["status"] in ("healthy", "degraded", "critical") for c in result["chains"])
 
 

@@ -108,5 +108,5 @@ def test_window_excludes_old_spans(load: Callable[[str], dict[str, Any]], store:
 
 
 def test_unknown_chain(store: TraceStore, catalog: ChainCatalog) -> None:
-    with pytest.raises(QueryError, match="unknown chain id 'ZZ'.*known ids: B1, A2, B3, C9"):
+    with pytest.raises(QueryError, match=r"unknown chain id 'ZZ'.*known ids: B1, A2, B3, C9"):
         topology(store, catalog, parse_window(), "ZZ")
