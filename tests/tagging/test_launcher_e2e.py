@@ -6,6 +6,7 @@ to a receiver inside the test; no service contains chainmap code.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,12 @@ def fleet(
 def spans_of(receiver: Receiver, trace_id: str, count: int) -> list[dict[str, Any]]:
     receiver.wait_for(lambda spans: sum(s["trace_id"] == trace_id for s in spans) >= count)
     return receiver.trace(trace_id)
+
+
+def test_stock_distro_is_installed_alongside() -> None:
+    # The fleet below runs with the stock opentelemetry-distro importable too: chainmap's
+    # distro and configurator must win through OTEL_PYTHON_DISTRO/CONFIGURATOR.
+    assert importlib.metadata.version("opentelemetry-distro")
 
 
 def test_nested_chain_across_three_services(fleet: dict[str, Service], receiver: Receiver) -> None:
