@@ -43,7 +43,6 @@ from chainmap_otel.demo.stack import (
     install_signal_handlers,
     port_is_free,
     serve_command,
-    serve_env,
     service_command,
     service_env,
     wait_for_serve,
@@ -131,7 +130,7 @@ class DemoRun:
         url = f"http://127.0.0.1:{port}"
         with self.console.status(f"Starting chainmap serve on {url} (store {self.store_url}) ..."):
             self.serve = self.supervisor.start(
-                "chainmap-serve", serve_command(), serve_env(self.store_url, port, _base_env()), url
+                "chainmap-serve", serve_command(self.store_url, port), _base_env(), url
             )
             wait_for_serve(self.serve)
         self.summary["serve_url"] = url
@@ -236,7 +235,7 @@ class DemoRun:
     def _serve_until_interrupted(self, port: int) -> None:
         url = f"http://127.0.0.1:{port}"
         self.serve = self.supervisor.start(
-            "chainmap-serve", serve_command(), serve_env(self.store_url, port, _base_env()), url
+            "chainmap-serve", serve_command(self.store_url, port), _base_env(), url
         )
         wait_for_serve(self.serve)
         self.console.print(

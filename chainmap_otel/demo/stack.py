@@ -39,11 +39,8 @@ logger = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
 #: How long a stopped process may take to flush and exit before it is killed.
 STOP_GRACE_S = 20.0
-SERVE_SCRIPT = (
-    "import logging; from chainmap_otel.server import run_server; "
-    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s'); "
-    "run_server()"
-)
+#: ``chainmap`` when its console script is not next to the interpreter (``python -m`` style).
+CLI_FALLBACK = "import sys; from chainmap_otel.cli import main; sys.argv[0] = 'chainmap'; main()"
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -160,12 +157,15 @@ def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def install_signal_handlers() -> Callable[[], None]:
-    """SIGTERM/SIGHUP raise KeyboardInterrupt so ``finally`` blocks stop the children."""
+    """SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt so ``finally`` blocks stop the children
+    (also when SIGINT was ignored at start, as for background jobs of a script)."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
 
     def restore() -> None:
         for sig, handler in previous.items():
@@ -224,18 +224,22 @@ class Database:
                     logger.exception("stopping the embedded PostgreSQL failed")
 
 
-def serve_env(store_url: str, port: int, base: Mapping[str, str]) -> dict[str, str]:
-    return {
-        **base,
-        config.CHAINMAP_CLICKHOUSE_URL.name: store_url,
-        config.CHAINMAP_SERVE_HOST.name: "127.0.0.1",
-        config.CHAINMAP_SERVE_HTTP_PORT.name: str(port),
-        config.CHAINMAP_SERVE_GRPC_PORT.name: "0",
-    }
-
-
-def serve_command() -> list[str]:
-    return [sys.executable, "-c", SERVE_SCRIPT]
+def serve_command(store_url: str, port: int) -> list[str]:
+    """``chainmap serve`` on the demo's store: OTLP/HTTP on ``port``, no gRPC."""
+    script = BIN / "chainmap"
+    launcher = [str(script)] if script.exists() else [sys.executable, "-c", CLI_FALLBACK]
+    return [
+        *launcher,
+        "serve",
+        "--store",
+        store_url,
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(port),
+        "--grpc-port",
+        "0",
+    ]
 
 
 def wait_for_serve(process: ManagedProcess, timeout_s: float = 90.0) -> None:
