@@ -159,7 +159,8 @@ def topology_tree(title: str, chain: ChainDefinition, topology: Topology) -> Tre
     def add(branch: Tree, node: str) -> None:
         edges = sorted(graph.out_edges(node, data=True), key=lambda e: -int(e[2]["calls"]))
         for _, target, data in edges:
-            errors = f", [red]{data['errors']} errors[/]" if data["errors"] else ""
+            count = int(data["errors"])
+            errors = f", [red]{count} error{'s' if count > 1 else ''}[/]" if count else ""
             label = f"{target} [dim]({data['calls']} calls{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
             if target in expanded:
                 branch.add(label + " [dim]↺[/]")

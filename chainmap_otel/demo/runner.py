@@ -238,10 +238,16 @@ class DemoRun:
             "chainmap-serve", serve_command(self.store_url, port), _base_env(), url
         )
         wait_for_serve(self.serve)
+        store = self.store_url
         self.console.print(
-            f"\n[bold]chainmap serve[/] is up at [link={url}]{url}[/] on {self.store_url}\n"
-            f"  explore: CHAINMAP_CLICKHOUSE_URL={self.store_url} chainmap ...\n"
-            "  Ctrl-C stops it."
+            f"\n[bold]chainmap serve[/] is up at [link={url}]{url}[/] "
+            f"(OTLP/HTTP {url}/v1/traces) on {store}\n"
+            "  Ctrl-C stops it; the run stays in the store for the analysis commands, e.g.\n"
+            f"    chainmap health --store {store} --since 1h\n"
+            f"    chainmap topology --store {store} --since 1h\n"
+            f"    chainmap discover --store {store} --since 1h --min-traces 3",
+            highlight=False,
+            soft_wrap=True,
         )
         try:
             while self.serve.popen.poll() is None:
