@@ -116,8 +116,14 @@ def serve(
     max_body_bytes: int | None = typer.Option(None, "--max-body-bytes"),
     queue_spans: int | None = typer.Option(None, "--queue-spans"),
     no_schema: bool = typer.Option(False, "--no-schema", help="Do not create missing tables."),
+    chains: Path | None = typer.Option(
+        None,
+        "--chains",
+        help="Chains YAML the API and web view analyse with; default $CHAINMAP_CHAINS_FILE, "
+        "else the packaged chains.example.yaml.",
+    ),
 ) -> None:
-    """Receive OTLP (HTTP and gRPC) into the store and serve the chain API until Ctrl-C."""
+    """Receive OTLP (HTTP and gRPC) into the store and serve the chain API and web view until Ctrl-C."""
     from chainmap_otel.server.app import ServeAddresses, run_server
 
     def ready(addresses: ServeAddresses) -> None:
@@ -137,6 +143,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             queue_spans=queue_spans,
             apply_schema=False if no_schema else None,
+            chains=chains,
             on_ready=ready,
         )
     except OSError as exc:

@@ -16,16 +16,20 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import SpanWriter
+from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +56,18 @@ def create_app(
     writer: SpanWriter | None = None,
     max_body_bytes: int | None = None,
     queue_spans: int | None = None,
+    chains: ChainCatalog | str | Path | None = None,
 ) -> FastAPI:
-    """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``.
+    """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
     Without ``writer`` the app makes its own, started and flushed by the app's
     lifespan; with one (shared with the gRPC receiver) the caller runs it.
-    ``app.state.store`` and ``app.state.span_writer`` are there for other routers.
+    ``chains`` is the catalog the API analyses with (a catalog or a YAML path; default
+    ``CHAINMAP_CHAINS_FILE``, else the packaged ``chains.example.yaml``).
+    ``app.state.store``, ``app.state.span_writer`` and ``app.state.catalog`` are there
+    for the routers.
     """
+    catalog = resolve_catalog(chains)
     owned = writer is None
     span_writer = writer if writer is not None else new_span_writer(store, queue_spans)
     limit = (
@@ -84,7 +93,10 @@ def create_app(
     )
     app.state.store = store
     app.state.span_writer = span_writer
+    app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit))
+    install_api(app)
+    install_web(app)
     return app
 
 
@@ -105,13 +117,17 @@ def run_server(
     max_body_bytes: int | None = None,
     queue_spans: int | None = None,
     apply_schema: bool | None = None,
+    chains: ChainCatalog | str | Path | None = None,
     log_level: str = "info",
     on_ready: Callable[[ServeAddresses], None] | None = None,
 ) -> None:
     """Run ``chainmap serve`` until SIGINT/SIGTERM; every argument defaults to its env var.
 
-    ``grpc_port=0`` disables the gRPC receiver. Raises :class:`StoreLockedError`
-    when another process holds the embedded store, ``OSError`` when a port is taken.
+    ``grpc_port=0`` disables the gRPC receiver. ``chains`` is the catalog the API and web
+    view analyse with (default ``CHAINMAP_CHAINS_FILE``, else the packaged example).
+    Raises :class:`ChainDefinitionError` for a bad chains file (before opening the
+    store), :class:`StoreLockedError` when another process holds the embedded store,
+    ``OSError`` when a port is taken.
     """
     import uvicorn
 
@@ -130,6 +146,7 @@ def run_server(
     if apply_schema is None:
         apply_schema = config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
 
+    catalog = resolve_catalog(chains)
     store = open_store(store_url)
     writer: SpanWriter | None = None
     receiver: OtlpGrpcReceiver | None = None
@@ -144,13 +161,18 @@ def run_server(
         if grpc_port:
             receiver = OtlpGrpcReceiver(writer, host, grpc_port, max_message_bytes=limit)
             receiver.start()
-        app = create_app(store, writer=writer, max_body_bytes=limit)
+        app = create_app(store, writer=writer, max_body_bytes=limit, chains=catalog)
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=http_port, log_level=log_level, lifespan="on")
         )
         if on_ready is not None:
             _notify_when_started(server, host, receiver, on_ready)
-        logger.info("chainmap serve: store %s", store.url_for_display)
+        logger.info(
+            "chainmap serve: store %s, %d chains from %s",
+            store.url_for_display,
+            len(catalog),
+            catalog.source,
+        )
         try:
             server.run()
         except SystemExit:

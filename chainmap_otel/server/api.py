@@ -1,0 +1,543 @@
+"""The chain API of ``chainmap serve``: ``/api/v1/chains``, ``/health/chains``, ``/health/detailed``.
+
+Every read endpoint takes ``since``/``until`` (relative ages like ``15m``, ``7d`` or
+ISO-8601 instants; default the last hour) and returns the same JSON as the matching
+``chainmap ... --format json`` command. Analysis runs ClickHouse queries, so the
+endpoints are plain ``def`` functions that FastAPI runs in its threadpool: OTLP ingest
+on the event loop keeps flowing while a query runs. With the embedded chDB store this
+process is the only one that can open the store, so this API is how the demo, scripts
+and operators read analysis results while ``chainmap serve`` runs.
+
+Errors are ``{"detail": "..."}`` naming the parameter and the fix: 400 for a malformed
+parameter (time, trace id, format, number), 404 for an unknown chain, trace or node,
+503 when the trace store cannot be queried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from chainmap_otel import config
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.topology import Topology
+from chainmap_otel.errors import ChainDefinitionError, QueryError, StoreError
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import (
+    ChainCatalog,
+    ChainDefinition,
+    EntryRule,
+    Pattern,
+    load_catalog,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "TOPOLOGY_FORMATS",
+    "api_router",
+    "chain_detail",
+    "chain_list",
+    "default_chains_file",
+    "health_router",
+    "install_api",
+    "parse_api_window",
+    "resolve_catalog",
+    "translated_errors",
+]
+
+API_PREFIX = "/api/v1/chains"
+TOPOLOGY_FORMATS = ("json", "mermaid", "grafana", "dot")
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+# "+" in a query string arrives as a space: "...T12:00:00 00:00" meant "+00:00".
+_LOST_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
+def default_chains_file() -> Path:
+    """``CHAINMAP_CHAINS_FILE``, else the example shipped in the wheel, else the checkout's."""
+    configured = config.env_str(config.CHAINMAP_CHAINS_FILE)
+    if configured:
+        return Path(configured).expanduser()
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (
+        package / "_data" / "chains.example.yaml",
+        package.parent / "chains.example.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ChainDefinitionError(
+        ["no chains file: pass --chains FILE (chainmap serve) or set CHAINMAP_CHAINS_FILE"]
+    )
+
+
+def resolve_catalog(chains: ChainCatalog | str | Path | None) -> ChainCatalog:
+    """The catalog ``chains`` names (a catalog, a YAML path, or None for the default file)."""
+    if isinstance(chains, ChainCatalog):
+        return chains
+    return load_catalog(Path(chains) if chains is not None else default_chains_file())
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@contextmanager
+def translated_errors(not_found: bool = False) -> Iterator[None]:
+    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``)."""
+    try:
+        yield
+    except StoreError as exc:
+        if "DB::Exception" in str(exc) and "UNKNOWN_TABLE" not in str(exc):
+            # The store answered but refused the query: not an outage, so not a 503.
+            raise HTTPException(
+                500,
+                f"the analysis query failed: {exc}; check the schema is current "
+                "(chainmap schema apply) and report the query error if it is",
+            ) from None
+        raise HTTPException(
+            503,
+            f"the trace store cannot be queried: {exc}; check that ClickHouse is up "
+            "(CHAINMAP_CLICKHOUSE_URL) and the schema applied (chainmap schema apply)",
+        ) from None
+    except QueryError as exc:
+        raise HTTPException(404 if not_found else 400, str(exc)) from None
+
+
+def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
+    """``parse_window`` with the CLI's option names replaced by the query parameter names."""
+    fixed = [_LOST_PLUS.sub(r"+\1", v.strip()) if v else v for v in (since, until)]
+    try:
+        return parse_window(fixed[0], fixed[1])
+    except QueryError as exc:
+        message = str(exc).replace("--since", "query parameter since")
+        message = message.replace("--until", "query parameter until")
+        raise HTTPException(400, message) from None
+
+
+def _require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
+    chain = catalog.get(chain_id)
+    if chain is None:
+        known = ", ".join(catalog.ids) or "none"
+        raise HTTPException(
+            404,
+            f"unknown chain id {chain_id!r} in {catalog.source or 'the chain catalog'}; "
+            f"known ids: {known} (GET {API_PREFIX} lists them)",
+        )
+    return chain
+
+
+def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise HTTPException(
+            400,
+            f"query parameter {name}={value!r} is not supported; use one of {', '.join(choices)}",
+        )
+    return value
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """One-line ``detail`` for the API's typed parameters; other routes keep FastAPI's form."""
+    assert isinstance(exc, RequestValidationError)
+    if not (request.url.path.startswith(API_PREFIX) or request.url.path.startswith("/health")):
+        return await request_validation_exception_handler(request, exc)
+    parts = []
+    for error in exc.errors():
+        where = [str(p) for p in error.get("loc", ()) if p not in ("query", "path")]
+        value = error.get("input")
+        parts.append(f"query parameter {'.'.join(where)}={value!r}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=400)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _store(request: Request) -> TraceStore:
+    store: TraceStore = request.app.state.store
+    return store
+
+
+def _catalog(request: Request) -> ChainCatalog:
+    catalog: ChainCatalog = request.app.state.catalog
+    return catalog
+
+
+# --------------------------------------------------------------------------- JSON shapes
+
+
+def _pattern_json(pattern: Pattern | None) -> Any:
+    if pattern is None:
+        return None
+    return pattern.value if pattern.kind in ("equals", "glob") else {pattern.kind: pattern.value}
+
+
+def _rule_json(rule: EntryRule) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in (
+        "service",
+        "name",
+        "route",
+        "path",
+        "rpc_service",
+        "rpc_method",
+        "messaging_destination",
+    ):
+        value = getattr(rule, key)
+        if value is not None:
+            out[key] = _pattern_json(value)
+    if rule.kinds:
+        out["kind"] = list(rule.kinds)
+    if rule.method:
+        out["method"] = list(rule.method)
+    if rule.attributes:
+        out["attributes"] = {key: _pattern_json(p) for key, p in rule.attributes}
+    return out
+
+
+def definition_json(chain: ChainDefinition) -> dict[str, Any]:
+    """A chain definition in the YAML's field names (patterns: string, or ``{"regex": ...}``)."""
+    return {
+        "id": chain.id,
+        "name": chain.name,
+        "category": chain.category,
+        "criticality": chain.criticality,
+        "description": chain.description,
+        "entry": [_rule_json(rule) for rule in chain.entry],
+        "slo": None
+        if chain.slo is None
+        else {
+            "latency_ms": dict(chain.slo.latency_ms),
+            "error_rate": chain.slo.error_rate,
+            "window_seconds": chain.slo.window_seconds,
+        },
+        "expected": None
+        if chain.expected is None
+        else {
+            "services": list(chain.expected.services),
+            "edges": [list(edge) for edge in chain.expected.edges],
+        },
+        "source": chain.source,
+    }
+
+
+_SUMMARY_KEYS = (
+    "status",
+    "reason",
+    "traces",
+    "rate_per_s",
+    "errors",
+    "error_ratio",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "burn_rates",
+)
+
+
+def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> dict[str, Any]:
+    """The catalog's chains with their current health summary (one health query)."""
+    from chainmap_otel.analysis.health import health
+
+    by_id = {h["chain_id"]: h for h in health(store, catalog, window)}
+    chains = []
+    for chain in catalog:
+        found = by_id[chain.id]
+        chains.append(
+            {
+                "id": chain.id,
+                "name": chain.name,
+                "category": chain.category,
+                "criticality": chain.criticality,
+                "description": chain.description,
+                "slo": definition_json(chain)["slo"],
+                "health": {key: found[key] for key in _SUMMARY_KEYS},
+            }
+        )
+    return {
+        "window": window.to_json(),
+        "catalog": {"source": catalog.source, "chains": len(catalog)},
+        "chains": chains,
+    }
+
+
+def chain_detail(
+    store: TraceStore, catalog: ChainCatalog, chain_id: str, window: TimeWindow
+) -> dict[str, Any]:
+    """``{"chain": definition, "health": the health entry, "window"}``."""
+    from chainmap_otel.analysis.health import health
+
+    chain = _require_chain(catalog, chain_id)
+    return {
+        "window": window.to_json(),
+        "chain": definition_json(chain),
+        "health": health(store, catalog, window, [chain.id])[0],
+    }
+
+
+def _topology_response(topo: Topology, format: str) -> Response:
+    from chainmap_otel.analysis import render
+
+    if format == "mermaid":
+        return PlainTextResponse(render.to_mermaid(topo))
+    if format == "dot":
+        return PlainTextResponse(render.to_dot(topo), media_type="text/vnd.graphviz")
+    if format == "grafana":
+        return JSONResponse(render.to_grafana(topo))
+    return JSONResponse(topo.to_json())
+
+
+# --------------------------------------------------------------------------- routers
+
+
+def api_router() -> APIRouter:
+    """``/api/v1/chains``; reads ``app.state.store`` and ``app.state.catalog``."""
+    router = APIRouter(prefix=API_PREFIX, tags=["chains"])
+
+    @router.get("", summary="The catalog's chains with their current status")
+    def list_chains(
+        request: Request, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        window = parse_api_window(since, until)
+        with translated_errors():
+            return chain_list(_store(request), _catalog(request), window)
+
+    @router.get("/topology", summary="Service graph of all traffic")
+    def all_topology(
+        request: Request, format: str = "json", since: str | None = None, until: str | None = None
+    ) -> Response:
+        from chainmap_otel.analysis.topology import topology
+
+        _require_choice("format", format, TOPOLOGY_FORMATS)
+        window = parse_api_window(since, until)
+        with translated_errors():
+            topo = topology(_store(request), _catalog(request), window, None)
+        return _topology_response(topo, format)
+
+    @router.get("/health", summary="Health of every chain (the chainmap health JSON)")
+    def all_health(
+        request: Request,
+        chain: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.health import health_json
+
+        if chain is not None:
+            _require_chain(_catalog(request), chain)
+        window = parse_api_window(since, until)
+        with translated_errors():
+            return health_json(_store(request), _catalog(request), window, chain)
+
+    @router.get("/drift", summary="Observed versus expected edges per chain")
+    def all_drift(
+        request: Request,
+        chain: str | None = None,
+        history: str = "7d",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.drift import drift
+
+        if chain is not None:
+            _require_chain(_catalog(request), chain)
+        window = parse_api_window(since, until)
+        try:
+            lookback = parse_api_window(history, until)
+        except HTTPException as exc:
+            raise HTTPException(
+                400, str(exc.detail).replace("query parameter since", "query parameter history")
+            ) from None
+        with translated_errors():
+            return drift(_store(request), _catalog(request), window, chain, lookback)
+
+    @router.get("/discover", summary="Chain proposals for recurring uncovered traces")
+    def discover_chains(
+        request: Request,
+        min_traces: int = 10,
+        format: str = "json",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Response:
+        from chainmap_otel.analysis.discovery import discover, proposals_yaml
+
+        _require_choice("format", format, ("json", "yaml"))
+        if min_traces < 1:
+            raise HTTPException(400, f"query parameter min_traces={min_traces} must be at least 1")
+        window = parse_api_window(since, until)
+        with translated_errors():
+            found = discover(_store(request), _catalog(request), window, min_traces)
+        if format == "yaml":
+            return PlainTextResponse(proposals_yaml(found), media_type="application/yaml")
+        return JSONResponse(found.to_json())
+
+    @router.get("/impact/{node}", summary="Chains that depend on a node")
+    def node_impact(
+        request: Request, node: str, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.impact import impact
+
+        window = parse_api_window(since, until)
+        with translated_errors(not_found=True):
+            return impact(_store(request), _catalog(request), window, node)
+
+    @router.get("/traces/{trace_id}/critical-path", summary="Critical path of one trace")
+    def trace_critical_path(request: Request, trace_id: str) -> dict[str, Any]:
+        from chainmap_otel.analysis.critical_path import critical_path
+
+        if not _TRACE_ID.match(trace_id):
+            raise HTTPException(
+                400,
+                f"trace_id {trace_id!r} is not 32 hex characters; copy it from the "
+                "X-Trace-ID response header or a trace view",
+            )
+        with translated_errors(not_found=True):
+            return critical_path(_store(request), trace_id)
+
+    @router.get("/{chain_id}", summary="A chain's definition and health")
+    def get_chain(
+        request: Request, chain_id: str, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        _require_chain(_catalog(request), chain_id)
+        window = parse_api_window(since, until)
+        with translated_errors():
+            return chain_detail(_store(request), _catalog(request), chain_id, window)
+
+    @router.get("/{chain_id}/topology", summary="Service graph of a chain's traces")
+    def chain_topology(
+        request: Request,
+        chain_id: str,
+        format: str = "json",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Response:
+        from chainmap_otel.analysis.topology import topology
+
+        _require_chain(_catalog(request), chain_id)
+        _require_choice("format", format, TOPOLOGY_FORMATS)
+        window = parse_api_window(since, until)
+        with translated_errors():
+            topo = topology(_store(request), _catalog(request), window, chain_id)
+        return _topology_response(topo, format)
+
+    @router.get("/{chain_id}/critical-path", summary="Where a chain's latency goes")
+    def chain_critical(
+        request: Request,
+        chain_id: str,
+        sample_cap: int = 2000,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.critical_path import chain_critical_path
+
+        _require_chain(_catalog(request), chain_id)
+        if sample_cap < 1:
+            raise HTTPException(400, f"query parameter sample_cap={sample_cap} must be at least 1")
+        window = parse_api_window(since, until)
+        with translated_errors():
+            result = chain_critical_path(
+                _store(request), _catalog(request), chain_id, window, sample_cap
+            )
+        return result.to_json()
+
+    return router
+
+
+_STATUS_RANK = {"healthy": 0, "degraded": 1, "critical": 2}
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def health_router() -> APIRouter:
+    """``/health/chains`` (per-chain status) and ``/health/detailed`` (the serve process)."""
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/chains", summary="Status of every chain over the last hour")
+    def chains_health(
+        request: Request, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.health import health
+
+        window = parse_api_window(since, until)
+        with translated_errors():
+            entries = health(_store(request), _catalog(request), window)
+        counts = {status: 0 for status in _STATUS_RANK}
+        for entry in entries:
+            counts[entry["status"]] += 1
+        worst = max((e["status"] for e in entries), key=_STATUS_RANK.__getitem__, default="healthy")
+        return {
+            "status": worst,
+            "timestamp": _now(),
+            "window": window.to_json(),
+            "counts": counts,
+            "chains": {
+                e["chain_id"]: {
+                    key: e[key]
+                    for key in (
+                        "name",
+                        "criticality",
+                        "status",
+                        "reason",
+                        "traces",
+                        "error_ratio",
+                        "p95_ms",
+                    )
+                }
+                for e in entries
+            },
+        }
+
+    @router.get("/detailed", summary="Store, schema, span writer and catalog of this process")
+    def detailed_health(request: Request) -> JSONResponse:
+        from chainmap_otel.storage.schema import current_version, latest_version
+
+        store = _store(request)
+        catalog = _catalog(request)
+        store_info: dict[str, Any] = {
+            "url": store.url_for_display,
+            "embedded": store.embedded,
+            "database": store.database,
+            "reachable": True,
+            "schema_version": None,
+            "latest_schema_version": latest_version(),
+        }
+        try:
+            store_info["schema_version"] = current_version(store)
+        except StoreError as exc:
+            store_info.update(reachable=False, error=str(exc))
+        writer = getattr(request.app.state, "span_writer", None)
+        writer_info: dict[str, Any] | None = None
+        if writer is not None:
+            stats = writer.stats()
+            writer_info = {
+                "queued": stats.queued_spans,
+                "accepted": stats.accepted_spans,
+                "written": stats.written_spans,
+                "dropped": stats.dropped_spans,
+                "refused_requests": stats.refused_requests,
+            }
+        ok = store_info["reachable"] and store_info["schema_version"]
+        body = {
+            "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
+            "timestamp": _now(),
+            "store": store_info,
+            "span_writer": writer_info,
+            "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
+        }
+        return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+
+    return router
+
+
+def install_api(app: FastAPI) -> None:
+    """Add the chain API and health routers and the one-line validation error handler."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health_router())
+    app.include_router(api_router())
