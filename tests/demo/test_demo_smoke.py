@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,9 +41,12 @@ def chainmap(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], str, Path]]:
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    summary_file = data_dir.parent / "summary.json"
+def run() -> Iterator[tuple[dict[str, Any], str, Path]]:
+    # Not under pytest's basetemp: a concurrent pytest session resets pytest-of-<user> to
+    # 0700, which would lock the embedded PostgreSQL's own system user out of its data.
+    root = Path(tempfile.mkdtemp(prefix="chainmap-demo-test-"))
+    data_dir = root / "data"
+    summary_file = root / "summary.json"
     result = chainmap(
         "demo",
         "--duration",
@@ -53,8 +58,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, An
         str(summary_file),
         timeout=240,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    yield json.loads(summary_file.read_text()), result.stdout, data_dir
+    try:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        yield json.loads(summary_file.read_text()), result.stdout, data_dir
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_every_service_answered(run: tuple[dict[str, Any], str, Path]) -> None:
