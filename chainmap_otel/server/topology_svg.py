@@ -26,7 +26,7 @@ NODE_COLOURS = {
     "user": "#2e8b57",
 }
 NODE_W, NODE_H = 168, 44
-COL_GAP, ROW_GAP = 110, 36
+COL_GAP, ROW_GAP = 150, 36
 MARGIN = 24
 _SWEEPS = 4
 

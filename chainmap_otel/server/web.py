@@ -49,6 +49,10 @@ def _pct(value: float) -> str:
     return f"{value:.2%}"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _badge(status: str) -> str:
     return f'<span class="badge {_e(status)}">{_e(status)}</span>'
 
@@ -67,10 +71,17 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "")
 def _page(
     title: str, body: str, since: str | None = None, status: int = 200, window_text: str = ""
 ) -> HTMLResponse:
+    """A full page; pages over a time window get the window picker and the auto-refresh."""
     windows = " ".join(
         f'<a href="?{urlencode({"since": w})}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
         for w in WINDOWS
     )
+    picker = (
+        f'<div class="window">window: {windows} <span class="muted">{_e(window_text)}</span></div>'
+        if window_text
+        else ""
+    )
+    refresh = ' data-refresh="10"' if window_text else ""
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -84,8 +95,8 @@ def _page(
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
 <button>critical path</button></form>
 </header>
-<main data-refresh="10">
-<div class="window">window: {windows} <span class="muted">{_e(window_text)}</span></div>
+<main{refresh}>
+{picker}
 {body}
 </main></body></html>"""
     return HTMLResponse(html, status_code=status)
@@ -219,7 +230,7 @@ def _share_bars(title: str, shares: list[dict[str, Any]], limit: int = 12) -> st
 def _critical_block(cp: dict[str, Any]) -> str:
     head = (
         f'<p class="muted">{cp["traces"]} traces, {cp["sampled_traces"]} sampled; slowest 5 %: '
-        f"{cp['slow_traces']} traces above {_e(_ms(cp['slow_threshold_ms']))}</p>"
+        f"{_plural(cp['slow_traces'], 'trace')} above {_e(_ms(cp['slow_threshold_ms']))}</p>"
     )
     return (
         "<section><h2>Critical path: where the time goes</h2>"

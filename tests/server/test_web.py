@@ -170,3 +170,12 @@ def test_chain_page_in_headless_chromium(client: httpx.Client, tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'data-node="postgresql"' in result.stdout
     assert "Trade execution" in result.stdout
+
+
+def test_windowed_pages_refresh_and_the_trace_page_does_not(
+    web: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    client, inserted = web
+    assert 'data-refresh="10"' in page(client, "/")
+    assert 'data-refresh="10"' in page(client, "/chains/B1", since="15m")
+    assert "data-refresh" not in page(client, "/traces", trace_id=inserted["trades"][1])
