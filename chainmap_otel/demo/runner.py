@@ -130,7 +130,10 @@ class DemoRun:
         url = f"http://127.0.0.1:{port}"
         with self.console.status(f"Starting chainmap serve on {url} (store {self.store_url}) ..."):
             self.serve = self.supervisor.start(
-                "chainmap-serve", serve_command(self.store_url, port), _base_env(), url
+                "chainmap-serve",
+                serve_command(self.store_url, port, self.chains_file),
+                _base_env(),
+                url,
             )
             wait_for_serve(self.serve)
         self.summary["serve_url"] = url
@@ -235,16 +238,19 @@ class DemoRun:
     def _serve_until_interrupted(self, port: int) -> None:
         url = f"http://127.0.0.1:{port}"
         self.serve = self.supervisor.start(
-            "chainmap-serve", serve_command(self.store_url, port), _base_env(), url
+            "chainmap-serve",
+            serve_command(self.store_url, port, self.chains_file),
+            _base_env(),
+            url,
         )
         wait_for_serve(self.serve)
         store = self.store_url
         self.console.print(
-            f"\n[bold]chainmap serve[/] is up at [link={url}]{url}[/] "
-            f"(OTLP/HTTP {url}/v1/traces) on {store}\n"
+            f"\n[bold]chainmap serve[/] is up on {store}:\n"
+            f"  web view   [link={url}/]{url}/[/]\n"
+            f"  chain API  {url}/api/v1/chains   (health, topology, drift, discover, impact)\n"
+            f"  OTLP/HTTP  {url}/v1/traces\n"
             "  Ctrl-C stops it; the run stays in the store for the analysis commands, e.g.\n"
-            f"    chainmap health --store {store} --since 1h\n"
-            f"    chainmap topology --store {store} --since 1h\n"
             f"    chainmap discover --store {store} --since 1h --min-traces 3",
             highlight=False,
             soft_wrap=True,

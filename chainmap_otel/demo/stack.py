@@ -224,8 +224,8 @@ class Database:
                     logger.exception("stopping the embedded PostgreSQL failed")
 
 
-def serve_command(store_url: str, port: int) -> list[str]:
-    """``chainmap serve`` on the demo's store: OTLP/HTTP on ``port``, no gRPC."""
+def serve_command(store_url: str, port: int, chains_file: Path) -> list[str]:
+    """``chainmap serve`` on the demo's store and chains: OTLP/HTTP on ``port``, no gRPC."""
     script = BIN / "chainmap"
     launcher = [str(script)] if script.exists() else [sys.executable, "-c", CLI_FALLBACK]
     return [
@@ -239,6 +239,8 @@ def serve_command(store_url: str, port: int) -> list[str]:
         str(port),
         "--grpc-port",
         "0",
+        "--chains",
+        str(chains_file),
     ]
 
 
