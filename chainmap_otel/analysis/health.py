@@ -10,7 +10,9 @@ that need other attributes cannot match these rows).
 Definitions:
 
 * ``traces``: entry spans of the chain in the window (one per trace that enters it);
-  ``rate_per_s`` = traces / window seconds.
+  ``rate_per_s`` = traces / seconds covered. The aggregates are per minute, so every
+  window (the main one and each burn-rate window) rounds its start down to a whole
+  minute: a window starting mid-minute still counts that minute's traffic.
 * ``error_ratio``: a trace **fails when its chain's entry span has status Error**
   (either Collector spelling): errors / traces. Errors deeper in the trace that the
   entry span absorbed do not count, as for any request-level SLI.
@@ -200,9 +202,11 @@ def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
     chains = [require_chain(catalog, cid) for cid in (catalog.ids if chain_ids is None else chain_ids)]
     if not chains:
         return []
+    # The aggregates are per minute: every minute the window touches counts, so a window
+    # starting mid-minute still sees that minute's traffic (windows round outward).
     end_s = -(-window.end_ns // _NS)
-    main_start = window.start_ns // _NS
-    starts = {label: end_s - seconds for label, seconds in BURN_WINDOWS}
+    main_start = window.start_ns // _NS // 60 * 60
+    starts = {label: (end_s - seconds) // 60 * 60 for label, seconds in BURN_WINDOWS}
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
@@ -217,7 +221,7 @@ def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
     for chain in chains:
         by_slo_window.setdefault(chain.slo.window_seconds if chain.slo else 0, []).append(chain)
     for slo_window, group in by_slo_window.items():
-        bound[f"w{len(names) - 1}"] = end_s - slo_window  # the "slo" column
+        bound[f"w{len(names) - 1}"] = (end_s - slo_window) // 60 * 60  # the "slo" column
         bound["chains"] = [c.id for c in group]
         rows = store.query(_health_sql(store.database, classify, names), bound).result_rows
         found = {str(row[0]): row for row in rows}
@@ -232,7 +236,8 @@ def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
                 for i, name in enumerate(names):
                     calls, errors, (keys, values) = row[4 + 3 * i: 7 + 3 * i]
                     tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
-            results[chain.id] = chain_health(chain, window, main, quantiles, tallies)
+            covered = TimeWindow(main_start * _NS, window.end_ns)
+            results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
     return [results[c.id] for c in chains]
 
 
