@@ -1,6 +1,7 @@
 """Service topology per chain, with the OpenTelemetry Collector servicegraph semantics.
 
-Edges (computed by ``sql/topology.sql`` in one pass over ``otel_traces``, no JOIN):
+Edges (paired by ``sql/trace_edges.sql`` in one pass over ``otel_traces``, no JOIN; for
+the whole minutes the edge rollup covers, read from it instead, see below):
 
 * a CLIENT span in service A with a child SERVER span in service B: ``A -> B``
   (``connection_type`` ``""``); PRODUCER -> CONSUMER likewise (``messaging_system``);
@@ -15,9 +16,19 @@ Edges (computed by ``sql/topology.sql`` in one pass over ``otel_traces``, no JOI
 
 An edge call is failed when its client or its server span has status Error (both
 Collector spellings). Latency is the client span's duration (the server's for ``user``
-edges). A trace counts for every chain it belongs to (see
-:mod:`chainmap_otel.analysis.membership`). Client and server must both start inside the
-window to pair; a pair cut by the window edge shows as a virtual node.
+edges); p50/p95/p99 are t-digest estimates (exact for a handful of calls). A trace counts
+for every chain it belongs to (see :mod:`chainmap_otel.analysis.membership`).
+
+Window rule: a trace is in the window when its first span starts in it; its spans are
+paired when they start within ``rollup.REACH_SECONDS`` of the window (a pair cut further
+out shows as a virtual node).
+
+Cost: :mod:`chainmap_otel.analysis.rollup` keeps ``chainmap_edge_minute``, the same pairing
+per minute of trace start. ``sql/topology.sql`` reads the rollup for the whole minutes of
+the window before its watermark and pairs live only the rest (the minutes since the
+watermark, the part-minute at the window's start), merging counts and latency states.
+Before the query the rollup is brought up to date when this process may do so
+(:func:`rollup.fresh_state`), so the live part is a few minutes at most.
 
 JSON contract (:meth:`Topology.to_json`)::
 
@@ -40,7 +51,8 @@ from typing import Any
 
 import networkx as nx
 
-from chainmap_otel.analysis.membership import classify_expression, require_chain
+from chainmap_otel.analysis import rollup
+from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -175,11 +187,8 @@ def topologies(
     wanted = list(catalog.ids if chain_ids is None else chain_ids)
     for chain_id in wanted:
         require_chain(catalog, chain_id)
-    classify, params = classify_expression(catalog)
-    inner = load_sql("trace_edges", store.database, classify=classify)
-    sql = load_sql("topology", store.database, trace_edges=inner)
-    bound = {**params, **window.params(), "wanted": wanted + ([ALL_TRAFFIC] if include_all_traffic else [])}
-    rows = store.query(sql, bound).result_rows
+    chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
+    rows = edge_rows(store, catalog, window, chains, rollup.fresh_state(store, catalog))
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:
         per_chain[None] = []
@@ -195,6 +204,49 @@ def topologies(
         key: Topology(key, window, edges, build_nodes(edges, target_types[key]))
         for key, edges in per_chain.items()
     }
+
+
+def split_window(
+    window: TimeWindow, state: rollup.RollupState | None
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """``window`` as (rollup minutes, live head, live tail), each ``[start, end)`` ns.
+
+    The rollup part is the whole minutes of the window inside ``[since, watermark)``;
+    the head is what comes before it, the tail what comes after (either may be empty).
+    """
+    if state is None or not state.covers:
+        return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
+    first = max(rollup.ceil_minute(window.start_ns), state.since_ns)
+    last = min(rollup.floor_minute(window.end_ns), state.watermark_ns)
+    if first >= last:
+        return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
+    return (first, last), (window.start_ns, first), (last, window.end_ns)
+
+
+def edge_rows(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    wanted: list[str],
+    state: rollup.RollupState | None,
+) -> list[tuple[Any, ...]]:
+    """``sql/topology.sql`` rows of ``wanted`` chains: rollup minutes plus the live rest.
+
+    ``state`` None (or not covering the window) pairs the whole window live.
+    """
+    inner, params = rollup.trace_edges_sql(store, catalog)
+    table = f"{store.database}.{rollup.EDGE_TABLE}" if state is not None else rollup.NO_ROLLUP_SQL
+    sql = load_sql("topology", store.database, trace_edges=inner, edge_rollup=table)
+    (first, last), head, tail = split_window(window, state)
+    bound = {
+        **params,
+        **rollup.range_params(head, tail),
+        "wanted": wanted,
+        "catalog": state.catalog if state is not None else 0,
+        "rollup_start": first // 1_000_000_000,
+        "rollup_end": last // 1_000_000_000,
+    }
+    return list(store.query(sql, bound).result_rows)
 
 
 def topology(

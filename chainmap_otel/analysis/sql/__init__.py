@@ -19,9 +19,20 @@ def _text(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+#: Fragments a caller may leave out: ``trace_edges`` reads the spans starting in the bound
+#: window ``[start_ns, end_ns)`` and keeps every trace they form.
+DEFAULT_FRAGMENTS = {
+    "span_window": (
+        "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
+        "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
+    ),
+    "trace_window": "1",
+}
+
+
 def load_sql(name: str, database: str, **fragments: str) -> str:
     """The query ``name`` with ``{{db}}`` and each ``{{fragment}}`` filled in."""
     sql = _text(name).replace("{{db}}", validate_identifier(database, "database"))
-    for key, value in fragments.items():
+    for key, value in {**DEFAULT_FRAGMENTS, **fragments}.items():
         sql = sql.replace("{{" + key + "}}", value)
     return sql

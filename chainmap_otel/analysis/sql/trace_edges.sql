@@ -5,7 +5,11 @@
 -- server spans it caused land in one (TraceId, key) group; a root SERVER span gets its own
 -- group (the `user` edge). The inner level turns each group into 0..n edge tuples
 -- (source, target, connection_type, failed, duration_ns, target_type).
--- Bound: {start_ns:Int64} {end_ns:Int64} and the membership classifier's parameters;
+-- Which spans are read and which traces are kept are the fragments span_window and
+-- trace_window: by default (analysis.sql.DEFAULT_FRAGMENTS) the spans starting in the bound
+-- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
+-- around their time slices and keep the traces that START in them (analysis.rollup).
+-- Bound: the window's parameters and the membership classifier's parameters;
 -- {{db}} and {{classify}} are filled in by analysis.sql.load_sql.
 SELECT
     TraceId,
@@ -100,10 +104,10 @@ FROM (
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
                {{classify}}) AS chains
         FROM {{db}}.otel_traces
-        WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-          AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
+        WHERE ({{span_window}})
           AND TraceId != ''
     )
     GROUP BY TraceId, pair_key
 )
 GROUP BY TraceId
+HAVING {{trace_window}}

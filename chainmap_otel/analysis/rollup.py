@@ -1,0 +1,402 @@
+"""The edge rollup: service-graph edges per minute, materialised from closed time slices.
+
+Live topology pairs every span of the window (``sql/trace_edges.sql``), which costs ~100x a
+plain scan of the spans. ``chainmap_edge_minute`` (schema version 3) holds the result of that
+same pairing, grouped per minute of trace start, chain set and edge, so topology reads a few
+rows per minute instead of every span and pairs live only the minutes the rollup does not
+cover yet (:mod:`chainmap_otel.analysis.topology`).
+
+Why a job and not a materialized view: an edge needs both spans of a client/server pair,
+and the client span usually arrives *after* its server child (it ends later), so no insert
+block is guaranteed to hold both. :func:`refresh_edges` runs ``trace_edges.sql`` -- the one
+source of the pairing semantics -- over closed slices ``[watermark, until)``:
+
+* **Attribution.** A trace belongs to the minute it starts in (its earliest span). A slice
+  keeps the traces that start in it and reads their spans from :data:`REACH_SECONDS` before
+  to :data:`REACH_SECONDS` after the slice, so a pair cut by a slice boundary still pairs;
+  the spans read before the slice reveal the traces that started earlier (they belong to
+  the previous slice and are skipped). Spans starting more than the reach after their
+  trace's first span are cut off, as a window edge cuts a pair in live topology: they form
+  a fragment counted in the minute of its own first span. Live topology uses the same rule,
+  so the two give the same edges.
+* **Closed slices.** ``until`` defaults to ``now - LAG_SECONDS`` (whole minutes), so spans may
+  arrive up to ``LAG_SECONDS - REACH_SECONDS`` after they started and still be paired: a
+  client span that lands after its server child within that delay pairs normally. Spans
+  arriving later than that into a slice already rolled up are not counted by the rollup.
+  :func:`invalidate_edges` drops a classification's rollup (e.g. after ingesting old files)
+  so the next refresh rebuilds it.
+* **Membership.** Untagged spans are classified with the catalog's rules while pairing, so
+  rows carry the trace's whole chain set (tagged and classified) and a fingerprint of the
+  rules (``Catalog``, :func:`catalog_fingerprint`). Each classification has its own rows and
+  watermark; a catalog seen for the first time is backfilled from the oldest span.
+* **Failures.** Each slice writes ``Pending = end`` to ``chainmap_rollup_state``, inserts, then
+  writes ``Watermark = end``. A refresh that finds ``Pending > Watermark`` (a crash between
+  the two) deletes that slice's minutes (slices are whole minutes, so those rows belong to it
+  alone) and redoes it: a re-run never double counts. Within a process one lock serialises
+  refreshes of a store; across processes run one refresher per store (``chainmap serve``;
+  an embedded store has a single process by construction). Analysis refreshes lazily
+  (:func:`fresh_state`): always on an embedded store (a no-op when nothing is new), on a
+  server only when nobody has for :data:`STALE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chainmap_otel import config
+from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.errors import StoreError
+from chainmap_otel.storage.schema import SchemaReport, apply_schema
+from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+logger = logging.getLogger(__name__)
+
+#: Receives one human-readable line per rollup step.
+ProgressCallback = Callable[[str], None]
+
+ROLLUP = "edges"
+EDGE_TABLE = "chainmap_edge_minute"
+STATE_TABLE = "chainmap_rollup_state"
+#: Slices end this long before now: the delay spans may take to arrive and still pair.
+LAG_SECONDS = 120
+#: Spans of a trace are read this far before and after the slice its first span starts in.
+REACH_SECONDS = 60
+#: Backfill slice length (slices are aligned to it, so none crosses a day partition).
+SLICE_SECONDS = 3600
+#: How often ``chainmap serve`` refreshes the rollup.
+REFRESH_INTERVAL_SECONDS = 30
+#: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
+STALE_SECONDS = 600
+
+_NS = 1_000_000_000
+_MINUTE_NS = 60 * _NS
+
+#: trace_edges' span filter: the spans of two ranges (head and tail of a window, or a slice).
+SPAN_WINDOW_SQL = (
+    "(Timestamp >= fromUnixTimestamp64Nano({read_head_start:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({read_head_end:Int64})) "
+    "OR (Timestamp >= fromUnixTimestamp64Nano({read_tail_start:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({read_tail_end:Int64}))"
+)
+#: trace_edges' trace filter: traces whose first span starts in the head or the tail range.
+TRACE_WINDOW_SQL = (
+    "(start_ns >= {head_start:Int64} AND start_ns < {head_end:Int64}) "
+    "OR (start_ns >= {tail_start:Int64} AND start_ns < {tail_end:Int64})"
+)
+#: Stands in for chainmap_edge_minute on a store whose schema predates it (no rows).
+NO_ROLLUP_SQL = (
+    "(SELECT * FROM (SELECT toUInt64(0) AS Catalog, toDateTime(0) AS Minute, '' AS Source, "
+    "'' AS Target, '' AS ConnectionType, '' AS TargetType, CAST([], 'Array(String)') AS ChainIds, "
+    "toUInt64(0) AS Calls, toUInt64(0) AS Errors, "
+    "initializeAggregation('quantilesTDigestState(0.5, 0.95, 0.99)', toUInt64(0)) AS Latency, "
+    "toInt64(0) AS FirstSeen, toInt64(0) AS LastSeen) WHERE 0)"
+)
+
+_STATE_SQL = """SELECT count(), min(Since), max(Watermark), max(Pending)
+FROM {db}.chainmap_rollup_state
+WHERE Rollup = {{rollup:String}} AND Catalog = {{catalog:UInt64}}"""
+_WRITE_STATE_SQL = """INSERT INTO {db}.chainmap_rollup_state
+    (Rollup, Catalog, Since, Watermark, Pending, Updated)
+SELECT {{rollup:String}}, {{catalog:UInt64}}, {{since:Int64}}, {{watermark:Int64}},
+       {{pending:Int64}}, now()
+SETTINGS insert_distributed_sync = 1"""
+_FIRST_SPAN_SQL = """SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
+FROM {db}.otel_traces
+WHERE Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''"""
+_DELETE_SQL = """ALTER TABLE {db}.chainmap_edge_minute{local} {on_cluster}
+DELETE WHERE Catalog = {{catalog:UInt64}}
+    AND Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+SETTINGS mutations_sync = 2"""
+_DELETE_STATE_SQL = """ALTER TABLE {db}.chainmap_rollup_state{local} {on_cluster}
+DELETE WHERE Rollup = {{rollup:String}} AND Catalog = {{catalog:UInt64}}
+SETTINGS mutations_sync = 2"""
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RollupState:
+    """What the rollup of one classification covers: trace starts in ``[since, watermark)``."""
+
+    catalog: int
+    since_ns: int = 0
+    watermark_ns: int = 0
+    pending_ns: int = 0
+
+    @property
+    def covers(self) -> bool:
+        return self.watermark_ns > self.since_ns > 0
+
+
+@dataclass
+class RefreshReport:
+    """What :func:`refresh_edges` did."""
+
+    state: RollupState
+    slices: int = 0
+    recovered: bool = False
+    seconds: float = 0.0
+
+
+def floor_minute(ns: int) -> int:
+    return ns - ns % _MINUTE_NS
+
+
+def ceil_minute(ns: int) -> int:
+    return -floor_minute(-ns)
+
+
+def catalog_fingerprint(catalog: ChainCatalog) -> int:
+    """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules)."""
+    classify, params = classify_expression(catalog)
+    text = json.dumps([classify, sorted(params.items())], default=str, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def trace_edges_sql(store: TraceStore, catalog: ChainCatalog) -> tuple[str, dict[str, Any]]:
+    """``trace_edges.sql`` for two ranges of trace starts (see :func:`range_params`)."""
+    classify, params = classify_expression(catalog)
+    sql = load_sql(
+        "trace_edges",
+        store.database,
+        classify=classify,
+        span_window=SPAN_WINDOW_SQL,
+        trace_window=TRACE_WINDOW_SQL,
+    )
+    return sql, params
+
+
+def range_params(
+    head: tuple[int, int], tail: tuple[int, int] | None = None, reach_ns: int = REACH_SECONDS * _NS
+) -> dict[str, int]:
+    """Bind values of :data:`SPAN_WINDOW_SQL`/:data:`TRACE_WINDOW_SQL` for trace starts in
+    ``head`` or ``tail`` (``[start, end)`` ns; empty when ``start >= end``)."""
+    out: dict[str, int] = {}
+    for name, (start, end) in (("head", head), ("tail", tail or (0, 0))):
+        empty = start >= end
+        out[f"{name}_start"], out[f"{name}_end"] = (0, 0) if empty else (start, end)
+        out[f"read_{name}_start"] = 0 if empty else start - reach_ns
+        out[f"read_{name}_end"] = 0 if empty else end + reach_ns
+    return out
+
+
+def read_state(store: TraceStore, catalog: ChainCatalog | int) -> RollupState:
+    """The rollup state of ``catalog`` (a catalog or its fingerprint)."""
+    fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog)
+    db = validate_identifier(store.database, "database")
+    rows, since, watermark, pending = store.query(
+        _STATE_SQL.format(db=db), {"rollup": ROLLUP, "catalog": fingerprint}
+    ).result_rows[0]
+    if not rows:
+        return RollupState(fingerprint)
+    return RollupState(fingerprint, int(since), int(watermark), int(pending))
+
+
+def refresh_edges(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    until_ns: int | None = None,
+    *,
+    slice_seconds: int = SLICE_SECONDS,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> RefreshReport:
+    """Roll up the edges of the traces started before ``until_ns`` (default ``now - LAG``).
+
+    Idempotent; cheap (one small query) when nothing new is due. ``stop`` ends a long
+    backfill between slices. Raises :class:`StoreError` when the store refuses.
+    """
+    if slice_seconds < 60 or slice_seconds % 60:
+        raise ValueError(f"slice_seconds must be a positive multiple of 60, not {slice_seconds}")
+    started = time.perf_counter()
+    say = progress or (lambda line: logger.debug("%s", line))
+    until = floor_minute(until_ns if until_ns is not None else time.time_ns() - LAG_SECONDS * _NS)
+    with _lock(store):
+        state = read_state(store, catalog)
+        report = RefreshReport(state)
+        if state.covers and state.watermark_ns >= until and state.pending_ns <= state.watermark_ns:
+            return report
+        sql, classify_params = trace_edges_sql(store, catalog)
+        insert = load_sql("edge_rollup", store.database, trace_edges=sql)
+
+        def run_slice(since: int, start: int, end: int) -> None:
+            _write_state(store, state.catalog, since, start, end)
+            params = {**classify_params, **range_params((start, end)), "catalog": state.catalog}
+            store.command(insert, params)
+            _write_state(store, state.catalog, since, end, end)
+
+        if state.pending_ns > state.watermark_ns and state.since_ns:
+            say(f"edge rollup: redoing the interrupted slice ending {_iso(state.pending_ns)}")
+            _delete_minutes(store, state.catalog, state.watermark_ns, state.pending_ns)
+            run_slice(state.since_ns, state.watermark_ns, state.pending_ns)
+            state = RollupState(state.catalog, state.since_ns, state.pending_ns, state.pending_ns)
+            report.recovered = True
+        since, start = state.since_ns, state.watermark_ns
+        if not state.since_ns:
+            first = _first_span_ns(store, until)
+            if first is None:
+                report.seconds = time.perf_counter() - started
+                return report
+            since = start = floor_minute(first)
+        slice_ns = slice_seconds * _NS
+        total = max(1, -(-(until - start) // slice_ns))
+        if start < until:
+            say(f"edge rollup: pairing traces from {_iso(start)} to {_iso(until)}")
+        while start < until:
+            if stop is not None and stop.is_set():
+                break
+            end = min(until, (start // slice_ns + 1) * slice_ns)
+            run_slice(since, start, end)
+            report.slices += 1
+            start = end
+            if report.slices % 24 == 0 or start >= until:
+                say(f"  edge rollup: {report.slices}/{total} slices, up to {_iso(start)}")
+        report.state = RollupState(state.catalog, since, start, start)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def fresh_state(store: TraceStore, catalog: ChainCatalog) -> RollupState | None:
+    """The rollup state for analysis, refreshed first when this process should do it.
+
+    None when the store has no edge rollup (schema older than version 3). On an embedded
+    store (held by this process) the rollup is refreshed up to ``now - LAG``; on a server
+    only when its watermark is older than :data:`STALE_SECONDS` past due (nobody runs
+    ``chainmap serve`` on it), and a refused refresh (read-only user) is logged and the
+    window is paired live.
+    """
+    try:
+        state = read_state(store, catalog)
+    except StoreError:
+        if store.table_exists(STATE_TABLE):
+            raise
+        return None
+    due = floor_minute(time.time_ns() - LAG_SECONDS * _NS)
+    if store.embedded:
+        if state.covers and state.watermark_ns >= due and state.pending_ns <= state.watermark_ns:
+            return state
+        return refresh_edges(store, catalog).state
+    if state.covers and due - state.watermark_ns < STALE_SECONDS * _NS:
+        return state
+    try:
+        return refresh_edges(store, catalog).state
+    except StoreError as exc:
+        logger.warning("edge rollup not refreshed, pairing the window live: %s", exc)
+        return state
+
+
+def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:
+    """Drop ``catalog``'s rollup rows and state; the next refresh rebuilds it from the start."""
+    fingerprint = catalog_fingerprint(catalog)
+    with _lock(store):
+        _delete_minutes(store, fingerprint, 0, (2**32 - 1) * _NS)
+        store.command(
+            _DELETE_STATE_SQL.format(db=store.database, **_cluster_parts()),
+            {"rollup": ROLLUP, "catalog": fingerprint},
+        )
+
+
+def apply_schema_with_rollup(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    cluster: str | None = None,
+    ttl_days: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> SchemaReport:
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans."""
+    report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
+    refresh_edges(store, catalog, progress=progress)
+    return report
+
+
+class EdgeRollupRefresher:
+    """Refreshes the edge rollup every ``interval`` seconds in a daemon thread (``serve``)."""
+
+    def __init__(
+        self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chainmap-edge-rollup", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the slice in progress (so the store can be closed)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                refresh_edges(
+                    self.store,
+                    self.catalog,
+                    stop=self._stop,
+                    progress=lambda line: logger.info("%s", line),
+                )
+            except Exception:
+                logger.exception("edge rollup refresh of %s failed", self.store.url_for_display)
+            self._stop.wait(self.interval)
+
+
+def _lock(store: TraceStore) -> threading.Lock:
+    key = (store.url_for_display, store.database)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _cluster_parts() -> dict[str, str]:
+    cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
+    if not cluster:
+        return {"local": "", "on_cluster": ""}
+    return {
+        "local": "_local",
+        "on_cluster": f"ON CLUSTER {validate_identifier(cluster, 'cluster')}",
+    }
+
+
+def _write_state(store: TraceStore, catalog: int, since: int, watermark: int, pending: int) -> None:
+    store.command(
+        _WRITE_STATE_SQL.format(db=store.database),
+        {
+            "rollup": ROLLUP,
+            "catalog": catalog,
+            "since": since,
+            "watermark": watermark,
+            "pending": pending,
+        },
+    )
+
+
+def _delete_minutes(store: TraceStore, catalog: int, start_ns: int, end_ns: int) -> None:
+    store.command(
+        _DELETE_SQL.format(db=store.database, **_cluster_parts()),
+        {"catalog": catalog, "start": start_ns // _NS, "end": end_ns // _NS},
+    )
+
+
+def _first_span_ns(store: TraceStore, until_ns: int) -> int | None:
+    count, first = store.query(
+        _FIRST_SPAN_SQL.format(db=store.database), {"until": until_ns}
+    ).result_rows[0]
+    return int(first) if count else None
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / _NS))

@@ -1,0 +1,26 @@
+-- One slice of the edge rollup: trace_edges.sql over the traces that START in the slice
+-- (spans read with a margin either side), grouped per minute of trace start, chain set and
+-- edge, inserted into chainmap_edge_minute under the classification's fingerprint.
+-- Bound: {catalog:UInt64} plus trace_edges' parameters (see analysis.rollup).
+INSERT INTO {{db}}.chainmap_edge_minute
+    (Catalog, Minute, Source, Target, ConnectionType, TargetType, ChainIds,
+     Calls, Errors, Latency, FirstSeen, LastSeen)
+SELECT
+    {catalog:UInt64},
+    toStartOfMinute(toDateTime(intDiv(start_ns, 1000000000))) AS minute,
+    edge.1 AS source,
+    edge.2 AS target,
+    edge.3 AS connection_type,
+    edge.6 AS target_type,
+    arraySort(trace_chains) AS chains,
+    count(),
+    countIf(edge.4),
+    quantilesTDigestState(0.5, 0.95, 0.99)(edge.5),
+    min(start_ns),
+    max(start_ns)
+FROM (
+{{trace_edges}}
+)
+ARRAY JOIN edges AS edge
+GROUP BY minute, source, target, connection_type, target_type, chains
+SETTINGS insert_distributed_sync = 1
