@@ -14,7 +14,9 @@ Per trace (:func:`compute_sections`, the jaeger-ui CriticalPath semantics, itera
    return to the parent with the current point set to the span's start.
 
 Sections come back in chronological order. Per chain (:func:`chain_critical_path`):
-the chain's traces in the window are ranked by extent; at most ``sample_cap`` of them
+only the chain's part of each trace counts (the subtree of the span where the chain
+begins, :func:`chain_subtree`; the whole trace when it was classified from its root);
+the chain's traces in the window are ranked by that part's latency; at most ``sample_cap`` of them
 (default :data:`DEFAULT_SAMPLE_CAP`, a deterministic sample by TraceId hash) plus the
 slowest 5 % (at most ``sample_cap`` too) are fetched, only six span columns, and each
 service's and operation's share of critical-path time is summed with numpy, for all
@@ -64,6 +66,7 @@ class SpanTiming:
     kind: str  # lower-case: server, client, producer, consumer, internal
     start: int
     end: int
+    entry_ids: str = ""  # chain.entry_ids: the chains that begin at this span
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def compute_sections(spans: Sequence[SpanTiming]) -> list[Section]:
 
 _SPANS_SQL = f"""
 SELECT TraceId, SpanId, ParentSpanId, toString(ServiceName), toString(SpanName), {KIND_SQL},
-       toUnixTimestamp64Nano(Timestamp) AS start, Duration
+       toUnixTimestamp64Nano(Timestamp) AS start, Duration, SpanAttributes['chain.entry_ids']
 FROM {{db}}.otel_traces
 WHERE TraceId IN {{trace_ids:Array(String)}} {{window}}"""
 
@@ -167,19 +170,52 @@ FROM {db}.otel_traces_trace_id_ts WHERE TraceId = {trace_id:String}"""
 
 def _rows_to_timings(rows: Iterable[Sequence[Any]]) -> dict[str, list[SpanTiming]]:
     traces: dict[str, list[SpanTiming]] = {}
-    for trace_id, span_id, parent, service, name, kind, start, duration in rows:
+    for trace_id, span_id, parent, service, name, kind, start, duration, entry_ids in rows:
         traces.setdefault(str(trace_id), []).append(
-            SpanTiming(str(span_id), str(parent), str(service), str(name), str(kind),
-                       int(start), int(start) + int(duration))
+            SpanTiming(
+                str(span_id),
+                str(parent),
+                str(service),
+                str(name),
+                str(kind),
+                int(start),
+                int(start) + int(duration),
+                str(entry_ids),
+            )
         )
     return traces
+
+
+def chain_subtree(spans: Sequence[SpanTiming], chain_id: str) -> list[SpanTiming]:
+    """The part of a trace that is the chain: the subtree of the span where it begins.
+
+    A nested chain (B3 inside B1) owns only its entry span and descendants, so its
+    latency is not charged with the outer chains' time. Traces without a tagged entry
+    span (classified from their root at query time) are the chain as a whole.
+    """
+    entries = [s for s in spans if s.entry_ids and chain_id in s.entry_ids.split(",")]
+    if not entries:
+        return list(spans)
+    root = min(entries, key=lambda s: s.start)
+    children: dict[str, list[SpanTiming]] = {}
+    for span in spans:
+        children.setdefault(span.parent_id, []).append(span)
+    subtree, queue = [root], [root.span_id]
+    while queue:
+        for child in children.get(queue.pop(), ()):
+            if child is not root:
+                subtree.append(child)
+                queue.append(child.span_id)
+    return subtree
 
 
 def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
     """``{"trace_id", "sections": [...]}`` for one stored trace; QueryError if unknown."""
     wanted = trace_id.strip().lower()
     if not _TRACE_ID.match(wanted):
-        raise QueryError(f"trace id {trace_id!r} is not 32 hex characters; copy it from X-Trace-ID or the trace view")
+        raise QueryError(
+            f"trace id {trace_id!r} is not 32 hex characters; copy it from X-Trace-ID or the trace view"
+        )
     window = ""
     params: dict[str, Any] = {}
     if store.table_exists("otel_traces_trace_id_ts"):
@@ -187,13 +223,17 @@ def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
         first, last, found = store.query(sql, {"trace_id": wanted}).result_rows[0]
         if found:
             # The Collector's lookup table bounds the scan (second precision: pad it).
-            window = ("AND Timestamp >= fromUnixTimestamp64Nano({first_ns:Int64}) "
-                      "AND Timestamp <= fromUnixTimestamp64Nano({last_ns:Int64})")
+            window = (
+                "AND Timestamp >= fromUnixTimestamp64Nano({first_ns:Int64}) "
+                "AND Timestamp <= fromUnixTimestamp64Nano({last_ns:Int64})"
+            )
             params = {"first_ns": (int(first) - 1) * 10**9, "last_ns": (int(last) + 2) * 10**9}
     sql = _SPANS_SQL.replace("{db}", store.database).replace("{window}", window)
     rows = store.query(sql, {**params, "trace_ids": [wanted]}).result_rows
     if not rows:
-        raise QueryError(f"trace {wanted} not found in {store.url_for_display}; check the id and the store URL")
+        raise QueryError(
+            f"trace {wanted} not found in {store.url_for_display}; check the id and the store URL"
+        )
     spans = _rows_to_timings(rows)[wanted]
     return {"trace_id": wanted, "sections": [s.to_json() for s in compute_sections(spans)]}
 
@@ -205,7 +245,12 @@ SELECT count() AS traces,
        arrayMap(x -> x.2, groupArraySorted({{cap:UInt32}})((cityHash64(TraceId), TraceId))) AS sample
 FROM (
     SELECT TraceId,
-           max(toUnixTimestamp64Nano(Timestamp) + Duration) - min(toUnixTimestamp64Nano(Timestamp)) AS extent,
+           -- The chain's own latency: its entry span's duration, else the trace's extent.
+           maxIf(Duration, has(splitByChar(',', SpanAttributes['chain.entry_ids']), {{chain_id:String}}))
+               AS entry_duration,
+           if(entry_duration > 0, toInt64(entry_duration),
+              toInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration) - min(toUnixTimestamp64Nano(Timestamp))))
+               AS extent,
            arrayDistinct(arrayConcat(groupUniqArrayArray({tagged_chains_sql()}),
                groupUniqArrayArrayIf({{classify}}, SpanAttributes['chain.ids'] = ''))) AS chains
     FROM {{db}}.otel_traces
@@ -270,8 +315,13 @@ class ChainCriticalPath:
         }
 
 
-def _shares(keys: list[tuple[str, str | None]], codes: np.ndarray, durations: np.ndarray,
-            mask: np.ndarray, traces: int) -> list[Share]:
+def _shares(
+    keys: list[tuple[str, str | None]],
+    codes: np.ndarray,
+    durations: np.ndarray,
+    mask: np.ndarray,
+    traces: int,
+) -> list[Share]:
     if traces == 0 or not mask.any():
         return []
     totals = np.bincount(codes[mask], weights=durations[mask], minlength=len(keys))
@@ -297,8 +347,13 @@ def chain_critical_path(
         raise ValueError("sample_cap must be at least 1")
     classify, params = classify_expression(catalog)
     sql = _CHAIN_TRACES_SQL.replace("{db}", store.database).replace("{classify}", classify)
-    bound = {**params, **window.params(), "chain_id": chain_id, "cap": sample_cap,
-             "slow_q": 1 - SLOW_FRACTION}
+    bound = {
+        **params,
+        **window.params(),
+        "chain_id": chain_id,
+        "cap": sample_cap,
+        "slow_q": 1 - SLOW_FRACTION,
+    }
     traces, threshold, slowest, sample = store.query(sql, bound).result_rows[0]
     traces = int(traces)
     slow_count = min(sample_cap, math.ceil(traces * SLOW_FRACTION)) if traces else 0
@@ -307,18 +362,23 @@ def chain_critical_path(
     fetch = sorted(set(slow_ids) | set(sample_ids))
     timings: dict[str, list[SpanTiming]] = {}
     if fetch:
-        spans_sql = _SPANS_SQL.replace("{db}", store.database).replace("{window}", f"AND {WINDOW_SQL}")
-        timings = _rows_to_timings(store.query(spans_sql, {**window.params(), "trace_ids": fetch}).result_rows)
+        spans_sql = _SPANS_SQL.replace("{db}", store.database).replace(
+            "{window}", f"AND {WINDOW_SQL}"
+        )
+        timings = _rows_to_timings(
+            store.query(spans_sql, {**window.params(), "trace_ids": fetch}).result_rows
+        )
     service_keys: dict[tuple[str, str | None], int] = {}
     op_keys: dict[tuple[str, str | None], int] = {}
     rows: list[tuple[int, int, int, int]] = []  # trace index, service code, op code, ns
     trace_index = {tid: i for i, tid in enumerate(fetch)}
     for tid, spans in timings.items():
-        for section in compute_sections(spans):
+        for section in compute_sections(chain_subtree(spans, chain_id)):
             s_code = service_keys.setdefault((section.service, None), len(service_keys))
             o_code = op_keys.setdefault((section.service, section.name), len(op_keys))
-            rows.append((trace_index[tid], s_code, o_code,
-                         section.end_unix_nano - section.start_unix_nano))
+            rows.append(
+                (trace_index[tid], s_code, o_code, section.end_unix_nano - section.start_unix_nano)
+            )
     table = np.array(rows, dtype=np.int64).reshape(-1, 4)
     in_sample = np.isin(np.arange(len(fetch)), [trace_index[t] for t in sample_ids])
     in_slow = np.isin(np.arange(len(fetch)), [trace_index[t] for t in slow_ids])

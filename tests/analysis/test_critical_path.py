@@ -34,8 +34,13 @@ def test_sequential_and_overlapping_children() -> None:
     spans = [span("root", "", 0, 100), span("b", "root", 10, 40), span("c", "root", 30, 80)]
     assert path(spans) == [("root", 0, 30), ("c", 30, 80), ("root", 80, 100)]
     sequential = [span("root", "", 0, 100), span("b", "root", 10, 30), span("c", "root", 40, 80)]
-    assert path(sequential) == [("root", 0, 10), ("b", 10, 30), ("root", 30, 40), ("c", 40, 80),
-                                ("root", 80, 100)]
+    assert path(sequential) == [
+        ("root", 0, 10),
+        ("b", 10, 30),
+        ("root", 30, 40),
+        ("c", 40, 80),
+        ("root", 80, 100),
+    ]
 
 
 def test_child_outliving_parent_is_clipped() -> None:
@@ -50,7 +55,11 @@ def test_child_starting_before_parent_is_clipped() -> None:
 
 @pytest.mark.parametrize(("start", "end"), [(-50, -10), (120, 150), (-10, 0), (100, 130)])
 def test_child_entirely_outside_parent_is_dropped(start: int, end: int) -> None:
-    spans = [span("root", "", 0, 100), span("out", "root", start, end), span("deep", "out", start, end)]
+    spans = [
+        span("root", "", 0, 100),
+        span("out", "root", start, end),
+        span("deep", "out", start, end),
+    ]
     assert path(spans) == [("root", 0, 100)]
 
 
@@ -65,27 +74,49 @@ def test_consumer_of_producer_is_dropped() -> None:
 
 def test_walk_skips_children_ending_after_the_current_point() -> None:
     # c ends last; b ends after c starts, so from c's start the walk takes a (ends at 25).
-    spans = [span("root", "", 0, 100), span("a", "root", 5, 25), span("b", "root", 20, 60),
-             span("c", "root", 50, 90)]
-    assert path(spans) == [("root", 0, 5), ("a", 5, 25), ("root", 25, 50), ("c", 50, 90),
-                           ("root", 90, 100)]
+    spans = [
+        span("root", "", 0, 100),
+        span("a", "root", 5, 25),
+        span("b", "root", 20, 60),
+        span("c", "root", 50, 90),
+    ]
+    assert path(spans) == [
+        ("root", 0, 5),
+        ("a", 5, 25),
+        ("root", 25, 50),
+        ("c", 50, 90),
+        ("root", 90, 100),
+    ]
 
 
 def test_two_roots_and_orphans() -> None:
-    spans = [span("r1", "", 0, 40), span("r2", "", 50, 100), span("x", "r2", 60, 70),
-             span("orphan", "missing", 42, 45)]
-    assert path(spans) == [("r1", 0, 40), ("orphan", 42, 45), ("r2", 50, 60), ("x", 60, 70),
-                           ("r2", 70, 100)]
+    spans = [
+        span("r1", "", 0, 40),
+        span("r2", "", 50, 100),
+        span("x", "r2", 60, 70),
+        span("orphan", "missing", 42, 45),
+    ]
+    assert path(spans) == [
+        ("r1", 0, 40),
+        ("orphan", 42, 45),
+        ("r2", 50, 60),
+        ("x", 60, 70),
+        ("r2", 70, 100),
+    ]
 
 
 def test_deep_trace_is_iterative() -> None:
-    spans = [span("s0", "", 0, 100_000)] + [span(f"s{i}", f"s{i - 1}", i, 100_000 - i) for i in range(1, 5000)]
+    spans = [span("s0", "", 0, 100_000)] + [
+        span(f"s{i}", f"s{i - 1}", i, 100_000 - i) for i in range(1, 5000)
+    ]
     sections = compute_sections(spans)
     assert len(sections) == 2 * 5000 - 1
     assert sum(s.end_unix_nano - s.start_unix_nano for s in sections) == 100_000
 
 
-def test_stored_trace(load: Callable[[str], dict[str, Any]], store: TraceStore, now_ns: int) -> None:
+def test_stored_trace(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, now_ns: int
+) -> None:
     load("nested_chains")
     trace_id = hex_id("t1", 32)
     result = critical_path(store, trace_id)
@@ -93,7 +124,9 @@ def test_stored_trace(load: Callable[[str], dict[str, Any]], store: TraceStore, 
     sections = result["sections"]
     assert sections[0]["start_unix_nano"] == now_ns
     assert sections[-1]["end_unix_nano"] == now_ns + 300 * 1_000_000
-    assert [s["start_unix_nano"] for s in sections] == sorted(s["start_unix_nano"] for s in sections)
+    assert [s["start_unix_nano"] for s in sections] == sorted(
+        s["start_unix_nano"] for s in sections
+    )
     assert {s["service"] for s in sections} >= {"api-gateway", "database-service"}
     assert set(sections[0]) == {"span_id", "service", "name", "start_unix_nano", "end_unix_nano"}
 
@@ -113,12 +146,26 @@ def test_chain_aggregate(store: TraceStore, catalog: ChainCatalog, now_ns: int) 
         slow = i < 2  # the slowest 5 % spend their time in the database call
         db_ms = 400 if slow else 10
         spans += [
-            {"trace": f"c{i}", "span": "te", "service": "trading-engine", "kind": "Server",
-             "start_ms": i, "duration_ms": 50 + db_ms, "attributes": {"http.route": "/orders",
-             "http.request.method": "POST"}},
-            {"trace": f"c{i}", "span": "db", "parent": "te", "service": "trading-engine",
-             "kind": "Client", "name": "SELECT", "start_ms": i + 20, "duration_ms": db_ms,
-             "attributes": {"db.system": "postgresql"}},
+            {
+                "trace": f"c{i}",
+                "span": "te",
+                "service": "trading-engine",
+                "kind": "Server",
+                "start_ms": i,
+                "duration_ms": 50 + db_ms,
+                "attributes": {"http.route": "/orders", "http.request.method": "POST"},
+            },
+            {
+                "trace": f"c{i}",
+                "span": "db",
+                "parent": "te",
+                "service": "trading-engine",
+                "kind": "Client",
+                "name": "SELECT",
+                "start_ms": i + 20,
+                "duration_ms": db_ms,
+                "attributes": {"db.system": "postgresql"},
+            },
         ]
     insert_spans(store, spans, now_ns)
     result = chain_critical_path(store, catalog, "B3", parse_window()).to_json()
@@ -129,3 +176,53 @@ def test_chain_aggregate(store: TraceStore, catalog: ChainCatalog, now_ns: int) 
     assert {o["name"]: o["share"] for o in result["all"]["operations"]}["SELECT"] < 0.5
     with pytest.raises(QueryError):
         chain_critical_path(store, catalog, "nope", parse_window())
+
+
+def test_nested_chain_counts_only_its_own_subtree(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    from tests.analysis.conftest import insert_spans
+
+    outer = {"chain.ids": "B1", "chain.id": "B1"}
+    inner = {"chain.ids": "B1,B3", "chain.id": "B3"}
+    spans = []
+    for i in range(10):
+        spans += [
+            {
+                "trace": f"n{i}",
+                "span": "gw",
+                "service": "api-gateway",
+                "kind": "Server",
+                "start_ms": i,
+                "duration_ms": 300,
+                "attributes": {**outer, "chain.entry": "true", "chain.entry_ids": "B1"},
+            },
+            {
+                "trace": f"n{i}",
+                "span": "gwc",
+                "parent": "gw",
+                "service": "api-gateway",
+                "kind": "Client",
+                "start_ms": i + 200,
+                "duration_ms": 90,
+                "attributes": outer,
+            },
+            {
+                "trace": f"n{i}",
+                "span": "te",
+                "parent": "gwc",
+                "service": "trading-engine",
+                "kind": "Server",
+                "start_ms": i + 210,
+                "duration_ms": 70,
+                "attributes": {**inner, "chain.entry": "true", "chain.entry_ids": "B3"},
+            },
+        ]
+    insert_spans(store, spans, now_ns)
+    result = chain_critical_path(store, catalog, "B3", parse_window()).to_json()
+    assert result["traces"] == 10
+    # B3 is the trading-engine subtree: the gateway's 300 ms belong to B1, not to B3.
+    assert [s["service"] for s in result["all"]["services"]] == ["trading-engine"]
+    assert result["all"]["services"][0]["mean_ms"] == pytest.approx(70)
+    b1 = chain_critical_path(store, catalog, "B1", parse_window()).to_json()
+    assert {s["service"] for s in b1["all"]["services"]} == {"api-gateway", "trading-engine"}
