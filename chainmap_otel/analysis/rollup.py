@@ -350,6 +350,8 @@ class EdgeRollupRefresher:
                     stop=self._stop,
                     progress=lambda line: logger.info("%s", line),
                 )
+            except StoreError as exc:
+                logger.warning("edge rollup not refreshed (topology pairs live instead): %s", exc)
             except Exception:
                 logger.exception("edge rollup refresh of %s failed", self.store.url_for_display)
             self._stop.wait(self.interval)

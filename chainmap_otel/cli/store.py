@@ -26,15 +26,23 @@ def schema_apply(
         "--ttl-days",
         help="Keep rows this many days (0: forever); default $CHAINMAP_TTL_DAYS.",
     ),
+    chains: Path | None = typer.Option(
+        None,
+        "--chains",
+        help="Chains YAML the edge rollup classifies untagged spans with "
+        "(default: CHAINMAP_CHAINS_FILE, else chains.example.yaml).",
+    ),
 ) -> None:
     """Create or upgrade the schema; backfills chainmap's aggregates from spans already stored."""
+    from chainmap_otel.analysis.rollup import apply_schema_with_rollup
+    from chainmap_otel.cli.analysis import load_chains
     from chainmap_otel.cli.app import friendly_errors
-    from chainmap_otel.storage.schema import apply_schema
     from chainmap_otel.storage.store import open_store
 
     with friendly_errors(), open_store(store) as trace_store:
-        report = apply_schema(
+        report = apply_schema_with_rollup(
             trace_store,
+            load_chains(chains),
             cluster=cluster,
             ttl_days=ttl_days,
             progress=lambda line: console.print(line, highlight=False),

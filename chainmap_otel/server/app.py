@@ -151,6 +151,10 @@ def run_server(
     writer: SpanWriter | None = None
     receiver: OtlpGrpcReceiver | None = None
     restore = _quiet_signals()
+    from chainmap_otel.analysis.rollup import EdgeRollupRefresher
+
+    # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
+    rollup = EdgeRollupRefresher(store, catalog)
     try:
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
@@ -158,6 +162,7 @@ def run_server(
             apply(store)
         writer = new_span_writer(store, queue_spans)
         writer.start()
+        rollup.start()
         if grpc_port:
             receiver = OtlpGrpcReceiver(writer, host, grpc_port, max_message_bytes=limit)
             receiver.start()
@@ -193,6 +198,7 @@ def run_server(
                 stats.dropped_spans,
                 stats.refused_requests,
             )
+        rollup.stop()
         store.close()
         restore()
 
