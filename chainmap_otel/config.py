@@ -60,6 +60,17 @@ CHAINMAP_EXPORT_BUFFER_SPANS = EnvVar(
     "Spans the ClickHouse exporter holds for retry while the store is unreachable; "
     "older spans beyond it are dropped and counted.",
 )
+CHAINMAP_EXPORT_LINGER_MS = EnvVar(
+    "CHAINMAP_EXPORT_LINGER_MS",
+    "1000",
+    "How long the ClickHouse exporter gathers small exports into one insert (0: every export "
+    "inserts before it returns). Flushed on force_flush/shutdown.",
+)
+CHAINMAP_EXPORT_BATCH_SPANS = EnvVar(
+    "CHAINMAP_EXPORT_BATCH_SPANS",
+    "16384",
+    "Spans that make the ClickHouse exporter insert at once instead of waiting for the linger.",
+)
 CHAINMAP_POSTGRES_URL = EnvVar(
     "CHAINMAP_POSTGRES_URL",
     "",
@@ -100,6 +111,8 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SCHEMA_AUTO_APPLY,
     CHAINMAP_TTL_DAYS,
     CHAINMAP_EXPORT_BUFFER_SPANS,
+    CHAINMAP_EXPORT_LINGER_MS,
+    CHAINMAP_EXPORT_BATCH_SPANS,
     CHAINMAP_POSTGRES_URL,
     CHAINMAP_SERVE_HOST,
     CHAINMAP_SERVE_HTTP_PORT,

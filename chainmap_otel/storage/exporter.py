@@ -230,8 +230,9 @@ class ClickHouseSpanExporter(SpanExporter):
 
     Arguments override the environment: ``url`` (``CHAINMAP_CLICKHOUSE_URL``),
     ``buffer_spans`` (``CHAINMAP_EXPORT_BUFFER_SPANS``), ``auto_apply_schema``
-    (``CHAINMAP_SCHEMA_AUTO_APPLY``); ``timeout`` is the seconds one export may
-    spend retrying.
+    (``CHAINMAP_SCHEMA_AUTO_APPLY``), ``linger_s`` (``CHAINMAP_EXPORT_LINGER_MS``),
+    ``batch_spans`` (``CHAINMAP_EXPORT_BATCH_SPANS``); ``timeout`` is the seconds one
+    export may spend retrying.
 
     Every insert costs a fixed ~25-30 ms in ClickHouse (a part per table and the
     materialized views), ~50 us per span at the SDK's 512-span batches, so
@@ -253,9 +254,13 @@ class ClickHouseSpanExporter(SpanExporter):
         buffer_spans: int | None = None,
         auto_apply_schema: bool | None = None,
         table: str = "otel_traces",
-        linger_s: float = 1.0,
-        batch_spans: int = 16_384,
+        linger_s: float | None = None,
+        batch_spans: int | None = None,
     ) -> None:
+        if linger_s is None:
+            linger_s = max(0, config.env_int(config.CHAINMAP_EXPORT_LINGER_MS)) / 1000
+        if batch_spans is None:
+            batch_spans = max(1, config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS))
         if timeout <= 0:
             raise ValueError(f"timeout must be positive seconds, not {timeout}")
         if buffer_spans is not None and buffer_spans < 1:

@@ -215,14 +215,20 @@ def test_the_entry_point_builds_from_the_environment_alone(tmp_path: Path) -> No
         "if e.name == 'chainmap_clickhouse']\n"
         "cls = ep.load()\n"
         "exporter = cls()\n"
-        "print('clickhouse_connect' in sys.modules, 'chdb' in sys.modules)\n"
+        "print('clickhouse_connect' in sys.modules, 'chdb' in sys.modules,"
+        " exporter._linger, exporter._batch_spans)\n"
     )
-    env = {"CHAINMAP_CLICKHOUSE_URL": f"chdb://{tmp_path}/store", "PATH": "/usr/bin:/bin"}
+    env = {
+        "CHAINMAP_CLICKHOUSE_URL": f"chdb://{tmp_path}/store",
+        "CHAINMAP_EXPORT_LINGER_MS": "250",
+        "CHAINMAP_EXPORT_BATCH_SPANS": "4096",
+        "PATH": "/usr/bin:/bin",
+    }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "0.25", "4096"]
 
 
 def test_bad_arguments_are_rejected() -> None:
