@@ -29,12 +29,43 @@ from chainmap_otel.tagging.processor import ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
 
 if TYPE_CHECKING:
+    from chainmap_otel import track
+    from chainmap_otel.analysis import (
+        chain_critical_path,
+        critical_path,
+        discover,
+        drift,
+        health,
+        impact,
+        parse_window,
+        topology,
+    )
+    from chainmap_otel.server import create_app, run_server
     from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+    from chainmap_otel.storage.ingest import ingest_files
+    from chainmap_otel.storage.schema import apply_schema, show_schema
+    from chainmap_otel.storage.store import TraceStore, open_store
     from chainmap_otel.tagging.launcher import configure
 
+#: Public names whose modules are imported on first use (heavy dependencies).
 _LAZY = {
     "configure": "chainmap_otel.tagging.launcher",
     "ClickHouseSpanExporter": "chainmap_otel.storage.exporter",
+    "TraceStore": "chainmap_otel.storage.store",
+    "open_store": "chainmap_otel.storage.store",
+    "apply_schema": "chainmap_otel.storage.schema",
+    "show_schema": "chainmap_otel.storage.schema",
+    "ingest_files": "chainmap_otel.storage.ingest",
+    "topology": "chainmap_otel.analysis",
+    "critical_path": "chainmap_otel.analysis",
+    "chain_critical_path": "chainmap_otel.analysis",
+    "health": "chainmap_otel.analysis",
+    "impact": "chainmap_otel.analysis",
+    "drift": "chainmap_otel.analysis",
+    "discover": "chainmap_otel.analysis",
+    "parse_window": "chainmap_otel.analysis",
+    "create_app": "chainmap_otel.server",
+    "run_server": "chainmap_otel.server",
 }
 
 __all__ = [
@@ -50,13 +81,31 @@ __all__ = [
     "RegistryError",
     "StoreError",
     "StoreLockedError",
+    "TraceStore",
+    "apply_schema",
+    "chain_critical_path",
     "configure",
+    "create_app",
+    "critical_path",
+    "discover",
+    "drift",
+    "health",
+    "impact",
+    "ingest_files",
     "load_catalog",
+    "open_store",
     "parse_catalog",
+    "parse_window",
+    "run_server",
+    "show_schema",
+    "topology",
+    "track",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "track":
+        return importlib.import_module("chainmap_otel.track")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'chainmap_otel' has no attribute {name!r}")
