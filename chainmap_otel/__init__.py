@@ -30,16 +30,13 @@ from chainmap_otel.tagging.propagator import ChainPropagator
 
 if TYPE_CHECKING:
     from chainmap_otel import track
-    from chainmap_otel.analysis import (
-        chain_critical_path,
-        critical_path,
-        discover,
-        drift,
-        health,
-        impact,
-        parse_window,
-        topology,
-    )
+    from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
+    from chainmap_otel.analysis.discovery import discover
+    from chainmap_otel.analysis.drift import drift
+    from chainmap_otel.analysis.health import health
+    from chainmap_otel.analysis.impact import impact
+    from chainmap_otel.analysis.timewindow import parse_window
+    from chainmap_otel.analysis.topology import topology
     from chainmap_otel.server import create_app, run_server
     from chainmap_otel.storage.exporter import ClickHouseSpanExporter
     from chainmap_otel.storage.ingest import ingest_files
