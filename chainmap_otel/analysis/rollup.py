@@ -101,6 +101,13 @@ NO_ROLLUP_SQL = (
     "toInt64(0) AS FirstSeen, toInt64(0) AS LastSeen) WHERE 0)"
 )
 
+#: Stands in for trace_edges.sql when no part of a window is paired live (no rows).
+NO_LIVE_SQL = (
+    "SELECT * FROM (SELECT '' AS TraceId, "
+    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))') AS edges, "
+    "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
+)
+
 _STATE_SQL = """SELECT count(), min(Since), max(Watermark), max(Pending)
 FROM {db}.chainmap_rollup_state
 WHERE Rollup = {{rollup:String}} AND Catalog = {{catalog:UInt64}}"""
