@@ -172,7 +172,7 @@ def main() -> None:
     )
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=3_000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     print(
         f"catalog: {len(CATALOG)} chains over 50 services; {args.spans} spans x {args.rounds} rounds"

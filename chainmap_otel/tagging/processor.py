@@ -139,9 +139,13 @@ class ChainSpanProcessor(SpanProcessor):
                         self._inherit_attrs[stack] = inherited
                 span.set_attributes(inherited)
             return
-        new: list[str] = []
-        if rules is not None:
-            new.extend(c for c in rules.match(span.name, attributes or {}) if c not in stack)
+        matched = rules.match(span.name, attributes or {}) if rules is not None else ()
+        if forced is None and not stack:
+            # An entry span at the top of a request: cached per matched tuple.
+            if matched:
+                span.set_attributes(self._attributes_for(matched[:MAX_STACK_DEPTH], matched))
+            return
+        new = [c for c in matched if c not in stack]
         if isinstance(forced, str):
             for chain_id in parse_stack(forced, self._known):
                 if chain_id not in stack and chain_id not in new:
