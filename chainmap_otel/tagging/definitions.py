@@ -1,163 +1,58 @@
-"""Chain definitions: the YAML format, its validation and the loaded catalog.
+"""Chain definitions: the YAML format, its validation and loading.
 
 A catalog is validated as a whole: every problem is reported at once, each
 with ``file:line``, the field path and what to write instead, so an operator
-fixes a file in one pass.
+fixes a file in one pass. The resulting objects are in
+:mod:`chainmap_otel.tagging.model` (re-exported here).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from chainmap_otel.errors import ChainDefinitionError
-
-CATEGORIES = (
-    "data_flow",
-    "ai_decision",
-    "api",
-    "trading",
-    "user_experience",
-    "infrastructure",
-    "batch",
-    "monitoring",
+from chainmap_otel.tagging.model import (
+    CATEGORIES,
+    CRITICALITIES,
+    ID_PATTERN,
+    MATCHER_FIELDS,
+    PERCENTILES,
+    SLO,
+    SPAN_KINDS,
+    ChainCatalog,
+    ChainDefinition,
+    EntryRule,
+    ExpectedTopology,
+    Pattern,
+    duration_seconds,
 )
-CRITICALITIES = ("critical", "high", "medium", "low")
-SPAN_KINDS = ("server", "client", "internal", "producer", "consumer")
-PERCENTILES = ("p50", "p75", "p90", "p95", "p99")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-#: Matcher fields of an entry rule and the span data each one reads.
-MATCHER_FIELDS = {
-    "service": "resource service.name",
-    "kind": "span kind",
-    "name": "span name",
-    "route": "http.route (else the URL path)",
-    "path": "url.path / http.target",
-    "method": "http.request.method / http.method",
-    "rpc_service": "rpc.service",
-    "rpc_method": "rpc.method",
-    "messaging_destination": "messaging.destination.name",
-    "attributes": "any span attribute",
-}
+__all__ = [
+    "CATEGORIES",
+    "CRITICALITIES",
+    "ID_PATTERN",
+    "MATCHER_FIELDS",
+    "PERCENTILES",
+    "SLO",
+    "SPAN_KINDS",
+    "ChainCatalog",
+    "ChainDefinition",
+    "EntryRule",
+    "ExpectedTopology",
+    "Pattern",
+    "duration_seconds",
+    "load_catalog",
+    "parse_catalog",
+]
+
 _CHAIN_KEYS = ("id", "name", "category", "criticality", "description", "entry", "slo", "expected")
 _SLO_KEYS = ("latency_ms", "error_rate", "window")
 _EXPECTED_KEYS = ("services", "edges")
 _PATTERN_KINDS = ("equals", "glob", "regex")
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A string matcher: ``equals``, ``glob`` (fnmatch) or ``regex`` (re.search)."""
-
-    kind: str
-    value: str
-
-    def compile(self) -> re.Pattern[str] | str:
-        if self.kind == "equals":
-            return self.value
-        if self.kind == "glob":
-            return re.compile(fnmatch.translate(self.value), re.DOTALL)
-        return re.compile(self.value)
-
-    def matches(self, text: str) -> bool:
-        compiled = self.compile()
-        if isinstance(compiled, str):
-            return compiled == text
-        if self.kind == "glob":
-            return compiled.match(text) is not None
-        return compiled.search(text) is not None
-
-
-@dataclass(frozen=True)
-class EntryRule:
-    """One entry matcher; every field it sets must match (AND). A chain's rules are OR-ed."""
-
-    service: Pattern | None = None
-    kinds: tuple[str, ...] = ()
-    name: Pattern | None = None
-    route: Pattern | None = None
-    path: Pattern | None = None
-    method: tuple[str, ...] = ()
-    rpc_service: Pattern | None = None
-    rpc_method: Pattern | None = None
-    messaging_destination: Pattern | None = None
-    attributes: tuple[tuple[str, Pattern], ...] = ()
-
-
-@dataclass(frozen=True)
-class SLO:
-    latency_ms: Mapping[str, float] = field(default_factory=dict)
-    error_rate: float | None = None
-    window_seconds: int = 30 * 86400
-
-    @property
-    def error_budget(self) -> float | None:
-        return self.error_rate
-
-
-@dataclass(frozen=True)
-class ExpectedTopology:
-    services: tuple[str, ...] = ()
-    edges: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class ChainDefinition:
-    id: str
-    name: str
-    category: str
-    criticality: str = "medium"
-    description: str = ""
-    entry: tuple[EntryRule, ...] = ()
-    slo: SLO | None = None
-    expected: ExpectedTopology | None = None
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class ChainCatalog:
-    """A validated set of chains, in file order (the order nested pushes use)."""
-
-    chains: tuple[ChainDefinition, ...] = ()
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_id", {c.id: c for c in self.chains})
-
-    @property
-    def by_id(self) -> Mapping[str, ChainDefinition]:
-        by_id: dict[str, ChainDefinition] = self.__dict__["_by_id"]
-        return by_id
-
-    @property
-    def ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.chains)
-
-    def __iter__(self) -> Iterator[ChainDefinition]:
-        return iter(self.chains)
-
-    def __len__(self) -> int:
-        return len(self.chains)
-
-    def get(self, chain_id: str) -> ChainDefinition | None:
-        return self.by_id.get(chain_id)
-
-
-def duration_seconds(text: str) -> int | None:
-    """``30d`` / ``6h`` / ``5m`` / ``10s`` to seconds; None when malformed."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        return None
-    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
 
 
 # --- YAML with line numbers -------------------------------------------------------------

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH, active_catalog, parse_stack
-from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.model import ChainCatalog
 from chainmap_otel.tagging.rules import KIND_NAMES, Classifier, KindRules
 
 logger = logging.getLogger(__name__)

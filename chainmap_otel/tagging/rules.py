@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
+from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
 
 StringTest = Callable[[str], bool]
 
