@@ -84,8 +84,12 @@ class Discovery:
     proposals: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"window": self.window.to_json(), "traces": self.traces,
-                "uncovered_traces": self.uncovered, "proposals": self.proposals}
+        return {
+            "window": self.window.to_json(),
+            "traces": self.traces,
+            "uncovered_traces": self.uncovered,
+            "proposals": self.proposals,
+        }
 
 
 def _proposal(entry: _Entry, chain_id: str, total: int, uncovered: int) -> dict[str, Any]:
@@ -101,7 +105,9 @@ def _proposal(entry: _Entry, chain_id: str, total: int, uncovered: int) -> dict[
     if entry.kind in ("server", "client", "internal", "producer", "consumer"):
         rule["kind"] = entry.kind
     field_name = "route" if entry.entry.startswith("/") else "name"
-    rule[field_name] = {"equals": entry.entry} if any(c in entry.entry for c in "*?[") else entry.entry
+    rule[field_name] = (
+        {"equals": entry.entry} if any(c in entry.entry for c in "*?[") else entry.entry
+    )
     definition: dict[str, Any] = {
         "id": chain_id,
         "name": f"{entry.service} {entry.entry}"[:120],
@@ -131,8 +137,10 @@ def _proposal(entry: _Entry, chain_id: str, total: int, uncovered: int) -> dict[
         "p95_ms": round(p95, 3),
         "p99_ms": round(p99, 3),
         "edges": common,
-        "variants": [{"edges": list(k), "traces": v}
-                     for k, v in sorted(entry.variants.items(), key=lambda kv: -kv[1])],
+        "variants": [
+            {"edges": list(k), "traces": v}
+            for k, v in sorted(entry.variants.items(), key=lambda kv: -kv[1])
+        ],
         "examples": entry.examples[:3],
         "definition": definition,
     }
@@ -150,8 +158,11 @@ def discover(
     if slice_seconds <= 0:
         raise ValueError("slice_seconds must be positive")
     classify, params = classify_expression(catalog)
-    sql = load_sql("discover", store.database,
-                   trace_edges=load_sql("trace_edges", store.database, classify=classify))
+    sql = load_sql(
+        "discover",
+        store.database,
+        trace_edges=load_sql("trace_edges", store.database, classify=classify),
+    )
     step = slice_seconds * 1_000_000_000
     slices = max(1, math.ceil((window.end_ns - window.start_ns) / step))
     entries: dict[tuple[str, str, str], _Entry] = {}
@@ -159,9 +170,10 @@ def discover(
     for index in range(slices):
         start = window.start_ns + index * step
         bound = {**params, "start_ns": start, "end_ns": min(window.end_ns, start + step)}
-        for service, kind, name, edge_key, is_uncovered, traces, errors, (keys, values), examples in (
-            store.query(sql, bound).result_rows
-        ):
+        for service, kind, name, edge_key, is_uncovered, traces, errors, (
+            keys,
+            values,
+        ), examples in store.query(sql, bound).result_rows:
             total += int(traces)
             if not is_uncovered:
                 continue
@@ -176,8 +188,10 @@ def discover(
             entry.examples.extend(str(e) for e in examples)
         if progress is not None:
             progress(index + 1, slices)
-    ranked = sorted((e for e in entries.values() if e.traces >= min_traces),
-                    key=lambda e: (-e.traces, e.service, e.entry))
+    ranked = sorted(
+        (e for e in entries.values() if e.traces >= min_traces),
+        key=lambda e: (-e.traces, e.service, e.entry),
+    )
     taken = set(catalog.ids)
     proposals = []
     number = 0

@@ -22,8 +22,13 @@ from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 
-def drift(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
-          chain_id: str | None = None, history: TimeWindow | None = None) -> dict[str, Any]:
+def drift(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_id: str | None = None,
+    history: TimeWindow | None = None,
+) -> dict[str, Any]:
     """Observed vs expected edges per chain with an ``expected`` block (or ``chain_id``)."""
     if chain_id is not None:
         chains = [require_chain(catalog, chain_id)]
@@ -39,26 +44,35 @@ def drift(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
         declared_user = any("user" in edge for edge in expected)
         observed = {(s, t) for s, t in sub.edges if declared_user or s != "user"}
         new = [
-            {"source": s, "target": t, "calls": sub.edges[s, t]["calls"],
-             "first_seen": sub.edges[s, t]["first_seen"], "last_seen": sub.edges[s, t]["last_seen"]}
+            {
+                "source": s,
+                "target": t,
+                "calls": sub.edges[s, t]["calls"],
+                "first_seen": sub.edges[s, t]["first_seen"],
+                "last_seen": sub.edges[s, t]["last_seen"],
+            }
             for s, t in sorted(observed - expected)
         ]
         last_seen: dict[tuple[str, str], str] = {}
         if chain.id in past:
             for edge in past[chain.id].edges:
                 last_seen[(edge.source, edge.target)] = iso_time(edge.last_seen_ns)
-        missing = [{"source": s, "target": t, "last_seen": last_seen.get((s, t))}
-                   for s, t in sorted(expected - observed)]
+        missing = [
+            {"source": s, "target": t, "last_seen": last_seen.get((s, t))}
+            for s, t in sorted(expected - observed)
+        ]
         services = set(chain.expected.services) if chain.expected else set()
         seen_services = {n for n, d in sub.nodes(data=True) if d.get("type") == "service"}
-        out.append({
-            "chain_id": chain.id,
-            "expected": [list(e) for e in sorted(expected)],
-            "observed": [list(e) for e in sorted(observed)],
-            "new": new,
-            "missing": missing,
-            "new_services": sorted(seen_services - services) if services else [],
-            "missing_services": sorted(services - seen_services),
-            "drifted": bool(new or missing or (services and seen_services != services)),
-        })
+        out.append(
+            {
+                "chain_id": chain.id,
+                "expected": [list(e) for e in sorted(expected)],
+                "observed": [list(e) for e in sorted(observed)],
+                "new": new,
+                "missing": missing,
+                "new_services": sorted(seen_services - services) if services else [],
+                "missing_services": sorted(services - seen_services),
+                "drifted": bool(new or missing or (services and seen_services != services)),
+            }
+        )
     return {"window": window.to_json(), "chains": out}

@@ -50,7 +50,11 @@ from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
 
 #: Burn-rate lookback windows (label, seconds).
 BURN_WINDOWS: tuple[tuple[str, int], ...] = (
-    ("5m", 300), ("30m", 1800), ("1h", 3600), ("6h", 21600), ("3d", 259200),
+    ("5m", 300),
+    ("30m", 1800),
+    ("1h", 3600),
+    ("6h", 21600),
+    ("3d", 259200),
 )
 #: (long window, short window, threshold, status) in the order they are checked.
 ALERT_RULES: tuple[tuple[str, str, float, str], ...] = (
@@ -149,28 +153,41 @@ def _round(value: float) -> float:
     return round(float(value), 6)
 
 
-def chain_health(chain: ChainDefinition, window: TimeWindow, main: Tally,
-                 quantiles: Sequence[float], tallies: Mapping[str, Tally]) -> dict[str, Any]:
+def chain_health(
+    chain: ChainDefinition,
+    window: TimeWindow,
+    main: Tally,
+    quantiles: Sequence[float],
+    tallies: Mapping[str, Tally],
+) -> dict[str, Any]:
     """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``)."""
     burns: dict[str, dict[str, float]] = {}
     objectives: list[dict[str, Any]] = []
     slo_ratios = objective_ratios(chain, tallies["slo"])
     for objective, (bad, budget) in slo_ratios.items():
-        rates = {label: objective_ratios(chain, tallies[label])[objective][0] / budget
-                 for label, _ in BURN_WINDOWS}
+        rates = {
+            label: objective_ratios(chain, tallies[label])[objective][0] / budget
+            for label, _ in BURN_WINDOWS
+        }
         burns[objective] = rates
-        objectives.append({
-            "objective": objective,
-            "budget": budget,
-            "bad_ratio": _round(bad),
-            "compliant": bad <= budget,
-            "budget_remaining": _round(1 - bad / budget),
-            "burn_rates": {k: _round(v) for k, v in rates.items()},
-        })
+        objectives.append(
+            {
+                "objective": objective,
+                "budget": budget,
+                "bad_ratio": _round(bad),
+                "compliant": bad <= budget,
+                "budget_remaining": _round(1 - bad / budget),
+                "burn_rates": {k: _round(v) for k, v in rates.items()},
+            }
+        )
     status, reason = decide_status(burns)
     if main.calls == 0 and status == "healthy":
         reason = "no traffic in the window; " + reason
-    worst = {label: _round(max(r[label] for r in burns.values())) for label, _ in BURN_WINDOWS} if burns else None
+    worst = (
+        {label: _round(max(r[label] for r in burns.values())) for label, _ in BURN_WINDOWS}
+        if burns
+        else None
+    )
     slo = chain.slo
     p50, p95, p99 = (round(float(q) / 1e6, 3) for q in quantiles) if main.calls else (0.0, 0.0, 0.0)
     return {
@@ -184,10 +201,14 @@ def chain_health(chain: ChainDefinition, window: TimeWindow, main: Tally,
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
-        "slo": None if slo is None else {
+        "slo": None
+        if slo is None
+        else {
             "window_seconds": slo.window_seconds,
             "compliant": all(o["compliant"] for o in objectives),
-            "error_budget_remaining": min((o["budget_remaining"] for o in objectives), default=None),
+            "error_budget_remaining": min(
+                (o["budget_remaining"] for o in objectives), default=None
+            ),
             "objectives": objectives,
         },
         "burn_rates": worst,
@@ -196,10 +217,16 @@ def chain_health(chain: ChainDefinition, window: TimeWindow, main: Tally,
     }
 
 
-def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
-           chain_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def health(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_ids: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """Health of each chain (default: all of ``catalog``) for ``window``, one query."""
-    chains = [require_chain(catalog, cid) for cid in (catalog.ids if chain_ids is None else chain_ids)]
+    chains = [
+        require_chain(catalog, cid) for cid in (catalog.ids if chain_ids is None else chain_ids)
+    ]
     if not chains:
         return []
     # The aggregates are per minute: every minute the window touches counts, so a window
@@ -210,8 +237,12 @@ def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    bound: dict[str, Any] = {**params, "chains": [c.id for c in chains], "end": end_s,
-                             "main_start": main_start}
+    bound: dict[str, Any] = {
+        **params,
+        "chains": [c.id for c in chains],
+        "end": end_s,
+        "main_start": main_start,
+    }
     for i, label in enumerate(names[:-1]):
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
@@ -234,15 +265,18 @@ def health(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
             else:
                 main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
                 for i, name in enumerate(names):
-                    calls, errors, (keys, values) = row[4 + 3 * i: 7 + 3 * i]
-                    tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
+                    calls, errors, (keys, values) = row[4 + 3 * i : 7 + 3 * i]
+                    tallies[name] = Tally(
+                        int(calls), int(errors), dict(zip(keys, values, strict=True))
+                    )
             covered = TimeWindow(main_start * _NS, window.end_ns)
             results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
     return [results[c.id] for c in chains]
 
 
-def health_json(store: TraceStore, catalog: ChainCatalog, window: TimeWindow,
-                chain_id: str | None = None) -> dict[str, Any]:
+def health_json(
+    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, chain_id: str | None = None
+) -> dict[str, Any]:
     """``{"window": ..., "chains": [...]}`` (see the module docstring)."""
     ids = None if chain_id is None else [chain_id]
     return {"window": window.to_json(), "chains": health(store, catalog, window, ids)}

@@ -49,7 +49,9 @@ def chain_subgraph(chain: ChainDefinition, topo: Topology) -> tuple[nx.DiGraph, 
     return graph.subgraph(reach).copy(), entries
 
 
-def impact(store: TraceStore, catalog: ChainCatalog, window: TimeWindow, node: str) -> dict[str, Any]:
+def impact(
+    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, node: str
+) -> dict[str, Any]:
     """Chains reaching ``node`` in ``window``; QueryError when no chain's traffic shows it."""
     per_chain = topologies(store, catalog, window)
     hits: list[dict[str, Any]] = []
@@ -69,8 +71,16 @@ def impact(store: TraceStore, catalog: ChainCatalog, window: TimeWindow, node: s
             continue
         depth = len(best) - 1
         relation = "entry" if depth == 0 else "direct" if depth == 1 else "transitive"
-        hits.append({"chain_id": chain.id, "name": chain.name, "criticality": chain.criticality,
-                     "relation": relation, "depth": depth, "path": best})
+        hits.append(
+            {
+                "chain_id": chain.id,
+                "name": chain.name,
+                "criticality": chain.criticality,
+                "relation": relation,
+                "depth": depth,
+                "path": best,
+            }
+        )
     if not hits:
         seen = per_chain[None].to_graph()
         if node not in seen:
@@ -79,7 +89,9 @@ def impact(store: TraceStore, catalog: ChainCatalog, window: TimeWindow, node: s
                 f"node {node!r} appears in no trace of the window {window.to_json()['since']} .. "
                 f"{window.to_json()['until']}; nodes seen: {known}"
             )
-    statuses = {h["chain_id"]: h for h in health(store, catalog, window, [h["chain_id"] for h in hits])}
+    statuses = {
+        h["chain_id"]: h for h in health(store, catalog, window, [h["chain_id"] for h in hits])
+    }
     for hit in hits:
         hit["status"] = statuses[hit["chain_id"]]["status"]
         hit["reason"] = statuses[hit["chain_id"]]["reason"]

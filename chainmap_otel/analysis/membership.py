@@ -73,10 +73,7 @@ SPAN_COLUMNS = Columns(
     service="toString(ServiceName)",
     kind=KIND_SQL,
     name="toString(SpanName)",
-    route=(
-        "if(SpanAttributes['http.route'] != '', SpanAttributes['http.route'], "
-        f"{_PATH_SQL})"
-    ),
+    route=(f"if(SpanAttributes['http.route'] != '', SpanAttributes['http.route'], {_PATH_SQL})"),
     path=_PATH_SQL,
     method=(
         "upper(if(SpanAttributes['http.request.method'] != '', "
@@ -163,18 +160,24 @@ def rule_sql(rule: EntryRule, columns: Columns, params: SqlParams) -> str | None
     if rule.name is not None:
         tests.append(pattern_sql(columns.name, rule.name, params))
     if rule.route is not None:
-        tests.append(f"({columns.route} != '' AND {pattern_sql(columns.route, rule.route, params)})")
+        tests.append(
+            f"({columns.route} != '' AND {pattern_sql(columns.route, rule.route, params)})"
+        )
     if rule.path is not None:
         if columns.path is None:
             return None
         tests.append(f"({columns.path} != '' AND {pattern_sql(columns.path, rule.path, params)})")
     if rule.method:
         tests.append(f"({columns.method} IN {params.add(list(rule.method), 'Array(String)')})")
-    attribute_rules: list[tuple[tuple[str, ...], Pattern]] = [(k, p) for k, p in (
-        (("rpc.service",), rule.rpc_service),
-        (("rpc.method",), rule.rpc_method),
-        (("messaging.destination.name", "messaging.destination"), rule.messaging_destination),
-    ) if p is not None]
+    attribute_rules: list[tuple[tuple[str, ...], Pattern]] = [
+        (k, p)
+        for k, p in (
+            (("rpc.service",), rule.rpc_service),
+            (("rpc.method",), rule.rpc_method),
+            (("messaging.destination.name", "messaging.destination"), rule.messaging_destination),
+        )
+        if p is not None
+    ]
     attribute_rules.extend(((key,), pattern) for key, pattern in rule.attributes)
     for keys, pattern in attribute_rules:
         if columns.attributes is None:

@@ -54,8 +54,13 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_DOT_SHAPES = {"user": "ellipse", "database": "cylinder", "messaging": "parallelogram",
-               "virtual": "hexagon", "service": "box"}
+_DOT_SHAPES = {
+    "user": "ellipse",
+    "database": "cylinder",
+    "messaging": "parallelogram",
+    "virtual": "hexagon",
+    "service": "box",
+}
 
 
 def to_dot(topo: Topology) -> str:
@@ -81,15 +86,17 @@ def to_grafana(topo: Topology) -> dict[str, Any]:
     nodes = []
     for node in topo.nodes:
         failed = node.errors / node.calls if node.calls else 0.0
-        nodes.append({
-            "id": node.id,
-            "title": node.id,
-            "subtitle": node.type,
-            "mainstat": node.calls,
-            "secondarystat": round(failed, 6),
-            "arc__success": round(1.0 - failed, 6),
-            "arc__failed": round(failed, 6),
-        })
+        nodes.append(
+            {
+                "id": node.id,
+                "title": node.id,
+                "subtitle": node.type,
+                "mainstat": node.calls,
+                "secondarystat": round(failed, 6),
+                "arc__success": round(1.0 - failed, 6),
+                "arc__failed": round(failed, 6),
+            }
+        )
     edges = [
         {
             "id": f"{edge.source}->{edge.target}:{edge.connection_type or 'request'}",
@@ -117,7 +124,9 @@ def to_text(topo: Topology) -> str:
     while stack:
         node, prefix, label = stack.pop()
         repeat = node in shown
-        lines.append(f"{prefix}{node}{label}{' (see above)' if repeat and node in children else ''}")
+        lines.append(
+            f"{prefix}{node}{label}{' (see above)' if repeat and node in children else ''}"
+        )
         if repeat:
             continue
         shown.add(node)
@@ -126,5 +135,11 @@ def to_text(topo: Topology) -> str:
         for i, edge in enumerate(reversed(kids)):
             branch = "└─ " if i == 0 else "├─ "
             err = f", {edge.errors} err" if edge.errors else ""
-            stack.append((edge.target, indent + branch, f"  [{edge.calls} calls{err}, p95 {edge.p95_ms:g} ms]"))
+            stack.append(
+                (
+                    edge.target,
+                    indent + branch,
+                    f"  [{edge.calls} calls{err}, p95 {edge.p95_ms:g} ms]",
+                )
+            )
     return "\n".join(lines) + "\n"

@@ -42,9 +42,17 @@ class DiscoverFormat(StrEnum):
     yaml = "yaml"
 
 
-STORE = typer.Option(None, "--store", help="Trace store URL (default: CHAINMAP_CLICKHOUSE_URL, else the embedded store).")
-CHAINS = typer.Option(None, "--chains", help="Chains YAML (default: CHAINMAP_CHAINS_FILE, else chains.example.yaml).")
-SINCE = typer.Option(None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h.")
+STORE = typer.Option(
+    None,
+    "--store",
+    help="Trace store URL (default: CHAINMAP_CLICKHOUSE_URL, else the embedded store).",
+)
+CHAINS = typer.Option(
+    None, "--chains", help="Chains YAML (default: CHAINMAP_CHAINS_FILE, else chains.example.yaml)."
+)
+SINCE = typer.Option(
+    None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h."
+)
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
 
 
@@ -54,7 +62,10 @@ def default_chains_file() -> Path:
     if configured:
         return Path(configured)
     package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "_data" / "chains.example.yaml", package.parent / "chains.example.yaml"):
+    for candidate in (
+        package / "_data" / "chains.example.yaml",
+        package.parent / "chains.example.yaml",
+    ):
         if candidate.is_file():
             return candidate
     raise QueryError("no chains file: pass --chains FILE or set CHAINMAP_CHAINS_FILE")
@@ -80,7 +91,9 @@ def opened_store(url: str | None) -> Iterator[Any]:
                 "first (chainmap serve, a Collector) or check --store"
             )
         if not store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0]:
-            raise QueryError(f"the store {store.url_for_display} holds no spans yet: send traces to it first")
+            raise QueryError(
+                f"the store {store.url_for_display} holds no spans yet: send traces to it first"
+            )
         yield store
     finally:
         store.close()
@@ -95,7 +108,10 @@ def _window(since: str | None, until: str | None) -> Any:
 @command("topology")
 def topology_command(
     chain: str = typer.Option(None, "--chain", help="Only the traces of this chain."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
 ) -> None:
     """Service graph (servicegraph semantics) of a chain or of all traffic."""
@@ -111,21 +127,42 @@ def topology_command(
     elif format is TopologyFormat.grafana:
         print_json(render.to_grafana(topo))
     elif format in (TopologyFormat.mermaid, TopologyFormat.dot, TopologyFormat.text):
-        writer = {"mermaid": render.to_mermaid, "dot": render.to_dot, "text": render.to_text}[format.value]
+        writer = {"mermaid": render.to_mermaid, "dot": render.to_dot, "text": render.to_text}[
+            format.value
+        ]
         sys.stdout.write(writer(topo))
     else:
-        rows = [(e.source, e.target, e.connection_type or "-", e.calls, e.errors, e.p50_ms, e.p95_ms, e.p99_ms)
-                for e in topo.edges]
-        print_table(f"topology: {chain or 'all traffic'}",
-                    ("source", "target", "type", "calls", "errors", "p50 ms", "p95 ms", "p99 ms"), rows)
+        rows = [
+            (
+                e.source,
+                e.target,
+                e.connection_type or "-",
+                e.calls,
+                e.errors,
+                e.p50_ms,
+                e.p95_ms,
+                e.p99_ms,
+            )
+            for e in topo.edges
+        ]
+        print_table(
+            f"topology: {chain or 'all traffic'}",
+            ("source", "target", "type", "calls", "errors", "p50 ms", "p95 ms", "p99 ms"),
+            rows,
+        )
 
 
 @command("critical-path")
 def critical_path_command(
     trace_id: str = typer.Argument(None, help="A trace id (32 hex characters)."),
     chain: str = typer.Option(None, "--chain", help="Aggregate over this chain's traces instead."),
-    sample_cap: int = typer.Option(2000, "--sample-cap", min=1, help="Traces sampled per aggregate."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    sample_cap: int = typer.Option(
+        2000, "--sample-cap", min=1, help="Traces sampled per aggregate."
+    ),
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
 ) -> None:
     """Critical path of one trace, or where a chain's latency goes (--chain)."""
@@ -140,10 +177,21 @@ def critical_path_command(
             print_json(result)
             return
         start = result["sections"][0]["start_unix_nano"] if result["sections"] else 0
-        rows = [(s["service"], s["name"], f"{(s['start_unix_nano'] - start) / 1e6:.3f}",
-                 f"{(s['end_unix_nano'] - s['start_unix_nano']) / 1e6:.3f}", s["span_id"])
-                for s in result["sections"]]
-        print_table(f"critical path of {result['trace_id']}", ("service", "operation", "at ms", "ms", "span"), rows)
+        rows = [
+            (
+                s["service"],
+                s["name"],
+                f"{(s['start_unix_nano'] - start) / 1e6:.3f}",
+                f"{(s['end_unix_nano'] - s['start_unix_nano']) / 1e6:.3f}",
+                s["span_id"],
+            )
+            for s in result["sections"]
+        ]
+        print_table(
+            f"critical path of {result['trace_id']}",
+            ("service", "operation", "at ms", "ms", "span"),
+            rows,
+        )
         return
     catalog = load_chains(chains)
     window = _window(since, until)
@@ -153,15 +201,24 @@ def critical_path_command(
         print_json(aggregate)
         return
     for key, title in (("all", "all traces"), ("slowest_5pct", "slowest 5 %")):
-        rows = [(o["service"], o["name"], f"{o['share']:.1%}", o["mean_ms"]) for o in aggregate[key]["operations"]]
-        print_table(f"{chain}: critical-path share, {title} ({aggregate['traces']} traces)",
-                    ("service", "operation", "share", "mean ms/trace"), rows)
+        rows = [
+            (o["service"], o["name"], f"{o['share']:.1%}", o["mean_ms"])
+            for o in aggregate[key]["operations"]
+        ]
+        print_table(
+            f"{chain}: critical-path share, {title} ({aggregate['traces']} traces)",
+            ("service", "operation", "share", "mean ms/trace"),
+            rows,
+        )
 
 
 @command("health")
 def health_command(
     chain: str = typer.Option(None, "--chain", help="Only this chain."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
 ) -> None:
     """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
@@ -177,15 +234,33 @@ def health_command(
     rows = []
     for h in result["chains"]:
         burns = h["burn_rates"]
-        rows.append((h["chain_id"], h["status"], h["traces"], f"{h['rate_per_s']:.3f}", f"{h['error_ratio']:.2%}",
-                     h["p95_ms"], h["p99_ms"], f"{burns['1h']:.2f}x" if burns else "-", h["reason"]))
-    print_table("chain health", ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"), rows)
+        rows.append(
+            (
+                h["chain_id"],
+                h["status"],
+                h["traces"],
+                f"{h['rate_per_s']:.3f}",
+                f"{h['error_ratio']:.2%}",
+                h["p95_ms"],
+                h["p99_ms"],
+                f"{burns['1h']:.2f}x" if burns else "-",
+                h["reason"],
+            )
+        )
+    print_table(
+        "chain health",
+        ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
+        rows,
+    )
 
 
 @command("impact")
 def impact_command(
     node: str = typer.Argument(..., help="A service, database or virtual node id."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
 ) -> None:
     """Chains that depend on NODE, directly or transitively, with their status."""
@@ -198,16 +273,25 @@ def impact_command(
     if format is ReadFormat.json:
         print_json(result)
         return
-    rows = [(c["chain_id"], c["criticality"], c["relation"], c["status"], " -> ".join(c["path"]))
-            for c in result["chains"]]
-    print_table(f"chains affected by {node}", ("chain", "criticality", "relation", "status", "path"), rows)
+    rows = [
+        (c["chain_id"], c["criticality"], c["relation"], c["status"], " -> ".join(c["path"]))
+        for c in result["chains"]
+    ]
+    print_table(
+        f"chains affected by {node}", ("chain", "criticality", "relation", "status", "path"), rows
+    )
 
 
 @command("drift")
 def drift_command(
     chain: str = typer.Option(None, "--chain", help="Only this chain."),
-    history: str = typer.Option("7d", "--history", help="How far back to look for missing edges' last sighting."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    history: str = typer.Option(
+        "7d", "--history", help="How far back to look for missing edges' last sighting."
+    ),
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
 ) -> None:
     """Observed edges versus each chain's expected edges: new and missing."""
@@ -223,9 +307,20 @@ def drift_command(
         return
     rows = []
     for c in result["chains"]:
-        rows += [(c["chain_id"], "new", f"{e['source']} -> {e['target']}", e["calls"], e["last_seen"]) for e in c["new"]]
-        rows += [(c["chain_id"], "missing", f"{e['source']} -> {e['target']}", 0, e["last_seen"] or "never")
-                 for e in c["missing"]]
+        rows += [
+            (c["chain_id"], "new", f"{e['source']} -> {e['target']}", e["calls"], e["last_seen"])
+            for e in c["new"]
+        ]
+        rows += [
+            (
+                c["chain_id"],
+                "missing",
+                f"{e['source']} -> {e['target']}",
+                0,
+                e["last_seen"] or "never",
+            )
+            for e in c["missing"]
+        ]
         if not c["drifted"]:
             rows.append((c["chain_id"], "ok", "as expected", "", ""))
     print_table("topology drift", ("chain", "change", "edge", "calls", "last seen"), rows)
@@ -234,8 +329,13 @@ def drift_command(
 @command("discover")
 def discover_command(
     min_traces: int = typer.Option(10, "--min-traces", min=1, help="Least traces for a proposal."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write the proposed chains YAML here."),
-    store: str = STORE, chains: Path = CHAINS, since: str = SINCE, until: str = UNTIL,
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write the proposed chains YAML here."
+    ),
+    store: str = STORE,
+    chains: Path = CHAINS,
+    since: str = SINCE,
+    until: str = UNTIL,
     format: DiscoverFormat = typer.Option(DiscoverFormat.table, "--format", "-f"),
 ) -> None:
     """Propose chain definitions for recurring traces that no chain covers."""
@@ -247,20 +347,41 @@ def discover_command(
     window = _window(since, until)
     with opened_store(store) as trace_store, Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("clustering uncovered traces", total=None)
-        found = discover(trace_store, catalog, window, min_traces,
-                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+        found = discover(
+            trace_store,
+            catalog,
+            window,
+            min_traces,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     text = proposals_yaml(found)
     if output is not None:
         output.write_text(text, encoding="utf-8")
-        err_console.print(f"wrote {len(found.proposals)} proposed chains to {output}", highlight=False)
+        err_console.print(
+            f"wrote {len(found.proposals)} proposed chains to {output}", highlight=False
+        )
     if format is DiscoverFormat.json:
         print_json(found.to_json())
     elif format is DiscoverFormat.yaml:
         sys.stdout.write(text)
     else:
-        rows = [(p["id"], p["service"], p["entry"], p["traces"], f"{p['share_of_traffic']:.1%}",
-                 p["p95_ms"], f"{p['error_ratio']:.2%}", len(p["edges"])) for p in found.proposals]
-        print_table(f"{found.uncovered} of {found.traces} traces in no chain",
-                    ("id", "service", "entry", "traces", "share", "p95 ms", "errors", "edges"), rows)
+        rows = [
+            (
+                p["id"],
+                p["service"],
+                p["entry"],
+                p["traces"],
+                f"{p['share_of_traffic']:.1%}",
+                p["p95_ms"],
+                f"{p['error_ratio']:.2%}",
+                len(p["edges"]),
+            )
+            for p in found.proposals
+        ]
+        print_table(
+            f"{found.uncovered} of {found.traces} traces in no chain",
+            ("id", "service", "entry", "traces", "share", "p95 ms", "errors", "edges"),
+            rows,
+        )
         if not found.proposals:
             console.print(f"no entry reaches --min-traces {min_traces}", highlight=False)

@@ -40,10 +40,21 @@ def run(store: TraceStore, chains_file: Path, *args: str) -> Any:
     return runner.invoke(app, [*args, "--store", url(store), "--chains", str(chains_file)])
 
 
-def test_json_outputs(load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path) -> None:
+def test_json_outputs(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
+) -> None:
     load("nested_chains")
     topo = json.loads(run(store, chains_file, "topology", "--chain", "B3", "-f", "json").stdout)
-    assert {"source", "target", "connection_type", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"} <= set(topo["edges"][0])
+    assert {
+        "source",
+        "target",
+        "connection_type",
+        "calls",
+        "errors",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+    } <= set(topo["edges"][0])
     grafana = json.loads(run(store, chains_file, "topology", "-f", "grafana").stdout)
     ids = {n["id"] for n in grafana["nodes"]}
     assert all(e["source"] in ids and e["target"] in ids for e in grafana["edges"])
@@ -52,7 +63,9 @@ def test_json_outputs(load: Callable[[str], dict[str, Any]], store: TraceStore, 
     assert "digraph" in run(store, chains_file, "topology", "-f", "dot").stdout
     health = json.loads(run(store, chains_file, "health", "-f", "json").stdout)
     assert {c["chain_id"] for c in health["chains"]} == {"B1", "A2", "B3", "C9"}
-    path = json.loads(run(store, chains_file, "critical-path", hex_id("t1", 32), "-f", "json").stdout)
+    path = json.loads(
+        run(store, chains_file, "critical-path", hex_id("t1", 32), "-f", "json").stdout
+    )
     assert path["sections"]
     impact = json.loads(run(store, chains_file, "impact", "postgresql", "-f", "json").stdout)
     assert impact["chains"]
@@ -73,7 +86,11 @@ def test_json_outputs(load: Callable[[str], dict[str, Any]], store: TraceStore, 
     ],
 )
 def test_bad_input_is_one_line(
-    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path, args: tuple[str, ...], message: str
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    chains_file: Path,
+    args: tuple[str, ...],
+    message: str,
 ) -> None:
     load("client_server_pair")
     result = run(store, chains_file, *args)

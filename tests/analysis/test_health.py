@@ -23,7 +23,11 @@ MIN = 60_000  # ms
 
 
 def entries(
-    prefix: str, count: int, errors: int, ago_ms: float, durations_ms: list[float] | None = None,
+    prefix: str,
+    count: int,
+    errors: int,
+    ago_ms: float,
+    durations_ms: list[float] | None = None,
     tagged: bool = True,
 ) -> list[dict[str, Any]]:
     """``count`` B3 entry spans (``errors`` of them failed) ``ago_ms`` before the base time."""
@@ -31,14 +35,27 @@ def entries(
     for i in range(count):
         attributes = {"http.route": "/orders", "http.request.method": "POST"}
         if tagged:
-            attributes.update({"chain.ids": "B3", "chain.id": "B3", "chain.entry": "true",
-                               "chain.entry_ids": "B3"})
-        spans.append({
-            "trace": f"{prefix}{i}", "span": "e", "service": "trading-engine", "kind": "Server",
-            "name": "POST /orders", "start_ms": -ago_ms,
-            "duration_ms": durations_ms[i] if durations_ms else 10,
-            "status": "Error" if i < errors else "Unset", "attributes": attributes,
-        })
+            attributes.update(
+                {
+                    "chain.ids": "B3",
+                    "chain.id": "B3",
+                    "chain.entry": "true",
+                    "chain.entry_ids": "B3",
+                }
+            )
+        spans.append(
+            {
+                "trace": f"{prefix}{i}",
+                "span": "e",
+                "service": "trading-engine",
+                "kind": "Server",
+                "name": "POST /orders",
+                "start_ms": -ago_ms,
+                "duration_ms": durations_ms[i] if durations_ms else 10,
+                "status": "Error" if i < errors else "Unset",
+                "attributes": attributes,
+            }
+        )
     return spans
 
 
@@ -73,8 +90,20 @@ def test_counts_latency_and_errors(store: TraceStore, catalog: ChainCatalog, bas
 
 def test_untagged_roots_are_classified(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
     insert_spans(store, entries("u", 10, 1, 2 * MIN, tagged=False), base)
-    insert_spans(store, [{"trace": "g", "span": "e", "service": "api-gateway", "kind": "Server",
-                          "start_ms": -2 * MIN, "attributes": {"http.route": "/api/v1/q"}}], base)
+    insert_spans(
+        store,
+        [
+            {
+                "trace": "g",
+                "span": "e",
+                "service": "api-gateway",
+                "kind": "Server",
+                "start_ms": -2 * MIN,
+                "attributes": {"http.route": "/api/v1/q"},
+            }
+        ],
+        base,
+    )
     by_id = {h["chain_id"]: h for h in health(store, catalog, parse_window("1h"))}
     assert by_id["B3"]["traces"] == 10 and by_id["B3"]["errors"] == 1
     assert by_id["B1"]["traces"] == 1
@@ -90,7 +119,9 @@ def test_page_on_fast_burn(store: TraceStore, catalog: ChainCatalog, base: int) 
     assert result["status"] == "critical" and "over 1h" in result["reason"]
 
 
-def test_just_below_fast_burn_pages_on_the_slower_rule(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
+def test_just_below_fast_burn_pages_on_the_slower_rule(
+    store: TraceStore, catalog: ChainCatalog, base: int
+) -> None:
     insert_spans(store, entries("q", 100, 14, 2 * MIN), base)
     result = b3(store, catalog)
     assert result["burn_rates"]["1h"] == pytest.approx(14)
@@ -129,8 +160,19 @@ def test_seven_day_window_and_json(store: TraceStore, catalog: ChainCatalog, bas
     insert_spans(store, entries("x", 5, 0, 2 * MIN), base)
     data = health_json(store, catalog, parse_window("7d"), "B3")
     assert data["chains"][0]["traces"] == 10
-    assert set(data["chains"][0]) >= {"chain_id", "traces", "rate_per_s", "error_ratio", "p50_ms",
-                                       "p95_ms", "p99_ms", "slo", "burn_rates", "status", "reason"}
+    assert set(data["chains"][0]) >= {
+        "chain_id",
+        "traces",
+        "rate_per_s",
+        "error_ratio",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "slo",
+        "burn_rates",
+        "status",
+        "reason",
+    }
 
 
 def test_unknown_chain(store: TraceStore, catalog: ChainCatalog) -> None:

@@ -46,10 +46,14 @@ def test_fixture_edges(
     result = topology(store, catalog, parse_window()).to_json()
     assert edge_rows(result) == sorted(fixture["expected_edges"])
     node_ids = {n["id"] for n in result["nodes"]}
-    assert {e["source"] for e in result["edges"]} | {e["target"] for e in result["edges"]} == node_ids
+    assert {e["source"] for e in result["edges"]} | {
+        e["target"] for e in result["edges"]
+    } == node_ids
 
 
-def test_node_types(load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog) -> None:
+def test_node_types(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+) -> None:
     load("nested_chains")
     load("virtual_peer_service")
     load("producer_consumer")
@@ -84,12 +88,28 @@ def test_chain_restriction_and_attribute_rules(
     insert_spans(
         store,
         [
-            {"trace": "r", "span": "a", "service": "report-nightly", "kind": "Internal",
-             "attributes": {"job.type": "nightly-pnl"}},
-            {"trace": "r", "span": "b", "parent": "a", "service": "report-nightly", "kind": "Client",
-             "attributes": {"peer.service": "warehouse"}},
-            {"trace": "x", "span": "a", "service": "report-x1", "kind": "Internal",
-             "attributes": {"job.type": "nightly"}},
+            {
+                "trace": "r",
+                "span": "a",
+                "service": "report-nightly",
+                "kind": "Internal",
+                "attributes": {"job.type": "nightly-pnl"},
+            },
+            {
+                "trace": "r",
+                "span": "b",
+                "parent": "a",
+                "service": "report-nightly",
+                "kind": "Client",
+                "attributes": {"peer.service": "warehouse"},
+            },
+            {
+                "trace": "x",
+                "span": "a",
+                "service": "report-x1",
+                "kind": "Internal",
+                "attributes": {"job.type": "nightly"},
+            },
             {"trace": "x", "span": "b", "parent": "a", "service": "report-x1", "kind": "Client"},
         ],
         now_ns,
@@ -102,7 +122,9 @@ def test_chain_restriction_and_attribute_rules(
     assert graph.number_of_edges() == 2 and graph.nodes["user"]["type"] == "user"
 
 
-def test_window_excludes_old_spans(load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog) -> None:
+def test_window_excludes_old_spans(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+) -> None:
     load("client_server_pair")
     assert topology(store, catalog, parse_window("5m")).edges == []
 
