@@ -16,9 +16,9 @@ from typing import Any
 
 import typer
 
-from chainmap_otel import config
 from chainmap_otel.cli.app import command, console, err_console, print_json, print_table
 from chainmap_otel.errors import QueryError
+from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
 
 
@@ -56,23 +56,8 @@ SINCE = typer.Option(
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
 
 
-def default_chains_file() -> Path:
-    """``CHAINMAP_CHAINS_FILE``, else the example shipped in the wheel or the repository."""
-    configured = config.env_str(config.CHAINMAP_CHAINS_FILE)
-    if configured:
-        return Path(configured)
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (
-        package / "_data" / "chains.example.yaml",
-        package.parent / "chains.example.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise QueryError("no chains file: pass --chains FILE or set CHAINMAP_CHAINS_FILE")
-
-
 def load_chains(path: Path | None) -> ChainCatalog:
-    return load_catalog(path if path is not None else default_chains_file())
+    return load_catalog(path if path is not None else default_catalog_path())
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from chainmap_otel.cli.app import (
     print_json,
     print_table,
 )
-from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, load_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog, EntryRule, load_catalog
 
 chains_app = typer.Typer(help="Chain definition files.", no_args_is_help=True)
 app.add_typer(chains_app, name="chains")
@@ -46,27 +46,6 @@ def _rule_text(rule: EntryRule) -> str:
     return " ".join(parts)
 
 
-def chain_to_json(chain: ChainDefinition) -> dict[str, object]:
-    slo = chain.slo
-    return {
-        "id": chain.id,
-        "name": chain.name,
-        "category": chain.category,
-        "criticality": chain.criticality,
-        "description": chain.description,
-        "entry": [_rule_text(rule) for rule in chain.entry],
-        "slo": None
-        if slo is None
-        else {
-            "latency_ms": dict(slo.latency_ms),
-            "error_rate": slo.error_rate,
-            "window_seconds": slo.window_seconds,
-        },
-        "expected_edges": [list(edge) for edge in chain.expected.edges] if chain.expected else [],
-        "source": chain.source,
-    }
-
-
 def _summary(catalog: ChainCatalog) -> str:
     with_slo = sum(1 for c in catalog if c.slo is not None)
     rules = sum(len(c.entry) for c in catalog)
@@ -90,7 +69,7 @@ def list_chains(
     with friendly_errors():
         catalog = load_catalog(file)
     if format is OutputFormat.json:
-        print_json({"chains": [chain_to_json(chain) for chain in catalog]})
+        print_json({"chains": [chain.to_dict() for chain in catalog]})
         return
     rows = []
     for chain in catalog:

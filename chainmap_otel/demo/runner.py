@@ -39,7 +39,6 @@ from chainmap_otel.demo.stack import (
     ManagedProcess,
     ProcessSupervisor,
     choose_port,
-    example_chains_file,
     install_signal_handlers,
     port_is_free,
     serve_command,
@@ -49,6 +48,7 @@ from chainmap_otel.demo.stack import (
     wait_for_services,
 )
 from chainmap_otel.errors import ChainmapError
+from chainmap_otel.tagging.active import example_catalog_path
 
 DEFAULT_SERVE_PORT = 4318
 
@@ -84,7 +84,7 @@ class DemoRun:
         self.chains_file = (
             self.options.chains_file.resolve()
             if self.options.chains_file
-            else example_chains_file()
+            else example_catalog_path()
         )
 
     # -- the run -----------------------------------------------------------------------

@@ -70,18 +70,6 @@ def choose_port(preferred: int, taken: set[int]) -> int:
             return port
 
 
-def example_chains_file() -> Path:
-    """``chains.example.yaml``: inside the wheel, or at the root of a source checkout."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (
-        package / "_data" / "chains.example.yaml",
-        package.parent / "chains.example.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise ChainmapError("chains.example.yaml is missing from the installation; pass --chains FILE")
-
-
 @dataclass
 class ManagedProcess:
     name: str

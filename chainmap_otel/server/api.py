@@ -27,16 +27,14 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from chainmap_otel import config
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import Topology
-from chainmap_otel.errors import ChainDefinitionError, QueryError, StoreError
+from chainmap_otel.errors import QueryError, StoreError
 from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (
     ChainCatalog,
     ChainDefinition,
-    EntryRule,
-    Pattern,
     load_catalog,
 )
 
@@ -46,7 +44,6 @@ __all__ = [
     "api_router",
     "chain_detail",
     "chain_list",
-    "default_chains_file",
     "health_router",
     "install_api",
     "parse_api_window",
@@ -61,28 +58,11 @@ _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _LOST_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
-def default_chains_file() -> Path:
-    """``CHAINMAP_CHAINS_FILE``, else the example shipped in the wheel, else the checkout's."""
-    configured = config.env_str(config.CHAINMAP_CHAINS_FILE)
-    if configured:
-        return Path(configured).expanduser()
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (
-        package / "_data" / "chains.example.yaml",
-        package.parent / "chains.example.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise ChainDefinitionError(
-        ["no chains file: pass --chains FILE (chainmap serve) or set CHAINMAP_CHAINS_FILE"]
-    )
-
-
 def resolve_catalog(chains: ChainCatalog | str | Path | None) -> ChainCatalog:
     """The catalog ``chains`` names (a catalog, a YAML path, or None for the default file)."""
     if isinstance(chains, ChainCatalog):
         return chains
-    return load_catalog(Path(chains) if chains is not None else default_chains_file())
+    return load_catalog(Path(chains) if chains is not None else default_catalog_path())
 
 
 # --------------------------------------------------------------------------- errors
@@ -171,61 +151,6 @@ def _catalog(request: Request) -> ChainCatalog:
 # --------------------------------------------------------------------------- JSON shapes
 
 
-def _pattern_json(pattern: Pattern | None) -> Any:
-    if pattern is None:
-        return None
-    return pattern.value if pattern.kind in ("equals", "glob") else {pattern.kind: pattern.value}
-
-
-def _rule_json(rule: EntryRule) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in (
-        "service",
-        "name",
-        "route",
-        "path",
-        "rpc_service",
-        "rpc_method",
-        "messaging_destination",
-    ):
-        value = getattr(rule, key)
-        if value is not None:
-            out[key] = _pattern_json(value)
-    if rule.kinds:
-        out["kind"] = list(rule.kinds)
-    if rule.method:
-        out["method"] = list(rule.method)
-    if rule.attributes:
-        out["attributes"] = {key: _pattern_json(p) for key, p in rule.attributes}
-    return out
-
-
-def definition_json(chain: ChainDefinition) -> dict[str, Any]:
-    """A chain definition in the YAML's field names (patterns: string, or ``{"regex": ...}``)."""
-    return {
-        "id": chain.id,
-        "name": chain.name,
-        "category": chain.category,
-        "criticality": chain.criticality,
-        "description": chain.description,
-        "entry": [_rule_json(rule) for rule in chain.entry],
-        "slo": None
-        if chain.slo is None
-        else {
-            "latency_ms": dict(chain.slo.latency_ms),
-            "error_rate": chain.slo.error_rate,
-            "window_seconds": chain.slo.window_seconds,
-        },
-        "expected": None
-        if chain.expected is None
-        else {
-            "services": list(chain.expected.services),
-            "edges": [list(edge) for edge in chain.expected.edges],
-        },
-        "source": chain.source,
-    }
-
-
 _SUMMARY_KEYS = (
     "status",
     "reason",
@@ -255,7 +180,7 @@ def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> 
                 "category": chain.category,
                 "criticality": chain.criticality,
                 "description": chain.description,
-                "slo": definition_json(chain)["slo"],
+                "slo": chain.to_dict()["slo"],
                 "health": {key: found[key] for key in _SUMMARY_KEYS},
             }
         )
@@ -275,7 +200,7 @@ def chain_detail(
     chain = _require_chain(catalog, chain_id)
     return {
         "window": window.to_json(),
-        "chain": definition_json(chain),
+        "chain": chain.to_dict(),
         "health": health(store, catalog, window, [chain.id])[0],
     }
 

@@ -53,6 +53,29 @@ def load_catalog_safely(path: str | Path | None) -> ChainCatalog:
     return ChainCatalog()
 
 
+def example_catalog_path() -> Path:
+    """``chains.example.yaml``: packaged in the wheel, or at the root of a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (
+        package / "_data" / "chains.example.yaml",
+        package.parent / "chains.example.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ChainDefinitionError(
+        [
+            "chains.example.yaml is missing from this installation: pass --chains FILE "
+            f"or set {CHAINMAP_CHAINS_FILE.name}"
+        ]
+    )
+
+
+def default_catalog_path() -> Path:
+    """What the surfaces read when no file is given: ``$CHAINMAP_CHAINS_FILE``, else the example."""
+    configured = env_str(CHAINMAP_CHAINS_FILE)
+    return Path(configured).expanduser() if configured else example_catalog_path()
+
+
 def set_active_catalog(catalog: ChainCatalog) -> None:
     global _active
     with _lock:

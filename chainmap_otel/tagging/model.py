@@ -10,6 +10,7 @@ import fnmatch
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 CATEGORIES = (
     "data_flow",
@@ -43,6 +44,17 @@ MATCHER_FIELDS = {
 }
 
 
+_PATTERN_FIELDS = (
+    "service",
+    "name",
+    "route",
+    "path",
+    "rpc_service",
+    "rpc_method",
+    "messaging_destination",
+)
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A string matcher: ``equals``, ``glob`` (fnmatch) or ``regex`` (re.search)."""
@@ -56,6 +68,10 @@ class Pattern:
         if self.kind == "glob":
             return re.compile(fnmatch.translate(self.value), re.DOTALL)
         return re.compile(self.value)
+
+    def to_json(self) -> str | dict[str, str]:
+        """As written in YAML: a plain string for equals/glob, ``{"regex": ...}`` otherwise."""
+        return self.value if self.kind in ("equals", "glob") else {self.kind: self.value}
 
     def matches(self, text: str) -> bool:
         compiled = self.compile()
@@ -80,6 +96,21 @@ class EntryRule:
     rpc_method: Pattern | None = None
     messaging_destination: Pattern | None = None
     attributes: tuple[tuple[str, Pattern], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule in the YAML's field names."""
+        out: dict[str, Any] = {}
+        for key in _PATTERN_FIELDS:
+            pattern = getattr(self, key)
+            if pattern is not None:
+                out[key] = pattern.to_json()
+        if self.kinds:
+            out["kind"] = list(self.kinds)
+        if self.method:
+            out["method"] = list(self.method)
+        if self.attributes:
+            out["attributes"] = {key: p.to_json() for key, p in self.attributes}
+        return out
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,33 @@ class ChainDefinition:
     slo: SLO | None = None
     expected: ExpectedTopology | None = None
     source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition in the YAML's field names: the JSON of ``chainmap chains list``
+        and ``GET /api/v1/chains/{id}`` (``slo.window`` in seconds as ``window_seconds``)."""
+        slo, expected = self.slo, self.expected
+        return {
+            "id": self.id,
+            "name": self.name,
+            "category": self.category,
+            "criticality": self.criticality,
+            "description": self.description,
+            "entry": [rule.to_dict() for rule in self.entry],
+            "slo": None
+            if slo is None
+            else {
+                "latency_ms": dict(slo.latency_ms),
+                "error_rate": slo.error_rate,
+                "window_seconds": slo.window_seconds,
+            },
+            "expected": None
+            if expected is None
+            else {
+                "services": list(expected.services),
+                "edges": [list(edge) for edge in expected.edges],
+            },
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)

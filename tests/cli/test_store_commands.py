@@ -52,9 +52,12 @@ def test_chains_list_json_is_a_stable_contract() -> None:
         "description",
         "entry",
         "slo",
-        "expected_edges",
+        "expected",
         "source",
     }
+    assert b3["entry"] == [
+        {"service": "trading-engine", "route": "/orders*", "kind": ["server"], "method": ["POST"]}
+    ]
     assert b3["slo"] == {
         "latency_ms": {"p95": 500.0, "p99": 1000.0},
         "error_rate": 0.005,

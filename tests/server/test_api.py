@@ -15,8 +15,9 @@ import pytest
 from chainmap_otel.analysis.health import health_json
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.server import create_app
-from chainmap_otel.server.api import default_chains_file, resolve_catalog
+from chainmap_otel.server.api import resolve_catalog
 from chainmap_otel.storage.store import TraceStore, open_store, parse_store_url
+from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.server import chain_traffic
 
@@ -305,7 +306,7 @@ def test_ingest_keeps_flowing_next_to_the_api(store_factory: Any, catalog: Chain
 
 def test_catalog_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CHAINMAP_CHAINS_FILE", raising=False)
-    assert default_chains_file().name == "chains.example.yaml"
+    assert default_catalog_path().name == "chains.example.yaml"
     assert "B3" in resolve_catalog(None).ids
     own = tmp_path / "chains.yaml"
     own.write_text(chain_traffic.CHAINS_YAML, encoding="utf-8")
