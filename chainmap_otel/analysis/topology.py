@@ -24,9 +24,11 @@ paired when they start within ``rollup.REACH_SECONDS`` of the window (a pair cut
 out shows as a virtual node).
 
 Cost: :mod:`chainmap_otel.analysis.rollup` keeps ``chainmap_edge_minute``, the same pairing
-per minute of trace start. ``sql/topology.sql`` reads the rollup for the whole minutes of
-the window before its watermark and pairs live only the rest (the minutes since the
-watermark, the part-minute at the window's start), merging counts and latency states.
+per minute of trace start, and ``chainmap_edge_hour``, its rows merged per hour.
+``sql/topology.sql`` reads hour rows for the whole hours of the window the hour level
+covers, minute rows for the part-hours at its edges (:func:`split_hours`), and pairs live
+only the rest (the minutes since the watermark, the part-minute at the window's start),
+merging counts and latency states in one query.
 Before the query the rollup is brought up to date when this process may do so
 (:func:`rollup.fresh_state`), so the live part is a few minutes at most.
 
@@ -197,7 +199,18 @@ def topologies(
         key = None if chain == ALL_TRAFFIC else str(chain)
         p50, p95, p99 = (round(float(v) / 1e6, 3) for v in latency)
         per_chain.setdefault(key, []).append(
-            Edge(str(source), str(target), str(ctype), int(calls), int(errors), p50, p95, p99, int(first), int(last))
+            Edge(
+                str(source),
+                str(target),
+                str(ctype),
+                int(calls),
+                int(errors),
+                p50,
+                p95,
+                p99,
+                int(first),
+                int(last),
+            )
         )
         target_types[key][f"{source}\0{target}"] = str(ttype)
     return {
@@ -223,6 +236,24 @@ def split_window(
     return (first, last), (window.start_ns, first), (last, window.end_ns)
 
 
+def split_hours(
+    minutes: tuple[int, int], state: rollup.RollupState | None
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """The rollup part ``minutes`` as (hour rows, minute rows before, minute rows after).
+
+    Hours are the whole hours of ``minutes`` the hour level covers; the minute ranges are
+    the part-hours around them (all of ``minutes`` when no hour is covered).
+    """
+    first, last = minutes
+    if state is None or not state.hours.covers or first >= last:
+        return (0, 0), (first, last), (last, last)
+    hour_first = max(rollup.ceil_hour(first), state.hours.since_ns)
+    hour_last = min(rollup.floor_hour(last), state.hours.watermark_ns)
+    if hour_first >= hour_last:
+        return (0, 0), (first, last), (last, last)
+    return (hour_first, hour_last), (first, hour_first), (hour_last, last)
+
+
 def edge_rows(
     store: TraceStore,
     catalog: ChainCatalog,
@@ -230,27 +261,45 @@ def edge_rows(
     wanted: list[str],
     state: rollup.RollupState | None,
 ) -> list[tuple[Any, ...]]:
-    """``sql/topology.sql`` rows of ``wanted`` chains: rollup minutes plus the live rest.
+    """``sql/topology.sql`` rows of ``wanted`` chains: rollup hours and minutes plus the
+    live rest.
 
     ``state`` None (or not covering the window) pairs the whole window live.
     """
-    (first, last), head, tail = split_window(window, state)
-    # Halves with nothing to read are replaced by empty stand-ins: planning the pairing
+    minutes, head, tail = split_window(window, state)
+    hours, minute_head, minute_tail = split_hours(minutes, state)
+    # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
     inner, params = rollup.trace_edges_sql(store, catalog)
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner, params = rollup.NO_LIVE_SQL, {}
-    table = rollup.NO_ROLLUP_SQL
-    if state is not None and first < last:
-        table = f"{store.database}.{rollup.EDGE_TABLE}"
-    sql = load_sql("topology", store.database, trace_edges=inner, edge_rollup=table)
+    hour_table = minute_table = rollup.NO_ROLLUP_SQL
+    if hours[0] < hours[1]:
+        hour_table = f"{store.database}.{rollup.HOUR_TABLE}"
+    if minute_head[0] < minute_head[1] or minute_tail[0] < minute_tail[1]:
+        minute_table = f"{store.database}.{rollup.EDGE_TABLE}"
+    sql = load_sql(
+        "topology",
+        store.database,
+        trace_edges=inner,
+        edge_hour=hour_table,
+        edge_minute=minute_table,
+    )
+    seconds = {
+        f"{name}_{end}": bound // 1_000_000_000
+        for name, part in (
+            ("hour", hours),
+            ("minute_head", minute_head),
+            ("minute_tail", minute_tail),
+        )
+        for end, bound in zip(("start", "end"), part, strict=True)
+    }
     bound = {
         **params,
         **rollup.range_params(head, tail),
+        **seconds,
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
-        "rollup_start": first // 1_000_000_000,
-        "rollup_end": last // 1_000_000_000,
     }
     return list(store.query(sql, bound).result_rows)
 
@@ -261,4 +310,6 @@ def topology(
     """The topology of ``chain_id`` (its traces only), or of all traffic when None."""
     if chain_id is None:
         return topologies(store, catalog, window, chain_ids=[])[None]
-    return topologies(store, catalog, window, chain_ids=[chain_id], include_all_traffic=False)[chain_id]
+    return topologies(store, catalog, window, chain_ids=[chain_id], include_all_traffic=False)[
+        chain_id
+    ]

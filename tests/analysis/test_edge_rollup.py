@@ -11,7 +11,7 @@ import pytest
 from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
-from chainmap_otel.analysis.topology import edge_rows, split_window, topology
+from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture
@@ -19,6 +19,7 @@ from tests.analysis.test_topology import CASES
 from tests.analysis.test_topology import edge_rows as json_edges
 
 MINUTE = 60 * 1_000_000_000
+HOUR = 60 * MINUTE
 
 
 def wanted(catalog: ChainCatalog) -> list[str]:
@@ -51,8 +52,11 @@ def test_rollup_equals_live_pairing(
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     report = rollup.refresh_edges(store, catalog)
     assert report.slices >= 1 and report.state.covers
-    # The fixture's minutes come from the rollup; the live head before them holds no spans.
-    assert split_window(window, report.state)[0] == (rollup.floor_minute(now_ns), window.end_ns)
+    # The fixture's minutes come from the rollup (from the minute of its first span, which
+    # may start before ``now_ns``); the live head before them holds no spans.
+    since = report.state.since_ns
+    assert since in (rollup.floor_minute(now_ns), rollup.floor_minute(now_ns) - MINUTE)
+    assert split_window(window, report.state)[0] == (since, window.end_ns)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
     for got, expected in zip(sorted(rolled), sorted(live), strict=True):
@@ -148,10 +152,10 @@ def test_topology_joins_rollup_minutes_and_the_live_tail(
 def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     store: TraceStore, catalog: ChainCatalog, now_ns: int
 ) -> None:
-    for table in ("chainmap_edge_minute", "chainmap_rollup_state"):
+    for table in ("chainmap_edge_minute", "chainmap_edge_hour", "chainmap_rollup_state"):
         store.command(f"DROP TABLE {store.database}.{table}")
     store.command(
-        f"ALTER TABLE {store.database}.chainmap_schema_version DELETE WHERE version = 3 "
+        f"ALTER TABLE {store.database}.chainmap_schema_version DELETE WHERE version >= 3 "
         "SETTINGS mutations_sync = 2"
     )
     fixture = load_fixture("nested_chains")
@@ -160,7 +164,7 @@ def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     assert json_edges(before.to_json()) == sorted(fixture["expected_edges"])
     lines: list[str] = []
     report = rollup.apply_schema_with_rollup(store, catalog, progress=lines.append)
-    assert report.applied_versions == [3]
+    assert report.applied_versions == [3, 4]
     assert any("edge rollup: pairing traces" in line for line in lines)
     state = rollup.read_state(store, catalog)
     assert state.covers and state.since_ns == rollup.floor_minute(now_ns)
@@ -180,3 +184,156 @@ def test_another_catalog_has_its_own_rollup(
     rollup.invalidate_edges(store, catalog)
     assert not rollup.read_state(store, catalog).covers
     assert rollup.read_state(store, other).covers
+
+
+# The hour level. Copies of every fixture are spread over the last hours (each copy's traces
+# renamed): before the window, in the part-hour at its start, in two whole hours, in the
+# part-hour at its end and in the live tail after the watermark.
+
+
+def hour_zero() -> int:
+    """The start of the hour the window ends in (at least 3 minutes of it rolled up)."""
+    return rollup.floor_hour(time.time_ns() - 5 * MINUTE)
+
+
+def spread(store: TraceStore, h: int) -> None:
+    bases = [
+        h - 3 * HOUR + 10 * MINUTE,
+        h - 3 * HOUR + 40 * MINUTE,
+        h - 2 * HOUR + 15 * MINUTE,
+        h - HOUR + 59 * MINUTE + 30 * 10**9,  # its spans reach into the next hour
+        h + MINUTE,
+        time.time_ns() - 30 * 10**9,
+    ]
+    for copy, base in enumerate(bases):
+        for case in CASES:
+            spans = [
+                {**span, "trace": f"{span['trace']}-{copy}"} for span in load_fixture(case)["spans"]
+            ]
+            insert_spans(store, spans, base)
+
+
+def per_hour(store: TraceStore, table: str, start: int, end: int) -> list[tuple[Any, ...]]:
+    """Rows of ``table`` merged per hour and key, between ``start`` and ``end`` (ns)."""
+    column = "Hour" if table == rollup.HOUR_TABLE else "Minute"
+    rows = store.query(
+        f"""SELECT toDateTime(intDiv(toUnixTimestamp({column}), 3600) * 3600) AS h, Source, Target,
+                   ConnectionType, TargetType, ChainIds, sum(Calls), sum(Errors),
+                   quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency), min(FirstSeen), max(LastSeen)
+            FROM {store.database}.{table}
+            WHERE {column} >= toDateTime({{start:Int64}}) AND {column} < toDateTime({{end:Int64}})
+            GROUP BY h, Source, Target, ConnectionType, TargetType, ChainIds
+            ORDER BY h, Source, Target, ConnectionType, TargetType, ChainIds""",
+        {"start": start // 10**9, "end": end // 10**9},
+    ).result_rows
+    return [tuple(row) for row in rows]
+
+
+def assert_hours_sum_minutes(store: TraceStore, state: rollup.RollupState) -> None:
+    hours = per_hour(store, rollup.HOUR_TABLE, 0, 2**32 * 10**9)
+    minutes = per_hour(store, rollup.EDGE_TABLE, state.hours.since_ns, state.hours.watermark_ns)
+    assert hours and [(*r[:8], *r[9:]) for r in hours] == [(*r[:8], *r[9:]) for r in minutes]
+    for got, expected in zip(hours, minutes, strict=True):
+        assert list(got[8]) == pytest.approx(list(expected[8]))
+
+
+def assert_same_edges(got: list[tuple[Any, ...]], live: list[tuple[Any, ...]]) -> None:
+    assert got and comparable(got) == comparable(live)
+    for row, expected in zip(sorted(got), sorted(live), strict=True):
+        assert list(row[7]) == pytest.approx(list(expected[7]))
+
+
+def test_hours_and_minutes_and_live_tail_equal_live_pairing(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    h = hour_zero()
+    spread(store, h)
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    report = rollup.refresh_edges(store, catalog)
+    state = report.state
+    assert state == rollup.read_state(store, catalog)
+    # Hours wholly inside the minute level only: not the part-hour of the first span.
+    assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
+    assert report.hour_slices >= 1
+    assert_hours_sum_minutes(store, state)
+    minutes, head, tail = split_window(window, state)
+    assert head == (window.start_ns, window.start_ns) and tail[0] < tail[1]  # live tail
+    assert split_hours(minutes, state) == (
+        (h - 2 * HOUR, h),
+        (window.start_ns, h - 2 * HOUR),
+        (h, state.watermark_ns),
+    )
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
+    # Part-hours at both ends, nothing live: from mid-hour to mid-hour.
+    inner = TimeWindow(h - 2 * HOUR - 20 * MINUTE, h + 2 * MINUTE)
+    assert split_hours(split_window(inner, state)[0], state)[0] == (h - 2 * HOUR, h)
+    inner_live = edge_rows(store, catalog, inner, wanted(catalog), None)
+    assert_same_edges(edge_rows(store, catalog, inner, wanted(catalog), state), inner_live)
+    # A window inside one hour reads minutes only.
+    short = TimeWindow(h - 2 * HOUR + 10 * MINUTE, h - 2 * HOUR + 20 * MINUTE)
+    assert split_hours(split_window(short, state)[0], state)[0] == (0, 0)
+    short_live = edge_rows(store, catalog, short, wanted(catalog), None)
+    assert_same_edges(edge_rows(store, catalog, short, wanted(catalog), state), short_live)
+    rollup.invalidate_edges(store, catalog)
+    assert rollup.read_state(store, catalog) == rollup.RollupState(state.catalog)
+    assert not per_hour(store, rollup.HOUR_TABLE, 0, 2**32 * 10**9)
+
+
+def test_hour_level_advances_idempotently(store: TraceStore, catalog: ChainCatalog) -> None:
+    h = hour_zero()
+    spread(store, h)
+    first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
+    assert (first.hours.since_ns, first.hours.watermark_ns) == (h - 2 * HOUR, h - HOUR)
+    assert_hours_sum_minutes(store, first)
+    second = rollup.refresh_edges(store, catalog).state
+    assert (second.hours.since_ns, second.hours.watermark_ns) == (h - 2 * HOUR, h)
+    assert_hours_sum_minutes(store, second)
+    again = rollup.refresh_edges(store, catalog)
+    assert again.slices == again.hour_slices == 0 and again.state == second
+    assert_hours_sum_minutes(store, again.state)
+
+
+def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: ChainCatalog) -> None:
+    h = hour_zero()
+    spread(store, h)
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
+    # Failure injection: the hour slice [h - 1h, h) inserted (from half of its minutes) but
+    # its watermark never written.
+    rollup._write_state(store, first.catalog, first.hours.since_ns, h - HOUR, h, rollup.HOUR_ROLLUP)
+    insert = load_sql("edge_hour", store.database)
+    store.command(
+        insert, {"catalog": first.catalog, "start": (h - HOUR) // 10**9, "end": h // 10**9}
+    )
+    report = rollup.refresh_edges(store, catalog)
+    assert report.recovered and report.state.hours.watermark_ns == h
+    assert_hours_sum_minutes(store, report.state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), report.state), live)
+
+
+def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    h = hour_zero()
+    spread(store, h)
+    store.command(f"DROP TABLE {store.database}.chainmap_edge_hour")
+    store.command(
+        f"ALTER TABLE {store.database}.chainmap_schema_version DELETE WHERE version = 4 "
+        "SETTINGS mutations_sync = 2"
+    )
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    old = rollup.refresh_edges(store, catalog).state  # schema 3: minutes only
+    assert old.covers and not old.hours.covers
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), old), live)
+    lines: list[str] = []
+    assert rollup.apply_schema_with_rollup(
+        store, catalog, progress=lines.append
+    ).applied_versions == [4]
+    assert any("merging hours" in line for line in lines)
+    state = rollup.read_state(store, catalog)
+    assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
+    assert_hours_sum_minutes(store, state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)

@@ -1,13 +1,16 @@
--- Service-graph edges per chain: the edge rollup (chainmap_edge_minute) for the whole minutes
--- it covers, plus trace_edges.sql, paired live, for the rest of the window (the minutes after
--- the rollup's watermark and the part-minute at the window's start). Both halves count the
--- edges of the traces that START in their part, so together they count each trace once.
--- Latency is a t-digest either way: the rollup's states and the live part's states are
--- merged together.
--- edge_rollup is the rollup table, or an empty stand-in on a store without one.
--- Bound: {wanted:Array(String)} chain ids ('' = all traffic), {catalog:UInt64} and
--- {rollup_start:Int64} / {rollup_end:Int64} (Unix seconds, whole minutes; equal when the
--- rollup is not used) plus trace_edges' parameters.
+-- Service-graph edges per chain: the edge rollup for the part of the window it covers, plus
+-- trace_edges.sql, paired live, for the rest (the minutes after the rollup's watermark and the
+-- part-minute at the window's start). The rollup part reads chainmap_edge_hour for the whole
+-- hours and chainmap_edge_minute for the part-hours at either edge (two minute ranges), as one
+-- UNION ALL of rows with the same columns. Every part counts the edges of the traces that
+-- START in it, so together they count each trace once. Latency is a t-digest throughout: the
+-- rollup's states are merged once per chain set and edge, then fanned out to the wanted chains
+-- and merged with the live part's states.
+-- edge_hour / edge_minute are the rollup tables, or an empty stand-in where one is not read.
+-- Bound: {wanted:Array(String)} chain ids ('' = all traffic), {catalog:UInt64},
+-- {hour_start:Int64} / {hour_end:Int64} and {minute_head_start:Int64} / {minute_head_end:Int64}
+-- / {minute_tail_start:Int64} / {minute_tail_end:Int64} (Unix seconds, whole hours and
+-- minutes; equal when a range is empty) plus trace_edges' parameters.
 SELECT
     chain,
     source,
@@ -22,22 +25,47 @@ SELECT
 FROM (
     SELECT
         chain,
-        toString(Source) AS source,
-        toString(Target) AS target,
-        toString(ConnectionType) AS connection_type,
-        toString(TargetType) AS target_type,
-        sum(Calls) AS part_calls,
-        sum(Errors) AS part_errors,
-        quantilesTDigestMergeState(0.5, 0.95, 0.99)(Latency) AS part_latency,
-        min(FirstSeen) AS part_first,
-        max(LastSeen) AS part_last
-    FROM {{edge_rollup}}
-    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
-                           arrayPushFront(CAST(ChainIds, 'Array(String)'), '')) AS chain
-    WHERE Catalog = {catalog:UInt64}
-      AND Minute >= toDateTime({rollup_start:Int64})
-      AND Minute < toDateTime({rollup_end:Int64})
-    GROUP BY chain, source, target, connection_type, target_type
+        source,
+        target,
+        connection_type,
+        target_type,
+        set_calls AS part_calls,
+        set_errors AS part_errors,
+        set_latency AS part_latency,
+        set_first AS part_first,
+        set_last AS part_last
+    FROM (
+        SELECT
+            CAST(ChainIds, 'Array(String)') AS chains,
+            toString(Source) AS source,
+            toString(Target) AS target,
+            toString(ConnectionType) AS connection_type,
+            toString(TargetType) AS target_type,
+            sum(Calls) AS set_calls,
+            sum(Errors) AS set_errors,
+            quantilesTDigestMergeState(0.5, 0.95, 0.99)(Latency) AS set_latency,
+            min(FirstSeen) AS set_first,
+            max(LastSeen) AS set_last
+        FROM (
+            SELECT ChainIds, Source, Target, ConnectionType, TargetType,
+                   Calls, Errors, Latency, FirstSeen, LastSeen
+            FROM {{edge_hour}}
+            WHERE Catalog = {catalog:UInt64}
+              AND Hour >= toDateTime({hour_start:Int64})
+              AND Hour < toDateTime({hour_end:Int64})
+            UNION ALL
+            SELECT ChainIds, Source, Target, ConnectionType, TargetType,
+                   Calls, Errors, Latency, FirstSeen, LastSeen
+            FROM {{edge_minute}}
+            WHERE Catalog = {catalog:UInt64}
+              AND ((Minute >= toDateTime({minute_head_start:Int64})
+                    AND Minute < toDateTime({minute_head_end:Int64}))
+                   OR (Minute >= toDateTime({minute_tail_start:Int64})
+                       AND Minute < toDateTime({minute_tail_end:Int64})))
+        )
+        GROUP BY chains, source, target, connection_type, target_type
+    )
+    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c), arrayPushFront(chains, '')) AS chain
     UNION ALL
     SELECT
         chain,

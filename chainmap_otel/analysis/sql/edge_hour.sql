@@ -1,0 +1,26 @@
+-- One slice of the hourly edge rollup: chainmap_edge_minute's rows of the whole hours
+-- [{start}, {end}) merged per hour (UTC) into chainmap_edge_hour, keeping every key column:
+-- counts summed, t-digest states merged (-MergeState keeps a state), first/last seen min/max.
+-- Bound: {catalog:UInt64}, {start:Int64} / {end:Int64} (Unix seconds, whole hours).
+INSERT INTO {{db}}.chainmap_edge_hour
+    (Catalog, Hour, Source, Target, ConnectionType, TargetType, ChainIds,
+     Calls, Errors, Latency, FirstSeen, LastSeen)
+SELECT
+    Catalog,
+    toDateTime(intDiv(toUnixTimestamp(Minute), 3600) * 3600) AS hour,
+    Source,
+    Target,
+    ConnectionType,
+    TargetType,
+    ChainIds,
+    sum(Calls),
+    sum(Errors),
+    quantilesTDigestMergeState(0.5, 0.95, 0.99)(Latency),
+    min(FirstSeen),
+    max(LastSeen)
+FROM {{db}}.chainmap_edge_minute
+WHERE Catalog = {catalog:UInt64}
+  AND Minute >= toDateTime({start:Int64})
+  AND Minute < toDateTime({end:Int64})
+GROUP BY Catalog, hour, Source, Target, ConnectionType, TargetType, ChainIds
+SETTINGS insert_distributed_sync = 1
