@@ -12,15 +12,18 @@ spread evenly over the last 7 days: four trace shapes of the trading platform, t
 otel_traces`` measured in the same run; spans analysed per second use the spans the
 query's window covers.
 
-Topology reads chainmap's edge rollup (``chainmap_otel.analysis.rollup``) for the minutes it
-covers and pairs only the rest live. Building the rollup is ingest-side work, like a
+Topology reads chainmap's edge rollup (``chainmap_otel.analysis.rollup``): hour rows for the
+whole hours it covers, minute rows for the part-hours at the window's edges, and pairs only the
+rest live. Building the rollup is ingest-side work, like a
 materialized view's: it is timed separately (one backfill of everything generated, in spans
-rolled up per second), and so is topology paired entirely live, the cost without the rollup.
+rolled up per second), and so are topology from the minute level alone (the cost before the
+hour level) and topology paired entirely live, the cost without the rollup.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import sys
@@ -34,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
-from chainmap_otel.analysis.rollup import invalidate_edges, read_state, refresh_edges
+from chainmap_otel.analysis.rollup import HourState, invalidate_edges, read_state, refresh_edges
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.schema import apply_schema
@@ -193,12 +196,18 @@ def main() -> None:
             f"SELECT count() FROM {store.database}.otel_traces WHERE Timestamp < "
             "fromUnixTimestamp64Nano({w:Int64})", {"w": state.watermark_ns}).result_rows[0][0]
         rows = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_minute").result_rows[0][0]
-        print(f"edge rollup backfill: {rolled:,} spans in {refresh.slices} slices, {build:.1f} s "
-              f"({rolled / build:,.0f} spans/s, {build / scan:,.0f}x scan), {rows:,} rollup rows\n")
+        hours = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_hour").result_rows[0][0]
+        print(f"edge rollup backfill: {rolled:,} spans in {refresh.slices} slices "
+              f"(+{refresh.hour_slices} hour slices), {build:.1f} s "
+              f"({rolled / build:,.0f} spans/s, {build / scan:,.0f}x scan), "
+              f"{rows:,} minute rows, {hours:,} hour rows\n")
         wanted = [*catalog.ids, ""]
         results = [
             ("topology, all chains + all traffic (whole data)", total,
              lambda: topologies(store, catalog, everything)),
+            ("topology, minute rollup only as at schema 3 (whole data)", total,
+             lambda: edge_rows(store, catalog, everything, wanted,
+                               dataclasses.replace(read_state(store, catalog), hours=HourState()))),
             ("topology paired live, no rollup (whole data)", total,
              lambda: edge_rows(store, catalog, everything, wanted, None)),
             ("health, all chains, 1h", 0, lambda: health(store, catalog, end)),

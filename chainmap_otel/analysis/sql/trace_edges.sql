@@ -103,9 +103,13 @@ FROM (
             if(SpanAttributes['chain.ids'] != '',
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
                {{classify}}) AS chains
-        FROM {{db}}.otel_traces
-        WHERE ({{span_window}})
-          AND TraceId != ''
+        FROM (
+            -- Filtered in a subquery of its own: the expressions above are then computed
+            -- for the window's spans only, not for every row of the granules read.
+            SELECT * FROM {{db}}.otel_traces
+            WHERE ({{span_window}})
+              AND TraceId != ''
+        )
     )
     GROUP BY TraceId, pair_key
 )
