@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from chainmap_otel import track
-from chainmap_otel.demo.platform import peer_url
+from chainmap_otel.demo.platform import PeerClients, peer_url
 
 MODELS = ("ai-market-model", "ai-risk-model", "ai-sentiment-model")
 WEIGHTS = {"ai-market-model": 0.5, "ai-risk-model": 0.3, "ai-sentiment-model": 0.2}
@@ -33,25 +30,10 @@ class DecisionRequest(BaseModel):
     price: float | None = None
 
 
-class State:
-    http: httpx.AsyncClient | None = None
+CLIENTS = PeerClients("ai-orchestration")
 
 
-def http() -> httpx.AsyncClient:
-    if State.http is None:
-        raise RuntimeError("ai-orchestration is not started")
-    return State.http
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    State.http = httpx.AsyncClient(timeout=10.0)
-    yield
-    await State.http.aclose()
-    State.http = None
-
-
-app = FastAPI(title="ai-orchestration", lifespan=lifespan)
+app = FastAPI(title="ai-orchestration", lifespan=CLIENTS.lifespan)
 track.install_exception_handler(app)
 
 
@@ -62,7 +44,7 @@ async def health() -> dict[str, str]:
 
 async def _signal(model: str, request: DecisionRequest) -> float | None:
     features = [random.uniform(-1, 1) for _ in range(8)]
-    response = await http().post(
+    response = await CLIENTS.http.post(
         peer_url(model) + "/predict",
         json={"symbol": request.symbol, "price": request.price, "features": features},
     )
@@ -82,7 +64,7 @@ async def decide(request: DecisionRequest) -> dict[str, Any]:
             score = sum(WEIGHTS[m] * (s if s is not None else 0.0) for m, s in signals.items())
             action = "buy" if score > -0.1 else "sell"
         with track.stage("place_order", criticality="critical"):
-            response = await http().post(
+            response = await CLIENTS.http.post(
                 peer_url("trading-engine") + "/orders",
                 json={
                     "account": request.account,

@@ -13,18 +13,14 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-import requests
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from chainmap_otel import track
-from chainmap_otel.demo.platform import peer_url
+from chainmap_otel.demo.platform import PeerClients, peer_url
 
 
 class TickIn(BaseModel):
@@ -38,29 +34,10 @@ class TickIn(BaseModel):
 SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
 
 
-class State:
-    http: httpx.AsyncClient | None = None
-    session: requests.Session | None = None
+CLIENTS = PeerClients("data-bridge", peer="database-service", with_requests=True)
 
 
-def http() -> httpx.AsyncClient:
-    if State.http is None:
-        raise RuntimeError("data-bridge is not started")
-    return State.http
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    State.http = httpx.AsyncClient(base_url=peer_url("database-service"), timeout=10.0)
-    State.session = requests.Session()
-    yield
-    await State.http.aclose()
-    State.session.close()
-    State.http = None
-    State.session = None
-
-
-app = FastAPI(title="data-bridge", lifespan=lifespan)
+app = FastAPI(title="data-bridge", lifespan=CLIENTS.lifespan)
 track.install_exception_handler(app)
 
 
@@ -70,9 +47,7 @@ async def health() -> dict[str, str]:
 
 
 def _store_tick(tick: dict[str, Any]) -> None:
-    if State.session is None:
-        raise RuntimeError("data-bridge is not started")
-    response = State.session.post(peer_url("database-service") + "/ticks", json=tick, timeout=10)
+    response = CLIENTS.session.post(peer_url("database-service") + "/ticks", json=tick, timeout=10)
     response.raise_for_status()
 
 
@@ -97,7 +72,7 @@ async def ingest_tick(tick: TickIn) -> dict[str, Any]:
 
 @app.get("/market-data/{symbol}/latest")
 async def latest(symbol: str) -> dict[str, Any]:
-    response = await http().get(f"/prices/{symbol.upper()}")
+    response = await CLIENTS.http.get(f"/prices/{symbol.upper()}")
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
@@ -126,7 +101,7 @@ async def market_stream(websocket: WebSocket) -> None:
                         symbol = str(symbol).upper()
                         symbols.add(symbol)
                         SUBSCRIBERS[symbol].add(updates)
-                        snapshot = await http().get(f"/prices/{symbol}")
+                        snapshot = await CLIENTS.http.get(f"/prices/{symbol}")
                         await updates.put({"type": "snapshot", **snapshot.json()})
                 elif action == "ping":
                     await updates.put({"type": "pong"})

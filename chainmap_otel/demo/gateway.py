@@ -7,8 +7,6 @@ covers, which ``chainmap discover`` proposes as a new chain.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -18,7 +16,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from chainmap_otel import track
-from chainmap_otel.demo.platform import peer_url
+from chainmap_otel.demo.platform import PeerClients, peer_url
 
 
 class DecisionIn(BaseModel):
@@ -33,25 +31,10 @@ class OrderIn(BaseModel):
     quantity: float = 1.0
 
 
-class State:
-    http: httpx.AsyncClient | None = None
+CLIENTS = PeerClients("api-gateway", timeout=15.0)
 
 
-def http() -> httpx.AsyncClient:
-    if State.http is None:
-        raise RuntimeError("api-gateway is not started")
-    return State.http
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    State.http = httpx.AsyncClient(timeout=15.0)
-    yield
-    await State.http.aclose()
-    State.http = None
-
-
-app = FastAPI(title="api-gateway", lifespan=lifespan)
+app = FastAPI(title="api-gateway", lifespan=CLIENTS.lifespan)
 track.install_exception_handler(app)
 
 
@@ -70,13 +53,13 @@ async def health() -> dict[str, str]:
 
 @app.get("/api/v1/market/{symbol}")
 async def market(symbol: str) -> Any:
-    response = await http().get(peer_url("data-bridge") + f"/market-data/{symbol}/latest")
+    response = await CLIENTS.http.get(peer_url("data-bridge") + f"/market-data/{symbol}/latest")
     return _relay(response, "data-bridge")
 
 
 @app.post("/api/v1/trading/decision")
 async def trading_decision(request: DecisionIn) -> Any:
-    response = await http().post(
+    response = await CLIENTS.http.post(
         peer_url("ai-orchestration") + "/decisions", json=request.model_dump()
     )
     return _relay(response, "ai-orchestration")
@@ -94,5 +77,5 @@ async def place_order(request: OrderIn) -> Any:
 
 @app.get("/reports/pnl")
 async def pnl_report() -> Any:
-    response = await http().get(peer_url("database-service") + "/reports/pnl")
+    response = await CLIENTS.http.get(peer_url("database-service") + "/reports/pnl")
     return _relay(response, "database-service")

@@ -9,7 +9,13 @@ errors and a slow dependency without touching code.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+import httpx
+import requests
+from fastapi import FastAPI
 
 
 @dataclass(frozen=True)
@@ -114,3 +120,52 @@ def fault(name: str) -> float:
         return float(raw)
     except ValueError:
         return float(FAULT_DEFAULTS[name])
+
+
+class PeerClients:
+    """The outgoing HTTP clients a demo service holds for its lifetime.
+
+    An ``httpx.AsyncClient`` (based at ``peer``'s URL when given) and, with
+    ``with_requests``, a ``requests.Session``: both are instrumented, so the demo
+    shows edges made by either library. Pass :meth:`lifespan` to ``FastAPI``.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        peer: str | None = None,
+        timeout: float = 10.0,
+        with_requests: bool = False,
+    ) -> None:
+        self.service = service
+        self._peer = peer
+        self._timeout = timeout
+        self._with_requests = with_requests
+        self._http: httpx.AsyncClient | None = None
+        self._session: requests.Session | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError(f"{self.service} is not started")
+        return self._http
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            raise RuntimeError(f"{self.service} is not started")
+        return self._session
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        base_url = peer_url(self._peer) if self._peer else ""
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=self._timeout)
+        self._session = requests.Session() if self._with_requests else None
+        try:
+            yield
+        finally:
+            await self._http.aclose()
+            if self._session is not None:
+                self._session.close()
+            self._http = self._session = None

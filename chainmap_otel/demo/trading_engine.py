@@ -13,16 +13,13 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from chainmap_otel import track
-from chainmap_otel.demo.platform import ORDER_REJECT_RATE, fault, peer_url
+from chainmap_otel.demo.platform import ORDER_REJECT_RATE, PeerClients, fault
 
 
 class OrderRejectedError(RuntimeError):
@@ -42,25 +39,10 @@ class OrderRequest(BaseModel):
 SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
 
 
-class Clients:
-    http: httpx.AsyncClient | None = None
+CLIENTS = PeerClients("trading-engine", peer="database-service")
 
 
-def http() -> httpx.AsyncClient:
-    if Clients.http is None:
-        raise RuntimeError("trading-engine is not started")
-    return Clients.http
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    Clients.http = httpx.AsyncClient(base_url=peer_url("database-service"), timeout=10.0)
-    yield
-    await Clients.http.aclose()
-    Clients.http = None
-
-
-app = FastAPI(title="trading-engine", lifespan=lifespan)
+app = FastAPI(title="trading-engine", lifespan=CLIENTS.lifespan)
 track.install_exception_handler(app)
 
 
@@ -93,7 +75,7 @@ async def place_order(request: OrderRequest) -> dict[str, Any]:
             "status": "filled",
         }
         with track.stage("persist", criticality="high"):
-            response = await http().post("/orders", json=order)
+            response = await CLIENTS.http.post("/orders", json=order)
             response.raise_for_status()
     for subscriber in list(SUBSCRIBERS.get(request.account, ())):
         if not subscriber.full():
@@ -122,7 +104,9 @@ async def order_updates(websocket: WebSocket) -> None:
                     account = str(message.get("account", ""))
                     accounts.add(account)
                     SUBSCRIBERS[account].add(updates)
-                    snapshot = await http().get("/orders", params={"account": account, "limit": 5})
+                    snapshot = await CLIENTS.http.get(
+                        "/orders", params={"account": account, "limit": 5}
+                    )
                     await updates.put({"type": "snapshot", "orders": snapshot.json()})
                 elif action == "ping":
                     await updates.put({"type": "pong"})
