@@ -65,36 +65,207 @@ def _tag(ids: str, entry: str = "") -> dict[str, str]:
 # (index, parent index, service, name, kind, offset ms, duration ms, attributes, fails)
 SHAPES: list[list[tuple[int, int, str, str, str, float, float, str, int]]] = [
     [
-        (1, 0, "api-gateway", "POST /api/v1/trading/decision", "Server", 0, 300,
-         _attrs(http__route="/api/v1/trading/decision", http__request__method="POST", **_tag("B1", "B1")), 1),
-        (2, 1, "api-gateway", "POST", "Client", 5, 280, _attrs(server__address="ai-orchestration", **_tag("B1")), 0),
-        (3, 2, "ai-orchestration", "POST /decisions", "Server", 10, 260,
-         _attrs(http__route="/decisions", http__request__method="POST", **_tag("B1,A2", "A2")), 0),
-        (4, 3, "ai-orchestration", "POST", "Client", 20, 60, _attrs(server__address="ai-market-model", **_tag("B1,A2")), 0),
-        (5, 4, "ai-market-model", "POST /predict", "Server", 22, 55, _attrs(http__route="/predict", **_tag("B1,A2")), 0),
-        (6, 3, "ai-orchestration", "POST", "Client", 100, 150, _attrs(server__address="trading-engine", **_tag("B1,A2")), 0),
-        (7, 6, "trading-engine", "POST /orders", "Server", 105, 140,
-         _attrs(http__route="/orders", http__request__method="POST", **_tag("B1,A2,B3", "B3")), 1),
-        (8, 7, "trading-engine", "INSERT orders", "Client", 150, 60,
-         _attrs(db__system="postgresql", db__name="trading", **_tag("B1,A2,B3")), 1),
+        (
+            1,
+            0,
+            "api-gateway",
+            "POST /api/v1/trading/decision",
+            "Server",
+            0,
+            300,
+            _attrs(
+                http__route="/api/v1/trading/decision",
+                http__request__method="POST",
+                **_tag("B1", "B1"),
+            ),
+            1,
+        ),
+        (
+            2,
+            1,
+            "api-gateway",
+            "POST",
+            "Client",
+            5,
+            280,
+            _attrs(server__address="ai-orchestration", **_tag("B1")),
+            0,
+        ),
+        (
+            3,
+            2,
+            "ai-orchestration",
+            "POST /decisions",
+            "Server",
+            10,
+            260,
+            _attrs(http__route="/decisions", http__request__method="POST", **_tag("B1,A2", "A2")),
+            0,
+        ),
+        (
+            4,
+            3,
+            "ai-orchestration",
+            "POST",
+            "Client",
+            20,
+            60,
+            _attrs(server__address="ai-market-model", **_tag("B1,A2")),
+            0,
+        ),
+        (
+            5,
+            4,
+            "ai-market-model",
+            "POST /predict",
+            "Server",
+            22,
+            55,
+            _attrs(http__route="/predict", **_tag("B1,A2")),
+            0,
+        ),
+        (
+            6,
+            3,
+            "ai-orchestration",
+            "POST",
+            "Client",
+            100,
+            150,
+            _attrs(server__address="trading-engine", **_tag("B1,A2")),
+            0,
+        ),
+        (
+            7,
+            6,
+            "trading-engine",
+            "POST /orders",
+            "Server",
+            105,
+            140,
+            _attrs(http__route="/orders", http__request__method="POST", **_tag("B1,A2,B3", "B3")),
+            1,
+        ),
+        (
+            8,
+            7,
+            "trading-engine",
+            "INSERT orders",
+            "Client",
+            150,
+            60,
+            _attrs(db__system="postgresql", db__name="trading", **_tag("B1,A2,B3")),
+            1,
+        ),
     ],
     [
-        (1, 0, "data-bridge", "POST /market-data/ticks", "Server", 0, 40,
-         _attrs(http__route="/market-data/ticks", http__request__method="POST", **_tag("A1", "A1")), 1),
-        (2, 1, "data-bridge", "POST", "Client", 5, 30, _attrs(server__address="database-service", **_tag("A1")), 0),
-        (3, 2, "database-service", "POST /rows", "Server", 7, 25, _attrs(http__route="/rows", **_tag("A1")), 0),
-        (4, 3, "database-service", "INSERT ticks", "Client", 10, 15, _attrs(db__system="postgresql", **_tag("A1")), 1),
+        (
+            1,
+            0,
+            "data-bridge",
+            "POST /market-data/ticks",
+            "Server",
+            0,
+            40,
+            _attrs(
+                http__route="/market-data/ticks", http__request__method="POST", **_tag("A1", "A1")
+            ),
+            1,
+        ),
+        (
+            2,
+            1,
+            "data-bridge",
+            "POST",
+            "Client",
+            5,
+            30,
+            _attrs(server__address="database-service", **_tag("A1")),
+            0,
+        ),
+        (
+            3,
+            2,
+            "database-service",
+            "POST /rows",
+            "Server",
+            7,
+            25,
+            _attrs(http__route="/rows", **_tag("A1")),
+            0,
+        ),
+        (
+            4,
+            3,
+            "database-service",
+            "INSERT ticks",
+            "Client",
+            10,
+            15,
+            _attrs(db__system="postgresql", **_tag("A1")),
+            1,
+        ),
     ],
     [
-        (1, 0, "api-gateway", "GET /api/v1/portfolio", "Server", 0, 80,
-         _attrs(http__route="/api/v1/portfolio", http__request__method="GET", **_tag("B1", "B1")), 1),
-        (2, 1, "api-gateway", "GET", "Client", 5, 60, _attrs(server__address="data-bridge", **_tag("B1")), 0),
-        (3, 2, "data-bridge", "GET /prices", "Server", 8, 50, _attrs(http__route="/prices", **_tag("B1")), 1),
+        (
+            1,
+            0,
+            "api-gateway",
+            "GET /api/v1/portfolio",
+            "Server",
+            0,
+            80,
+            _attrs(
+                http__route="/api/v1/portfolio", http__request__method="GET", **_tag("B1", "B1")
+            ),
+            1,
+        ),
+        (
+            2,
+            1,
+            "api-gateway",
+            "GET",
+            "Client",
+            5,
+            60,
+            _attrs(server__address="data-bridge", **_tag("B1")),
+            0,
+        ),
+        (
+            3,
+            2,
+            "data-bridge",
+            "GET /prices",
+            "Server",
+            8,
+            50,
+            _attrs(http__route="/prices", **_tag("B1")),
+            1,
+        ),
     ],
     [
-        (1, 0, "reporting", "GET /reports/daily", "Server", 0, 500,
-         _attrs(http__route="/reports/daily", http__request__method="GET"), 1),
-        (2, 1, "reporting", "SELECT", "Client", 20, 450, _attrs(db__system="clickhouse", peer__service="warehouse"), 0),
+        (
+            1,
+            0,
+            "reporting",
+            "GET /reports/daily",
+            "Server",
+            0,
+            500,
+            _attrs(http__route="/reports/daily", http__request__method="GET"),
+            1,
+        ),
+        (
+            2,
+            1,
+            "reporting",
+            "SELECT",
+            "Client",
+            20,
+            450,
+            _attrs(db__system="clickhouse", peer__service="warehouse"),
+            0,
+        ),
     ],
 ]
 SPANS_PER_TRACE = sum(len(s) for s in SHAPES) / len(SHAPES)
@@ -143,9 +314,16 @@ def generate(store: TraceStore, spans: int, end_ns: int) -> int:
     batch = 250_000
     for first in range(0, traces, batch):
         count = min(batch, traces - first)
-        store.command(INSERT_SQL.format(
-            db=store.database, start=end_ns - WEEK_NS, spacing=WEEK_NS // traces,
-            first=first, count=count, shapes=shapes))
+        store.command(
+            INSERT_SQL.format(
+                db=store.database,
+                start=end_ns - WEEK_NS,
+                spacing=WEEK_NS // traces,
+                first=first,
+                count=count,
+                shapes=shapes,
+            )
+        )
         print(f"  generated {first + count:,} / {traces:,} traces", end="\r", flush=True)
     print()
     return int(store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0])
@@ -161,10 +339,14 @@ def timed(repeat: int, run: Callable[[], Any]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--path", help="chDB data directory (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--path", help="chDB data directory (default: a temporary one, removed after)"
+    )
     args = parser.parse_args()
     path = args.path or tempfile.mkdtemp(prefix="chainmap-bench-")
     catalog = load_catalog(CHAINS_FILE)
@@ -175,18 +357,23 @@ def main() -> None:
         if store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0] == 0:
             started = time.perf_counter()
             total = generate(store, args.spans, end_ns)
-            print(f"inserted {total:,} spans in {time.perf_counter() - started:.1f} s (with the materialized views)")
+            print(
+                f"inserted {total:,} spans in {time.perf_counter() - started:.1f} s (with the materialized views)"
+            )
         store.command(f"OPTIMIZE TABLE {store.database}.chainmap_chain_minute FINAL")
         total, first_ns, last_ns = store.query(
             f"SELECT count(), toUnixTimestamp64Nano(min(Timestamp)), toUnixTimestamp64Nano(max(Timestamp)) "
-            f"FROM {store.database}.otel_traces").result_rows[0]
+            f"FROM {store.database}.otel_traces"
+        ).result_rows[0]
         everything = TimeWindow(int(first_ns), int(last_ns) + 1)
         end = TimeWindow(int(last_ns) + 1 - 3600 * 10**9, int(last_ns) + 1)
         week = TimeWindow(int(last_ns) + 1 - WEEK_NS, int(last_ns) + 1)
         scan_sql = f"SELECT count(), sum(Duration) FROM {store.database}.otel_traces"
         scan = timed(args.repeat, lambda: store.query(scan_sql))
-        print(f"\n{total:,} spans; full scan `count(), sum(Duration)`: {scan * 1000:.1f} ms "
-              f"({total / scan:,.0f} spans/s)\n")
+        print(
+            f"\n{total:,} spans; full scan `count(), sum(Duration)`: {scan * 1000:.1f} ms "
+            f"({total / scan:,.0f} spans/s)\n"
+        )
         invalidate_edges(store, catalog)
         started = time.perf_counter()
         refresh = refresh_edges(store, catalog)
@@ -194,28 +381,55 @@ def main() -> None:
         state = read_state(store, catalog)
         rolled = store.query(
             f"SELECT count() FROM {store.database}.otel_traces WHERE Timestamp < "
-            "fromUnixTimestamp64Nano({w:Int64})", {"w": state.watermark_ns}).result_rows[0][0]
-        rows = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_minute").result_rows[0][0]
-        hours = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_hour").result_rows[0][0]
-        print(f"edge rollup backfill: {rolled:,} spans in {refresh.slices} slices "
-              f"(+{refresh.hour_slices} hour slices), {build:.1f} s "
-              f"({rolled / build:,.0f} spans/s, {build / scan:,.0f}x scan), "
-              f"{rows:,} minute rows, {hours:,} hour rows\n")
+            "fromUnixTimestamp64Nano({w:Int64})",
+            {"w": state.watermark_ns},
+        ).result_rows[0][0]
+        rows = store.query(
+            f"SELECT count() FROM {store.database}.chainmap_edge_minute"
+        ).result_rows[0][0]
+        hours = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_hour").result_rows[
+            0
+        ][0]
+        print(
+            f"edge rollup backfill: {rolled:,} spans in {refresh.slices} slices "
+            f"(+{refresh.hour_slices} hour slices), {build:.1f} s "
+            f"({rolled / build:,.0f} spans/s, {build / scan:,.0f}x scan), "
+            f"{rows:,} minute rows, {hours:,} hour rows\n"
+        )
         wanted = [*catalog.ids, ""]
         results = [
-            ("topology, all chains + all traffic (whole data)", total,
-             lambda: topologies(store, catalog, everything)),
-            ("topology, minute rollup only as at schema 3 (whole data)", total,
-             lambda: edge_rows(store, catalog, everything, wanted,
-                               dataclasses.replace(read_state(store, catalog), hours=HourState()))),
-            ("topology paired live, no rollup (whole data)", total,
-             lambda: edge_rows(store, catalog, everything, wanted, None)),
+            (
+                "topology, all chains + all traffic (whole data)",
+                total,
+                lambda: topologies(store, catalog, everything),
+            ),
+            (
+                "topology, minute rollup only as at schema 3 (whole data)",
+                total,
+                lambda: edge_rows(
+                    store,
+                    catalog,
+                    everything,
+                    wanted,
+                    dataclasses.replace(read_state(store, catalog), hours=HourState()),
+                ),
+            ),
+            (
+                "topology paired live, no rollup (whole data)",
+                total,
+                lambda: edge_rows(store, catalog, everything, wanted, None),
+            ),
             ("health, all chains, 1h", 0, lambda: health(store, catalog, end)),
             ("health, all chains, 7d", 0, lambda: health(store, catalog, week)),
         ]
         for chain_id in ("B3", "A1"):
-            results.append((f"critical-path aggregate {chain_id} (whole data, cap 2000)", total,
-                            lambda c=chain_id: chain_critical_path(store, catalog, c, everything)))
+            results.append(
+                (
+                    f"critical-path aggregate {chain_id} (whole data, cap 2000)",
+                    total,
+                    lambda c=chain_id: chain_critical_path(store, catalog, c, everything),
+                )
+            )
         print(f"{'query':58} {'ms':>9} {'x scan':>8} {'spans/s':>14}")
         for name, spans, run in results:
             seconds = timed(args.repeat, run)

@@ -135,6 +135,14 @@ SETTINGS insert_distributed_sync = 1"""
 _FIRST_SPAN_SQL = """SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
 FROM {db}.otel_traces
 WHERE Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''"""
+_NEXT_SPAN_SQL = """SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
+FROM {db}.otel_traces
+WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''"""
+_NEXT_MINUTE_SQL = """SELECT count(), toUnixTimestamp(min(Minute)) * 1000000000
+FROM {db}.chainmap_edge_minute
+WHERE Catalog = {{catalog:UInt64}}
+  AND Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
 _DELETE_SQL = """ALTER TABLE {db}.{table}{local} {on_cluster}
 DELETE WHERE Catalog = {{catalog:UInt64}}
     AND {column} >= toDateTime({{start:Int64}}) AND {column} < toDateTime({{end:Int64}})
@@ -325,6 +333,15 @@ def refresh_edges(
             if stop is not None and stop.is_set():
                 break
             end = min(until, (start // slice_ns + 1) * slice_ns)
+            following = _next_span_ns(store, start, end)
+            if following is None:
+                # No trace starts in this slice (an idle night, a store with a few old
+                # spans): nothing to pair, so jump to the next span instead of pairing
+                # every empty hour since the oldest one.
+                following = _next_span_ns(store, end, until)
+                start = until if following is None else max(end, floor_minute(following))
+                _write_state(store, state.catalog, since, start, start)
+                continue
             run_slice(since, start, end)
             report.slices += 1
             start = end
@@ -369,6 +386,11 @@ def _refresh_hours(
         if stop is not None and stop.is_set():
             break
         end = min(until, (start // slice_ns + 1) * slice_ns)
+        if _next_minute_row_ns(store, state.catalog, start, end) is None:
+            following = _next_minute_row_ns(store, state.catalog, end, until)
+            start = until if following is None else max(end, floor_hour(following))
+            _write_state(store, state.catalog, since, start, start, HOUR_ROLLUP)
+            continue
         run_slice(since, start, end)
         report.hour_slices += 1
         start = end
@@ -513,6 +535,24 @@ def _delete_rows(store: TraceStore, table: str, catalog: int, start_ns: int, end
         _DELETE_SQL.format(db=store.database, table=table, column=column, **_cluster_parts()),
         {"catalog": catalog, "start": start_ns // _NS, "end": end_ns // _NS},
     )
+
+
+def _next_span_ns(store: TraceStore, start_ns: int, until_ns: int) -> int | None:
+    """Start of the first span in ``[start, until)``: empty stretches are skipped, not paired."""
+    count, first = store.query(
+        _NEXT_SPAN_SQL.format(db=store.database), {"start": start_ns, "until": until_ns}
+    ).result_rows[0]
+    return int(first) if count else None
+
+
+def _next_minute_row_ns(
+    store: TraceStore, catalog: int, start_ns: int, until_ns: int
+) -> int | None:
+    count, first = store.query(
+        _NEXT_MINUTE_SQL.format(db=store.database),
+        {"catalog": catalog, "start": start_ns // _NS, "end": until_ns // _NS},
+    ).result_rows[0]
+    return int(first) if count else None
 
 
 def _first_span_ns(store: TraceStore, until_ns: int) -> int | None:

@@ -168,7 +168,16 @@ def run_server(
             receiver.start()
         app = create_app(store, writer=writer, max_body_bytes=limit, chains=catalog)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=http_port, log_level=log_level, lifespan="on")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=http_port,
+                log_level=log_level,
+                lifespan="on",
+                # A long analysis request must not hold a Ctrl-C hostage: after this, open
+                # connections are dropped and the queued spans are still written.
+                timeout_graceful_shutdown=10,
+            )
         )
         if on_ready is not None:
             _notify_when_started(server, host, receiver, on_ready)

@@ -337,3 +337,22 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
     assert_hours_sum_minutes(store, state)
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
+
+
+def test_years_of_empty_time_are_skipped_not_paired(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    # One span from years ago (an OTLP example file ingested by hand) and today's traffic:
+    # the rollup must jump the empty years instead of pairing tens of thousands of hours.
+    years_ago = now_ns - 6 * 365 * 24 * HOUR
+    insert_spans(store, load_fixture("client_server_pair")["spans"], years_ago)
+    load("nested_chains")
+    until = now_ns + 3 * MINUTE
+    report = rollup.refresh_edges(store, catalog, until_ns=until)
+    assert report.slices <= 4 and report.hour_slices <= 4
+    assert report.state.watermark_ns == rollup.floor_minute(until)
+    assert rollup.read_state(store, catalog).watermark_ns == rollup.floor_minute(until)
+    window = TimeWindow(rollup.floor_minute(now_ns) - 5 * MINUTE, rollup.floor_minute(until))
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
+    assert comparable(rolled) == comparable(live)
