@@ -148,7 +148,10 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="headless Chromium is not installed (Debian package chromium; .ci/run installs it)",
+)
 def test_chain_page_in_headless_chromium(client: httpx.Client, tmp_path: Path) -> None:
     browser = _chromium()
     assert browser is not None
@@ -158,10 +161,15 @@ def test_chain_page_in_headless_chromium(client: httpx.Client, tmp_path: Path) -
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             f"--user-data-dir={tmp_path}",
             "--virtual-time-budget=3000",
             "--dump-dom",
-            f"{client.base_url}chains/B3",
+            str(client.base_url.join("/chains/B3")),
         ],
         capture_output=True,
         text=True,
