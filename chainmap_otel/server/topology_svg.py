@@ -26,7 +26,7 @@ NODE_COLOURS = {
     "user": "#2e8b57",
 }
 NODE_W, NODE_H = 168, 44
-COL_GAP, ROW_GAP = 150, 36
+COL_GAP, ROW_GAP = 190, 36
 MARGIN = 24
 _SWEEPS = 4
 
@@ -98,7 +98,8 @@ def _edge_label(data: dict[str, object]) -> str:
     parts = [f"{data.get('calls', 0)} calls"]
     if data.get("errors"):
         parts.append(f"{data['errors']} err")
-    parts.append(f"p95 {data.get('p95_ms', 0):g} ms")
+    p95 = float(data.get("p95_ms", 0) or 0)  # type: ignore[arg-type]
+    parts.append(f"p95 {p95:.0f} ms" if p95 >= 10 else f"p95 {p95:.1f} ms")
     return " · ".join(parts)
 
 
@@ -132,12 +133,14 @@ def topology_svg(topo: Topology, title: str = "") -> str:
             sx, sy, tx, ty = x1 + NODE_W / 2, y1, x2 - NODE_W / 2, y2
             bend = (tx - sx) / 2
             path = f"M{sx:.1f},{sy:.1f} C{sx + bend:.1f},{sy:.1f} {tx - bend:.1f},{ty:.1f} {tx:.1f},{ty:.1f}"
-            lx, ly = (sx + tx) / 2, (sy + ty) / 2 - 6
+            # Labels sit just before the target box: a fan-out's labels then stack
+            # with their targets instead of piling up in the middle.
+            lx, ly, anchor = tx - 10, ty - 7, "end"
         else:  # same layer (cycle) or backwards: loop below the boxes
             sx, sy, tx, ty = x1, y1 + NODE_H / 2, x2, y2 + NODE_H / 2
             drop = NODE_H + ROW_GAP / 2
             path = f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + drop:.1f} {tx:.1f},{ty + drop:.1f} {tx:.1f},{ty:.1f}"
-            lx, ly = (sx + tx) / 2, max(sy, ty) + drop * 0.75
+            lx, ly, anchor = (sx + tx) / 2, max(sy, ty) + drop * 0.75, "middle"
         tip = escape(
             f"{source} -> {target}: {_edge_label(data)}"
             + (f" ({data['connection_type']})" if data.get("connection_type") else "")
@@ -146,7 +149,7 @@ def topology_svg(topo: Topology, title: str = "") -> str:
             f'<g class="edge{failed}{dashed}" data-source="{escape(source)}" '
             f'data-target="{escape(target)}"><title>{tip}</title>'
             f'<path d="{path}" marker-end="url(#arrow)"/>'
-            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle">{escape(_edge_label(data))}</text></g>'
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">{escape(_edge_label(data))}</text></g>'
         )
     for node, data in graph.nodes(data=True):
         x, y = pos[node]
