@@ -1,23 +1,32 @@
 """Per-span and per-request cost of ChainSpanProcessor, against baselines in the same run.
 
-    python benchmarks/processor_overhead.py [--spans 50000] [--requests 3000] [--rounds 7]
+    python benchmarks/processor_overhead.py [--spans 20000] [--requests 1000] [--rounds 21]
 
 (i)   a child span inheriting a chain from its parent, and
 (ii)  an entry span classified against a generated catalog of 200 chains over 50 services,
 each versus a reference processor that sets the same number of constant attributes;
 (iii) one FastAPI endpoint under the OTel FastAPI instrumentation with versus without
-the chain processor (in-process ASGI calls, so only CPU cost is compared).
+the chain processor (in-process ASGI calls: the instrumented app's CPU cost alone), and
+(iv) the same endpoint served by uvicorn under ``opentelemetry-instrument`` as deployed,
+chainmap's distro and configurator versus the stock ones (server CPU time per request).
 Times are process CPU time, so other work on the machine disturbs them less.
-Rounds alternate between the two sides and the median is reported.
+Rounds alternate between the two sides; ratios are medians of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.context import Context
@@ -101,6 +110,20 @@ def time_entries(tp: TracerProvider, n: int) -> float:
     return (time.process_time() - start) / n
 
 
+def paired(chain: list[float], reference: list[float]) -> tuple[float, float, float]:
+    """Medians in microseconds and the median of the per-round ratios.
+
+    Each round measures both sides back to back, so a ratio per round cancels the
+    machine's slow drifts (other load, frequency changes) that medians alone keep.
+    """
+    ratios = [c / r for c, r in zip(chain, reference, strict=True)]
+    return (
+        statistics.median(chain) * 1e6,
+        statistics.median(reference) * 1e6,
+        statistics.median(ratios),
+    )
+
+
 def compare(
     label: str,
     measure: Callable[[TracerProvider, int], float],
@@ -115,9 +138,9 @@ def compare(
     for _ in range(rounds):
         ref_times.append(measure(ref_tp, n))
         chain_times.append(measure(chain_tp, n))
-    chain_us, ref_us = statistics.median(chain_times) * 1e6, statistics.median(ref_times) * 1e6
+    chain_us, ref_us, ratio = paired(chain_times, ref_times)
     print(
-        f"{label:<46} chain {chain_us:7.2f} us/span   reference {ref_us:7.2f} us/span   ratio {chain_us / ref_us:5.3f}"
+        f"{label:<46} chain {chain_us:7.2f} us/span   reference {ref_us:7.2f} us/span   ratio {ratio:5.3f}"
     )
     return chain_us, ref_us
 
@@ -149,19 +172,119 @@ def request_overhead(requests: int, rounds: int) -> tuple[float, float]:
                 assert response.status_code == 200
             return (time.process_time() - start) / n
 
-    async def run() -> tuple[float, float]:
+    async def run() -> tuple[float, float, float]:
         await drive(plain, requests // 10)
         await drive(chained, requests // 10)
         plain_t, chain_t = [], []
         for _ in range(rounds):
             plain_t.append(await drive(plain, requests))
             chain_t.append(await drive(chained, requests))
-        return statistics.median(chain_t) * 1e6, statistics.median(plain_t) * 1e6
+        return paired(chain_t, plain_t)
 
-    chain_us, plain_us = asyncio.run(run())
+    chain_us, plain_us, ratio = asyncio.run(run())
     print(
         f"{'(iii) FastAPI request, OTel instrumented':<46} chain {chain_us:7.1f} us/req    without "
-        f"{plain_us:7.1f} us/req    overhead {100 * (chain_us / plain_us - 1):+.2f} %"
+        f"{plain_us:7.1f} us/req    overhead {100 * (ratio - 1):+.2f} %"
+    )
+    return chain_us, plain_us
+
+
+SERVICE_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/api/v1/r042/items")
+async def items() -> dict[str, int]:
+    return {"items": 3}
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def served_overhead(requests: int, rounds: int) -> tuple[float, float]:
+    """The same endpoint served by uvicorn under ``opentelemetry-instrument``, as deployed:
+    chainmap's distro and configurator with the 200-chain catalog versus the stock ones.
+    Measures the server process's CPU time per request (keep-alive client on loopback)."""
+    import httpx
+
+    bin_dir = Path(sys.executable).parent
+    work = Path(tempfile.mkdtemp(prefix="chainmap-bench-"))
+    (work / "bench_app.py").write_text(SERVICE_APP)
+    (work / "chains.yaml").write_text(generated_catalog())
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CHAINMAP_"))}
+    base_env.update(
+        OTEL_SERVICE_NAME="svc-42",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    variants = {
+        "chain": {
+            "OTEL_PYTHON_DISTRO": "chainmap",
+            "OTEL_PYTHON_CONFIGURATOR": "chainmap",
+            "CHAINMAP_CHAINS_FILE": str(work / "chains.yaml"),
+        },
+        "without": {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"},
+    }
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name, extra in variants.items():
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            command = [
+                str(bin_dir / "opentelemetry-instrument"),
+                str(bin_dir / "uvicorn"),
+                "bench_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
+            process = subprocess.Popen(command, cwd=work, env={**base_env, **extra})
+            servers[name] = (process, f"http://127.0.0.1:{port}")
+        clients = {name: httpx.Client(base_url=url) for name, (_, url) in servers.items()}
+        for name, client in clients.items():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/api/v1/r042/items").raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the {name} server did not start") from None
+                    time.sleep(0.2)
+
+        def drive(name: str, n: int) -> float:
+            process, _ = servers[name]
+            client = clients[name]
+            before = _cpu_seconds(process.pid)
+            for _ in range(n):
+                client.get("/api/v1/r042/items")
+            return (_cpu_seconds(process.pid) - before) / n
+
+        drive("chain", requests // 5)
+        drive("without", requests // 5)
+        chain_t, plain_t = [], []
+        for _ in range(rounds):
+            plain_t.append(drive("without", requests))
+            chain_t.append(drive("chain", requests))
+        for client in clients.values():
+            client.close()
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    chain_us, plain_us, ratio = paired(chain_t, plain_t)
+    print(
+        f"{'(iv) same endpoint served by uvicorn':<46} chain {chain_us:7.1f} us/req    without "
+        f"{plain_us:7.1f} us/req    overhead {100 * (ratio - 1):+.2f} %"
     )
     return chain_us, plain_us
 
@@ -170,9 +293,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--spans", type=int, default=50_000)
-    parser.add_argument("--requests", type=int, default=3_000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--spans", type=int, default=20_000, help="spans per side and round")
+    parser.add_argument("--requests", type=int, default=1_000, help="requests per side and round")
+    parser.add_argument("--rounds", type=int, default=21)
     args = parser.parse_args()
     print(
         f"catalog: {len(CATALOG)} chains over 50 services; {args.spans} spans x {args.rounds} rounds"
@@ -192,6 +315,7 @@ def main() -> None:
         args.rounds,
     )
     request_overhead(args.requests, args.rounds)
+    served_overhead(args.requests, args.rounds)
 
 
 if __name__ == "__main__":

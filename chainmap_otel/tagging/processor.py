@@ -3,7 +3,7 @@
 The stack is inherited from the local parent span's ``chain.ids`` attribute, or
 for a remote (or missing) parent from the ``chain.ids`` baggage entry. Then the
 span's own (service, kind) rules may push further chains. Per span this is a
-few dict lookups and one ``set_attributes`` call; nothing here raises into the
+few dict lookups and one attribute update; nothing here raises into the
 application or blocks.
 """
 
@@ -17,7 +17,6 @@ from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH, active_catalog, parse_stack
@@ -40,11 +39,38 @@ _EMPTY = KindRules(())
 
 
 def _attributes_of(span: object) -> Mapping[str, Any] | None:
-    # The SDK span's own attribute mapping: ``.attributes`` would copy it into a proxy per call.
+    # The SDK span's attributes as a plain dict: ``.attributes`` would copy them into a proxy
+    # per call, and BoundedAttributes.get() raises and catches KeyError for every missing key.
     attributes = getattr(span, "_attributes", None)
     if attributes is None:
         attributes = getattr(span, "attributes", None)
-    return attributes  # type: ignore[no-any-return]
+    return getattr(attributes, "_dict", attributes)  # type: ignore[no-any-return]
+
+
+def _set_chain_attributes(span: Span, attributes: dict[str, Any]) -> None:
+    """``span.set_attributes(attributes)``, without re-validating values known to be valid.
+
+    The chain attributes are short strings and a bool, checked once when their dict was
+    built; on a span still starting, within its attribute limits, they go straight into
+    its attribute dict (validating each value again is most of the per-span cost).
+    Anything else takes the SDK's own path.
+    """
+    bounded: Any = getattr(span, "_attributes", None)
+    target = getattr(bounded, "_dict", None)
+    if (
+        type(target) is dict
+        and bounded._immutable is False
+        and getattr(span, "_end_time", 0) is None
+        and (bounded.maxlen is None or len(target) + len(attributes) <= bounded.maxlen)
+        and (bounded.max_value_len is None or _longest(attributes) <= bounded.max_value_len)
+    ):
+        target.update(attributes)
+    else:
+        span.set_attributes(attributes)
+
+
+def _longest(attributes: dict[str, Any]) -> int:
+    return max((len(v) for v in attributes.values() if isinstance(v, str)), default=0)
 
 
 class ChainSpanProcessor(SpanProcessor):
@@ -58,7 +84,7 @@ class ChainSpanProcessor(SpanProcessor):
         self.catalog = catalog if catalog is not None else active_catalog()
         self._classifier = Classifier(self.catalog)
         self._known = frozenset(self.catalog.ids)
-        self._rules_by_resource: dict[int, tuple[Resource, dict[SpanKind, KindRules]]] = {}
+        self._rules_by_resource: dict[int, tuple[Resource, tuple[KindRules | None, ...]]] = {}
         self._stacks: dict[str, tuple[str, ...]] = {}
         self._attrs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
         self._inherit_attrs: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -87,14 +113,14 @@ class ChainSpanProcessor(SpanProcessor):
 
     # -- tagging -----------------------------------------------------------------------
 
-    def _rules(self, resource: Resource) -> dict[SpanKind, KindRules]:
+    def _rules(self, resource: Resource) -> tuple[KindRules | None, ...]:
+        """Rules per span kind, indexed by ``SpanKind`` value (None where no rule applies)."""
         service = resource.attributes.get("service.name")
         by_name = self._classifier.rules_for_service(str(service)) if service is not None else {}
-        rules = {
-            kind: by_name[name]
-            for kind, name in KIND_NAMES.items()
-            if by_name.get(name, _EMPTY).rules
-        }
+        rules = tuple(
+            by_name[KIND_NAMES[kind]] if by_name.get(KIND_NAMES[kind], _EMPTY).rules else None
+            for kind in sorted(KIND_NAMES, key=lambda k: k.value)
+        )
         if len(self._rules_by_resource) < _MAX_CACHE:
             # The resource is kept with its id so a recycled id can never alias another resource.
             self._rules_by_resource[id(resource)] = (resource, rules)
@@ -126,7 +152,8 @@ class ChainSpanProcessor(SpanProcessor):
         resource = span.resource
         entry = self._rules_by_resource.get(id(resource))
         by_kind = entry[1] if entry is not None and entry[0] is resource else self._rules(resource)
-        rules = by_kind.get(span.kind)
+        # Enum hashing is Python code; the member's value indexes a tuple instead.
+        rules = by_kind[span.kind._value_]
         attributes = _attributes_of(span)
         forced = attributes.get(ATTR_CHAIN_PUSH) if attributes else None
         if rules is None and forced is None:
@@ -137,13 +164,15 @@ class ChainSpanProcessor(SpanProcessor):
                     inherited = self._attributes_for(stack, ())
                     if len(self._inherit_attrs) < _MAX_CACHE:
                         self._inherit_attrs[stack] = inherited
-                span.set_attributes(inherited)
+                _set_chain_attributes(span, inherited)
             return
         matched = rules.match(span.name, attributes or {}) if rules is not None else ()
         if forced is None and not stack:
             # An entry span at the top of a request: cached per matched tuple.
             if matched:
-                span.set_attributes(self._attributes_for(matched[:MAX_STACK_DEPTH], matched))
+                _set_chain_attributes(
+                    span, self._attributes_for(matched[:MAX_STACK_DEPTH], matched)
+                )
             return
         new = [c for c in matched if c not in stack]
         if isinstance(forced, str):
@@ -153,7 +182,7 @@ class ChainSpanProcessor(SpanProcessor):
         pushed = tuple(new)
         stack = (stack + pushed)[:MAX_STACK_DEPTH]
         if stack:
-            span.set_attributes(self._attributes_for(stack, pushed))
+            _set_chain_attributes(span, self._attributes_for(stack, pushed))
 
     def _attributes_for(self, stack: tuple[str, ...], pushed: tuple[str, ...]) -> dict[str, Any]:
         key = (stack, pushed)
