@@ -213,3 +213,43 @@ def test_untagged_provider_without_chains_is_a_noop(
         pass
     assert not chain_attrs(exporter.get_finished_spans()[0])
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"max_span_attribute_length": 10}, {"chain.id": "B3", "chain.name": "Trade exec"}),
+        ({"max_span_attributes": 4}, {"chain.entry_ids": "B3"}),
+    ],
+    ids=["value-length-limit", "attribute-count-limit"],
+)
+def test_span_limits_are_honoured(
+    example_catalog: ChainCatalog,
+    exporter: InMemorySpanExporter,
+    limits: dict[str, int],
+    expected: dict[str, str],
+) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from chainmap_otel.tagging.processor import ChainSpanProcessor
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "trading-engine"}),
+        span_limits=SpanLimits(**limits),
+    )
+    provider.add_span_processor(ChainSpanProcessor(example_catalog))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span(
+        "POST /orders", kind=SpanKind.SERVER, attributes=NEW_HTTP
+    ):
+        pass
+    span = exporter.get_finished_spans()[0]
+    attributes = dict(span.attributes or {})
+    for key, value in expected.items():
+        assert attributes[key] == value
+    if "max_span_attributes" in limits:
+        assert len(attributes) == limits["max_span_attributes"]
+        assert span.dropped_attributes > 0
+    provider.shutdown()
