@@ -8,11 +8,11 @@ store), loads the chains (``--chains``, default ``CHAINMAP_CHAINS_FILE`` else th
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +20,10 @@ from chainmap_otel.cli.app import command, console, err_console, print_json, pri
 from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
+
+if TYPE_CHECKING:
+    from chainmap_otel.analysis.timewindow import TimeWindow
+    from chainmap_otel.storage.store import TraceStore
 
 
 class TopologyFormat(StrEnum):
@@ -88,6 +92,25 @@ def _window(since: str | None, until: str | None) -> Any:
     from chainmap_otel.analysis.timewindow import parse_window
 
     return parse_window(since, until)
+
+
+def _read_json(
+    store: str | None,
+    chains: Path | None,
+    since: str | None,
+    until: str | None,
+    format: ReadFormat,
+    compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Run one analysis; print it as JSON and return None with ``--format json``."""
+    catalog = load_chains(chains)
+    window = _window(since, until)
+    with opened_store(store) as trace_store:
+        result = compute(trace_store, catalog, window)
+    if format is ReadFormat.json:
+        print_json(result)
+        return None
+    return result
 
 
 @command("topology")
@@ -178,12 +201,15 @@ def critical_path_command(
             rows,
         )
         return
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store:
-        aggregate = chain_critical_path(trace_store, catalog, chain, window, sample_cap).to_json()
-    if format is ReadFormat.json:
-        print_json(aggregate)
+    aggregate = _read_json(
+        store,
+        chains,
+        since,
+        until,
+        format,
+        lambda s, c, w: chain_critical_path(s, c, chain, w, sample_cap).to_json(),
+    )
+    if aggregate is None:
         return
     for key, title in (("all", "all traces"), ("slowest_5pct", "slowest 5 %")):
         rows = [
@@ -209,12 +235,10 @@ def health_command(
     """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
     from chainmap_otel.analysis.health import health_json
 
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store:
-        result = health_json(trace_store, catalog, window, chain)
-    if format is ReadFormat.json:
-        print_json(result)
+    result = _read_json(
+        store, chains, since, until, format, lambda s, c, w: health_json(s, c, w, chain)
+    )
+    if result is None:
         return
     rows = []
     for h in result["chains"]:
@@ -229,7 +253,10 @@ def health_command(
                 h["p95_ms"],
                 h["p99_ms"],
                 f"{burns['1h']:.2f}x" if burns else "-",
-                h["reason"],
+                h["reason"].replace(
+                    "every burn rate is below its multi-window alert threshold",
+                    "burn rates below alert thresholds",
+                ),
             )
         )
     print_table(
@@ -251,12 +278,8 @@ def impact_command(
     """Chains that depend on NODE, directly or transitively, with their status."""
     from chainmap_otel.analysis.impact import impact
 
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store:
-        result = impact(trace_store, catalog, window, node)
-    if format is ReadFormat.json:
-        print_json(result)
+    result = _read_json(store, chains, since, until, format, lambda s, c, w: impact(s, c, w, node))
+    if result is None:
         return
     rows = [
         (c["chain_id"], c["criticality"], c["relation"], c["status"], " -> ".join(c["path"]))
@@ -282,13 +305,11 @@ def drift_command(
     """Observed edges versus each chain's expected edges: new and missing."""
     from chainmap_otel.analysis.drift import drift
 
-    catalog = load_chains(chains)
-    window = _window(since, until)
     lookback = _window(history, until)
-    with opened_store(store) as trace_store:
-        result = drift(trace_store, catalog, window, chain, lookback)
-    if format is ReadFormat.json:
-        print_json(result)
+    result = _read_json(
+        store, chains, since, until, format, lambda s, c, w: drift(s, c, w, chain, lookback)
+    )
+    if result is None:
         return
     rows = []
     for c in result["chains"]:
