@@ -33,6 +33,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/processor_overhead.py
 	$(BIN)/python benchmarks/export_throughput.py
+	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/analysis_scale.py
 
 clean:
