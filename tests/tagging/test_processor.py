@@ -253,3 +253,37 @@ def test_span_limits_are_honoured(
         assert len(attributes) == limits["max_span_attributes"]
         assert span.dropped_attributes > 0
     provider.shutdown()
+
+
+def test_rpc_messaging_and_attribute_matchers() -> None:
+    catalog = parse_catalog(
+        """\
+chains:
+  - id: R1
+    name: rpc
+    category: trading
+    entry: [{kind: server, rpc_service: orders.OrderService, rpc_method: {regex: "^Place"}}]
+  - id: M1
+    name: consume
+    category: data_flow
+    entry: [{kind: consumer, messaging_destination: "ticks.*"}]
+  - id: X1
+    name: attr
+    category: batch
+    entry: [{attributes: {tenant: {glob: "acme-*"}, dry_run: false}}]
+"""
+    )
+    classifier = Classifier(catalog)
+    rpc = {"rpc.service": "orders.OrderService", "rpc.method": "PlaceOrder"}
+    assert classifier.classify("svc", SpanKind.SERVER, "rpc", rpc) == ["R1"]
+    assert classifier.classify("svc", SpanKind.SERVER, "rpc", {**rpc, "rpc.method": "Cancel"}) == []
+    assert classifier.classify(
+        "svc", SpanKind.CONSUMER, "recv", {"messaging.destination.name": "ticks.AAPL"}
+    ) == ["M1"]
+    assert classifier.classify(
+        "svc", SpanKind.CONSUMER, "recv", {"messaging.destination": "ticks.MSFT"}
+    ) == ["M1"]
+    assert classifier.classify(
+        "svc", SpanKind.INTERNAL, "job", {"tenant": "acme-eu", "dry_run": False}
+    ) == ["X1"]
+    assert classifier.classify("svc", SpanKind.INTERNAL, "job", {"tenant": "acme-eu"}) == []
