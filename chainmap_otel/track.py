@@ -305,38 +305,34 @@ def stage(
     return SpanScope(name, attrs)
 
 
-def trading_decision(
-    decision_id: str, *, symbol: str | None = None, criticality: Criticality = "critical"
+def _business_span(
+    name: str, id_attribute: str, value: str, symbol: str | None, criticality: Criticality
 ) -> SpanScope:
-    """The span of one trading decision; its stages are :func:`stage` children."""
     return SpanScope(
-        "trading_decision",
+        name,
         _attrs(
             **{
-                ATTR_DECISION_ID: decision_id,
+                id_attribute: value,
                 ATTR_TRADING_SYMBOL: symbol,
-                ATTR_STAGE_NAME: "trading_decision",
+                ATTR_STAGE_NAME: name,
                 ATTR_STAGE_CRITICALITY: _criticality(criticality),
             }
         ),
     )
+
+
+def trading_decision(
+    decision_id: str, *, symbol: str | None = None, criticality: Criticality = "critical"
+) -> SpanScope:
+    """The span of one trading decision; its stages are :func:`stage` children."""
+    return _business_span("trading_decision", ATTR_DECISION_ID, decision_id, symbol, criticality)
 
 
 def order_execution(
     order_id: str, *, symbol: str | None = None, criticality: Criticality = "critical"
 ) -> SpanScope:
     """The span of one order's execution; its stages are :func:`stage` children."""
-    return SpanScope(
-        "order_execution",
-        _attrs(
-            **{
-                ATTR_ORDER_ID: order_id,
-                ATTR_TRADING_SYMBOL: symbol,
-                ATTR_STAGE_NAME: "order_execution",
-                ATTR_STAGE_CRITICALITY: _criticality(criticality),
-            }
-        ),
-    )
+    return _business_span("order_execution", ATTR_ORDER_ID, order_id, symbol, criticality)
 
 
 class MarketDataFlow(SpanScope):

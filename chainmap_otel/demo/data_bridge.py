@@ -9,18 +9,16 @@ traced with :func:`chainmap_otel.track.websocket_session`.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections import defaultdict
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from chainmap_otel import track
 from chainmap_otel.demo.platform import PeerClients, peer_url
+from chainmap_otel.demo.streams import Subscriptions
 
 
 class TickIn(BaseModel):
@@ -30,8 +28,7 @@ class TickIn(BaseModel):
     sent_at: float | None = None
 
 
-#: Queues of the WebSocket connections subscribed to each key (symbol or account).
-SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+STREAMS = Subscriptions(queue_size=500)
 
 
 CLIENTS = PeerClients("data-bridge", peer="database-service", with_requests=True)
@@ -62,11 +59,7 @@ async def ingest_tick(tick: TickIn) -> dict[str, Any]:
             "volume": max(tick.volume, 0.0),
         }
         await run_in_threadpool(_store_tick, normalised)
-    delivered = 0
-    for subscriber in list(SUBSCRIBERS.get(symbol, ())):
-        if not subscriber.full():
-            subscriber.put_nowait({"type": "tick", **normalised})
-            delivered += 1
+    delivered = STREAMS.publish(symbol, {"type": "tick", **normalised})
     return {"accepted": True, "delivered": delivered}
 
 
@@ -78,37 +71,17 @@ async def latest(symbol: str) -> dict[str, Any]:
     return result
 
 
-async def _forward(websocket: WebSocket, updates: asyncio.Queue[dict[str, Any]]) -> None:
-    while True:
-        await websocket.send_json(await updates.get())
+async def _snapshots(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for raw in message.get("symbols", []):
+        symbol = str(raw).upper()
+        snapshot = await CLIENTS.http.get(f"/prices/{symbol}")
+        found.append((symbol, {"type": "snapshot", **snapshot.json()}))
+    return found
 
 
 @app.websocket("/ws/market")
 async def market_stream(websocket: WebSocket) -> None:
     """Clients send ``{"action": "subscribe", "symbols": [...]}``; they get a snapshot per
     symbol, then every tick of those symbols; ``{"action": "ping"}`` gets a pong."""
-    await websocket.accept()
-    updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
-    symbols: set[str] = set()
-    forwarder = asyncio.create_task(_forward(websocket, updates))
-    try:
-        with track.websocket_session(uuid.uuid4().hex[:12]) as session:
-            while True:
-                message = await websocket.receive_json()
-                action = str(message.get("action", ""))
-                if action == "subscribe":
-                    for symbol in message.get("symbols", []):
-                        symbol = str(symbol).upper()
-                        symbols.add(symbol)
-                        SUBSCRIBERS[symbol].add(updates)
-                        snapshot = await CLIENTS.http.get(f"/prices/{symbol}")
-                        await updates.put({"type": "snapshot", **snapshot.json()})
-                elif action == "ping":
-                    await updates.put({"type": "pong"})
-                session.message_processed(action or "unknown")
-    except WebSocketDisconnect:
-        pass
-    finally:
-        forwarder.cancel()
-        for symbol in symbols:
-            SUBSCRIBERS[symbol].discard(updates)
+    await STREAMS.serve(websocket, _snapshots)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections import defaultdict
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 from pydantic import BaseModel
 
 from chainmap_otel import track
 from chainmap_otel.demo.platform import ORDER_REJECT_RATE, PeerClients, fault
+from chainmap_otel.demo.streams import Subscriptions
 
 
 class OrderRejectedError(RuntimeError):
@@ -35,8 +35,7 @@ class OrderRequest(BaseModel):
     order_id: str | None = None
 
 
-#: Queues of the WebSocket connections subscribed to each key (symbol or account).
-SUBSCRIBERS: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+STREAMS = Subscriptions(queue_size=100)
 
 
 CLIENTS = PeerClients("trading-engine", peer="database-service")
@@ -77,43 +76,17 @@ async def place_order(request: OrderRequest) -> dict[str, Any]:
         with track.stage("persist", criticality="high"):
             response = await CLIENTS.http.post("/orders", json=order)
             response.raise_for_status()
-    for subscriber in list(SUBSCRIBERS.get(request.account, ())):
-        if not subscriber.full():
-            subscriber.put_nowait({"type": "fill", **order})
+    STREAMS.publish(request.account, {"type": "fill", **order})
     return order
 
 
-async def _forward(websocket: WebSocket, updates: asyncio.Queue[dict[str, Any]]) -> None:
-    while True:
-        await websocket.send_json(await updates.get())
+async def _snapshots(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    account = str(message.get("account", ""))
+    snapshot = await CLIENTS.http.get("/orders", params={"account": account, "limit": 5})
+    return [(account, {"type": "snapshot", "orders": snapshot.json()})]
 
 
 @app.websocket("/ws/orders")
 async def order_updates(websocket: WebSocket) -> None:
     """Clients send ``{"action": "subscribe", "account": ...}`` and get a snapshot then fills."""
-    await websocket.accept()
-    updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
-    accounts: set[str] = set()
-    forwarder = asyncio.create_task(_forward(websocket, updates))
-    try:
-        with track.websocket_session(uuid.uuid4().hex[:12]) as session:
-            while True:
-                message = await websocket.receive_json()
-                action = str(message.get("action", ""))
-                if action == "subscribe":
-                    account = str(message.get("account", ""))
-                    accounts.add(account)
-                    SUBSCRIBERS[account].add(updates)
-                    snapshot = await CLIENTS.http.get(
-                        "/orders", params={"account": account, "limit": 5}
-                    )
-                    await updates.put({"type": "snapshot", "orders": snapshot.json()})
-                elif action == "ping":
-                    await updates.put({"type": "pong"})
-                session.message_processed(action or "unknown")
-    except WebSocketDisconnect:
-        pass
-    finally:
-        forwarder.cancel()
-        for account in accounts:
-            SUBSCRIBERS[account].discard(updates)
+    await STREAMS.serve(websocket, _snapshots)
