@@ -205,6 +205,18 @@ def chain_detail(
     }
 
 
+def _topology(
+    request: Request, chain_id: str | None, format: str, since: str | None, until: str | None
+) -> Response:
+    from chainmap_otel.analysis.topology import topology
+
+    _require_choice("format", format, TOPOLOGY_FORMATS)
+    window = parse_api_window(since, until)
+    with translated_errors():
+        topo = topology(_store(request), _catalog(request), window, chain_id)
+    return _topology_response(topo, format)
+
+
 def _topology_response(topo: Topology, format: str) -> Response:
     from chainmap_otel.analysis import render
 
@@ -236,13 +248,7 @@ def api_router() -> APIRouter:
     def all_topology(
         request: Request, format: str = "json", since: str | None = None, until: str | None = None
     ) -> Response:
-        from chainmap_otel.analysis.topology import topology
-
-        _require_choice("format", format, TOPOLOGY_FORMATS)
-        window = parse_api_window(since, until)
-        with translated_errors():
-            topo = topology(_store(request), _catalog(request), window, None)
-        return _topology_response(topo, format)
+        return _topology(request, None, format, since, until)
 
     @router.get("/health", summary="Health of every chain (the chainmap health JSON)")
     def all_health(
@@ -341,14 +347,8 @@ def api_router() -> APIRouter:
         since: str | None = None,
         until: str | None = None,
     ) -> Response:
-        from chainmap_otel.analysis.topology import topology
-
         _require_chain(_catalog(request), chain_id)
-        _require_choice("format", format, TOPOLOGY_FORMATS)
-        window = parse_api_window(since, until)
-        with translated_errors():
-            topo = topology(_store(request), _catalog(request), window, chain_id)
-        return _topology_response(topo, format)
+        return _topology(request, chain_id, format, since, until)
 
     @router.get("/{chain_id}/critical-path", summary="Where a chain's latency goes")
     def chain_critical(
