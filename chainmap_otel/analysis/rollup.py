@@ -85,6 +85,9 @@ REACH_SECONDS = 60
 SLICE_SECONDS = 3600
 #: Hour-level slice length: at most a day of minute rows merged per insert.
 HOUR_SLICE_SECONDS = 86400
+#: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
+#: rolled up under older semantics (2: per-edge chain scope and caller edges) are not read.
+PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
 #: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
@@ -119,7 +122,8 @@ NO_ROLLUP_SQL = (
 #: Stands in for trace_edges.sql when no part of a window is paired live (no rows).
 NO_LIVE_SQL = (
     "SELECT * FROM (SELECT '' AS TraceId, "
-    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))') AS edges, "
+    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), "
+    "UInt8))') AS edges, "
     "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
 )
 
@@ -232,7 +236,9 @@ def ceil_hour(ns: int) -> int:
 def catalog_fingerprint(catalog: ChainCatalog) -> int:
     """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules)."""
     classify, params = classify_expression(catalog)
-    text = json.dumps([classify, sorted(params.items())], default=str, sort_keys=True)
+    text = json.dumps(
+        [PAIRING_VERSION, classify, sorted(params.items())], default=str, sort_keys=True
+    )
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 

@@ -108,7 +108,9 @@ def test_chain_topology_json_mermaid_grafana_dot(client: httpx.Client) -> None:
     assert edges["trading-engine", "database-service"]["calls"] == chain_traffic.TRADES
     assert edges["database-service", "postgresql"]["connection_type"] == "database"
     types = {n["id"]: n["type"] for n in topo["nodes"]}
-    assert types["postgresql"] == "database" and types["user"] == "user"
+    assert types["postgresql"] == "database" and "user" not in types
+    # B3 enters at trading-engine: its caller is one node, nothing upstream of it.
+    assert types["caller:ai-orchestration"] == "caller" and "api-gateway" not in types
     assert topo["chain_id"] == "B3"
 
     mermaid = client.get(f"{API}/B3/topology", params={"format": "mermaid"})
