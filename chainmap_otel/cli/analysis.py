@@ -215,7 +215,7 @@ def critical_path_command(
             for o in aggregate[key]["operations"]
         ]
         print_table(
-            f"{chain}: critical-path share, {title} ({aggregate['traces']} traces)",
+            f"{chain}: critical-path share, {title} ({aggregate[key]['traces']} traces)",
             ("service", "operation", "share", "mean ms/trace"),
             rows,
         )
