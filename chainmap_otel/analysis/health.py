@@ -52,7 +52,9 @@ from typing import Any
 
 import numpy as np
 
+from chainmap_otel.analysis import entries
 from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression, require_chain
+from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
@@ -141,11 +143,33 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(database: str, classify: str) -> str:
+def entry_rows_sql(database: str, classify: str, inferred: bool = True) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
     ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, Latency,
     LatencyBuckets``. The one definition of what health counts, shared by every health query:
-    tagged entry rows, and untagged root rows classified by the rules."""
+    tagged entry rows, untagged root rows classified by the rules and, when ``inferred``
+    (schema 5), the inferred entries (:mod:`~chainmap_otel.analysis.entries`): rolled up
+    below ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
+    extra = ""
+    if inferred:
+        live = load_sql("inferred_entries", database)
+        extra = f"""
+    UNION ALL
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM {database}.chainmap_inferred_entry_minute
+    WHERE ChainId IN {{chains:Array(String)}}
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+      AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
+    UNION ALL
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM ({live})
+    WHERE ChainId IN {{chains:Array(String)}}
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
+    return _minute_rows(database, classify) + extra
+
+
+def _minute_rows(database: str, classify: str) -> str:
+    """Tagged entry rows and classified untagged root rows of ``chainmap_chain_minute``."""
     return f"""
     SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
@@ -158,25 +182,25 @@ def entry_rows_sql(database: str, classify: str) -> str:
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
 
 
-def _health_sql(database: str, classify: str, windows: Sequence[str]) -> str:
+def _health_sql(database: str, classify: str, windows: Sequence[str], inferred: bool) -> str:
     return f"""
 SELECT chain,
        sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
        sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, classify)}
+FROM ({entry_rows_sql(database, classify, inferred)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
 
 
-def _series_sql(database: str, classify: str) -> str:
+def _series_sql(database: str, classify: str, inferred: bool) -> str:
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
-FROM ({entry_rows_sql(database, classify)}
+FROM ({entry_rows_sql(database, classify, inferred)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
@@ -300,6 +324,9 @@ def health(
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
+    watermark = entries.fresh_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(max(watermark, scan_start * _NS), end_s * _NS)
     results: dict[str, dict[str, Any]] = {}
     by_slo_window: dict[int, list[ChainDefinition]] = {}
     for chain in chains:
@@ -313,7 +340,9 @@ def health(
     for slo_window, group in by_slo_window.items():
         bound[f"w{len(names) - 1}"] = (end_s - slo_window) // 60 * 60  # the "slo" column
         bound["chains"] = [c.id for c in group]
-        rows = store.query(_health_sql(store.database, classify, names), bound).result_rows
+        rows = store.query(
+            _health_sql(store.database, classify, names, watermark is not None), bound
+        ).result_rows
         found = {str(row[0]): row for row in rows}
         for chain in group:
             row = found.get(chain.id)
@@ -366,6 +395,9 @@ def chain_series(
     start = end - count * step
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
     bound = {**params, "chains": chains, "scan_start": start, "end": end, "step": step}
+    watermark = entries.fresh_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
     out: dict[str, dict[str, Any]] = {
         cid: {
             "start": TimeWindow(start * _NS, start * _NS).to_json()["since"],
@@ -379,7 +411,7 @@ def chain_series(
     if not chains:
         return out
     for chain, bucket, calls, errors, quantiles in store.query(
-        _series_sql(store.database, classify), bound
+        _series_sql(store.database, classify, watermark is not None), bound
     ).result_rows:
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:
