@@ -26,7 +26,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from chainmap_otel.storage.columns import TRACE_COLUMNS, attribute_text
 
-__all__ = ["FlatSpans", "rows_to_arrow", "spans_to_arrow", "stringify_values"]
+__all__ = [
+    "FlatSpans",
+    "from_ipc",
+    "rows_to_arrow",
+    "spans_to_arrow",
+    "stringify_values",
+    "to_ipc",
+]
 
 _STRING = pa.string()
 _OFFSETS = pa.int32()
@@ -410,3 +417,17 @@ _ROW_KINDS: tuple[str, ...] = (
     "strs",
     "maps",
 )
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    """The table as one Arrow IPC stream (the write-ahead log's record payload)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def from_ipc(payload: bytes) -> pa.Table:
+    """The table :func:`to_ipc` wrote."""
+    with pa.ipc.open_stream(pa.py_buffer(payload)) as stream:
+        return stream.read_all()

@@ -208,7 +208,7 @@ def test_spans_stored_before_install_are_backfilled_once(empty_store: TraceStore
     lines: list[str] = []
     report = apply_schema(empty_store, progress=lines.append)
     assert report.backfilled_spans == 6
-    assert report.applied_versions == [1, 2, 3, 4]
+    assert report.applied_versions == list(range(1, latest_version() + 1))
     assert any("copying 6 stored spans from 1 partitions" in line for line in lines)
     assert any("1/1, 6/6 spans" in line for line in lines)
     _check_both_forms_read_alike(empty_store)
