@@ -63,8 +63,8 @@ CHAINMAP_EXPORT_BUFFER_SPANS = EnvVar(
 CHAINMAP_EXPORT_LINGER_MS = EnvVar(
     "CHAINMAP_EXPORT_LINGER_MS",
     "1000",
-    "How long the ClickHouse exporter gathers small exports into one insert (0: every export "
-    "inserts before it returns). Flushed on force_flush/shutdown.",
+    "How long the ClickHouse exporter's worker gathers small exports into one insert (0: it "
+    "inserts each export at once). Flushed on force_flush/shutdown.",
 )
 CHAINMAP_EXPORT_BATCH_SPANS = EnvVar(
     "CHAINMAP_EXPORT_BATCH_SPANS",

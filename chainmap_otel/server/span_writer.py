@@ -249,11 +249,11 @@ class SpanWriter:
             self._closing = True
             self._cond.notify_all()
         if self._wal is not None:
-            self._inserter.stopping.set()
+            self._inserter.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():
-                self._inserter.stopping.set()
+                self._inserter.stop()
                 self._thread.join(5.0)
         left = self.stats().queued_spans
         if self._wal is not None:

@@ -100,7 +100,17 @@ class BatchInserter:
         self._max_partitions = max_partitions
         self._backoff = backoff_s
         self._max_backoff = max_backoff_s
+        self._wake = threading.Event()
         self.last_error = ""
+
+    def wake(self) -> None:
+        """Cut the current retry wait short (force_flush: try again now)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Give up waiting for an unreachable store: the batch being written is handed back."""
+        self.stopping.set()
+        self._wake.set()
 
     def write(
         self, table: pa.Table, token: str, senders: Sequence[tuple[int, str]] = ()
@@ -188,9 +198,15 @@ class BatchInserter:
                     delay,
                     error,
                 )
-                if self.stopping.wait(delay):
+                if self.stopping.is_set():
                     raise _Stopped from None
-                delay = min(delay * 2, self._max_backoff)
+                if self._wake.wait(delay):
+                    self._wake.clear()
+                    delay = self._backoff
+                else:
+                    delay = min(delay * 2, self._max_backoff)
+                if self.stopping.is_set():
+                    raise _Stopped from None
                 continue
             return error
 

@@ -29,7 +29,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.columns import attribute_text, span_kind_name, status_code_name
+from chainmap_otel.storage.columns import (
+    MAX_TIME_NANOS,
+    attribute_text,
+    span_kind_name,
+    status_code_name,
+)
 
 __all__ = [
     "DecodedSpans",
@@ -43,10 +48,6 @@ __all__ = [
 
 #: How many rejection reasons a batch keeps for its error message.
 MAX_REASONS = 5
-#: Latest storable time: DateTime64(9) ends at 2262, but the schema also derives
-#: ``DateTime`` values (ORDER BY toDateTime(Timestamp), the per-minute views), which end
-#: at 2106-02-07 06:28:15 UTC.
-_MAX_NANOS = (2**32 - 1) * 10**9
 #: How deep AnyValue arrays/maps may nest; deeper values reject their span.
 MAX_VALUE_DEPTH = 32
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -180,7 +181,7 @@ def _check_times(start: int, end: int) -> None:
         raise _Rejected(f"start time {start} is before 1970")
     if end < start:
         raise _Rejected("end time is before start time")
-    if end > _MAX_NANOS:
+    if end > MAX_TIME_NANOS:
         raise _Rejected("end time is beyond 2106-02-07, the last time the store can hold")
 
 
@@ -208,7 +209,7 @@ def _pb_span_row(
     event_names: list[str] = []
     event_attrs: list[dict[str, str]] = []
     for event in span.events:
-        if event.time_unix_nano > _MAX_NANOS:
+        if event.time_unix_nano > MAX_TIME_NANOS:
             raise _Rejected("event time is beyond 2106-02-07, the last time the store can hold")
         event_times.append(event.time_unix_nano)
         event_names.append(event.name)
@@ -466,7 +467,7 @@ def _json_span_row(
     event_attrs: list[dict[str, str]] = []
     for event in span.get("events") or ():
         at = _json_int(event.get("timeUnixNano", 0), "event timeUnixNano")
-        if not 0 <= at <= _MAX_NANOS:
+        if not 0 <= at <= MAX_TIME_NANOS:
             raise _Rejected("event time is outside 1970..2106-02-07")
         event_times.append(at)
         event_names.append(_json_str(event.get("name"), "event name"))

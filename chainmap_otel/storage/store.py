@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError, StoreLockedError
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMN_TYPES, TRACE_COLUMNS
 
 #: Database used when the URL names none (the contract's default).
 DEFAULT_DATABASE = "otel"
@@ -36,33 +36,6 @@ LOCK_FILE_NAME = ".chainmap.lock"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-
-#: ClickHouse types of the ``otel_traces`` insert columns, in ``TRACE_COLUMNS`` order.
-#: Passing them saves a DESCRIBE round trip on every insert.
-TRACE_COLUMN_TYPES: tuple[str, ...] = (
-    "DateTime64(9)",
-    "String",
-    "String",
-    "String",
-    "String",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "Map(LowCardinality(String), String)",
-    "String",
-    "String",
-    "Map(LowCardinality(String), String)",
-    "UInt64",
-    "LowCardinality(String)",
-    "String",
-    "Array(DateTime64(9))",
-    "Array(LowCardinality(String))",
-    "Array(Map(LowCardinality(String), String))",
-    "Array(String)",
-    "Array(String)",
-    "Array(String)",
-    "Array(Map(LowCardinality(String), String))",
-)
 
 
 def validate_identifier(name: str, what: str = "identifier") -> str:

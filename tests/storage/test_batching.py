@@ -153,7 +153,7 @@ def test_an_unreachable_store_is_waited_for_until_stopping() -> None:
     def down(table: pa.Table, token: str) -> None:
         attempts.append(1)
         if len(attempts) >= 3:
-            inserter.stopping.set()
+            inserter.stop()
         raise StoreError("connection refused (injected)")
 
     def probe() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA
 from chainmap_otel.storage.schema import (
     apply_schema,
     current_version,
@@ -293,6 +293,10 @@ def test_schema_files_ship_with_the_package() -> None:
 def test_insert_columns_match_the_table(chdb_store: TraceStore) -> None:
     described = chdb_store.query("DESCRIBE TABLE otel_traces").result_rows
     assert tuple(row[0] for row in described) == TRACE_COLUMNS
+    # The one column definition matches the DDL in names and types, in order.
+    assert [(row[0], row[1]) for row in described] == [
+        (column.name, column.clickhouse_type) for column in TRACE_SCHEMA
+    ]
 
 
 @pytest.mark.skipif(
