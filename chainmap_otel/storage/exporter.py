@@ -68,8 +68,9 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if kind is int:
         return int.__repr__(value)
-    if kind is tuple or kind is list:
-        # The SDK keeps sequences of str/bool/int/float/None: plain JSON, as attribute_text.
+    if (kind is tuple or kind is list) and float not in map(type, value):
+        # The SDK keeps sequences of str/bool/int/float/None: plain JSON, as attribute_text
+        # (floats excepted: Go writes 1.0 as 1 and NaN as "NaN").
         try:
             return _JSON_ENCODE(value)
         except (TypeError, ValueError):
