@@ -127,6 +127,26 @@ CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "true",
     "Instrumented HTTP servers add X-Trace-ID and X-Chain-ID response headers.",
 )
+CHAINMAP_SERVICEGRAPH_COMPAT = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_COMPAT",
+    "false",
+    "Name topology's database and virtual nodes with the servicegraph connector's defaults "
+    "(virtual_node_peer_attributes peer.service,db.name,db.system; database_name_attributes "
+    "db.name) instead of chainmap's richer naming.",
+)
+CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes naming a client span's virtual node, first non-empty wins "
+    "(the connector's virtual_node_peer_attributes). Unset: the naming's default.",
+)
+CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes that make a client span an edge to the database node "
+    "named by their value (the connector's database_name_attributes). Unset: the naming's "
+    "default.",
+)
 
 ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_CHAINS_FILE,
@@ -149,6 +169,9 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_WAL_DIR,
     CHAINMAP_SERVE_WAL_FSYNC,
     CHAINMAP_RESPONSE_HEADERS,
+    CHAINMAP_SERVICEGRAPH_COMPAT,
+    CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES,
+    CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES,
 )
 
 

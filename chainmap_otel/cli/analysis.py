@@ -119,15 +119,23 @@ def topology_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
+    servicegraph_compat: bool = typer.Option(
+        False,
+        "--servicegraph-compat",
+        help="Name database and virtual nodes as the servicegraph connector's defaults do "
+        "(default: CHAINMAP_SERVICEGRAPH_COMPAT).",
+    ),
 ) -> None:
     """Service graph (servicegraph semantics) of a chain or of all traffic."""
     from chainmap_otel.analysis import render
+    from chainmap_otel.analysis.naming import ServiceGraphNaming
     from chainmap_otel.analysis.topology import topology
 
     catalog = load_chains(chains)
     window = _window(since, until)
+    naming = ServiceGraphNaming.connector() if servicegraph_compat else None
     with opened_store(store) as trace_store:
-        topo = topology(trace_store, catalog, window, chain)
+        topo = topology(trace_store, catalog, window, chain, naming)
     if format is TopologyFormat.json:
         print_json(topo.to_json())
     elif format is TopologyFormat.grafana:

@@ -380,9 +380,12 @@ class TraceStore:
         return missing_traces_hint(self.location, [str(row[0]) for row in rows])
 
     def traces_location_problem(self) -> str | None:
-        """Why analysis cannot read ``otel_traces`` here (naming where it is), or None."""
+        """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
+        it cannot read), or None."""
         if self.table_exists(TRACES_TABLE):
-            return None
+            from chainmap_otel.storage.schema import unreadable_columns
+
+            return unreadable_columns(self)
         rows = self.query(
             "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
             {"t": TRACES_TABLE},

@@ -101,6 +101,10 @@ def test_rollup_and_live_tail_agree_and_recover(
         {"s": since},
     )
     store.command(
+        f"ALTER TABLE {store.database}.chainmap_rollup_state DELETE "
+        "WHERE Rollup = 'entries' SETTINGS mutations_sync = 2"
+    )
+    store.command(
         f"INSERT INTO {store.database}.chainmap_rollup_state "
         "(Rollup, Catalog, Since, Watermark, Pending, Updated) "
         "SELECT 'entries', 0, {s:Int64}, {s:Int64}, {w:Int64}, now()",
