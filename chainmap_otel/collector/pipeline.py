@@ -2,7 +2,9 @@
 
 The YAML is written by hand rather than dumped so each chain's statements carry a comment
 naming the chain; every statement is one single-quoted scalar, which YAML reads back
-unchanged (tests load the output with PyYAML and compare).
+unchanged (tests load the output with PyYAML and compare). Every ``$`` is written ``$$``:
+the Collector's confmap expands ``${...}`` in every string value and reads ``$$`` as ``$``,
+so a regex anchor or a route like ``/t/${id}`` reaches OTTL as written.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ PROCESSOR_ID = "transform/chains"
 
 
 def _yaml_scalar(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return "'" + text.replace("$", "$$").replace("'", "''") + "'"
 
 
 def _comment(text: str) -> str:
@@ -84,7 +86,8 @@ def collector_config(catalog: ChainCatalog, full: bool = False) -> str:
 
 
 def transform_processor(catalog: ChainCatalog) -> dict[str, Any]:
-    """The processor's settings as data: what a Collector reads from the generated YAML."""
+    """The processor's settings as data: what a Collector reads from the generated YAML
+    (after its confmap turned each ``$$`` back into ``$``)."""
     from chainmap_otel.collector.ottl import trace_statements
 
     return {"error_mode": "ignore", "trace_statements": trace_statements(catalog)}

@@ -15,6 +15,7 @@ import yaml
 from chainmap_otel.collector import CONTRIB_IMAGE_TAG, collector_config, transform_processor
 from chainmap_otel.tagging.definitions import load_catalog
 from tests.collector.ottl_grammar import parse_statement
+from tests.collector.test_ottl import confmap_unescape
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "collector-config"
@@ -196,6 +197,7 @@ def test_otelcol_yaml_is_the_generators_output_for_the_example_chains() -> None:
 def test_transform_chains_is_the_generated_processor_and_well_formed(name: str) -> None:
     catalog = load_catalog(ROOT / "chains.example.yaml")
     processor = load(name)["processors"]["transform/chains"]
+    processor["trace_statements"] = [confmap_unescape(s) for s in processor["trace_statements"]]
     assert processor == transform_processor(catalog)
     for statement in processor["trace_statements"]:
         parse_statement(statement)

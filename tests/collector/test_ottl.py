@@ -101,10 +101,19 @@ def test_generated_config_is_the_golden_file(catalog: ChainCatalog) -> None:
     )
 
 
+def confmap_unescape(text: str) -> str:
+    """What the Collector's confmap makes of a string value without ``${...}``: ``$$`` is ``$``."""
+    assert "${" not in text.replace("$$", "")
+    return text.replace("$$", "$")
+
+
 def test_generated_yaml_reads_back_as_the_statements(catalog: ChainCatalog) -> None:
     document = yaml.safe_load(collector_config(catalog))
     processor = document["processors"]["transform/chains"]
-    assert processor == {"error_mode": "ignore", "trace_statements": trace_statements(catalog)}
+    assert processor["error_mode"] == "ignore"
+    read = [confmap_unescape(s) for s in processor["trace_statements"]]
+    assert read == trace_statements(catalog)
+    assert any("${id}$$" in s for s in read)
 
 
 def test_every_generated_statement_is_in_ottl_grammar(catalog: ChainCatalog) -> None:
@@ -199,6 +208,37 @@ def test_collector_and_rule_engine_agree_on_every_fixture_span(
     # The fixtures are only worth something if every chain matches and spans miss too.
     assert set(catalog.ids) <= matched
     assert untagged >= 10
+
+
+def test_each_chain_condition_matches_exactly_where_the_classifier_does(
+    catalog: ChainCatalog,
+) -> None:
+    from chainmap_otel.collector.ottl import chain_condition
+    from chainmap_otel.tagging.rules import Classifier
+
+    classifier = Classifier(catalog)
+    conditions = {
+        chain.id: parse_statement(f'set(span.attributes["m"], true) where {chain_condition(chain)}')
+        for chain in catalog
+    }
+    for span in spans():
+        if span["service"] is None:
+            continue
+        expected = classifier.classify(
+            span["service"], KINDS[span["kind"]], span["name"], span["attributes"]
+        )
+        matched = []
+        for chain_id, statement in conditions.items():
+            record = SpanRecord(
+                {"service.name": span["service"]},
+                f"SPAN_KIND_{span['kind'].upper()}",
+                span["name"],
+                dict(span["attributes"]),
+            )
+            assert not run_statements([statement], record), span
+            if record.attributes.get("m") is True:
+                matched.append(chain_id)
+        assert matched == expected, span
 
 
 def test_several_matching_chains_push_in_file_order(program: list[Statement]) -> None:
