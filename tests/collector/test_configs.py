@@ -78,6 +78,47 @@ RETRY_KEYS = frozenset(
         "max_elapsed_time",
     }
 )
+# opentelemetry-collector internal/memorylimiter/config.schema.yaml
+# (commit 9c920b6f7a1f95bff54fdf0dbc01044ada03f87b).
+MEMORY_LIMITER_KEYS = frozenset(
+    {
+        "check_interval",
+        "limit_mib",
+        "limit_percentage",
+        "spike_limit_mib",
+        "spike_limit_percentage",
+        "min_gc_interval_when_soft_limited",
+        "min_gc_interval_when_hard_limited",
+        "max_gc_interval_when_soft_limited",
+        "max_gc_interval_when_hard_limited",
+    }
+)
+# opentelemetry-collector-contrib processor/transformprocessor/config.schema.yaml
+# (commit 1ca0305c83b4aef4193c6322f8b60b2a4a9135b0).
+TRANSFORM_KEYS = frozenset(
+    {
+        "error_mode",
+        "flatten_data",
+        "log_statements",
+        "metric_statements",
+        "profile_statements",
+        "trace_statements",
+    }
+)
+# opentelemetry-collector-contrib exporter/loadbalancingexporter/config.schema.yaml
+# (commit 0140961f9de290fdf809390d3153c1eb214a2300), with its timeout and retry refs.
+LOADBALANCING_KEYS = frozenset(
+    {
+        "protocol",
+        "resolver",
+        "routing_attributes",
+        "routing_key",
+        "sending_queue",
+        "timeout",
+        "retry_on_failure",
+    }
+)
+DNS_RESOLVER_KEYS = frozenset({"hostname", "interval", "port", "timeout"})
 # Component types of the contrib distribution these files use.
 CONTRIB_TYPES = {
     "receivers": {"otlp"},
@@ -152,8 +193,21 @@ def test_the_backend_writes_a_cluster_with_tables_from_schema_apply() -> None:
     assert "schema apply --cluster" in (CONFIG_DIR / "backend.yaml").read_text()
 
 
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_processors_use_only_keys_of_their_schemas(name: str) -> None:
+    processors = load(name)["processors"]
+    assert set(processors["memory_limiter"]) <= MEMORY_LIMITER_KEYS
+    assert DURATION.match(processors["memory_limiter"]["check_interval"])
+    if "transform/chains" in processors:
+        assert set(processors["transform/chains"]) <= TRANSFORM_KEYS
+        assert processors["transform/chains"]["error_mode"] == "ignore"
+        assert all(isinstance(s, str) for s in processors["transform/chains"]["trace_statements"])
+
+
 def test_the_gateway_routes_whole_traces_to_one_backend() -> None:
     exporter = load("gateway.yaml")["exporters"]["loadbalancing"]
+    assert set(exporter) <= LOADBALANCING_KEYS
+    assert set(exporter["resolver"]["dns"]) <= DNS_RESOLVER_KEYS
     assert exporter["routing_key"] == "traceID"
     assert set(exporter["resolver"]) == {"dns"}
     assert set(exporter["protocol"]) == {"otlp"}
