@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import re2
 
@@ -171,24 +172,30 @@ def _checked_regex(pattern: str) -> str:
 Test = Callable[[str], str]
 
 
-def _typed_alternatives(value: str) -> list[str]:
-    """OTTL literals of other types the rule engine's ``str(value)`` also equals."""
-    if value in ("true", "false"):
+#: How the rule engine turns a span value into the text a matcher compares: ``str()``
+#: (route, path, destination), ``attribute`` (``str()`` with bools as ``true``/``false``),
+#: or ``None`` for values that are always strings (service name, span name).
+Reading = Literal["str", "attribute"] | None
+
+
+def _typed_alternatives(value: str, reading: Reading) -> list[str]:
+    """OTTL literals of other types whose rule-engine text equals ``value``."""
+    if reading == "attribute" and value in ("true", "false"):
         return [value]
-    if _INT_TEXT.fullmatch(value) and -(2**63) <= int(value) < 2**63:
+    if reading is not None and _INT_TEXT.fullmatch(value) and -(2**63) <= int(value) < 2**63:
         return [value]
     return []
 
 
-def pattern_test(pattern: Pattern, typed: bool) -> Test:
+def pattern_test(pattern: Pattern, reading: Reading) -> Test:
     """A function from an OTTL value expression to the condition that it matches ``pattern``.
 
-    ``typed``: the value is an attribute the rule engine reads through ``str()``, so an
-    equals matcher ``"42"`` or ``"true"`` also matches an int or bool attribute.
+    An equals matcher ``"42"`` also matches an int attribute 42, and ``"true"`` a bool
+    attribute, wherever the rule engine compares the value's text (``reading``).
     """
     if pattern.kind == "equals":
         literal = quote(pattern.value)
-        alternatives = _typed_alternatives(pattern.value) if typed else []
+        alternatives = _typed_alternatives(pattern.value, reading)
         if not alternatives:
             return lambda expr: f"{expr} == {literal}"
         return lambda expr: (
@@ -245,7 +252,7 @@ def rule_condition(rule: EntryRule) -> str:
     terms: list[str] = []
     service = resource_attribute("service.name")
     if rule.service is not None:
-        terms.append(pattern_test(rule.service, typed=False)(service))
+        terms.append(pattern_test(rule.service, None)(service))
     else:
         # The span processor tags nothing in a process without a service name.
         terms.append(f"{service} != nil")
@@ -254,19 +261,19 @@ def rule_condition(rule: EntryRule) -> str:
         if kind is not None:
             terms.append(kind)
     if rule.name is not None:
-        terms.append(pattern_test(rule.name, typed=False)("span.name"))
+        terms.append(pattern_test(rule.name, None)("span.name"))
     if rule.route is not None:
-        terms.append(_route_condition(pattern_test(rule.route, typed=True)))
+        terms.append(_route_condition(pattern_test(rule.route, "str")))
     if rule.path is not None:
-        terms.append(_path_condition(pattern_test(rule.path, typed=True)))
+        terms.append(_path_condition(pattern_test(rule.path, "str")))
     if rule.method:
         terms.append(_method_condition(rule.method))
     if rule.rpc_service is not None:
-        terms.append(pattern_test(rule.rpc_service, typed=True)(span_attribute("rpc.service")))
+        terms.append(pattern_test(rule.rpc_service, "attribute")(span_attribute("rpc.service")))
     if rule.rpc_method is not None:
-        terms.append(pattern_test(rule.rpc_method, typed=True)(span_attribute("rpc.method")))
+        terms.append(pattern_test(rule.rpc_method, "attribute")(span_attribute("rpc.method")))
     if rule.messaging_destination is not None:
-        test = pattern_test(rule.messaging_destination, typed=True)
+        test = pattern_test(rule.messaging_destination, "str")
         terms.append(
             _either(
                 test(span_attribute("messaging.destination.name")),
@@ -275,7 +282,7 @@ def rule_condition(rule: EntryRule) -> str:
             )
         )
     for key, pattern in rule.attributes:
-        terms.append(pattern_test(pattern, typed=True)(span_attribute(key)))
+        terms.append(pattern_test(pattern, "attribute")(span_attribute(key)))
     return " and ".join(terms)
 
 
