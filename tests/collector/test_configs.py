@@ -119,6 +119,47 @@ LOADBALANCING_KEYS = frozenset(
     }
 )
 DNS_RESOLVER_KEYS = frozenset({"hostname", "interval", "port", "timeout"})
+# opentelemetry-collector-contrib connector/servicegraphconnector/config.schema.yaml
+# (commit 6ae8060b5076d744d44b869e77cb72e9bef47860) and
+# connector/spanmetricsconnector/config.schema.yaml (commit 36ee7b2b936ce5c8baa144e5987efa1b587d0adb).
+SERVICEGRAPH_KEYS = frozenset(
+    {
+        "cache_loop",
+        "database_name_attributes",
+        "dimensions",
+        "exponential_histogram_max_size",
+        "latency_histogram_buckets",
+        "metrics_flush_interval",
+        "metrics_timestamp_offset",
+        "store",
+        "store_expiration_loop",
+        "virtual_node_extra_label",
+        "virtual_node_peer_attributes",
+    }
+)
+SPANMETRICS_KEYS = frozenset(
+    {
+        "add_resource_attributes",
+        "aggregation_cardinality_limit",
+        "aggregation_temporality",
+        "calls_dimensions",
+        "dimensions",
+        "dimensions_cache_size",
+        "enable_metrics_sampling_method",
+        "events",
+        "exclude_dimensions",
+        "exemplars",
+        "histogram",
+        "include_instrumentation_scope",
+        "metric_timestamp_cache_size",
+        "metrics_expiration",
+        "metrics_flush_interval",
+        "namespace",
+        "resource_metrics_cache_size",
+        "resource_metrics_key_attributes",
+        "series_expiration",
+    }
+)
 # Component types of the contrib distribution these files use.
 CONTRIB_TYPES = {
     "receivers": {"otlp"},
@@ -188,6 +229,9 @@ def test_the_backend_writes_a_cluster_with_tables_from_schema_apply() -> None:
     assert ENV_REFERENCE.fullmatch(exporter["cluster_name"])
     assert set(exporter["table_engine"]) <= TABLE_ENGINE_KEYS
     assert exporter["table_engine"]["name"].startswith("Replicated")
+    assert set(config["connectors"]["servicegraph"]) <= SERVICEGRAPH_KEYS
+    assert set(config["connectors"]["servicegraph"]["store"]) <= {"ttl", "max_items"}
+    assert set(config["connectors"]["spanmetrics"]) <= SPANMETRICS_KEYS
     assert config["connectors"]["servicegraph"]["dimensions"] == ["chain.id"]
     assert config["connectors"]["spanmetrics"]["dimensions"] == [{"name": "chain.id"}]
     assert "schema apply --cluster" in (CONFIG_DIR / "backend.yaml").read_text()
