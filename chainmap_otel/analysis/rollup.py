@@ -455,10 +455,12 @@ def apply_schema_with_rollup(
     cluster: str | None = None,
     ttl_days: int | None = None,
     progress: ProgressCallback | None = None,
+    until_ns: int | None = None,
 ) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans."""
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans
+    (up to ``until_ns``, default ``now - LAG``)."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
-    refresh_edges(store, catalog, progress=progress)
+    refresh_edges(store, catalog, until_ns, progress=progress)
     return report
 
 

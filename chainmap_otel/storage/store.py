@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError, StoreLockedError
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMN_TYPES, TRACE_COLUMNS
 
 #: Database used when the URL names none: the Collector clickhouseexporter's own default
 #: (internal/clickhouse.go ``DefaultDatabase``), so a Collector on its defaults just works.
@@ -36,33 +36,7 @@ TRACES_TABLE = "otel_traces"
 LOCK_FILE_NAME = ".chainmap.lock"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-#: ClickHouse types of the ``otel_traces`` insert columns, in ``TRACE_COLUMNS`` order.
-#: Passing them saves a DESCRIBE round trip on every insert.
-TRACE_COLUMN_TYPES: tuple[str, ...] = (
-    "DateTime64(9)",
-    "String",
-    "String",
-    "String",
-    "String",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "Map(LowCardinality(String), String)",
-    "String",
-    "String",
-    "Map(LowCardinality(String), String)",
-    "UInt64",
-    "LowCardinality(String)",
-    "String",
-    "Array(DateTime64(9))",
-    "Array(LowCardinality(String))",
-    "Array(Map(LowCardinality(String), String))",
-    "Array(String)",
-    "Array(String)",
-    "Array(String)",
-    "Array(Map(LowCardinality(String), String))",
-)
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 def validate_identifier(name: str, what: str = "identifier") -> str:
@@ -312,25 +286,47 @@ class TraceStore:
             return False
         return True
 
-    def insert_arrow(self, batch: Any, table: str = TRACES_TABLE) -> int:
+    def insert_arrow(
+        self, batch: Any, table: str = TRACES_TABLE, deduplication_token: str | None = None
+    ) -> int:
         """Insert an Arrow table of spans (``TRACE_COLUMNS`` names) in one insert; the row count.
 
         The fast path of both writers (see :mod:`~chainmap_otel.storage.spanbatch`):
         embedded chDB reads the Arrow buffers in place through its ``Python()``
         table function; a server gets the table in the ``Arrow`` input format.
-        Either way no value is serialised by Python code.
+        Either way no value is serialised by Python code. With a
+        ``deduplication_token`` a repeated insert of the same batch is dropped by
+        the engine, in ``otel_traces`` and in the materialized views' tables.
         """
         count = int(batch.num_rows)
         if count == 0:
             return 0
         validate_identifier(table, "table")
+        settings: dict[str, Any] = {}
+        if deduplication_token is not None:
+            if not _TOKEN.match(deduplication_token):
+                raise ValueError(
+                    f"deduplication_token {deduplication_token!r} is not [A-Za-z0-9_-]+"
+                )
+            settings = {
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": deduplication_token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
         try:
             handle = _chdb_handle(self.client) if self.embedded else None
             if handle is None:
-                self.client.insert_arrow(table, batch, database=self.database)
+                self.client.insert_arrow(
+                    table, batch, database=self.database, settings=settings or None
+                )
             else:
                 # Python(batch) names the local variable holding the Arrow table.
                 sql = _ARROW_INSERT.format(db=self.database, table=table)
+                if settings:
+                    sql += " SETTINGS " + ", ".join(
+                        f"{key} = '{value}'" if isinstance(value, str) else f"{key} = {value}"
+                        for key, value in settings.items()
+                    )
                 with handle.lock:
                     if handle.conn is None:
                         raise StoreError("the store is closed")

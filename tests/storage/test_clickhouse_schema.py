@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA
 from chainmap_otel.storage.schema import (
     apply_schema,
     current_version,
@@ -208,7 +208,7 @@ def test_spans_stored_before_install_are_backfilled_once(empty_store: TraceStore
     lines: list[str] = []
     report = apply_schema(empty_store, progress=lines.append)
     assert report.backfilled_spans == 6
-    assert report.applied_versions == [1, 2, 3, 4, 5]
+    assert report.applied_versions == list(range(1, latest_version() + 1))
     assert any("copying 6 stored spans from 1 partitions" in line for line in lines)
     assert any("1/1, 6/6 spans" in line for line in lines)
     _check_both_forms_read_alike(empty_store)
@@ -296,6 +296,10 @@ def test_schema_files_ship_with_the_package() -> None:
 def test_insert_columns_match_the_table(chdb_store: TraceStore) -> None:
     described = chdb_store.query("DESCRIBE TABLE otel_traces").result_rows
     assert tuple(row[0] for row in described) == TRACE_COLUMNS
+    # The one column definition matches the DDL in names and types, in order.
+    assert [(row[0], row[1]) for row in described] == [
+        (column.name, column.clickhouse_type) for column in TRACE_SCHEMA
+    ]
 
 
 @pytest.mark.skipif(
