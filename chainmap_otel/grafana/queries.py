@@ -177,8 +177,8 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
 
 
 def _topology_sql(catalog: ChainCatalog, database: str) -> str:
-    """``analysis/sql/topology.sql`` for ``$chain`` over the dashboard's time range: minute
-    rollup rows where the rollup covers the range, live pairing elsewhere."""
+    """``analysis/sql/topology.sql`` for ``$chain`` over the dashboard's time range: rollup
+    hour and minute rows where the rollup covers the range, live pairing elsewhere."""
     classify, params = classify_expression(catalog)
     inner = load_sql(
         "trace_edges",
@@ -191,7 +191,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         "topology",
         database,
         trace_edges=inner,
-        edge_hour=rollup.NO_ROLLUP_SQL,
+        edge_hour=f"{database}.{rollup.HOUR_TABLE}",
         edge_minute=f"{database}.{rollup.EDGE_TABLE}",
     )
     values = {name: sql_literal(value) for name, value in params.items()}
@@ -212,12 +212,17 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         }
     )
     values.update(
-        hour_start="0",
-        hour_end="0",
-        minute_head_start="gf_minute_start",
-        minute_head_end="gf_minute_end",
-        minute_tail_start="0",
-        minute_tail_end="0",
+        {
+            name: f"gf_{name}"
+            for name in (
+                "hour_start",
+                "hour_end",
+                "minute_head_start",
+                "minute_head_end",
+                "minute_tail_start",
+                "minute_tail_end",
+            )
+        },
         catalog=str(rollup.catalog_fingerprint(catalog)),
     )
     return inline(sql, values)

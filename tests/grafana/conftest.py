@@ -53,12 +53,37 @@ def untagged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     ]
 
 
-@pytest.fixture(scope="session")
-def traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
+def open_database(chdb_path: Path, prefix: str) -> TraceStore:
     from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=g_{uuid.uuid4().hex[:12]}")
+    store = open_store(f"chdb://{chdb_path}?database={prefix}_{uuid.uuid4().hex[:12]}")
     apply_schema(store, progress=lambda line: None)
+    return store
+
+
+@pytest.fixture(scope="session")
+def hours_traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
+    """Trades every 10 minutes from 4 h 50 min ago to 1 h 10 min ago (half of them without
+    chain tags), for a 6-hour range whose topology reads whole hours from the hour level."""
+    store = open_database(chdb_path, "h")
+    now_s = int(time.time())
+    rows: list[tuple[Any, ...]] = []
+    tagged, plain = [], []
+    for i in range(23):
+        name = f"hour-trade-{i}"
+        trace = chain_traffic.trade_trace(name, (now_s - 290 * 60 + i * 600) * NS, i % 5 == 0, 20)
+        rows += untagged(trace) if i % 2 else trace
+        (plain if i % 2 else tagged).append(chain_traffic.trace_id(name))
+    store.insert_spans(rows=rows)
+    ctx = QueryContext(from_s=now_s - 6 * 3600, to_s=now_s + 1, interval_s=300)
+    yield Traffic(store, chain_traffic.catalog(), ctx, tagged, plain)
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
+    store = open_database(chdb_path, "g")
     now_s = int(time.time())
     seeded = chain_traffic.seed(store, now_s * NS)
     base = (now_s - 4 * 60) * NS

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from chainmap_otel.analysis.health import health_json
 from chainmap_otel.analysis.render import to_grafana
 from chainmap_otel.analysis.topology import topology
 from chainmap_otel.grafana import dashboards
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import example_catalog_path
-from chainmap_otel.tagging.definitions import load_catalog
+from chainmap_otel.tagging.definitions import load_catalog, parse_catalog
+from tests.analysis.conftest import insert_spans
 from tests.grafana.conftest import Traffic
-from tests.grafana.datasource import panel_sql
+from tests.grafana.datasource import QueryContext, panel_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ALIASES = {
@@ -165,6 +168,25 @@ def library_graph(traffic: Traffic, chain: str) -> dict[str, dict[str, dict[str,
     return {key: {item["id"]: item for item in frames[key]} for key in ("nodes", "edges")}
 
 
+def assert_same_graph(
+    got: dict[str, dict[str, dict[str, Any]]], expected: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    assert set(got["nodes"]) == set(expected["nodes"])
+    assert set(got["edges"]) == set(expected["edges"])
+    for node_id, node in expected["nodes"].items():
+        for key in ("title", "subtitle", "mainstat"):
+            assert got["nodes"][node_id][key] == node[key], (node_id, key)
+        for key in ("secondarystat", "arc__success", "arc__failed"):
+            assert got["nodes"][node_id][key] == pytest.approx(node[key], abs=1e-6)
+    for edge_id, edge in expected["edges"].items():
+        assert got["edges"][edge_id]["source"] == edge["source"]
+        assert got["edges"][edge_id]["target"] == edge["target"]
+        assert got["edges"][edge_id]["mainstat"] == edge["mainstat"], edge_id
+        assert got["edges"][edge_id]["secondarystat"] == pytest.approx(
+            edge["secondarystat"], rel=0.02, abs=0.01
+        ), edge_id
+
+
 def test_topology_frames_agree_with_chainmap_topology_live_and_rolled_up(
     traffic: Traffic,
 ) -> None:
@@ -178,25 +200,42 @@ def test_topology_frames_agree_with_chainmap_topology_live_and_rolled_up(
             "SELECT max(Watermark) FROM chainmap_rollup_state WHERE Rollup = 'edges'"
         ).result_rows[0][0]
         assert state > traffic.ctx.from_s * 1_000_000_000, "the rollup did not run"
-        for got in (live[chain], rolled):
-            assert set(got["nodes"]) == set(expected["nodes"]), chain
-            assert set(got["edges"]) == set(expected["edges"]), chain
-            for node_id, node in expected["nodes"].items():
-                for key in ("title", "subtitle", "mainstat"):
-                    assert got["nodes"][node_id][key] == node[key], (chain, node_id, key)
-                for key in ("secondarystat", "arc__success", "arc__failed"):
-                    assert got["nodes"][node_id][key] == pytest.approx(node[key], abs=1e-6)
-            for edge_id, edge in expected["edges"].items():
-                assert got["edges"][edge_id]["source"] == edge["source"]
-                assert got["edges"][edge_id]["target"] == edge["target"]
-                assert got["edges"][edge_id]["mainstat"] == edge["mainstat"], (chain, edge_id)
-                assert got["edges"][edge_id]["secondarystat"] == pytest.approx(
-                    edge["secondarystat"], rel=0.02, abs=0.01
-                ), (chain, edge_id)
+        assert_same_graph(live[chain], expected)
+        assert_same_graph(rolled, expected)
     b3 = live["B3"]
     assert b3["edges"]["trading-engine->database-service:request"]["mainstat"] == (
         len(traffic.tagged) + len(traffic.untagged)
     )
+
+
+def test_topology_of_a_long_range_reads_the_hour_level(hours_traffic: Traffic) -> None:
+    traffic = hours_traffic
+    rollup.invalidate_edges(traffic.store, traffic.catalog)
+    live = node_graph(traffic, "B3")
+    expected = library_graph(traffic, "B3")  # rolls up minutes and whole hours first
+    hours = traffic.store.query(
+        "SELECT count() FROM chainmap_edge_hour WHERE Hour >= toDateTime({s:Int64})",
+        {"s": traffic.ctx.from_s},
+    ).result_rows[0][0]
+    assert hours > 0, "the hour level was not written"
+    assert_same_graph(live, expected)
+    assert_same_graph(node_graph(traffic, "B3"), expected)
+    # The panel's own window split: whole hours from the hour level, minutes around them.
+    nodes_sql = board(traffic, "chain-topology.json")["panels"][0]["targets"][0]["rawSql"]
+    preamble = nodes_sql.split("AS gf_wanted\n")[0] + "AS gf_wanted\n"
+    split = run(
+        traffic,
+        preamble + "SELECT gf_hourly, gf_hour_start, gf_hour_end, gf_minute_head_start, "
+        "gf_minute_tail_end, gf_tail_start",
+        chain="B3",
+    )[0]
+    assert split["gf_hourly"] == 1
+    assert split["gf_hour_end"] - split["gf_hour_start"] >= 3600
+    assert split["gf_minute_head_start"] < split["gf_hour_start"] <= split["gf_hour_end"]
+    assert split["gf_hour_end"] <= split["gf_minute_tail_end"]
+    assert split["gf_minute_tail_end"] * 1_000_000_000 == split["gf_tail_start"]
+    edge = expected["edges"]["trading-engine->database-service:request"]
+    assert edge["mainstat"] == len(traffic.tagged) + len(traffic.untagged)
 
 
 def test_where_the_time_goes_matches_the_critical_path_of_sequential_traces(
@@ -244,3 +283,52 @@ def test_generated_json_is_valid_grafana_dashboard_json() -> None:
         assert data["uid"].startswith("chainmap-") and data["panels"], path.name
         ids = [p["id"] for p in data["panels"]]
         assert len(ids) == len(set(ids)), path.name
+
+
+CONCURRENT_CHAINS = """
+version: 1
+chains:
+  - id: X1
+    name: Fan-out
+    category: api
+    entry:
+      - service: svc-root
+        kind: server
+"""
+
+
+def test_where_the_time_goes_with_concurrent_spans_is_exclusive_time(
+    store_factory: Callable[[], TraceStore],
+) -> None:
+    # root 0-100 calls a (10-50) and b (20-90) at once, then publishes (92-96) to a consumer
+    # (93-99) it does not wait for. Exclusive time: root 100 - 80 - 4 = 16 (+ 4 publishing),
+    # a 40, b 70, c 6. Jaeger's critical path instead follows b and drops the consumer.
+    store = store_factory()
+    catalog = parse_catalog(CONCURRENT_CHAINS, source="concurrent.yaml")
+    tags = {"chain.ids": "X1", "chain.id": "X1"}
+    spans = [
+        {"trace": "f", "span": "r", "service": "svc-root", "kind": "Server",
+         "duration_ms": 100,
+         "attributes": {**tags, "chain.entry": "true", "chain.entry_ids": "X1"}},
+        {"trace": "f", "span": "a", "parent": "r", "service": "svc-a", "start_ms": 10,
+         "duration_ms": 40, "attributes": tags},
+        {"trace": "f", "span": "b", "parent": "r", "service": "svc-b", "start_ms": 20,
+         "duration_ms": 70, "attributes": tags},
+        {"trace": "f", "span": "p", "parent": "r", "service": "svc-root", "kind": "Producer",
+         "start_ms": 92, "duration_ms": 4, "attributes": tags},
+        {"trace": "f", "span": "c", "parent": "p", "service": "svc-c", "kind": "Consumer",
+         "start_ms": 93, "duration_ms": 6, "attributes": tags},
+    ]  # fmt: skip
+    now_s = int(time.time())
+    insert_spans(store, spans, (now_s - 600) * 1_000_000_000)
+    traffic = Traffic(store, catalog, QueryContext(now_s - 3600, now_s + 1), [], [])
+    rows = panel_rows(traffic, "where-the-time-goes.json", "By service", "X1")["A"]
+    total = 136
+    assert {r["service"]: r["share"] for r in rows} == pytest.approx(
+        {"svc-root": 20 / total, "svc-a": 40 / total, "svc-b": 70 / total, "svc-c": 6 / total},
+        abs=1e-6,
+    )
+    path = chain_critical_path(store, catalog, "X1", traffic.window).to_json()["all"]
+    assert {s["service"]: s["share"] for s in path["services"]} == pytest.approx(
+        {"svc-root": 0.3, "svc-b": 0.7}, abs=1e-6
+    )

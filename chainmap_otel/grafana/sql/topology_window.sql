@@ -1,6 +1,7 @@
--- The topology split of analysis.topology.split_window, computed by ClickHouse for the
--- dashboard's time range: whole minutes inside the edge rollup's [Since, Watermark) of this
--- catalog are read from chainmap_edge_minute, the rest (the part-minute at the start and the
+-- The topology split of analysis.topology.split_window and split_hours, computed by
+-- ClickHouse for the dashboard's time range: whole hours inside the hour level's
+-- [Since, Watermark) are read from chainmap_edge_hour, the other whole minutes inside the
+-- minute level's from chainmap_edge_minute, the rest (the part-minute at the start and the
 -- minutes after the watermark) is paired live by trace_edges.sql. Without a rollup for the
 -- catalog, the whole range is paired live. {{catalog}}: the catalog's fingerprint.
 WITH
@@ -13,8 +14,23 @@ WITH
     greatest(intDiv(gf_from_ns + 59999999999, 60000000000) * 60000000000, gf_since_ns) AS gf_first_ns,
     least(intDiv(gf_to_ns, 60000000000) * 60000000000, gf_watermark_ns) AS gf_last_ns,
     gf_watermark_ns > gf_since_ns AND gf_since_ns > 0 AND gf_first_ns < gf_last_ns AS gf_rolled,
-    if(gf_rolled, intDiv(gf_first_ns, 1000000000), 0) AS gf_minute_start,
-    if(gf_rolled, intDiv(gf_last_ns, 1000000000), 0) AS gf_minute_end,
+    (SELECT toInt64(min(Since)) FROM {{db}}.chainmap_rollup_state
+     WHERE Rollup = 'edges_hour' AND Catalog = {{catalog}}) AS gf_hour_since_ns,
+    (SELECT toInt64(max(Watermark)) FROM {{db}}.chainmap_rollup_state
+     WHERE Rollup = 'edges_hour' AND Catalog = {{catalog}}) AS gf_hour_watermark_ns,
+    greatest(intDiv(gf_first_ns + 3599999999999, 3600000000000) * 3600000000000,
+             gf_hour_since_ns) AS gf_hour_first_ns,
+    least(intDiv(gf_last_ns, 3600000000000) * 3600000000000, gf_hour_watermark_ns)
+        AS gf_hour_last_ns,
+    gf_rolled AND gf_hour_watermark_ns > gf_hour_since_ns AND gf_hour_since_ns > 0
+        AND gf_hour_first_ns < gf_hour_last_ns AS gf_hourly,
+    if(gf_hourly, intDiv(gf_hour_first_ns, 1000000000), 0) AS gf_hour_start,
+    if(gf_hourly, intDiv(gf_hour_last_ns, 1000000000), 0) AS gf_hour_end,
+    if(gf_rolled, intDiv(gf_first_ns, 1000000000), 0) AS gf_minute_head_start,
+    if(gf_rolled, intDiv(if(gf_hourly, gf_hour_first_ns, gf_last_ns), 1000000000), 0)
+        AS gf_minute_head_end,
+    if(gf_hourly, intDiv(gf_hour_last_ns, 1000000000), 0) AS gf_minute_tail_start,
+    if(gf_hourly, intDiv(gf_last_ns, 1000000000), 0) AS gf_minute_tail_end,
     gf_from_ns AS gf_head_from,
     if(gf_rolled, gf_first_ns, gf_to_ns) AS gf_head_to,
     if(gf_rolled, gf_last_ns, 0) AS gf_tail_from,
