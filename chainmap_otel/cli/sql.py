@@ -57,7 +57,7 @@ def dashboards(
         None,
         "--database",
         help="ClickHouse database of otel_traces and chainmap's tables (default: the one in "
-        "CHAINMAP_CLICKHOUSE_URL, else otel).",
+        "CHAINMAP_CLICKHOUSE_URL, else the store's default, as for --store).",
     ),
     output_dir: Path = typer.Option(
         Path("grafana/dashboards"), "--output-dir", "-o", help="Where the JSON files go."

@@ -22,7 +22,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from chainmap_otel.analysis import rollup
+from chainmap_otel.analysis import entries, rollup
+from chainmap_otel.analysis.health import entry_rows_sql
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
@@ -58,7 +59,6 @@ TRACE_ID_VARIABLE = "${trace_id:sqlstring}"
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
 #: Text Grafana would interpolate inside a literal: ``$name``, ``${...}``, ``[[name]]``.
 _GRAFANA_SYNTAX = re.compile(r"\$[A-Za-z_{]|\[\[")
-_COMMENT_LINE = re.compile(r"^\s*--.*\n", re.MULTILINE)
 
 
 @cache
@@ -110,7 +110,30 @@ def inline(sql: str, values: Mapping[str, str]) -> str:
 
 
 def _strip_comments(sql: str) -> str:
-    return _COMMENT_LINE.sub("", sql).strip() + "\n"
+    """``sql`` without ``--`` comments (quoted text kept) and the lines they leave blank."""
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(sql):
+        c = sql[i]
+        if quote:
+            out.append(c)
+            if c == "\\" and quote == "'":
+                out.append(sql[i + 1 : i + 2])
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"`":
+            quote = c
+            out.append(c)
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end
+            continue
+        else:
+            out.append(c)
+        i += 1
+    lines = [line.rstrip() for line in "".join(out).splitlines()]
+    return "\n".join(line for line in lines if line.strip()) + "\n"
 
 
 def membership_expression(catalog: ChainCatalog, table: str = "otel_traces") -> str:
@@ -131,6 +154,24 @@ def _fill(name: str, database: str, **fragments: str) -> str:
     for key, value in fragments.items():
         sql = sql.replace("{{" + key + "}}", value)
     return sql
+
+
+def _entry_rows(catalog: ChainCatalog, database: str) -> str:
+    """Health's entry rows (:func:`~chainmap_otel.analysis.health.entry_rows_sql`) of every
+    chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
+    ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
+    rows = entry_rows_sql(database, membership_expression(catalog, "chainmap_chain_minute"))
+    return inline(
+        rows,
+        {
+            "chains": sql_literal(list(catalog.ids)),
+            "scan_start": "gf_scan_start",
+            "end": "gf_end",
+            "inf_start": "gf_inf_start",
+            "inf_end": "gf_inf_end",
+            "inf_reach": str(entries.REACH_SECONDS * 1_000_000_000),
+        },
+    )
 
 
 def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
@@ -170,7 +211,7 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
             objectives=",\n".join(objectives),
             slo_seconds=slo_seconds,
             max_slo_seconds=str(max((s for _, s in windows), default=0)),
-            classify=membership_expression(catalog, "chainmap_chain_minute"),
+            entry_rows=_entry_rows(catalog, database),
             chain_order=", ".join(sql_literal(c.id) for c in catalog) or "''",
         )
     )
@@ -294,7 +335,6 @@ def calls_per_minute_sql(catalog: ChainCatalog, database: str) -> str:
         _fill(
             "calls_per_minute",
             database,
-            classify=membership_expression(catalog, "chainmap_chain_minute"),
-            chain_ids=", ".join(sql_literal(c.id) for c in catalog) or "''",
+            entry_rows=_entry_rows(catalog, database),
         )
     )
