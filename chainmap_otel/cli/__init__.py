@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chainmap_otel.cli.demo",
     "chainmap_otel.cli.analysis",
     "chainmap_otel.cli.collector",
+    "chainmap_otel.cli.sql",
 )
 
 
