@@ -11,6 +11,7 @@ writes every queued span and closes the store.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,9 @@ from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import SpanWriter
+from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
+from chainmap_otel.storage.holder import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -96,6 +99,7 @@ def create_app(
     app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit))
     install_api(app)
+    app.include_router(traces_router())
     install_web(app)
     return app
 
@@ -155,6 +159,7 @@ def run_server(
 
     # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
     rollup = EdgeRollupRefresher(store, catalog)
+    adverts: list[Path | None] = []
     try:
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
@@ -179,8 +184,9 @@ def run_server(
                 timeout_graceful_shutdown=10,
             )
         )
-        if on_ready is not None:
-            _notify_when_started(server, host, receiver, on_ready)
+        ready = _advertising(store, on_ready, adverts)
+        if ready is not None:
+            _notify_when_started(server, host, receiver, ready)
         logger.info(
             "chainmap serve: store %s, %d chains from %s",
             store.url_for_display,
@@ -207,9 +213,30 @@ def run_server(
                 stats.dropped_spans,
                 stats.refused_requests,
             )
+        for advert in adverts:
+            withdraw_server(advert)
         rollup.stop()
         store.close()
         restore()
+
+
+def _advertising(
+    store: TraceStore,
+    on_ready: Callable[[ServeAddresses], None] | None,
+    adverts: list[Path | None],
+) -> Callable[[ServeAddresses], None] | None:
+    """``on_ready`` that first advertises the API URL in an embedded store's directory, so
+    read commands of other processes use the API (``chainmap_otel.storage.holder``)."""
+    if not store.embedded:
+        return on_ready
+
+    def ready(addresses: ServeAddresses) -> None:
+        url = re.sub(r"^http://(0\.0\.0\.0|\[::\]|::)(?=:)", "http://127.0.0.1", addresses.http)
+        adverts.append(advertise_server(store.location.path, url))
+        if on_ready is not None:
+            on_ready(addresses)
+
+    return ready
 
 
 def _quiet_signals() -> Callable[[], None]:
