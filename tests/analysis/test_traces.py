@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis.timewindow import parse_window
-from chainmap_otel.analysis.traces import MAX_LIMIT, TraceQuery, search_traces
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.traces import (
+    MAX_LIMIT,
+    TraceQuery,
+    newest_first_parts,
+    search_traces,
+)
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -33,7 +39,19 @@ def search(
 
 def test_newest_first_in_the_window(search: Callable[..., list[str]]) -> None:
     assert search() == [REPORT, ORDER, SLOW]
+    # OLD is in the second part of a two-hour window: the parts join in order.
     assert search(since="2h") == [REPORT, ORDER, SLOW, OLD]
+    assert search(since="2h", limit=2) == [REPORT, ORDER]
+    assert search(since="2h", order="duration") == [SLOW, REPORT, OLD, ORDER]
+
+
+def test_parts_cover_the_window_newest_first() -> None:
+    window = TimeWindow(0, 7 * 86400 * 10**9)
+    parts = list(newest_first_parts(window))
+    assert parts[0].end_ns == window.end_ns and parts[-1].start_ns == window.start_ns
+    assert all(a.start_ns == b.end_ns for a, b in itertools.pairwise(parts))
+    assert [p.seconds / 3600 for p in parts] == [1, 4, 16, 64, 83]
+    assert list(newest_first_parts(TimeWindow(5, 10))) == [TimeWindow(5, 10)]
 
 
 def test_contract_fields(
