@@ -232,21 +232,30 @@ def topology_command(
             (
                 e["source"],
                 e["target"],
-                e["connection_type"] or "-",
+                _CONNECTION_LABELS.get(e["connection_type"], e["connection_type"]),
                 e["calls"],
                 e["errors"],
-                e["p50_ms"],
-                e["p95_ms"],
-                e["p99_ms"],
+                _ms(e["p50_ms"]),
+                _ms(e["p95_ms"]),
+                _ms(e["p99_ms"]),
             )
             for e in data["edges"]
         ]
         print_table(
-            f"topology: {chain or 'all traffic'}",
-            ("source", "target", "type", "calls", "errors", "p50 ms", "p95 ms", "p99 ms"),
+            f"topology: {chain or 'all traffic'} (latency in ms)",
+            ("source", "target", "type", "calls", "errors", "p50", "p95", "p99"),
             rows,
             wrap=("source", "target"),
         )
+
+
+#: Connection types as the topology table shows them (the JSON keeps the full names).
+_CONNECTION_LABELS = {"": "-", "virtual_node": "virtual", "messaging_system": "messaging"}
+
+
+def _ms(value: float) -> str:
+    """Milliseconds short enough for an 80-column table: 1 decimal below 100, else whole."""
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 @command("critical-path")

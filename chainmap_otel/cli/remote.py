@@ -50,7 +50,15 @@ def resolve_server(store: str | None, server: str | None) -> ServeClient | None:
     if not location.embedded:
         return None
     advert = advertised_server(location.path)
-    return ServeClient(advert.url) if advert is not None else None
+    if advert is None:
+        return None
+    if advert.database != location.database:
+        raise QueryError(
+            f"the embedded store {location.path} is held by chainmap serve at {advert.url}, "
+            f"which analyses database {advert.database!r}, not {location.database!r}: stop it "
+            "to read another database, or leave the database out of --store"
+        )
+    return ServeClient(advert.url)
 
 
 @dataclass(frozen=True)

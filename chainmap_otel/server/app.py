@@ -232,7 +232,7 @@ def _advertising(
 
     def ready(addresses: ServeAddresses) -> None:
         url = re.sub(r"^http://(0\.0\.0\.0|\[::\]|::)(?=:)", "http://127.0.0.1", addresses.http)
-        adverts.append(advertise_server(store.location.path, url))
+        adverts.append(advertise_server(store.location.path, url, store.database))
         if on_ready is not None:
             on_ready(addresses)
 

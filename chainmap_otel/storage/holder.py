@@ -31,10 +31,11 @@ _MAX_BYTES = 4096
 
 @dataclass(frozen=True)
 class ServeAdvert:
-    """A running ``chainmap serve``: its base URL and pid."""
+    """A running ``chainmap serve``: its base URL, pid and the database it analyses."""
 
     url: str
     pid: int
+    database: str
 
 
 def _alive(pid: int) -> bool:
@@ -47,12 +48,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def advertise_server(store_path: str | Path, url: str) -> Path | None:
+def advertise_server(store_path: str | Path, url: str, database: str) -> Path | None:
     """Write the advert for this process into ``store_path``; None when it cannot be written."""
     path = Path(store_path) / SERVE_FILE_NAME
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        partial.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n", encoding="utf-8")
+        partial.write_text(
+            json.dumps({"url": url, "pid": os.getpid(), "database": database}) + "\n",
+            encoding="utf-8",
+        )
         partial.replace(path)
     except OSError as exc:
         logger.warning("cannot write %s (%s): CLI reads will not find this server", path, exc)
@@ -79,9 +83,9 @@ def advertised_server(store_path: str | Path) -> ServeAdvert | None:
     try:
         with path.open("rb") as handle:
             data = json.loads(handle.read(_MAX_BYTES))
-        url, pid = str(data["url"]), int(data["pid"])
+        url, pid, database = str(data["url"]), int(data["pid"]), str(data["database"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not url.startswith(("http://", "https://")) or pid <= 0 or not _alive(pid):
         return None
-    return ServeAdvert(url, pid)
+    return ServeAdvert(url, pid, database)

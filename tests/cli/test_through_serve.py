@@ -123,6 +123,9 @@ def test_reads_go_through_the_serve_holding_the_store(
     bad = runner.invoke(app, ["traces", "--server", url, "--chain", "ZZ"])
     assert bad.exit_code == 1
     assert "unknown chain id 'ZZ'" in bad.output
+    other = runner.invoke(app, ["health", "--store", f"{store}?database=other"])
+    assert other.exit_code == 1
+    assert "which analyses database 'otel', not 'other'" in other.output
 
 
 def test_after_serve_stops_the_library_reads_the_same(
@@ -147,10 +150,12 @@ def test_a_stale_advert_is_ignored(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / SERVE_FILE_NAME).write_text(
-        json.dumps({"url": "http://127.0.0.1:9", "pid": dead.pid}), encoding="utf-8"
+        json.dumps({"url": "http://127.0.0.1:9", "pid": dead.pid, "database": "otel"}),
+        encoding="utf-8",
     )
     assert advertised_server(tmp_path) is None
     (tmp_path / SERVE_FILE_NAME).write_text(
-        json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid()}), encoding="utf-8"
+        json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid(), "database": "otel"}),
+        encoding="utf-8",
     )
     assert advertised_server(tmp_path) is not None
