@@ -117,6 +117,7 @@ def main() -> None:
                 "",
             ),
             ("newest 20, 7 days", week, TraceQuery(), "min(Timestamp)"),
+            ("slowest 20, 7 days", week, TraceQuery(order="duration"), "end - start"),
             (
                 "chain A2 > 400 ms, slowest, 7 days",
                 week,
