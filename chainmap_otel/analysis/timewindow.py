@@ -1,7 +1,8 @@
 """Analysis time windows: ``--since``/``--until`` as ISO-8601 instants or relative ages.
 
-Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now; an
-ISO-8601 value without a zone is UTC. The default window is the last hour. Every
+Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now (a relative
+``--since`` with an ISO-8601 ``--until`` counts back from that instant); an ISO-8601 value
+without a zone is UTC. A window that does not start before it ends is an error. The default window is the last hour. Every
 window is closed-open ``[start, end)`` and held in UTC nanoseconds, which is what
 the SQL binds (``fromUnixTimestamp64Nano``), so a window means the same on a
 ClickHouse server in any time zone.
@@ -103,13 +104,21 @@ def parse_window(
         current = current.replace(tzinfo=UTC)
     end = parse_instant(until, "--until", current) if until else current
     start = parse_instant(since or DEFAULT_SINCE, "--since", current)
-    if since and relative_seconds(since) is not None and until:
-        # "--since 15m --until T" reads as the 15 minutes before T.
+    relative_until = until is not None and relative_seconds(until) is not None
+    if since and relative_seconds(since) is not None and until and not relative_until:
+        # "--since 15m --until T" reads as the 15 minutes before the instant T; two relative
+        # ages ("--since 2h --until 1h") both count back from now.
         start = end - (current - start)
     start_ns, end_ns = _to_ns(start), _to_ns(end)
     if start_ns >= end_ns:
+        hint = (
+            f"; --since {since} is {since} ago and --until {until} is {until} ago, so --since "
+            "needs the larger age"
+            if relative_until and since and relative_seconds(since) is not None
+            else ""
+        )
         raise QueryError(
             f"--since {since or DEFAULT_SINCE!r} is not before --until {until or 'now'!r}: "
-            "the window must start before it ends"
+            f"the window must start before it ends{hint}"
         )
     return TimeWindow(start_ns, end_ns)

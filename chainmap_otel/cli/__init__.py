@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chainmap_otel.cli.analysis",
     "chainmap_otel.cli.collector",
     "chainmap_otel.cli.sql",
+    "chainmap_otel.cli.traces",
 )
 
 

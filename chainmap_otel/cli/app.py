@@ -11,6 +11,7 @@ from typing import Any
 
 try:
     import typer
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 except ImportError:  # pragma: no cover - the light runtime has no CLI extras
@@ -39,12 +40,27 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: Sequence[str] = (),
+) -> None:
+    """A table that stays readable at 80 columns and in pipes: only the free-text columns
+    named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
+    statuses and numbers are never cut to ``…``."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False
+    )
+    for index, column in enumerate(columns):
+        if column in wrap:
+            table.add_column(column, overflow="fold", ratio=1)
+        else:
+            width = max([len(column), *(len(row[index]) for row in cells if index < len(row))])
+            table.add_column(column, no_wrap=True, min_width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -11,6 +11,7 @@ writes every queued span and closes the store.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -27,8 +28,10 @@ from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
+from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.batching import BatchInserter, store_landed
+from chainmap_otel.storage.holder import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.storage.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -135,6 +138,7 @@ def create_app(
     app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit, budget))
     install_api(app)
+    app.include_router(traces_router())
     install_web(app)
     return app
 
@@ -192,6 +196,8 @@ def run_server(
     with ExitStack() as resources:
         resources.callback(_quiet_signals())
         store = resources.enter_context(open_store(store_url))
+        adverts: list[Path | None] = []
+        resources.callback(_withdraw_all, adverts)
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
 
@@ -224,8 +230,9 @@ def run_server(
                 timeout_graceful_shutdown=10,
             )
         )
-        if on_ready is not None:
-            _notify_when_started(server, host, receiver, on_ready)
+        ready = _advertising(store, on_ready, adverts)
+        if ready is not None:
+            _notify_when_started(server, host, receiver, ready)
         logger.info(
             "chainmap serve: store %s, %d chains from %s; ingest write-ahead log %s",
             store.url_for_display,
@@ -254,6 +261,30 @@ def _close_writer(writer: SpanWriter) -> None:
         stats.refused_requests,
         stats.queued_spans,
     )
+
+
+def _withdraw_all(adverts: list[Path | None]) -> None:
+    for advert in adverts:
+        withdraw_server(advert)
+
+
+def _advertising(
+    store: TraceStore,
+    on_ready: Callable[[ServeAddresses], None] | None,
+    adverts: list[Path | None],
+) -> Callable[[ServeAddresses], None] | None:
+    """``on_ready`` that first advertises the API URL in an embedded store's directory, so
+    read commands of other processes use the API (``chainmap_otel.storage.holder``)."""
+    if not store.embedded:
+        return on_ready
+
+    def ready(addresses: ServeAddresses) -> None:
+        url = re.sub(r"^http://(0\.0\.0\.0|\[::\]|::)(?=:)", "http://127.0.0.1", addresses.http)
+        adverts.append(advertise_server(store.location.path, url, store.database))
+        if on_ready is not None:
+            on_ready(addresses)
+
+    return ready
 
 
 def _quiet_signals() -> Callable[[], None]:

@@ -448,7 +448,8 @@ def open_store(
     """Connect to the trace store at ``url`` (default: :func:`config.clickhouse_url`).
 
     Creates the database when it does not exist yet (unless ``create_database`` is
-    false). Raises :class:`StoreLockedError` if another process holds the embedded
+    false: readers pass that, and then a missing embedded store directory is an error
+    instead of an empty store created by a read). Raises :class:`StoreLockedError` if another process holds the embedded
     store, :class:`StoreError` if the store cannot be reached, ``ValueError`` for a
     malformed URL.
     """
@@ -460,6 +461,12 @@ def open_store(
 
 
 def _open_embedded(location: StoreURL, create_database: bool) -> TraceStore:
+    if not create_database and not Path(location.path).is_dir():
+        raise StoreError(
+            f"the embedded store {location.path} does not exist: check --store (or "
+            "CHAINMAP_CLICKHOUSE_URL / CHAINMAP_DATA_DIR), or send traces there first "
+            "(chainmap serve, chainmap ingest)"
+        )
     try:
         import clickhouse_connect
     except ImportError as exc:
