@@ -98,6 +98,12 @@ CHAINMAP_SERVE_QUEUE_SPANS = EnvVar(
     "Spans `chainmap serve` holds between receiving and storing them; when full, senders "
     "get 429 / RESOURCE_EXHAUSTED with a retry delay.",
 )
+CHAINMAP_QUERY_TIMEOUT_S = EnvVar(
+    "CHAINMAP_QUERY_TIMEOUT_S",
+    "60",
+    "Seconds an analysis query may run (ClickHouse max_execution_time) before it is stopped: "
+    "the API answers 504, the CLI exits 1 (0: no limit).",
+)
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
     "true",
@@ -121,6 +127,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_MAX_BODY_BYTES,
     CHAINMAP_SERVE_QUEUE_SPANS,
     CHAINMAP_RESPONSE_HEADERS,
+    CHAINMAP_QUERY_TIMEOUT_S,
 )
 
 
@@ -135,6 +142,15 @@ def env_int(var: EnvVar) -> int:
     except ValueError:
         logger.warning("%s=%r is not an integer; using the default %s", var.name, raw, var.default)
         return int(var.default)
+
+
+def env_float(var: EnvVar) -> float:
+    raw = os.environ.get(var.name, var.default).strip()
+    try:
+        return float(raw)
+    except ValueError:
+        logger.warning("%s=%r is not a number; using the default %s", var.name, raw, var.default)
+        return float(var.default)
 
 
 def env_bool(var: EnvVar) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from chainmap_otel import config
 from chainmap_otel.cli.app import command, console, err_console, print_json, print_table
 from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
@@ -83,7 +84,7 @@ def opened_store(url: str | None) -> Iterator[Any]:
             raise QueryError(
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
             )
-        yield store
+        yield store.with_query_timeout(config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S))
     finally:
         store.close()
 
@@ -164,9 +165,7 @@ def topology_command(
 def critical_path_command(
     trace_id: str = typer.Argument(None, help="A trace id (32 hex characters)."),
     chain: str = typer.Option(None, "--chain", help="Aggregate over this chain's traces instead."),
-    sample_cap: int = typer.Option(
-        2000, "--sample-cap", min=1, help="Traces sampled per aggregate."
-    ),
+    sample_cap: int = typer.Option(2000, "--sample-cap", help="Traces sampled per aggregate."),
     store: str = STORE,
     chains: Path = CHAINS,
     since: str = SINCE,
@@ -175,7 +174,9 @@ def critical_path_command(
 ) -> None:
     """Critical path of one trace, or where a chain's latency goes (--chain)."""
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
+    from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
+    check_limit("--sample-cap", sample_cap, SAMPLE_CAP_RANGE)
     if (trace_id is None) == (chain is None):
         raise QueryError("give either a TRACE_ID or --chain ID (not both)")
     if trace_id is not None:
@@ -305,7 +306,10 @@ def drift_command(
     """Observed edges versus each chain's expected edges: new and missing."""
     from chainmap_otel.analysis.drift import drift
 
-    lookback = _window(history, until)
+    try:
+        lookback = _window(history, until)
+    except QueryError as exc:
+        raise QueryError(str(exc).replace("--since", "--history")) from None
     result = _read_json(
         store, chains, since, until, format, lambda s, c, w: drift(s, c, w, chain, lookback)
     )
@@ -334,7 +338,7 @@ def drift_command(
 
 @command("discover")
 def discover_command(
-    min_traces: int = typer.Option(10, "--min-traces", min=1, help="Least traces for a proposal."),
+    min_traces: int = typer.Option(10, "--min-traces", help="Least traces for a proposal."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the proposed chains YAML here."
     ),
@@ -348,7 +352,9 @@ def discover_command(
     from rich.progress import Progress
 
     from chainmap_otel.analysis.discovery import discover, proposals_yaml
+    from chainmap_otel.analysis.timewindow import MIN_TRACES_RANGE, check_limit
 
+    check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
     catalog = load_chains(chains)
     window = _window(since, until)
     with opened_store(store) as trace_store, Progress(console=err_console, transient=True) as bar:
@@ -364,7 +370,9 @@ def discover_command(
     if output is not None:
         output.write_text(text, encoding="utf-8")
         err_console.print(
-            f"wrote {len(found.proposals)} proposed chains to {output}", highlight=False
+            f"wrote {len(found.proposals)} proposed chains to {output}",
+            highlight=False,
+            markup=False,
         )
     if format is DiscoverFormat.json:
         print_json(found.to_json())

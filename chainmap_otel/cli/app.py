@@ -12,7 +12,9 @@ from typing import Any
 try:
     import typer
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - the light runtime has no CLI extras
     sys.exit("chainmap: the command line needs its extras: pip install 'chainmap-otel[cli]'")
 
@@ -40,16 +42,25 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False)
+    """A table of stored values: cells and title are plain text, never rich markup.
+
+    A service named ``[/]evil`` is data; read as markup it would raise MarkupError.
+    """
+    table = Table(title=Text(title) if title is not None else None, show_lines=False)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
 
 
+def print_error(message: str) -> None:
+    """``error: message`` on stderr; the message is shown as written, not as markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -60,7 +71,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except ChainDefinitionError as exc:
         for problem in exc.problems:
-            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            print_error(problem)
         raise typer.Exit(1) from None
     except ChainmapError as exc:
         fail(str(exc))

@@ -9,8 +9,9 @@ process is the only one that can open the store, so this API is how the demo, sc
 and operators read analysis results while ``chainmap serve`` runs.
 
 Errors are ``{"detail": "..."}`` naming the parameter and the fix: 400 for a malformed
-parameter (time, trace id, format, number), 404 for an unknown chain, trace or node,
-503 when the trace store cannot be queried.
+parameter (time, trace id, format, number; windows and limits are range-checked), 404
+for an unknown chain, trace or node, 503 when the trace store cannot be queried, 504 when
+an analysis query runs longer than ``CHAINMAP_QUERY_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.timewindow import (
+    MIN_TRACES_RANGE,
+    SAMPLE_CAP_RANGE,
+    TimeWindow,
+    check_limit,
+    parse_window,
+)
 from chainmap_otel.analysis.topology import Topology
-from chainmap_otel.errors import QueryError, StoreError
+from chainmap_otel.errors import QueryError, QueryTimeoutError, StoreError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (
@@ -41,6 +48,7 @@ from chainmap_otel.tagging.definitions import (
 __all__ = [
     "API_PREFIX",
     "TOPOLOGY_FORMATS",
+    "api_limit",
     "api_router",
     "chain_detail",
     "chain_list",
@@ -70,9 +78,15 @@ def resolve_catalog(chains: ChainCatalog | str | Path | None) -> ChainCatalog:
 
 @contextmanager
 def translated_errors(not_found: bool = False) -> Iterator[None]:
-    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``)."""
+    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``).
+
+    A query stopped by ``CHAINMAP_QUERY_TIMEOUT_S`` is a 504: the store is up, the
+    request asked for more work than it may do.
+    """
     try:
         yield
+    except QueryTimeoutError as exc:
+        raise HTTPException(504, str(exc)) from None
     except StoreError as exc:
         if "DB::Exception" in str(exc) and "UNKNOWN_TABLE" not in str(exc):
             # The store answered but refused the query: not an outage, so not a 503.
@@ -99,6 +113,14 @@ def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
         message = str(exc).replace("--since", "query parameter since")
         message = message.replace("--until", "query parameter until")
         raise HTTPException(400, message) from None
+
+
+def api_limit(name: str, value: int, allowed: tuple[int, int]) -> int:
+    """``check_limit`` for query parameter ``name``: a 400 naming it and the allowed range."""
+    try:
+        return check_limit(f"query parameter {name}", value, allowed)
+    except QueryError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def _require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
@@ -298,8 +320,7 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.discovery import discover, proposals_yaml
 
         _require_choice("format", format, ("json", "yaml"))
-        if min_traces < 1:
-            raise HTTPException(400, f"query parameter min_traces={min_traces} must be at least 1")
+        api_limit("min_traces", min_traces, MIN_TRACES_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             found = discover(_store(request), _catalog(request), window, min_traces)
@@ -361,8 +382,7 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.critical_path import chain_critical_path
 
         _require_chain(_catalog(request), chain_id)
-        if sample_cap < 1:
-            raise HTTPException(400, f"query parameter sample_cap={sample_cap} must be at least 1")
+        api_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             result = chain_critical_path(

@@ -57,6 +57,7 @@ def create_app(
     max_body_bytes: int | None = None,
     queue_spans: int | None = None,
     chains: ChainCatalog | str | Path | None = None,
+    query_timeout_s: float | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -65,7 +66,8 @@ def create_app(
     ``chains`` is the catalog the API analyses with (a catalog or a YAML path; default
     ``CHAINMAP_CHAINS_FILE``, else the packaged ``chains.example.yaml``).
     ``app.state.store``, ``app.state.span_writer`` and ``app.state.catalog`` are there
-    for the routers.
+    for the routers; analysis reads ``app.state.store``, whose queries stop after
+    ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``).
     """
     catalog = resolve_catalog(chains)
     owned = writer is None
@@ -91,7 +93,12 @@ def create_app(
         summary="OTLP trace ingest and chain analysis",
         lifespan=lifespan,
     )
-    app.state.store = store
+    timeout = (
+        query_timeout_s
+        if query_timeout_s is not None
+        else config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S)
+    )
+    app.state.store = store.with_query_timeout(timeout)
     app.state.span_writer = span_writer
     app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit))
