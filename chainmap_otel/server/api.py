@@ -3,8 +3,9 @@
 Every read endpoint takes ``since``/``until`` (relative ages like ``15m``, ``7d`` or
 ISO-8601 instants; default the last hour) and returns the same JSON as the matching
 ``chainmap ... --format json`` command. Analysis runs ClickHouse queries, so the
-endpoints are plain ``def`` functions that FastAPI runs in its threadpool: OTLP ingest
-on the event loop keeps flowing while a query runs. With the embedded chDB store this
+endpoints are plain ``def`` functions run in the analysis pool
+(:class:`~chainmap_otel.server.listener.AnalysisRoute`), apart from the workers OTLP
+ingest decodes in: ingest keeps flowing while queries run. With the embedded chDB store this
 process is the only one that can open the store, so this API is how the demo, scripts
 and operators read analysis results while ``chainmap serve`` runs.
 
@@ -37,6 +38,7 @@ from chainmap_otel.analysis.timewindow import (
 )
 from chainmap_otel.analysis.topology import Topology
 from chainmap_otel.errors import QueryError, QueryTimeoutError, StoreError
+from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (
@@ -256,7 +258,7 @@ def _topology_response(topo: Topology, format: str) -> Response:
 
 def api_router() -> APIRouter:
     """``/api/v1/chains``; reads ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(prefix=API_PREFIX, tags=["chains"])
+    router = APIRouter(prefix=API_PREFIX, tags=["chains"], route_class=AnalysisRoute)
 
     @router.get("", summary="The catalog's chains with their current status")
     def list_chains(
@@ -402,7 +404,7 @@ def _now() -> str:
 
 def health_router() -> APIRouter:
     """``/health/chains`` (per-chain status) and ``/health/detailed`` (the serve process)."""
-    router = APIRouter(prefix="/health", tags=["health"])
+    router = APIRouter(prefix="/health", tags=["health"], route_class=AnalysisRoute)
 
     @router.get("/chains", summary="Status of every chain over the last hour")
     def chains_health(

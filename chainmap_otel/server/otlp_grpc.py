@@ -5,6 +5,9 @@ that does not parse (not retryable), RESOURCE_EXHAUSTED with a
 ``google.rpc.RetryInfo`` delay when the ingest queue is full (the client
 retries after the delay), UNAVAILABLE while the server shuts down.
 
+With a ``token`` every call must carry ``authorization: Bearer <token>`` metadata
+(UNAUTHENTICATED otherwise); with ``tls`` the port serves TLS only.
+
 The request is registered with a bytes-in handler so a malformed message gets
 INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
 """
@@ -22,7 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from chainmap_otel import config
 from chainmap_otel.errors import IngestError
+from chainmap_otel.server.auth import BearerToken, GrpcBearerInterceptor, TlsFiles
 from chainmap_otel.server.span_writer import SpanWriter, WriterClosedError
 from chainmap_otel.storage.otlp import decode_protobuf
 
@@ -42,6 +47,16 @@ _RETRY_INFO = (
 )
 
 
+def _connection_limits() -> list[tuple[str, int]]:
+    """Close idle connections and detect half-open ones with keepalive pings."""
+    idle_ms = max(1, config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S)) * 20 * 1000
+    return [
+        ("grpc.max_connection_idle_ms", idle_ms),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+    ]
+
+
 class OtlpGrpcReceiver:
     """A grpc server on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
 
@@ -53,13 +68,17 @@ class OtlpGrpcReceiver:
         *,
         max_message_bytes: int = 32 * 1024 * 1024,
         max_workers: int = 4,
+        token: BearerToken | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._writer = writer
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+            interceptors=[GrpcBearerInterceptor(token)] if token and token.enabled else None,
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                *_connection_limits(),
             ],
         )
         handler = grpc.unary_unary_rpc_method_handler(
@@ -72,7 +91,10 @@ class OtlpGrpcReceiver:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if tls is not None:
+                self.port = self._server.add_secure_port(address, tls.grpc_credentials())
+            else:
+                self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(
                 f"cannot listen for OTLP/gRPC on {address} ({exc}); "
