@@ -29,8 +29,8 @@ per minute of trace start, and ``chainmap_edge_hour``, its rows merged per hour.
 covers, minute rows for the part-hours at its edges (:func:`split_hours`), and pairs live
 only the rest (the minutes since the watermark, the part-minute at the window's start),
 merging counts and latency states in one query.
-Before the query the rollup is brought up to date when this process may do so
-(:func:`rollup.fresh_state`), so the live part is a few minutes at most.
+The rollup is only read here (:func:`rollup.analysis_state`); ``chainmap serve`` keeps it
+current in the background, so under serve the live part is a few minutes at most.
 
 JSON contract (:meth:`Topology.to_json`)::
 
@@ -190,7 +190,7 @@ def topologies(
     for chain_id in wanted:
         require_chain(catalog, chain_id)
     chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
-    rows = edge_rows(store, catalog, window, chains, rollup.fresh_state(store, catalog))
+    rows = edge_rows(store, catalog, window, chains, rollup.analysis_state(store, catalog))
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:
         per_chain[None] = []

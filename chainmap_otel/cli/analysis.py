@@ -1,5 +1,8 @@
 """``chainmap topology|critical-path|health|impact|drift|discover``: read commands over stored traces.
 
+They only read; ``chainmap rollup refresh`` (also here) writes the edge rollup topology
+reads, which ``chainmap serve`` otherwise keeps current on its own.
+
 Each opens the store (``--store``, default ``CHAINMAP_CLICKHOUSE_URL`` else the embedded
 store), loads the chains (``--chains``, default ``CHAINMAP_CHAINS_FILE`` else the shipped
 ``chains.example.yaml``), reads ``--since``/``--until`` and prints a table or ``--format json``.
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from chainmap_otel import config
-from chainmap_otel.cli.app import command, console, err_console, print_json, print_table
+from chainmap_otel.cli.app import app, command, console, err_console, print_json, print_table
 from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
@@ -399,3 +402,30 @@ def discover_command(
         )
         if not found.proposals:
             console.print(f"no entry reaches --min-traces {min_traces}", highlight=False)
+
+
+rollup_app = typer.Typer(help="The edge rollup topology reads (chainmap serve keeps it current).")
+app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
+
+
+@rollup_app.command("refresh")
+def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
+    """Roll up the edges of closed minutes now (backfills on first use); reads never do this."""
+    from chainmap_otel.analysis.rollup import refresh_edges
+    from chainmap_otel.cli.app import friendly_errors
+    from chainmap_otel.storage.store import open_store
+
+    with friendly_errors():
+        catalog = load_chains(chains)
+        try:
+            trace_store = open_store(store, create_database=False)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        with trace_store:
+            report = refresh_edges(
+                trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
+            )
+    console.print(
+        f"edge rollup: {report.slices} slices rolled up in {report.seconds:.1f} s",
+        highlight=False,
+    )

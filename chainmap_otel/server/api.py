@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -398,6 +399,45 @@ def api_router() -> APIRouter:
 _STATUS_RANK = {"healthy": 0, "degraded": 1, "critical": 2}
 
 
+def _detailed_health(request: Request) -> JSONResponse:
+    from chainmap_otel.storage.schema import current_version, latest_version
+
+    store = _store(request)
+    catalog = _catalog(request)
+    store_info: dict[str, Any] = {
+        "url": store.url_for_display,
+        "embedded": store.embedded,
+        "database": store.database,
+        "reachable": True,
+        "schema_version": None,
+        "latest_schema_version": latest_version(),
+    }
+    try:
+        store_info["schema_version"] = current_version(store)
+    except StoreError as exc:
+        store_info.update(reachable=False, error=str(exc))
+    writer = getattr(request.app.state, "span_writer", None)
+    writer_info: dict[str, Any] | None = None
+    if writer is not None:
+        stats = writer.stats()
+        writer_info = {
+            "queued": stats.queued_spans,
+            "accepted": stats.accepted_spans,
+            "written": stats.written_spans,
+            "dropped": stats.dropped_spans,
+            "refused_requests": stats.refused_requests,
+        }
+    ok = store_info["reachable"] and store_info["schema_version"]
+    body = {
+        "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
+        "timestamp": _now(),
+        "store": store_info,
+        "span_writer": writer_info,
+        "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
+    }
+    return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+
+
 def _now() -> str:
     return datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
 
@@ -442,43 +482,9 @@ def health_router() -> APIRouter:
         }
 
     @router.get("/detailed", summary="Store, schema, span writer and catalog of this process")
-    def detailed_health(request: Request) -> JSONResponse:
-        from chainmap_otel.storage.schema import current_version, latest_version
-
-        store = _store(request)
-        catalog = _catalog(request)
-        store_info: dict[str, Any] = {
-            "url": store.url_for_display,
-            "embedded": store.embedded,
-            "database": store.database,
-            "reachable": True,
-            "schema_version": None,
-            "latest_schema_version": latest_version(),
-        }
-        try:
-            store_info["schema_version"] = current_version(store)
-        except StoreError as exc:
-            store_info.update(reachable=False, error=str(exc))
-        writer = getattr(request.app.state, "span_writer", None)
-        writer_info: dict[str, Any] | None = None
-        if writer is not None:
-            stats = writer.stats()
-            writer_info = {
-                "queued": stats.queued_spans,
-                "accepted": stats.accepted_spans,
-                "written": stats.written_spans,
-                "dropped": stats.dropped_spans,
-                "refused_requests": stats.refused_requests,
-            }
-        ok = store_info["reachable"] and store_info["schema_version"]
-        body = {
-            "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
-            "timestamp": _now(),
-            "store": store_info,
-            "span_writer": writer_info,
-            "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
-        }
-        return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+    async def detailed_health(request: Request) -> JSONResponse:
+        # Not an analysis: FastAPI's own pool, so it answers while analyses queue.
+        return await run_in_threadpool(_detailed_health, request)
 
     return router
 
