@@ -34,9 +34,12 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   the two) deletes that slice's minutes (slices are whole minutes, so those rows belong to it
   alone) and redoes it: a re-run never double counts. Within a process one lock serialises
   refreshes of a store; across processes run one refresher per store (``chainmap serve``;
-  an embedded store has a single process by construction). Analysis refreshes lazily
-  (:func:`fresh_state`): always on an embedded store (a no-op when nothing is new), on a
-  server only when nobody has for :data:`STALE_SECONDS`.
+  an embedded store has a single process by construction).
+* **Reads never write.** Analysis only reads the rollup (:func:`analysis_state`) and pairs
+  live whatever lies past its watermark, so a topology request never waits behind a
+  backfill or needs write access. Refreshes run in ``chainmap serve``'s background loop
+  (:class:`EdgeRollupRefresher`, every 30 s), in ``chainmap schema apply`` and in
+  ``chainmap rollup refresh``.
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
@@ -92,8 +95,6 @@ HOUR_SLICE_SECONDS = 86400
 PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
-#: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
-STALE_SECONDS = 600
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -431,37 +432,21 @@ def _refresh_hours(
     return RollupState(state.catalog, state.since_ns, state.watermark_ns, state.pending_ns, hours)
 
 
-def fresh_state(
+def analysis_state(
     store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
 ) -> RollupState | None:
-    """The rollup state for analysis, refreshed first when this process should do it.
+    """The rollup state analysis reads (never refreshed here); None without a rollup table.
 
-    None when the store has no edge rollup (schema older than version 3). On an embedded
-    store (held by this process) the rollup is refreshed up to ``now - LAG`` (and its
-    hour level up to the last whole hour of that); on a server
-    only when its watermark is older than :data:`STALE_SECONDS` past due (nobody runs
-    ``chainmap serve`` on it), and a refused refresh (read-only user) is logged and the
-    window is paired live.
+    None when the store has no edge rollup (schema older than version 3). Whatever the
+    state does not cover yet is paired live by topology.
     """
     naming = naming or ServiceGraphNaming.from_config()
     try:
-        state = read_state(store, catalog, naming)
+        return read_state(store, catalog, naming)
     except StoreError:
         if store.table_exists(STATE_TABLE):
             raise
         return None
-    due = floor_minute(time.time_ns() - LAG_SECONDS * _NS)
-    if store.embedded:
-        if state.current(due):
-            return state
-        return refresh_edges(store, catalog, naming=naming).state
-    if state.covers and due - state.watermark_ns < STALE_SECONDS * _NS:
-        return state
-    try:
-        return refresh_edges(store, catalog, naming=naming).state
-    except StoreError as exc:
-        logger.warning("edge rollup not refreshed, pairing the window live: %s", exc)
-        return state
 
 
 def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:

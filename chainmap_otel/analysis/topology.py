@@ -33,8 +33,8 @@ per minute of trace start, and ``chainmap_edge_hour``, its rows merged per hour.
 covers, minute rows for the part-hours at its edges (:func:`split_hours`), and pairs live
 only the rest (the minutes since the watermark, the part-minute at the window's start),
 merging counts and latency states in one query.
-Before the query the rollup is brought up to date when this process may do so
-(:func:`rollup.fresh_state`), so the live part is a few minutes at most.
+The rollup is only read here (:func:`rollup.analysis_state`); ``chainmap serve`` keeps it
+current in the background, so under serve the live part is a few minutes at most.
 
 JSON contract (:meth:`Topology.to_json`)::
 
@@ -220,7 +220,7 @@ def topologies(
         require_chain(catalog, chain_id)
     chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
     naming = naming or ServiceGraphNaming.from_config()
-    state = rollup.fresh_state(store, catalog, naming)
+    state = rollup.analysis_state(store, catalog, naming)
     rows = edge_rows(store, catalog, window, chains, state, naming)
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:

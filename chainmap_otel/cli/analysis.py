@@ -1,5 +1,8 @@
 """``chainmap topology|critical-path|health|impact|drift|discover|traces``: read commands.
 
+They only read; ``chainmap rollup refresh`` (also here) writes the edge rollup topology
+reads, which ``chainmap serve`` otherwise keeps current on its own.
+
 Each opens the store (``--store``, default ``CHAINMAP_CLICKHOUSE_URL`` else the embedded
 store), loads the chains (``--chains``, default ``CHAINMAP_CHAINS_FILE`` else the shipped
 ``chains.example.yaml``), reads ``--since``/``--until`` and prints a table or ``--format json``.
@@ -21,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from chainmap_otel.cli.app import command, console, err_console, print_json, print_table
+from chainmap_otel import config
+from chainmap_otel.cli.app import app, command, console, err_console, print_json, print_table
 from chainmap_otel.errors import QueryError, StoreLockedError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
@@ -98,7 +102,7 @@ def opened_store(url: str | None) -> Iterator[Any]:
             raise QueryError(
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
             )
-        yield store
+        yield store.with_query_timeout(config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S))
     finally:
         store.close()
 
@@ -273,9 +277,7 @@ def _ms(value: float) -> str:
 def critical_path_command(
     trace_id: str = typer.Argument(None, help="A trace id (32 hex characters)."),
     chain: str = typer.Option(None, "--chain", help="Aggregate over this chain's traces instead."),
-    sample_cap: int = typer.Option(
-        2000, "--sample-cap", min=1, help="Traces sampled per aggregate."
-    ),
+    sample_cap: int = typer.Option(2000, "--sample-cap", help="Traces sampled per aggregate."),
     store: str = STORE,
     chains: Path = CHAINS,
     since: str = SINCE,
@@ -285,7 +287,9 @@ def critical_path_command(
 ) -> None:
     """Critical path of one trace, or where a chain's latency goes (--chain)."""
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
+    from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
+    check_limit("--sample-cap", sample_cap, SAMPLE_CAP_RANGE)
     if (trace_id is None) == (chain is None):
         raise QueryError("give either a TRACE_ID or --chain ID (not both)")
     if trace_id is not None:
@@ -450,7 +454,10 @@ def drift_command(
     """Observed edges versus each chain's expected edges: new and missing."""
     from chainmap_otel.analysis.drift import drift
 
-    lookback = read_window(history, until)
+    try:
+        lookback = read_window(history, until)
+    except QueryError as exc:
+        raise QueryError(str(exc).replace("--since", "--history")) from None
     result = _read_json(
         store,
         chains,
@@ -488,7 +495,7 @@ def drift_command(
 
 @command("discover")
 def discover_command(
-    min_traces: int = typer.Option(10, "--min-traces", min=1, help="Least traces for a proposal."),
+    min_traces: int = typer.Option(10, "--min-traces", help="Least traces for a proposal."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the proposed chains YAML here."
     ),
@@ -503,7 +510,9 @@ def discover_command(
     from rich.progress import Progress
 
     from chainmap_otel.analysis.discovery import discover, proposals_yaml
+    from chainmap_otel.analysis.timewindow import MIN_TRACES_RANGE, check_limit
 
+    check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
     client = serve_client(store, server, chains)
     if client is not None:
         read_window(since, until)
@@ -535,7 +544,9 @@ def discover_command(
     if output is not None:
         output.write_text(text, encoding="utf-8")
         err_console.print(
-            f"wrote {len(data['proposals'])} proposed chains to {output}", highlight=False
+            f"wrote {len(data['proposals'])} proposed chains to {output}",
+            highlight=False,
+            markup=False,
         )
     if format is DiscoverFormat.json:
         print_json(data)
@@ -563,3 +574,30 @@ def discover_command(
         )
         if not data["proposals"]:
             console.print(f"no entry reaches --min-traces {min_traces}", highlight=False)
+
+
+rollup_app = typer.Typer(help="The edge rollup topology reads (chainmap serve keeps it current).")
+app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
+
+
+@rollup_app.command("refresh")
+def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
+    """Roll up the edges of closed minutes now (backfills on first use); reads never do this."""
+    from chainmap_otel.analysis.rollup import refresh_edges
+    from chainmap_otel.cli.app import friendly_errors
+    from chainmap_otel.storage.store import open_store
+
+    with friendly_errors():
+        catalog = load_chains(chains)
+        try:
+            trace_store = open_store(store, create_database=False)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        with trace_store:
+            report = refresh_edges(
+                trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
+            )
+    console.print(
+        f"edge rollup: {report.slices} slices rolled up in {report.seconds:.1f} s",
+        highlight=False,
+    )

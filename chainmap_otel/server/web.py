@@ -27,6 +27,7 @@ from chainmap_otel.server.api import (
     parse_api_window,
     translated_errors,
 )
+from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.server.topology_svg import NODE_COLOURS, topology_svg
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -344,7 +345,7 @@ def waterfall_body(result: dict[str, Any]) -> str:
 
 def web_router() -> APIRouter:
     """The HTML pages; read ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
 
     def render(title: str, since: str | None, build: Callable[[], tuple[str, str]]) -> HTMLResponse:
         try:
