@@ -19,9 +19,8 @@ from chainmap_otel.collector import collector_config, glob_to_re2, quote, trace_
 from chainmap_otel.errors import ChainDefinitionError
 from chainmap_otel.tagging.active import MAX_STACK_DEPTH
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog, parse_catalog
-from chainmap_otel.tagging.model import Pattern
+from chainmap_otel.tagging.patterns import string_test
 from chainmap_otel.tagging.processor import ChainSpanProcessor
-from chainmap_otel.tagging.rules import compile_pattern
 from tests.collector.ottl_grammar import (
     OTTLSyntaxError,
     SpanRecord,
@@ -190,7 +189,7 @@ def test_globs_become_anchored_re2_matching_like_fnmatch(glob: str, texts: list[
     import re2
 
     regex = re2.compile(glob_to_re2(glob))
-    rule_engine = compile_pattern(Pattern("glob", glob))
+    rule_engine = string_test("glob", glob)
     for text in texts:
         assert (regex.search(text) is not None) == rule_engine(text), (glob, text)
 
@@ -301,31 +300,32 @@ def test_a_catalog_deeper_than_a_stack_stops_at_the_depth_like_the_processor() -
     assert ottl_tags(program, span) == expected
 
 
-def test_rules_ottl_cannot_express_are_refused_naming_chain_rule_and_why() -> None:
-    catalog = parse_catalog(
-        """\
-chains:
-  - id: OK1
-    name: fine
-    category: api
-    entry: [{service: gw}]
-  - id: LOOK
-    name: lookahead
-    category: api
-    entry:
-      - service: gw
-      - route: {regex: "^/api/(?!internal)"}
-  - id: RANGE
-    name: empty range
-    category: api
-    entry: [{name: "job-[z-a]"}]
-""",
-        source="chains.yaml",
-    )
+def test_rules_ottl_cannot_express_are_refused_by_the_loader_naming_the_field() -> None:
+    # RE2 is the rule engine's regex dialect, so patterns OTTL's IsMatch (Go regexp, RE2
+    # syntax) could not run are refused when the chains file loads, before any OTTL exists.
     with pytest.raises(ChainDefinitionError) as raised:
-        trace_statements(catalog)
+        parse_catalog(
+            """\
+    chains:
+      - id: OK1
+        name: fine
+        category: api
+        entry: [{service: gw}]
+      - id: LOOK
+        name: lookahead
+        category: api
+        entry:
+          - service: gw
+          - route: {regex: "^/api/(?!internal)"}
+      - id: RANGE
+        name: empty range
+        category: api
+        entry: [{name: "job-[z-a]"}]
+    """,
+            source="chains.yaml",
+        )
     problems = raised.value.problems
     assert len(problems) == 2
-    assert "chain LOOK entry[1]" in problems[0] and "not RE2" in problems[0]
     assert problems[0].startswith("chains.yaml:")
-    assert "chain RANGE entry[0]" in problems[1] and "range z-a is empty" in problems[1]
+    assert "chains[1].entry[1].route: bad regex" in problems[0] and "lookaround" in problems[0]
+    assert "chains[2].entry[0].name: bad glob 'job-[z-a]'" in problems[1]
