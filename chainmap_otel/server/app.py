@@ -27,6 +27,7 @@ from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import SpanWriter
+from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -90,12 +91,16 @@ def create_app(
         title="chainmap",
         summary="OTLP trace ingest and chain analysis",
         lifespan=lifespan,
+        # /docs is served by install_web from local Swagger UI files (no CDN); ReDoc has none.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
     app.state.span_writer = span_writer
     app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit))
     install_api(app)
+    install_trace_api(app)
     install_web(app)
     return app
 
