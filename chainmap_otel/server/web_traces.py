@@ -6,7 +6,8 @@ each linking to the trace view. ``/traces/{trace_id}`` is the trace view: the pa
 checks the id and that the trace exists, ``static/trace.js`` fetches every span from
 ``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
 old URL, and the header's lookup box) redirects there. ``/docs`` is Swagger UI served
-from the ``swagger-ui-bundle`` package, so it renders without internet access.
+from ``static/vendor/swagger-ui`` (npm's ``swagger-ui-dist`` 5, which reads the OpenAPI
+3.1 FastAPI writes), so it renders without internet access.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.trace_api import TRACES_PREFIX, whole_trace
@@ -27,8 +27,8 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 
 __all__ = ["DOCS_ASSETS", "install_api_docs", "search_body", "trace_pages_router"]
 
-#: Where the Swagger UI files of the ``swagger-ui-bundle`` package are served.
-DOCS_ASSETS = "/docs-assets"
+#: Where the vendored Swagger UI files are served (under the web view's ``/static``).
+DOCS_ASSETS = "/static/vendor/swagger-ui"
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 SEARCH_ORDERS = ("duration", "start")
 SEARCH_STATUSES = ("", "error", "ok")
@@ -148,13 +148,6 @@ def trace_pages_router() -> APIRouter:
 
 def install_api_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI with its JavaScript and CSS served by this process."""
-    import swagger_ui_bundle
-
-    app.mount(
-        DOCS_ASSETS,
-        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-        name="docs-assets",
-    )
     openapi_url = app.openapi_url or "/openapi.json"
 
     @app.get("/docs", include_in_schema=False)

@@ -59,6 +59,11 @@
         return r.json().catch(function () { return {}; }).then(function (body) { return [r.ok, body, r.status]; });
       })
       .then(function (res) {
+        if (res[2] === 404 && res[1].detail === "Not Found") {  // no such route: an older server
+          box.replaceChildren(el("p", "muted", "This server has no trace search (GET /api/v1/traces)."));
+          box.setAttribute("data-state", "error");
+          return;
+        }
         if (!res[0]) {
           box.replaceChildren(el("p", "error", res[1].detail || "the search failed (HTTP " + res[2] + ")"));
           box.setAttribute("data-state", "error");

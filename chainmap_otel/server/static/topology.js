@@ -51,7 +51,7 @@
     { selector: "edge", style: {
       "width": 1.6, "line-color": "#555", "target-arrow-color": "#555",
       "target-arrow-shape": "triangle", "curve-style": "bezier", "label": "data(label)",
-      "font-size": 10, "color": "#24292f", "text-background-color": "#f6f8fa",
+      "font-size": 11, "color": "#24292f", "text-background-color": "#f6f8fa",
       "text-background-opacity": 0.9, "text-background-padding": 2,
       "text-rotation": "autorotate", "loop-direction": "-45deg", "loop-sweep": "-60deg",
       "control-point-step-size": 60
@@ -102,6 +102,20 @@
       .catch(function () { chains.textContent = "chains through " + id + ": the impact query failed"; });
   }
 
+  var LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 36, rankSep: 170, edgeSep: 24, padding: 20 };
+
+  // A wide, flat graph in a tall box would be drawn tiny: size the box to the graph's
+  // aspect ratio (between 260 px and 70 % of the window), then fit the graph into it.
+  function fitHeight(canvas, cy) {
+    var bb = cy.elements().boundingBox();
+    var width = canvas.clientWidth || 1000;
+    var wanted = Math.round(width * bb.h / Math.max(bb.w, 1)) + 60;
+    var height = Math.max(260, Math.min(wanted, Math.round(window.innerHeight * 0.7)));
+    canvas.parentNode.style.height = height + "px";
+    cy.resize();
+    cy.fit(undefined, 20);
+  }
+
   function draw(box) {
     if (box.chainmapGraph || !window.cytoscape) { return; }
     var data = box.querySelector("script.topology-data");
@@ -119,10 +133,10 @@
     }
     var cy = window.cytoscape({
       container: canvas, elements: elements(topo), style: STYLE,
-      layout: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 200, edgeSep: 20, padding: 20 },
+      layout: LAYOUT,
       minZoom: 0.1, maxZoom: 3
     });
-    cy.fit(undefined, 20);
+    fitHeight(canvas, cy);
     box.chainmapGraph = cy;
     box.setAttribute("data-drawn", "1");
     var panel = box.querySelector(".node-panel");
@@ -139,15 +153,15 @@
       if (!same) {
         cy.elements().remove();
         cy.add(fresh);
-        cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 200, edgeSep: 20 }).run();
-        cy.fit(undefined, 20);
+        cy.layout(LAYOUT).run();
+        fitHeight(canvas, cy);
         return;
       }
       fresh.forEach(function (e) { cy.getElementById(e.data.id).data(e.data); });
     };
     var fit = box.querySelector("button.fit");
     if (fit) { fit.addEventListener("click", function () { cy.fit(undefined, 20); }); }
-    window.addEventListener("resize", function () { cy.resize(); cy.fit(undefined, 20); });
+    window.addEventListener("resize", function () { fitHeight(canvas, cy); });
   }
 
   function drawAll() { document.querySelectorAll("[data-topology]").forEach(draw); }
