@@ -263,6 +263,60 @@ def test_node_click_shows_its_chains_and_traces(tab: Tab, site: Site) -> None:
     tab.shot("web-view-chain.png", full_page=True)
 
 
+def test_refresh_keeps_the_drawn_graph_and_its_zoom(tab: Tab) -> None:
+    tab.open("/chains/B3")
+    tab.wait("[data-topology][data-drawn]")
+    _lists_loaded(tab)
+    before = tab.page.inner_text(".window .muted")
+    zoom = tab.page.evaluate(
+        """() => { const box = document.querySelector('[data-topology]');
+                   box.dataset.marker = 'kept'; box.chainmapGraph.zoom(1.7); return 1.7; }"""
+    )
+    tab.page.wait_for_function(
+        f"() => document.querySelector('.window .muted').innerText !== {before!r}",
+        timeout=TIMEOUT_MS,
+    )  # the 10 s refresh replaced the page's content
+    after = tab.page.evaluate(
+        """() => { const box = document.querySelector('[data-topology]');
+                   return {marker: box.dataset.marker || '', zoom: box.chainmapGraph.zoom(),
+                           boxes: document.querySelectorAll('[data-topology]').length,
+                           lists: document.querySelectorAll('.trace-list').length}; }"""
+    )
+    assert after == {"marker": "kept", "zoom": zoom, "boxes": 1, "lists": 3}
+    assert not tab.problems, tab.problems
+
+
+def test_a_chain_caller_is_one_node_titled_by_its_service(tab: Tab) -> None:
+    """The chain topology contract: the entry span's caller is a node of type caller."""
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    drawn = tab.page.evaluate(
+        """() => {
+      const topo = {nodes: [
+          {id: 'caller:api-gateway', title: 'api-gateway', type: 'caller', calls: 0, errors: 0},
+          {id: 'pricing', type: 'service', calls: 5, errors: 0}],
+        edges: [{source: 'caller:api-gateway', target: 'pricing', connection_type: '',
+                 calls: 5, errors: 0, p95_ms: 12}]};
+      const box = document.createElement('div');
+      box.className = 'graph'; box.dataset.topology = 'caller-test';
+      box.innerHTML = '<script type="application/json" class="topology-data"></' + 'script>' +
+        '<div class="canvas"></div><aside class="node-panel" hidden></aside>';
+      box.querySelector('script').textContent = JSON.stringify(topo);
+      document.querySelector('main').appendChild(box);
+      window.chainmapDrawGraphs();
+      const node = box.chainmapGraph.getElementById('caller:api-gateway');
+      return {label: node.data('label'), border: node.style('border-style'),
+              service: node.data('service'), drawn: box.dataset.drawn};
+    }"""
+    )
+    assert drawn == {
+        "label": "api-gateway",
+        "border": "dashed",
+        "service": "api-gateway",
+        "drawn": "1",
+    }
+
+
 # --------------------------------------------------------------------------- trace view
 
 _COLLECT_ROWS = """async () => {

@@ -52,8 +52,9 @@
   }
 
   function load(box, query) {
+    var shown = box.getAttribute("data-state") === "done";
     box.setAttribute("data-state", "loading");
-    box.replaceChildren(el("p", "muted", "searching…"));
+    if (!shown) { box.replaceChildren(el("p", "muted", "searching…")); }  // a reload keeps the old rows up
     return fetch("/api/v1/traces?" + query)
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (body) { return [r.ok, body, r.status]; });

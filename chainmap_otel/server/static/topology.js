@@ -18,9 +18,11 @@
     var out = [];
     topo.nodes.forEach(function (n) {
       var stat = n.calls ? n.calls + " calls" + (n.errors ? " · " + n.errors + " err" : "") : "";
-      var longest = Math.max(n.id.length, stat.length);
+      // A chain's caller node is titled by its service (its id may be qualified).
+      var title = n.title || n.service || n.id;
+      var longest = Math.max(title.length, stat.length);
       out.push({ group: "nodes", data: {
-        id: n.id, label: n.id + (stat ? "\n" + stat : ""), type: n.type,
+        id: n.id, label: title + (stat ? "\n" + stat : ""), type: n.type, service: title,
         w: Math.max(60, longest * 7.2 + 24), h: stat ? 46 : 30,
         colour: COLOURS[n.type] || COLOURS.service, failed: n.errors > 0 ? 1 : 0
       } });
@@ -67,7 +69,7 @@
   }
 
   function showNode(panel, node, since) {
-    var id = node.id();
+    var id = node.data("service");
     var q = since ? "&since=" + encodeURIComponent(since) : "";
     panel.replaceChildren();
     var title = document.createElement("h3");

@@ -216,10 +216,15 @@
       track.appendChild(seg);
     });
     var value = el("span", "wf-value", ms(span.duration_ns));
-    if (left + width > 80) {  // no room after the bar: put the duration before it
+    if (left + width <= 80) {
+      value.style.left = (left + width) + "%";
+    } else if (left > 12) {  // no room after the bar: put the duration before it
       value.style.right = (100 - left) + "%";
       value.className += " before";
-    } else { value.style.left = (left + width) + "%"; }
+    } else {  // the bar spans (nearly) the whole axis: write inside its end
+      value.style.right = (100 - left - width) + "%";
+      value.className += " inside";
+    }
     track.appendChild(value);
     row.appendChild(track);
     return row;
