@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainmap_otel import config
+from chainmap_otel.analysis import entries
 from chainmap_otel.analysis.membership import classify_expression
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import StoreError
@@ -85,6 +86,9 @@ REACH_SECONDS = 60
 SLICE_SECONDS = 3600
 #: Hour-level slice length: at most a day of minute rows merged per insert.
 HOUR_SLICE_SECONDS = 86400
+#: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
+#: rolled up under older semantics (2: per-edge chain scope and caller edges) are not read.
+PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
 #: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
@@ -119,7 +123,8 @@ NO_ROLLUP_SQL = (
 #: Stands in for trace_edges.sql when no part of a window is paired live (no rows).
 NO_LIVE_SQL = (
     "SELECT * FROM (SELECT '' AS TraceId, "
-    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))') AS edges, "
+    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), "
+    "UInt8))') AS edges, "
     "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
 )
 
@@ -232,7 +237,9 @@ def ceil_hour(ns: int) -> int:
 def catalog_fingerprint(catalog: ChainCatalog) -> int:
     """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules)."""
     classify, params = classify_expression(catalog)
-    text = json.dumps([classify, sorted(params.items())], default=str, sort_keys=True)
+    text = json.dumps(
+        [PAIRING_VERSION, classify, sorted(params.items())], default=str, sort_keys=True
+    )
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
@@ -437,7 +444,7 @@ def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:
         if store.table_exists(HOUR_TABLE):
             _delete_rows(store, HOUR_TABLE, fingerprint, 0, (2**32 - 1) * _NS)
         store.command(
-            _DELETE_STATE_SQL.format(db=store.database, **_cluster_parts()),
+            _DELETE_STATE_SQL.format(db=store.database, **cluster_parts()),
             {"rollups": [ROLLUP, HOUR_ROLLUP], "catalog": fingerprint},
         )
 
@@ -448,15 +455,19 @@ def apply_schema_with_rollup(
     cluster: str | None = None,
     ttl_days: int | None = None,
     progress: ProgressCallback | None = None,
+    until_ns: int | None = None,
 ) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans."""
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans
+    (up to ``until_ns``, default ``now - LAG``)."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
-    refresh_edges(store, catalog, progress=progress)
+    refresh_edges(store, catalog, until_ns, progress=progress)
     return report
 
 
 class EdgeRollupRefresher:
-    """Refreshes the edge rollup every ``interval`` seconds in a daemon thread (``serve``)."""
+    """Refreshes the edge rollup and the inferred-entry rollup
+    (:mod:`~chainmap_otel.analysis.entries`) every ``interval`` seconds in a daemon thread
+    (``serve``)."""
 
     def __init__(
         self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
@@ -490,6 +501,13 @@ class EdgeRollupRefresher:
                 logger.warning("edge rollup not refreshed (topology pairs live instead): %s", exc)
             except Exception:
                 logger.exception("edge rollup refresh of %s failed", self.store.url_for_display)
+            try:
+                if self.store.table_exists(entries.TABLE):
+                    entries.refresh_entries(self.store)
+            except StoreError as exc:
+                logger.warning("inferred entries not rolled up (health counts them live): %s", exc)
+            except Exception:
+                logger.exception("inferred-entry rollup of %s failed", self.store.url_for_display)
             self._stop.wait(self.interval)
 
 
@@ -499,7 +517,7 @@ def _lock(store: TraceStore) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-def _cluster_parts() -> dict[str, str]:
+def cluster_parts() -> dict[str, str]:
     cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
     if not cluster:
         return {"local": "", "on_cluster": ""}
@@ -532,7 +550,7 @@ def _write_state(
 def _delete_rows(store: TraceStore, table: str, catalog: int, start_ns: int, end_ns: int) -> None:
     column = "Hour" if table == HOUR_TABLE else "Minute"
     store.command(
-        _DELETE_SQL.format(db=store.database, table=table, column=column, **_cluster_parts()),
+        _DELETE_SQL.format(db=store.database, table=table, column=column, **cluster_parts()),
         {"catalog": catalog, "start": start_ns // _NS, "end": end_ns // _NS},
     )
 

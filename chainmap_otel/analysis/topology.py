@@ -35,12 +35,20 @@ Before the query the rollup is brought up to date when this process may do so
 JSON contract (:meth:`Topology.to_json`)::
 
     {"chain_id": "B3" | null, "window": {...},
-     "nodes": [{"id", "type": "service|database|messaging|virtual|user", "calls", "errors",
-                "error_ratio"}],
+     "nodes": [{"id", "type": "service|database|messaging|virtual|user|caller", "title",
+                "calls", "errors", "error_ratio"}],
      "edges": [{"source", "target", "connection_type", "calls", "errors",
                 "p50_ms", "p95_ms", "p99_ms", "first_seen", "last_seen"}]}
 
 Node ``calls``/``errors`` count the calls the node received (for ``user``: made).
+
+Chain scope: a chain's topology is the subtree below its entry spans. An edge counts for a
+chain when its client span is in the chain (tagged with it, or below a span of the chain:
+untagged spans inherit their parent's chains, see ``sql/trace_edges.sql``). The edge into an
+entry span comes from outside the chain: its client is shown as ONE node per calling service,
+id ``caller:<service>``, type ``caller``, title the service, with the entry edge's counts;
+nothing upstream of it is drawn. A chain entering at a root span keeps its ``user`` edge.
+All-traffic topology has no caller nodes.
 """
 
 from __future__ import annotations
@@ -60,9 +68,11 @@ from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
-NODE_TYPES = ("service", "database", "messaging", "virtual", "user")
+NODE_TYPES = ("service", "database", "messaging", "virtual", "user", "caller")
 #: A node id used by some edge as a real service wins over the virtual names of others.
-_TYPE_RANK = {"service": 4, "user": 3, "database": 2, "messaging": 1, "virtual": 0}
+_TYPE_RANK = {"service": 4, "user": 3, "caller": 3, "database": 2, "messaging": 1, "virtual": 0}
+#: Node id prefix of the caller of a chain's entry span: ``caller:<its service>``.
+CALLER_PREFIX = "caller:"
 ALL_TRAFFIC = ""
 
 
@@ -105,10 +115,18 @@ class Node:
     calls: int
     errors: int
 
+    @property
+    def title(self) -> str:
+        """What to show: the service name (a caller node's id without its prefix)."""
+        if self.type == "caller":
+            return self.id.removeprefix(CALLER_PREFIX)
+        return self.id
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": self.type,
+            "title": self.title,
             "calls": self.calls,
             "errors": self.errors,
             "error_ratio": round(self.errors / self.calls, 6) if self.calls else 0.0,
@@ -165,7 +183,12 @@ def build_nodes(edges: Iterable[Edge], target_types: dict[str, str]) -> list[Nod
             types[node] = kind
 
     for edge in edges:
-        note(edge.source, "user" if edge.source == "user" else "service")
+        if edge.source == "user":
+            note(edge.source, "user")
+        elif edge.source.startswith(CALLER_PREFIX):
+            note(edge.source, "caller")
+        else:
+            note(edge.source, "service")
         note(edge.target, target_types.get(f"{edge.source}\0{edge.target}", "service"))
         calls[edge.target] += edge.calls
         errors[edge.target] += edge.errors

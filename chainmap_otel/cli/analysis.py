@@ -74,11 +74,9 @@ def opened_store(url: str | None) -> Iterator[Any]:
     except ValueError as exc:
         raise QueryError(str(exc)) from None
     try:
-        if not store.table_exists("otel_traces"):
-            raise QueryError(
-                f"the store {store.url_for_display} has no otel_traces table: send traces to it "
-                "first (chainmap serve, a Collector) or check --store"
-            )
+        problem = store.traces_location_problem()
+        if problem is not None:
+            raise QueryError(problem)
         if not store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0]:
             raise QueryError(
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
@@ -217,7 +215,7 @@ def critical_path_command(
             for o in aggregate[key]["operations"]
         ]
         print_table(
-            f"{chain}: critical-path share, {title} ({aggregate['traces']} traces)",
+            f"{chain}: critical-path share, {title} ({aggregate[key]['traces']} traces)",
             ("service", "operation", "share", "mean ms/trace"),
             rows,
         )

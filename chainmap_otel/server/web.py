@@ -34,7 +34,6 @@ from chainmap_otel.server.api import (
 )
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
-from chainmap_otel.tagging.model import CRITICALITIES
 
 __all__ = [
     "GRAPH_SCRIPTS",
@@ -161,18 +160,6 @@ def _p95_cell(p95: float, slo: dict[str, Any] | None, traces: int) -> str:
     return f'<span class="{over.strip()}">{_e(_ms(p95))}</span> <span class="muted">/ {_e(_ms(target))}</span>'
 
 
-def _chain_order(chain: dict[str, Any]) -> tuple[float, int, str]:
-    """Worst status first, then the most critical: what an operator looks at first."""
-    from chainmap_otel.analysis.health import STATUSES
-
-    status = chain["health"]["status"]
-    # Statuses the health module ranks, worst last; any other (no SLO) sits just above healthy.
-    rank = -STATUSES.index(status) if status in STATUSES else -0.5
-    criticality = chain["criticality"]
-    crit = CRITICALITIES.index(criticality) if criticality in CRITICALITIES else len(CRITICALITIES)
-    return rank, crit, chain["id"]
-
-
 def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
     """A tiny inline SVG line of ``values`` (gaps for ``None``), scaled to its own maximum."""
     points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
@@ -189,27 +176,19 @@ def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
     )
 
 
-#: Sparkline columns of the chain list: (heading, series key, unit of the tooltip's maximum).
+#: Sparkline columns of the chain list: (heading, key in the chain's ``series``, unit).
 SPARK_SERIES = (("rate", "rate_per_s", "/s"), ("errors", "errors", ""), ("p95", "p95_ms", " ms"))
 
 
-def _series(chain: dict[str, Any]) -> dict[str, list[float | None]]:
-    """The chain's per-bucket series (``series`` of the chain list JSON), keyed by field."""
-    raw = chain.get("series") or chain["health"].get("series") or {}
-    if isinstance(raw, dict) and isinstance(raw.get("points"), list):
-        raw = raw["points"]
-    if isinstance(raw, list):  # a list of points: {"rate_per_s": ..., "errors": ..., ...}
-        return {key: [p.get(key) for p in raw] for _, key, _ in SPARK_SERIES}
-    return {key: list(raw.get(key) or []) for _, key, _ in SPARK_SERIES}
-
-
 def _spark_cells(chain: dict[str, Any]) -> list[str]:
-    series = _series(chain)
+    """Rate, errors and p95 over the window (``series`` of the chain list JSON)."""
+    series = chain.get("series") or {}
+    minutes = round(series.get("step_seconds", 60) / 60)
     cells = []
     for heading, key, unit in SPARK_SERIES:
         values = series.get(key) or []
         peak = max((v for v in values if v is not None), default=None)
-        title = f"{chain['id']} {heading} over the window" + (
+        title = f"{chain['id']} {heading}, {len(values)} steps of {minutes} min" + (
             f", peak {peak:,.3g}{unit}" if peak is not None else ""
         )
         cells.append(sparkline(values, title, heading))
@@ -218,9 +197,7 @@ def _spark_cells(chain: dict[str, Any]) -> list[str]:
 
 def index_body(data: dict[str, Any], since: str | None, until: str | None) -> str:
     rows = []
-    chains = sorted(data["chains"], key=_chain_order)
-    sparks = any(_series(c).get("rate_per_s") for c in chains)
-    for chain in chains:
+    for chain in data["chains"]:  # already worst status first, then most critical
         h = chain["health"]
         link = f"/chains/{quote(chain['id'])}{_query(since, until)}"
         burn = h["burn_rates"]
@@ -234,12 +211,12 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
                 _e(f"{h['rate_per_s']:.3f}/s"),
                 _e(_pct(h["error_ratio"])) if h["traces"] else '<span class="muted">-</span>',
                 _p95_cell(h["p95_ms"], chain["slo"], h["traces"]),
-                *(_spark_cells(chain) if sparks else ()),
+                *_spark_cells(chain),
                 _e(f"{burn['1h']:.2f}x") if burn else '<span class="muted">no SLO</span>',
                 f'<span class="reason">{_e(h["reason"])}</span>',
             )
         )
-    spark_heads = tuple(f"{heading} trend" for heading, _, _ in SPARK_SERIES) if sparks else ()
+    spark_heads = tuple(f"{heading} trend" for heading, _, _ in SPARK_SERIES)
     table = _table(
         (
             "chain",

@@ -11,34 +11,64 @@ import base64
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-#: Column order of every insert into ``otel_traces``.
-TRACE_COLUMNS: tuple[str, ...] = (
-    "Timestamp",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "Events.Timestamp",
-    "Events.Name",
-    "Events.Attributes",
-    "Links.TraceId",
-    "Links.SpanId",
-    "Links.TraceState",
-    "Links.Attributes",
+
+@dataclass(frozen=True, slots=True)
+class TraceColumn:
+    """One insert column of ``otel_traces``: its name, ClickHouse type and value kind.
+
+    ``kind`` says how writers hold and convert its values (and so its Arrow type):
+    ``time`` int nanoseconds, ``uint`` an unsigned int, ``str`` a string, ``map`` a
+    ``dict[str, str]``; ``times``/``strs``/``maps`` lists of those (Nested columns).
+    """
+
+    name: str
+    clickhouse_type: str
+    kind: str
+
+
+_MAP = "Map(LowCardinality(String), String)"
+_LOW = "LowCardinality(String)"
+
+#: The one definition of the ``otel_traces`` insert columns, in insert order. Decoders, the
+#: Arrow builder, the insert types and the DDL consistency test all derive from it.
+TRACE_SCHEMA: tuple[TraceColumn, ...] = (
+    TraceColumn("Timestamp", "DateTime64(9)", "time"),
+    TraceColumn("TraceId", "String", "str"),
+    TraceColumn("SpanId", "String", "str"),
+    TraceColumn("ParentSpanId", "String", "str"),
+    TraceColumn("TraceState", "String", "str"),
+    TraceColumn("SpanName", _LOW, "str"),
+    TraceColumn("SpanKind", _LOW, "str"),
+    TraceColumn("ServiceName", _LOW, "str"),
+    TraceColumn("ResourceAttributes", _MAP, "map"),
+    TraceColumn("ScopeName", "String", "str"),
+    TraceColumn("ScopeVersion", "String", "str"),
+    TraceColumn("SpanAttributes", _MAP, "map"),
+    TraceColumn("Duration", "UInt64", "uint"),
+    TraceColumn("StatusCode", _LOW, "str"),
+    TraceColumn("StatusMessage", "String", "str"),
+    TraceColumn("Events.Timestamp", "Array(DateTime64(9))", "times"),
+    TraceColumn("Events.Name", f"Array({_LOW})", "strs"),
+    TraceColumn("Events.Attributes", f"Array({_MAP})", "maps"),
+    TraceColumn("Links.TraceId", "Array(String)", "strs"),
+    TraceColumn("Links.SpanId", "Array(String)", "strs"),
+    TraceColumn("Links.TraceState", "Array(String)", "strs"),
+    TraceColumn("Links.Attributes", f"Array({_MAP})", "maps"),
 )
+
+#: Column order of every insert into ``otel_traces``.
+TRACE_COLUMNS: tuple[str, ...] = tuple(column.name for column in TRACE_SCHEMA)
+#: ClickHouse types of the insert columns (passing them saves a DESCRIBE per insert).
+TRACE_COLUMN_TYPES: tuple[str, ...] = tuple(column.clickhouse_type for column in TRACE_SCHEMA)
+
+#: Latest storable span time (ns): DateTime64(9) ends in 2262, but the schema also derives
+#: ``DateTime`` values (ORDER BY toDateTime(Timestamp), the per-minute views), which end at
+#: 2106-02-07 06:28:15 UTC. Both writers reject spans outside 1970..this.
+MAX_TIME_NANOS = (2**32 - 1) * 10**9
 
 #: OTLP SpanKind enum value -> the current Collector's string.
 SPAN_KIND_NAMES: tuple[str, ...] = (

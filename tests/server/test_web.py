@@ -82,24 +82,22 @@ def _embedded_topology(html: str, key: str) -> dict[str, Any]:
     return data
 
 
-def test_index_orders_chains_by_status_then_criticality(client: httpx.Client) -> None:
-    from chainmap_otel.analysis.health import STATUSES
-    from chainmap_otel.tagging.model import CRITICALITIES
-
+def test_index_keeps_the_chain_list_order_with_sparklines(client: httpx.Client) -> None:
     html = page(client, "/")
     listed = re.findall(r'<a href="/chains/([^"?]+)"><b>', html)
-    chains = {c["id"]: c for c in client.get("/api/v1/chains").json()["chains"]}
-    assert sorted(listed) == sorted(chains)
-
-    def severity(chain_id: str) -> tuple[float, int]:
-        status = chains[chain_id]["health"]["status"]
-        rank = -STATUSES.index(status) if status in STATUSES else -0.5
-        return rank, CRITICALITIES.index(chains[chain_id]["criticality"])
-
-    assert [severity(c) for c in listed] == sorted(severity(c) for c in listed)
-    # 3 of 20 trades failed: the trading chains are critical and lead; C1 has no traffic.
-    assert chains[listed[0]]["health"]["status"] == "critical"
-    assert listed[-1] == "C1"
+    api = client.get("/api/v1/chains").json()["chains"]
+    assert listed == [c["id"] for c in api]  # worst status first, then most critical
+    assert api[0]["health"]["status"] == "critical"
+    for heading in ("rate trend", "errors trend", "p95 trend"):
+        assert f"<th>{heading}</th>" in html
+    b3 = next(c for c in api if c["id"] == "B3")
+    steps = len(b3["series"]["rate_per_s"])
+    assert steps >= 2
+    row = re.search(r'<tr><td><a href="/chains/B3">.*?</tr>', html, re.S)
+    assert row is not None
+    assert row.group(0).count('<svg class="spark ') == 3
+    peak = max(v for v in b3["series"]["errors"] if v is not None)
+    assert f"B3 errors, {steps} steps of" in row.group(0) and f"peak {peak:,.3g}" in row.group(0)
 
 
 def test_sparkline_scales_to_the_series_and_skips_gaps() -> None:
@@ -121,7 +119,9 @@ def test_chain_page_embeds_its_topology_for_the_graph_library(client: httpx.Clie
     topo = _embedded_topology(html, "chain:B3")
     assert topo == client.get("/api/v1/chains/B3/topology").json() | {"window": topo["window"]}
     nodes = {n["id"] for n in topo["nodes"]}
-    assert {"trading-engine", "database-service", "postgresql"} <= nodes
+    # The chain's subtree: the caller of its entry span is one node, the gateway is not drawn.
+    assert {"trading-engine", "database-service", "postgresql", "caller:ai-orchestration"} <= nodes
+    assert "api-gateway" not in nodes
     assert {"source": "database-service", "target": "postgresql"}.items() <= next(
         e for e in topo["edges"] if e["target"] == "postgresql"
     ).items()
