@@ -37,6 +37,7 @@ from chainmap_otel.server.listener import timed_protocol
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
+from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.batching import BatchInserter, store_landed
@@ -147,6 +148,9 @@ def create_app(
         title="chainmap",
         summary="OTLP trace ingest and chain analysis",
         lifespan=lifespan,
+        # /docs is served by install_web from local Swagger UI files (no CDN); ReDoc has none.
+        docs_url=None,
+        redoc_url=None,
     )
     timeout = (
         query_timeout_s
@@ -165,6 +169,7 @@ def create_app(
     app.include_router(otlp_http_router(span_writer, limit, budget), dependencies=guard)
     install_api(app)
     app.include_router(traces_router())
+    install_trace_api(app)
     install_web(app)
     # Without a bind address to go by, only CHAINMAP_ALLOWED_HOSTS restricts the names.
     hosts = allowed_hosts if allowed_hosts is not None else allowed_hosts_for("0.0.0.0")

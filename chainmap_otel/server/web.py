@@ -1,15 +1,20 @@
 """The built-in web view of ``chainmap serve``: server-rendered HTML, no external resources.
 
 Pages render the same library results the JSON API returns (each page links to its
-JSON): ``/`` the chains with status badges, rate, error ratio and p95 against the SLO;
-``/chains/{id}`` a chain's topology as SVG, health and burn rates, critical-path shares
-and drift; ``/topology`` all traffic; ``/traces?trace_id=`` a trace's critical path as a
-waterfall. A few lines of vanilla JS (``static/app.js``) refresh the page every 10 s.
-Pages are ``def`` endpoints so their ClickHouse queries run in the threadpool.
+JSON): ``/`` the chains, worst status and highest criticality first, with status
+badges, rate, error ratio and p95 against the SLO; ``/chains/{id}`` a chain's topology,
+its slowest / failing / recent traces, health and burn rates, critical-path shares and
+drift; ``/topology`` all traffic. Graphs are drawn in the browser by Cytoscape.js with
+the dagre layout (vendored under ``static/vendor``, so the view works offline) from the
+topology JSON embedded in the page. The trace pages (search, trace view) and the
+offline API docs are in :mod:`chainmap_otel.server.web_traces`. ``static/app.js``
+refreshes windowed pages every 10 s. Pages are ``def`` endpoints so their ClickHouse
+queries run in the threadpool.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from pathlib import Path
@@ -28,14 +33,31 @@ from chainmap_otel.server.api import (
     translated_errors,
 )
 from chainmap_otel.server.listener import AnalysisRoute
-from chainmap_otel.server.topology_svg import NODE_COLOURS, topology_svg
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
-__all__ = ["STATIC_DIR", "install_web", "web_router"]
+__all__ = [
+    "GRAPH_SCRIPTS",
+    "NODE_COLOURS",
+    "STATIC_DIR",
+    "error_page",
+    "graph_block",
+    "install_web",
+    "page",
+    "sparkline",
+    "web_router",
+]
 
 STATIC_DIR = Path(__file__).parent / "static"
 WINDOWS = ("15m", "1h", "6h", "24h", "7d")
+#: Node fill per node type; keep in step with ``static/topology.js``.
+NODE_COLOURS = {
+    "service": "#2f6fb0",
+    "database": "#c77d1a",
+    "messaging": "#7b4fb3",
+    "virtual": "#6b7280",
+    "user": "#2e8b57",
+}
 
 
 def _e(value: object) -> str:
@@ -69,10 +91,19 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "")
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _page(
-    title: str, body: str, since: str | None = None, status: int = 200, window_text: str = ""
+def page(
+    title: str,
+    body: str,
+    since: str | None = None,
+    status: int = 200,
+    window_text: str = "",
+    scripts: Sequence[str] = (),
 ) -> HTMLResponse:
-    """A full page; pages over a time window get the window picker and the auto-refresh."""
+    """A full page; pages over a time window get the window picker and the auto-refresh.
+
+    ``scripts`` are more files under ``/static`` the page needs (graph, trace view, ...).
+    """
+    tags = "".join(f'<script src="/static/{_e(name)}" defer></script>\n' for name in scripts)
     windows = " ".join(
         f'<a href="?{urlencode({"since": w})}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
         for w in WINDOWS
@@ -87,14 +118,15 @@ def _page(
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)} · chainmap</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/style.css">
 <script src="/static/app.js" defer></script>
-</head><body>
+{tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/docs">API</a></nav>
+<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/docs">API</a></nav>
 <form class="lookup" action="/traces" method="get">
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
-<button>critical path</button></form>
+<button>open trace</button></form>
 </header>
 <main{refresh}>
 {picker}
@@ -103,9 +135,9 @@ def _page(
     return HTMLResponse(html, status_code=status)
 
 
-def _error_page(exc: HTTPException) -> HTMLResponse:
+def error_page(exc: HTTPException) -> HTMLResponse:
     body = f'<h1>Error {exc.status_code}</h1><p class="error">{_e(exc.detail)}</p>'
-    return _page(f"error {exc.status_code}", body, status=exc.status_code)
+    return page(f"error {exc.status_code}", body, status=exc.status_code)
 
 
 def _window_text(window: dict[str, Any]) -> str:
@@ -129,9 +161,44 @@ def _p95_cell(p95: float, slo: dict[str, Any] | None, traces: int) -> str:
     return f'<span class="{over.strip()}">{_e(_ms(p95))}</span> <span class="muted">/ {_e(_ms(target))}</span>'
 
 
+def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
+    """A tiny inline SVG line of ``values`` (gaps for ``None``), scaled to its own maximum."""
+    points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
+    if len(values) < 2 or not points:
+        return '<span class="muted">-</span>'
+    width, height = 80.0, 18.0
+    top = max(v for _, v in points) or 1.0
+    step = width / (len(values) - 1)
+    line = " ".join(f"{i * step:.1f},{height - 1 - v / top * (height - 2):.1f}" for i, v in points)
+    return (
+        f'<svg class="spark {_e(css)}" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_e(title)}">'
+        f'<title>{_e(title)}</title><polyline points="{line}"/></svg>'
+    )
+
+
+#: Sparkline columns of the chain list: (heading, key in the chain's ``series``, unit).
+SPARK_SERIES = (("rate", "rate_per_s", "/s"), ("errors", "errors", ""), ("p95", "p95_ms", " ms"))
+
+
+def _spark_cells(chain: dict[str, Any]) -> list[str]:
+    """Rate, errors and p95 over the window (``series`` of the chain list JSON)."""
+    series = chain.get("series") or {}
+    minutes = round(series.get("step_seconds", 60) / 60)
+    cells = []
+    for heading, key, unit in SPARK_SERIES:
+        values = series.get(key) or []
+        peak = max((v for v in values if v is not None), default=None)
+        title = f"{chain['id']} {heading}, {len(values)} steps of {minutes} min" + (
+            f", peak {peak:,.3g}{unit}" if peak is not None else ""
+        )
+        cells.append(sparkline(values, title, heading))
+    return cells
+
+
 def index_body(data: dict[str, Any], since: str | None, until: str | None) -> str:
     rows = []
-    for chain in data["chains"]:
+    for chain in data["chains"]:  # already worst status first, then most critical
         h = chain["health"]
         link = f"/chains/{quote(chain['id'])}{_query(since, until)}"
         burn = h["burn_rates"]
@@ -145,10 +212,12 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
                 _e(f"{h['rate_per_s']:.3f}/s"),
                 _e(_pct(h["error_ratio"])) if h["traces"] else '<span class="muted">-</span>',
                 _p95_cell(h["p95_ms"], chain["slo"], h["traces"]),
+                *_spark_cells(chain),
                 _e(f"{burn['1h']:.2f}x") if burn else '<span class="muted">no SLO</span>',
                 f'<span class="reason">{_e(h["reason"])}</span>',
             )
         )
+    spark_heads = tuple(f"{heading} trend" for heading, _, _ in SPARK_SERIES)
     table = _table(
         (
             "chain",
@@ -159,6 +228,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
             "rate",
             "errors",
             "p95 / SLO",
+            *spark_heads,
             "burn 1h",
             "why",
         ),
@@ -169,7 +239,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
     return (
         f'<h1>Chains <a class="json" href="{_e(api)}">JSON</a></h1>{table}'
         f'<p class="muted">{data["catalog"]["chains"]} chains from '
-        f"{_e(data['catalog']['source'])}</p>"
+        f"{_e(data['catalog']['source'])}, worst status and most critical first</p>"
     )
 
 
@@ -273,7 +343,46 @@ def _legend() -> str:
     items = "".join(
         f'<span><i style="background:{c}"></i>{_e(t)}</span>' for t, c in NODE_COLOURS.items()
     )
-    return f'<div class="legend">{items}<span><i class="failed"></i>received errors</span></div>'
+    return (
+        f'<div class="legend">{items}<span><i class="caller"></i>caller of the chain</span>'
+        '<span><i class="failed"></i>received errors</span>'
+        "<span>drag to pan, wheel to zoom, click a node for its chains and traces</span></div>"
+    )
+
+
+def graph_block(topo: dict[str, Any], key: str, since: str | None) -> str:
+    """A topology for ``static/topology.js``: its JSON in the page, a canvas and a node panel."""
+    data = json.dumps(topo, separators=(",", ":")).replace("</", "<\\/")
+    return (
+        f'{_legend()}<div class="graph" data-topology="{_e(key)}" data-since="{_e(since or "")}">'
+        f'<script type="application/json" class="topology-data">{data}</script>'
+        '<button type="button" class="fit" title="fit the graph to the box">fit</button>'
+        '<div class="canvas"></div><aside class="node-panel" hidden></aside></div>'
+    )
+
+
+def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
+    """The chain's slowest, failing and most recent traces (filled by ``static/search.js``)."""
+    lists = (
+        ("slowest", {"order": "duration"}),
+        ("failing, slowest first", {"status": "error", "order": "duration"}),
+        ("most recent", {"order": "start"}),
+    )
+    blocks = []
+    for title, params in lists:
+        query = urlencode(
+            {"chain": chain_id, **params, "limit": "8", **_window_params(since, until)}
+        )
+        more = f"/search?{urlencode({'chain': chain_id, **params, **_window_params(since, until)})}"
+        blocks.append(
+            f'<div><h3>{_e(title)} <a class="json" href="{_e(more)}">search</a></h3>'
+            f'<div class="trace-list" data-query="{_e(query)}"></div></div>'
+        )
+    return f'<section><h2>Traces</h2><div class="lists">{"".join(blocks)}</div></section>'
+
+
+def _window_params(since: str | None, until: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("since", since), ("until", until)) if v}
 
 
 def chain_body(
@@ -308,7 +417,9 @@ def chain_body(
         f"<h1>{_e(definition['id'])} {_e(definition['name'])} {_badge(detail['health']['status'])} {links}</h1>"
         f'<p class="muted">{_e(definition["category"])} · criticality {_e(definition["criticality"])}'
         f" · {_e(definition['description'])}</p>"
-        f'<section><h2>Topology</h2>{_legend()}<div class="graph">{topology_svg(topo)}</div></section>'
+        f"<section><h2>Topology</h2>{graph_block(topo.to_json(), f'chain:{chain_id}', since)}"
+        "</section>"
+        + _trace_lists(chain_id, since, until)
         + _health_block(detail["health"])
         + _critical_block(cp)
         + _drift_block(drifted)
@@ -316,44 +427,26 @@ def chain_body(
     return body, _window_text(detail["window"])
 
 
-def waterfall_body(result: dict[str, Any]) -> str:
-    sections = result["sections"]
-    if not sections:
-        return f'<h1>Trace {_e(result["trace_id"])}</h1><p class="muted">no critical path</p>'
-    start = min(s["start_unix_nano"] for s in sections)
-    end = max(s["end_unix_nano"] for s in sections)
-    total = max(end - start, 1)
-    rows = []
-    for s in sections:
-        left = (s["start_unix_nano"] - start) / total * 100
-        width = max((s["end_unix_nano"] - s["start_unix_nano"]) / total * 100, 0.3)
-        took = (s["end_unix_nano"] - s["start_unix_nano"]) / 1e6
-        at = (s["start_unix_nano"] - start) / 1e6
-        rows.append(
-            f'<div class="wf"><span class="label" title="{_e(s["span_id"])}">{_e(s["service"])} · '
-            f'{_e(s["name"])}</span><span class="track"><span class="fill" style="left:{left:.2f}%;'
-            f'width:{width:.2f}%"></span></span><span class="value">+{_e(_ms(at))} · {_e(_ms(took))}</span></div>'
-        )
-    api = f"{API_PREFIX}/traces/{result['trace_id']}/critical-path"
-    return (
-        f'<h1>Critical path of {_e(result["trace_id"])} <a class="json" href="{_e(api)}">JSON</a></h1>'
-        f'<p class="muted">{len(sections)} sections over {_e(_ms(total / 1e6))}; each bar is the part '
-        f"of a span the trace waited on (Jaeger's critical path).</p>"
-        f'<div class="waterfall">{"".join(rows)}</div>'
-    )
+#: What a page with a graph loads (vendored graph library first).
+GRAPH_SCRIPTS = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js", "topology.js")
 
 
 def web_router() -> APIRouter:
-    """The HTML pages; read ``app.state.store`` and ``app.state.catalog``."""
+    """The chain and topology pages; read ``app.state.store`` and ``app.state.catalog``."""
     router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
 
-    def render(title: str, since: str | None, build: Callable[[], tuple[str, str]]) -> HTMLResponse:
+    def render(
+        title: str,
+        since: str | None,
+        build: Callable[[], tuple[str, str]],
+        scripts: Sequence[str] = (),
+    ) -> HTMLResponse:
         try:
             with translated_errors(not_found=True):
                 body, window_text = build()
         except HTTPException as exc:
-            return _error_page(exc)
-        return _page(title, body, since, window_text=window_text)
+            return error_page(exc)
+        return page(title, body, since, window_text=window_text, scripts=scripts)
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request, since: str | None = None, until: str | None = None) -> HTMLResponse:
@@ -375,6 +468,7 @@ def web_router() -> APIRouter:
             lambda: chain_body(
                 request.app.state.store, request.app.state.catalog, chain_id, since, until
             ),
+            (*GRAPH_SCRIPTS, "search.js"),
         )
 
     @router.get("/topology", response_class=HTMLResponse)
@@ -387,40 +481,21 @@ def web_router() -> APIRouter:
             window = parse_api_window(since, until)
             topo = topology(request.app.state.store, request.app.state.catalog, window, None)
             api = f"{API_PREFIX}/topology{_query(since, until)}"
-            body = (
-                f'<h1>All traffic <a class="json" href="{_e(api)}">JSON</a></h1>{_legend()}'
-                f'<div class="graph">{topology_svg(topo)}</div>'
+            body = f'<h1>All traffic <a class="json" href="{_e(api)}">JSON</a></h1>' + graph_block(
+                topo.to_json(), "all", since
             )
             return body, _window_text(window.to_json())
 
-        return render("all traffic", since, build)
-
-    @router.get("/traces", response_class=HTMLResponse)
-    def trace_page(request: Request, trace_id: str = "") -> HTMLResponse:
-        from chainmap_otel.analysis.critical_path import critical_path
-
-        def build() -> tuple[str, str]:
-            wanted = trace_id.strip()
-            if not wanted:
-                return (
-                    "<h1>Trace lookup</h1><p>Paste a trace id (the <code>X-Trace-ID</code> "
-                    "response header) in the box above.</p>",
-                    "",
-                )
-            if len(wanted) != 32 or any(c not in "0123456789abcdefABCDEF" for c in wanted):
-                raise HTTPException(
-                    400,
-                    f"trace id {wanted!r} is not 32 hex characters; copy it "
-                    "from the X-Trace-ID response header or a trace view",
-                )
-            return waterfall_body(critical_path(request.app.state.store, wanted)), ""
-
-        return render("trace", None, build)
+        return render("all traffic", since, build, GRAPH_SCRIPTS)
 
     return router
 
 
 def install_web(app: FastAPI) -> None:
-    """Mount the pages and their static files (``chainmap_otel/server/static``)."""
+    """Mount the pages, the trace pages, the offline API docs and ``static/``."""
+    from chainmap_otel.server.web_traces import install_api_docs, trace_pages_router
+
     app.include_router(web_router())
+    app.include_router(trace_pages_router())
+    install_api_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,5 +1,6 @@
 // Refreshes the page content every N seconds (main[data-refresh]) while the tab is
-// visible and nobody is typing; keeps the scroll position. No libraries.
+// visible and nobody is typing; keeps the scroll position. A drawn graph is kept and
+// relabelled (its zoom and pan survive), trace lists are kept and reloaded in place.
 (function () {
   "use strict";
   var main = document.querySelector("main[data-refresh]");
@@ -7,7 +8,22 @@
   var seconds = parseInt(main.getAttribute("data-refresh"), 10) || 10;
   function typing() {
     var el = document.activeElement;
-    return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA");
+    return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+  }
+  function keepLive(fresh) {
+    fresh.querySelectorAll("[data-topology]").forEach(function (box) {
+      var old = main.querySelector('[data-topology="' + box.getAttribute("data-topology") + '"]');
+      var data = box.querySelector("script.topology-data");
+      if (old && old.chainmapUpdate && data) {
+        old.chainmapUpdate(JSON.parse(data.textContent));
+        old.querySelector("script.topology-data").textContent = data.textContent;
+        box.replaceWith(old);
+      }
+    });
+    fresh.querySelectorAll(".trace-list[data-query]").forEach(function (box) {
+      var old = main.querySelector('.trace-list[data-query="' + box.getAttribute("data-query") + '"]');
+      if (old) { box.replaceWith(old); }
+    });
   }
   function refresh() {
     if (document.visibilityState !== "visible" || typing()) { return; }
@@ -16,7 +32,11 @@
       .then(function (text) {
         if (text === null) { return; }
         var fresh = new DOMParser().parseFromString(text, "text/html").querySelector("main");
-        if (fresh) { main.innerHTML = fresh.innerHTML; }
+        if (!fresh) { return; }
+        keepLive(fresh);
+        main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
+        if (window.chainmapDrawGraphs) { window.chainmapDrawGraphs(); }
+        if (window.chainmapLoadTraceLists) { window.chainmapLoadTraceLists(); }
       })
       .catch(function () { /* the server is restarting: try again next tick */ });
   }

@@ -1,0 +1,162 @@
+"""The trace pages of the web view and its offline API docs.
+
+``/search`` (and ``/traces`` without an id) is the trace search: a form whose fields are
+the parameters of ``GET /api/v1/traces``, results filled in by ``static/search.js``,
+each linking to the trace view. ``/traces/{trace_id}`` is the trace view: the page
+checks the id and that the trace exists, ``static/trace.js`` fetches every span from
+``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
+old URL, and the header's lookup box) redirects there. ``/docs`` is Swagger UI served
+from ``static/vendor/swagger-ui`` (npm's ``swagger-ui-dist`` 5, which reads the OpenAPI
+3.1 FastAPI writes), so it renders without internet access.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from chainmap_otel.server.api import translated_errors
+from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.trace_api import TRACES_PREFIX, whole_trace
+from chainmap_otel.server.web import WINDOWS, error_page, page
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+__all__ = ["DOCS_ASSETS", "install_api_docs", "search_body", "trace_pages_router"]
+
+#: Where the vendored Swagger UI files are served (under the web view's ``/static``).
+DOCS_ASSETS = "/static/vendor/swagger-ui"
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+SEARCH_ORDERS = ("duration", "start")
+SEARCH_STATUSES = ("", "error", "ok")
+
+
+def _e(value: object) -> str:
+    return escape(str(value))
+
+
+def _options(values: tuple[str, ...], chosen: str, labels: dict[str, str] | None = None) -> str:
+    labels = labels or {}
+    return "".join(
+        f'<option value="{_e(v)}"{" selected" if v == chosen else ""}>{_e(labels.get(v, v))}</option>'
+        for v in values
+    )
+
+
+def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
+    """The search form, pre-filled from the page's query string, and the results box."""
+
+    def value(name: str) -> str:
+        return _e(params.get(name, ""))
+
+    chains = ("", *catalog.ids)
+    chain_labels = {"": "any chain"} | {c.id: f"{c.id} {c.name}" for c in catalog}
+    fields = (
+        f'<label>chain <select name="chain">{_options(chains, params.get("chain", ""), chain_labels)}'
+        "</select></label>"
+        f'<label>service <input name="service" value="{value("service")}" size="16" '
+        'placeholder="any"></label>'
+        f'<label>operation <input name="operation" value="{value("operation")}" size="22" '
+        'placeholder="span name or route"></label>'
+        f'<label>status <select name="status">{_options(SEARCH_STATUSES, params.get("status", ""), {"": "any"})}'
+        "</select></label>"
+        f'<label>min ms <input name="min_duration_ms" value="{value("min_duration_ms")}" size="6" '
+        'inputmode="decimal"></label>'
+        f'<label>max ms <input name="max_duration_ms" value="{value("max_duration_ms")}" size="6" '
+        'inputmode="decimal"></label>'
+        f'<label>since <input name="since" value="{value("since")}" size="8" list="windows" '
+        'placeholder="1h"></label>'
+        f'<datalist id="windows">{_options(WINDOWS, "")}</datalist>'
+        f'<label>until <input name="until" value="{value("until")}" size="10" placeholder="now"></label>'
+        f'<label>order <select name="order">{_options(SEARCH_ORDERS, params.get("order", "duration"), {"duration": "slowest first", "start": "most recent first"})}'
+        "</select></label>"
+        f'<label>limit <input name="limit" value="{value("limit") or "50"}" size="4" '
+        'inputmode="numeric"></label>'
+        '<button type="submit">search</button>'
+    )
+    return (
+        f'<h1>Traces <a class="json" href="{TRACES_PREFIX}">JSON</a></h1>'
+        f'<form id="trace-search" class="search" action="/search" method="get">{fields}</form>'
+        '<div id="search-results" class="trace-list"></div>'
+        '<p class="muted">Times are the trace\'s root span; duration is its whole extent. '
+        "Click a trace's start time for its waterfall.</p>"
+    )
+
+
+def _trace_body(trace: dict[str, object]) -> str:
+    trace_id = str(trace["trace_id"])
+    api = f"{TRACES_PREFIX}/{trace_id}"
+    cp = f"/api/v1/chains/traces/{trace_id}/critical-path"
+    return (
+        f'<h1>Trace <code>{_e(trace_id)}</code> <a class="json" href="{_e(api)}">JSON</a>'
+        f' <a class="json" href="{_e(cp)}">critical path</a></h1>'
+        f'<div id="trace-view" data-trace-id="{_e(trace_id)}"></div>'
+    )
+
+
+def trace_pages_router() -> APIRouter:
+    """``/search``, ``/traces`` and ``/traces/{trace_id}``; read ``app.state``."""
+    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
+
+    def search(request: Request) -> HTMLResponse:
+        params = {k: v for k, v in request.query_params.items() if k != "trace_id"}
+        body = search_body(request.app.state.catalog, params)
+        return page("traces", body, scripts=("search.js",))
+
+    @router.get("/search", response_class=HTMLResponse)
+    def search_page(request: Request) -> HTMLResponse:
+        return search(request)
+
+    @router.get("/traces", response_model=None)
+    def traces_page(request: Request, trace_id: str = "") -> Response:
+        wanted = trace_id.strip()
+        if not wanted:
+            return search(request)
+        if not _TRACE_ID.match(wanted):
+            return error_page(
+                HTTPException(
+                    400,
+                    f"trace id {wanted!r} is not 32 hex characters; copy it from the "
+                    "X-Trace-ID response header or the trace search",
+                )
+            )
+        return RedirectResponse(f"/traces/{quote(wanted.lower())}", status_code=307)
+
+    @router.get("/traces/{trace_id}", response_class=HTMLResponse)
+    def trace_view(request: Request, trace_id: str) -> HTMLResponse:
+        if not _TRACE_ID.match(trace_id):
+            return error_page(
+                HTTPException(
+                    400,
+                    f"trace id {trace_id!r} is not 32 hex characters; copy it from the "
+                    "X-Trace-ID response header or the trace search",
+                )
+            )
+        try:
+            with translated_errors(not_found=True):
+                # One span is enough to know the trace exists; trace.js fetches the rest.
+                found = whole_trace(request.app.state.store, trace_id, max_spans=1)
+        except HTTPException as exc:
+            return error_page(exc)
+        return page(f"trace {found['trace_id']}", _trace_body(found), scripts=("trace.js",))
+
+    return router
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI with its JavaScript and CSS served by this process."""
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )

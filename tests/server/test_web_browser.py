@@ -1,0 +1,448 @@
+"""The web view in headless Chromium (Playwright driving /usr/bin/chromium) on demo-like data.
+
+One served app and one browser for the module: every page renders without console
+errors, the graph fits its box, zooms, pans and draws self-calls, a node click shows its
+chains and traces, the waterfall shows every span of a 5,000-span trace with a small
+DOM, trace search filters work, and a newcomer gets from the chain list to a slow
+failing trace's waterfall in two clicks. Screenshots go to the test's directory, and
+into ``docs/`` when ``UPDATE_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from chainmap_otel.server import create_app
+from chainmap_otel.storage.store import TraceStore, open_store
+from tests.server import chain_traffic, trace_fixtures
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium is not installed (Debian package chromium; .ci/run installs it)",
+)
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TIMEOUT_MS = 60_000
+
+
+@dataclass
+class Site:
+    client: httpx.Client
+    url: str
+    trades: list[str]
+    big: str
+    loop: str
+    search_api: bool
+    shots: Path
+
+
+@pytest.fixture(scope="module")
+def site(
+    chdb_store: TraceStore, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    from chainmap_otel.storage.schema import apply_schema
+
+    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
+    apply_schema(store, progress=lambda line: None)
+    inserted = chain_traffic.seed(store)
+    extra = trace_fixtures.seed(store)
+    try:
+        with chain_traffic.serving(create_app(store, chains=chain_traffic.catalog())) as client:
+            search = client.get("/api/v1/traces", params={"limit": "1"}).status_code != 404
+            yield Site(
+                client,
+                str(client.base_url).rstrip("/"),
+                inserted["trades"],
+                extra["big"],
+                extra["loop"],
+                search,
+                tmp_path_factory.mktemp("screenshots"),
+            )
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    """A page with everything it reported: console errors, uncaught exceptions, failed loads."""
+
+    page: Any
+    site: Site
+    problems: list[str] = field(default_factory=list)
+
+    def open(self, path: str) -> Any:
+        self.page.goto(self.site.url + path)
+        return self.page
+
+    def wait(self, selector: str) -> None:
+        self.page.wait_for_selector(selector, state="attached", timeout=TIMEOUT_MS)
+
+    def shot(self, name: str, full_page: bool = False) -> None:
+        path = self.site.shots / name
+        self.page.screenshot(path=str(path), full_page=full_page)
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            shutil.copy(path, DOCS / name)
+
+
+@pytest.fixture
+def tab(browser: Any, site: Site) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    opened = Tab(page, site)
+
+    def console(message: Any) -> None:
+        if message.type != "error":
+            return
+        where = urlparse(message.location.get("url", "")).path
+        if not site.search_api and where.startswith("/api/v1/traces") and "404" in message.text:
+            return  # the search backend is not in this build; the lists say so
+        opened.problems.append(f"console: {message.text} at {message.location}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: opened.problems.append(f"uncaught: {exc}"))
+    yield opened
+    context.close()
+
+
+def _need_search(site: Site) -> None:
+    if not site.search_api:
+        pytest.skip("GET /api/v1/traces (the trace search backend) is not in this build")
+
+
+def _lists_loaded(tab: Tab) -> None:
+    tab.page.wait_for_function(
+        "() => [...document.querySelectorAll('.trace-list')].every("
+        "b => ['done', 'error'].includes(b.dataset.state))",
+        timeout=TIMEOUT_MS,
+    )
+
+
+# --------------------------------------------------------------------------- every page
+
+
+def test_every_page_renders_without_console_errors(tab: Tab, site: Site) -> None:
+    pages = [
+        ("/", "table.chains"),
+        ("/chains/B3", "[data-topology][data-drawn]"),
+        ("/chains/C1", ".graph .canvas.empty"),
+        ("/topology", "[data-topology][data-drawn]"),
+        (f"/traces/{site.trades[0]}", "#trace-view[data-loaded] .wf-row"),
+        (f"/traces/{site.big}", "#trace-view[data-loaded] .wf-row"),
+        ("/search", "#search-results[data-state]"),
+        ("/docs", ".swagger-ui .info"),
+    ]
+    for path, ready in pages:
+        tab.open(path)
+        tab.wait(ready)
+        if tab.page.query_selector(".trace-list"):
+            _lists_loaded(tab)
+        assert tab.page.title().endswith(("chainmap", "chainmap API")), path
+        assert not tab.problems, (path, tab.problems)
+    tab.open("/")
+    tab.shot("web-view-chains.png", full_page=True)
+
+
+def test_api_docs_render_from_local_assets(tab: Tab, site: Site) -> None:
+    loaded: list[str] = []
+    tab.page.on("request", lambda request: loaded.append(request.url))
+    tab.open("/docs")
+    tab.wait(".swagger-ui .opblock-tag")
+    assert "GET/api/v1/traces/{trace_id}" in tab.page.inner_text(".swagger-ui").replace("\n", "")
+    assert loaded and all(url.startswith(site.url) for url in loaded), loaded
+    assert any("/static/vendor/swagger-ui/swagger-ui-bundle.js" in url for url in loaded)
+
+
+# --------------------------------------------------------------------------- the graph
+
+_GRAPH_BOX = """() => {
+  const box = document.querySelector('[data-topology]');
+  const cy = box.chainmapGraph;
+  const inside = cy.nodes().every(n => {
+    const b = n.renderedBoundingBox();
+    return b.x1 >= 0 && b.y1 >= 0 && b.x2 <= cy.width() && b.y2 <= cy.height();
+  });
+  const loops = cy.edges().filter(e => e.isLoop()).map(e => {
+    const b = e.renderedBoundingBox();
+    return {id: e.source().id(), label: e.data('label'), w: b.w, h: b.h,
+            inside: b.x1 >= 0 && b.y1 >= 0 && b.x2 <= cy.width() && b.y2 <= cy.height()};
+  });
+  return {inside, loops, nodes: cy.nodes().length, zoom: cy.zoom(), pan: cy.pan(),
+          labels: cy.edges().map(e => e.data('label')),
+          width: cy.width(), height: cy.height(),
+          box: box.getBoundingClientRect().width};
+}"""
+
+
+def test_graph_fits_the_box_and_draws_self_calls(tab: Tab, site: Site) -> None:
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    graph = tab.page.evaluate(_GRAPH_BOX)
+    api = site.client.get("/api/v1/chains/topology").json()
+    assert graph["nodes"] == len(api["nodes"])
+    assert graph["inside"], graph
+    assert graph["width"] <= 1400 and graph["box"] <= 1400  # the box is the page's width
+    loop = next(e for e in api["edges"] if e["source"] == e["target"])
+    assert [entry["id"] for entry in graph["loops"]] == [loop["source"]]
+    assert graph["loops"][0]["inside"] and graph["loops"][0]["w"] > 10
+    assert graph["loops"][0]["label"].startswith(f"{loop['calls']} calls")
+    assert all(" calls" in label and "p95 " in label for label in graph["labels"])
+    tab.shot("web-view-topology.png")
+
+
+def test_graph_zooms_pans_and_fits_again(tab: Tab) -> None:
+    tab.open("/chains/B3")
+    tab.wait("[data-topology][data-drawn]")
+    before = tab.page.evaluate(_GRAPH_BOX)
+    canvas = tab.page.locator(".graph .canvas").bounding_box()
+    assert canvas is not None
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    tab.page.mouse.move(cx, cy)
+    for _ in range(4):
+        tab.page.mouse.wheel(0, -300)
+    tab.page.wait_for_function(
+        f"() => document.querySelector('[data-topology]').chainmapGraph.zoom() > {before['zoom'] * 1.05}"
+    )
+    tab.page.mouse.move(canvas["x"] + 8, canvas["y"] + canvas["height"] - 8)
+    tab.page.mouse.down()
+    tab.page.mouse.move(canvas["x"] + 200, canvas["y"] + canvas["height"] - 60, steps=8)
+    tab.page.mouse.up()
+    moved = tab.page.evaluate(_GRAPH_BOX)
+    assert moved["pan"] != before["pan"]
+    tab.page.click(".graph button.fit")
+    fitted = tab.page.evaluate(_GRAPH_BOX)
+    assert fitted["inside"] and fitted["zoom"] == pytest.approx(before["zoom"], rel=0.01)
+
+
+def test_node_click_shows_its_chains_and_traces(tab: Tab, site: Site) -> None:
+    tab.open("/chains/B3")
+    tab.wait("[data-topology][data-drawn]")
+    position = tab.page.evaluate(
+        "() => document.querySelector('[data-topology]').chainmapGraph"
+        ".getElementById('trading-engine').renderedPosition()"
+    )
+    canvas = tab.page.locator(".graph .canvas").bounding_box()
+    assert canvas is not None
+    tab.page.mouse.click(canvas["x"] + position["x"], canvas["y"] + position["y"])
+    tab.wait(".node-panel a.chain-link")
+    panel = tab.page.locator(".node-panel")
+    assert panel.is_visible()
+    hrefs = panel.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert "/search?service=trading-engine" in hrefs
+    assert "/search?service=trading-engine&status=error" in hrefs
+    impact = site.client.get("/api/v1/chains/impact/trading-engine").json()
+    chains = panel.locator("a.chain-link").evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))"
+    )
+    assert chains == [f"/chains/{c['chain_id']}" for c in impact["chains"]]
+    assert "/chains/B3" in chains
+    tab.shot("web-view-chain.png", full_page=True)
+
+
+def test_refresh_keeps_the_drawn_graph_and_its_zoom(tab: Tab) -> None:
+    tab.open("/chains/B3")
+    tab.wait("[data-topology][data-drawn]")
+    _lists_loaded(tab)
+    before = tab.page.inner_text(".window .muted")
+    zoom = tab.page.evaluate(
+        """() => { const box = document.querySelector('[data-topology]');
+                   box.dataset.marker = 'kept'; box.chainmapGraph.zoom(1.7); return 1.7; }"""
+    )
+    tab.page.wait_for_function(
+        f"() => document.querySelector('.window .muted').innerText !== {before!r}",
+        timeout=TIMEOUT_MS,
+    )  # the 10 s refresh replaced the page's content
+    after = tab.page.evaluate(
+        """() => { const box = document.querySelector('[data-topology]');
+                   return {marker: box.dataset.marker || '', zoom: box.chainmapGraph.zoom(),
+                           boxes: document.querySelectorAll('[data-topology]').length,
+                           lists: document.querySelectorAll('.trace-list').length}; }"""
+    )
+    assert after == {"marker": "kept", "zoom": zoom, "boxes": 1, "lists": 3}
+    assert not tab.problems, tab.problems
+
+
+def test_a_chain_caller_is_one_node_titled_by_its_service(tab: Tab) -> None:
+    """The chain topology contract: the entry span's caller is a node of type caller."""
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    drawn = tab.page.evaluate(
+        """() => {
+      const topo = {nodes: [
+          {id: 'caller:api-gateway', title: 'api-gateway', type: 'caller', calls: 0, errors: 0},
+          {id: 'pricing', type: 'service', calls: 5, errors: 0}],
+        edges: [{source: 'caller:api-gateway', target: 'pricing', connection_type: '',
+                 calls: 5, errors: 0, p95_ms: 12}]};
+      const box = document.createElement('div');
+      box.className = 'graph'; box.dataset.topology = 'caller-test';
+      box.innerHTML = '<script type="application/json" class="topology-data"></' + 'script>' +
+        '<div class="canvas"></div><aside class="node-panel" hidden></aside>';
+      box.querySelector('script').textContent = JSON.stringify(topo);
+      document.querySelector('main').appendChild(box);
+      window.chainmapDrawGraphs();
+      const node = box.chainmapGraph.getElementById('caller:api-gateway');
+      return {label: node.data('label'), border: node.style('border-style'),
+              service: node.data('service'), drawn: box.dataset.drawn};
+    }"""
+    )
+    assert drawn == {
+        "label": "api-gateway",
+        "border": "dashed",
+        "service": "api-gateway",
+        "drawn": "1",
+    }
+
+
+# --------------------------------------------------------------------------- trace view
+
+_COLLECT_ROWS = """async () => {
+  const scroller = document.querySelector('.wf-scroll');
+  const seen = new Set();
+  let most = 0;
+  for (let top = 0; ; top += scroller.clientHeight) {
+    scroller.scrollTop = top;
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    const rows = document.querySelectorAll('.wf-row');
+    most = Math.max(most, rows.length);
+    rows.forEach(r => seen.add(r.dataset.spanId));
+    if (top >= scroller.scrollHeight) break;
+  }
+  return {ids: [...seen], most};
+}"""
+
+
+def test_waterfall_shows_every_span_of_a_5000_span_trace(tab: Tab, site: Site) -> None:
+    tab.open(f"/traces/{site.big}")
+    tab.wait("#trace-view[data-loaded] .wf-row")
+    api = site.client.get(f"/api/v1/traces/{site.big}").json()
+    assert api["span_count"] == trace_fixtures.BIG_SPANS and not api["truncated"]
+    assert tab.page.get_attribute("#trace-view", "data-rows") == str(trace_fixtures.BIG_SPANS)
+    collected = tab.page.evaluate(_COLLECT_ROWS)
+    assert sorted(collected["ids"]) == sorted(s["span_id"] for s in api["spans"])
+    assert collected["most"] < 200  # only the rows in view are in the DOM
+    tab.page.locator(".wf-scroll").evaluate("s => { s.scrollTop = 0; }")
+    tab.wait(".wf-row.failed")
+    assert tab.page.locator(".wf-row.on-critical-path").count() >= 1
+    root = tab.page.locator(".wf-row").first
+    root.locator(".toggle").click()
+    assert tab.page.get_attribute("#trace-view", "data-rows") == "1"
+    tab.page.click("button.expand-all")
+    assert tab.page.get_attribute("#trace-view", "data-rows") == str(trace_fixtures.BIG_SPANS)
+    assert not tab.problems, tab.problems
+
+
+def test_trace_view_marks_errors_entries_and_the_critical_path(tab: Tab, site: Site) -> None:
+    trace = site.trades[0]
+    api = site.client.get(f"/api/v1/traces/{trace}").json()
+    tab.open(f"/traces/{trace}")
+    tab.wait("#trace-view[data-loaded] .wf-row")
+    rows = tab.page.locator(".wf-row")
+    ids = rows.evaluate_all("rows => rows.map(r => r.dataset.spanId)")
+    assert sorted(ids) == sorted(s["span_id"] for s in api["spans"])
+    failed = {s["span_id"] for s in api["spans"] if s["status"] == "error"}
+    shown_failed = tab.page.locator(".wf-row.failed").evaluate_all(
+        "rows => rows.map(r => r.dataset.spanId)"
+    )
+    assert set(shown_failed) == failed and len(failed) == 5
+    assert tab.page.locator(".wf-track .cp").count() == len(api["critical_path"])
+    entries = tab.page.locator(".entry-tag").all_inner_texts()
+    assert sorted(entries) == ["A2 entry", "B1 entry", "B3 entry"]
+    assert tab.page.locator(".trace-summary a.chain-tag").all_inner_texts() == ["A2", "B1", "B3"]
+    entry = next(s for s in api["spans"] if s["entry_ids"] == ["B3"])
+    tab.page.click(f'.wf-row[data-span-id="{entry["span_id"]}"] .wf-track')
+    details = tab.page.locator(".span-details")
+    assert details.is_visible()
+    text = details.inner_text()
+    for expected in ("trading-engine · POST /orders", "http.route", "/orders", "B1 > A2 > B3"):
+        assert expected in text
+    assert "resource (1)" in text and "service.name" in text
+    tab.shot("web-view-trace.png")
+    assert not tab.problems, tab.problems
+
+
+def test_span_links_lead_to_the_linked_trace(tab: Tab, site: Site) -> None:
+    tab.open(f"/traces/{site.big}")
+    tab.wait("#trace-view[data-loaded] .wf-row")
+    linked = trace_fixtures.hex_id("big/s0", 16)
+    tab.page.click(f'.wf-row[data-span-id="{linked}"] .wf-label')
+    link = tab.page.locator(".span-details a", has_text=site.loop)
+    assert link.get_attribute("href") == f"/traces/{site.loop}"
+    link.click()
+    tab.wait("#trace-view[data-loaded] .wf-row")
+    assert tab.page.get_attribute("#trace-view", "data-rows") == "3"
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _result_rows(tab: Tab) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = tab.page.locator("#search-results tbody tr").evaluate_all(
+        "rows => rows.map(r => ({id: r.dataset.traceId, href: r.querySelector('a').getAttribute('href'),"
+        " status: r.children[3].textContent, chains: r.children[6].textContent}))"
+    )
+    return rows
+
+
+def test_trace_search_filters(tab: Tab, site: Site) -> None:
+    _need_search(site)
+    tab.open("/search?status=error&chain=B3")
+    tab.wait("#search-results[data-state=done]")
+    failing = _result_rows(tab)
+    assert len(failing) == chain_traffic.FAILED_TRADES
+    assert all(r["status"].startswith("error") and "B3" in r["chains"] for r in failing)
+    assert all(r["href"] == f"/traces/{r['id']}" for r in failing)
+    tab.page.select_option("select[name=status]", "ok")
+    tab.page.fill("input[name=min_duration_ms]", "290")
+    tab.page.click("form.search button[type=submit]")
+    tab.page.wait_for_url("**/search?*status=ok*")
+    tab.wait("#search-results[data-state=done]")
+    api = site.client.get(
+        "/api/v1/traces", params={"chain": "B3", "status": "ok", "min_duration_ms": "290"}
+    ).json()
+    assert [r["id"] for r in _result_rows(tab)] == [t["trace_id"] for t in api["traces"]]
+    tab.shot("web-view-search.png")
+    assert not tab.problems, tab.problems
+
+
+def test_a_newcomer_finds_a_slow_failing_trace_in_two_clicks(tab: Tab, site: Site) -> None:
+    _need_search(site)
+    tab.open("/")
+    tab.page.click('a[href="/chains/B3"]')  # click 1: the chain
+    tab.wait("[data-topology][data-drawn]")
+    _lists_loaded(tab)
+    failing = tab.page.locator(".trace-list").nth(1)
+    slowest_failing = site.client.get(
+        "/api/v1/traces", params={"chain": "B3", "status": "error", "order": "duration"}
+    ).json()["traces"][0]
+    first = failing.locator("a.trace-link").first
+    assert first.get_attribute("href") == f"/traces/{slowest_failing['trace_id']}"
+    first.click()  # click 2: the slowest failing trace
+    tab.wait("#trace-view[data-loaded] .wf-row")
+    assert tab.page.url.endswith(f"/traces/{slowest_failing['trace_id']}")
+    assert tab.page.locator(".wf-row.failed").count() >= 1
+    assert tab.page.locator(".wf-row").count() == slowest_failing["span_count"]
+    assert not tab.problems, tab.problems
