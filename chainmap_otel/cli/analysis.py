@@ -343,6 +343,9 @@ def discover_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: DiscoverFormat = typer.Option(DiscoverFormat.table, "--format", "-f"),
+    save: bool = typer.Option(
+        False, "--save", help="Keep the proposals as registry candidates (`registry accept`)."
+    ),
 ) -> None:
     """Propose chain definitions for recurring traces that no chain covers."""
     from rich.progress import Progress
@@ -361,6 +364,10 @@ def discover_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     text = proposals_yaml(found)
+    if save:
+        from chainmap_otel.cli.registry import save_candidates
+
+        save_candidates(found, None)
     if output is not None:
         output.write_text(text, encoding="utf-8")
         err_console.print(

@@ -23,9 +23,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api import install_api, resolve_catalog
+from chainmap_otel.server.metrics import install_metrics
+from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
+from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.span_writer import SpanWriter
 from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.store import TraceStore, open_store
@@ -57,6 +61,7 @@ def create_app(
     max_body_bytes: int | None = None,
     queue_spans: int | None = None,
     chains: ChainCatalog | str | Path | None = None,
+    operations: Operations | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -65,9 +70,10 @@ def create_app(
     ``chains`` is the catalog the API analyses with (a catalog or a YAML path; default
     ``CHAINMAP_CHAINS_FILE``, else the packaged ``chains.example.yaml``).
     ``app.state.store``, ``app.state.span_writer`` and ``app.state.catalog`` are there
-    for the routers.
+    for the routers; ``app.state.catalog`` is read through a swappable holder (the
+    registry's hot reload swaps it). ``operations`` (registry, monitor, alerts) is optional.
     """
-    catalog = resolve_catalog(chains)
+    catalog = operations.holder.current if operations is not None else resolve_catalog(chains)
     owned = writer is None
     span_writer = writer if writer is not None else new_span_writer(store, queue_spans)
     limit = (
@@ -91,11 +97,15 @@ def create_app(
         summary="OTLP trace ingest and chain analysis",
         lifespan=lifespan,
     )
+    app.state = ServeState()
+    app.state.catalogs = operations.holder if operations is not None else CatalogHolder(catalog)
+    app.state.operations = operations
     app.state.store = store
     app.state.span_writer = span_writer
-    app.state.catalog = catalog
     app.include_router(otlp_http_router(span_writer, limit))
+    install_registry_api(app)
     install_api(app)
+    install_metrics(app)
     install_web(app)
     return app
 
@@ -155,6 +165,10 @@ def run_server(
 
     # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
     rollup = EdgeRollupRefresher(store, catalog)
+    operations: Operations | None = None
+    if config.registry_url() != "off":
+        operations = Operations(store, CatalogHolder(catalog))
+        operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
     try:
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
@@ -166,7 +180,11 @@ def run_server(
         if grpc_port:
             receiver = OtlpGrpcReceiver(writer, host, grpc_port, max_message_bytes=limit)
             receiver.start()
-        app = create_app(store, writer=writer, max_body_bytes=limit, chains=catalog)
+        if operations is not None:
+            operations.start()
+        app = create_app(
+            store, writer=writer, max_body_bytes=limit, chains=catalog, operations=operations
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -179,8 +197,15 @@ def run_server(
                 timeout_graceful_shutdown=10,
             )
         )
-        if on_ready is not None:
-            _notify_when_started(server, host, receiver, on_ready)
+        if on_ready is not None or operations is not None:
+
+            def ready(addresses: ServeAddresses) -> None:
+                if operations is not None:
+                    operations.listen_url = addresses.http
+                if on_ready is not None:
+                    on_ready(addresses)
+
+            _notify_when_started(server, host, receiver, ready)
         logger.info(
             "chainmap serve: store %s, %d chains from %s",
             store.url_for_display,
@@ -207,6 +232,8 @@ def run_server(
                 stats.dropped_spans,
                 stats.refused_requests,
             )
+        if operations is not None:
+            operations.stop()
         rollup.stop()
         store.close()
         restore()

@@ -88,6 +88,7 @@ def _page(
 <title>{_e(title)} · chainmap</title>
 <link rel="stylesheet" href="/static/style.css">
 <script src="/static/app.js" defer></script>
+<script src="/static/alerts.js" defer></script>
 </head><body>
 <header><a class="brand" href="/">chainmap</a>
 <nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/docs">API</a></nav>
