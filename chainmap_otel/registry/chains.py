@@ -135,9 +135,9 @@ class ChainRegistry:
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def catalog(self) -> ChainCatalog:
-        """The live chains as a validated catalog (the loader's own checks)."""
-        definitions = [c.definition for c in self.current()]
+    def catalog(self, current: list[StoredChain] | None = None) -> ChainCatalog:
+        """The live chains (or ``current``) as a validated catalog (the loader's own checks)."""
+        definitions = [c.definition for c in (self.current() if current is None else current)]
         source = f"registry {self.database.url_for_display}"
         if not definitions:
             return ChainCatalog(source=source)

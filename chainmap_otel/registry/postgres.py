@@ -115,11 +115,22 @@ class RegistryDatabase:
     """A connection pool on the registry's PostgreSQL, its schema migrated."""
 
     def __init__(self, url: str, embedded: EmbeddedPostgres | None = None) -> None:
+        import psycopg
         from psycopg_pool import ConnectionPool
 
         self.url = url
         self.embedded = embedded
         self.url_for_display = _display(url)
+        try:
+            # One direct attempt first: an unreachable server fails at once with one clear
+            # line instead of the pool's retries.
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RegistryError(
+                f"cannot connect to the registry PostgreSQL at {self.url_for_display} "
+                f"({reason}); check that it is up or fix {config.CHAINMAP_REGISTRY_URL.name}"
+            ) from None
         self._pool = ConnectionPool(
             url, min_size=1, max_size=4, open=False, kwargs={"autocommit": False}
         )

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from chainmap_otel.errors import ChainDefinitionError, RegistryError
-from chainmap_otel.registry.chains import NOTIFY_CHANNEL, ChainRegistry
+from chainmap_otel.registry.chains import NOTIFY_CHANNEL, ChainRegistry, StoredChain
 from chainmap_otel.registry.postgres import RegistryDatabase, open_registry_database
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -83,6 +83,9 @@ class RegistryCatalogSource:
         self.status = "starting"
         self.error = ""
         self.reloads = 0
+        #: chain id -> the live version's StoredChain, as of the last reload (read by the API,
+        #: so no request waits on PostgreSQL).
+        self.versions: dict[str, StoredChain] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="chainmap-registry", daemon=True)
@@ -140,7 +143,12 @@ class RegistryCatalogSource:
         """An empty registry starts with the YAML catalog's chains (version 1, author seed)."""
         assert self.registry is not None and self._seed is not None
         source = Path(self._seed.source)
-        if self.registry.current() or not source.is_file():
+        if self.registry.current():
+            logger.info(
+                "chain registry holds chains: analysing those, %s is not read", self._seed.source
+            )
+            return
+        if not source.is_file():
             return
         assert self.database is not None
         with self.database.connection() as conn:
@@ -159,7 +167,9 @@ class RegistryCatalogSource:
     def reload(self) -> None:
         """Swap in the registry's live chains."""
         assert self.registry is not None
-        catalog = self.registry.catalog()
+        current = self.registry.current()
+        catalog = self.registry.catalog(current)
+        self.versions = {c.chain_id: c for c in current}
         self.holder.swap(catalog)
         self.reloads += 1
         logger.info("chain catalog reloaded: %d chains from %s", len(catalog), catalog.source)

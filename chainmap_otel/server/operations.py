@@ -157,23 +157,16 @@ class Operations:
         return AlertStore(self.source.database).history(seconds)
 
     def versions(self) -> dict[str, dict[str, Any]]:
-        """chain id -> registry fields (version, author, changed) of the live chains."""
-        registry = self.source.registry
-        if registry is None or self.source.status != "ready":
-            return {}
-        try:
-            return {
-                c.chain_id: {
-                    "version": c.version,
-                    "author": c.author,
-                    "comment": c.comment,
-                    "updated_at": c.created_at.isoformat(),
-                }
-                for c in registry.current()
+        """chain id -> registry fields (version, author, changed) as of the last reload."""
+        return {
+            chain_id: {
+                "version": c.version,
+                "author": c.author,
+                "comment": c.comment,
+                "updated_at": c.created_at.isoformat(),
             }
-        except Exception as exc:
-            logger.warning("registry versions unavailable: %s", exc)
-            return {}
+            for chain_id, c in self.source.versions.items()
+        }
 
     def chain_mapping(self) -> dict[str, Any]:
         """``/health/detailed``'s ``chain_mapping`` (the spec's shape)."""
