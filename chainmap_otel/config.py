@@ -257,4 +257,18 @@ def registry_url() -> str:
 
 
 def webhook_urls() -> list[str]:
-    return [u.strip() for u in env_str(CHAINMAP_ALERT_WEBHOOK_URLS).split(",") if u.strip()]
+    """The http(s) URLs of ``CHAINMAP_ALERT_WEBHOOK_URLS``; anything else is logged and skipped."""
+    urls = []
+    for raw in env_str(CHAINMAP_ALERT_WEBHOOK_URLS).split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        if url.startswith(("http://", "https://")):
+            urls.append(url)
+        else:
+            logger.warning(
+                "%s: %r is not an http(s) URL; it receives no alerts",
+                CHAINMAP_ALERT_WEBHOOK_URLS.name,
+                url,
+            )
+    return urls

@@ -249,12 +249,25 @@ def alerts(
         "--history",
         help="Transitions of this period (e.g. 24h, 7d) instead of active alerts.",
     ),
+    deliveries: bool = typer.Option(
+        False, "--deliveries", help="The webhook delivery log (newest first) instead."
+    ),
     registry: str | None = REGISTRY,
     format: OutputFormat = FORMAT,
 ) -> None:
-    """Active (pending and firing) alerts, or the alert history, from the registry database."""
+    """Active (pending and firing) alerts, the alert history or the webhook delivery log."""
     from chainmap_otel.config import parse_seconds
     from chainmap_otel.monitor.alerts import AlertStore
+
+    if deliveries:
+        with opened_registry(registry) as chains:
+            log = AlertStore(chains.database).deliveries()
+        if format is OutputFormat.json:
+            print_json({"deliveries": log})
+            return
+        columns = ("at", "url", "status", "outcome", "attempts", "http_status", "error")
+        print_table("Webhook deliveries", list(columns), [[d[c] for c in columns] for d in log])
+        return
 
     seconds = parse_seconds(history) if history is not None else None
     if history is not None and not seconds:

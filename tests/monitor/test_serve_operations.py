@@ -4,6 +4,7 @@ format webhooks and resolving, state across a restart, a hanging webhook, ``/met
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -228,6 +229,15 @@ def test_the_hanging_webhook_is_retried_and_logged_as_failed(ops_serve: OpsServe
     wait_until(failed, "a failed delivery to the hanging webhook", 120)
     hooks = ops_serve.detailed()["chain_mapping"]["monitoring_status"]["webhooks"]
     assert hooks["delivered"] >= 1 and hooks["urls"] == 2
+    log = ops_serve.cli("alerts", "--deliveries", "--format", "json")
+    assert log.returncode == 0, log.stderr
+    outcomes = {
+        (d["url"].split(":")[-1], d["outcome"]) for d in json.loads(log.stdout)["deliveries"]
+    }
+    slow_port = ops_serve.env["CHAINMAP_ALERT_WEBHOOK_URLS"].split(",")[1].split(":")[-1]
+    assert (slow_port, "failed") in outcomes
+    failed = next(d for d in json.loads(log.stdout)["deliveries"] if d["outcome"] == "failed")
+    assert failed["attempts"] == 4 and "timed out" in failed["error"].lower()
 
 
 def test_metrics_equal_the_health_and_topology_json(ops_serve: OpsServe) -> None:
