@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chainmap_otel.analysis.impact import impact
     from chainmap_otel.analysis.timewindow import parse_window
     from chainmap_otel.analysis.topology import topology
+    from chainmap_otel.collector import collector_config
     from chainmap_otel.monitor import ChainMonitor
     from chainmap_otel.registry import ChainRegistry, open_registry_database
     from chainmap_otel.server import create_app, run_server
@@ -64,6 +65,7 @@ _LAZY = {
     "drift": "chainmap_otel.analysis",
     "discover": "chainmap_otel.analysis",
     "parse_window": "chainmap_otel.analysis",
+    "collector_config": "chainmap_otel.collector",
     "create_app": "chainmap_otel.server",
     "run_server": "chainmap_otel.server",
     "ChainRegistry": "chainmap_otel.registry",
@@ -90,6 +92,7 @@ __all__ = [
     "TraceStore",
     "apply_schema",
     "chain_critical_path",
+    "collector_config",
     "configure",
     "create_app",
     "critical_path",

@@ -63,8 +63,8 @@ CHAINMAP_EXPORT_BUFFER_SPANS = EnvVar(
 CHAINMAP_EXPORT_LINGER_MS = EnvVar(
     "CHAINMAP_EXPORT_LINGER_MS",
     "1000",
-    "How long the ClickHouse exporter gathers small exports into one insert (0: every export "
-    "inserts before it returns). Flushed on force_flush/shutdown.",
+    "How long the ClickHouse exporter's worker gathers small exports into one insert (0: it "
+    "inserts each export at once). Flushed on force_flush/shutdown.",
 )
 CHAINMAP_EXPORT_BATCH_SPANS = EnvVar(
     "CHAINMAP_EXPORT_BATCH_SPANS",
@@ -98,10 +98,54 @@ CHAINMAP_SERVE_QUEUE_SPANS = EnvVar(
     "Spans `chainmap serve` holds between receiving and storing them; when full, senders "
     "get 429 / RESOURCE_EXHAUSTED with a retry delay.",
 )
+CHAINMAP_SERVE_QUEUE_BYTES = EnvVar(
+    "CHAINMAP_SERVE_QUEUE_BYTES",
+    "268435456",
+    "Bytes of acknowledged, not yet stored spans `chainmap serve` holds, in memory and in "
+    "its write-ahead log; when full, senders get 429 / RESOURCE_EXHAUSTED.",
+)
+CHAINMAP_SERVE_MAX_INFLIGHT_BYTES = EnvVar(
+    "CHAINMAP_SERVE_MAX_INFLIGHT_BYTES",
+    "67108864",
+    "Bytes of OTLP requests `chainmap serve` reads and decodes at the same time; beyond it "
+    "senders get 429 / RESOURCE_EXHAUSTED.",
+)
+CHAINMAP_SERVE_WAL_DIR = EnvVar(
+    "CHAINMAP_SERVE_WAL_DIR",
+    "",
+    "Directory of `chainmap serve`'s ingest write-ahead log. Unset: chainmap-ingest-wal/ in "
+    "the embedded store's directory, else $CHAINMAP_DATA_DIR/ingest-wal.",
+)
+CHAINMAP_SERVE_WAL_FSYNC = EnvVar(
+    "CHAINMAP_SERVE_WAL_FSYNC",
+    "fsync",
+    "`fsync`: a 2xx means the spans are on disk (survives power loss); `none`: in the OS "
+    "page cache (survives a crash or kill -9 of chainmap serve, not of the machine).",
+)
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
     "true",
     "Instrumented HTTP servers add X-Trace-ID and X-Chain-ID response headers.",
+)
+CHAINMAP_SERVICEGRAPH_COMPAT = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_COMPAT",
+    "false",
+    "Name topology's database and virtual nodes with the servicegraph connector's defaults "
+    "(virtual_node_peer_attributes peer.service,db.name,db.system; database_name_attributes "
+    "db.name) instead of chainmap's richer naming.",
+)
+CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes naming a client span's virtual node, first non-empty wins "
+    "(the connector's virtual_node_peer_attributes). Unset: the naming's default.",
+)
+CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes that make a client span an edge to the database node "
+    "named by their value (the connector's database_name_attributes). Unset: the naming's "
+    "default.",
 )
 
 # --- operations: registry, monitor, alerts
@@ -169,7 +213,14 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_GRPC_PORT,
     CHAINMAP_SERVE_MAX_BODY_BYTES,
     CHAINMAP_SERVE_QUEUE_SPANS,
+    CHAINMAP_SERVE_QUEUE_BYTES,
+    CHAINMAP_SERVE_MAX_INFLIGHT_BYTES,
+    CHAINMAP_SERVE_WAL_DIR,
+    CHAINMAP_SERVE_WAL_FSYNC,
     CHAINMAP_RESPONSE_HEADERS,
+    CHAINMAP_SERVICEGRAPH_COMPAT,
+    CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES,
+    CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES,
     CHAINMAP_REGISTRY_URL,
     CHAINMAP_API_TOKEN,
     CHAINMAP_MONITOR_INTERVAL,

@@ -293,9 +293,11 @@ class ChainCriticalPath:
 
     def to_json(self) -> dict[str, Any]:
         """``{"chain_id", "window", "traces", "sampled_traces", "sample_cap",
-        "slow_traces", "slow_threshold_ms", "all": {"services": [{"service", "share",
-        "mean_ms"}], "operations": [{"service", "name", "share", "mean_ms"}]},
-        "slowest_5pct": {same}}``; shares sum to 1 within each list."""
+        "slow_traces", "slow_threshold_ms", "all": {"traces", "services": [{"service",
+        "share", "mean_ms"}], "operations": [{"service", "name", "share", "mean_ms"}]},
+        "slowest_5pct": {same}}``; shares sum to 1 within each list. Each block's ``traces``
+        is the number of traces its shares were computed from (``sampled_traces`` and
+        ``slow_traces``), the count to print next to it."""
         return {
             "chain_id": self.chain_id,
             "window": self.window.to_json(),
@@ -305,10 +307,12 @@ class ChainCriticalPath:
             "slow_traces": self.slow_traces,
             "slow_threshold_ms": self.slow_threshold_ms,
             "all": {
+                "traces": self.sampled,
                 "services": [s.to_json() for s in self.services],
                 "operations": [s.to_json() for s in self.operations],
             },
             "slowest_5pct": {
+                "traces": self.slow_traces,
                 "services": [s.to_json() for s in self.slow_services],
                 "operations": [s.to_json() for s in self.slow_operations],
             },

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis.rollup import pairing_sql
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -157,12 +157,8 @@ def discover(
     """Cluster uncovered traces of ``window`` and propose chains (see the module docstring)."""
     if slice_seconds <= 0:
         raise ValueError("slice_seconds must be positive")
-    classify, params = classify_expression(catalog)
-    sql = load_sql(
-        "discover",
-        store.database,
-        trace_edges=load_sql("trace_edges", store.database, classify=classify),
-    )
+    inner, params = pairing_sql(store, catalog)
+    sql = load_sql("discover", store.database, trace_edges=inner)
     step = slice_seconds * 1_000_000_000
     slices = max(1, math.ceil((window.end_ns - window.start_ns) / step))
     entries: dict[tuple[str, str, str], _Entry] = {}

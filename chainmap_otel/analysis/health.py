@@ -9,10 +9,17 @@ that need other attributes cannot match these rows).
 
 Definitions:
 
-* ``traces``: entry spans of the chain in the window (one per trace that enters it);
-  ``rate_per_s`` = traces / seconds covered. The aggregates are per minute, so every
-  window (the main one and each burn-rate window) rounds its start down to a whole
-  minute: a window starting mid-minute still counts that minute's traffic.
+* ``traces``: entry spans of the chain in the window (one per trace that enters it).
+  The aggregates are per minute, so every window (the main one and each burn-rate window)
+  rounds its start down to a whole minute: a window starting mid-minute still counts that
+  minute's traffic.
+* ``rate_per_s`` = traces / ``rate_seconds``, the part of the window that has data: from
+  the first minute in the window holding any entry row of the store (any chain, or an
+  untagged root span) to the end of the last such minute, clipped to the window. A store
+  that started receiving spans 10 minutes ago reads the same rate over 15m, 1h or 7d; a
+  chain idle while others had traffic gets a true 0. Without any data, the whole window.
+* ``status`` ``no_slo``: the chain defines no objectives, so there is no verdict; its
+  traces, error ratio and latency are still reported.
 * ``error_ratio``: a trace **fails when its chain's entry span has status Error**
   (either Collector spelling): errors / traces. Errors deeper in the trace that the
   entry span absorbed do not count, as for any request-level SLI.
@@ -26,13 +33,15 @@ Definitions:
   1 - bad ratio / budget over the SLO window (negative when overspent).
 * ``status``/``reason``, per objective, the Google SRE workbook multi-window,
   multi-burn-rate rules: 1h and 5m both above 14.4 -> ``critical``; 6h and 30m both
-  above 6 -> ``critical``; 3d and 6h both above 1 -> ``degraded``; else ``healthy``.
+  above 6 -> ``critical``; 3d and 6h both above 1 -> ``degraded``; else ``healthy``
+  (``no_slo`` without objectives).
 
 JSON contract (:func:`health_json`): ``{"window": {...}, "chains": [{"chain_id", "name",
-"criticality", "traces", "rate_per_s", "errors", "error_ratio", "p50_ms", "p95_ms",
+"criticality", "traces", "rate_per_s", "rate_seconds", "errors", "error_ratio", "p50_ms", "p95_ms",
 "p99_ms", "slo": null | {"window", "compliant", "error_budget_remaining", "objectives":
 [{"objective", "budget", "bad_ratio", "compliant", "budget_remaining", "burn_rates"}]},
-"burn_rates": {"5m", "30m", "1h", "6h", "3d"} | null, "status", "reason"}]}``.
+"burn_rates": {"5m", "30m", "1h", "6h", "3d"} | null, "status", "reason"}]}``;
+chains in :func:`order_chains` order. :func:`chain_series` gives the chain list's series.
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ from typing import Any
 
 import numpy as np
 
+from chainmap_otel.analysis import entries
 from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression, require_chain
+from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
@@ -62,7 +73,12 @@ ALERT_RULES: tuple[tuple[str, str, float, str], ...] = (
     ("6h", "30m", 6.0, "critical"),
     ("3d", "6h", 1.0, "degraded"),
 )
-STATUSES = ("healthy", "degraded", "critical")
+STATUSES = ("no_slo", "healthy", "degraded", "critical")
+#: Chain lists sort by this (worst first), then by criticality.
+STATUS_ORDER = {"critical": 0, "degraded": 1, "healthy": 2, "no_slo": 3}
+CRITICALITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+#: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
+SERIES_POINTS = 30
 _NS = 1_000_000_000
 
 
@@ -113,7 +129,7 @@ def decide_status(burns: Mapping[str, Mapping[str, float]]) -> tuple[str, str]:
                     f"{rates[short]:.2f}x over {short} both above {threshold:g}x"
                 )
     if not burns:
-        return "healthy", "no SLO objectives defined for this chain"
+        return "no_slo", "no SLO objectives defined for this chain: nothing to judge it against"
     return "healthy", "every burn rate is below its multi-window alert threshold"
 
 
@@ -127,14 +143,34 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def _health_sql(database: str, classify: str, windows: Sequence[str]) -> str:
+def entry_rows_sql(database: str, classify: str, inferred: bool = True) -> str:
+    """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
+    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, Latency,
+    LatencyBuckets``. The one definition of what health counts, shared by every health query:
+    tagged entry rows, untagged root rows classified by the rules and, when ``inferred``
+    (schema 5), the inferred entries (:mod:`~chainmap_otel.analysis.entries`): rolled up
+    below ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
+    extra = ""
+    if inferred:
+        live = load_sql("inferred_entries", database)
+        extra = f"""
+    UNION ALL
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM {database}.chainmap_inferred_entry_minute
+    WHERE ChainId IN {{chains:Array(String)}}
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+      AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
+    UNION ALL
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    FROM ({live})
+    WHERE ChainId IN {{chains:Array(String)}}
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
+    return _minute_rows(database, classify) + extra
+
+
+def _minute_rows(database: str, classify: str) -> str:
+    """Tagged entry rows and classified untagged root rows of ``chainmap_chain_minute``."""
     return f"""
-SELECT chain,
-       sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
-       sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
-       quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
-       {_window_columns(windows)}
-FROM (
     SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId IN {{chains:Array(String)}}
@@ -143,10 +179,50 @@ FROM (
     SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId = ''
-      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
+
+
+def _health_sql(database: str, classify: str, windows: Sequence[str], inferred: bool) -> str:
+    return f"""
+SELECT chain,
+       sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
+       sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
+       quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
+       {_window_columns(windows)}
+FROM ({entry_rows_sql(database, classify, inferred)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
+
+
+def _series_sql(database: str, classify: str, inferred: bool) -> str:
+    return f"""
+SELECT chain,
+       intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
+       sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
+FROM ({entry_rows_sql(database, classify, inferred)}
+)
+WHERE chain IN {{chains:Array(String)}}
+GROUP BY chain, bucket
+ORDER BY chain, bucket"""
+
+
+#: The minutes holding any entry row (any chain, or an untagged root) in a range: the part
+#: of a window that has data.
+_DATA_EXTENT_SQL = """SELECT count(), toUnixTimestamp(min(Minute)), toUnixTimestamp(max(Minute))
+FROM {db}.chainmap_chain_minute
+WHERE Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
+
+
+def data_extent(store: TraceStore, start_s: int, end_s: int) -> tuple[int, int] | None:
+    """``[first minute, end of the last minute)`` holding entry rows in ``[start, end)``
+    (Unix seconds, clipped to it), or None when the range holds none."""
+    count, first, last = store.query(
+        _DATA_EXTENT_SQL.format(db=store.database), {"start": start_s, "end": end_s}
+    ).result_rows[0]
+    if not count:
+        return None
+    return max(start_s, int(first)), min(end_s, int(last) + 60)
 
 
 def _round(value: float) -> float:
@@ -181,7 +257,7 @@ def chain_health(
             }
         )
     status, reason = decide_status(burns)
-    if main.calls == 0 and status == "healthy":
+    if main.calls == 0 and status in ("healthy", "no_slo"):
         reason = "no traffic in the window; " + reason
     worst = (
         {label: _round(max(r[label] for r in burns.values())) for label, _ in BURN_WINDOWS}
@@ -196,6 +272,7 @@ def chain_health(
         "criticality": chain.criticality,
         "traces": main.calls,
         "rate_per_s": _round(main.calls / window.seconds),
+        "rate_seconds": _round(window.seconds),
         "errors": main.errors,
         "error_ratio": _round(main.errors / main.calls) if main.calls else 0.0,
         "p50_ms": p50,
@@ -247,14 +324,25 @@ def health(
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
+    watermark = entries.fresh_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(max(watermark, scan_start * _NS), end_s * _NS)
     results: dict[str, dict[str, Any]] = {}
     by_slo_window: dict[int, list[ChainDefinition]] = {}
     for chain in chains:
         by_slo_window.setdefault(chain.slo.window_seconds if chain.slo else 0, []).append(chain)
+    extent = data_extent(store, main_start, end_s)
+    covered = (
+        TimeWindow(main_start * _NS, window.end_ns)
+        if extent is None
+        else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
+    )
     for slo_window, group in by_slo_window.items():
         bound[f"w{len(names) - 1}"] = (end_s - slo_window) // 60 * 60  # the "slo" column
         bound["chains"] = [c.id for c in group]
-        rows = store.query(_health_sql(store.database, classify, names), bound).result_rows
+        rows = store.query(
+            _health_sql(store.database, classify, names, watermark is not None), bound
+        ).result_rows
         found = {str(row[0]): row for row in rows}
         for chain in group:
             row = found.get(chain.id)
@@ -269,9 +357,69 @@ def health(
                     tallies[name] = Tally(
                         int(calls), int(errors), dict(zip(keys, values, strict=True))
                     )
-            covered = TimeWindow(main_start * _NS, window.end_ns)
             results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
     return [results[c.id] for c in chains]
+
+
+def order_chains(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Health entries worst status first (critical, degraded, healthy, no_slo), then by
+    criticality (critical first), then by id: the order of every chain list."""
+    return sorted(
+        entries,
+        key=lambda e: (
+            STATUS_ORDER.get(str(e["status"]), len(STATUS_ORDER)),
+            CRITICALITY_ORDER.get(str(e["criticality"]), len(CRITICALITY_ORDER)),
+            str(e["chain_id"]),
+        ),
+    )
+
+
+def chain_series(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_ids: Iterable[str] | None = None,
+    points: int = SERIES_POINTS,
+) -> dict[str, dict[str, Any]]:
+    """Per chain, up to ``points`` equal steps of whole minutes ending at the window's end
+    (rounded up to a minute), oldest first:
+    ``{"start", "step_seconds", "rate_per_s", "errors", "p95_ms"}``; a step without traffic
+    has rate 0, errors 0 and p95 ``None``. From the same entry rows as :func:`health`."""
+    chains = [
+        require_chain(catalog, cid).id for cid in (catalog.ids if chain_ids is None else chain_ids)
+    ]
+    end = -(-window.end_ns // (60 * _NS)) * 60
+    minutes = max(1, -(-(window.end_ns - window.start_ns) // (60 * _NS)))
+    step = 60 * max(1, -(-minutes // max(1, points)))
+    count = max(1, -(-(minutes * 60) // step))
+    start = end - count * step
+    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    bound = {**params, "chains": chains, "scan_start": start, "end": end, "step": step}
+    watermark = entries.fresh_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
+    out: dict[str, dict[str, Any]] = {
+        cid: {
+            "start": TimeWindow(start * _NS, start * _NS).to_json()["since"],
+            "step_seconds": step,
+            "rate_per_s": [0.0] * count,
+            "errors": [0] * count,
+            "p95_ms": [None] * count,
+        }
+        for cid in chains
+    }
+    if not chains:
+        return out
+    for chain, bucket, calls, errors, quantiles in store.query(
+        _series_sql(store.database, classify, watermark is not None), bound
+    ).result_rows:
+        series, index = out.get(str(chain)), int(bucket)
+        if series is None or not 0 <= index < count:
+            continue
+        series["rate_per_s"][index] = _round(int(calls) / step)
+        series["errors"][index] = int(errors)
+        series["p95_ms"][index] = round(float(quantiles[1]) / 1e6, 3) if calls else None
+    return out
 
 
 def health_json(
@@ -279,4 +427,5 @@ def health_json(
 ) -> dict[str, Any]:
     """``{"window": ..., "chains": [...]}`` (see the module docstring)."""
     ids = None if chain_id is None else [chain_id]
-    return {"window": window.to_json(), "chains": health(store, catalog, window, ids)}
+    entries = order_chains(health(store, catalog, window, ids))
+    return {"window": window.to_json(), "chains": [dict(e) for e in entries]}

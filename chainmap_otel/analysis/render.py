@@ -15,6 +15,7 @@ from chainmap_otel.analysis.topology import Topology
 
 _MERMAID_SHAPES = {
     "user": ("([", "])"),
+    "caller": ("([", "])"),
     "database": ("[(", ")]"),
     "messaging": ("[/", "/]"),
     "virtual": ("{{", "}}"),
@@ -36,7 +37,7 @@ def to_mermaid(topo: Topology) -> str:
     lines = ["flowchart LR"]
     for node in topo.nodes:
         left, right = _MERMAID_SHAPES.get(node.type, ("[", "]"))
-        lines.append(f'    {ids[node.id]}{left}"{_label(node.id)}"{right}')
+        lines.append(f'    {ids[node.id]}{left}"{_label(node.title)}"{right}')
     for edge in topo.edges:
         label = f"{edge.calls} calls"
         if edge.errors:
@@ -56,6 +57,7 @@ def _dot_quote(text: str) -> str:
 
 _DOT_SHAPES = {
     "user": "ellipse",
+    "caller": "ellipse",
     "database": "cylinder",
     "messaging": "parallelogram",
     "virtual": "hexagon",
@@ -89,7 +91,7 @@ def to_grafana(topo: Topology) -> dict[str, Any]:
         nodes.append(
             {
                 "id": node.id,
-                "title": node.id,
+                "title": node.title,
                 "subtitle": node.type,
                 "mainstat": node.calls,
                 "secondarystat": round(failed, 6),

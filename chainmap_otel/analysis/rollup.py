@@ -60,7 +60,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainmap_otel import config
-from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis import entries
+from chainmap_otel.analysis.membership import SqlParams, classify_expression
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.schema import SchemaReport, apply_schema
@@ -85,6 +87,9 @@ REACH_SECONDS = 60
 SLICE_SECONDS = 3600
 #: Hour-level slice length: at most a day of minute rows merged per insert.
 HOUR_SLICE_SECONDS = 86400
+#: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
+#: rolled up under older semantics (2: per-edge chain scope and caller edges) are not read.
+PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
 #: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
@@ -119,7 +124,8 @@ NO_ROLLUP_SQL = (
 #: Stands in for trace_edges.sql when no part of a window is paired live (no rows).
 NO_LIVE_SQL = (
     "SELECT * FROM (SELECT '' AS TraceId, "
-    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))') AS edges, "
+    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), "
+    "UInt8))') AS edges, "
     "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
 )
 
@@ -229,24 +235,46 @@ def ceil_hour(ns: int) -> int:
     return -floor_hour(-ns)
 
 
-def catalog_fingerprint(catalog: ChainCatalog) -> int:
-    """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules)."""
+def catalog_fingerprint(catalog: ChainCatalog, naming: ServiceGraphNaming | None = None) -> int:
+    """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules) and
+    how nodes are named (``naming``, default from the environment)."""
     classify, params = classify_expression(catalog)
-    text = json.dumps([classify, sorted(params.items())], default=str, sort_keys=True)
+    naming = naming or ServiceGraphNaming.from_config()
+    text = json.dumps(
+        [PAIRING_VERSION, classify, sorted(params.items()), naming.key()],
+        default=str,
+        sort_keys=True,
+    )
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def trace_edges_sql(store: TraceStore, catalog: ChainCatalog) -> tuple[str, dict[str, Any]]:
+def trace_edges_sql(
+    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+) -> tuple[str, dict[str, Any]]:
     """``trace_edges.sql`` for two ranges of trace starts (see :func:`range_params`)."""
+    return pairing_sql(
+        store, catalog, naming, span_window=SPAN_WINDOW_SQL, trace_window=TRACE_WINDOW_SQL
+    )
+
+
+def pairing_sql(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    naming: ServiceGraphNaming | None = None,
+    **fragments: str,
+) -> tuple[str, dict[str, Any]]:
+    """``trace_edges.sql`` with the catalog's classifier and the node naming filled in
+    (``naming`` default from the environment), and its bound parameters."""
     classify, params = classify_expression(catalog)
+    names = SqlParams("sg")
     sql = load_sql(
         "trace_edges",
         store.database,
         classify=classify,
-        span_window=SPAN_WINDOW_SQL,
-        trace_window=TRACE_WINDOW_SQL,
+        **(naming or ServiceGraphNaming.from_config()).fragments(names),
+        **fragments,
     )
-    return sql, params
+    return sql, {**params, **names.values}
 
 
 def range_params(
@@ -263,9 +291,11 @@ def range_params(
     return out
 
 
-def read_state(store: TraceStore, catalog: ChainCatalog | int) -> RollupState:
-    """The rollup state of ``catalog`` (a catalog or its fingerprint)."""
-    fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog)
+def read_state(
+    store: TraceStore, catalog: ChainCatalog | int, naming: ServiceGraphNaming | None = None
+) -> RollupState:
+    """The rollup state of ``catalog`` (a catalog or its fingerprint) under ``naming``."""
+    fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog, naming)
     db = validate_identifier(store.database, "database")
     levels = {
         str(rollup): (int(since), int(watermark), int(pending))
@@ -285,6 +315,7 @@ def refresh_edges(
     slice_seconds: int = SLICE_SECONDS,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    naming: ServiceGraphNaming | None = None,
 ) -> RefreshReport:
     """Roll up the edges of the traces started before ``until_ns`` (default ``now - LAG``).
 
@@ -296,12 +327,13 @@ def refresh_edges(
     started = time.perf_counter()
     say = progress or (lambda line: logger.debug("%s", line))
     until = floor_minute(until_ns if until_ns is not None else time.time_ns() - LAG_SECONDS * _NS)
+    naming = naming or ServiceGraphNaming.from_config()
     with _lock(store):
-        state = read_state(store, catalog)
+        state = read_state(store, catalog, naming)
         report = RefreshReport(state)
         if state.current(until):
             return report
-        sql, classify_params = trace_edges_sql(store, catalog)
+        sql, classify_params = trace_edges_sql(store, catalog, naming)
         insert = load_sql("edge_rollup", store.database, trace_edges=sql)
 
         def run_slice(since: int, start: int, end: int) -> None:
@@ -399,7 +431,9 @@ def _refresh_hours(
     return RollupState(state.catalog, state.since_ns, state.watermark_ns, state.pending_ns, hours)
 
 
-def fresh_state(store: TraceStore, catalog: ChainCatalog) -> RollupState | None:
+def fresh_state(
+    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+) -> RollupState | None:
     """The rollup state for analysis, refreshed first when this process should do it.
 
     None when the store has no edge rollup (schema older than version 3). On an embedded
@@ -409,8 +443,9 @@ def fresh_state(store: TraceStore, catalog: ChainCatalog) -> RollupState | None:
     ``chainmap serve`` on it), and a refused refresh (read-only user) is logged and the
     window is paired live.
     """
+    naming = naming or ServiceGraphNaming.from_config()
     try:
-        state = read_state(store, catalog)
+        state = read_state(store, catalog, naming)
     except StoreError:
         if store.table_exists(STATE_TABLE):
             raise
@@ -419,11 +454,11 @@ def fresh_state(store: TraceStore, catalog: ChainCatalog) -> RollupState | None:
     if store.embedded:
         if state.current(due):
             return state
-        return refresh_edges(store, catalog).state
+        return refresh_edges(store, catalog, naming=naming).state
     if state.covers and due - state.watermark_ns < STALE_SECONDS * _NS:
         return state
     try:
-        return refresh_edges(store, catalog).state
+        return refresh_edges(store, catalog, naming=naming).state
     except StoreError as exc:
         logger.warning("edge rollup not refreshed, pairing the window live: %s", exc)
         return state
@@ -437,7 +472,7 @@ def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:
         if store.table_exists(HOUR_TABLE):
             _delete_rows(store, HOUR_TABLE, fingerprint, 0, (2**32 - 1) * _NS)
         store.command(
-            _DELETE_STATE_SQL.format(db=store.database, **_cluster_parts()),
+            _DELETE_STATE_SQL.format(db=store.database, **cluster_parts()),
             {"rollups": [ROLLUP, HOUR_ROLLUP], "catalog": fingerprint},
         )
 
@@ -448,15 +483,19 @@ def apply_schema_with_rollup(
     cluster: str | None = None,
     ttl_days: int | None = None,
     progress: ProgressCallback | None = None,
+    until_ns: int | None = None,
 ) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans."""
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans
+    (up to ``until_ns``, default ``now - LAG``)."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
-    refresh_edges(store, catalog, progress=progress)
+    refresh_edges(store, catalog, until_ns, progress=progress)
     return report
 
 
 class EdgeRollupRefresher:
-    """Refreshes the edge rollup every ``interval`` seconds in a daemon thread (``serve``)."""
+    """Refreshes the edge rollup and the inferred-entry rollup
+    (:mod:`~chainmap_otel.analysis.entries`) every ``interval`` seconds in a daemon thread
+    (``serve``)."""
 
     def __init__(
         self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
@@ -490,6 +529,13 @@ class EdgeRollupRefresher:
                 logger.warning("edge rollup not refreshed (topology pairs live instead): %s", exc)
             except Exception:
                 logger.exception("edge rollup refresh of %s failed", self.store.url_for_display)
+            try:
+                if self.store.table_exists(entries.TABLE):
+                    entries.refresh_entries(self.store)
+            except StoreError as exc:
+                logger.warning("inferred entries not rolled up (health counts them live): %s", exc)
+            except Exception:
+                logger.exception("inferred-entry rollup of %s failed", self.store.url_for_display)
             self._stop.wait(self.interval)
 
 
@@ -499,7 +545,7 @@ def _lock(store: TraceStore) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-def _cluster_parts() -> dict[str, str]:
+def cluster_parts() -> dict[str, str]:
     cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
     if not cluster:
         return {"local": "", "on_cluster": ""}
@@ -532,7 +578,7 @@ def _write_state(
 def _delete_rows(store: TraceStore, table: str, catalog: int, start_ns: int, end_ns: int) -> None:
     column = "Hour" if table == HOUR_TABLE else "Minute"
     store.command(
-        _DELETE_SQL.format(db=store.database, table=table, column=column, **_cluster_parts()),
+        _DELETE_SQL.format(db=store.database, table=table, column=column, **cluster_parts()),
         {"catalog": catalog, "start": start_ns // _NS, "end": end_ns // _NS},
     )
 

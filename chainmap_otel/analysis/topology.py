@@ -14,6 +14,10 @@ the whole minutes the edge rollup covers, read from it instead, see below):
   (``messaging.system`` when nothing better names it);
 * a root SERVER span: an edge from the ``user`` node (``virtual_node``).
 
+That is chainmap's default naming of database and virtual nodes; the servicegraph
+connector's (``virtual_node_peer_attributes``, ``database_name_attributes``) is selectable,
+see :mod:`chainmap_otel.analysis.naming`.
+
 An edge call is failed when its client or its server span has status Error (both
 Collector spellings). Latency is the client span's duration (the server's for ``user``
 edges); p50/p95/p99 are t-digest estimates (exact for a handful of calls). A trace counts
@@ -35,12 +39,20 @@ Before the query the rollup is brought up to date when this process may do so
 JSON contract (:meth:`Topology.to_json`)::
 
     {"chain_id": "B3" | null, "window": {...},
-     "nodes": [{"id", "type": "service|database|messaging|virtual|user", "calls", "errors",
-                "error_ratio"}],
+     "nodes": [{"id", "type": "service|database|messaging|virtual|user|caller", "title",
+                "calls", "errors", "error_ratio"}],
      "edges": [{"source", "target", "connection_type", "calls", "errors",
                 "p50_ms", "p95_ms", "p99_ms", "first_seen", "last_seen"}]}
 
 Node ``calls``/``errors`` count the calls the node received (for ``user``: made).
+
+Chain scope: a chain's topology is the subtree below its entry spans. An edge counts for a
+chain when its client span is in the chain (tagged with it, or below a span of the chain:
+untagged spans inherit their parent's chains, see ``sql/trace_edges.sql``). The edge into an
+entry span comes from outside the chain: its client is shown as ONE node per calling service,
+id ``caller:<service>``, type ``caller``, title the service, with the entry edge's counts;
+nothing upstream of it is drawn. A chain entering at a root span keeps its ``user`` edge.
+All-traffic topology has no caller nodes.
 """
 
 from __future__ import annotations
@@ -55,14 +67,17 @@ import networkx as nx
 
 from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.membership import require_chain
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
-NODE_TYPES = ("service", "database", "messaging", "virtual", "user")
+NODE_TYPES = ("service", "database", "messaging", "virtual", "user", "caller")
 #: A node id used by some edge as a real service wins over the virtual names of others.
-_TYPE_RANK = {"service": 4, "user": 3, "database": 2, "messaging": 1, "virtual": 0}
+_TYPE_RANK = {"service": 4, "user": 3, "caller": 3, "database": 2, "messaging": 1, "virtual": 0}
+#: Node id prefix of the caller of a chain's entry span: ``caller:<its service>``.
+CALLER_PREFIX = "caller:"
 ALL_TRAFFIC = ""
 
 
@@ -105,10 +120,18 @@ class Node:
     calls: int
     errors: int
 
+    @property
+    def title(self) -> str:
+        """What to show: the service name (a caller node's id without its prefix)."""
+        if self.type == "caller":
+            return self.id.removeprefix(CALLER_PREFIX)
+        return self.id
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": self.type,
+            "title": self.title,
             "calls": self.calls,
             "errors": self.errors,
             "error_ratio": round(self.errors / self.calls, 6) if self.calls else 0.0,
@@ -165,7 +188,12 @@ def build_nodes(edges: Iterable[Edge], target_types: dict[str, str]) -> list[Nod
             types[node] = kind
 
     for edge in edges:
-        note(edge.source, "user" if edge.source == "user" else "service")
+        if edge.source == "user":
+            note(edge.source, "user")
+        elif edge.source.startswith(CALLER_PREFIX):
+            note(edge.source, "caller")
+        else:
+            note(edge.source, "service")
         note(edge.target, target_types.get(f"{edge.source}\0{edge.target}", "service"))
         calls[edge.target] += edge.calls
         errors[edge.target] += edge.errors
@@ -181,6 +209,7 @@ def topologies(
     window: TimeWindow,
     chain_ids: Iterable[str] | None = None,
     include_all_traffic: bool = True,
+    naming: ServiceGraphNaming | None = None,
 ) -> dict[str | None, Topology]:
     """Topologies of several chains (default: every chain of ``catalog``) in one query.
 
@@ -190,7 +219,9 @@ def topologies(
     for chain_id in wanted:
         require_chain(catalog, chain_id)
     chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
-    rows = edge_rows(store, catalog, window, chains, rollup.fresh_state(store, catalog))
+    naming = naming or ServiceGraphNaming.from_config()
+    state = rollup.fresh_state(store, catalog, naming)
+    rows = edge_rows(store, catalog, window, chains, state, naming)
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:
         per_chain[None] = []
@@ -260,6 +291,7 @@ def edge_rows(
     window: TimeWindow,
     wanted: list[str],
     state: rollup.RollupState | None,
+    naming: ServiceGraphNaming | None = None,
 ) -> list[tuple[Any, ...]]:
     """``sql/topology.sql`` rows of ``wanted`` chains: rollup hours and minutes plus the
     live rest.
@@ -270,7 +302,7 @@ def edge_rows(
     hours, minute_head, minute_tail = split_hours(minutes, state)
     # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
-    inner, params = rollup.trace_edges_sql(store, catalog)
+    inner, params = rollup.trace_edges_sql(store, catalog, naming)
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner, params = rollup.NO_LIVE_SQL, {}
     hour_table = minute_table = rollup.NO_ROLLUP_SQL
@@ -305,11 +337,16 @@ def edge_rows(
 
 
 def topology(
-    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, chain_id: str | None = None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_id: str | None = None,
+    naming: ServiceGraphNaming | None = None,
 ) -> Topology:
-    """The topology of ``chain_id`` (its traces only), or of all traffic when None."""
+    """The topology of ``chain_id`` (its traces only), or of all traffic when None; nodes
+    named by ``naming`` (default from the environment, see :mod:`.naming`)."""
     if chain_id is None:
-        return topologies(store, catalog, window, chain_ids=[])[None]
-    return topologies(store, catalog, window, chain_ids=[chain_id], include_all_traffic=False)[
-        chain_id
-    ]
+        return topologies(store, catalog, window, chain_ids=[], naming=naming)[None]
+    return topologies(
+        store, catalog, window, chain_ids=[chain_id], include_all_traffic=False, naming=naming
+    )[chain_id]

@@ -74,11 +74,9 @@ def opened_store(url: str | None) -> Iterator[Any]:
     except ValueError as exc:
         raise QueryError(str(exc)) from None
     try:
-        if not store.table_exists("otel_traces"):
-            raise QueryError(
-                f"the store {store.url_for_display} has no otel_traces table: send traces to it "
-                "first (chainmap serve, a Collector) or check --store"
-            )
+        problem = store.traces_location_problem()
+        if problem is not None:
+            raise QueryError(problem)
         if not store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0]:
             raise QueryError(
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
@@ -121,15 +119,23 @@ def topology_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
+    servicegraph_compat: bool = typer.Option(
+        False,
+        "--servicegraph-compat",
+        help="Name database and virtual nodes as the servicegraph connector's defaults do "
+        "(default: CHAINMAP_SERVICEGRAPH_COMPAT).",
+    ),
 ) -> None:
     """Service graph (servicegraph semantics) of a chain or of all traffic."""
     from chainmap_otel.analysis import render
+    from chainmap_otel.analysis.naming import ServiceGraphNaming
     from chainmap_otel.analysis.topology import topology
 
     catalog = load_chains(chains)
     window = _window(since, until)
+    naming = ServiceGraphNaming.connector() if servicegraph_compat else None
     with opened_store(store) as trace_store:
-        topo = topology(trace_store, catalog, window, chain)
+        topo = topology(trace_store, catalog, window, chain, naming)
     if format is TopologyFormat.json:
         print_json(topo.to_json())
     elif format is TopologyFormat.grafana:
@@ -217,7 +223,7 @@ def critical_path_command(
             for o in aggregate[key]["operations"]
         ]
         print_table(
-            f"{chain}: critical-path share, {title} ({aggregate['traces']} traces)",
+            f"{chain}: critical-path share, {title} ({aggregate[key]['traces']} traces)",
             ("service", "operation", "share", "mean ms/trace"),
             rows,
         )

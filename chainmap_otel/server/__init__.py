@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from chainmap_otel.server.app import ServeAddresses, create_app, new_span_writer, run_server
+from chainmap_otel.server.app import (
+    ServeAddresses,
+    create_app,
+    new_span_writer,
+    open_wal,
+    run_server,
+)
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.span_writer import SpanWriter, WriterStats
 
@@ -13,5 +19,6 @@ __all__ = [
     "WriterStats",
     "create_app",
     "new_span_writer",
+    "open_wal",
     "run_server",
 ]

@@ -157,6 +157,7 @@ _SUMMARY_KEYS = (
     "reason",
     "traces",
     "rate_per_s",
+    "rate_seconds",
     "errors",
     "error_ratio",
     "p50_ms",
@@ -168,12 +169,13 @@ _SUMMARY_KEYS = (
 
 def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> dict[str, Any]:
     """The catalog's chains with their current health summary (one health query)."""
-    from chainmap_otel.analysis.health import health
+    from chainmap_otel.analysis.health import chain_series, health, order_chains
 
-    by_id = {h["chain_id"]: h for h in health(store, catalog, window)}
+    entries = order_chains(health(store, catalog, window))
+    series = chain_series(store, catalog, window)
     chains = []
-    for chain in catalog:
-        found = by_id[chain.id]
+    for found in entries:
+        chain = catalog.by_id[str(found["chain_id"])]
         chains.append(
             {
                 "id": chain.id,
@@ -183,6 +185,7 @@ def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> 
                 "description": chain.description,
                 "slo": chain.to_dict()["slo"],
                 "health": {key: found[key] for key in _SUMMARY_KEYS},
+                "series": series[chain.id],
             }
         )
     return {
@@ -384,7 +387,7 @@ def api_router() -> APIRouter:
     return router
 
 
-_STATUS_RANK = {"healthy": 0, "degraded": 1, "critical": 2}
+_STATUS_RANK = {"no_slo": -1, "healthy": 0, "degraded": 1, "critical": 2}
 
 
 def _now() -> str:

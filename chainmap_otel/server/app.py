@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,28 +30,66 @@ from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.registry_api import install_registry_api
-from chainmap_otel.server.span_writer import SpanWriter
+from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.web import install_web
+from chainmap_otel.storage.batching import BatchInserter, store_landed
 from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ServeAddresses", "create_app", "new_span_writer", "run_server"]
+__all__ = ["ServeAddresses", "create_app", "new_span_writer", "open_wal", "run_server"]
 
 
-def new_span_writer(store: TraceStore, queue_spans: int | None = None) -> SpanWriter:
-    """A (not yet started) writer into ``store``'s ``otel_traces``."""
+def new_span_writer(
+    store: TraceStore,
+    queue_spans: int | None = None,
+    *,
+    queue_bytes: int | None = None,
+    wal: WriteAheadLog | None = None,
+) -> SpanWriter:
+    """A (not yet started) writer into ``store``'s ``otel_traces``, durable with ``wal``."""
 
-    def insert(rows: list[tuple[Any, ...]]) -> None:
-        store.insert_spans(rows=rows)
+    def insert(table: Any, token: str) -> None:
+        store.insert_arrow(table, deduplication_token=token)
+
+    def probe() -> None:
+        store.query("SELECT 1")
 
     spans = (
         queue_spans
         if queue_spans is not None
         else config.env_int(config.CHAINMAP_SERVE_QUEUE_SPANS)
     )
-    return SpanWriter(insert, max_queued_spans=spans)
+    size = (
+        queue_bytes
+        if queue_bytes is not None
+        else config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)
+    )
+    inserter = BatchInserter(insert, probe, landed=store_landed(store))
+    return SpanWriter(inserter, wal=wal, max_queued_spans=spans, max_queued_bytes=size)
+
+
+def open_wal(store: TraceStore, directory: str | Path | None = None) -> WriteAheadLog:
+    """The ingest write-ahead log of ``store`` (``CHAINMAP_SERVE_WAL_*``); not opened yet."""
+    if directory is None:
+        directory = config.env_str(config.CHAINMAP_SERVE_WAL_DIR) or None
+    if directory is None:
+        directory = (
+            Path(store.location.path) / "chainmap-ingest-wal"
+            if store.embedded
+            else config.data_dir() / "ingest-wal"
+        )
+    fsync = config.env_str(config.CHAINMAP_SERVE_WAL_FSYNC).lower()
+    if fsync not in FSYNC_MODES:
+        logger.warning(
+            "CHAINMAP_SERVE_WAL_FSYNC=%r is not one of %s; using fsync", fsync, FSYNC_MODES
+        )
+        fsync = "fsync"
+    return WriteAheadLog(
+        directory, max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)), fsync
+    )
 
 
 def create_app(
@@ -61,6 +99,7 @@ def create_app(
     max_body_bytes: int | None = None,
     queue_spans: int | None = None,
     chains: ChainCatalog | str | Path | None = None,
+    budget: RequestBudget | None = None,
     operations: Operations | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
@@ -102,7 +141,7 @@ def create_app(
     app.state.operations = operations
     app.state.store = store
     app.state.span_writer = span_writer
-    app.include_router(otlp_http_router(span_writer, limit))
+    app.include_router(otlp_http_router(span_writer, limit, budget))
     install_registry_api(app)
     install_api(app)
     install_metrics(app)
@@ -157,33 +196,45 @@ def run_server(
         apply_schema = config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
 
     catalog = resolve_catalog(chains)
-    store = open_store(store_url)
-    writer: SpanWriter | None = None
-    receiver: OtlpGrpcReceiver | None = None
-    restore = _quiet_signals()
     from chainmap_otel.analysis.rollup import EdgeRollupRefresher
 
-    # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
-    rollup = EdgeRollupRefresher(store, catalog)
-    operations: Operations | None = None
-    if config.registry_url() != "off":
-        operations = Operations(store, CatalogHolder(catalog))
-        operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
-    try:
+    # Every resource is entered in order and closed in reverse, whatever fails where.
+    with ExitStack() as resources:
+        resources.callback(_quiet_signals())
+        store = resources.enter_context(open_store(store_url))
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
 
             apply(store)
-        writer = new_span_writer(store, queue_spans)
+        writer = new_span_writer(store, queue_spans, wal=open_wal(store))
         writer.start()
+        resources.callback(_close_writer, writer)
+        # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
+        rollup = EdgeRollupRefresher(store, catalog)
         rollup.start()
-        if grpc_port:
-            receiver = OtlpGrpcReceiver(writer, host, grpc_port, max_message_bytes=limit)
-            receiver.start()
-        if operations is not None:
+        resources.callback(rollup.stop)
+        operations: Operations | None = None
+        if config.registry_url() != "off":
+            # Registry listener, monitor and notifier; stopped before the rollup and store.
+            operations = Operations(store, CatalogHolder(catalog))
+            operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
+            resources.callback(operations.stop)
+        budget = RequestBudget(max(1, config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES)))
+        receiver: OtlpGrpcReceiver | None = None
+        if grpc_port:
+            receiver = OtlpGrpcReceiver(
+                writer, host, grpc_port, max_message_bytes=limit, budget=budget
+            )
+            receiver.start()
+            resources.callback(receiver.stop)
         app = create_app(
-            store, writer=writer, max_body_bytes=limit, chains=catalog, operations=operations
+            store,
+            writer=writer,
+            max_body_bytes=limit,
+            chains=catalog,
+            budget=budget,
+            operations=operations,
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -207,10 +258,11 @@ def run_server(
 
             _notify_when_started(server, host, receiver, ready)
         logger.info(
-            "chainmap serve: store %s, %d chains from %s",
+            "chainmap serve: store %s, %d chains from %s; ingest write-ahead log %s",
             store.url_for_display,
             len(catalog),
             catalog.source,
+            "on" if writer.durable else "off",
         )
         try:
             server.run()
@@ -220,23 +272,19 @@ def run_server(
                 f"cannot listen for OTLP/HTTP on {host}:{http_port}; free the port or choose "
                 "another with CHAINMAP_SERVE_HTTP_PORT"
             ) from None
-    finally:
-        if receiver is not None:
-            receiver.stop()
-        if writer is not None:
-            writer.close()
-            stats = writer.stats()
-            logger.info(
-                "chainmap serve stopped: %d spans stored, %d dropped, %d requests refused",
-                stats.written_spans,
-                stats.dropped_spans,
-                stats.refused_requests,
-            )
-        if operations is not None:
-            operations.stop()
-        rollup.stop()
-        store.close()
-        restore()
+
+
+def _close_writer(writer: SpanWriter) -> None:
+    writer.close()
+    stats = writer.stats()
+    logger.info(
+        "chainmap serve stopped: %d spans stored, %d dropped, %d requests refused, "
+        "%d kept in the write-ahead log",
+        stats.written_spans,
+        stats.dropped_spans,
+        stats.refused_requests,
+        stats.queued_spans,
+    )
 
 
 def _quiet_signals() -> Callable[[], None]:

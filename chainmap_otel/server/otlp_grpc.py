@@ -2,8 +2,10 @@
 
 Status codes follow the OTLP specification: INVALID_ARGUMENT for a payload
 that does not parse (not retryable), RESOURCE_EXHAUSTED with a
-``google.rpc.RetryInfo`` delay when the ingest queue is full (the client
-retries after the delay), UNAVAILABLE while the server shuts down.
+``google.rpc.RetryInfo`` delay when the ingest queue or the request budget is
+full (the client retries after the delay), UNAVAILABLE while the server shuts
+down. OK (with ``partial_success`` for rejected spans) means the accepted
+spans are in the write-ahead log, exactly as for OTLP/HTTP.
 
 The request is registered with a bytes-in handler so a malformed message gets
 INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
@@ -17,13 +19,15 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.server.span_writer import SpanWriter, WriterClosedError
+from chainmap_otel.server.otlp_http import Refusal, accept
+from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.storage.otlp import decode_protobuf
 
 logger = logging.getLogger(__name__)
@@ -53,10 +57,14 @@ class OtlpGrpcReceiver:
         *,
         max_message_bytes: int = 32 * 1024 * 1024,
         max_workers: int = 4,
+        budget: RequestBudget | None = None,
+        interceptors: tuple[grpc.ServerInterceptor, ...] = (),
     ) -> None:
         self._writer = writer
+        self._budget = budget if budget is not None else RequestBudget(2 * max_message_bytes)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -89,20 +97,28 @@ class OtlpGrpcReceiver:
         self._server.stop(grace).wait(grace + 1.0)
 
     def _export(self, payload: bytes, context: Any) -> ExportTraceServiceResponse:
-        try:
-            decoded = decode_protobuf(payload)
-        except IngestError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        try:
-            queued = self._writer.offer(decoded.rows)
-        except WriterClosedError:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry later")
-        if not queued:
+        size = len(payload)
+        if not self._budget.acquire(size):
             context.set_trailing_metadata(_RETRY_INFO)
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"ingest queue is full ({self._writer.max_queued_spans} spans); retry later",
+                f"more than {self._budget.max_bytes} request bytes are being decoded at once "
+                "(CHAINMAP_SERVE_MAX_INFLIGHT_BYTES); retry later",
             )
+        try:
+            try:
+                decoded = decode_protobuf(payload)
+            except IngestError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            try:
+                accept(self._writer, decoded, f"{context.peer()} (grpc)")
+            except Refusal as refusal:
+                if refusal.code == code_pb2.RESOURCE_EXHAUSTED:
+                    context.set_trailing_metadata(_RETRY_INFO)
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
+                context.abort(grpc.StatusCode.UNAVAILABLE, refusal.message)
+        finally:
+            self._budget.release(size)
         response = ExportTraceServiceResponse()
         if decoded.rejected:
             logger.info("OTLP/gRPC request: %s", decoded.error_message)

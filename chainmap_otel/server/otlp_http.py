@@ -4,12 +4,18 @@ Bodies are ``application/x-protobuf`` or ``application/json`` (OTLP/JSON),
 optionally ``Content-Encoding: gzip`` or ``deflate``. Answers:
 
 * 200 ``ExportTraceServiceResponse`` in the request's encoding, with
-  ``partial_success`` when some spans were rejected;
+  ``partial_success`` when some spans were rejected, once the accepted spans
+  are in the write-ahead log (see :mod:`chainmap_otel.storage.wal`);
 * 400 malformed payload (nothing of the request is stored);
 * 413 body larger than the limit, compressed (``Content-Length``, streamed
   bytes) or decompressed (so a gzip bomb stops at the limit);
 * 415 unsupported ``Content-Type`` or ``Content-Encoding``;
-* 429 + ``Retry-After`` when the ingest queue is full, 503 while shutting down.
+* 429 + ``Retry-After`` when the ingest queue is full or too many request bytes
+  are being decoded at once (``CHAINMAP_SERVE_MAX_INFLIGHT_BYTES``), 503 while
+  shutting down or when the write-ahead log cannot be written.
+
+Reading, decoding and logging run off the event loop, so the API stays
+responsive while large requests are decoded.
 
 Error bodies are ``google.rpc.Status`` messages in the request's encoding.
 """
@@ -29,22 +35,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.server.span_writer import SpanWriter, WriterClosedError
+from chainmap_otel.server.span_writer import RequestBudget, SpanWriter, WriterClosedError
 from chainmap_otel.storage.otlp import DecodedSpans, decode_json, decode_protobuf
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JSON", "PROTOBUF", "RETRY_AFTER_S", "otlp_http_router"]
+__all__ = ["JSON", "PROTOBUF", "RETRY_AFTER_S", "Refusal", "accept", "otlp_http_router"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 #: Seconds a client is told to wait when the ingest queue is full.
 RETRY_AFTER_S = 1
-#: Decoded bodies above this size are decoded off the event loop.
-_THREADPOOL_DECODE_BYTES = 256 * 1024
 
 
-class _Reply(Exception):
+class Refusal(Exception):
+    """A request the receiver turns down: HTTP status, google.rpc code, one-line message."""
+
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -57,7 +63,7 @@ def _media_type(request: Request) -> str:
     media = raw.split(";", 1)[0].strip().lower()
     if media in (PROTOBUF, JSON):
         return media
-    raise _Reply(
+    raise Refusal(
         415,
         code_pb2.INVALID_ARGUMENT,
         f"unsupported Content-Type {raw!r}; send {PROTOBUF} or {JSON}",
@@ -72,15 +78,15 @@ def _decompressor(request: Request) -> zlib._Decompress | None:
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
         return zlib.decompressobj(zlib.MAX_WBITS)
-    raise _Reply(
+    raise Refusal(
         415,
         code_pb2.INVALID_ARGUMENT,
         f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or no encoding",
     )
 
 
-def _too_large(limit: int, what: str) -> _Reply:
-    return _Reply(
+def _too_large(limit: int, what: str) -> Refusal:
+    return Refusal(
         413,
         code_pb2.RESOURCE_EXHAUSTED,
         f"{what} exceeds the {limit}-byte limit; send smaller batches "
@@ -88,20 +94,52 @@ def _too_large(limit: int, what: str) -> _Reply:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _busy(budget: RequestBudget) -> Refusal:
+    return Refusal(
+        429,
+        code_pb2.RESOURCE_EXHAUSTED,
+        f"more than {budget.max_bytes} request bytes are being decoded at once "
+        "(CHAINMAP_SERVE_MAX_INFLIGHT_BYTES); retry later",
+    )
+
+
+class _Held:
+    """Bytes of one request taken from the shared budget, given back when it is answered."""
+
+    def __init__(self, budget: RequestBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        if not self.budget.acquire(size):
+            raise _busy(self.budget)
+        self.size += size
+
+    def release(self) -> None:
+        self.budget.release(self.size)
+        self.size = 0
+
+
+async def _read_body(request: Request, limit: int, held: _Held) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
-            if int(declared) > limit:
-                raise _too_large(limit, f"request body of {declared} bytes")
+            size = int(declared)
         except ValueError:
-            raise _Reply(400, code_pb2.INVALID_ARGUMENT, "Content-Length is not a number") from None
+            raise Refusal(
+                400, code_pb2.INVALID_ARGUMENT, "Content-Length is not a number"
+            ) from None
+        if size > limit:
+            raise _too_large(limit, f"request body of {declared} bytes")
+        held.take(size)  # refuse before reading when the budget is spent
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise _too_large(limit, "request body")
+        if size > held.size:
+            held.take(size - held.size)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -126,9 +164,9 @@ def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
                 continue
             data = decompressor.unconsumed_tail
             if not data:
-                raise _Reply(400, code_pb2.INVALID_ARGUMENT, "compressed body is truncated")
+                raise Refusal(400, code_pb2.INVALID_ARGUMENT, "compressed body is truncated")
     except zlib.error as exc:
-        raise _Reply(
+        raise Refusal(
             400, code_pb2.INVALID_ARGUMENT, f"body does not decompress as declared ({exc})"
         ) from exc
     return b"".join(out)
@@ -136,6 +174,50 @@ def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
 
 def _decode(media: str, body: bytes) -> DecodedSpans:
     return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
+
+
+def accept(writer: SpanWriter, decoded: DecodedSpans, sender: str) -> None:
+    """Validate ``decoded`` into Arrow and hand it to ``writer``; raises the refusal reply.
+
+    Shared by both receivers (gRPC maps the reply's status to its codes).
+    """
+    table = decoded.to_arrow()
+    if table is None:
+        return
+    try:
+        queued = writer.offer(table, sender)
+    except WriterClosedError:
+        raise Refusal(
+            503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
+        ) from None
+    except OSError as exc:
+        logger.error("cannot write the ingest write-ahead log: %s", exc)
+        raise Refusal(
+            503, code_pb2.UNAVAILABLE, f"the ingest write-ahead log cannot be written ({exc})"
+        ) from None
+    if not queued:
+        raise Refusal(
+            429,
+            code_pb2.RESOURCE_EXHAUSTED,
+            f"ingest queue is full ({writer.max_queued_spans} spans or "
+            f"{writer.max_queued_bytes} bytes); retry later",
+        )
+
+
+def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str) -> DecodedSpans:
+    try:
+        decoded = _decode(media, body)
+    except IngestError as exc:
+        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+    accept(writer, decoded, sender)
+    return decoded
+
+
+def _sender(request: Request) -> str:
+    client = request.client
+    where = f"{client.host}:{client.port}" if client else "unknown address"
+    agent = request.headers.get("user-agent", "")[:80]
+    return f"{where} ({agent})" if agent else where
 
 
 def _ok(media: str, decoded: DecodedSpans) -> Response:
@@ -163,44 +245,37 @@ def _error(media: str, status: int, code: int, message: str) -> Response:
     return Response(body_text, status, headers=headers, media_type=JSON)
 
 
-def otlp_http_router(writer: SpanWriter, max_body_bytes: int) -> APIRouter:
-    """The ``/v1/traces`` route, feeding ``writer``; bodies are capped at ``max_body_bytes``."""
+def otlp_http_router(
+    writer: SpanWriter, max_body_bytes: int, budget: RequestBudget | None = None
+) -> APIRouter:
+    """The ``/v1/traces`` route, feeding ``writer``; bodies are capped at ``max_body_bytes``.
+
+    ``budget`` bounds the bytes of all requests being read and decoded at once
+    (default: its own, of ``2 * max_body_bytes``).
+    """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    budget = budget if budget is not None else RequestBudget(2 * max_body_bytes)
     router = APIRouter()
 
     @router.post("/v1/traces", include_in_schema=True, summary="OTLP/HTTP trace export")
     async def export_traces(request: Request) -> Response:
         media = JSON
+        held = _Held(budget)
         try:
             media = _media_type(request)
             decompressor = _decompressor(request)
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request, max_body_bytes, held)
             if decompressor is not None:
                 body = _inflate(body, decompressor, max_body_bytes)
-            try:
-                if len(body) > _THREADPOOL_DECODE_BYTES:
-                    decoded = await run_in_threadpool(_decode, media, body)
-                else:
-                    decoded = _decode(media, body)
-            except IngestError as exc:
-                raise _Reply(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
-            try:
-                queued = writer.offer(decoded.rows)
-            except WriterClosedError:
-                raise _Reply(
-                    503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
-                ) from None
-            if not queued:
-                raise _Reply(
-                    429,
-                    code_pb2.RESOURCE_EXHAUSTED,
-                    f"ingest queue is full ({writer.max_queued_spans} spans); retry later",
-                )
+                held.take(len(body))
+            decoded = await run_in_threadpool(
+                _decode_and_accept, media, body, writer, _sender(request)
+            )
             if decoded.rejected:
                 logger.info("OTLP/HTTP request: %s", decoded.error_message)
             return _ok(media, decoded)
-        except _Reply as reply:
+        except Refusal as reply:
             if reply.status >= 500 or reply.status == 429:
                 logger.warning("OTLP/HTTP request refused: %s", reply.message)
             else:
@@ -208,5 +283,7 @@ def otlp_http_router(writer: SpanWriter, max_body_bytes: int) -> APIRouter:
             return _error(media, reply.status, reply.code, reply.message)
         except ClientDisconnect:
             return Response(status_code=499)
+        finally:
+            held.release()
 
     return router

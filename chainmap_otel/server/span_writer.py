@@ -1,35 +1,39 @@
-"""The bounded queue between the OTLP receivers and the trace store.
+"""The bounded, durable queue between the OTLP receivers and the trace store.
 
-Receivers decode a request, then hand its rows to :class:`SpanWriter` without
-waiting for ClickHouse; one writer thread drains the queue and inserts in
-batches. This is what lets many processes share one embedded chDB store: only
-the process running ``chainmap serve`` opens it, everyone else sends OTLP.
+Receivers decode and validate a request into an Arrow table, then hand it to
+:meth:`SpanWriter.offer`; with a :class:`~chainmap_otel.storage.wal.WriteAheadLog`
+the table is logged before ``offer`` returns, so the receiver's 2xx means the
+spans survive a crash. One writer thread drains the queue in batches through
+the shared :class:`~chainmap_otel.storage.batching.BatchInserter` (partition-safe
+groups, deduplication tokens, bisection of bad spans) and records each commit
+in the log. On start the log's uncommitted requests are queued again, the
+batch that was in flight first, with its original token.
 
-When the queue is full :meth:`SpanWriter.offer` refuses the whole request, so
-receivers answer 429 / RESOURCE_EXHAUSTED and the client retries later.
+The queue is bounded by spans and by bytes (the Arrow buffers held in memory):
+when full, :meth:`SpanWriter.offer` refuses the whole request and receivers
+answer 429 / RESOURCE_EXHAUSTED. :class:`RequestBudget` bounds the bytes of
+requests being read and decoded at the same time.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
 from dataclasses import dataclass
-from typing import Any
+
+import pyarrow as pa
+
+from chainmap_otel.storage.batching import BatchInserter, BatchOutcome, concat, senders_of
+from chainmap_otel.storage.spanbatch import from_ipc, to_ipc
+from chainmap_otel.storage.wal import WalFullError, WriteAheadLog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpanWriter", "WriterClosedError", "WriterStats"]
-
-Row = tuple[Any, ...]
-InsertRows = Callable[[list[Row]], object]
-
-#: Store insert attempts per batch before its spans are dropped (and counted).
-INSERT_ATTEMPTS = 4
-#: First retry delay in seconds; doubled after each failed attempt.
-RETRY_BACKOFF_S = 0.5
+__all__ = ["RequestBudget", "SpanWriter", "WriterClosedError", "WriterStats"]
 
 
 class WriterClosedError(RuntimeError):
@@ -39,89 +43,184 @@ class WriterClosedError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class WriterStats:
     queued_spans: int
+    queued_bytes: int
     accepted_spans: int
     written_spans: int
     dropped_spans: int
     refused_requests: int
+    #: Stored although their insert failed in a materialized view (aggregates miss them).
+    partially_stored_spans: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    table: pa.Table
+    sender: str
+    size: int
+
+
+class RequestBudget:
+    """Bytes of request bodies being read and decoded at once, shared by both receivers."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, size: int) -> bool:
+        """Take ``size`` bytes; False when that would pass the bound (unless nothing is taken)."""
+        with self._lock:
+            if self._used and self._used + size > self.max_bytes:
+                return False
+            self._used += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self._used = max(0, self._used - size)
 
 
 class SpanWriter:
     """A bounded span queue drained into the store by one background thread.
 
-    ``insert`` receives lists of rows in ``TRACE_COLUMNS`` order (normally
-    ``TraceStore.insert_spans``); it only ever runs on the writer thread. A batch
-    is inserted once ``batch_spans`` are queued or ``linger_s`` after its first
-    request arrived, whichever comes first (at once when flushing or closing).
+    A batch is inserted once ``batch_spans`` are queued or ``linger_s`` after its
+    first request arrived, whichever comes first (at once when flushing or
+    closing). Without ``wal`` a 2xx only means queued in memory.
     """
 
     def __init__(
         self,
-        insert: InsertRows,
+        inserter: BatchInserter,
         *,
+        wal: WriteAheadLog | None = None,
         max_queued_spans: int = 100_000,
+        max_queued_bytes: int = 256 * 1024 * 1024,
         batch_spans: int = 20_000,
         linger_s: float = 0.5,
         name: str = "chainmap-span-writer",
     ) -> None:
         if max_queued_spans < 1:
             raise ValueError(f"max_queued_spans must be >= 1, got {max_queued_spans}")
+        if max_queued_bytes < 1:
+            raise ValueError(f"max_queued_bytes must be >= 1, got {max_queued_bytes}")
         if batch_spans < 1:
             raise ValueError(f"batch_spans must be >= 1, got {batch_spans}")
         if linger_s < 0:
             raise ValueError(f"linger_s must be >= 0, got {linger_s}")
-        self._insert = insert
+        self._inserter = inserter
+        self._wal = wal
         self._max_queued = max_queued_spans
+        self._max_bytes = max_queued_bytes
         self._batch_spans = batch_spans
         self._linger = linger_s
         self._flushing = 0
-        self._queue: collections.deque[Sequence[Row]] = collections.deque()
+        self._queue: collections.deque[_Entry] = collections.deque()
         self._queued = 0
+        self._queued_bytes = 0
         self._in_flight = 0
         self._cond = threading.Condition()
         self._closing = False
         self._accepted = 0
         self._written = 0
         self._dropped = 0
+        self._partial = 0
         self._refused = 0
+        self._seq = itertools.count(1)
+        self._instance = uuid.uuid4().hex
+        self._replay: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
     def max_queued_spans(self) -> int:
         return self._max_queued
 
+    @property
+    def max_queued_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def durable(self) -> bool:
+        """Whether an accepted request is in the write-ahead log."""
+        return self._wal is not None
+
     def start(self) -> None:
+        """Queue what the write-ahead log holds from the last run, then start draining."""
+        if self._wal is not None:
+            for record in self._wal.open():
+                table = from_ipc(record.payload)
+                self._queue.append(_Entry(record.seq, table, record.sender, table.nbytes))
+                self._queued += table.num_rows
+                self._queued_bytes += table.nbytes
+            self._replay = self._wal.inflight
         self._thread.start()
 
-    def offer(self, rows: Sequence[Row]) -> bool:
-        """Queue all of ``rows`` or none of them; False when the queue is full.
+    def offer(self, table: pa.Table, sender: str = "") -> bool:
+        """Queue (and log) all of ``table`` or none of it; False when the queue is full.
 
         A request larger than the whole queue is taken when the queue is empty,
-        so it is never refused forever.
+        so it is never refused forever. Raises ``OSError`` when the log cannot be
+        written; the request is then not acknowledged.
         """
-        if not rows:
-            if self._closing:
-                raise WriterClosedError("the span writer is shutting down")
+        count = table.num_rows
+        if self._closing:
+            raise WriterClosedError("the span writer is shutting down")
+        if not count:
             return True
+        size = table.nbytes
         with self._cond:
             if self._closing:
                 raise WriterClosedError("the span writer is shutting down")
-            if self._queued and self._queued + len(rows) > self._max_queued:
+            if self._queued and (
+                self._queued + count > self._max_queued
+                or self._queued_bytes + size > self._max_bytes
+            ):
                 self._refused += 1
                 return False
-            self._queue.append(rows)
-            self._queued += len(rows)
-            self._accepted += len(rows)
-            self._cond.notify_all()
+            # Reserved now, so concurrent requests cannot overshoot while this one is logged.
+            self._queued += count
+            self._queued_bytes += size
+        if self._wal is None:
+            self._enqueue(next(self._seq), table, sender, size)
+            return True
+        try:
+            self._wal.append(
+                to_ipc(table), sender, lambda seq: self._enqueue(seq, table, sender, size)
+            )
+        except WalFullError:
+            self._unreserve(count, size, refused=True)
+            return False
+        except BaseException:
+            self._unreserve(count, size, refused=False)
+            raise
         return True
+
+    def _enqueue(self, seq: int, table: pa.Table, sender: str, size: int) -> None:
+        # Under the log's lock when logging: the queue stays in sequence order.
+        with self._cond:
+            self._queue.append(_Entry(seq, table, sender, size))
+            self._accepted += table.num_rows
+            self._cond.notify_all()
+
+    def _unreserve(self, count: int, size: int, *, refused: bool) -> None:
+        with self._cond:
+            self._queued -= count
+            self._queued_bytes -= size
+            if refused:
+                self._refused += 1
 
     def stats(self) -> WriterStats:
         with self._cond:
             return WriterStats(
                 queued_spans=self._queued + self._in_flight,
+                queued_bytes=self._queued_bytes,
                 accepted_spans=self._accepted,
                 written_spans=self._written,
                 dropped_spans=self._dropped,
                 refused_requests=self._refused,
+                partially_stored_spans=self._partial,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -131,7 +230,7 @@ class SpanWriter:
             self._flushing += 1
             self._cond.notify_all()
             try:
-                while self._queued or self._in_flight:
+                while self._queue or self._in_flight:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False
@@ -141,21 +240,50 @@ class SpanWriter:
         return True
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Refuse new spans, write what is queued, stop the thread."""
+        """Refuse new spans, write what is queued, stop the thread.
+
+        With a write-ahead log an unreachable store does not hold shutdown: what
+        is not stored stays in the log for the next start.
+        """
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        if self._wal is not None:
+            self._inserter.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():
-                logger.error(
-                    "span writer did not finish within %ss; %d queued spans are lost",
-                    timeout,
-                    self.stats().queued_spans,
+                self._inserter.stop()
+                self._thread.join(5.0)
+        left = self.stats().queued_spans
+        if self._wal is not None:
+            if left:
+                logger.warning(
+                    "%d acknowledged spans stay in the write-ahead log %s for the next start",
+                    left,
+                    self._wal.directory,
                 )
+            self._wal.close()
+        elif left:
+            logger.error("span writer stopped with %d queued spans not stored", left)
 
-    def _take_batch(self) -> list[Row] | None:
+    def _token(self, first: int, last: int) -> str:
+        if self._wal is not None:
+            return self._wal.token(first, last)
+        return f"chainmap-serve-{self._instance}-{first}-{last}"
+
+    def _take_batch(self) -> list[_Entry] | None:
         with self._cond:
+            if self._replay is not None:
+                first, last = self._replay
+                self._replay = None
+                batch = []
+                while self._queue and self._queue[0].seq <= last:
+                    entry = self._queue.popleft()
+                    if entry.seq >= first:
+                        batch.append(entry)
+                if batch:
+                    return self._in_flight_now(batch)
             while not self._queue:
                 if self._closing:
                     return None
@@ -170,52 +298,54 @@ class SpanWriter:
                 and (remaining := deadline - time.monotonic()) > 0
             ):
                 self._cond.wait(remaining)
-            batch: list[Row] = list(self._queue.popleft())
-            while self._queue and len(batch) + len(self._queue[0]) <= self._batch_spans:
-                batch.extend(self._queue.popleft())
-            self._queued -= len(batch)
-            self._in_flight = len(batch)
-            return batch
+            batch = [self._queue.popleft()]
+            rows = batch[0].table.num_rows
+            while self._queue and rows + self._queue[0].table.num_rows <= self._batch_spans:
+                entry = self._queue.popleft()
+                rows += entry.table.num_rows
+                batch.append(entry)
+            return self._in_flight_now(batch)
+
+    def _in_flight_now(self, batch: list[_Entry]) -> list[_Entry]:
+        rows = sum(entry.table.num_rows for entry in batch)
+        self._queued -= rows
+        self._queued_bytes -= sum(entry.size for entry in batch)
+        self._in_flight = rows
+        return batch
 
     def _run(self) -> None:
         while True:
             batch = self._take_batch()
             if batch is None:
                 return
-            written = self._write(batch)
+            first, last = batch[0].seq, batch[-1].seq
+            if self._wal is not None:
+                self._wal.begin(first, last)
+            try:
+                outcome = self._inserter.write(
+                    concat([entry.table for entry in batch]),
+                    self._token(first, last),
+                    senders_of([(entry.table.num_rows, entry.sender) for entry in batch]),
+                )
+            except Exception:
+                logger.exception(
+                    "dropping a batch of %d requests the writer cannot handle", len(batch)
+                )
+                outcome = BatchOutcome(dropped=sum(entry.table.num_rows for entry in batch))
             with self._cond:
                 self._in_flight = 0
-                if written:
-                    self._written += len(batch)
-                else:
-                    self._dropped += len(batch)
+                if outcome.unfinished:
+                    # Stopping with the store down: the log keeps the batch for the next start.
+                    self._queued += sum(entry.table.num_rows for entry in batch)
+                    self._cond.notify_all()
+                    return
+                self._written += outcome.written
+                self._dropped += outcome.dropped
+                self._partial += outcome.partial
                 self._cond.notify_all()
-
-    def _write(self, batch: list[Row]) -> bool:
-        delay = RETRY_BACKOFF_S
-        for attempt in range(1, INSERT_ATTEMPTS + 1):
-            try:
-                self._insert(batch)
-                return True
-            except Exception:
-                if attempt == INSERT_ATTEMPTS:
-                    logger.exception(
-                        "dropping %d spans after %d failed inserts into the trace store",
-                        len(batch),
-                        attempt,
-                    )
-                    return False
-                logger.warning(
-                    "insert of %d spans failed (attempt %d of %d); retrying in %.1fs",
-                    len(batch),
-                    attempt,
-                    INSERT_ATTEMPTS,
-                    delay,
-                    exc_info=True,
-                )
-                with self._cond:
-                    if self._closing:
-                        delay = min(delay, 0.1)
-                time.sleep(delay)
-                delay *= 2
-        return False
+            if self._wal is not None:
+                try:
+                    self._wal.commit(last)
+                except OSError:
+                    # Not fatal: the batch is stored; a restart replays it under its token.
+                    logger.exception("cannot record a commit in %s", self._wal.directory)

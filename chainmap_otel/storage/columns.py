@@ -11,34 +11,64 @@ import base64
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-#: Column order of every insert into ``otel_traces``.
-TRACE_COLUMNS: tuple[str, ...] = (
-    "Timestamp",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "Events.Timestamp",
-    "Events.Name",
-    "Events.Attributes",
-    "Links.TraceId",
-    "Links.SpanId",
-    "Links.TraceState",
-    "Links.Attributes",
+
+@dataclass(frozen=True, slots=True)
+class TraceColumn:
+    """One insert column of ``otel_traces``: its name, ClickHouse type and value kind.
+
+    ``kind`` says how writers hold and convert its values (and so its Arrow type):
+    ``time`` int nanoseconds, ``uint`` an unsigned int, ``str`` a string, ``map`` a
+    ``dict[str, str]``; ``times``/``strs``/``maps`` lists of those (Nested columns).
+    """
+
+    name: str
+    clickhouse_type: str
+    kind: str
+
+
+_MAP = "Map(LowCardinality(String), String)"
+_LOW = "LowCardinality(String)"
+
+#: The one definition of the ``otel_traces`` insert columns, in insert order. Decoders, the
+#: Arrow builder, the insert types and the DDL consistency test all derive from it.
+TRACE_SCHEMA: tuple[TraceColumn, ...] = (
+    TraceColumn("Timestamp", "DateTime64(9)", "time"),
+    TraceColumn("TraceId", "String", "str"),
+    TraceColumn("SpanId", "String", "str"),
+    TraceColumn("ParentSpanId", "String", "str"),
+    TraceColumn("TraceState", "String", "str"),
+    TraceColumn("SpanName", _LOW, "str"),
+    TraceColumn("SpanKind", _LOW, "str"),
+    TraceColumn("ServiceName", _LOW, "str"),
+    TraceColumn("ResourceAttributes", _MAP, "map"),
+    TraceColumn("ScopeName", "String", "str"),
+    TraceColumn("ScopeVersion", "String", "str"),
+    TraceColumn("SpanAttributes", _MAP, "map"),
+    TraceColumn("Duration", "UInt64", "uint"),
+    TraceColumn("StatusCode", _LOW, "str"),
+    TraceColumn("StatusMessage", "String", "str"),
+    TraceColumn("Events.Timestamp", "Array(DateTime64(9))", "times"),
+    TraceColumn("Events.Name", f"Array({_LOW})", "strs"),
+    TraceColumn("Events.Attributes", f"Array({_MAP})", "maps"),
+    TraceColumn("Links.TraceId", "Array(String)", "strs"),
+    TraceColumn("Links.SpanId", "Array(String)", "strs"),
+    TraceColumn("Links.TraceState", "Array(String)", "strs"),
+    TraceColumn("Links.Attributes", f"Array({_MAP})", "maps"),
 )
+
+#: Column order of every insert into ``otel_traces``.
+TRACE_COLUMNS: tuple[str, ...] = tuple(column.name for column in TRACE_SCHEMA)
+#: ClickHouse types of the insert columns (passing them saves a DESCRIBE per insert).
+TRACE_COLUMN_TYPES: tuple[str, ...] = tuple(column.clickhouse_type for column in TRACE_SCHEMA)
+
+#: Latest storable span time (ns): DateTime64(9) ends in 2262, but the schema also derives
+#: ``DateTime`` values (ORDER BY toDateTime(Timestamp), the per-minute views), which end at
+#: 2106-02-07 06:28:15 UTC. Both writers reject spans outside 1970..this.
+MAX_TIME_NANOS = (2**32 - 1) * 10**9
 
 #: OTLP SpanKind enum value -> the current Collector's string.
 SPAN_KIND_NAMES: tuple[str, ...] = (
@@ -55,12 +85,14 @@ STATUS_CODE_NAMES: tuple[str, ...] = ("Unset", "Ok", "Error")
 
 
 def span_kind_name(kind: int) -> str:
-    """OTLP kind number (0-5) to ``Server|Client|...``; out-of-range is ``Unspecified``."""
-    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else "Unspecified"
+    """OTLP kind number (0-5) to ``Server|Client|...``; an unknown number is ``""``, as the
+    current Collector writes it."""
+    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else ""
 
 
 def status_code_name(code: int) -> str:
-    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else "Unset"
+    """OTLP status code (0-2) to ``Unset|Ok|Error``; an unknown number is ``""``."""
+    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else ""
 
 
 def trace_id_hex(trace_id: int) -> str:
@@ -71,11 +103,14 @@ def span_id_hex(span_id: int) -> str:
     return f"{span_id:016x}" if span_id else ""
 
 
+#: Non-finite doubles as the current Collector writes them (pdata since v0.151).
+_SPECIAL_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def _float_text(value: float) -> str:
     # pdata formats doubles like ES6 Number#toString: 1.0 -> "1", 1e21 -> "1e+21".
     if math.isnan(value) or math.isinf(value):
-        special = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-        return f"json: unsupported value: {special}"
+        return _SPECIAL_FLOATS[repr(value)]
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)
@@ -87,14 +122,15 @@ def _float_text(value: float) -> str:
     return f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
 
 
-_GO_JSON_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
+#: Go's JSON encoder escapes these even with HTML escaping off (pdata since v0.152 leaves
+#: ``< > &`` as they are).
+_GO_JSON_ESCAPES = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def _go_json(value: Any) -> str:
-    # Go's encoding/json, as pdata renders array and map values: sorted keys, HTML-safe
-    # escapes, doubles in their shortest form (1.0 -> 1), bytes as base64 strings.
+    # Go's encoding/json, as pdata renders array and map values: sorted keys, no HTML
+    # escapes, doubles in their shortest form (1.0 -> 1), non-finite doubles as the
+    # strings "NaN"/"Infinity"/"-Infinity" (valid JSON), bytes as base64 strings.
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).translate(_GO_JSON_ESCAPES)
     if isinstance(value, bool):
@@ -102,7 +138,8 @@ def _go_json(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _float_text(value)
+        text = _float_text(value)
+        return f'"{text}"' if text in _SPECIAL_FLOATS.values() else text
     if isinstance(value, bytes):
         return '"' + base64.b64encode(value).decode("ascii") + '"'
     if value is None:

@@ -5,24 +5,39 @@ Registered as the ``chainmap_clickhouse`` traces exporter, so
 spans with no code and no Collector. The store URL comes from the argument or
 ``CHAINMAP_CLICKHOUSE_URL`` (default: the embedded chDB store in the data dir).
 
-Export never raises. Spans are turned into columns at once and kept in a
-bounded buffer (``CHAINMAP_EXPORT_BUFFER_SPANS``) until an insert succeeds; each
-export retries with exponential backoff inside its timeout, then reports
-FAILURE and keeps the spans for the next attempt. The oldest spans beyond the
-buffer are dropped, counted in :attr:`ClickHouseSpanExporter.dropped_spans`
-and logged with counts.
+Built on the SDK's model (``BatchSpanProcessor``): ``export()`` only puts the
+spans on a bounded queue and returns, so the application never waits for the
+store; the lock covers the queue alone. One worker thread owns the store: it
+gathers exports for ``linger_s`` (or until ``batch_spans`` wait), turns them
+into an Arrow table and inserts it through the shared
+:class:`~chainmap_otel.storage.batching.BatchInserter` (partition-safe groups,
+a deduplication token per batch, bisection of spans the store refuses), waiting
+with backoff while the store is down. ``force_flush`` and ``shutdown`` wake a
+waiting retry at once; ``shutdown`` gives up after ``timeout``.
 
-``clickhouse_connect`` (and chDB) are imported on first export only: a service
+Every span that is not stored is counted once, by reason, in
+:attr:`ClickHouseSpanExporter.drop_counts` (``dropped_spans`` is their sum) and
+logged: ``buffer_full`` (the oldest beyond ``CHAINMAP_EXPORT_BUFFER_SPANS``
+while the store was slow or down), ``invalid`` (a value Arrow cannot hold, such
+as a lone surrogate, or a time outside 1970..2106), ``refused`` (the store
+refused the span itself) and ``shutdown`` (still queued when ``shutdown`` gave up).
+
+After ``os.fork()`` the child starts with an empty queue and no connection (the
+parent's spans stay the parent's) and its worker starts with its first export.
+
+``clickhouse_connect`` (and chDB) are imported on first insert only: a service
 that merely tags spans never loads them.
 """
 
 from __future__ import annotations
 
-import gc
-import json
+import itertools
 import logging
+import os
 import threading
 import time
+import uuid
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,220 +45,34 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, StatusCode
 
 from chainmap_otel import config
-from chainmap_otel.errors import ChainmapError
-from chainmap_otel.storage.columns import attribute_text
+from chainmap_otel.storage.columns import MAX_TIME_NANOS
 
 if TYPE_CHECKING:
+    from chainmap_otel.storage.batching import BatchInserter
     from chainmap_otel.storage.store import TraceStore
 
 logger = logging.getLogger(__name__)
 
-#: One batch in column form: ``TRACE_COLUMNS`` order, one list per column.
-Columns = list[list[Any]]
-
-_KIND_NAMES: dict[SpanKind, str] = {
-    SpanKind.INTERNAL: "Internal",
-    SpanKind.SERVER: "Server",
-    SpanKind.CLIENT: "Client",
-    SpanKind.PRODUCER: "Producer",
-    SpanKind.CONSUMER: "Consumer",
-}
-_STATUS_NAMES: dict[StatusCode, str] = {
-    StatusCode.UNSET: "Unset",
-    StatusCode.OK: "Ok",
-    StatusCode.ERROR: "Error",
-}
-
-
-_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _text(value: Any) -> str:
-    """A non-``str`` attribute value as the Collector stores it (see ``columns.attribute_text``)."""
-    kind = type(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return int.__repr__(value)
-    if kind is tuple or kind is list:
-        # The SDK keeps sequences of str/bool/int/float/None: plain JSON, as attribute_text.
-        try:
-            return _JSON_ENCODE(value)
-        except (TypeError, ValueError):
-            pass
-    return attribute_text(value)
-
-
-def _attribute_map(attributes: Any) -> dict[str, str]:
-    if not attributes:
-        return {}
-    # BoundedAttributes keeps a plain dict in ``_dict``; iterating it skips the
-    # Mapping ABC's per-item __getitem__.
-    items = getattr(attributes, "_dict", attributes).items()
-    return {k: v if type(v) is str else _text(v) for k, v in items}
-
-
-def _spans_to_arrow(spans: Sequence[ReadableSpan]) -> Any:
-    # pyarrow loads with the first export, not with the exporter's module.
-    from chainmap_otel.storage.spanbatch import spans_to_arrow
-
-    return spans_to_arrow(spans)
-
-
-def spans_to_columns(spans: Sequence[ReadableSpan]) -> Columns:
-    """Columns of ``otel_traces`` rows for ``spans`` (the exporter's hot path).
-
-    One loop, no per-span helper calls for the common case: ids are formatted
-    with ``%``, string attributes pass through, resources are converted once.
-    """
-    timestamps: list[int] = []
-    trace_ids: list[str] = []
-    span_ids: list[str] = []
-    parent_ids: list[str] = []
-    trace_states: list[str] = []
-    names: list[str] = []
-    kinds: list[str] = []
-    services: list[str] = []
-    resources: list[dict[str, str]] = []
-    scope_names: list[str] = []
-    scope_versions: list[str] = []
-    attributes: list[dict[str, str]] = []
-    durations: list[int] = []
-    status_codes: list[str] = []
-    status_messages: list[str] = []
-    event_times: list[list[int]] = []
-    event_names: list[list[str]] = []
-    event_attributes: list[list[dict[str, str]]] = []
-    link_trace_ids: list[list[str]] = []
-    link_span_ids: list[list[str]] = []
-    link_states: list[list[str]] = []
-    link_attributes: list[list[dict[str, str]]] = []
-    resource_cache: dict[int, tuple[dict[str, str], str]] = {}
-    kind_names = _KIND_NAMES
-    status_names = _STATUS_NAMES
-    text = _text
-    amap = _attribute_map
-    no_events: list[Any] = []
-    for span in spans:
-        context = span._context
-        start = span._start_time or 0
-        end = span._end_time
-        timestamps.append(start)
-        if context is None:
-            trace_ids.append("")
-            span_ids.append("")
-            trace_states.append("")
-        else:
-            trace_ids.append(f"{context.trace_id:032x}" if context.trace_id else "")
-            span_ids.append(f"{context.span_id:016x}" if context.span_id else "")
-            state = context.trace_state
-            trace_states.append(state.to_header() if state else "")
-        parent = span._parent
-        parent_ids.append(f"{parent.span_id:016x}" if parent is not None else "")
-        names.append(span._name)
-        kinds.append(kind_names.get(span._kind, "Unspecified"))
-        resource = span._resource
-        cached = resource_cache.get(id(resource))
-        if cached is None:
-            resource_map = amap(resource.attributes if resource is not None else None)
-            cached = (resource_map, resource_map.get("service.name", ""))
-            resource_cache[id(resource)] = cached
-        resources.append(cached[0])
-        services.append(cached[1])
-        scope = span._instrumentation_scope
-        if scope is None:
-            scope_names.append("")
-            scope_versions.append("")
-        else:
-            scope_names.append(scope.name or "")
-            scope_versions.append(scope.version or "")
-        span_attributes = span._attributes
-        if span_attributes:
-            items = getattr(span_attributes, "_dict", span_attributes).items()
-            attributes.append({k: v if type(v) is str else text(v) for k, v in items})
-        else:
-            attributes.append({})
-        durations.append(end - start if end is not None and end > start else 0)
-        status = span._status
-        status_codes.append(status_names.get(status.status_code, "Unset"))
-        status_messages.append(status.description or "")
-        events = span._events
-        if events:
-            event_times.append([event.timestamp for event in events])
-            event_names.append([event.name for event in events])
-            event_attributes.append([amap(event.attributes) for event in events])
-        else:
-            event_times.append(no_events)
-            event_names.append(no_events)
-            event_attributes.append(no_events)
-        links = span._links
-        if links:
-            link_trace_ids.append(
-                [f"{link.context.trace_id:032x}" if link.context.trace_id else "" for link in links]
-            )
-            link_span_ids.append(
-                [f"{link.context.span_id:016x}" if link.context.span_id else "" for link in links]
-            )
-            link_states.append(
-                [
-                    link.context.trace_state.to_header() if link.context.trace_state else ""
-                    for link in links
-                ]
-            )
-            link_attributes.append([amap(link.attributes) for link in links])
-        else:
-            link_trace_ids.append(no_events)
-            link_span_ids.append(no_events)
-            link_states.append(no_events)
-            link_attributes.append(no_events)
-    return [
-        timestamps,
-        trace_ids,
-        span_ids,
-        parent_ids,
-        trace_states,
-        names,
-        kinds,
-        services,
-        resources,
-        scope_names,
-        scope_versions,
-        attributes,
-        durations,
-        status_codes,
-        status_messages,
-        event_times,
-        event_names,
-        event_attributes,
-        link_trace_ids,
-        link_span_ids,
-        link_states,
-        link_attributes,
-    ]
+#: Reasons a span is not stored, the keys of ``drop_counts``.
+DROP_REASONS = ("buffer_full", "invalid", "refused", "shutdown")
+#: Offending spans named per batch in the log (all are counted).
+_LOGGED_INVALID = 5
 
 
 class ClickHouseSpanExporter(SpanExporter):
-    """Writes SDK spans into the trace store's ``otel_traces`` with columnar batch inserts.
+    """Writes SDK spans into the trace store's ``otel_traces`` from one worker thread.
 
     Arguments override the environment: ``url`` (``CHAINMAP_CLICKHOUSE_URL``),
     ``buffer_spans`` (``CHAINMAP_EXPORT_BUFFER_SPANS``), ``auto_apply_schema``
     (``CHAINMAP_SCHEMA_AUTO_APPLY``), ``linger_s`` (``CHAINMAP_EXPORT_LINGER_MS``),
-    ``batch_spans`` (``CHAINMAP_EXPORT_BATCH_SPANS``); ``timeout`` is the seconds one
-    export may spend retrying.
+    ``batch_spans`` (``CHAINMAP_EXPORT_BATCH_SPANS``); ``timeout`` is the seconds
+    ``shutdown`` waits for queued spans to be stored.
 
     Every insert costs a fixed ~25-30 ms in ClickHouse (a part per table and the
-    materialized views), ~50 us per span at the SDK's 512-span batches, so
-    exports are coalesced: once the store has accepted an insert, ``export()``
-    returns SUCCESS when the spans are in the bounded buffer, and a background
-    thread inserts them ``linger_s`` later, or at once when ``batch_spans`` are
-    waiting (then the exporting thread inserts, which paces the producer).
-    ``force_flush()`` and ``shutdown()`` insert everything. Until the store has
-    been reached, and again after a failed insert, ``export()`` inserts before it
-    returns, so FAILURE still reaches the SDK when the store is down.
-    ``linger_s=0`` makes every export insert before it returns.
+    materialized views), so exports are gathered: the SDK's 512-span batches of
+    one linger make one insert.
     """
 
     def __init__(
@@ -283,212 +112,251 @@ class ClickHouseSpanExporter(SpanExporter):
         )
         self._table = table
         self._linger = linger_s
-        # Never wait for more spans than the buffer may hold.
         self._batch_spans = min(batch_spans, self._buffer_limit)
-        self._store: TraceStore | None = None
-        self._pending: deque[Any] = deque()  # Arrow tables, oldest first
-        self._pending_spans = 0
-        self._pending_since = 0.0
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._flusher: threading.Thread | None = None
-        self._stopped = threading.Event()
-        self._last_error = ""
-        #: Spans given up on: beyond the buffer while the store was down, or left at shutdown.
-        self.dropped_spans = 0
+        self._instance = uuid.uuid4().hex
+        self._batches = itertools.count(1)
         #: Spans committed to the store.
         self.exported_spans = 0
+        self._counts = dict.fromkeys(DROP_REASONS, 0)
+        self._reset()
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: _call(ref))
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[Sequence[ReadableSpan]] = deque()
+        self._queued = 0
+        self._in_flight = 0
+        self._flushing = 0
+        self._stopped = False
+        self._abandoned = False
+        self._worker: threading.Thread | None = None
+        self._store: TraceStore | None = None
+        self._inserter: BatchInserter | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue, lock and connection are the parent's: start afresh.
+        self._reset()
+
+    # -- the SDK's interface ---------------------------------------------------------------
 
     @property
     def buffered_spans(self) -> int:
-        """Spans waiting for the store to accept them."""
-        return self._pending_spans
+        """Spans queued or being inserted."""
+        with self._cond:
+            return self._queued + self._in_flight
+
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        """Spans not stored, by reason (see the module docstring)."""
+        with self._cond:
+            return dict(self._counts)
+
+    @property
+    def dropped_spans(self) -> int:
+        with self._cond:
+            return sum(self._counts.values())
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._stopped.is_set():
-            logger.warning("ClickHouseSpanExporter is shut down; %d spans not stored", len(spans))
-            return SpanExportResult.FAILURE
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        # Building a batch allocates hundreds of thousands of acyclic objects; the cyclic
-        # collector would walk them repeatedly, so it waits until we're done.
-        collecting = gc.isenabled()
-        gc.disable()
+        """Queue ``spans`` for the worker; never waits for the store."""
         try:
-            # Built outside the lock: a background insert (which releases the GIL in the
-            # engine) overlaps with building the next batch.
-            batch = _spans_to_arrow(spans) if spans else None
-            with self._lock:
-                if batch is not None:
-                    self._buffer(batch, len(spans))
-                if self._coalescing():
-                    self._wake_flusher()
-                    return SpanExportResult.SUCCESS
-                flushed = self._flush(time.monotonic() + self._timeout)
-            return SpanExportResult.SUCCESS if flushed else SpanExportResult.FAILURE
+            with self._cond:
+                if self._stopped:
+                    logger.warning(
+                        "ClickHouseSpanExporter is shut down; %d spans not stored", len(spans)
+                    )
+                    return SpanExportResult.FAILURE
+                if spans:
+                    self._queue.append(spans)
+                    self._queued += len(spans)
+                    self._trim()
+                    self._ensure_worker()
+                    self._cond.notify_all()
+            return SpanExportResult.SUCCESS
         except Exception:
-            logger.exception("ClickHouseSpanExporter failed to export %d spans", len(spans))
+            logger.exception("ClickHouseSpanExporter failed to queue %d spans", len(spans))
             return SpanExportResult.FAILURE
-        finally:
-            if collecting:
-                gc.enable()
-            detach(token)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            with self._lock:
-                return self._flush(time.monotonic() + timeout_millis / 1000)
-        except Exception:
-            logger.exception("ClickHouseSpanExporter failed to flush")
-            return False
-        finally:
-            detach(token)
+        """Store everything queued so far; False when that takes longer than the timeout."""
+        return self._drain(time.monotonic() + timeout_millis / 1000)
 
     def shutdown(self) -> None:
-        if self._stopped.is_set():
-            return
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            with self._lock:
-                try:
-                    self._flush(time.monotonic() + self._timeout)
-                except Exception:
-                    logger.exception("ClickHouseSpanExporter failed to flush at shutdown")
-                self._stopped.set()
-                self._wake.notify_all()
-                if self._pending_spans:
-                    self._drop(self._pending_spans, "at shutdown")
-                    self._pending.clear()
-                    self._pending_spans = 0
-                if self._store is not None:
-                    self._store.close()
-                    self._store = None
-            flusher = self._flusher
-            if flusher is not None and flusher is not threading.current_thread():
-                flusher.join(self._timeout)
-        finally:
-            detach(token)
+        with self._cond:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._cond.notify_all()
+        self._drain(time.monotonic() + self._timeout)
+        inserter = self._inserter
+        if inserter is not None:
+            inserter.stop()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self._timeout)
+        with self._cond:
+            if self._queued:
+                self._drop("shutdown", self._queued, "still queued at shutdown")
+                self._queue.clear()
+                self._queued = 0
+            if self._in_flight and worker is not None and worker.is_alive():
+                # The worker is stuck in a call to the store: count its batch now, so the
+                # numbers are exact when shutdown returns (corrected if it lands after all).
+                self._drop("shutdown", self._in_flight, "being inserted when shutdown gave up")
+                self._abandoned = True
+        if self._store is not None and (worker is None or not worker.is_alive()):
+            self._store.close()
+            self._store = None
 
-    # -- internals -------------------------------------------------------------------------
+    # -- the queue (lock held) ---------------------------------------------------------------
 
-    def _coalescing(self) -> bool:
-        """Whether export() may leave the insert to the flusher thread (lock held)."""
-        return (
-            self._linger > 0
-            and self._store is not None
-            and not self._last_error
-            and self._pending_spans < self._batch_spans
-        )
-
-    def _wake_flusher(self) -> None:
-        if self._flusher is None:
-            self._flusher = threading.Thread(
-                target=self._flush_in_background, name="chainmap-export-flusher", daemon=True
-            )
-            self._flusher.start()
-        self._wake.notify_all()
-
-    def _flush_in_background(self) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            with self._lock:
-                while not self._stopped.is_set():
-                    if not self._pending or self._last_error:
-                        # While the store fails, exports insert (and report) themselves.
-                        self._wake.wait()
-                        continue
-                    due = self._pending_since + self._linger - time.monotonic()
-                    if due > 0 and self._pending_spans < self._batch_spans:
-                        self._wake.wait(due)
-                        continue
-                    try:
-                        self._flush(time.monotonic() + self._timeout)
-                    except Exception as exc:
-                        self._last_error = f"background flush failed: {exc}"
-                        logger.exception("ClickHouseSpanExporter failed to flush in background")
-        finally:
-            detach(token)
-
-    def _buffer(self, batch: Any, count: int) -> None:
-        if not self._pending:
-            self._pending_since = time.monotonic()
-        self._pending.append(batch)
-        self._pending_spans += count
-        excess = self._pending_spans - self._buffer_limit
-        while excess > 0 and self._pending:
-            oldest = self._pending[0]
-            size = oldest.num_rows
-            if size <= excess:
-                self._pending.popleft()
-                dropped = size
+    def _trim(self) -> None:
+        excess = self._queued + self._in_flight - self._buffer_limit
+        while excess > 0 and self._queue:
+            oldest = self._queue[0]
+            if len(oldest) <= excess:
+                self._queue.popleft()
+                dropped = len(oldest)
             else:
-                self._pending[0] = oldest.slice(excess)
+                self._queue[0] = oldest[excess:]
                 dropped = excess
-            self._pending_spans -= dropped
+            self._queued -= dropped
             excess -= dropped
-            self._drop(dropped, f"beyond the buffer of {self._buffer_limit} spans")
+            self._drop("buffer_full", dropped, f"beyond the buffer of {self._buffer_limit} spans")
 
-    def _drop(self, count: int, why: str) -> None:
-        self.dropped_spans += count
+    def _drop(self, reason: str, count: int, why: str) -> None:
+        self._counts[reason] += count
         logger.warning(
             "ClickHouseSpanExporter dropped %d spans %s (%d dropped in total); store %s: %s",
             count,
             why,
-            self.dropped_spans,
+            sum(self._counts.values()),
             self._display_url(),
-            self._last_error or "not reached",
+            (self._inserter.last_error if self._inserter else "") or "not reached",
         )
 
-    def _flush(self, deadline: float) -> bool:
-        delay = 0.05
-        attempt = 0
-        while self._pending:
-            attempt += 1
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(
+                target=self._run, name="chainmap-export-worker", daemon=True
+            )
+            self._worker.start()
+
+    def _drain(self, deadline: float) -> bool:
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
             try:
-                store = self._connected_store(deadline)
-                count = store.insert_arrow(self._merged_pending(), table=self._table)
-            except ChainmapError as exc:
-                self._last_error = str(exc)
+                while self._queued or self._in_flight:
+                    if self._inserter is not None:
+                        self._inserter.wake()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or (self._worker is None or not self._worker.is_alive()):
+                        return False
+                    self._cond.wait(min(remaining, 0.5))
+                return True
+            finally:
+                self._flushing -= 1
+
+    def _take(self) -> list[ReadableSpan] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopped:
+                    return None
+                self._cond.wait()
+            deadline = time.monotonic() + self._linger
+            while (
+                self._queued < self._batch_spans
+                and not self._flushing
+                and not self._stopped
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._cond.wait(remaining)
+            batch: list[ReadableSpan] = []
+            while self._queue and len(batch) < self._batch_spans:
+                head = self._queue.popleft()
+                room = self._batch_spans - len(batch)
+                if len(head) > room:
+                    self._queue.appendleft(head[room:])
+                    head = head[:room]
+                batch.extend(head)
+            self._queued -= len(batch)
+            self._in_flight = len(batch)
+            return batch
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            inserter = self._new_inserter()
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                self._write(inserter, batch)
+        except Exception:
+            logger.exception("ClickHouseSpanExporter worker stopped")
+        finally:
+            detach(token)
+
+    def _new_inserter(self) -> BatchInserter:
+        from chainmap_otel.storage.batching import BatchInserter, store_landed
+
+        def insert(table: Any, batch_token: str) -> None:
+            store = self._connected_store()
+            store.insert_arrow(table, table=self._table, deduplication_token=batch_token)
+
+        def probe() -> None:
+            try:
+                self._connected_store().query("SELECT 1")
+            except Exception:
                 if self._store is not None and not self._store.embedded:
                     self._store.close()
                     self._store = None
-            else:
-                self._pending.clear()
-                self._pending_spans = 0
-                self.exported_spans += count
-                if self._last_error:
-                    logger.info("ClickHouseSpanExporter reached %s again", self._display_url())
-                    self._last_error = ""
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= delay or self._stopped.wait(delay):
-                logger.warning(
-                    "ClickHouseSpanExporter could not store %d spans after %d attempts "
-                    "(kept for the next export): %s",
-                    self._pending_spans,
-                    attempt,
-                    self._last_error,
-                )
-                return False
-            delay = min(delay * 2, 2.0)
-        return True
+                raise
 
-    def _merged_pending(self) -> Any:
-        if len(self._pending) > 1:
-            import pyarrow as pa
+        def landed(table: Any) -> bool:
+            return store_landed(self._connected_store(), self._table)(table)
 
-            merged = pa.concat_tables(self._pending).combine_chunks()
-            self._pending.clear()
-            self._pending.append(merged)
-        return self._pending[0]
+        inserter = BatchInserter(insert, probe, landed=landed)
+        with self._cond:
+            self._inserter = inserter
+            if self._stopped:
+                inserter.stop()
+        return inserter
 
-    def _connected_store(self, deadline: float) -> TraceStore:
+    def _write(self, inserter: BatchInserter, batch: list[ReadableSpan]) -> None:
+        table, invalid, reasons = _to_arrow(batch)
+        written = refused = unfinished = 0
+        if table is not None and table.num_rows:
+            outcome = inserter.write(
+                table, f"chainmap-export-{self._instance}-{next(self._batches)}"
+            )
+            written, refused = outcome.written, outcome.dropped
+            if outcome.unfinished:
+                unfinished = table.num_rows - written - refused
+        with self._cond:
+            self._in_flight = 0
+            self.exported_spans += written
+            if self._abandoned:
+                self._counts["shutdown"] -= written
+                self._cond.notify_all()
+                return
+            if invalid:
+                self._drop("invalid", invalid, "the store cannot hold: " + "; ".join(reasons))
+            if refused:
+                self._drop("refused", refused, "the store refused")
+            if unfinished:
+                self._drop("shutdown", unfinished, "not stored when shutdown gave up")
+            self._cond.notify_all()
+
+    def _connected_store(self) -> TraceStore:
         if self._store is None:
             from chainmap_otel.storage.schema import apply_schema, current_version, latest_version
             from chainmap_otel.storage.store import open_store
 
-            connect_timeout = max(0.5, min(10.0, deadline - time.monotonic()))
-            store = open_store(self._url, connect_timeout=connect_timeout)
+            store = open_store(self._url, connect_timeout=min(10.0, self._timeout))
             try:
                 if self._auto_apply and current_version(store) < latest_version():
                     apply_schema(store)
@@ -504,3 +372,45 @@ class ClickHouseSpanExporter(SpanExporter):
         from chainmap_otel.storage.store import mask_url
 
         return mask_url(self._url or config.clickhouse_url())
+
+
+def _call(ref: weakref.WeakMethod[Any]) -> None:
+    method = ref()
+    if method is not None:
+        method()
+
+
+def _to_arrow(spans: Sequence[ReadableSpan]) -> tuple[Any, int, list[str]]:
+    """The storable spans as one Arrow table, how many were not, and why (a few of them).
+
+    The whole batch converts in one pass; only when that fails is each span
+    converted alone, so one bad span costs only itself.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from chainmap_otel.storage.spanbatch import spans_to_arrow
+
+    reasons: list[str] = []
+    try:
+        table = spans_to_arrow(spans)
+    except Exception:
+        tables = []
+        for span in spans:
+            try:
+                tables.append(spans_to_arrow([span]))
+            except Exception as exc:
+                if len(reasons) < _LOGGED_INVALID:
+                    reasons.append(f"span {span.name[:80]!r}: {str(exc)[:120]}")
+        table = pa.concat_tables(tables).combine_chunks() if tables else None
+    invalid = len(spans) - (table.num_rows if table is not None else 0)
+    if table is None:
+        return None, invalid, reasons
+    start = table.column("Timestamp").cast(pa.int64())
+    end = pc.add(start, table.column("Duration").cast(pa.int64()))
+    ok = pc.and_(pc.greater(start, 0), pc.less_equal(end, MAX_TIME_NANOS))
+    kept = table.filter(ok)
+    outside = table.num_rows - kept.num_rows
+    if outside:
+        reasons.append(f"{outside} span(s) start before 1970 or end after 2106-02-07")
+    return kept, invalid + outside, reasons

@@ -32,6 +32,7 @@ from chainmap_otel.storage.otlp import (
     decode_json,
     decode_protobuf,
     iter_protobuf_frames,
+    repair_surrogates,
 )
 from chainmap_otel.storage.store import TraceStore
 
@@ -185,7 +186,9 @@ def _chain_lines(head: IO[bytes], rest: IO[bytes]) -> Iterator[bytes]:
 
 def _json_whole(data: bytes, report: FileReport) -> Iterator[DecodedSpans]:
     try:
-        document = json.loads(data)
+        document = repair_surrogates(json.loads(data))
+    except RecursionError:
+        raise IngestError("the JSON nests deeper than the decoder allows") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         detail = (
             f"{exc.msg} at line {exc.lineno} column {exc.colno}"

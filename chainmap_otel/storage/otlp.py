@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.columns import attribute_text, span_kind_name, status_code_name
+from chainmap_otel.storage.columns import (
+    MAX_TIME_NANOS,
+    attribute_text,
+    span_kind_name,
+    status_code_name,
+)
 
 __all__ = [
     "DecodedSpans",
@@ -42,8 +48,11 @@ __all__ = [
 
 #: How many rejection reasons a batch keeps for its error message.
 MAX_REASONS = 5
-#: DateTime64(9) holds signed 64-bit nanoseconds (up to 2262-04-11).
-_MAX_NANOS = 2**63 - 1
+#: How deep AnyValue arrays/maps may nest; deeper values reject their span.
+MAX_VALUE_DEPTH = 32
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A ``\uD800``-``\uDFFF`` escape in the raw JSON: only then can a decoded string hold one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 
@@ -80,6 +89,33 @@ class DecodedSpans:
         if len(self.reasons) < MAX_REASONS:
             self.reasons.append(reason)
 
+    def to_arrow(self) -> Any:
+        """The accepted rows as an Arrow table (None when there are none).
+
+        A row Arrow cannot hold (a value of the wrong kind) is rejected on its own;
+        the request's other rows are kept.
+        """
+        from chainmap_otel.storage.spanbatch import rows_to_arrow
+
+        if not self.rows:
+            return None
+        table = rows_to_arrow(self.rows)
+        if table is not None:
+            return table
+        import pyarrow as pa
+
+        tables = []
+        kept = []
+        for row in self.rows:
+            single = rows_to_arrow([row])
+            if single is None:
+                self.reject(f"span {row[2] or '(no id)'}: a value the store cannot hold")
+            else:
+                tables.append(single)
+                kept.append(row)
+        self.rows = kept
+        return pa.concat_tables(tables).combine_chunks() if tables else None
+
     def extend(self, other: DecodedSpans) -> None:
         self.rows.extend(other.rows)
         self.rejected += other.rejected
@@ -91,8 +127,10 @@ class DecodedSpans:
 # --------------------------------------------------------------------------- protobuf
 
 
-def _pb_value(value: Any) -> Any:
+def _pb_value(value: Any, depth: int = 0) -> Any:
     """An OTLP ``AnyValue`` message as a Python value (what pdata's ``AsRaw`` gives)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise _Rejected(f"an attribute value nests deeper than {MAX_VALUE_DEPTH} levels")
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -103,9 +141,9 @@ def _pb_value(value: Any) -> Any:
     if kind == "double_value":
         return value.double_value
     if kind == "array_value":
-        return [_pb_value(v) for v in value.array_value.values]
+        return [_pb_value(v, depth + 1) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: _pb_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return value.bytes_value
     return None
@@ -139,10 +177,12 @@ def _pb_attributes(attributes: Iterable[Any]) -> dict[str, str]:
 def _check_times(start: int, end: int) -> None:
     if start == 0:
         raise _Rejected("start time is missing")
+    if start < 0:
+        raise _Rejected(f"start time {start} is before 1970")
     if end < start:
         raise _Rejected("end time is before start time")
-    if end > _MAX_NANOS:
-        raise _Rejected("end time is beyond 2262-04-11")
+    if end > MAX_TIME_NANOS:
+        raise _Rejected("end time is beyond 2106-02-07, the last time the store can hold")
 
 
 def _pb_span_row(
@@ -169,8 +209,8 @@ def _pb_span_row(
     event_names: list[str] = []
     event_attrs: list[dict[str, str]] = []
     for event in span.events:
-        if event.time_unix_nano > _MAX_NANOS:
-            raise _Rejected("event time is beyond 2262-04-11")
+        if event.time_unix_nano > MAX_TIME_NANOS:
+            raise _Rejected("event time is beyond 2106-02-07, the last time the store can hold")
         event_times.append(event.time_unix_nano)
         event_names.append(event.name)
         event_attrs.append(_pb_attributes(event.attributes))
@@ -219,7 +259,13 @@ def decode_request(
     out = out if out is not None else DecodedSpans()
     rows = out.rows
     for resource_spans in request.resource_spans:
-        resource_attrs = _pb_attributes(resource_spans.resource.attributes)
+        try:
+            resource_attrs = _pb_attributes(resource_spans.resource.attributes)
+        except _Rejected as exc:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    out.reject(f"span {span.span_id.hex() or '(no id)'}: resource {exc}")
+            continue
         service = resource_attrs.get("service.name", "")
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
@@ -313,8 +359,10 @@ def _json_enum(value: Any, names: Mapping[str, int], what: str) -> int:
     raise _Malformed(f"{what} must be an enum integer, got {value!r}")
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, depth: int = 0) -> Any:
     """An OTLP/JSON ``AnyValue`` object as a Python value."""
+    if depth > MAX_VALUE_DEPTH:
+        raise _Rejected(f"an attribute value nests deeper than {MAX_VALUE_DEPTH} levels")
     if not isinstance(value, dict):
         if value is None:
             return None
@@ -345,9 +393,9 @@ def _json_value(value: Any) -> Any:
         raise _Malformed(f"doubleValue must be a number, got {number!r}")
     if "arrayValue" in value:
         values = (value["arrayValue"] or {}).get("values") or []
-        return [_json_value(v) for v in values]
+        return [_json_value(v, depth + 1) for v in values]
     if "kvlistValue" in value:
-        return _json_kv_dict((value["kvlistValue"] or {}).get("values"), raw=True)
+        return _json_kv_dict((value["kvlistValue"] or {}).get("values"), raw=True, depth=depth + 1)
     if "bytesValue" in value:
         data = value["bytesValue"]
         try:
@@ -357,7 +405,7 @@ def _json_value(value: Any) -> Any:
     return None
 
 
-def _json_kv_dict(items: Any, raw: bool = False) -> dict[str, Any]:
+def _json_kv_dict(items: Any, raw: bool = False, depth: int = 0) -> dict[str, Any]:
     if not items:
         return {}
     if not isinstance(items, list):
@@ -367,7 +415,7 @@ def _json_kv_dict(items: Any, raw: bool = False) -> dict[str, Any]:
         key = kv.get("key", "")
         if not isinstance(key, str):
             raise _Malformed(f"attribute key must be a string, got {key!r}")
-        value = _json_value(kv.get("value"))
+        value = _json_value(kv.get("value"), depth)
         out[key] = value if raw else attribute_text(value)
     return out
 
@@ -383,9 +431,15 @@ def _json_id(value: Any, size: int, what: str, required: bool) -> str:
         raw = bytes.fromhex(value)
     except ValueError:
         raw = b""
-    if len(raw) != size or len(value) != 2 * size:
+    if len(value) != 2 * size:
+        # Repaired: the protobuf JSON mapping's base64 ids (some senders write those).
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+    if len(raw) != size:
         raise _Rejected(
-            f"{what} {value!r} must be {2 * size} hex characters (OTLP/JSON ids are hex, not base64)"
+            f"{what} {value[:64]!r} must be {2 * size} hex characters (or base64 of {size} bytes)"
         )
     if not any(raw):
         if required:
@@ -413,8 +467,8 @@ def _json_span_row(
     event_attrs: list[dict[str, str]] = []
     for event in span.get("events") or ():
         at = _json_int(event.get("timeUnixNano", 0), "event timeUnixNano")
-        if not 0 <= at <= _MAX_NANOS:
-            raise _Rejected("event time is outside 1970..2262")
+        if not 0 <= at <= MAX_TIME_NANOS:
+            raise _Rejected("event time is outside 1970..2106-02-07")
         event_times.append(at)
         event_names.append(_json_str(event.get("name"), "event name"))
         event_attrs.append(_json_kv_dict(event.get("attributes")))
@@ -467,7 +521,13 @@ def _decode_document(document: Any, out: DecodedSpans) -> None:
         raise _Malformed("the document must be a JSON object with 'resourceSpans'")
     rows = out.rows
     for resource_spans in document.get("resourceSpans") or ():
-        resource_attrs = _json_kv_dict((resource_spans.get("resource") or {}).get("attributes"))
+        try:
+            resource_attrs = _json_kv_dict((resource_spans.get("resource") or {}).get("attributes"))
+        except _Rejected as exc:
+            for scope_spans in resource_spans.get("scopeSpans") or ():
+                for span in scope_spans.get("spans") or ():
+                    out.reject(f"span {span.get('spanId') or '(no id)'}: resource {exc}")
+            continue
         service = resource_attrs.get("service.name", "")
         for scope_spans in resource_spans.get("scopeSpans") or ():
             scope = scope_spans.get("scope") or {}
@@ -485,13 +545,51 @@ def _decode_document(document: Any, out: DecodedSpans) -> None:
 
 def _load(text: bytes | str) -> Any:
     try:
-        return json.loads(text)
+        document = json.loads(text)
+    except RecursionError:
+        raise IngestError(
+            "payload nests JSON deeper than the decoder allows; OTLP/JSON needs a few levels"
+        ) from None
     except UnicodeDecodeError as exc:
         raise IngestError(f"payload is not UTF-8 JSON ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise IngestError(
             f"payload is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from exc
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _SURROGATE_ESCAPE.search(raw):
+        document = repair_surrogates(document)
+    return document
+
+
+def repair_surrogates(document: Any) -> Any:
+    """``document`` with lone UTF-16 surrogates (``"\\ud800"``) replaced by U+FFFD.
+
+    ``json.loads`` accepts them, UTF-8 cannot hold them; Go's encoding/json
+    (the Collector's decoder) makes the same replacement.
+    """
+    fix = _LONE_SURROGATE.sub
+    if isinstance(document, str):
+        return fix("\ufffd", document)
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                if isinstance(value, str):
+                    node[key] = fix("\ufffd", value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+                if _LONE_SURROGATE.search(key):
+                    node[fix("\ufffd", key)] = node.pop(key)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, str):
+                    node[index] = fix("\ufffd", value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+    return document
 
 
 def decode_document(document: Any, out: DecodedSpans | None = None) -> DecodedSpans:
@@ -499,6 +597,8 @@ def decode_document(document: Any, out: DecodedSpans | None = None) -> DecodedSp
     decoded = DecodedSpans()
     try:
         _decode_document(document, decoded)
+    except RecursionError:
+        raise IngestError("payload is not OTLP/JSON: it nests too deeply") from None
     except _Malformed as exc:
         raise IngestError(f"payload is not OTLP/JSON: {exc}") from exc
     except (AttributeError, TypeError) as exc:

@@ -24,9 +24,16 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 
-from chainmap_otel.storage.columns import TRACE_COLUMNS, attribute_text
+from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA, attribute_text
 
-__all__ = ["FlatSpans", "rows_to_arrow", "spans_to_arrow", "stringify_values"]
+__all__ = [
+    "FlatSpans",
+    "from_ipc",
+    "rows_to_arrow",
+    "spans_to_arrow",
+    "stringify_values",
+    "to_ipc",
+]
 
 _STRING = pa.string()
 _OFFSETS = pa.int32()
@@ -126,7 +133,11 @@ class FlatSpans:
         return len(self.timestamps)  # type: ignore[attr-defined, no-any-return]
 
     def to_arrow(self) -> pa.Table:
-        """The batch as an Arrow table with the ``TRACE_COLUMNS`` names, in that order."""
+        """The batch as an Arrow table with the ``TRACE_COLUMNS`` names, in that order.
+
+        Columns are built by name and ordered by ``TRACE_SCHEMA``, so the order is
+        spelled in one place only.
+        """
         s: Any = self
         count = len(s.timestamps)
 
@@ -146,37 +157,37 @@ class FlatSpans:
         def timestamps(values: list[int]) -> pa.Array:
             return pa.array(values, pa.int64()).cast(_TIMESTAMP)
 
-        columns = [
-            timestamps(s.timestamps),
-            strings(s.trace_ids),
-            strings(s.span_ids),
-            strings(s.parent_ids),
-            strings(s.trace_states),
-            strings(s.names),
-            strings(s.kinds),
-            strings(s.services),
-            a_map(s.resource_offsets, s.resource_keys, s.resource_values),
-            strings(s.scope_names),
-            strings(s.scope_versions),
-            a_map(s.attribute_offsets, s.attribute_keys, s.attribute_values),
-            pa.array(s.durations, pa.uint64()),
-            strings(s.status_codes),
-            strings(s.status_messages),
-            a_list(s.event_offsets, timestamps(s.event_times)),
-            a_list(s.event_offsets, strings(s.event_names)),
-            a_list(
+        columns = {
+            "Timestamp": timestamps(s.timestamps),
+            "TraceId": strings(s.trace_ids),
+            "SpanId": strings(s.span_ids),
+            "ParentSpanId": strings(s.parent_ids),
+            "TraceState": strings(s.trace_states),
+            "SpanName": strings(s.names),
+            "SpanKind": strings(s.kinds),
+            "ServiceName": strings(s.services),
+            "ResourceAttributes": a_map(s.resource_offsets, s.resource_keys, s.resource_values),
+            "ScopeName": strings(s.scope_names),
+            "ScopeVersion": strings(s.scope_versions),
+            "SpanAttributes": a_map(s.attribute_offsets, s.attribute_keys, s.attribute_values),
+            "Duration": pa.array(s.durations, pa.uint64()),
+            "StatusCode": strings(s.status_codes),
+            "StatusMessage": strings(s.status_messages),
+            "Events.Timestamp": a_list(s.event_offsets, timestamps(s.event_times)),
+            "Events.Name": a_list(s.event_offsets, strings(s.event_names)),
+            "Events.Attributes": a_list(
                 s.event_offsets,
                 a_map(s.event_attribute_offsets, s.event_attribute_keys, s.event_attribute_values),
             ),
-            a_list(s.link_offsets, strings(s.link_trace_ids)),
-            a_list(s.link_offsets, strings(s.link_span_ids)),
-            a_list(s.link_offsets, strings(s.link_states)),
-            a_list(
+            "Links.TraceId": a_list(s.link_offsets, strings(s.link_trace_ids)),
+            "Links.SpanId": a_list(s.link_offsets, strings(s.link_span_ids)),
+            "Links.TraceState": a_list(s.link_offsets, strings(s.link_states)),
+            "Links.Attributes": a_list(
                 s.link_offsets,
                 a_map(s.link_attribute_offsets, s.link_attribute_keys, s.link_attribute_values),
             ),
-        ]
-        return pa.Table.from_arrays(columns, names=list(TRACE_COLUMNS))
+        }
+        return pa.Table.from_arrays([columns[n] for n in TRACE_COLUMNS], names=list(TRACE_COLUMNS))
 
 
 def spans_to_arrow(spans: Sequence[ReadableSpan]) -> pa.Table:
@@ -392,21 +403,18 @@ def rows_to_arrow(rows: Sequence[Sequence[Any]]) -> pa.Table | None:
 
 
 #: How each ``TRACE_COLUMNS`` column is converted by :func:`rows_to_arrow`.
-_ROW_KINDS: tuple[str, ...] = (
-    "time",
-    *("str",) * 7,
-    "map",
-    "str",
-    "str",
-    "map",
-    "uint",
-    "str",
-    "str",
-    "times",
-    "strs",
-    "maps",
-    "strs",
-    "strs",
-    "strs",
-    "maps",
-)
+_ROW_KINDS: tuple[str, ...] = tuple(column.kind for column in TRACE_SCHEMA)
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    """The table as one Arrow IPC stream (the write-ahead log's record payload)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def from_ipc(payload: bytes) -> pa.Table:
+    """The table :func:`to_ipc` wrote."""
+    with pa.ipc.open_stream(pa.py_buffer(payload)) as stream:
+        return stream.read_all()

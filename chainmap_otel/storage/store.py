@@ -26,42 +26,17 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError, StoreLockedError
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMN_TYPES, TRACE_COLUMNS
 
-#: Database used when the URL names none (the contract's default).
-DEFAULT_DATABASE = "otel"
+#: Database used when the URL names none: the Collector clickhouseexporter's own default
+#: (internal/clickhouse.go ``DefaultDatabase``), so a Collector on its defaults just works.
+DEFAULT_DATABASE = "default"
 #: The Collector's spans table.
 TRACES_TABLE = "otel_traces"
 LOCK_FILE_NAME = ".chainmap.lock"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-#: ClickHouse types of the ``otel_traces`` insert columns, in ``TRACE_COLUMNS`` order.
-#: Passing them saves a DESCRIBE round trip on every insert.
-TRACE_COLUMN_TYPES: tuple[str, ...] = (
-    "DateTime64(9)",
-    "String",
-    "String",
-    "String",
-    "String",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "Map(LowCardinality(String), String)",
-    "String",
-    "String",
-    "Map(LowCardinality(String), String)",
-    "UInt64",
-    "LowCardinality(String)",
-    "String",
-    "Array(DateTime64(9))",
-    "Array(LowCardinality(String))",
-    "Array(Map(LowCardinality(String), String))",
-    "Array(String)",
-    "Array(String)",
-    "Array(String)",
-    "Array(Map(LowCardinality(String), String))",
-)
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 def validate_identifier(name: str, what: str = "identifier") -> str:
@@ -311,25 +286,47 @@ class TraceStore:
             return False
         return True
 
-    def insert_arrow(self, batch: Any, table: str = TRACES_TABLE) -> int:
+    def insert_arrow(
+        self, batch: Any, table: str = TRACES_TABLE, deduplication_token: str | None = None
+    ) -> int:
         """Insert an Arrow table of spans (``TRACE_COLUMNS`` names) in one insert; the row count.
 
         The fast path of both writers (see :mod:`~chainmap_otel.storage.spanbatch`):
         embedded chDB reads the Arrow buffers in place through its ``Python()``
         table function; a server gets the table in the ``Arrow`` input format.
-        Either way no value is serialised by Python code.
+        Either way no value is serialised by Python code. With a
+        ``deduplication_token`` a repeated insert of the same batch is dropped by
+        the engine, in ``otel_traces`` and in the materialized views' tables.
         """
         count = int(batch.num_rows)
         if count == 0:
             return 0
         validate_identifier(table, "table")
+        settings: dict[str, Any] = {}
+        if deduplication_token is not None:
+            if not _TOKEN.match(deduplication_token):
+                raise ValueError(
+                    f"deduplication_token {deduplication_token!r} is not [A-Za-z0-9_-]+"
+                )
+            settings = {
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": deduplication_token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
         try:
             handle = _chdb_handle(self.client) if self.embedded else None
             if handle is None:
-                self.client.insert_arrow(table, batch, database=self.database)
+                self.client.insert_arrow(
+                    table, batch, database=self.database, settings=settings or None
+                )
             else:
                 # Python(batch) names the local variable holding the Arrow table.
                 sql = _ARROW_INSERT.format(db=self.database, table=table)
+                if settings:
+                    sql += " SETTINGS " + ", ".join(
+                        f"{key} = '{value}'" if isinstance(value, str) else f"{key} = {value}"
+                        for key, value in settings.items()
+                    )
                 with handle.lock:
                     if handle.conn is None:
                         raise StoreError("the store is closed")
@@ -365,7 +362,38 @@ class TraceStore:
         return f"TraceStore({self.url_for_display!r})"
 
     def _error(self, what: str, exc: BaseException) -> StoreError:
-        return StoreError(f"{what} on {self.url_for_display}: {_scrub(str(exc), self.location)}")
+        text = _scrub(str(exc), self.location)
+        if "UNKNOWN_TABLE" in text and TRACES_TABLE in text:
+            text += self._traces_elsewhere_hint()
+        return StoreError(f"{what} on {self.url_for_display}: {text}")
+
+    def _traces_elsewhere_hint(self) -> str:
+        """Where ``otel_traces`` is when it is not in this store's database (or '')."""
+        try:
+            rows = self.client.query(
+                "SELECT database FROM system.tables WHERE name = {t:String} "
+                "AND database != {db:String} ORDER BY database",
+                parameters={"t": TRACES_TABLE, "db": self.database},
+            ).result_rows
+        except Exception:
+            return ""
+        return missing_traces_hint(self.location, [str(row[0]) for row in rows])
+
+    def traces_location_problem(self) -> str | None:
+        """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
+        it cannot read), or None."""
+        if self.table_exists(TRACES_TABLE):
+            from chainmap_otel.storage.schema import unreadable_columns
+
+            return unreadable_columns(self)
+        rows = self.query(
+            "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
+            {"t": TRACES_TABLE},
+        ).result_rows
+        hint = missing_traces_hint(self.location, [str(row[0]) for row in rows])
+        return f"{self.url_for_display} has no table {self.database}.{TRACES_TABLE}" + (
+            hint or ": send traces to it first (chainmap serve, a Collector) or check --store"
+        )
 
 
 _INSERT_COLUMNS = ", ".join(f"`{name}`" for name in TRACE_COLUMNS)
@@ -374,6 +402,22 @@ _ARROW_INSERT = (
     'INSERT INTO "{db}"."{table}" (' + _INSERT_COLUMNS + ") "
     "SELECT " + _INSERT_COLUMNS + " FROM Python(batch)"
 )
+
+
+def missing_traces_hint(location: StoreURL, databases: Sequence[str]) -> str:
+    """'; ... exists in database X: point at it with URL' for the databases holding the table."""
+    if not databases:
+        return ""
+    first = databases[0]
+    if location.embedded:
+        url = f"chdb://{location.path}?database={first}"
+    else:
+        url = f"{location.scheme}://{location.host}:{location.port}/{first}"
+    names = ", ".join(databases)
+    return (
+        f"; {TRACES_TABLE} exists in database {names} of the same server: point chainmap at it "
+        f"with the store URL {url} (--store or CHAINMAP_CLICKHOUSE_URL, `.../DBNAME`)"
+    )
 
 
 def _chdb_handle(client: Any) -> Any:
@@ -480,9 +524,14 @@ def _use_database(store: TraceStore, create: bool) -> None:
     ).result_rows
     if not rows[0][0]:
         if not create:
+            elsewhere = store.query(
+                "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
+                {"t": TRACES_TABLE},
+            ).result_rows
+            hint = missing_traces_hint(store.location, [str(row[0]) for row in elsewhere])
             raise StoreError(
-                f"database {store.database} does not exist on {store.url_for_display}: "
-                "run `chainmap schema apply` or name an existing database in the URL"
+                f"database {store.database} does not exist on {store.url_for_display}"
+                + (hint or ": run `chainmap schema apply` or name an existing database in the URL")
             )
         cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
         on_cluster = f" ON CLUSTER {validate_identifier(cluster, 'cluster')}" if cluster else ""

@@ -107,3 +107,22 @@ def test_empty_store(store: TraceStore, chains_file: Path) -> None:
 def test_bad_store_url(chains_file: Path, store: TraceStore) -> None:
     result = runner.invoke(app, ["health", "--store", "ftp://x", "--chains", str(chains_file)])
     assert result.exit_code == 1 and "unknown scheme" in result.output
+
+
+def test_critical_path_table_and_json_count_the_same_traces(
+    store: TraceStore, chains_file: Path, now_ns: int
+) -> None:
+    from tests.analysis.conftest import insert_spans, load_fixture
+
+    # 40 copies of the nested trace: the slowest 5 % are 2 traces, all 40 are sampled.
+    spans = load_fixture("nested_chains")["spans"]
+    copies = [dict(span, trace=f"{span['trace']}-{i}") for i in range(40) for span in spans]
+    insert_spans(store, copies, now_ns)
+    data = json.loads(
+        run(store, chains_file, "critical-path", "--chain", "B3", "-f", "json").stdout
+    )
+    assert data["traces"] == 40 and data["slow_traces"] == 2
+    assert data["all"]["traces"] == data["sampled_traces"] == 40
+    assert data["slowest_5pct"]["traces"] == 2
+    table = run(store, chains_file, "critical-path", "--chain", "B3").stdout
+    assert "all traces (40 traces)" in table and "slowest 5 % (2 traces)" in table

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from chainmap_otel.analysis.health import (
+    chain_series,
     decide_status,
     health,
     health_json,
+    order_chains,
     slower_fraction_count,
 )
 from chainmap_otel.analysis.timewindow import parse_window
@@ -76,8 +78,9 @@ def test_counts_latency_and_errors(store: TraceStore, catalog: ChainCatalog, bas
     assert result["traces"] == 100
     assert result["errors"] == 7
     assert result["error_ratio"] == pytest.approx(0.07)
-    # The window rounds outward to whole minutes: up to 60 s more than the hour.
-    assert 100 / 3660 <= result["rate_per_s"] <= 100 / 3600
+    # The rate is over the part of the window with data: the one minute holding the spans.
+    assert result["rate_seconds"] == 60
+    assert result["rate_per_s"] == pytest.approx(100 / 60)
     assert result["p50_ms"] == pytest.approx(50, abs=2)
     assert result["p95_ms"] == pytest.approx(95, abs=2)
     assert result["p99_ms"] == pytest.approx(99, abs=2)
@@ -205,3 +208,54 @@ def test_slow_count_interpolates_buckets() -> None:
     assert slower_fraction_count({53: 10}, 5) == 10
     assert slower_fraction_count({53: 10}, 20) == 0
     assert 0 < slower_fraction_count({53: 10}, 10.5) < 10
+
+
+def test_rate_is_over_the_part_of_the_window_with_data(
+    store: TraceStore, catalog: ChainCatalog, base: int
+) -> None:
+    # Spans in the minutes 2 and 6 minutes ago; the store holds nothing older.
+    insert_spans(store, entries("r", 30, 0, 6 * MIN), base)
+    insert_spans(store, entries("s", 30, 0, 2 * MIN), base)
+    rates = {
+        label: health(store, catalog, parse_window(label), ["B3"])[0]
+        for label in ("15m", "1h", "7d")
+    }
+    assert {r["traces"] for r in rates.values()} == {60}
+    assert {r["rate_seconds"] for r in rates.values()} == {300}
+    assert [r["rate_per_s"] for r in rates.values()] == [pytest.approx(60 / 300)] * 3
+    # A chain idle while the store had traffic gets a true zero over the same stretch.
+    idle = health(store, catalog, parse_window("1h"), ["A2"])[0]
+    assert idle["rate_per_s"] == 0 and idle["rate_seconds"] == 300
+
+
+def test_a_chain_without_objectives_is_no_slo_with_its_errors(
+    store: TraceStore, catalog: ChainCatalog, base: int
+) -> None:
+    spans = entries("n", 10, 1, 2 * MIN)
+    for span in spans:
+        span["service"] = "report-daily"
+        span["attributes"] |= {"chain.ids": "C9", "chain.id": "C9", "chain.entry_ids": "C9"}
+    insert_spans(store, spans, base)
+    result = health(store, catalog, parse_window("1h"), ["C9"])[0]
+    assert result["status"] == "no_slo" and "no SLO objectives" in result["reason"]
+    assert result["error_ratio"] == pytest.approx(0.1) and result["slo"] is None
+    assert decide_status({})[0] == "no_slo"
+
+
+def test_chain_list_order_and_series(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
+    insert_spans(store, entries("p", 100, 15, 2 * MIN), base)  # B3 burns: critical
+    ordered = [e["chain_id"] for e in order_chains(health(store, catalog, parse_window("1h")))]
+    # critical first; then healthy by criticality (A2 critical, B1 medium); no_slo last.
+    assert ordered == ["B3", "A2", "B1", "C9"]
+    assert [c["chain_id"] for c in health_json(store, catalog, parse_window("1h"))["chains"]] == (
+        ordered
+    )
+    series = chain_series(store, catalog, parse_window("1h"))
+    b3_series = series["B3"]
+    assert b3_series["step_seconds"] == 120 and len(b3_series["rate_per_s"]) == 30
+    assert len(b3_series["errors"]) == len(b3_series["p95_ms"]) == 30
+    assert sum(b3_series["errors"]) == 15
+    assert sum(b3_series["rate_per_s"]) * 120 == pytest.approx(100)
+    busy = [i for i, p95 in enumerate(b3_series["p95_ms"]) if p95 is not None]
+    assert len(busy) == 1 and b3_series["p95_ms"][busy[0]] == pytest.approx(10, abs=1)
+    assert series["A2"]["errors"] == [0] * 30 and set(series["A2"]["p95_ms"]) == {None}

@@ -74,8 +74,10 @@ def test_nested_membership(
     members = trace_chains(store, catalog, window.params())
     assert [sorted(chains) for chains in members.values()] == [fixture["expected_chains"]]
     per_chain = topologies(store, catalog, window)
+    assert edge_rows(per_chain[None].to_json()) == sorted(fixture["expected_edges"])
     for chain_id in fixture["expected_chains"]:
-        assert edge_rows(per_chain[chain_id].to_json()) == sorted(fixture["expected_edges"])
+        expected = sorted(fixture["expected_chain_edges"][chain_id])
+        assert edge_rows(per_chain[chain_id].to_json()) == expected, chain_id
     assert per_chain["C9"].edges == []
 
 

@@ -68,7 +68,7 @@ def test_chains_list_json_is_a_stable_contract() -> None:
 def test_schema_show_prints_the_collector_tables() -> None:
     result = run("schema", "show")
     assert result.returncode == 0, result.stderr
-    assert 'CREATE TABLE IF NOT EXISTS "otel"."otel_traces"' in result.stdout
+    assert 'CREATE TABLE IF NOT EXISTS "default"."otel_traces"' in result.stdout
     assert "chainmap_chain_minute" in result.stdout
 
 

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from chainmap_otel.server import OtlpGrpcReceiver, SpanWriter, create_app, new_span_writer
+from chainmap_otel.storage.batching import BatchInserter
 from chainmap_otel.storage.store import TraceStore
 
 
@@ -73,13 +74,17 @@ def serve(store_factory: Callable[[], TraceStore]) -> Iterator[ServeFactory]:
     def start(
         max_body_bytes: int = 1024 * 1024,
         queue_spans: int = 10_000,
-        insert: Callable[[TraceStore, list[tuple[Any, ...]]], object] | None = None,
+        insert: Callable[[TraceStore, Any, str], object] | None = None,
     ) -> Serving:
         store = store_factory()
         if insert is None:
             writer = new_span_writer(store, queue_spans)
         else:
-            writer = SpanWriter(lambda rows: insert(store, rows), max_queued_spans=queue_spans)
+            inserter = BatchInserter(
+                lambda table, token: insert(store, table, token),
+                lambda: store.query("SELECT 1"),
+            )
+            writer = SpanWriter(inserter, max_queued_spans=queue_spans)
         writer.start()
         receiver = OtlpGrpcReceiver(writer, "127.0.0.1", 0, max_message_bytes=max_body_bytes)
         receiver.start()

@@ -70,19 +70,30 @@ def refused(client: httpx.Client, path: str, status: int, **params: Any) -> str:
     return str(body["detail"])
 
 
-def test_chain_list_has_catalog_order_criticality_and_status(client: httpx.Client) -> None:
+def test_chain_list_has_status_order_criticality_and_series(client: httpx.Client) -> None:
     body = ok(client, API)
-    assert [c["id"] for c in body["chains"]] == ["B1", "A2", "B3", "C1"]
+    order = {"critical": 0, "degraded": 1, "healthy": 2, "no_slo": 3}
+    ranks = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    keys = [(order[c["health"]["status"]], ranks[c["criticality"]]) for c in body["chains"]]
+    assert keys == sorted(keys) and len(keys) == 4
     assert body["catalog"] == {"source": "test-chains.yaml", "chains": 4}
-    b3 = body["chains"][2]
+    by_id = {c["id"]: c for c in body["chains"]}
+    b3 = by_id["B3"]
     assert (b3["category"], b3["criticality"]) == ("trading", "critical")
     assert b3["slo"]["latency_ms"] == {"p95": 500, "p99": 1000}
     assert b3["health"]["traces"] == chain_traffic.TRADES
     assert b3["health"]["errors"] == chain_traffic.FAILED_TRADES
     assert b3["health"]["status"] in ("healthy", "degraded", "critical")
+    assert b3["health"]["rate_seconds"] > 0
     assert b3["health"]["reason"]
-    c1 = body["chains"][3]
+    c1 = by_id["C1"]
     assert c1["health"]["traces"] == 0 and c1["slo"] is None
+    assert c1["health"]["status"] == "no_slo" and body["chains"][-1]["id"] == "C1"
+    series = b3["series"]
+    assert set(series) == {"start", "step_seconds", "rate_per_s", "errors", "p95_ms"}
+    assert len(series["rate_per_s"]) == len(series["errors"]) == len(series["p95_ms"]) == 30
+    assert sum(series["errors"]) == chain_traffic.FAILED_TRADES
+    assert round(sum(series["rate_per_s"]) * series["step_seconds"]) == chain_traffic.TRADES
     assert set(body["window"]) == {"since", "until", "seconds"}
 
 
@@ -108,7 +119,9 @@ def test_chain_topology_json_mermaid_grafana_dot(client: httpx.Client) -> None:
     assert edges["trading-engine", "database-service"]["calls"] == chain_traffic.TRADES
     assert edges["database-service", "postgresql"]["connection_type"] == "database"
     types = {n["id"]: n["type"] for n in topo["nodes"]}
-    assert types["postgresql"] == "database" and types["user"] == "user"
+    assert types["postgresql"] == "database" and "user" not in types
+    # B3 enters at trading-engine: its caller is one node, nothing upstream of it.
+    assert types["caller:ai-orchestration"] == "caller" and "api-gateway" not in types
     assert topo["chain_id"] == "B3"
 
     mermaid = client.get(f"{API}/B3/topology", params={"format": "mermaid"})

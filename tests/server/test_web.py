@@ -76,7 +76,8 @@ def test_chain_page_draws_the_topology_and_analysis(client: httpx.Client) -> Non
     svg = re.search(r"<svg class=\"topology\".*?</svg>", html, re.S)
     assert svg is not None
     nodes = set(re.findall(r'data-node="([^"]+)"', svg.group(0)))
-    assert {"trading-engine", "database-service", "postgresql", "user"} <= nodes
+    assert {"trading-engine", "database-service", "postgresql", "caller:ai-orchestration"} <= nodes
+    assert "api-gateway" not in nodes
     edges = set(re.findall(r'data-source="([^"]+)" data-target="([^"]+)"', svg.group(0)))
     assert ("database-service", "postgresql") in edges
     assert "20 calls" in svg.group(0)

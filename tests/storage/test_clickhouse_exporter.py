@@ -6,9 +6,11 @@ import json
 import logging
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -155,56 +157,120 @@ def test_exporting_creates_the_schema_and_feeds_the_aggregates(db_url: str) -> N
     assert summary == [(3, 1, "checkout")]
 
 
-def test_unreachable_store_retries_then_fails_and_keeps_a_bounded_buffer(
+def test_an_unreachable_store_never_blocks_the_app_and_every_drop_is_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     spans = _recorded_spans()
     exporter = ClickHouseSpanExporter(
-        "http://user:s3cret@127.0.0.1:9/otel", timeout=0.6, buffer_spans=4
+        "http://user:s3cret@127.0.0.1:9/otel", timeout=0.5, buffer_spans=4
     )
     with caplog.at_level(logging.WARNING, logger="chainmap_otel.storage.exporter"):
-        assert exporter.export(spans) is SpanExportResult.FAILURE
-        assert (exporter.buffered_spans, exporter.dropped_spans) == (3, 0)
-        assert exporter.export(spans) is SpanExportResult.FAILURE
-    assert (exporter.buffered_spans, exporter.dropped_spans) == (4, 2)
+        # export() only queues: it returns while the store has still not been reached.
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert exporter.exported_spans == 0
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert exporter.buffered_spans == 4
+        assert exporter.drop_counts["buffer_full"] == 2
+        assert exporter.force_flush(timeout_millis=200) is False
+        exporter.shutdown()
+    assert exporter.drop_counts == {"buffer_full": 2, "invalid": 0, "refused": 0, "shutdown": 4}
+    assert (exporter.dropped_spans, exporter.buffered_spans, exporter.exported_spans) == (6, 0, 0)
     assert "dropped 2 spans beyond the buffer of 4 spans" in caplog.text
     assert "http://user:***@127.0.0.1:9/otel" in caplog.text
     assert "s3cret" not in caplog.text
-    assert exporter.force_flush(timeout_millis=200) is False
-    exporter.shutdown()
-    assert exporter.dropped_spans == 6 and exporter.buffered_spans == 0
     assert exporter.export(spans) is SpanExportResult.FAILURE
 
 
 def test_buffered_spans_are_stored_once_the_store_answers(db_url: str) -> None:
     spans = _recorded_spans()
-    exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=0.3)
-    assert exporter.export(spans) is SpanExportResult.FAILURE
+    exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=5)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=100) is False
     exporter._url = db_url  # the store comes back (as at a new address)
-    assert exporter.force_flush() is True
+    assert exporter.force_flush() is True  # wakes the waiting retry
     assert (exporter.exported_spans, exporter.buffered_spans, exporter.dropped_spans) == (3, 0, 0)
     exporter.shutdown()
     with open_store(db_url) as store:
         assert store.query("SELECT count() FROM otel_traces").result_rows == [(3,)]
 
 
-def test_exporting_makes_no_spans_of_its_own(db_url: str) -> None:
+def _span_at(tracer: Any, name: str, start: int, **attributes: Any) -> None:
+    span = tracer.start_span(name, start_time=start, attributes=attributes)
+    span.end(end_time=start + 1000)
+
+
+def test_poison_spans_cost_only_themselves(db_url: str) -> None:
     memory = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(resource=Resource.create({"service.name": "poisoned"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    now = time.time_ns()
+    for day in range(120):  # more days than one insert may touch
+        _span_at(tracer, f"day-{day}", now - day * 86_400 * 10**9)
+    _span_at(tracer, "surrogate", now, bad="x\ud800")
+    _span_at(tracer, "ancient", 5)
+    _span_at(tracer, "far-future", 2**63 - 10_000)
+    provider.shutdown()
+    exporter = ClickHouseSpanExporter(db_url)
+    assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+    assert exporter.force_flush() is True
+    exporter.shutdown()
+    assert exporter.exported_spans == 121
+    assert exporter.drop_counts == {"buffer_full": 0, "invalid": 2, "refused": 0, "shutdown": 0}
+    with open_store(db_url) as store:
+        rows = store.query("SELECT count(), uniqExact(SpanId) FROM otel_traces").result_rows
+        names = store.query("SELECT SpanName FROM otel_traces WHERE SpanName NOT LIKE 'day-%'")
+    assert rows == [(121, 121)]
+    assert names.result_rows == [("ancient",)]  # 1970 + 5 ns is a time the store can hold
+
+
+FORK = """
+import os, sys
+from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+from tests.storage.test_clickhouse_exporter import _recorded_spans
+exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=0.5)
+exporter.export(_recorded_spans())
+assert exporter.buffered_spans == 3
+pid = os.fork()
+if pid == 0:
+    ok = exporter.buffered_spans == 0 and exporter._worker is None
+    exporter.export(_recorded_spans()[:1])
+    ok = ok and exporter.buffered_spans == 1 and exporter._worker.is_alive()
+    exporter.shutdown()
+    ok = ok and exporter.drop_counts["shutdown"] == 1
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+exporter.shutdown()
+print(os.waitstatus_to_exitcode(status), exporter.drop_counts["shutdown"])
+"""
+
+
+def test_a_forked_child_starts_with_an_empty_queue_and_its_own_worker() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FORK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "3"]  # the child's spans are the child's, not resent
+
+
+def test_exporting_makes_no_spans_of_its_own(db_url: str) -> None:
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
 
     seen: list[object] = []
 
     class Probe(ClickHouseSpanExporter):
-        def _flush(self, deadline: float) -> bool:
+        def _write(self, inserter: Any, batch: list[ReadableSpan]) -> None:
             seen.append(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
-            return super()._flush(deadline)
+            super()._write(inserter, batch)
 
     exporter = Probe(db_url)
     exporter.export(_recorded_spans())
     exporter.shutdown()
-    assert seen == [True, True]
+    assert seen == [True]
 
 
 def test_the_entry_point_builds_from_the_environment_alone(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.storage.columns import TRACE_COLUMNS
+from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA
 from chainmap_otel.storage.schema import (
     apply_schema,
     current_version,
@@ -208,7 +208,7 @@ def test_spans_stored_before_install_are_backfilled_once(empty_store: TraceStore
     lines: list[str] = []
     report = apply_schema(empty_store, progress=lines.append)
     assert report.backfilled_spans == 6
-    assert report.applied_versions == [1, 2, 3, 4]
+    assert report.applied_versions == list(range(1, latest_version() + 1))
     assert any("copying 6 stored spans from 1 partitions" in line for line in lines)
     assert any("1/1, 6/6 spans" in line for line in lines)
     _check_both_forms_read_alike(empty_store)
@@ -226,7 +226,8 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    assert sum("partition " in line for line in lines) == 3
+    # Versions 2 and 5 add views over otel_traces: each copies the three partitions.
+    assert sum("partition " in line for line in lines) == 6
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -241,8 +242,10 @@ def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
     assert [t[0] for t in tables] == [
         "chainmap_chain_minute",
         "chainmap_chain_minute_mv",
+        "chainmap_chain_minute_root_mv",
         "chainmap_edge_hour",
         "chainmap_edge_minute",
+        "chainmap_inferred_entry_minute",
         "chainmap_rollup_state",
         "chainmap_schema_version",
         "chainmap_trace_summary",
@@ -266,7 +269,7 @@ def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:
         "AND name NOT IN ('chainmap_schema_version', 'chainmap_rollup_state')",
         {"db": empty_store.database},
     ).result_rows
-    assert len(ddl) == 6
+    assert len(ddl) == 7
     for name, query in ddl:
         assert "toIntervalDay(14)" in query, name
 
@@ -293,6 +296,10 @@ def test_schema_files_ship_with_the_package() -> None:
 def test_insert_columns_match_the_table(chdb_store: TraceStore) -> None:
     described = chdb_store.query("DESCRIBE TABLE otel_traces").result_rows
     assert tuple(row[0] for row in described) == TRACE_COLUMNS
+    # The one column definition matches the DDL in names and types, in order.
+    assert [(row[0], row[1]) for row in described] == [
+        (column.name, column.clickhouse_type) for column in TRACE_SCHEMA
+    ]
 
 
 @pytest.mark.skipif(

@@ -111,7 +111,7 @@ def test_every_any_value_type_is_stringified_like_pdata() -> None:
         "big": "9223372036854775807",
         "dbl": "1.5",
         "dbl_whole": "3",
-        "dbl_nan": "json: unsupported value: NaN",
+        "dbl_nan": "NaN",
         "yes": "true",
         "no": "false",
         "raw": "AQID",
@@ -162,10 +162,12 @@ def _one_span_document(**span: Any) -> dict[str, Any]:
         ({"traceId": "00000000000000000000000000000000"}, "traceId must not be all zero"),
         ({"traceId": ""}, "traceId is missing"),
         ({"spanId": "b7ad6b71"}, "spanId 'b7ad6b71' must be 16 hex characters"),
-        ({"traceId": "CvdlGRbWQ92ESOshHIAxnA=="}, "not base64"),
+        ({"traceId": "not-an-id"}, "must be 32 hex characters (or base64 of 16 bytes)"),
+        ({"startTimeUnixNano": -1e20}, "before 1970"),
+        ({"startTimeUnixNano": "-9000000000000000000"}, "before 1970"),
         ({"endTimeUnixNano": "1600000000000000000"}, "end time is before start time"),
         ({"startTimeUnixNano": "0"}, "start time is missing"),
-        ({"endTimeUnixNano": "18446744073709551615"}, "beyond 2262"),
+        ({"endTimeUnixNano": "18446744073709551615"}, "beyond 2106-02-07"),
     ],
 )
 def test_invalid_spans_are_rejected_and_counted(fields: dict[str, Any], reason: str) -> None:
@@ -257,3 +259,44 @@ def test_length_prefixed_protobuf_stream_is_split_into_requests() -> None:
     assert list(iter_protobuf_frames(first)) == [first]
     with pytest.raises(IngestError, match="truncated message"):
         list(iter_protobuf_frames(framed[:-3]))
+
+
+def test_base64_ids_are_repaired_to_hex() -> None:
+    document = _one_span_document(traceId="CvdlGRbNQ92ESOshHIAxnA==", spanId="t61rcWkgMzE=")
+    decoded = decode_json(json.dumps(document))
+    assert decoded.rejected == 0
+    row = as_dict(decoded.rows[0])
+    assert (row["TraceId"], row["SpanId"]) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
+
+
+def test_lone_surrogates_are_replaced_like_go_does() -> None:
+    # json.loads accepts "\ud800"; UTF-8 (and so the store) cannot hold it.
+    body = json.dumps(_one_span_document(name="x\ud800"))
+    assert "\\ud800" in body
+    decoded = decode_json(body.encode())
+    assert as_dict(decoded.rows[0])["SpanName"] == "x\ufffd"
+    table = decoded.to_arrow()
+    assert table is not None and table.column("SpanName").to_pylist() == ["x\ufffd"]
+    # A valid pair written as escapes is one character and stays as it is.
+    pair = json.dumps(_one_span_document(name="\U0001f600"))
+    assert as_dict(decode_json(pair).rows[0])["SpanName"] == "\U0001f600"
+
+
+def test_json_nested_beyond_the_decoder_is_a_clear_error() -> None:
+    with pytest.raises(IngestError, match="nests JSON deeper"):
+        decode_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_attribute_values_nested_too_deep_reject_only_their_span() -> None:
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(40):
+        value = {"arrayValue": {"values": [value]}}
+    deep = _one_span_document(attributes=[{"key": "deep", "value": value}])
+    good = _one_span_document(spanId="c7ad6b7169203331", name="good")
+    deep["resourceSpans"].append(good["resourceSpans"][0])
+    decoded = decode_json(json.dumps(deep))
+    assert [as_dict(r)["SpanName"] for r in decoded.rows] == ["good"]
+    assert decoded.rejected == 1 and "nests deeper than 32" in decoded.error_message

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -16,10 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from chainmap_otel.storage.columns import TRACE_COLUMNS, attribute_text
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter, spans_to_columns
+from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA, attribute_text
+from chainmap_otel.storage.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.spanbatch import rows_to_arrow, spans_to_arrow, stringify_values
 from chainmap_otel.storage.store import TraceStore, open_store
+from tests.support.reference_columns import spans_to_columns
 
 HUGE = "é" * 300_000
 
@@ -151,10 +153,9 @@ def test_arrow_and_native_inserts_store_identical_rows(store_factory: Any) -> No
 def test_exports_are_coalesced_and_committed_by_flush_and_shutdown(db_url: str) -> None:
     spans = _spans()
     exporter = ClickHouseSpanExporter(db_url, linger_s=3600)
-    assert exporter.export(spans[:1]) is SpanExportResult.SUCCESS  # first: inserted at once
-    assert exporter.exported_spans == 1
+    assert exporter.export(spans[:1]) is SpanExportResult.SUCCESS
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    assert exporter.buffered_spans == len(spans)  # waits for the flusher
+    assert exporter.exported_spans == 0  # waiting for the linger
     assert exporter.force_flush() is True
     assert (exporter.exported_spans, exporter.buffered_spans) == (1 + len(spans), 0)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
@@ -164,20 +165,41 @@ def test_exports_are_coalesced_and_committed_by_flush_and_shutdown(db_url: str) 
         assert store.query("SELECT count() FROM otel_traces").result_rows == [(1 + 2 * len(spans),)]
 
 
-def test_the_flusher_commits_after_the_linger_and_full_batches_at_once(db_url: str) -> None:
+def _wait_exported(exporter: ClickHouseSpanExporter, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while exporter.exported_spans < count:
+        assert time.monotonic() < deadline, "the worker did not insert within 60s"
+        time.sleep(0.02)
+
+
+def test_the_worker_commits_after_the_linger_and_full_batches_at_once(db_url: str) -> None:
     spans = _spans()
     exporter = ClickHouseSpanExporter(db_url, linger_s=0.05, batch_spans=len(spans) * 2)
     exporter.export(spans[:1])
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    deadline = time.monotonic() + 60
-    while exporter.buffered_spans and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert exporter.exported_spans == 1 + len(spans)
+    _wait_exported(exporter, 1 + len(spans))
     eager = ClickHouseSpanExporter(db_url, linger_s=3600, batch_spans=len(spans))
-    eager.export(spans[:1])
     assert eager.export(spans) is SpanExportResult.SUCCESS
-    assert eager.buffered_spans == 0  # a full batch is inserted by the exporting thread
+    _wait_exported(eager, len(spans))  # a full batch does not wait out the hour
     eager.shutdown()
     exporter.shutdown()
     with pytest.raises(ValueError, match="linger_s"):
         ClickHouseSpanExporter(db_url, linger_s=-1)
+
+
+def test_arrow_tables_follow_the_one_column_definition() -> None:
+    kinds = {
+        "time": pa.timestamp("ns", "UTC"),
+        "uint": pa.uint64(),
+        "str": pa.string(),
+        "map": pa.map_(pa.string(), pa.string()),
+    }
+    expected = [
+        (c.name, kinds[c.kind] if c.kind in kinds else pa.list_(kinds[c.kind[:-1]]))
+        for c in TRACE_SCHEMA
+    ]
+    from_sdk = spans_to_arrow(_spans())
+    from_rows = rows_to_arrow(list(zip(*spans_to_columns(_spans()), strict=True)))
+    assert from_rows is not None
+    for table in (from_sdk, from_rows):
+        assert [(f.name, f.type) for f in table.schema] == expected

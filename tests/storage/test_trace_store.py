@@ -25,7 +25,7 @@ def test_urls_name_path_database_and_credentials() -> None:
     assert (embedded.scheme, embedded.path, embedded.database) == (
         "chdb",
         "/var/lib/chainmap/clickhouse",
-        "otel",
+        "default",
     )
     assert parse_store_url("chdb:///data?database=traces").database == "traces"
     server = parse_store_url("https://ops:p%40ss@ch.internal/traces")
@@ -37,7 +37,49 @@ def test_urls_name_path_database_and_credentials() -> None:
         "traces",
     )
     assert server.display() == "https://ops:***@ch.internal:8443/traces"
-    assert parse_store_url("http://ch:8123").database == "otel"
+    # The Collector's clickhouseexporter writes default.otel_traces when left on its defaults.
+    assert parse_store_url("http://ch:8123").database == "default"
+    assert parse_store_url("chdb:///data").display() == "chdb:///data"
+
+
+def test_no_database_in_the_url_reads_the_collector_default(
+    chdb_store: TraceStore, chdb_path: Path
+) -> None:
+    assert chdb_store.database == "default"
+    assert chdb_store.table_exists("otel_traces")
+    assert chdb_store.traces_location_problem() is None
+
+
+def test_otel_traces_in_another_database_is_named_with_the_fix(
+    chdb_store: TraceStore, chdb_path: Path
+) -> None:
+    from chainmap_otel.storage.schema import schema_versions
+
+    other, empty = "t_collector_db", "t_wrong_db"
+    chdb_store.command(f"CREATE DATABASE IF NOT EXISTS {other}")
+    chdb_store.command(f"CREATE DATABASE IF NOT EXISTS {empty}")
+    try:
+        chdb_store.command(schema_versions(other)[0].statements[0])
+        store = open_store(f"chdb://{chdb_path}?database={empty}", create_database=False)
+        try:
+            problem = store.traces_location_problem()
+            assert problem is not None
+            assert f"no table {empty}.otel_traces" in problem
+            # Other tests' databases of the shared session may be listed too.
+            listed = problem.split("exists in database ", 1)[1].split(" of the same server")[0]
+            assert {"default", other} <= set(listed.split(", "))
+            assert f"chdb://{chdb_path}?database=default" in problem
+            with pytest.raises(StoreError, match=f"exists in database default, .*{other}"):
+                store.query(f"SELECT count() FROM {empty}.otel_traces")
+        finally:
+            store.close()
+        with pytest.raises(StoreError) as caught:
+            open_store(f"chdb://{chdb_path}?database=t_missing_db", create_database=False)
+        assert "database t_missing_db does not exist" in str(caught.value)
+        assert f"default, {other} of the same server" in str(caught.value)
+    finally:
+        for name in (other, empty):
+            chdb_store.command(f"DROP DATABASE IF EXISTS {name}")
 
 
 @pytest.mark.parametrize(

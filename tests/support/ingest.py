@@ -44,7 +44,7 @@ class BlockedInsert:
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def __call__(self, store: TraceStore, rows: list[tuple[Any, ...]]) -> None:
+    def __call__(self, store: TraceStore, table: Any, token: str) -> None:
         self.entered.set()
         assert self.release.wait(60), "test never released the blocked insert"
-        store.insert_spans(rows=rows)
+        store.insert_arrow(table, deduplication_token=token)

@@ -22,7 +22,8 @@ FROM (
         if(root_route != '', root_route, root_name) AS entry,
         root_duration,
         root_failed,
-        arraySort(arrayDistinct(arrayMap(e -> concat(e.1, ' -> ', e.2), edges))) AS edge_key
+        arraySort(arrayDistinct(arrayMap(e -> concat(e.1, ' -> ', e.2),
+                                          arrayFilter(e -> e.8 = 0, edges)))) AS edge_key
     FROM ({{trace_edges}})
     WHERE root_service != ''
 )

@@ -1,6 +1,6 @@
 -- One slice of the edge rollup: trace_edges.sql over the traces that START in the slice
 -- (spans read with a margin either side), grouped per minute of trace start, chain set and
--- edge, inserted into chainmap_edge_minute under the classification's fingerprint.
+-- edge (the chains the edge counts for), inserted into chainmap_edge_minute under the classification's fingerprint.
 -- Bound: {catalog:UInt64} plus trace_edges' parameters (see analysis.rollup).
 INSERT INTO {{db}}.chainmap_edge_minute
     (Catalog, Minute, Source, Target, ConnectionType, TargetType, ChainIds,
@@ -12,7 +12,7 @@ SELECT
     edge.2 AS target,
     edge.3 AS connection_type,
     edge.6 AS target_type,
-    arraySort(trace_chains) AS chains,
+    arraySort(edge.7) AS chains,
     count(),
     countIf(edge.4),
     quantilesTDigestState(0.5, 0.95, 0.99)(edge.5),

@@ -1,4 +1,5 @@
--- Service-graph edges per chain: the edge rollup for the part of the window it covers, plus
+-- Service-graph edges per chain (an edge counts for the chains of its tuple or row, see
+-- trace_edges.sql; 'caller:' edges only for their chains, never for all traffic): the edge rollup for the part of the window it covers, plus
 -- trace_edges.sql, paired live, for the rest (the minutes after the rollup's watermark and the
 -- part-minute at the window's start). The rollup part reads chainmap_edge_hour for the whole
 -- hours and chainmap_edge_minute for the part-hours at either edge (two minute ranges), as one
@@ -65,7 +66,9 @@ FROM (
         )
         GROUP BY chains, source, target, connection_type, target_type
     )
-    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c), arrayPushFront(chains, '')) AS chain
+    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
+                           if(startsWith(source, 'caller:'), chains, arrayPushFront(chains, '')))
+               AS chain
     UNION ALL
     SELECT
         chain,
@@ -82,7 +85,8 @@ FROM (
 {{trace_edges}}
     )
     ARRAY JOIN edges AS edge
-    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c), arrayPushFront(trace_chains, '')) AS chain
+    ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
+                           if(edge.8 = 1, edge.7, arrayPushFront(edge.7, ''))) AS chain
     GROUP BY chain, source, target, connection_type, target_type
 )
 GROUP BY chain, source, target, connection_type, target_type

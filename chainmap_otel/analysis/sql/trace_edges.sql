@@ -10,7 +10,16 @@
 -- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
 -- around their time slices and keep the traces that START in them (analysis.rollup).
 -- Bound: the window's parameters and the membership classifier's parameters;
--- {{db}} and {{classify}} are filled in by analysis.sql.load_sql.
+-- {{db}}, {{classify}} and the node naming {{db_node}}/{{virtual_node}}
+-- (analysis.naming) are filled in by analysis.sql.load_sql.
+-- Chain scope: a span belongs to the chains of its subtree. A tagged span's chain.ids is its
+-- stack; an untagged span has the chains its own row matches ({{classify}}) plus those of its
+-- parent, propagated down each trace by pointer jumping (each of 8 rounds doubles the reach,
+-- so 256 levels; a tagged span stops the walk: its stack already holds its ancestors').
+-- Each edge tuple carries the chains it counts for (7th element) and whether it is the
+-- entry edge of those chains (8th): a server span whose chain its client does not carry is
+-- that chain's entry, and its client is shown as the node 'caller:<service>' for that chain
+-- only (all traffic keeps the plain edge).
 SELECT
     TraceId,
     groupArrayArray(group_edges) AS edges,
@@ -32,7 +41,8 @@ FROM (
         maxIf(Duration, role = 1) AS c_duration,
         anyIf(db_node, role = 1) AS c_db,
         anyIf(virtual_node, role = 1) AS c_virtual,
-        groupArrayIf((service, failed, Duration), role IN (2, 3)) AS servers,
+        anyIf(chains, role = 1) AS c_chains,
+        groupArrayIf((service, failed, Duration, chains), role IN (2, 3)) AS servers,
         max(role = 3) AS is_root,
         groupUniqArrayArray(chains) AS group_chains,
         min(start) AS group_start,
@@ -45,22 +55,70 @@ FROM (
         maxIf(failed, ParentSpanId = '') AS g_root_failed,
         multiIf(
             is_root,
-            arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service'), servers),
+            arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service', s.4, toUInt8(0)),
+                     servers),
             has_client AND notEmpty(servers),
-            arrayMap(s -> (c_service, s.1,
-                           if(c_kind = 'producer', 'messaging_system', ''),
-                           c_failed OR s.2, c_duration, 'service'), servers),
+            arrayFlatten(arrayMap(s -> arrayConcat(
+                [(c_service, s.1, if(c_kind = 'producer', 'messaging_system', ''),
+                  c_failed OR s.2, c_duration, 'service', c_chains, toUInt8(0))],
+                if(arrayExists(x -> NOT has(c_chains, x), s.4),
+                   [(concat('caller:', c_service), s.1,
+                     if(c_kind = 'producer', 'messaging_system', ''),
+                     c_failed OR s.2, c_duration, 'service',
+                     arrayFilter(x -> NOT has(c_chains, x), s.4), toUInt8(1))],
+                   CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8))'))),
+                servers)),
             has_client AND c_db != '',
-            [(c_service, c_db, 'database', c_failed, c_duration, 'database')],
+            [(c_service, c_db, 'database', c_failed, c_duration, 'database', c_chains, toUInt8(0))],
             has_client AND c_kind = 'producer',
-            [(c_service, c_virtual, 'messaging_system', c_failed, c_duration, 'messaging')],
+            [(c_service, c_virtual, 'messaging_system', c_failed, c_duration, 'messaging',
+              c_chains, toUInt8(0))],
             has_client,
-            [(c_service, c_virtual, 'virtual_node', c_failed, c_duration, 'virtual')],
-            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String))')
+            [(c_service, c_virtual, 'virtual_node', c_failed, c_duration, 'virtual', c_chains,
+              toUInt8(0))],
+            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8))')
         ) AS group_edges
     FROM (
+        -- Back to one row per span, with the chains of its subtree.
         SELECT
             TraceId,
+            span.1 AS service,
+            span.2 AS name,
+            span.3 AS kind,
+            span.4 AS failed,
+            span.5 AS Duration,
+            span.6 AS start,
+            span.7 AS ParentSpanId,
+            span.8 AS root_route,
+            span.9 AS role,
+            span.10 AS pair_key,
+            span.11 AS db_node,
+            span.12 AS virtual_node,
+            span_chains AS chains
+        FROM (
+            SELECT
+                TraceId,
+                groupArray((service, name, kind, failed, Duration, start, ParentSpanId,
+                            root_route, role, pair_key, db_node, virtual_node)) AS spans,
+                groupArray(SpanId) AS ids,
+                groupArray(own_chains) AS own,
+                groupArray(tagged) AS tagged_spans,
+                if(has(tagged_spans, 0) AND arrayExists(c -> notEmpty(c), own),
+                   arrayFold((acc, round) -> (
+                       arrayMap(i -> if(acc.2[i] > 0,
+                                        arrayDistinct(arrayConcat(acc.1[i], acc.1[acc.2[i]])),
+                                        acc.1[i]), arrayEnumerate(ids)),
+                       arrayMap(i -> if(acc.2[i] > 0, acc.2[acc.2[i]], toUInt32(0)),
+                                arrayEnumerate(ids))),
+                       range(8),
+                       (own, arrayMap(i -> if(tagged_spans[i] = 1, toUInt32(0),
+                                              toUInt32(indexOf(ids, spans[i].7))),
+                                      arrayEnumerate(ids)))).1,
+                   own) AS chain_sets
+            FROM (
+        SELECT
+            TraceId,
+            SpanId,
             toString(ServiceName) AS service,
             toString(SpanName) AS name,
             lower(replaceOne(toString(SpanKind), 'SPAN_KIND_', '')) AS kind,
@@ -81,28 +139,12 @@ FROM (
                 kind = 'server', 3,
                 0) AS role,
             multiIf(role = 1, SpanId, role = 2, ParentSpanId, concat('~', SpanId)) AS pair_key,
-            if(role = 1 AND (SpanAttributes['db.system'] != ''
-                             OR SpanAttributes['db.system.name'] != ''
-                             OR SpanAttributes['db.namespace'] != ''
-                             OR SpanAttributes['db.name'] != ''),
-               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
-                       SpanAttributes['db.system'] != '', SpanAttributes['db.system'],
-                       SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'],
-                       SpanAttributes['db.namespace'] != '', SpanAttributes['db.namespace'],
-                       SpanAttributes['db.name']),
-               '') AS db_node,
-            if(role = 1,
-               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
-                       SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
-                       SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
-                       kind = 'producer' AND SpanAttributes['messaging.system'] != '',
-                       SpanAttributes['messaging.system'],
-                       SpanAttributes['db.name'] != '', SpanAttributes['db.name'],
-                       'unknown'),
-               '') AS virtual_node,
-            if(SpanAttributes['chain.ids'] != '',
+            {{db_node}} AS db_node,
+            {{virtual_node}} AS virtual_node,
+            toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
+            if(tagged,
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
-               {{classify}}) AS chains
+               {{classify}}) AS own_chains
         FROM (
             -- Filtered in a subquery of its own: the expressions above are then computed
             -- for the window's spans only, not for every row of the granules read.
@@ -110,6 +152,10 @@ FROM (
             WHERE ({{span_window}})
               AND TraceId != ''
         )
+            )
+            GROUP BY TraceId
+        )
+        ARRAY JOIN spans AS span, chain_sets AS span_chains
     )
     GROUP BY TraceId, pair_key
 )

@@ -1,0 +1,143 @@
+"""Spans tagged with chain ids but no chain.entry count in health: the span where a chain
+first appears in a trace is its entry (root spans through a materialized view, the others
+through the inferred-entry rollup and its live tail), and nothing counts twice."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from chainmap_otel.analysis import entries
+from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.timewindow import parse_window
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import insert_spans, load_fixture
+
+
+def ids_only(prefix: str, failed_at: str = "") -> list[dict[str, Any]]:
+    """The nested B1 > A2 > B3 trace, renamed, with chain.entry/chain.entry_ids removed."""
+    spans = copy.deepcopy(load_fixture("nested_chains")["spans"])
+    for span in spans:
+        span["trace"] = prefix + span["trace"]
+        span["attributes"].pop("chain.entry", None)
+        span["attributes"].pop("chain.entry_ids", None)
+        if span["span"] == failed_at:
+            span["status"] = "Error"
+    return spans
+
+
+def renamed(prefix: str) -> list[dict[str, Any]]:
+    spans = copy.deepcopy(load_fixture("nested_chains")["spans"])
+    for span in spans:
+        span["trace"] = prefix + span["trace"]
+    return spans
+
+
+def counts(store: TraceStore, catalog: ChainCatalog) -> dict[str, tuple[int, int]]:
+    return {
+        h["chain_id"]: (h["traces"], h["errors"])
+        for h in health(store, catalog, parse_window("1h"), ["B1", "A2", "B3"])
+    }
+
+
+def test_ids_only_traces_count_at_the_span_where_each_chain_appears(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    assert not any("chain.entry" in s["attributes"] for s in ids_only("x"))
+    insert_spans(store, ids_only("i1", failed_at="te"), now_ns)
+    insert_spans(store, ids_only("i2"), now_ns)
+    # B1 at the gateway's root span, A2 at ai-orchestration's server, B3 at trading-engine's.
+    assert counts(store, catalog) == {"B1": (2, 0), "A2": (2, 0), "B3": (2, 1)}
+    rows = store.query(
+        f"SELECT ChainId, sum(Calls) FROM {store.database}.chainmap_chain_minute "
+        "WHERE ChainId != '' GROUP BY ChainId"
+    ).result_rows
+    assert dict(rows) == {"B1": 2}  # the root span, from the view at insert time
+
+
+def test_tagged_entries_are_not_counted_twice(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    insert_spans(store, renamed("t"), now_ns)
+    insert_spans(store, ids_only("i"), now_ns)
+    assert counts(store, catalog) == {"B1": (2, 0), "A2": (2, 0), "B3": (2, 0)}
+
+
+def test_rollup_and_live_tail_agree_and_recover(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    insert_spans(store, ids_only("r", failed_at="ao"), now_ns)
+    table = f"{store.database}.{entries.TABLE}"
+    # Before any refresh: a watermark below the spans, so health pairs them live.
+    entries.refresh_entries(store, until_ns=now_ns - 600 * 1_000_000_000)
+    live = {
+        h["chain_id"]: (h["traces"], h["errors"])
+        for h in health(store, catalog, parse_window("1h"), ["A2", "B3"])
+    }
+    watermark = entries.refresh_entries(store)
+    assert watermark > now_ns
+    rolled = store.query(f"SELECT ChainId, sum(Calls) FROM {table} GROUP BY ChainId").result_rows
+    assert dict(rolled) == {"A2": 1, "B3": 1}
+    assert (
+        counts(store, catalog)
+        == {"B1": (1, 0), **live}
+        == {
+            "B1": (1, 0),
+            "A2": (1, 1),
+            "B3": (1, 0),
+        }
+    )
+    assert entries.refresh_entries(store) == watermark  # idempotent
+    # A crash between a slice's insert and its watermark: the slice is deleted and redone.
+    since, _, _ = entries.read_state(store)
+    # The state rows are deleted before the crashed state is written: a background merge
+    # may fold rows of one rollup together (max of Watermark) at any time.
+    store.command(
+        f"ALTER TABLE {store.database}.chainmap_rollup_state DELETE "
+        "WHERE Rollup = 'entries' AND Watermark > {s:Int64} SETTINGS mutations_sync = 2",
+        {"s": since},
+    )
+    store.command(
+        f"ALTER TABLE {store.database}.chainmap_rollup_state DELETE "
+        "WHERE Rollup = 'entries' SETTINGS mutations_sync = 2"
+    )
+    store.command(
+        f"INSERT INTO {store.database}.chainmap_rollup_state "
+        "(Rollup, Catalog, Since, Watermark, Pending, Updated) "
+        "SELECT 'entries', 0, {s:Int64}, {s:Int64}, {w:Int64}, now()",
+        {"s": since, "w": watermark},
+    )
+    assert entries.read_state(store)[1:] == (since, watermark)
+    assert entries.refresh_entries(store) >= watermark
+    again = store.query(f"SELECT ChainId, sum(Calls) FROM {table} GROUP BY ChainId").result_rows
+    assert dict(again) == {"A2": 1, "B3": 1}
+
+
+@pytest.mark.parametrize("parent_tags", ["", "B1"])
+def test_a_child_whose_parent_lacks_the_chain_is_its_entry(
+    parent_tags: str, store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    parent_attributes = {"chain.ids": parent_tags} if parent_tags else {}
+    insert_spans(
+        store,
+        [
+            {"trace": "p", "span": "a", "service": "edge-proxy", "kind": "Server"}
+            | {"attributes": parent_attributes},
+            {
+                "trace": "p",
+                "span": "b",
+                "parent": "a",
+                "service": "trading-engine",
+                "kind": "Server",
+                "start_ms": 1,
+                "attributes": {"chain.ids": f"{parent_tags},B3".lstrip(",")},
+            },
+        ],
+        now_ns,
+    )
+    result = counts(store, catalog)
+    assert result["B3"] == (1, 0)
+    assert result["B1"] == ((1, 0) if parent_tags else (0, 0))
