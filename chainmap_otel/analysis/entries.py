@@ -16,7 +16,9 @@ Where the rows come from (schema version 5):
   ``now - rollup.LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, with the edge
   rollup's pending/watermark protocol under the rollup state ``entries`` (an interrupted
   slice is deleted and redone). Health reads that table below the watermark and runs the
-  same SQL live above it (:func:`live_params`), so fresh spans count at once.
+  same SQL live above it (:func:`live_params`), so fresh spans count at once. Reads never
+  write: the rollup is refreshed by ``chainmap serve``'s background loop, ``chainmap schema
+  apply`` and ``chainmap rollup refresh``; until then health pairs the whole scan live.
 
 Parents are read from :data:`REACH_SECONDS` before a slice; a parent that started earlier,
 is not stored, or is not tagged counts as carrying no chain.
@@ -29,7 +31,6 @@ import threading
 import time
 
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.store import TraceStore
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ REACH_SECONDS = 60
 #: Slices end this long before now, as the edge rollup's do (spans still arriving).
 LAG_SECONDS = 120
 SLICE_SECONDS = 3600
-#: On a ClickHouse server, health refreshes only entries nobody refreshed for this long.
-STALE_SECONDS = 600
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -127,23 +126,13 @@ def refresh_entries(store: TraceStore, until_ns: int | None = None) -> int:
         return start
 
 
-def fresh_watermark(store: TraceStore) -> int | None:
-    """The watermark health reads the rollup below (and pairs live above), refreshed first
-    when this process should (always on an embedded store; on a server when stale); None
-    when the store has no inferred-entry table (schema older than version 5)."""
+def analysis_watermark(store: TraceStore) -> int | None:
+    """The watermark health reads the rollup below (and pairs live above); never refreshed
+    here (reads never write). None when the store has no inferred-entry table (schema older
+    than version 5)."""
     if not store.table_exists(TABLE):
         return None
-    _, watermark, _ = read_state(store)
-    due = _floor_minute(time.time_ns() - LAG_SECONDS * _NS)
-    if watermark >= due:
-        return watermark
-    if not store.embedded and due - watermark < STALE_SECONDS * _NS:
-        return watermark
-    try:
-        return refresh_entries(store)
-    except StoreError as exc:
-        logger.warning("inferred entries not rolled up, counting them live: %s", exc)
-        return watermark
+    return read_state(store)[1]
 
 
 def _write_state(store: TraceStore, since: int, watermark: int, pending: int) -> None:

@@ -324,7 +324,7 @@ def health(
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
-    watermark = entries.fresh_watermark(store)
+    watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(max(watermark, scan_start * _NS), end_s * _NS)
     results: dict[str, dict[str, Any]] = {}
@@ -395,7 +395,7 @@ def chain_series(
     start = end - count * step
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
     bound = {**params, "chains": chains, "scan_start": start, "end": end, "step": step}
-    watermark = entries.fresh_watermark(store)
+    watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
     out: dict[str, dict[str, Any]] = {

@@ -470,10 +470,11 @@ def apply_schema_with_rollup(
     progress: ProgressCallback | None = None,
     until_ns: int | None = None,
 ) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` from the stored spans
-    (up to ``until_ns``, default ``now - LAG``)."""
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` (up to ``until_ns``,
+    default ``now - LAG``) and the inferred-entry rollup from the stored spans."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
     refresh_edges(store, catalog, until_ns, progress=progress)
+    entries.refresh_entries(store, until_ns)
     return report
 
 

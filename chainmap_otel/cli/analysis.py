@@ -595,7 +595,9 @@ app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
 
 @rollup_app.command("refresh")
 def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
-    """Roll up the edges of closed minutes now (backfills on first use); reads never do this."""
+    """Roll up the edges and inferred chain entries of closed minutes now (backfills on first
+    use); reads never do this."""
+    from chainmap_otel.analysis import entries
     from chainmap_otel.analysis.rollup import refresh_edges
     from chainmap_otel.cli.app import friendly_errors
     from chainmap_otel.storage.store import open_store
@@ -610,6 +612,8 @@ def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
             report = refresh_edges(
                 trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
             )
+            if trace_store.table_exists(entries.TABLE):
+                entries.refresh_entries(trace_store)
     console.print(
         f"edge rollup: {report.slices} slices rolled up in {report.seconds:.1f} s",
         highlight=False,

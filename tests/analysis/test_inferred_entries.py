@@ -141,3 +141,16 @@ def test_a_child_whose_parent_lacks_the_chain_is_its_entry(
     result = counts(store, catalog)
     assert result["B3"] == (1, 0)
     assert result["B1"] == ((1, 0) if parent_tags else (0, 0))
+
+
+def test_reads_never_write_and_schema_apply_rolls_up(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    from chainmap_otel.analysis.rollup import apply_schema_with_rollup
+
+    insert_spans(store, ids_only("w"), now_ns)
+    assert counts(store, catalog)["B3"] == (1, 0)  # paired live
+    assert entries.read_state(store) == (0, 0, 0)  # health wrote nothing
+    apply_schema_with_rollup(store, catalog, progress=lambda line: None)
+    assert (entries.analysis_watermark(store) or 0) > now_ns
+    assert counts(store, catalog)["B3"] == (1, 0)  # rolled up, not counted twice
