@@ -1,7 +1,8 @@
 """The trace pages of the web view and its offline API docs.
 
 ``/search`` (and ``/traces`` without an id) is the trace search: a form whose fields are
-the parameters of ``GET /api/v1/traces``, results filled in by ``static/search.js``,
+the parameters of ``GET /api/v1/traces`` (chain, service, operation, status, attribute
+``key=value``, min/max duration, window, order, limit), results filled in by ``static/search.js``,
 each linking to the trace view. ``/traces/{trace_id}`` is the trace view: the page
 checks the id and that the trace exists, ``static/trace.js`` fetches every span from
 ``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
@@ -63,6 +64,8 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
         'placeholder="span name or route"></label>'
         f'<label>status <select name="status">{_options(SEARCH_STATUSES, params.get("status", ""), {"": "any"})}'
         "</select></label>"
+        f'<label>attribute <input name="attr" value="{value("attr")}" size="18" '
+        'placeholder="key=value"></label>'
         f'<label>min ms <input name="min_duration_ms" value="{value("min_duration_ms")}" size="6" '
         'inputmode="decimal"></label>'
         f'<label>max ms <input name="max_duration_ms" value="{value("max_duration_ms")}" size="6" '
