@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from chainmap_otel.analysis.impact import impact
     from chainmap_otel.analysis.timewindow import parse_window
     from chainmap_otel.analysis.topology import topology
+    from chainmap_otel.analysis.traces import TraceQuery, search_traces
+    from chainmap_otel.collector import collector_config
     from chainmap_otel.server import create_app, run_server
     from chainmap_otel.storage.exporter import ClickHouseSpanExporter
     from chainmap_otel.storage.ingest import ingest_files
@@ -61,6 +63,9 @@ _LAZY = {
     "drift": "chainmap_otel.analysis",
     "discover": "chainmap_otel.analysis",
     "parse_window": "chainmap_otel.analysis",
+    "collector_config": "chainmap_otel.collector",
+    "search_traces": "chainmap_otel.analysis",
+    "TraceQuery": "chainmap_otel.analysis",
     "create_app": "chainmap_otel.server",
     "run_server": "chainmap_otel.server",
 }
@@ -78,9 +83,11 @@ __all__ = [
     "RegistryError",
     "StoreError",
     "StoreLockedError",
+    "TraceQuery",
     "TraceStore",
     "apply_schema",
     "chain_critical_path",
+    "collector_config",
     "configure",
     "create_app",
     "critical_path",
@@ -94,6 +101,7 @@ __all__ = [
     "parse_catalog",
     "parse_window",
     "run_server",
+    "search_traces",
     "show_schema",
     "topology",
     "track",

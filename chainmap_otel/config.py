@@ -122,10 +122,80 @@ CHAINMAP_SERVE_WAL_FSYNC = EnvVar(
     "`fsync`: a 2xx means the spans are on disk (survives power loss); `none`: in the OS "
     "page cache (survives a crash or kill -9 of chainmap serve, not of the machine).",
 )
+CHAINMAP_QUERY_TIMEOUT_S = EnvVar(
+    "CHAINMAP_QUERY_TIMEOUT_S",
+    "60",
+    "Seconds an analysis query may run (ClickHouse max_execution_time) before it is stopped: "
+    "the API answers 504, the CLI exits 1 (0: no limit).",
+)
+CHAINMAP_INGEST_TOKEN = EnvVar(
+    "CHAINMAP_INGEST_TOKEN",
+    "",
+    "Bearer token OTLP senders must present to `chainmap serve` (HTTP `Authorization: Bearer "
+    "<token>`, gRPC `authorization` metadata); others get 401 / UNAUTHENTICATED. Unset: open.",
+)
+CHAINMAP_ALLOWED_HOSTS = EnvVar(
+    "CHAINMAP_ALLOWED_HOSTS",
+    "",
+    "Comma-separated Host header names `chainmap serve` answers (* for any). Unset: the bind "
+    "address's names (127.0.0.1, localhost, ::1 on loopback; any name on 0.0.0.0).",
+)
+CHAINMAP_TLS_CERT_FILE = EnvVar(
+    "CHAINMAP_TLS_CERT_FILE",
+    "",
+    "PEM certificate chain `chainmap serve` serves TLS with on both listeners (with "
+    "CHAINMAP_TLS_KEY_FILE). Unset: plain text.",
+)
+CHAINMAP_TLS_KEY_FILE = EnvVar(
+    "CHAINMAP_TLS_KEY_FILE", "", "PEM private key of CHAINMAP_TLS_CERT_FILE."
+)
+CHAINMAP_SERVE_HEADER_TIMEOUT_S = EnvVar(
+    "CHAINMAP_SERVE_HEADER_TIMEOUT_S",
+    "10",
+    "Seconds a client of `chainmap serve` has to send a request's headers after connecting or "
+    "starting it; slower (or silent, half-open) connections are closed.",
+)
+CHAINMAP_SERVE_BODY_TIMEOUT_S = EnvVar(
+    "CHAINMAP_SERVE_BODY_TIMEOUT_S",
+    "60",
+    "Seconds a client of `chainmap serve` has to send a request body once its headers arrived.",
+)
+CHAINMAP_SERVE_IDLE_TIMEOUT_S = EnvVar(
+    "CHAINMAP_SERVE_IDLE_TIMEOUT_S",
+    "15",
+    "Seconds an idle keep-alive connection of `chainmap serve` stays open (HTTP; gRPC closes "
+    "connections idle for 20 times as long).",
+)
+CHAINMAP_SERVE_ANALYSIS_THREADS = EnvVar(
+    "CHAINMAP_SERVE_ANALYSIS_THREADS",
+    "4",
+    "Analysis requests (API, web view) `chainmap serve` runs at once, in a pool of their own "
+    "so they never hold the workers OTLP ingest decodes in; more wait their turn.",
+)
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
     "true",
     "Instrumented HTTP servers add X-Trace-ID and X-Chain-ID response headers.",
+)
+CHAINMAP_SERVICEGRAPH_COMPAT = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_COMPAT",
+    "false",
+    "Name topology's database and virtual nodes with the servicegraph connector's defaults "
+    "(virtual_node_peer_attributes peer.service,db.name,db.system; database_name_attributes "
+    "db.name) instead of chainmap's richer naming.",
+)
+CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes naming a client span's virtual node, first non-empty wins "
+    "(the connector's virtual_node_peer_attributes). Unset: the naming's default.",
+)
+CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES = EnvVar(
+    "CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES",
+    "",
+    "Comma-separated span attributes that make a client span an edge to the database node "
+    "named by their value (the connector's database_name_attributes). Unset: the naming's "
+    "default.",
 )
 
 ALL_ENV_VARS: tuple[EnvVar, ...] = (
@@ -149,6 +219,18 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_WAL_DIR,
     CHAINMAP_SERVE_WAL_FSYNC,
     CHAINMAP_RESPONSE_HEADERS,
+    CHAINMAP_SERVICEGRAPH_COMPAT,
+    CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES,
+    CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES,
+    CHAINMAP_QUERY_TIMEOUT_S,
+    CHAINMAP_INGEST_TOKEN,
+    CHAINMAP_ALLOWED_HOSTS,
+    CHAINMAP_TLS_CERT_FILE,
+    CHAINMAP_TLS_KEY_FILE,
+    CHAINMAP_SERVE_HEADER_TIMEOUT_S,
+    CHAINMAP_SERVE_BODY_TIMEOUT_S,
+    CHAINMAP_SERVE_IDLE_TIMEOUT_S,
+    CHAINMAP_SERVE_ANALYSIS_THREADS,
 )
 
 
@@ -163,6 +245,15 @@ def env_int(var: EnvVar) -> int:
     except ValueError:
         logger.warning("%s=%r is not an integer; using the default %s", var.name, raw, var.default)
         return int(var.default)
+
+
+def env_float(var: EnvVar) -> float:
+    raw = os.environ.get(var.name, var.default).strip()
+    try:
+        return float(raw)
+    except ValueError:
+        logger.warning("%s=%r is not a number; using the default %s", var.name, raw, var.default)
+        return float(var.default)
 
 
 def env_bool(var: EnvVar) -> bool:

@@ -5,7 +5,8 @@
     ChainmapError
      ├── ChainDefinitionError   a chains YAML file is malformed (file, line, field, fix)
      ├── StoreError             the trace store cannot be reached or used (URL, table)
-     │    └── StoreLockedError  the embedded store is held by another process
+     │    ├── StoreLockedError  the embedded store is held by another process
+     │    └── QueryTimeoutError an analysis query ran longer than CHAINMAP_QUERY_TIMEOUT_S
      ├── RegistryError          the PostgreSQL registry cannot be reached or used
      ├── IngestError            an OTLP payload cannot be decoded
      └── QueryError             bad analysis input: unknown chain/trace id, bad time, empty store
@@ -36,6 +37,10 @@ class StoreError(ChainmapError):
 
 class StoreLockedError(StoreError):
     """The embedded chDB store is already opened by another process."""
+
+
+class QueryTimeoutError(StoreError):
+    """An analysis query was stopped by ClickHouse's ``max_execution_time``."""
 
 
 class RegistryError(ChainmapError):

@@ -1,4 +1,5 @@
-"""Analysis of stored traces: topology, critical path, health, impact, drift, discovery.
+"""Analysis of stored traces: topology, critical path, health, impact, drift, discovery,
+trace search.
 
 Computation runs as SQL inside ClickHouse (files under ``sql/``); results become
 networkx graphs and plain JSON-ready dicts. Field names of every JSON result are
@@ -20,12 +21,15 @@ from chainmap_otel.analysis.membership import classify_expression, trace_chains
 from chainmap_otel.analysis.render import to_dot, to_grafana, to_mermaid, to_text
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import Topology, topologies, topology
+from chainmap_otel.analysis.traces import TraceQuery, TraceSearch, search_traces
 
 __all__ = [
     "ChainCriticalPath",
     "Discovery",
     "TimeWindow",
     "Topology",
+    "TraceQuery",
+    "TraceSearch",
     "chain_critical_path",
     "classify_expression",
     "critical_path",
@@ -36,6 +40,7 @@ __all__ = [
     "impact",
     "parse_window",
     "proposals_yaml",
+    "search_traces",
     "to_dot",
     "to_grafana",
     "to_mermaid",

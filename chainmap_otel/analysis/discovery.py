@@ -11,7 +11,10 @@ headroom) and error ratio (twice the observed, at least 0.1 %), and its share of
 
 Long windows are processed in time slices (``slice_seconds``, default one hour) so a
 ``progress(done, total)`` callback can report; slices merge exactly (counts and latency
-histograms). A trace cut by a slice boundary is seen as two partial traces.
+histograms). A trace cut by a slice boundary is seen as two partial traces. The work is
+bounded whatever the window: slices cover only the stretch that holds spans (one query
+finds it), and there are at most ``MAX_SLICES`` of them (wider slices for long stretches),
+so ``since=3650d`` costs a few queries, not one per hour.
 
 JSON (:meth:`Discovery.to_json`): ``{"window", "traces", "uncovered_traces",
 "proposals": [{"id", "name", "service", "kind", "entry", "traces", "share_of_traffic",
@@ -28,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis.rollup import pairing_sql
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -37,6 +40,8 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 #: Called after each time slice with (slices done, slices in total).
 ProgressCallback = Callable[[int, int], None]
 DEFAULT_SLICE_SECONDS = 3600
+#: Most slice queries one discovery runs, however long its window.
+MAX_SLICES = 24
 _CATEGORY_BY_KIND = {"server": "api", "consumer": "data_flow"}
 
 
@@ -146,6 +151,15 @@ def _proposal(entry: _Entry, chain_id: str, total: int, uncovered: int) -> dict[
     }
 
 
+def _extent(store: TraceStore, window: TimeWindow) -> tuple[int, int]:
+    """``[first span start, last span start + 1ns)`` inside ``window``; empty when no spans."""
+    sql = load_sql("discover_extent", store.database)
+    count, first, last = store.query(sql, window.params()).result_rows[0]
+    if not count:
+        return window.start_ns, window.start_ns
+    return int(first), min(window.end_ns, int(last) + 1)
+
+
 def discover(
     store: TraceStore,
     catalog: ChainCatalog,
@@ -157,19 +171,17 @@ def discover(
     """Cluster uncovered traces of ``window`` and propose chains (see the module docstring)."""
     if slice_seconds <= 0:
         raise ValueError("slice_seconds must be positive")
-    classify, params = classify_expression(catalog)
-    sql = load_sql(
-        "discover",
-        store.database,
-        trace_edges=load_sql("trace_edges", store.database, classify=classify),
-    )
-    step = slice_seconds * 1_000_000_000
-    slices = max(1, math.ceil((window.end_ns - window.start_ns) / step))
+    inner, params = pairing_sql(store, catalog)
+    sql = load_sql("discover", store.database, trace_edges=inner)
+    first_ns, end_ns = _extent(store, window)
+    span = end_ns - first_ns
+    slices = min(MAX_SLICES, max(1, math.ceil(span / (slice_seconds * 1_000_000_000))))
+    step = max(1, math.ceil(span / slices))
     entries: dict[tuple[str, str, str], _Entry] = {}
     total = uncovered = 0
-    for index in range(slices):
-        start = window.start_ns + index * step
-        bound = {**params, "start_ns": start, "end_ns": min(window.end_ns, start + step)}
+    for index in range(slices if span > 0 else 0):
+        start = first_ns + index * step
+        bound = {**params, "start_ns": start, "end_ns": min(end_ns, start + step)}
         for service, kind, name, edge_key, is_uncovered, traces, errors, (
             keys,
             values,

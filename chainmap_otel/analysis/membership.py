@@ -29,7 +29,6 @@ untagged root rows with :func:`classify_expression` over the aggregate's columns
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
+from chainmap_otel.tagging.patterns import glob_to_regex
 
 #: ``SpanKind`` of either Collector generation, lower-cased: 'server', 'client', ...
 KIND_SQL = "lower(replaceOne(toString(SpanKind), 'SPAN_KIND_', ''))"
@@ -109,33 +109,6 @@ class SqlParams:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def glob_to_regex(glob: str) -> str:
-    """An fnmatch glob as an anchored RE2 regex (for globs using ``[...]``)."""
-    out: list[str] = ["^"]
-    i = 0
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = glob.find("]", i + 2 if glob[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if end < 0:
-                out.append("\\[")
-            else:
-                body = glob[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    out.append("$")
-    return "".join(out)
 
 
 def pattern_sql(expr: str, pattern: Pattern, params: SqlParams) -> str:

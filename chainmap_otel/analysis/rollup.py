@@ -34,9 +34,12 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   the two) deletes that slice's minutes (slices are whole minutes, so those rows belong to it
   alone) and redoes it: a re-run never double counts. Within a process one lock serialises
   refreshes of a store; across processes run one refresher per store (``chainmap serve``;
-  an embedded store has a single process by construction). Analysis refreshes lazily
-  (:func:`fresh_state`): always on an embedded store (a no-op when nothing is new), on a
-  server only when nobody has for :data:`STALE_SECONDS`.
+  an embedded store has a single process by construction).
+* **Reads never write.** Analysis only reads the rollup (:func:`analysis_state`) and pairs
+  live whatever lies past its watermark, so a topology request never waits behind a
+  backfill or needs write access. Refreshes run in ``chainmap serve``'s background loop
+  (:class:`EdgeRollupRefresher`, every 30 s), in ``chainmap schema apply`` and in
+  ``chainmap rollup refresh``.
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
@@ -61,7 +64,8 @@ from typing import Any
 
 from chainmap_otel import config
 from chainmap_otel.analysis import entries
-from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis.membership import SqlParams, classify_expression
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.schema import SchemaReport, apply_schema
@@ -91,8 +95,6 @@ HOUR_SLICE_SECONDS = 86400
 PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
-#: On a ClickHouse server, analysis refreshes only a rollup nobody refreshed for this long.
-STALE_SECONDS = 600
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -234,26 +236,46 @@ def ceil_hour(ns: int) -> int:
     return -floor_hour(-ns)
 
 
-def catalog_fingerprint(catalog: ChainCatalog) -> int:
-    """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules)."""
+def catalog_fingerprint(catalog: ChainCatalog, naming: ServiceGraphNaming | None = None) -> int:
+    """UInt64 identifying how ``catalog`` classifies untagged spans (its compiled rules) and
+    how nodes are named (``naming``, default from the environment)."""
     classify, params = classify_expression(catalog)
+    naming = naming or ServiceGraphNaming.from_config()
     text = json.dumps(
-        [PAIRING_VERSION, classify, sorted(params.items())], default=str, sort_keys=True
+        [PAIRING_VERSION, classify, sorted(params.items()), naming.key()],
+        default=str,
+        sort_keys=True,
     )
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def trace_edges_sql(store: TraceStore, catalog: ChainCatalog) -> tuple[str, dict[str, Any]]:
+def trace_edges_sql(
+    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+) -> tuple[str, dict[str, Any]]:
     """``trace_edges.sql`` for two ranges of trace starts (see :func:`range_params`)."""
+    return pairing_sql(
+        store, catalog, naming, span_window=SPAN_WINDOW_SQL, trace_window=TRACE_WINDOW_SQL
+    )
+
+
+def pairing_sql(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    naming: ServiceGraphNaming | None = None,
+    **fragments: str,
+) -> tuple[str, dict[str, Any]]:
+    """``trace_edges.sql`` with the catalog's classifier and the node naming filled in
+    (``naming`` default from the environment), and its bound parameters."""
     classify, params = classify_expression(catalog)
+    names = SqlParams("sg")
     sql = load_sql(
         "trace_edges",
         store.database,
         classify=classify,
-        span_window=SPAN_WINDOW_SQL,
-        trace_window=TRACE_WINDOW_SQL,
+        **(naming or ServiceGraphNaming.from_config()).fragments(names),
+        **fragments,
     )
-    return sql, params
+    return sql, {**params, **names.values}
 
 
 def range_params(
@@ -270,9 +292,11 @@ def range_params(
     return out
 
 
-def read_state(store: TraceStore, catalog: ChainCatalog | int) -> RollupState:
-    """The rollup state of ``catalog`` (a catalog or its fingerprint)."""
-    fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog)
+def read_state(
+    store: TraceStore, catalog: ChainCatalog | int, naming: ServiceGraphNaming | None = None
+) -> RollupState:
+    """The rollup state of ``catalog`` (a catalog or its fingerprint) under ``naming``."""
+    fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog, naming)
     db = validate_identifier(store.database, "database")
     levels = {
         str(rollup): (int(since), int(watermark), int(pending))
@@ -292,6 +316,7 @@ def refresh_edges(
     slice_seconds: int = SLICE_SECONDS,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    naming: ServiceGraphNaming | None = None,
 ) -> RefreshReport:
     """Roll up the edges of the traces started before ``until_ns`` (default ``now - LAG``).
 
@@ -303,12 +328,13 @@ def refresh_edges(
     started = time.perf_counter()
     say = progress or (lambda line: logger.debug("%s", line))
     until = floor_minute(until_ns if until_ns is not None else time.time_ns() - LAG_SECONDS * _NS)
+    naming = naming or ServiceGraphNaming.from_config()
     with _lock(store):
-        state = read_state(store, catalog)
+        state = read_state(store, catalog, naming)
         report = RefreshReport(state)
         if state.current(until):
             return report
-        sql, classify_params = trace_edges_sql(store, catalog)
+        sql, classify_params = trace_edges_sql(store, catalog, naming)
         insert = load_sql("edge_rollup", store.database, trace_edges=sql)
 
         def run_slice(since: int, start: int, end: int) -> None:
@@ -406,34 +432,21 @@ def _refresh_hours(
     return RollupState(state.catalog, state.since_ns, state.watermark_ns, state.pending_ns, hours)
 
 
-def fresh_state(store: TraceStore, catalog: ChainCatalog) -> RollupState | None:
-    """The rollup state for analysis, refreshed first when this process should do it.
+def analysis_state(
+    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+) -> RollupState | None:
+    """The rollup state analysis reads (never refreshed here); None without a rollup table.
 
-    None when the store has no edge rollup (schema older than version 3). On an embedded
-    store (held by this process) the rollup is refreshed up to ``now - LAG`` (and its
-    hour level up to the last whole hour of that); on a server
-    only when its watermark is older than :data:`STALE_SECONDS` past due (nobody runs
-    ``chainmap serve`` on it), and a refused refresh (read-only user) is logged and the
-    window is paired live.
+    None when the store has no edge rollup (schema older than version 3). Whatever the
+    state does not cover yet is paired live by topology.
     """
+    naming = naming or ServiceGraphNaming.from_config()
     try:
-        state = read_state(store, catalog)
+        return read_state(store, catalog, naming)
     except StoreError:
         if store.table_exists(STATE_TABLE):
             raise
         return None
-    due = floor_minute(time.time_ns() - LAG_SECONDS * _NS)
-    if store.embedded:
-        if state.current(due):
-            return state
-        return refresh_edges(store, catalog).state
-    if state.covers and due - state.watermark_ns < STALE_SECONDS * _NS:
-        return state
-    try:
-        return refresh_edges(store, catalog).state
-    except StoreError as exc:
-        logger.warning("edge rollup not refreshed, pairing the window live: %s", exc)
-        return state
 
 
 def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:

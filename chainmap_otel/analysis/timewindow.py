@@ -1,10 +1,17 @@
 """Analysis time windows: ``--since``/``--until`` as ISO-8601 instants or relative ages.
 
-Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now; an
-ISO-8601 value without a zone is UTC. The default window is the last hour. Every
+Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now (a relative
+``--since`` with an ISO-8601 ``--until`` counts back from that instant); an ISO-8601 value
+without a zone is UTC. A window that does not start before it ends is an error. The default window is the last hour. Every
 window is closed-open ``[start, end)`` and held in UTC nanoseconds, which is what
 the SQL binds (``fromUnixTimestamp64Nano``), so a window means the same on a
 ClickHouse server in any time zone.
+
+Every input is bounded, so no request can overflow a date or ask for unbounded work:
+instants lie in ``DateTime64(9)``'s range (1970-01-01 .. 2262-04-11), relative ages and
+window lengths are at most ``MAX_WINDOW_DAYS``, and count limits (``--sample-cap``,
+``--min-traces``) are checked by :func:`check_limit` against the ranges below. A value
+out of range is a :class:`QueryError` naming the option and the allowed range.
 """
 
 from __future__ import annotations
@@ -16,9 +23,27 @@ from datetime import UTC, datetime, timedelta
 from chainmap_otel.errors import QueryError
 
 DEFAULT_SINCE = "1h"
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
+#: Longest window and oldest relative age, in days (ten years and a bit).
+MAX_WINDOW_DAYS = 3660
+#: Traces sampled per critical-path aggregate (``sample_cap``).
+SAMPLE_CAP_RANGE = (1, 100_000)
+#: Least traces for a discovery proposal (``min_traces``).
+MIN_TRACES_RANGE = (1, 1_000_000_000)
+_RELATIVE = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NS = 1_000_000_000
+_MAX_WINDOW_S = MAX_WINDOW_DAYS * 86400
+#: The instants a ``DateTime64(9)`` column holds (UTC).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+
+
+def check_limit(option: str, value: int, allowed: tuple[int, int]) -> int:
+    """``value`` if it lies in ``allowed`` (inclusive); else a QueryError naming ``option``."""
+    low, high = allowed
+    if not low <= value <= high:
+        raise QueryError(f"{option}={value} is out of range: use {low} to {high}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -81,17 +106,28 @@ def parse_instant(text: str, option: str, now: datetime) -> datetime:
     value = text.strip()
     if value.lower() == "now":
         return now
+    shown = value if len(value) <= 40 else value[:37] + "..."
     seconds = relative_seconds(value)
     if seconds is not None:
+        if seconds > _MAX_WINDOW_S:
+            raise QueryError(
+                f"{option} {shown!r} reaches too far back: use at most {MAX_WINDOW_DAYS}d"
+            )
         return now - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise QueryError(
-            f"{option} {text!r} is not a time: use a relative age like 30s, 15m, 2h, 7d "
+            f"{option} {shown!r} is not a time: use a relative age like 30s, 15m, 2h, 7d "
             "or an ISO-8601 instant like 2025-01-31T12:00:00Z"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not _EARLIEST <= moment <= _LATEST:
+        raise QueryError(
+            f"{option} {shown!r} is outside the stored time range: use an instant "
+            "between 1970-01-01 and 2262-04-11"
+        )
+    return moment
 
 
 def parse_window(
@@ -103,13 +139,31 @@ def parse_window(
         current = current.replace(tzinfo=UTC)
     end = parse_instant(until, "--until", current) if until else current
     start = parse_instant(since or DEFAULT_SINCE, "--since", current)
-    if since and relative_seconds(since) is not None and until:
-        # "--since 15m --until T" reads as the 15 minutes before T.
+    relative_until = until is not None and relative_seconds(until) is not None
+    if since and relative_seconds(since) is not None and until and not relative_until:
+        # "--since 15m --until T" reads as the 15 minutes before the instant T; two relative
+        # ages ("--since 2h --until 1h") both count back from now.
         start = end - (current - start)
+    if start < _EARLIEST:
+        raise QueryError(
+            f"--since {since!r} with --until {until!r} starts before 1970-01-01: "
+            "use a shorter window"
+        )
     start_ns, end_ns = _to_ns(start), _to_ns(end)
+    if end_ns - start_ns > _MAX_WINDOW_S * _NS:
+        raise QueryError(
+            f"--since {since or DEFAULT_SINCE!r} .. --until {until or 'now'!r} spans more than "
+            f"{MAX_WINDOW_DAYS} days: use a shorter window"
+        )
     if start_ns >= end_ns:
+        hint = (
+            f"; --since {since} is {since} ago and --until {until} is {until} ago, so --since "
+            "needs the larger age"
+            if relative_until and since and relative_seconds(since) is not None
+            else ""
+        )
         raise QueryError(
             f"--since {since or DEFAULT_SINCE!r} is not before --until {until or 'now'!r}: "
-            "the window must start before it ends"
+            f"the window must start before it ends{hint}"
         )
     return TimeWindow(start_ns, end_ns)

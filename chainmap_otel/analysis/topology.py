@@ -14,6 +14,10 @@ the whole minutes the edge rollup covers, read from it instead, see below):
   (``messaging.system`` when nothing better names it);
 * a root SERVER span: an edge from the ``user`` node (``virtual_node``).
 
+That is chainmap's default naming of database and virtual nodes; the servicegraph
+connector's (``virtual_node_peer_attributes``, ``database_name_attributes``) is selectable,
+see :mod:`chainmap_otel.analysis.naming`.
+
 An edge call is failed when its client or its server span has status Error (both
 Collector spellings). Latency is the client span's duration (the server's for ``user``
 edges); p50/p95/p99 are t-digest estimates (exact for a handful of calls). A trace counts
@@ -29,8 +33,8 @@ per minute of trace start, and ``chainmap_edge_hour``, its rows merged per hour.
 covers, minute rows for the part-hours at its edges (:func:`split_hours`), and pairs live
 only the rest (the minutes since the watermark, the part-minute at the window's start),
 merging counts and latency states in one query.
-Before the query the rollup is brought up to date when this process may do so
-(:func:`rollup.fresh_state`), so the live part is a few minutes at most.
+The rollup is only read here (:func:`rollup.analysis_state`); ``chainmap serve`` keeps it
+current in the background, so under serve the live part is a few minutes at most.
 
 JSON contract (:meth:`Topology.to_json`)::
 
@@ -63,6 +67,7 @@ import networkx as nx
 
 from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.membership import require_chain
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -204,6 +209,7 @@ def topologies(
     window: TimeWindow,
     chain_ids: Iterable[str] | None = None,
     include_all_traffic: bool = True,
+    naming: ServiceGraphNaming | None = None,
 ) -> dict[str | None, Topology]:
     """Topologies of several chains (default: every chain of ``catalog``) in one query.
 
@@ -213,7 +219,9 @@ def topologies(
     for chain_id in wanted:
         require_chain(catalog, chain_id)
     chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
-    rows = edge_rows(store, catalog, window, chains, rollup.fresh_state(store, catalog))
+    naming = naming or ServiceGraphNaming.from_config()
+    state = rollup.analysis_state(store, catalog, naming)
+    rows = edge_rows(store, catalog, window, chains, state, naming)
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:
         per_chain[None] = []
@@ -283,6 +291,7 @@ def edge_rows(
     window: TimeWindow,
     wanted: list[str],
     state: rollup.RollupState | None,
+    naming: ServiceGraphNaming | None = None,
 ) -> list[tuple[Any, ...]]:
     """``sql/topology.sql`` rows of ``wanted`` chains: rollup hours and minutes plus the
     live rest.
@@ -293,7 +302,7 @@ def edge_rows(
     hours, minute_head, minute_tail = split_hours(minutes, state)
     # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
-    inner, params = rollup.trace_edges_sql(store, catalog)
+    inner, params = rollup.trace_edges_sql(store, catalog, naming)
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner, params = rollup.NO_LIVE_SQL, {}
     hour_table = minute_table = rollup.NO_ROLLUP_SQL
@@ -328,11 +337,16 @@ def edge_rows(
 
 
 def topology(
-    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, chain_id: str | None = None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    window: TimeWindow,
+    chain_id: str | None = None,
+    naming: ServiceGraphNaming | None = None,
 ) -> Topology:
-    """The topology of ``chain_id`` (its traces only), or of all traffic when None."""
+    """The topology of ``chain_id`` (its traces only), or of all traffic when None; nodes
+    named by ``naming`` (default from the environment, see :mod:`.naming`)."""
     if chain_id is None:
-        return topologies(store, catalog, window, chain_ids=[])[None]
-    return topologies(store, catalog, window, chain_ids=[chain_id], include_all_traffic=False)[
-        chain_id
-    ]
+        return topologies(store, catalog, window, chain_ids=[], naming=naming)[None]
+    return topologies(
+        store, catalog, window, chain_ids=[chain_id], include_all_traffic=False, naming=naming
+    )[chain_id]

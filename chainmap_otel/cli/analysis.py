@@ -1,28 +1,39 @@
-"""``chainmap topology|critical-path|health|impact|drift|discover``: read commands over stored traces.
+"""``chainmap topology|critical-path|health|impact|drift|discover|traces``: read commands.
+
+They only read; ``chainmap rollup refresh`` (also here) writes the edge rollup topology
+reads, which ``chainmap serve`` otherwise keeps current on its own.
 
 Each opens the store (``--store``, default ``CHAINMAP_CLICKHOUSE_URL`` else the embedded
 store), loads the chains (``--chains``, default ``CHAINMAP_CHAINS_FILE`` else the shipped
 ``chains.example.yaml``), reads ``--since``/``--until`` and prints a table or ``--format json``.
+With ``--server URL``, or when a running ``chainmap serve`` holds the embedded store, the
+same JSON comes from that server's API instead (:mod:`chainmap_otel.cli.remote`), and the
+server's chains file is the one analysed.
 """
 
 from __future__ import annotations
 
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from chainmap_otel.cli.app import command, console, err_console, print_json, print_table
-from chainmap_otel.errors import QueryError
+from chainmap_otel import config
+from chainmap_otel.cli.app import app, command, console, err_console, print_json, print_table
+from chainmap_otel.errors import QueryError, StoreLockedError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
 
 if TYPE_CHECKING:
     from chainmap_otel.analysis.timewindow import TimeWindow
+    from chainmap_otel.analysis.topology import Topology
+    from chainmap_otel.cli.remote import ServeClient
     from chainmap_otel.storage.store import TraceStore
 
 
@@ -58,6 +69,12 @@ SINCE = typer.Option(
     None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h."
 )
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
+SERVER = typer.Option(
+    None,
+    "--server",
+    help="Read through this chainmap serve API (default: the serve holding the embedded store).",
+)
+CHAIN_API = "/api/v1/chains"
 
 
 def load_chains(path: Path | None) -> ChainCatalog:
@@ -73,6 +90,10 @@ def opened_store(url: str | None) -> Iterator[Any]:
         store = open_store(url, create_database=False)
     except ValueError as exc:
         raise QueryError(str(exc)) from None
+    except StoreLockedError as exc:
+        raise QueryError(
+            f"{exc}; or read through its API with --server URL (chainmap serve prints it)"
+        ) from None
     try:
         problem = store.traces_location_problem()
         if problem is not None:
@@ -81,15 +102,30 @@ def opened_store(url: str | None) -> Iterator[Any]:
             raise QueryError(
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
             )
-        yield store
+        yield store.with_query_timeout(config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S))
     finally:
         store.close()
 
 
-def _window(since: str | None, until: str | None) -> Any:
+def read_window(since: str | None, until: str | None) -> Any:
     from chainmap_otel.analysis.timewindow import parse_window
 
     return parse_window(since, until)
+
+
+def serve_client(store: str | None, server: str | None, chains: Path | None) -> ServeClient | None:
+    """The serve API to read through, if any; says on stderr that ``--chains`` is not used."""
+    from chainmap_otel.cli.remote import resolve_server
+
+    client = resolve_server(store, server)
+    if client is not None and chains is not None:
+        err_console.print(
+            f"note: reading through chainmap serve at {client.url}, which analyses with its "
+            "own chains file; --chains is not used",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return client
 
 
 def _read_json(
@@ -99,16 +135,56 @@ def _read_json(
     until: str | None,
     format: ReadFormat,
     compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
+    server: str | None = None,
+    api: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """Run one analysis; print it as JSON and return None with ``--format json``."""
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store:
-        result = compute(trace_store, catalog, window)
+    """Run one analysis (or GET ``api`` = (path, params) from the serve API); print it as
+    JSON and return None with ``--format json``."""
+    client = serve_client(store, server, chains) if api is not None else None
+    if client is not None and api is not None:
+        read_window(since, until)
+        result: dict[str, Any] = client.get_json(api[0], {**api[1], "since": since, "until": until})
+    else:
+        catalog = load_chains(chains)
+        window = read_window(since, until)
+        with opened_store(store) as trace_store:
+            result = compute(trace_store, catalog, window)
     if format is ReadFormat.json:
         print_json(result)
         return None
     return result
+
+
+def _topology_from_json(data: dict[str, Any]) -> Topology:
+    """The API's topology JSON as a Topology (for the text tree the API does not render)."""
+    from chainmap_otel.analysis.timewindow import parse_window
+    from chainmap_otel.analysis.topology import Edge, Node, Topology
+
+    def ns(text: str | None) -> int:
+        return (
+            int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+            if text
+            else 0
+        )
+
+    window = parse_window(data["window"]["since"], data["window"]["until"])
+    edges = [
+        Edge(
+            e["source"],
+            e["target"],
+            e["connection_type"],
+            e["calls"],
+            e["errors"],
+            e["p50_ms"],
+            e["p95_ms"],
+            e["p99_ms"],
+            ns(e["first_seen"]),
+            ns(e["last_seen"]),
+        )
+        for e in data["edges"]
+    ]
+    nodes = [Node(n["id"], n["type"], n["calls"], n["errors"]) for n in data["nodes"]]
+    return Topology(data["chain_id"], window, edges, nodes)
 
 
 @command("topology")
@@ -119,17 +195,46 @@ def topology_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
+    servicegraph_compat: bool = typer.Option(
+        False,
+        "--servicegraph-compat",
+        help="Name database and virtual nodes as the servicegraph connector's defaults do "
+        "(default: CHAINMAP_SERVICEGRAPH_COMPAT).",
+    ),
+    server: str = SERVER,
 ) -> None:
     """Service graph (servicegraph semantics) of a chain or of all traffic."""
     from chainmap_otel.analysis import render
+    from chainmap_otel.analysis.naming import ServiceGraphNaming
     from chainmap_otel.analysis.topology import topology
 
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store:
-        topo = topology(trace_store, catalog, window, chain)
+    client = serve_client(store, server, chains)
+    if client is not None and servicegraph_compat:
+        raise QueryError(
+            f"--servicegraph-compat applies to reads of the store itself; chainmap serve at "
+            f"{client.url} names nodes by its own CHAINMAP_SERVICEGRAPH_* settings"
+        )
+    if client is not None:
+        read_window(since, until)
+        path = f"{CHAIN_API}/{chain}/topology" if chain else f"{CHAIN_API}/topology"
+        params: dict[str, Any] = {"since": since, "until": until}
+        if format in (TopologyFormat.mermaid, TopologyFormat.dot):
+            sys.stdout.write(client.get_text(path, {**params, "format": format.value}))
+            return
+        if format is TopologyFormat.grafana:
+            print_json(client.get_json(path, {**params, "format": "grafana"}))
+            return
+        data = client.get_json(path, {**params, "format": "json"})
+        topo = _topology_from_json(data)
+    else:
+        catalog = load_chains(chains)
+        window = read_window(since, until)
+        naming = ServiceGraphNaming.connector() if servicegraph_compat else None
+        with opened_store(store) as trace_store:
+            topo = topology(trace_store, catalog, window, chain, naming)
+        data = topo.to_json()
     if format is TopologyFormat.json:
-        print_json(topo.to_json())
+        print_json(data)
     elif format is TopologyFormat.grafana:
         print_json(render.to_grafana(topo))
     elif format in (TopologyFormat.mermaid, TopologyFormat.dot, TopologyFormat.text):
@@ -140,45 +245,61 @@ def topology_command(
     else:
         rows = [
             (
-                e.source,
-                e.target,
-                e.connection_type or "-",
-                e.calls,
-                e.errors,
-                e.p50_ms,
-                e.p95_ms,
-                e.p99_ms,
+                e["source"],
+                e["target"],
+                _CONNECTION_LABELS.get(e["connection_type"], e["connection_type"]),
+                e["calls"],
+                e["errors"],
+                _ms(e["p50_ms"]),
+                _ms(e["p95_ms"]),
+                _ms(e["p99_ms"]),
             )
-            for e in topo.edges
+            for e in data["edges"]
         ]
         print_table(
-            f"topology: {chain or 'all traffic'}",
-            ("source", "target", "type", "calls", "errors", "p50 ms", "p95 ms", "p99 ms"),
+            f"topology: {chain or 'all traffic'} (latency in ms)",
+            ("source", "target", "type", "calls", "errors", "p50", "p95", "p99"),
             rows,
+            wrap=("source", "target"),
         )
+
+
+#: Connection types as the topology table shows them (the JSON keeps the full names).
+_CONNECTION_LABELS = {"": "-", "virtual_node": "virtual", "messaging_system": "messaging"}
+
+
+def _ms(value: float) -> str:
+    """Milliseconds short enough for an 80-column table: 1 decimal below 100, else whole."""
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 @command("critical-path")
 def critical_path_command(
     trace_id: str = typer.Argument(None, help="A trace id (32 hex characters)."),
     chain: str = typer.Option(None, "--chain", help="Aggregate over this chain's traces instead."),
-    sample_cap: int = typer.Option(
-        2000, "--sample-cap", min=1, help="Traces sampled per aggregate."
-    ),
+    sample_cap: int = typer.Option(2000, "--sample-cap", help="Traces sampled per aggregate."),
     store: str = STORE,
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
+    server: str = SERVER,
 ) -> None:
     """Critical path of one trace, or where a chain's latency goes (--chain)."""
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
+    from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
+    check_limit("--sample-cap", sample_cap, SAMPLE_CAP_RANGE)
     if (trace_id is None) == (chain is None):
         raise QueryError("give either a TRACE_ID or --chain ID (not both)")
     if trace_id is not None:
-        with opened_store(store) as trace_store:
-            result = critical_path(trace_store, trace_id)
+        client = serve_client(store, server, None)
+        if client is not None:
+            path = f"{CHAIN_API}/traces/{urllib.parse.quote(trace_id, safe='')}/critical-path"
+            result = client.get_json(path)
+        else:
+            with opened_store(store) as trace_store:
+                result = critical_path(trace_store, trace_id)
         if format is ReadFormat.json:
             print_json(result)
             return
@@ -197,6 +318,7 @@ def critical_path_command(
             f"critical path of {result['trace_id']}",
             ("service", "operation", "at ms", "ms", "span"),
             rows,
+            wrap=("service", "operation"),
         )
         return
     aggregate = _read_json(
@@ -206,6 +328,11 @@ def critical_path_command(
         until,
         format,
         lambda s, c, w: chain_critical_path(s, c, chain, w, sample_cap).to_json(),
+        server,
+        (
+            f"{CHAIN_API}/{urllib.parse.quote(chain, safe='')}/critical-path",
+            {"sample_cap": sample_cap},
+        ),
     )
     if aggregate is None:
         return
@@ -216,8 +343,9 @@ def critical_path_command(
         ]
         print_table(
             f"{chain}: critical-path share, {title} ({aggregate[key]['traces']} traces)",
-            ("service", "operation", "share", "mean ms/trace"),
+            ("service", "operation", "share", "ms/trace"),
             rows,
+            wrap=("service", "operation"),
         )
 
 
@@ -229,12 +357,20 @@ def health_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
+    server: str = SERVER,
 ) -> None:
     """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
     from chainmap_otel.analysis.health import health_json
 
     result = _read_json(
-        store, chains, since, until, format, lambda s, c, w: health_json(s, c, w, chain)
+        store,
+        chains,
+        since,
+        until,
+        format,
+        lambda s, c, w: health_json(s, c, w, chain),
+        server,
+        (f"{CHAIN_API}/health", {"chain": chain}),
     )
     if result is None:
         return
@@ -261,6 +397,7 @@ def health_command(
         "chain health",
         ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
         rows,
+        wrap=("reason",),
     )
 
 
@@ -272,11 +409,21 @@ def impact_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
+    server: str = SERVER,
 ) -> None:
     """Chains that depend on NODE, directly or transitively, with their status."""
     from chainmap_otel.analysis.impact import impact
 
-    result = _read_json(store, chains, since, until, format, lambda s, c, w: impact(s, c, w, node))
+    result = _read_json(
+        store,
+        chains,
+        since,
+        until,
+        format,
+        lambda s, c, w: impact(s, c, w, node),
+        server,
+        (f"{CHAIN_API}/impact/{urllib.parse.quote(node, safe='')}", {}),
+    )
     if result is None:
         return
     rows = [
@@ -284,7 +431,10 @@ def impact_command(
         for c in result["chains"]
     ]
     print_table(
-        f"chains affected by {node}", ("chain", "criticality", "relation", "status", "path"), rows
+        f"chains affected by {node}",
+        ("chain", "criticality", "relation", "status", "path"),
+        rows,
+        wrap=("path",),
     )
 
 
@@ -299,13 +449,24 @@ def drift_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
+    server: str = SERVER,
 ) -> None:
     """Observed edges versus each chain's expected edges: new and missing."""
     from chainmap_otel.analysis.drift import drift
 
-    lookback = _window(history, until)
+    try:
+        lookback = read_window(history, until)
+    except QueryError as exc:
+        raise QueryError(str(exc).replace("--since", "--history")) from None
     result = _read_json(
-        store, chains, since, until, format, lambda s, c, w: drift(s, c, w, chain, lookback)
+        store,
+        chains,
+        since,
+        until,
+        format,
+        lambda s, c, w: drift(s, c, w, chain, lookback),
+        server,
+        (f"{CHAIN_API}/drift", {"chain": chain, "history": history}),
     )
     if result is None:
         return
@@ -327,12 +488,14 @@ def drift_command(
         ]
         if not c["drifted"]:
             rows.append((c["chain_id"], "ok", "as expected", "", ""))
-    print_table("topology drift", ("chain", "change", "edge", "calls", "last seen"), rows)
+    print_table(
+        "topology drift", ("chain", "change", "edge", "calls", "last seen"), rows, wrap=("edge",)
+    )
 
 
 @command("discover")
 def discover_command(
-    min_traces: int = typer.Option(10, "--min-traces", min=1, help="Least traces for a proposal."),
+    min_traces: int = typer.Option(10, "--min-traces", help="Least traces for a proposal."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the proposed chains YAML here."
     ),
@@ -341,31 +504,52 @@ def discover_command(
     since: str = SINCE,
     until: str = UNTIL,
     format: DiscoverFormat = typer.Option(DiscoverFormat.table, "--format", "-f"),
+    server: str = SERVER,
 ) -> None:
     """Propose chain definitions for recurring traces that no chain covers."""
     from rich.progress import Progress
 
     from chainmap_otel.analysis.discovery import discover, proposals_yaml
+    from chainmap_otel.analysis.timewindow import MIN_TRACES_RANGE, check_limit
 
-    catalog = load_chains(chains)
-    window = _window(since, until)
-    with opened_store(store) as trace_store, Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task("clustering uncovered traces", total=None)
-        found = discover(
-            trace_store,
-            catalog,
-            window,
-            min_traces,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+    check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
+    client = serve_client(store, server, chains)
+    if client is not None:
+        read_window(since, until)
+        params: dict[str, Any] = {"min_traces": min_traces, "since": since, "until": until}
+        data = client.get_json(f"{CHAIN_API}/discover", {**params, "format": "json"})
+        need_yaml = output is not None or format is DiscoverFormat.yaml
+        text = (
+            client.get_text(f"{CHAIN_API}/discover", {**params, "format": "yaml"})
+            if need_yaml
+            else ""
         )
-    text = proposals_yaml(found)
+    else:
+        catalog = load_chains(chains)
+        window = read_window(since, until)
+        with (
+            opened_store(store) as trace_store,
+            Progress(console=err_console, transient=True) as bar,
+        ):
+            task = bar.add_task("clustering uncovered traces", total=None)
+            found = discover(
+                trace_store,
+                catalog,
+                window,
+                min_traces,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        data = found.to_json()
+        text = proposals_yaml(found)
     if output is not None:
         output.write_text(text, encoding="utf-8")
         err_console.print(
-            f"wrote {len(found.proposals)} proposed chains to {output}", highlight=False
+            f"wrote {len(data['proposals'])} proposed chains to {output}",
+            highlight=False,
+            markup=False,
         )
     if format is DiscoverFormat.json:
-        print_json(found.to_json())
+        print_json(data)
     elif format is DiscoverFormat.yaml:
         sys.stdout.write(text)
     else:
@@ -380,12 +564,40 @@ def discover_command(
                 f"{p['error_ratio']:.2%}",
                 len(p["edges"]),
             )
-            for p in found.proposals
+            for p in data["proposals"]
         ]
         print_table(
-            f"{found.uncovered} of {found.traces} traces in no chain",
+            f"{data['uncovered_traces']} of {data['traces']} traces in no chain",
             ("id", "service", "entry", "traces", "share", "p95 ms", "errors", "edges"),
             rows,
+            wrap=("service", "entry"),
         )
-        if not found.proposals:
+        if not data["proposals"]:
             console.print(f"no entry reaches --min-traces {min_traces}", highlight=False)
+
+
+rollup_app = typer.Typer(help="The edge rollup topology reads (chainmap serve keeps it current).")
+app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
+
+
+@rollup_app.command("refresh")
+def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
+    """Roll up the edges of closed minutes now (backfills on first use); reads never do this."""
+    from chainmap_otel.analysis.rollup import refresh_edges
+    from chainmap_otel.cli.app import friendly_errors
+    from chainmap_otel.storage.store import open_store
+
+    with friendly_errors():
+        catalog = load_chains(chains)
+        try:
+            trace_store = open_store(store, create_database=False)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        with trace_store:
+            report = refresh_edges(
+                trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
+            )
+    console.print(
+        f"edge rollup: {report.slices} slices rolled up in {report.seconds:.1f} s",
+        highlight=False,
+    )

@@ -11,8 +11,11 @@ from typing import Any
 
 try:
     import typer
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - the light runtime has no CLI extras
     sys.exit("chainmap: the command line needs its extras: pip install 'chainmap-otel[cli]'")
 
@@ -39,17 +42,42 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: Sequence[str] = (),
+) -> None:
+    """A table that stays readable at 80 columns and in pipes: only the free-text columns
+    named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
+    statuses and numbers are never cut to ``…``. Cells and title are plain text, never rich
+    markup: a service named ``[/]evil`` is data; read as markup it would raise MarkupError."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    table = Table(
+        title=Text(title) if title is not None else None,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
+    for index, column in enumerate(columns):
+        if column in wrap:
+            table.add_column(column, overflow="fold", ratio=1)
+        else:
+            width = max([len(column), *(len(row[index]) for row in cells if index < len(row))])
+            table.add_column(column, no_wrap=True, min_width=width)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
 
 
+def print_error(message: str) -> None:
+    """``error: message`` on stderr; the message is shown as written, not as markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -60,7 +88,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except ChainDefinitionError as exc:
         for problem in exc.problems:
-            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            print_error(problem)
         raise typer.Exit(1) from None
     except ChainmapError as exc:
         fail(str(exc))

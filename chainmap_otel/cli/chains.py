@@ -57,7 +57,7 @@ def validate(file: Path = typer.Argument(..., help="Chain definitions YAML.")) -
     """Check a chains file; exit 1 listing every problem with file:line, field and fix."""
     with friendly_errors():
         catalog = load_catalog(file)
-    console.print(_summary(catalog), highlight=False)
+    console.print(_summary(catalog), highlight=False, markup=False)
 
 
 @chains_app.command("list")

@@ -50,3 +50,40 @@ def demo(
         ),
         console,
     )
+
+
+@command("demo-load")
+def demo_load(
+    duration: float = typer.Option(
+        0.0, "--duration", min=0.0, help="Seconds of load to drive; 0 drives it until stopped."
+    ),
+    report_every: float = typer.Option(
+        60.0, "--report-every", min=5.0, help="Seconds between progress lines."
+    ),
+) -> None:
+    """Drive the demo load against demo services already running elsewhere (docker-compose):
+    each is found at its *_URL variable (API_GATEWAY_URL, DATA_BRIDGE_URL, ...), else its
+    seed port on localhost."""
+    import asyncio
+
+    from chainmap_otel.demo.load import drive
+    from chainmap_otel.demo.platform import SERVICES, peer_url
+
+    urls = {spec.name: peer_url(spec.name) for spec in SERVICES}
+    console.print(
+        "driving load against " + ", ".join(f"{n} {u}" for n, u in urls.items()), highlight=False
+    )
+    remaining = duration
+    try:
+        while duration == 0 or remaining > 0:
+            round_s = report_every if duration == 0 else min(report_every, remaining)
+            stats = asyncio.run(drive(urls, round_s))
+            failed = sum(stats.failures.values())
+            console.print(
+                f"load: {stats.total} calls, {sum(stats.server_errors.values())} answered 5xx, "
+                f"{failed} failed to connect",
+                highlight=False,
+            )
+            remaining -= round_s
+    except KeyboardInterrupt:
+        console.print("load stopped")

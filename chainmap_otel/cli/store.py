@@ -154,5 +154,5 @@ def serve(
             chains=chains,
             on_ready=ready,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         fail(str(exc))

@@ -3,14 +3,16 @@
 Every read endpoint takes ``since``/``until`` (relative ages like ``15m``, ``7d`` or
 ISO-8601 instants; default the last hour) and returns the same JSON as the matching
 ``chainmap ... --format json`` command. Analysis runs ClickHouse queries, so the
-endpoints are plain ``def`` functions that FastAPI runs in its threadpool: OTLP ingest
-on the event loop keeps flowing while a query runs. With the embedded chDB store this
+endpoints are plain ``def`` functions run in the analysis pool
+(:class:`~chainmap_otel.server.listener.AnalysisRoute`), apart from the workers OTLP
+ingest decodes in: ingest keeps flowing while queries run. With the embedded chDB store this
 process is the only one that can open the store, so this API is how the demo, scripts
 and operators read analysis results while ``chainmap serve`` runs.
 
 Errors are ``{"detail": "..."}`` naming the parameter and the fix: 400 for a malformed
-parameter (time, trace id, format, number), 404 for an unknown chain, trace or node,
-503 when the trace store cannot be queried.
+parameter (time, trace id, format, number; windows and limits are range-checked), 404
+for an unknown chain, trace or node, 503 when the trace store cannot be queried, 504 when
+an analysis query runs longer than ``CHAINMAP_QUERY_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.timewindow import (
+    MIN_TRACES_RANGE,
+    SAMPLE_CAP_RANGE,
+    TimeWindow,
+    check_limit,
+    parse_window,
+)
 from chainmap_otel.analysis.topology import Topology
-from chainmap_otel.errors import QueryError, StoreError
+from chainmap_otel.errors import QueryError, QueryTimeoutError, StoreError
+from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (
@@ -41,6 +51,7 @@ from chainmap_otel.tagging.definitions import (
 __all__ = [
     "API_PREFIX",
     "TOPOLOGY_FORMATS",
+    "api_limit",
     "api_router",
     "chain_detail",
     "chain_list",
@@ -70,9 +81,15 @@ def resolve_catalog(chains: ChainCatalog | str | Path | None) -> ChainCatalog:
 
 @contextmanager
 def translated_errors(not_found: bool = False) -> Iterator[None]:
-    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``)."""
+    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``).
+
+    A query stopped by ``CHAINMAP_QUERY_TIMEOUT_S`` is a 504: the store is up, the
+    request asked for more work than it may do.
+    """
     try:
         yield
+    except QueryTimeoutError as exc:
+        raise HTTPException(504, str(exc)) from None
     except StoreError as exc:
         if "DB::Exception" in str(exc) and "UNKNOWN_TABLE" not in str(exc):
             # The store answered but refused the query: not an outage, so not a 503.
@@ -99,6 +116,14 @@ def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
         message = str(exc).replace("--since", "query parameter since")
         message = message.replace("--until", "query parameter until")
         raise HTTPException(400, message) from None
+
+
+def api_limit(name: str, value: int, allowed: tuple[int, int]) -> int:
+    """``check_limit`` for query parameter ``name``: a 400 naming it and the allowed range."""
+    try:
+        return check_limit(f"query parameter {name}", value, allowed)
+    except QueryError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def _require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
@@ -237,7 +262,7 @@ def _topology_response(topo: Topology, format: str) -> Response:
 
 def api_router() -> APIRouter:
     """``/api/v1/chains``; reads ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(prefix=API_PREFIX, tags=["chains"])
+    router = APIRouter(prefix=API_PREFIX, tags=["chains"], route_class=AnalysisRoute)
 
     @router.get("", summary="The catalog's chains with their current status")
     def list_chains(
@@ -301,8 +326,7 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.discovery import discover, proposals_yaml
 
         _require_choice("format", format, ("json", "yaml"))
-        if min_traces < 1:
-            raise HTTPException(400, f"query parameter min_traces={min_traces} must be at least 1")
+        api_limit("min_traces", min_traces, MIN_TRACES_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             found = discover(_store(request), _catalog(request), window, min_traces)
@@ -364,8 +388,7 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.critical_path import chain_critical_path
 
         _require_chain(_catalog(request), chain_id)
-        if sample_cap < 1:
-            raise HTTPException(400, f"query parameter sample_cap={sample_cap} must be at least 1")
+        api_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             result = chain_critical_path(
@@ -379,13 +402,52 @@ def api_router() -> APIRouter:
 _STATUS_RANK = {"no_slo": -1, "healthy": 0, "degraded": 1, "critical": 2}
 
 
+def _detailed_health(request: Request) -> JSONResponse:
+    from chainmap_otel.storage.schema import current_version, latest_version
+
+    store = _store(request)
+    catalog = _catalog(request)
+    store_info: dict[str, Any] = {
+        "url": store.url_for_display,
+        "embedded": store.embedded,
+        "database": store.database,
+        "reachable": True,
+        "schema_version": None,
+        "latest_schema_version": latest_version(),
+    }
+    try:
+        store_info["schema_version"] = current_version(store)
+    except StoreError as exc:
+        store_info.update(reachable=False, error=str(exc))
+    writer = getattr(request.app.state, "span_writer", None)
+    writer_info: dict[str, Any] | None = None
+    if writer is not None:
+        stats = writer.stats()
+        writer_info = {
+            "queued": stats.queued_spans,
+            "accepted": stats.accepted_spans,
+            "written": stats.written_spans,
+            "dropped": stats.dropped_spans,
+            "refused_requests": stats.refused_requests,
+        }
+    ok = store_info["reachable"] and store_info["schema_version"]
+    body = {
+        "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
+        "timestamp": _now(),
+        "store": store_info,
+        "span_writer": writer_info,
+        "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
+    }
+    return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+
+
 def _now() -> str:
     return datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def health_router() -> APIRouter:
     """``/health/chains`` (per-chain status) and ``/health/detailed`` (the serve process)."""
-    router = APIRouter(prefix="/health", tags=["health"])
+    router = APIRouter(prefix="/health", tags=["health"], route_class=AnalysisRoute)
 
     @router.get("/chains", summary="Status of every chain over the last hour")
     def chains_health(
@@ -423,43 +485,9 @@ def health_router() -> APIRouter:
         }
 
     @router.get("/detailed", summary="Store, schema, span writer and catalog of this process")
-    def detailed_health(request: Request) -> JSONResponse:
-        from chainmap_otel.storage.schema import current_version, latest_version
-
-        store = _store(request)
-        catalog = _catalog(request)
-        store_info: dict[str, Any] = {
-            "url": store.url_for_display,
-            "embedded": store.embedded,
-            "database": store.database,
-            "reachable": True,
-            "schema_version": None,
-            "latest_schema_version": latest_version(),
-        }
-        try:
-            store_info["schema_version"] = current_version(store)
-        except StoreError as exc:
-            store_info.update(reachable=False, error=str(exc))
-        writer = getattr(request.app.state, "span_writer", None)
-        writer_info: dict[str, Any] | None = None
-        if writer is not None:
-            stats = writer.stats()
-            writer_info = {
-                "queued": stats.queued_spans,
-                "accepted": stats.accepted_spans,
-                "written": stats.written_spans,
-                "dropped": stats.dropped_spans,
-                "refused_requests": stats.refused_requests,
-            }
-        ok = store_info["reachable"] and store_info["schema_version"]
-        body = {
-            "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
-            "timestamp": _now(),
-            "store": store_info,
-            "span_writer": writer_info,
-            "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
-        }
-        return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+    async def detailed_health(request: Request) -> JSONResponse:
+        # Not an analysis: FastAPI's own pool, so it answers while analyses queue.
+        return await run_in_threadpool(_detailed_health, request)
 
     return router
 

@@ -11,25 +11,37 @@ writes every queued span and closes the store.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
 from chainmap_otel.server.api import install_api, resolve_catalog
+from chainmap_otel.server.auth import (
+    AllowedHostsMiddleware,
+    BearerToken,
+    allowed_hosts_for,
+    require_bearer,
+    tls_files,
+    warn_if_exposed,
+)
+from chainmap_otel.server.listener import timed_protocol
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
+from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
 from chainmap_otel.storage.batching import BatchInserter, store_landed
+from chainmap_otel.storage.holder import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.storage.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -97,6 +109,9 @@ def create_app(
     queue_spans: int | None = None,
     chains: ChainCatalog | str | Path | None = None,
     budget: RequestBudget | None = None,
+    query_timeout_s: float | None = None,
+    ingest_token: BearerToken | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -105,7 +120,10 @@ def create_app(
     ``chains`` is the catalog the API analyses with (a catalog or a YAML path; default
     ``CHAINMAP_CHAINS_FILE``, else the packaged ``chains.example.yaml``).
     ``app.state.store``, ``app.state.span_writer`` and ``app.state.catalog`` are there
-    for the routers.
+    for the routers; analysis reads ``app.state.store``, whose queries stop after
+    ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``). ``ingest_token``
+    (default ``CHAINMAP_INGEST_TOKEN``) guards ``POST /v1/traces``; ``allowed_hosts``
+    (default ``CHAINMAP_ALLOWED_HOSTS``, unset: any) are the Host names answered.
     """
     catalog = resolve_catalog(chains)
     owned = writer is None
@@ -134,13 +152,29 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.store = store
+    timeout = (
+        query_timeout_s
+        if query_timeout_s is not None
+        else config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S)
+    )
+    app.state.store = store.with_query_timeout(timeout)
     app.state.span_writer = span_writer
     app.state.catalog = catalog
-    app.include_router(otlp_http_router(span_writer, limit, budget))
+    token = (
+        ingest_token
+        if ingest_token is not None
+        else BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
+    )
+    guard = [Depends(require_bearer(token))] if token.enabled else None
+    app.include_router(otlp_http_router(span_writer, limit, budget), dependencies=guard)
     install_api(app)
+    app.include_router(traces_router())
     install_trace_api(app)
     install_web(app)
+    # Without a bind address to go by, only CHAINMAP_ALLOWED_HOSTS restricts the names.
+    hosts = allowed_hosts if allowed_hosts is not None else allowed_hosts_for("0.0.0.0")
+    if hosts is not None:
+        app.add_middleware(AllowedHostsMiddleware, allowed=hosts)
     return app
 
 
@@ -171,7 +205,9 @@ def run_server(
     view analyse with (default ``CHAINMAP_CHAINS_FILE``, else the packaged example).
     Raises :class:`ChainDefinitionError` for a bad chains file (before opening the
     store), :class:`StoreLockedError` when another process holds the embedded store,
-    ``OSError`` when a port is taken.
+    ``OSError`` when a port is taken, ``ValueError`` for unusable TLS files. Security
+    settings come from the environment: ``CHAINMAP_INGEST_TOKEN``, ``CHAINMAP_TLS_*``,
+    ``CHAINMAP_ALLOWED_HOSTS``; listening beyond loopback without a token logs a warning.
     """
     import uvicorn
 
@@ -191,12 +227,17 @@ def run_server(
         apply_schema = config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
 
     catalog = resolve_catalog(chains)
+    tls = tls_files()
+    token = BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
+    warn_if_exposed(host, token, tls)
     from chainmap_otel.analysis.rollup import EdgeRollupRefresher
 
     # Every resource is entered in order and closed in reverse, whatever fails where.
     with ExitStack() as resources:
         resources.callback(_quiet_signals())
         store = resources.enter_context(open_store(store_url))
+        adverts: list[Path | None] = []
+        resources.callback(_withdraw_all, adverts)
         if apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
 
@@ -212,11 +253,25 @@ def run_server(
         receiver: OtlpGrpcReceiver | None = None
         if grpc_port:
             receiver = OtlpGrpcReceiver(
-                writer, host, grpc_port, max_message_bytes=limit, budget=budget
+                writer,
+                host,
+                grpc_port,
+                max_message_bytes=limit,
+                budget=budget,
+                token=token,
+                tls=tls,
             )
             receiver.start()
             resources.callback(receiver.stop)
-        app = create_app(store, writer=writer, max_body_bytes=limit, chains=catalog, budget=budget)
+        app = create_app(
+            store,
+            writer=writer,
+            max_body_bytes=limit,
+            chains=catalog,
+            budget=budget,
+            ingest_token=token,
+            allowed_hosts=allowed_hosts_for(host),
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -224,13 +279,18 @@ def run_server(
                 port=http_port,
                 log_level=log_level,
                 lifespan="on",
+                http=timed_protocol(),
+                timeout_keep_alive=max(1, config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S)),
+                ssl_certfile=tls.cert if tls else None,
+                ssl_keyfile=tls.key if tls else None,
                 # A long analysis request must not hold a Ctrl-C hostage: after this, open
                 # connections are dropped and the queued spans are still written.
                 timeout_graceful_shutdown=10,
             )
         )
-        if on_ready is not None:
-            _notify_when_started(server, host, receiver, on_ready)
+        ready = _advertising(store, on_ready, adverts)
+        if ready is not None:
+            _notify_when_started(server, "https" if tls else "http", host, receiver, ready)
         logger.info(
             "chainmap serve: store %s, %d chains from %s; ingest write-ahead log %s",
             store.url_for_display,
@@ -261,6 +321,30 @@ def _close_writer(writer: SpanWriter) -> None:
     )
 
 
+def _withdraw_all(adverts: list[Path | None]) -> None:
+    for advert in adverts:
+        withdraw_server(advert)
+
+
+def _advertising(
+    store: TraceStore,
+    on_ready: Callable[[ServeAddresses], None] | None,
+    adverts: list[Path | None],
+) -> Callable[[ServeAddresses], None] | None:
+    """``on_ready`` that first advertises the API URL in an embedded store's directory, so
+    read commands of other processes use the API (``chainmap_otel.storage.holder``)."""
+    if not store.embedded:
+        return on_ready
+
+    def ready(addresses: ServeAddresses) -> None:
+        url = re.sub(r"^(https?)://(0\.0\.0\.0|\[::\]|::)(?=:)", r"\1://127.0.0.1", addresses.http)
+        adverts.append(advertise_server(store.location.path, url, store.database))
+        if on_ready is not None:
+            on_ready(addresses)
+
+    return ready
+
+
 def _quiet_signals() -> Callable[[], None]:
     """Make SIGINT/SIGTERM harmless after uvicorn's own handling.
 
@@ -285,6 +369,7 @@ def _quiet_signals() -> Callable[[], None]:
 
 def _notify_when_started(
     server: Any,
+    scheme: str,
     host: str,
     receiver: OtlpGrpcReceiver | None,
     on_ready: Callable[[ServeAddresses], None],
@@ -295,6 +380,6 @@ def _notify_when_started(
                 return
             threading.Event().wait(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
-        on_ready(ServeAddresses(f"http://{host}:{port}", receiver.address if receiver else ""))
+        on_ready(ServeAddresses(f"{scheme}://{host}:{port}", receiver.address if receiver else ""))
 
     threading.Thread(target=wait, name="chainmap-serve-ready", daemon=True).start()

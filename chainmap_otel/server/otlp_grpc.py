@@ -7,6 +7,9 @@ full (the client retries after the delay), UNAVAILABLE while the server shuts
 down. OK (with ``partial_success`` for rejected spans) means the accepted
 spans are in the write-ahead log, exactly as for OTLP/HTTP.
 
+With a ``token`` every call must carry ``authorization: Bearer <token>`` metadata
+(UNAUTHENTICATED otherwise); with ``tls`` the port serves TLS only.
+
 The request is registered with a bytes-in handler so a malformed message gets
 INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
 """
@@ -25,7 +28,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from chainmap_otel import config
 from chainmap_otel.errors import IngestError
+from chainmap_otel.server.auth import BearerToken, GrpcBearerInterceptor, TlsFiles
 from chainmap_otel.server.otlp_http import Refusal, accept
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.storage.otlp import decode_protobuf
@@ -46,6 +51,16 @@ _RETRY_INFO = (
 )
 
 
+def _connection_limits() -> list[tuple[str, int]]:
+    """Close idle connections and detect half-open ones with keepalive pings."""
+    idle_ms = max(1, config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S)) * 20 * 1000
+    return [
+        ("grpc.max_connection_idle_ms", idle_ms),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+    ]
+
+
 class OtlpGrpcReceiver:
     """A grpc server on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
 
@@ -59,15 +74,21 @@ class OtlpGrpcReceiver:
         max_workers: int = 4,
         budget: RequestBudget | None = None,
         interceptors: tuple[grpc.ServerInterceptor, ...] = (),
+        token: BearerToken | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._writer = writer
         self._budget = budget if budget is not None else RequestBudget(2 * max_message_bytes)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
-            interceptors=interceptors,
+            interceptors=[
+                *([GrpcBearerInterceptor(token)] if token and token.enabled else []),
+                *interceptors,
+            ],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                *_connection_limits(),
             ],
         )
         handler = grpc.unary_unary_rpc_method_handler(
@@ -80,7 +101,10 @@ class OtlpGrpcReceiver:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if tls is not None:
+                self.port = self._server.add_secure_port(address, tls.grpc_credentials())
+            else:
+                self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(
                 f"cannot listen for OTLP/gRPC on {address} ({exc}); "

@@ -32,6 +32,7 @@ from chainmap_otel.server.api import (
     parse_api_window,
     translated_errors,
 )
+from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -432,7 +433,7 @@ GRAPH_SCRIPTS = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js", "to
 
 def web_router() -> APIRouter:
     """The chain and topology pages; read ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
 
     def render(
         title: str,

@@ -22,6 +22,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chainmap_otel.server.api import translated_errors
+from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.server.trace_api import TRACES_PREFIX, whole_trace
 from chainmap_otel.server.web import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -102,7 +103,7 @@ def _trace_body(trace: dict[str, object]) -> str:
 
 def trace_pages_router() -> APIRouter:
     """``/search``, ``/traces`` and ``/traces/{trace_id}``; read ``app.state``."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
 
     def search(request: Request) -> HTMLResponse:
         params = {k: v for k, v in request.query_params.items() if k != "trace_id"}

@@ -85,12 +85,14 @@ STATUS_CODE_NAMES: tuple[str, ...] = ("Unset", "Ok", "Error")
 
 
 def span_kind_name(kind: int) -> str:
-    """OTLP kind number (0-5) to ``Server|Client|...``; out-of-range is ``Unspecified``."""
-    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else "Unspecified"
+    """OTLP kind number (0-5) to ``Server|Client|...``; an unknown number is ``""``, as the
+    current Collector writes it."""
+    return SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else ""
 
 
 def status_code_name(code: int) -> str:
-    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else "Unset"
+    """OTLP status code (0-2) to ``Unset|Ok|Error``; an unknown number is ``""``."""
+    return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else ""
 
 
 def trace_id_hex(trace_id: int) -> str:
@@ -101,11 +103,14 @@ def span_id_hex(span_id: int) -> str:
     return f"{span_id:016x}" if span_id else ""
 
 
+#: Non-finite doubles as the current Collector writes them (pdata since v0.151).
+_SPECIAL_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def _float_text(value: float) -> str:
     # pdata formats doubles like ES6 Number#toString: 1.0 -> "1", 1e21 -> "1e+21".
     if math.isnan(value) or math.isinf(value):
-        special = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-        return f"json: unsupported value: {special}"
+        return _SPECIAL_FLOATS[repr(value)]
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)
@@ -117,14 +122,15 @@ def _float_text(value: float) -> str:
     return f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
 
 
-_GO_JSON_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
+#: Go's JSON encoder escapes these even with HTML escaping off (pdata since v0.152 leaves
+#: ``< > &`` as they are).
+_GO_JSON_ESCAPES = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def _go_json(value: Any) -> str:
-    # Go's encoding/json, as pdata renders array and map values: sorted keys, HTML-safe
-    # escapes, doubles in their shortest form (1.0 -> 1), bytes as base64 strings.
+    # Go's encoding/json, as pdata renders array and map values: sorted keys, no HTML
+    # escapes, doubles in their shortest form (1.0 -> 1), non-finite doubles as the
+    # strings "NaN"/"Infinity"/"-Infinity" (valid JSON), bytes as base64 strings.
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).translate(_GO_JSON_ESCAPES)
     if isinstance(value, bool):
@@ -132,7 +138,8 @@ def _go_json(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _float_text(value)
+        text = _float_text(value)
+        return f'"{text}"' if text in _SPECIAL_FLOATS.values() else text
     if isinstance(value, bytes):
         return '"' + base64.b64encode(value).decode("ascii") + '"'
     if value is None:

@@ -13,6 +13,7 @@ rather than the engine's opaque failure. The second is checked in-process.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import os
 import re
@@ -25,7 +26,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from chainmap_otel import config
-from chainmap_otel.errors import StoreError, StoreLockedError
+from chainmap_otel.errors import QueryTimeoutError, StoreError, StoreLockedError
 from chainmap_otel.storage.columns import TRACE_COLUMN_TYPES, TRACE_COLUMNS
 
 #: Database used when the URL names none: the Collector clickhouseexporter's own default
@@ -214,14 +215,27 @@ class TraceStore:
         self.database = location.database
         self.url_for_display = location.display()
         self._closed = False
+        self._query_settings: dict[str, Any] = {}
 
     @property
     def embedded(self) -> bool:
         return self.location.embedded
 
+    def with_query_timeout(self, seconds: float) -> TraceStore:
+        """This store's connection, its SELECTs stopped after ``seconds`` (0: no limit).
+
+        Analysis reads go through such a view so a heavy query cannot run unbounded;
+        the view shares the connection and is not closed on its own.
+        """
+        view = copy.copy(self)
+        view._query_settings = {"max_execution_time": seconds} if seconds > 0 else {}
+        return view
+
     def query(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
         """Run a SELECT; returns clickhouse-connect's ``QueryResult``."""
         try:
+            if self._query_settings:
+                return self.client.query(sql, parameters=parameters, settings=self._query_settings)
             return self.client.query(sql, parameters=parameters)
         except Exception as exc:
             raise self._error("query failed", exc) from None
@@ -363,6 +377,12 @@ class TraceStore:
 
     def _error(self, what: str, exc: BaseException) -> StoreError:
         text = _scrub(str(exc), self.location)
+        if "TIMEOUT_EXCEEDED" in text and self._query_settings:
+            limit = self._query_settings["max_execution_time"]
+            return QueryTimeoutError(
+                f"the analysis query ran longer than {limit:g} s and was stopped on "
+                f"{self.url_for_display}; narrow the time window or raise CHAINMAP_QUERY_TIMEOUT_S"
+            )
         if "UNKNOWN_TABLE" in text and TRACES_TABLE in text:
             text += self._traces_elsewhere_hint()
         return StoreError(f"{what} on {self.url_for_display}: {text}")
@@ -380,9 +400,12 @@ class TraceStore:
         return missing_traces_hint(self.location, [str(row[0]) for row in rows])
 
     def traces_location_problem(self) -> str | None:
-        """Why analysis cannot read ``otel_traces`` here (naming where it is), or None."""
+        """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
+        it cannot read), or None."""
         if self.table_exists(TRACES_TABLE):
-            return None
+            from chainmap_otel.storage.schema import unreadable_columns
+
+            return unreadable_columns(self)
         rows = self.query(
             "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
             {"t": TRACES_TABLE},
@@ -445,7 +468,8 @@ def open_store(
     """Connect to the trace store at ``url`` (default: :func:`config.clickhouse_url`).
 
     Creates the database when it does not exist yet (unless ``create_database`` is
-    false). Raises :class:`StoreLockedError` if another process holds the embedded
+    false: readers pass that, and then a missing embedded store directory is an error
+    instead of an empty store created by a read). Raises :class:`StoreLockedError` if another process holds the embedded
     store, :class:`StoreError` if the store cannot be reached, ``ValueError`` for a
     malformed URL.
     """
@@ -457,6 +481,12 @@ def open_store(
 
 
 def _open_embedded(location: StoreURL, create_database: bool) -> TraceStore:
+    if not create_database and not Path(location.path).is_dir():
+        raise StoreError(
+            f"the embedded store {location.path} does not exist: check --store (or "
+            "CHAINMAP_CLICKHOUSE_URL / CHAINMAP_DATA_DIR), or send traces there first "
+            "(chainmap serve, chainmap ingest)"
+        )
     try:
         import clickhouse_connect
     except ImportError as exc:

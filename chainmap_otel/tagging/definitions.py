@@ -8,7 +8,6 @@ fixes a file in one pass. The resulting objects are in
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from chainmap_otel.tagging.model import (
     Pattern,
     duration_seconds,
 )
+from chainmap_otel.tagging.patterns import glob_to_regex, regex_error
 
 __all__ = [
     "CATEGORIES",
@@ -68,8 +68,50 @@ class _LineList(list[Any]):
     item_lines: list[int]
 
 
+#: Nesting a chains file never needs; deeper documents are refused before Python recursion runs out.
+MAX_YAML_DEPTH = 64
+#: Longest value quoted back in an error message.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length: errors never print a huge value."""
+    text = repr(value) if not isinstance(value, dict | list) else f"<{_type_name(value)}>"
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and list item."""
+    """SafeLoader that remembers the line of every mapping key and list item.
+
+    Aliases are refused (a few lines of ``&a [*b, *b, ...]`` expand to billions of
+    nodes: the "billion laughs") and so is nesting deeper than ``MAX_YAML_DEPTH``.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):  # type: ignore[no-untyped-call]
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not allowed in chain definitions; "
+                "write the value out",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_YAML_DEPTH} levels; chain definitions need far fewer",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
@@ -111,6 +153,8 @@ class _Problems:
         self.lines: list[int] = []
 
     def add(self, line: int, where: str, message: str) -> None:
+        if len(where) > _SHOWN_CHARS:
+            where = where[: _SHOWN_CHARS - 3] + "..."
         self.lines.append(line)
         self.items.append(f"{self.source}:{line}: {where}: {message}")
 
@@ -192,15 +236,17 @@ class _Parser:
     def _checked(self, pattern: Pattern, line: int, where: str) -> Pattern | None:
         if pattern.kind == "glob" and pattern.value.count("[") != pattern.value.count("]"):
             self.problems.add(
-                line, where, f"bad glob {pattern.value!r}: unbalanced '['; escape it as [[]"
+                line, where, f"bad glob {_shown(pattern.value)}: unbalanced '['; escape it as [[]"
             )
             return None
-        if pattern.kind == "regex":
-            try:
-                re.compile(pattern.value)
-            except re.error as exc:
-                self.problems.add(line, where, f"bad regex {pattern.value!r}: {exc}")
-                return None
+        regex = pattern.value if pattern.kind == "regex" else glob_to_regex(pattern.value)
+        reason = regex_error(regex)
+        if reason is not None:
+            hint = "; RE2 has no backreferences or lookaround" if pattern.kind == "regex" else ""
+            self.problems.add(
+                line, where, f"bad {pattern.kind} {_shown(pattern.value)}: {reason}{hint}"
+            )
+            return None
         return pattern
 
     def str_list(
@@ -215,7 +261,7 @@ class _Parser:
             norm = item.strip().lower() if choices else item.strip()
             if choices and norm not in choices:
                 self.problems.add(
-                    line, where, f"unknown value {item!r}; use one of {', '.join(choices)}"
+                    line, where, f"unknown value {_shown(item)}; use one of {', '.join(choices)}"
                 )
                 continue
             out.append(norm)
@@ -323,7 +369,7 @@ class _Parser:
                 self.problems.add(
                     _line_of(raw, "window", line),
                     f"{where}.window",
-                    f"bad duration {raw['window']!r}; write e.g. 30d, 6h, 15m",
+                    f"bad duration {_shown(raw['window'])}; write e.g. 30d, 6h, 15m",
                 )
             else:
                 window = seconds
@@ -381,7 +427,7 @@ class _Parser:
             self.problems.add(
                 _line_of(raw, "id", line),
                 f"{where}.id",
-                f"bad id {chain_id!r}; use 1-64 letters, digits, '_', '-', '.' (e.g. A2), no commas",
+                f"bad id {_shown(chain_id)}; use 1-64 letters, digits, '_', '-', '.' (e.g. A2), no commas",
             )
             ok = False
         for key in ("name", "description"):
@@ -397,7 +443,7 @@ class _Parser:
             self.problems.add(
                 _line_of(raw, "category", line),
                 f"{where}.category",
-                f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}",
+                f"unknown category {_shown(category)}; use one of {', '.join(CATEGORIES)}",
             )
             ok = False
         criticality = raw.get("criticality", "medium")
@@ -405,7 +451,7 @@ class _Parser:
             self.problems.add(
                 _line_of(raw, "criticality", line),
                 f"{where}.criticality",
-                f"unknown criticality {criticality!r}; use one of {', '.join(CRITICALITIES)}",
+                f"unknown criticality {_shown(criticality)}; use one of {', '.join(CRITICALITIES)}",
             )
             ok = False
         rules: list[EntryRule] = []
@@ -507,7 +553,7 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
             parser.problems.add(
                 _line_of(raw, "id", line),
                 f"chains[{i}].id",
-                f"duplicate id {raw_id!r} (first defined at line {seen[raw_id]}); "
+                f"duplicate id {_shown(raw_id)} (first defined at line {seen[raw_id]}); "
                 "give each chain its own id",
             )
             continue

@@ -93,6 +93,55 @@ def _install_response_headers() -> None:
         set_global_response_propagator(ChainResponsePropagator())
 
 
+#: ``opentelemetry_instrumentor`` entry points that make a service's SERVER spans: without
+#: one a request has no server span, so no chain entry, no ``X-Trace-ID`` and no nesting.
+SERVER_INSTRUMENTATIONS = frozenset(
+    {
+        "aiohttp-server",
+        "asgi",
+        "django",
+        "falcon",
+        "fastapi",
+        "flask",
+        "grpc_aio_server",
+        "grpc_server",
+        "pyramid",
+        "starlette",
+        "tornado",
+        "wsgi",
+    }
+)
+
+
+def server_instrumentations() -> list[str]:
+    """The server instrumentations ``opentelemetry-instrument`` will load: installed as
+    ``opentelemetry_instrumentor`` entry points and not in
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``."""
+    from importlib.metadata import entry_points
+
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    if disabled.strip() == "*":
+        return []
+    off = {name.strip() for name in disabled.split(",")}
+    names = {ep.name for ep in entry_points(group="opentelemetry_instrumentor")}
+    return sorted((names & SERVER_INSTRUMENTATIONS) - off)
+
+
+def _warn_without_server_instrumentation() -> None:
+    try:
+        found = server_instrumentations()
+    except Exception:
+        logger.debug("chainmap: cannot list the installed instrumentations", exc_info=True)
+        return
+    if not found:
+        logger.warning(
+            "chainmap: no server instrumentation is installed and enabled (fastapi, starlette, "
+            "flask, django, ...), so requests make no server spans: no chain entries, no "
+            "X-Trace-ID; install them with `opentelemetry-bootstrap -a install` or e.g. "
+            "pip install opentelemetry-instrumentation-fastapi"
+        )
+
+
 class ChainmapDistro(BaseDistro):  # type: ignore[misc]
     """Defaults for services that send their spans to a Collector or ``chainmap serve``."""
 
@@ -102,6 +151,7 @@ class ChainmapDistro(BaseDistro):  # type: ignore[misc]
         os.environ.setdefault(OTEL_LOGS_EXPORTER, "none")
         os.environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")
         _install_response_headers()
+        _warn_without_server_instrumentation()
 
 
 class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]

@@ -6,11 +6,12 @@ frozen dataclasses are what the rule engine, the processor and analysis read.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from chainmap_otel.tagging.patterns import string_test
 
 CATEGORIES = (
     "data_flow",
@@ -57,29 +58,17 @@ _PATTERN_FIELDS = (
 
 @dataclass(frozen=True)
 class Pattern:
-    """A string matcher: ``equals``, ``glob`` (fnmatch) or ``regex`` (re.search)."""
+    """A string matcher: ``equals``, ``glob`` (fnmatch) or ``regex`` (RE2 search)."""
 
     kind: str
     value: str
-
-    def compile(self) -> re.Pattern[str] | str:
-        if self.kind == "equals":
-            return self.value
-        if self.kind == "glob":
-            return re.compile(fnmatch.translate(self.value), re.DOTALL)
-        return re.compile(self.value)
 
     def to_json(self) -> str | dict[str, str]:
         """As written in YAML: a plain string for equals/glob, ``{"regex": ...}`` otherwise."""
         return self.value if self.kind in ("equals", "glob") else {self.kind: self.value}
 
     def matches(self, text: str) -> bool:
-        compiled = self.compile()
-        if isinstance(compiled, str):
-            return compiled == text
-        if self.kind == "glob":
-            return compiled.match(text) is not None
-        return compiled.search(text) is not None
+        return string_test(self.kind, self.value)(text)
 
 
 @dataclass(frozen=True)

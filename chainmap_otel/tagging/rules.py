@@ -5,14 +5,13 @@ apply to its (service, kind) — a cached tuple, usually empty for CLIENT and
 INTERNAL spans — and only those rules read the span's name and attributes.
 Both the old and the stable HTTP semantic conventions are read
 (``http.method``/``http.target`` and ``http.request.method``/``url.path``),
-whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says.
+whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says. Patterns are RE2
+(:mod:`chainmap_otel.tagging.patterns`): matching is linear in the text.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
-
-StringTest = Callable[[str], bool]
+from chainmap_otel.tagging.patterns import StringTest, string_test
 
 #: SpanKind -> the name used in chain definitions.
 KIND_NAMES: dict[SpanKind, str] = {
@@ -35,27 +33,8 @@ _ALL_KINDS = tuple(KIND_NAMES.values())
 _MAX_CACHED_SERVICES = 1024
 
 
-def compile_pattern(pattern: Pattern) -> StringTest:
-    if pattern.kind == "equals":
-        return pattern.value.__eq__
-    if pattern.kind == "glob":
-        compiled = re.compile(fnmatch.translate(pattern.value), re.DOTALL)
-        return lambda text: compiled.match(text) is not None
-    regex = re.compile(pattern.value)
-    return lambda text: regex.search(text) is not None
-
-
-def _prefix_test(prefix: str) -> StringTest:
-    return lambda text: text.startswith(prefix)
-
-
 def _string_test(pattern: Pattern) -> StringTest:
-    # A trailing-star glob ("/api/v1/trading*") is a prefix test: the common case, made cheap.
-    if pattern.kind == "glob" and pattern.value.endswith("*"):
-        head = pattern.value[:-1]
-        if not any(c in head for c in "*?["):
-            return _prefix_test(head)
-    return compile_pattern(pattern)
+    return string_test(pattern.kind, pattern.value)
 
 
 def _path_of(attributes: Mapping[str, Any]) -> str | None:

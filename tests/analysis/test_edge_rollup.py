@@ -135,9 +135,10 @@ def test_late_client_span_within_the_lag_still_pairs(
 def test_topology_joins_rollup_minutes_and_the_live_tail(
     load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
 ) -> None:
-    load("client_server_pair")  # ten minutes ago: rolled up by topology() itself
+    load("client_server_pair")  # ten minutes ago: rolled up, as chainmap serve would
     recent = [{**span, "trace": "recent"} for span in load_fixture("database_client")["spans"]]
     insert_spans(store, recent, time.time_ns() - 30 * 10**9)
+    rollup.refresh_edges(store, catalog)
     window = parse_window()
     topo = topology(store, catalog, window)
     state = rollup.read_state(store, catalog)
@@ -152,6 +153,20 @@ def test_topology_joins_rollup_minutes_and_the_live_tail(
     assert json_edges(topo.to_json()) == sorted([*k, *v] for k, v in merged.items())
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     assert comparable(edge_rows(store, catalog, window, wanted(catalog), state)) == comparable(live)
+
+
+def test_topology_reads_never_write_the_rollup(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """A read leaves the rollup as it found it and pairs what it does not cover live."""
+    load("client_server_pair")  # ten minutes ago: due for the rollup, not yet rolled up
+    before = rollup.read_state(store, catalog)
+    topo = topology(store, catalog, parse_window())
+    assert rollup.read_state(store, catalog) == before and not before.covers
+    rows = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_minute").result_rows
+    assert rows == [(0,)]
+    expected = load_fixture("client_server_pair")["expected_edges"]
+    assert json_edges(topo.to_json()) == sorted(expected)
 
 
 def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
@@ -181,10 +196,12 @@ def test_another_catalog_has_its_own_rollup(
     load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
 ) -> None:
     load("nested_chains_untagged")
+    rollup.refresh_edges(store, catalog)
     b3 = topology(store, catalog, parse_window(), "B3").edge_set()
     assert b3
     other = parse_catalog(CATALOG_YAML.replace("/orders*", "/orders"), source="other.yaml")
     assert rollup.catalog_fingerprint(other) != rollup.catalog_fingerprint(catalog)
+    rollup.refresh_edges(store, other)
     assert topology(store, other, parse_window(), "B3").edge_set() == b3
     rollup.invalidate_edges(store, catalog)
     assert not rollup.read_state(store, catalog).covers
@@ -368,3 +385,25 @@ def test_years_of_empty_time_are_skipped_not_paired(
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
+
+
+def test_rollup_refresh_command_rolls_up(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog, tmp_path: Any
+) -> None:
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from chainmap_otel.cli import COMMAND_MODULES, app
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    chains = tmp_path / "chains.yaml"
+    chains.write_text(CATALOG_YAML, encoding="utf-8")
+    load("client_server_pair")
+    assert not rollup.read_state(store, catalog).covers
+    url = f"chdb://{store.location.path}?database={store.database}"
+    result = CliRunner().invoke(app, ["rollup", "refresh", "--store", url, "--chains", str(chains)])
+    assert result.exit_code == 0, result.output
+    assert "edge rollup:" in result.output
+    assert rollup.read_state(store, catalog).covers

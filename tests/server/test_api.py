@@ -247,9 +247,9 @@ def test_health_endpoints(client: httpx.Client) -> None:
         (f"{API}/B3/topology", {"format": "png"}, 400, ["format='png'", "json, mermaid"]),
         (f"{API}/topology", {"format": "svg"}, 400, ["format"]),
         (f"{API}/discover", {"format": "xml"}, 400, ["format", "yaml"]),
-        (f"{API}/discover", {"min_traces": "0"}, 400, ["min_traces", "at least 1"]),
+        (f"{API}/discover", {"min_traces": "0"}, 400, ["min_traces=0", "use 1 to"]),
         (f"{API}/discover", {"min_traces": "many"}, 400, ["min_traces='many'", "integer"]),
-        (f"{API}/B3/critical-path", {"sample_cap": "0"}, 400, ["sample_cap", "at least 1"]),
+        (f"{API}/B3/critical-path", {"sample_cap": "0"}, 400, ["sample_cap=0", "use 1 to"]),
         (f"{API}/traces/xyz/critical-path", {}, 400, ["trace_id 'xyz'", "32 hex"]),
         (f"{API}/traces/{'ab' * 16}/critical-path", {}, 404, ["not found"]),
         (f"{API}/impact/no-such-service", {}, 404, ["no-such-service", "nodes seen"]),
@@ -262,6 +262,72 @@ def test_bad_parameters_are_4xx_with_the_fix(
     detail = refused(client, path, status, **params)
     for word in words:
         assert word in detail
+
+
+def _analysis_routes(client: httpx.Client) -> list[tuple[str, set[str]]]:
+    """Every GET endpoint of the served OpenAPI that takes query parameters, path filled in."""
+    fill = {"chain_id": "B3", "node": "api-gateway", "trace_id": "ab" * 16}
+    routes = []
+    for path, item in client.get("/openapi.json").json()["paths"].items():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        if names:
+            routes.append((path.format(**fill), names))
+    return routes
+
+
+WINDOW_BOUNDS = [
+    ("since", "1000000d", ["since", "at most 3660d"]),
+    ("since", "99999-01-01", ["since", "ISO-8601"]),
+    ("since", "0001-01-01T00:00:00Z", ["since", "1970-01-01 and 2262-04-11"]),
+    ("until", "9999-12-31T00:00:00Z", ["until", "1970-01-01 and 2262-04-11"]),
+    ("history", "1000000d", ["history", "at most 3660d"]),
+]
+LIMIT_BOUNDS = [
+    ("sample_cap", str(2**31), ["sample_cap=2147483648", "use 1 to 100000"]),
+    ("sample_cap", "0", ["sample_cap=0", "use 1 to 100000"]),
+    ("min_traces", str(2**63), ["min_traces=9223372036854775808", "use 1 to"]),
+    ("min_traces", "-1", ["min_traces=-1", "use 1 to"]),
+]
+
+
+def test_every_window_and_limit_parameter_is_range_checked(client: httpx.Client) -> None:
+    """Out-of-range values on every endpoint that takes them: 400 naming the parameter."""
+    routes = _analysis_routes(client)
+    assert len(routes) >= 10
+    checked: set[str] = set()
+    for path, names in routes:
+        for name, value, words in WINDOW_BOUNDS + LIMIT_BOUNDS:
+            if name not in names:
+                continue
+            response = client.get(path, params={name: value})
+            assert response.status_code == 400, (path, name, value, response.text)
+            detail = response.json()["detail"]
+            assert all(word in detail for word in words), (path, name, detail)
+            checked.add(f"{path}?{name}")
+    # Every parameterised analysis endpoint took part, so a new one cannot slip past.
+    assert {p for p, n in routes if "since" in n} <= {c.split("?")[0] for c in checked}
+    assert f"{API}/B3/critical-path?sample_cap" in checked
+    assert f"{API}/discover?min_traces" in checked
+    assert f"{API}/drift?history" in checked
+
+
+def test_a_long_window_within_bounds_is_answered(client: httpx.Client) -> None:
+    for path in (f"{API}/discover", f"{API}/topology", "/health/chains"):
+        assert client.get(path, params={"since": "3650d"}).status_code == 200, path
+
+
+def test_an_analysis_query_over_its_time_limit_is_504(
+    seeded: tuple[TraceStore, dict[str, Any]], catalog: ChainCatalog
+) -> None:
+    # A microsecond: every query outlives it, so each endpoint reliably hits the limit.
+    app = create_app(seeded[0], chains=catalog, query_timeout_s=0.000001)
+    with chain_traffic.serving(app) as limited:
+        for path in (API, f"{API}/topology", f"{API}/B3/critical-path", "/health/chains"):
+            detail = refused(limited, path, 504)
+            assert "CHAINMAP_QUERY_TIMEOUT_S" in detail and "narrow the time window" in detail
 
 
 class UnreachableClient:

@@ -10,7 +10,8 @@
 -- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
 -- around their time slices and keep the traces that START in them (analysis.rollup).
 -- Bound: the window's parameters and the membership classifier's parameters;
--- {{db}} and {{classify}} are filled in by analysis.sql.load_sql.
+-- {{db}}, {{classify}} and the node naming {{db_node}}/{{virtual_node}}
+-- (analysis.naming) are filled in by analysis.sql.load_sql.
 -- Chain scope: a span belongs to the chains of its subtree. A tagged span's chain.ids is its
 -- stack; an untagged span has the chains its own row matches ({{classify}}) plus those of its
 -- parent, propagated down each trace by pointer jumping (each of 8 rounds doubles the reach,
@@ -138,25 +139,8 @@ FROM (
                 kind = 'server', 3,
                 0) AS role,
             multiIf(role = 1, SpanId, role = 2, ParentSpanId, concat('~', SpanId)) AS pair_key,
-            if(role = 1 AND (SpanAttributes['db.system'] != ''
-                             OR SpanAttributes['db.system.name'] != ''
-                             OR SpanAttributes['db.namespace'] != ''
-                             OR SpanAttributes['db.name'] != ''),
-               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
-                       SpanAttributes['db.system'] != '', SpanAttributes['db.system'],
-                       SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'],
-                       SpanAttributes['db.namespace'] != '', SpanAttributes['db.namespace'],
-                       SpanAttributes['db.name']),
-               '') AS db_node,
-            if(role = 1,
-               multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
-                       SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
-                       SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
-                       kind = 'producer' AND SpanAttributes['messaging.system'] != '',
-                       SpanAttributes['messaging.system'],
-                       SpanAttributes['db.name'] != '', SpanAttributes['db.name'],
-                       'unknown'),
-               '') AS virtual_node,
+            {{db_node}} AS db_node,
+            {{virtual_node}} AS virtual_node,
             toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
             if(tagged,
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),

@@ -1,0 +1,336 @@
+"""Trace search: the traces of a window filtered by chain, service, operation, status,
+duration and attributes, newest or slowest first.
+
+It reads ``chainmap_trace_summary`` (one row per trace: extent, root span, chain ids,
+services, span and error counts), so listing a window costs what its traces cost, not its
+spans. Only the ``operation`` and ``attr`` filters look at ``otel_traces``, bounded by the
+window's start and by the ids of the traces that start in the window.
+
+Semantics:
+
+* a trace is in the window ``[since, until)`` when its first span starts in it;
+* ``duration_ms`` is the trace's extent (first span start to last span end);
+* ``status`` is ``error`` when any span of the trace has status Error, else ``ok``;
+* ``chain_ids``: the chains its spans are tagged with (``chain.ids``), plus the chains whose
+  entry rules match its root span (:mod:`chainmap_otel.analysis.membership`, the rules the
+  processor applies), so traces of services without chainmap are found by chain too;
+* ``service``: a span of the trace is in that service; ``operation``: a span's name or
+  ``http.route`` equals it (in ``service`` when both are given, Jaeger's pairing);
+* ``attr`` (``key=value``, repeatable, all must hold): a span's attribute or its resource's
+  attribute equals the value.
+
+JSON contract (:meth:`TraceSearch.to_json`): ``{"traces": [{"trace_id", "start",
+"duration_ms", "root_service", "root_operation", "status", "chain_ids", "services",
+"span_count", "error_count"}], "limit", "order", "since", "until"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chainmap_otel.analysis.membership import (
+    Columns,
+    SqlParams,
+    classify_expression,
+    require_chain,
+    rule_sql,
+)
+from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.topology import iso_time
+from chainmap_otel.errors import QueryError
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "ORDERS",
+    "STATUSES",
+    "TraceQuery",
+    "TraceSearch",
+    "newest_first_parts",
+    "search_traces",
+]
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+ORDERS = ("start", "duration")
+STATUSES = ("error", "ok")
+#: Longest service, operation, attribute key or value accepted (longer ones match nothing
+#: real and only cost memory).
+MAX_TEXT = 512
+#: Most ``attr`` filters in one search.
+MAX_ATTRS = 16
+
+#: The summary's root-span columns, for classifying untagged traces by the entry rules.
+SUMMARY_COLUMNS = Columns(
+    service="RootService",
+    kind="lower(RootKind)",
+    name="RootName",
+    route="RootRoute",
+    path="RootRoute",
+    method="upper(RootMethod)",
+    attributes=None,
+)
+_ORDER_SQL = {"start": "TraceStart", "duration": "DurationNs"}
+
+#: Turns a parameter's name into how the caller's surface spells it (``--min-duration-ms``
+#: on the CLI, ``query parameter min_duration_ms`` in the API).
+ParameterName = Callable[[str], str]
+
+
+def _plain(name: str) -> str:
+    return name
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Validated search filters; build one with :meth:`parse` from user input."""
+
+    chain: str | None = None
+    service: str | None = None
+    operation: str | None = None
+    status: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    order: str = "start"
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        chain: str | None = None,
+        service: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        min_duration_ms: str | float | None = None,
+        max_duration_ms: str | float | None = None,
+        attr: Sequence[str] = (),
+        order: str | None = None,
+        limit: str | int | None = None,
+        name: ParameterName = _plain,
+    ) -> TraceQuery:
+        """Check every filter; a bad one raises QueryError naming it (through ``name``)."""
+        for key, text in (("chain", chain), ("service", service), ("operation", operation)):
+            if text is not None and (not text.strip() or len(text) > MAX_TEXT):
+                raise QueryError(
+                    f"{name(key)} {text[:40]!r} must be 1-{MAX_TEXT} characters; leave it out "
+                    "to match every trace"
+                )
+        if status is not None and status.lower() not in STATUSES:
+            raise QueryError(f"{name('status')} {status!r} is not supported; use error or ok")
+        if order is not None and order.lower() not in ORDERS:
+            raise QueryError(f"{name('order')} {order!r} is not supported; use start or duration")
+        low = _duration(min_duration_ms, "min_duration_ms", name)
+        high = _duration(max_duration_ms, "max_duration_ms", name)
+        if low is not None and high is not None and low > high:
+            raise QueryError(
+                f"{name('min_duration_ms')} {low:g} is above {name('max_duration_ms')} {high:g}: "
+                "no trace can match; swap them"
+            )
+        return cls(
+            chain=chain,
+            service=service,
+            operation=operation,
+            status=status.lower() if status is not None else None,
+            min_duration_ms=low,
+            max_duration_ms=high,
+            attributes=_attributes(attr, name),
+            order=order.lower() if order is not None else "start",
+            limit=_limit(limit, name),
+        )
+
+
+def _duration(value: str | float | None, key: str, name: ParameterName) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 <= number < 1e12:
+        raise QueryError(f"{name(key)} {value!r} must be a number of milliseconds, 0 or more")
+    return number
+
+
+def _limit(value: str | int | None, name: ParameterName) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise QueryError(f"{name('limit')} {value!r} must be a whole number from 1 to {MAX_LIMIT}")
+    return number
+
+
+def _attributes(values: Sequence[str], name: ParameterName) -> tuple[tuple[str, str], ...]:
+    if len(values) > MAX_ATTRS:
+        raise QueryError(f"{name('attr')} is given {len(values)} times; at most {MAX_ATTRS}")
+    pairs = []
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or len(key) > MAX_TEXT or len(value) > MAX_TEXT:
+            raise QueryError(
+                f"{name('attr')} {text[:80]!r} is not key=value (e.g. http.route=/orders, "
+                f"up to {MAX_TEXT} characters each)"
+            )
+        pairs.append((key.strip(), value))
+    return tuple(pairs)
+
+
+@dataclass
+class TraceSearch:
+    """The traces found, in order, with the query and window that found them."""
+
+    query: TraceQuery
+    window: TimeWindow
+    traces: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        bounds = self.window.to_json()
+        return {
+            "traces": self.traces,
+            "limit": self.query.limit,
+            "order": self.query.order,
+            "since": bounds["since"],
+            "until": bounds["until"],
+        }
+
+
+#: Rows of the summary and spans read beyond the window's edges, so traces that straddle
+#: an edge are merged whole (those lasting up to this long).
+SLACK_NS = 3600 * 10**9
+#: The newest part of the window searched first when the order is "start".
+FIRST_PART_NS = 3600 * 10**9
+#: Per-row tests the first step folds per trace with max(): a row tagged with the chain, or
+#: the row holding the root span matching one of the chain's entry rules; a row's services.
+_CHAIN_COLUMN = """,
+        max(has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))) AS InChain"""
+_SERVICE_COLUMN = """,
+        max(has(Services, {service:String})) AS InService"""
+_SPAN_WINDOW = (
+    "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})"
+)
+
+
+def _span_lookup(test: str) -> str:
+    """TraceIds with a span passing ``test`` (a trace starting in the window has every
+    span after the window's start)."""
+    return (
+        f"TraceId IN (SELECT TraceId FROM {{{{db}}}}.otel_traces WHERE {_SPAN_WINDOW} AND {test})"
+    )
+
+
+def search_sql(
+    store: TraceStore, catalog: ChainCatalog, query: TraceQuery
+) -> tuple[str, dict[str, Any]]:
+    """The search's SQL and its bound parameters (the window's are added by the caller)."""
+    classify, params = classify_expression(catalog, SUMMARY_COLUMNS, prefix="m")
+    lookups: list[str] = []
+    if query.operation is not None:
+        params["operation"] = query.operation
+        test = (
+            "(SpanName = {operation:String} OR SpanAttributes['http.route'] = {operation:String})"
+        )
+        if query.service is not None:
+            test += " AND ServiceName = {service:String}"
+        lookups.append(_span_lookup(test))
+    for index, (key, value) in enumerate(query.attributes):
+        params[f"attr_key{index}"] = key
+        params[f"attr_value{index}"] = value
+        k, v = f"{{attr_key{index}:String}}", f"{{attr_value{index}:String}}"
+        lookups.append(
+            _span_lookup(f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})")
+        )
+    columns = ""
+    tests: list[str] = []
+    if query.chain is not None:
+        params["chain"] = query.chain
+        chain = require_chain(catalog, query.chain)
+        rule_params = SqlParams("r")
+        rules = [t for t in (rule_sql(r, SUMMARY_COLUMNS, rule_params) for r in chain.entry) if t]
+        params.update(rule_params.values)
+        columns += _CHAIN_COLUMN.format(rules=" OR ".join(rules) or "0")
+        tests.append("InChain")
+    if query.service is not None:
+        params["service"] = query.service
+        columns += _SERVICE_COLUMN
+        tests.append("InService")
+    if query.status == "error":
+        tests.append("ErrorCount > 0")
+    elif query.status == "ok":
+        tests.append("ErrorCount = 0")
+    if query.min_duration_ms is not None:
+        params["min_ns"] = int(query.min_duration_ms * 1e6)
+        tests.append("DurationNs >= {min_ns:UInt64}")
+    if query.max_duration_ms is not None:
+        params["max_ns"] = int(query.max_duration_ms * 1e6)
+        tests.append("DurationNs <= {max_ns:UInt64}")
+    params["limit"] = query.limit
+    params["slack_ns"] = SLACK_NS
+    sql = load_sql(
+        "trace_search",
+        store.database,
+        found_columns=columns,
+        classify=classify,
+        candidate_filter=" AND ".join(lookups) or "1",
+        trace_filter=" AND ".join(tests) or "1",
+        order=_ORDER_SQL[query.order],
+    )
+    return sql.replace("{{db}}", store.database), params
+
+
+def newest_first_parts(window: TimeWindow) -> Iterator[TimeWindow]:
+    """``window`` cut from its end into parts growing fourfold from an hour: the newest
+    traces of a long window are usually in its last hour, so "newest first" reads that
+    part alone, and a sparse filter costs a handful of queries, not one per hour."""
+    end, span = window.end_ns, FIRST_PART_NS
+    while end > window.start_ns:
+        start = max(window.start_ns, end - span)
+        yield TimeWindow(start, end)
+        end, span = start, span * 4
+
+
+def search_traces(
+    store: TraceStore, catalog: ChainCatalog, window: TimeWindow, query: TraceQuery
+) -> TraceSearch:
+    """The traces starting in ``window`` that pass every filter of ``query``.
+
+    Newest first, the parts of :func:`newest_first_parts` are searched from the end until
+    ``limit`` traces are found; every trace of a part starts after every trace of the
+    parts before it, so the order is the same as one query over the whole window.
+    """
+    sql, params = search_sql(store, catalog, query)
+    found = TraceSearch(query, window)
+    parts = newest_first_parts(window) if query.order == "start" else iter([window])
+    for part in parts:
+        wanted = query.limit - len(found.traces)
+        rows = store.query(sql, {**params, **part.params(), "limit": wanted}).result_rows
+        found.traces.extend(_trace_json(row) for row in rows)
+        if len(found.traces) >= query.limit:
+            break
+    return found
+
+
+def _trace_json(row: Sequence[Any]) -> dict[str, Any]:
+    trace_id, start_ns, duration_ns, service, operation, chains, services, spans, errors = row
+    return {
+        "trace_id": str(trace_id),
+        "start": iso_time(int(start_ns)),
+        "duration_ms": round(int(duration_ns) / 1e6, 3),
+        "root_service": str(service),
+        "root_operation": str(operation),
+        "status": "error" if int(errors) else "ok",
+        "chain_ids": [str(c) for c in chains],
+        "services": [str(s) for s in services],
+        "span_count": int(spans),
+        "error_count": int(errors),
+    }

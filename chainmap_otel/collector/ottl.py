@@ -1,0 +1,387 @@
+"""Chain entry rules as OTTL: the transform processor tags entry spans in the Collector.
+
+A service that does not run the Python SDK (Go, Java, Node) sends untagged spans; these
+statements give its entry spans the same ``chain.*`` attributes ``ChainSpanProcessor``
+would, with the rule engine's semantics (:mod:`chainmap_otel.tagging.rules`):
+
+- a span that already carries ``chain.id`` (tagged by an SDK) is left alone;
+- a span carrying only ``chain.ids`` (copied from baggage by a baggage span processor)
+  keeps that stack, and chains it newly enters are pushed on top;
+- the chains a span matches are pushed in file order, at most ``MAX_STACK_DEPTH`` deep;
+  ``chain.id``, ``chain.name`` and ``chain.category`` are the innermost chain's.
+
+OTTL sees one span at a time, so only entry spans are tagged here; their descendants are
+classified at query time, from the trace, as every untagged trace already is.
+Regexes are RE2 on both sides (Go's regexp in the Collector, ``re2`` here); globs become
+anchored RE2 regexes and equals become ``==``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import re2
+
+from chainmap_otel.errors import ChainDefinitionError
+from chainmap_otel.tagging.active import MAX_STACK_DEPTH
+from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
+from chainmap_otel.tagging.processor import (
+    ATTR_CHAIN_CATEGORY,
+    ATTR_CHAIN_ENTRY,
+    ATTR_CHAIN_ENTRY_IDS,
+    ATTR_CHAIN_ID,
+    ATTR_CHAIN_IDS,
+    ATTR_CHAIN_NAME,
+)
+
+#: Span kind names of chain definitions -> OTTL's span kind enums. ``internal`` also takes
+#: UNSPECIFIED, as the query-time classifier reads an unknown kind as internal.
+_KIND_ENUMS = {
+    "server": ("SPAN_KIND_SERVER",),
+    "client": ("SPAN_KIND_CLIENT",),
+    "internal": ("SPAN_KIND_INTERNAL", "SPAN_KIND_UNSPECIFIED"),
+    "producer": ("SPAN_KIND_PRODUCER",),
+    "consumer": ("SPAN_KIND_CONSUMER",),
+}
+_INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+_CLASS_SPECIAL = frozenset("\\]^[-")
+_QUOTE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+class _Unsupported(Exception):
+    """A matcher OTTL cannot express; the message says why."""
+
+
+# --- literals -------------------------------------------------------------------------------
+
+
+def quote(text: str) -> str:
+    """An OTTL string literal: the lexer reads ``"(\\\\.|[^\\\\"])*"`` and unquotes it like Go."""
+    out = []
+    for char in text:
+        escaped = _QUOTE_ESCAPES.get(char)
+        if escaped is not None:
+            out.append(escaped)
+        elif not char.isprintable():
+            code = ord(char)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def span_attribute(key: str) -> str:
+    return f"span.attributes[{quote(key)}]"
+
+
+def resource_attribute(key: str) -> str:
+    return f"resource.attributes[{quote(key)}]"
+
+
+def _regex_literal(char: str) -> str:
+    if char in _REGEX_SPECIAL:
+        return "\\" + char
+    if not char.isprintable():
+        return f"\\x{{{ord(char):x}}}"
+    return char
+
+
+def _class_literal(char: str) -> str:
+    if char in _CLASS_SPECIAL:
+        return "\\" + char
+    if not char.isprintable():
+        return f"\\x{{{ord(char):x}}}"
+    return char
+
+
+def _bracket(body: str) -> str:
+    """One fnmatch ``[...]`` body as an RE2 class: ``!`` negates, ``a-z`` is a range."""
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    parts: list[str] = []
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            low, high = body[i], body[i + 2]
+            if low > high:
+                raise _Unsupported(f"glob range {low}-{high} is empty; write it {high}-{low}")
+            parts.append(f"{_class_literal(low)}-{_class_literal(high)}")
+            i += 3
+        else:
+            parts.append(_class_literal(body[i]))
+            i += 1
+    return "[" + ("^" if negate else "") + "".join(parts) + "]"
+
+
+def glob_to_re2(glob: str) -> str:
+    """The anchored RE2 regex of an fnmatch glob (``*`` and ``?`` cross ``/`` and newlines)."""
+    out = ["(?s)^"]
+    i, n = 0, len(glob)
+    while i < n:
+        char = glob[i]
+        i += 1
+        if char == "*":
+            while i < n and glob[i] == "*":
+                i += 1
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            # Where the class ends, exactly as fnmatch.translate scans it.
+            j = i
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+            else:
+                out.append(_bracket(glob[i:j]))
+                i = j + 1
+        else:
+            out.append(_regex_literal(char))
+    out.append("$")
+    return "".join(out)
+
+
+def _checked_regex(pattern: str) -> str:
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise _Unsupported(
+            f"regex {pattern!r} is not RE2 ({reason}); the Collector's IsMatch is RE2: "
+            "rewrite it without backreferences or lookaround"
+        ) from None
+    return pattern
+
+
+# --- matchers -------------------------------------------------------------------------------
+
+Test = Callable[[str], str]
+
+
+#: How the rule engine turns a span value into the text a matcher compares: ``str()``
+#: (route, path, destination), ``attribute`` (``str()`` with bools as ``true``/``false``),
+#: or ``None`` for values that are always strings (service name, span name).
+Reading = Literal["str", "attribute"] | None
+
+
+def _typed_alternatives(value: str, reading: Reading) -> list[str]:
+    """OTTL literals of other types whose rule-engine text equals ``value``."""
+    if reading == "attribute" and value in ("true", "false"):
+        return [value]
+    if reading is not None and _INT_TEXT.fullmatch(value) and -(2**63) <= int(value) < 2**63:
+        return [value]
+    return []
+
+
+def pattern_test(pattern: Pattern, reading: Reading) -> Test:
+    """A function from an OTTL value expression to the condition that it matches ``pattern``.
+
+    An equals matcher ``"42"`` also matches an int attribute 42, and ``"true"`` a bool
+    attribute, wherever the rule engine compares the value's text (``reading``).
+    """
+    if pattern.kind == "equals":
+        literal = quote(pattern.value)
+        alternatives = _typed_alternatives(pattern.value, reading)
+        if not alternatives:
+            return lambda expr: f"{expr} == {literal}"
+        return lambda expr: (
+            "("
+            + " or ".join([f"{expr} == {literal}", *(f"{expr} == {a}" for a in alternatives)])
+            + ")"
+        )
+    regex = glob_to_re2(pattern.value) if pattern.kind == "glob" else pattern.value
+    literal = quote(_checked_regex(regex))
+    return lambda expr: f"IsMatch({expr}, {literal})"
+
+
+def _either(first: str, fallback_key: str, test: str) -> str:
+    """``first`` or, when ``fallback_key`` is unset, ``test`` (the rule engine's fallbacks)."""
+    return f"({first} or ({span_attribute(fallback_key)} == nil and {test}))"
+
+
+def _path_condition(test: Test) -> str:
+    """``url.path``, else the path of ``http.target`` (up to its ``?``)."""
+    target = span_attribute("http.target")
+    target_path = f'Split({target}, "?")[0]'
+    return _either(
+        test(span_attribute("url.path")),
+        "url.path",
+        f"{target} != nil and {test(target_path)}",
+    )
+
+
+def _route_condition(test: Test) -> str:
+    return _either(test(span_attribute("http.route")), "http.route", _path_condition(test))
+
+
+def _method_condition(methods: tuple[str, ...]) -> str:
+    # The rule engine upper-cases the span's method; (?i) compares the same way.
+    alternatives = "|".join("".join(_regex_literal(c) for c in m) for m in methods)
+    literal = quote(f"(?i)^(?:{alternatives})$")
+    return _either(
+        f"IsMatch({span_attribute('http.request.method')}, {literal})",
+        "http.request.method",
+        f"IsMatch({span_attribute('http.method')}, {literal})",
+    )
+
+
+def _kind_condition(kinds: tuple[str, ...]) -> str | None:
+    enums = [enum for kind in kinds for enum in _KIND_ENUMS[kind]]
+    if set(enums) == {e for group in _KIND_ENUMS.values() for e in group}:
+        return None
+    terms = [f"span.kind == {enum}" for enum in enums]
+    return terms[0] if len(terms) == 1 else "(" + " or ".join(terms) + ")"
+
+
+def rule_condition(rule: EntryRule) -> str:
+    """One entry rule as an OTTL boolean expression: every matcher it sets, AND-ed."""
+    terms: list[str] = []
+    service = resource_attribute("service.name")
+    if rule.service is not None:
+        terms.append(pattern_test(rule.service, None)(service))
+    else:
+        # The span processor tags nothing in a process without a service name.
+        terms.append(f"{service} != nil")
+    if rule.kinds:
+        kind = _kind_condition(rule.kinds)
+        if kind is not None:
+            terms.append(kind)
+    if rule.name is not None:
+        terms.append(pattern_test(rule.name, None)("span.name"))
+    if rule.route is not None:
+        terms.append(_route_condition(pattern_test(rule.route, "str")))
+    if rule.path is not None:
+        terms.append(_path_condition(pattern_test(rule.path, "str")))
+    if rule.method:
+        terms.append(_method_condition(rule.method))
+    if rule.rpc_service is not None:
+        terms.append(pattern_test(rule.rpc_service, "attribute")(span_attribute("rpc.service")))
+    if rule.rpc_method is not None:
+        terms.append(pattern_test(rule.rpc_method, "attribute")(span_attribute("rpc.method")))
+    if rule.messaging_destination is not None:
+        test = pattern_test(rule.messaging_destination, "str")
+        terms.append(
+            _either(
+                test(span_attribute("messaging.destination.name")),
+                "messaging.destination.name",
+                test(span_attribute("messaging.destination")),
+            )
+        )
+    for key, pattern in rule.attributes:
+        terms.append(pattern_test(pattern, "attribute")(span_attribute(key)))
+    return " and ".join(terms)
+
+
+def chain_condition(chain: ChainDefinition) -> str:
+    """A chain's entry rules OR-ed; raises ChainDefinitionError naming each rule OTTL cannot express."""
+    rules, problems = [], []
+    for index, rule in enumerate(chain.entry):
+        try:
+            rules.append(rule_condition(rule))
+        except _Unsupported as exc:
+            problems.append(f"{chain.source or chain.id}: chain {chain.id} entry[{index}]: {exc}")
+    if problems:
+        raise ChainDefinitionError(problems)
+    if len(rules) == 1:
+        return rules[0]
+    return " or ".join(f"({rule})" for rule in rules)
+
+
+# --- the program ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainStatements:
+    """The statements of one chain, in the order the transform processor runs them."""
+
+    chain: ChainDefinition
+    push: tuple[str, ...]
+    innermost: str
+
+
+def _in_stack(chain_id: str, expr: str) -> str:
+    escaped = "".join(_regex_literal(c) for c in chain_id)
+    return f"IsMatch({expr}, {quote(f'(^|,){escaped}(,|$)')})"
+
+
+def chain_statements(chain: ChainDefinition, deep_catalog: bool) -> ChainStatements:
+    """Push ``chain`` onto matching spans' stacks, and name it when it ends a stack.
+
+    ``deep_catalog``: the catalog has more chains than a stack may hold, so pushes check
+    the depth (with fewer chains a stack of distinct ids can never be too deep).
+    """
+    untagged = f"{span_attribute(ATTR_CHAIN_ID)} == nil"
+    ids, entry_ids = span_attribute(ATTR_CHAIN_IDS), span_attribute(ATTR_CHAIN_ENTRY_IDS)
+    literal = quote(chain.id)
+    condition = chain_condition(chain)
+    new = f"not {_in_stack(chain.id, ids)}"
+    room = f' and Len(Split({ids}, ",")) < {MAX_STACK_DEPTH}' if deep_catalog else ""
+    push = (
+        f'set({entry_ids}, Concat([{entry_ids}, {literal}], ",")) where {untagged} '
+        f"and {entry_ids} != nil and {new} and ({condition})",
+        f"set({entry_ids}, {literal}) where {untagged} and {entry_ids} == nil and {new} "
+        f"and ({condition})",
+        f'set({ids}, Concat([{ids}, {literal}], ",")) where {untagged} and {ids} != nil '
+        f"and {new}{room} and ({condition})",
+        f"set({ids}, {literal}) where {untagged} and {ids} == nil and ({condition})",
+    )
+    escaped = "".join(_regex_literal(c) for c in chain.id)
+    tags = ", ".join(
+        f"{quote(key)}: {quote(value)}"
+        for key, value in (
+            (ATTR_CHAIN_ID, chain.id),
+            (ATTR_CHAIN_NAME, chain.name),
+            (ATTR_CHAIN_CATEGORY, chain.category),
+        )
+    )
+    innermost = (
+        f'merge_maps(span.attributes, {{{tags}}}, "upsert") where {untagged} '
+        f"and IsMatch({ids}, {quote(f'(^|,){escaped}$')})"
+    )
+    return ChainStatements(chain=chain, push=push, innermost=innermost)
+
+
+def entry_statement() -> str:
+    """``chain.entry = true`` on spans this program pushed a chain onto."""
+    return (
+        f"set({span_attribute(ATTR_CHAIN_ENTRY)}, true) where "
+        f"{span_attribute(ATTR_CHAIN_ID)} == nil and {span_attribute(ATTR_CHAIN_ENTRY_IDS)} != nil"
+    )
+
+
+def catalog_statements(catalog: ChainCatalog) -> list[ChainStatements]:
+    """Every chain's statements; raises ChainDefinitionError listing every rule OTTL cannot express."""
+    deep = len(catalog) > MAX_STACK_DEPTH
+    out: list[ChainStatements] = []
+    problems: list[str] = []
+    for chain in catalog:
+        try:
+            out.append(chain_statements(chain, deep))
+        except ChainDefinitionError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ChainDefinitionError(problems)
+    return out
+
+
+def trace_statements(catalog: ChainCatalog) -> list[str]:
+    """The flat ``trace_statements`` list: all pushes in file order, then the entry flag and names."""
+    chains = catalog_statements(catalog)
+    statements = [s for c in chains for s in c.push]
+    statements.append(entry_statement())
+    statements.extend(c.innermost for c in chains)
+    return statements

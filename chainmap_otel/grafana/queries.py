@@ -1,0 +1,340 @@
+"""The SQL of the Grafana dashboards, generated from a chain catalog.
+
+Grafana's ClickHouse datasource sends a panel's SQL as text: it cannot bind the parameters
+chainmap's own queries use. So the dashboards are generated: the analysis SQL
+(``analysis/sql/*.sql``, :func:`~chainmap_otel.analysis.membership.classify_expression`) is
+reused as is, and each bound parameter is replaced by a ClickHouse literal
+(:func:`sql_literal`: quotes and backslashes escaped) or, for the time window, by an
+expression over the datasource's macros (``$__fromTime``, ``$__toTime``, ``$__timeFilter``)
+and the dashboard variables (``${chain:sqlstring}``, ``${trace_id:sqlstring}``), which
+Grafana quotes and escapes itself. Nothing here classifies spans a second way: the entry
+rules compile through :mod:`chainmap_otel.analysis.membership`, the topology is
+``analysis/sql/topology.sql`` over ``trace_edges.sql``.
+
+When the chains change, regenerate: ``chainmap sql dashboards --chains FILE``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from chainmap_otel.analysis import entries, rollup
+from chainmap_otel.analysis.health import entry_rows_sql
+from chainmap_otel.analysis.membership import (
+    MINUTE_COLUMNS,
+    SPAN_COLUMNS,
+    Columns,
+    classify_expression,
+)
+from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.errors import QueryError
+from chainmap_otel.storage.store import validate_identifier
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+#: Matcher fields over the merged root columns of ``chainmap_trace_summary`` (see
+#: ``chain_traces.sql``): the same fields the minute rows store, no attributes.
+SUMMARY_COLUMNS = Columns(
+    service="root_service",
+    kind="lower(root_kind)",
+    name="root_operation",
+    route="root_route",
+    path="root_route",
+    method="upper(root_method)",
+    attributes=None,
+)
+#: Which rows ``chainmap sql membership --table`` compiles the rules over.
+TABLE_COLUMNS: dict[str, Columns] = {
+    "otel_traces": SPAN_COLUMNS,
+    "chainmap_chain_minute": MINUTE_COLUMNS,
+    "chainmap_trace_summary": SUMMARY_COLUMNS,
+}
+#: The dashboard variables and the Grafana formats they are interpolated with.
+CHAIN_VARIABLE = "${chain:sqlstring}"
+TRACE_ID_VARIABLE = "${trace_id:sqlstring}"
+
+_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
+#: Text Grafana would interpolate inside a literal: ``$name``, ``${...}``, ``[[name]]``.
+_GRAFANA_SYNTAX = re.compile(r"\$[A-Za-z_{]|\[\[")
+
+
+@cache
+def _template(name: str) -> str:
+    text = (
+        resources.files("chainmap_otel.grafana")
+        .joinpath("sql", f"{name}.sql")
+        .read_text(encoding="utf-8")
+    )
+    return text
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as a ClickHouse literal; strings escaped, so no value can end the literal.
+
+    A string Grafana would interpolate (``$name``, ``${...}``, ``[[...]]``) is refused: it
+    would not reach ClickHouse as written.
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if _GRAFANA_SYNTAX.search(value):
+            raise QueryError(
+                f"pattern {value!r} contains text Grafana interpolates as a variable "
+                "($name, ${...} or [[...]]); rewrite it (e.g. use [$] for a literal $)"
+            )
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{escaped}'"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    raise QueryError(f"cannot write {value!r} as a SQL literal")
+
+
+def inline(sql: str, values: Mapping[str, str]) -> str:
+    """Replace each bound parameter ``{name:Type}`` by ``values[name]`` (SQL text).
+
+    Every parameter must be given: a left-over placeholder would fail in Grafana.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise QueryError(f"no value for the SQL parameter {match.group(0)}")
+        return values[name]
+
+    return _PLACEHOLDER.sub(replace, sql)
+
+
+def _strip_comments(sql: str) -> str:
+    """``sql`` without ``--`` comments (quoted text kept) and the lines they leave blank."""
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(sql):
+        c = sql[i]
+        if quote:
+            out.append(c)
+            if c == "\\" and quote == "'":
+                out.append(sql[i + 1 : i + 2])
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"`":
+            quote = c
+            out.append(c)
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end
+            continue
+        else:
+            out.append(c)
+        i += 1
+    lines = [line.rstrip() for line in "".join(out).splitlines()]
+    return "\n".join(line for line in lines if line.strip()) + "\n"
+
+
+def membership_expression(catalog: ChainCatalog, table: str = "otel_traces") -> str:
+    """``Array(String)`` SQL of the chains whose entry rules match a row of ``table``,
+    the patterns written as literals."""
+    columns = TABLE_COLUMNS.get(table)
+    if columns is None:
+        raise QueryError(f"unknown table {table!r}; use one of {', '.join(TABLE_COLUMNS)}")
+    classify, params = classify_expression(catalog, columns)
+    return inline(classify, {name: sql_literal(value) for name, value in params.items()})
+
+
+def _fill(name: str, database: str, **fragments: str) -> str:
+    # Comments go first: they name the fragments, which must only be filled in the SQL.
+    sql = _strip_comments(_template(name)).replace(
+        "{{db}}", validate_identifier(database, "database")
+    )
+    for key, value in fragments.items():
+        sql = sql.replace("{{" + key + "}}", value)
+    return sql
+
+
+def _entry_rows(catalog: ChainCatalog, database: str) -> str:
+    """Health's entry rows (:func:`~chainmap_otel.analysis.health.entry_rows_sql`) of every
+    chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
+    ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
+    rows = entry_rows_sql(database, membership_expression(catalog, "chainmap_chain_minute"))
+    return inline(
+        rows,
+        {
+            "chains": sql_literal(list(catalog.ids)),
+            "scan_start": "gf_scan_start",
+            "end": "gf_end",
+            "inf_start": "gf_inf_start",
+            "inf_end": "gf_inf_end",
+            "inf_reach": str(entries.REACH_SECONDS * 1_000_000_000),
+        },
+    )
+
+
+def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
+    """Per chain rate, errors, latency, SLO compliance, burn rates and status."""
+    chains = ",\n".join(
+        f"({sql_literal(c.id)}, {sql_literal(c.name)}, {sql_literal(c.criticality)})"
+        for c in catalog
+    )
+    objectives: list[str] = []
+    windows: list[tuple[str, int]] = []
+    for chain in catalog:
+        slo = chain.slo
+        if slo is None:
+            continue
+        windows.append((chain.id, slo.window_seconds))
+        if slo.error_rate is not None:
+            objectives.append(f"({sql_literal(chain.id)}, 'error_rate', 0, {slo.error_rate!r})")
+        for percentile, threshold in slo.latency_ms.items():
+            budget = 1 - int(percentile[1:]) / 100
+            name = f"latency_{percentile}<{threshold:g}ms"
+            objectives.append(
+                f"({sql_literal(chain.id)}, {sql_literal(name)}, {float(threshold)!r}, {budget!r})"
+            )
+    if not objectives:
+        objectives.append("('', '', 0, 1)")
+    slo_seconds = (
+        f"transform(chain, {sql_literal([c for c, _ in windows])}, "
+        f"{sql_literal([s for _, s in windows])}, 0)"
+        if windows
+        else "0"
+    )
+    return _strip_comments(
+        _fill(
+            "chains_overview",
+            database,
+            chains=chains or "('', '', '')",
+            objectives=",\n".join(objectives),
+            slo_seconds=slo_seconds,
+            max_slo_seconds=str(max((s for _, s in windows), default=0)),
+            entry_rows=_entry_rows(catalog, database),
+            chain_order=", ".join(sql_literal(c.id) for c in catalog) or "''",
+        )
+    )
+
+
+def _topology_sql(catalog: ChainCatalog, database: str) -> str:
+    """``analysis/sql/topology.sql`` for ``$chain`` over the dashboard's time range: rollup
+    hour and minute rows where the rollup covers the range, live pairing elsewhere."""
+    classify, params = classify_expression(catalog)
+    inner = load_sql(
+        "trace_edges",
+        database,
+        classify=classify,
+        span_window=rollup.SPAN_WINDOW_SQL,
+        trace_window=rollup.TRACE_WINDOW_SQL,
+    )
+    sql = load_sql(
+        "topology",
+        database,
+        trace_edges=inner,
+        edge_hour=f"{database}.{rollup.HOUR_TABLE}",
+        edge_minute=f"{database}.{rollup.EDGE_TABLE}",
+    )
+    values = {name: sql_literal(value) for name, value in params.items()}
+    values.update(
+        {
+            name: f"gf_{name}"
+            for name in (
+                "head_start",
+                "head_end",
+                "tail_start",
+                "tail_end",
+                "read_head_start",
+                "read_head_end",
+                "read_tail_start",
+                "read_tail_end",
+                "wanted",
+            )
+        }
+    )
+    values.update(
+        {
+            name: f"gf_{name}"
+            for name in (
+                "hour_start",
+                "hour_end",
+                "minute_head_start",
+                "minute_head_end",
+                "minute_tail_start",
+                "minute_tail_end",
+            )
+        },
+        catalog=str(rollup.catalog_fingerprint(catalog)),
+    )
+    return inline(sql, values)
+
+
+def _topology_frame(name: str, catalog: ChainCatalog, database: str) -> str:
+    window = _fill(
+        "topology_window",
+        database,
+        catalog=str(rollup.catalog_fingerprint(catalog)),
+        reach_ns=str(rollup.REACH_SECONDS * 1_000_000_000),
+    )
+    frame = _fill(name, database, topology=_topology_sql(catalog, database))
+    return _strip_comments(window + frame)
+
+
+def topology_nodes_sql(catalog: ChainCatalog, database: str) -> str:
+    """The Node Graph ``nodes`` frame of ``$chain``."""
+    return _topology_frame("topology_nodes", catalog, database)
+
+
+def topology_edges_sql(catalog: ChainCatalog, database: str) -> str:
+    """The Node Graph ``edges`` frame of ``$chain``."""
+    return _topology_frame("topology_edges", catalog, database)
+
+
+def self_time_sql(catalog: ChainCatalog, database: str, by_operation: bool) -> str:
+    """Share of ``$chain``'s exclusive span time per service (or service and operation)."""
+    group = "service, operation" if by_operation else "service"
+    return _strip_comments(
+        _fill(
+            "self_time",
+            database,
+            group=group,
+            classify=membership_expression(catalog, "otel_traces"),
+        )
+    )
+
+
+#: The three trace lists of the Traces dashboard: (title, extra condition, ranking).
+TRACE_LISTS: tuple[tuple[str, str, str], ...] = (
+    ("Recent traces", "1", "start DESC, trace_id"),
+    ("Slowest traces", "1", "duration_ms DESC, trace_id"),
+    ("Failed traces", "(errors > 0 OR root_status = 'Error')", "start DESC, trace_id"),
+)
+
+
+def chain_traces_sql(catalog: ChainCatalog, database: str, filter: str, order: str) -> str:
+    """Traces of ``$chain`` from ``chainmap_trace_summary``."""
+    return _strip_comments(
+        _fill(
+            "chain_traces",
+            database,
+            classify=membership_expression(catalog, "chainmap_trace_summary"),
+            filter=filter,
+            order=order,
+        )
+    )
+
+
+def trace_view_sql(database: str, trace_id: str = TRACE_ID_VARIABLE) -> str:
+    """One trace's spans with the aliases of Grafana's trace view (query format 3)."""
+    return _strip_comments(_fill("trace_view", database, trace_id=trace_id))
+
+
+def calls_per_minute_sql(catalog: ChainCatalog, database: str) -> str:
+    """Entry calls per chain and time bucket (``$__timeInterval``), for a time series."""
+    return _strip_comments(
+        _fill(
+            "calls_per_minute",
+            database,
+            entry_rows=_entry_rows(catalog, database),
+        )
+    )

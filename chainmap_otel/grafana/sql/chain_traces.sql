@@ -1,0 +1,29 @@
+-- Traces of one chain from chainmap_trace_summary (one row per trace once merged): tagged
+-- with the chain, or untagged with a root span the chain's entry rules match ({{classify}}
+-- over the root columns). {{filter}}: an extra condition; {{order}}: the ranking.
+SELECT trace_id, start, duration_ms, root_service, root_operation, root_status, spans, errors
+FROM (
+    SELECT
+        TraceId AS trace_id,
+        min(Start) AS start,
+        round((toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(start)) / 1e6, 3)
+            AS duration_ms,
+        max(RootService) AS root_service,
+        max(RootName) AS root_operation,
+        max(RootRoute) AS root_route,
+        max(RootMethod) AS root_method,
+        max(RootKind) AS root_kind,
+        max(RootStatus) AS root_status,
+        sum(SpanCount) AS spans,
+        sum(ErrorCount) AS errors,
+        groupUniqArrayArray(ChainIds) AS chain_ids
+    FROM {{db}}.chainmap_trace_summary
+    WHERE Start >= $__fromTime - INTERVAL 1 HOUR AND Start <= $__toTime
+    GROUP BY TraceId
+)
+WHERE $__timeFilter(start)
+  AND (has(chain_ids, ${chain:sqlstring})
+       OR (empty(chain_ids) AND has({{classify}}, ${chain:sqlstring})))
+  AND {{filter}}
+ORDER BY {{order}}
+LIMIT 50

@@ -1,0 +1,117 @@
+-- Chains overview: per chain health over the dashboard's time range with the semantics of
+-- chainmap_otel.analysis.health, from the same entry rows ({{entry_rows}}: health's
+-- entry_rows_sql, i.e. chainmap_chain_minute with untagged root rows classified by the rules,
+-- plus inferred entries rolled up below the entries watermark and paired live above it).
+-- The per-minute rows round the range's start down to its minute (as `chainmap health`
+-- does); the rate is over the part of the range that has data; burn rates look back 5m,
+-- 30m, 1h, 6h and 3d from the range's end; the SLO tally looks back each chain's SLO window
+-- ({{slo_seconds}}). {{chains}}: VALUES rows (chain, name, criticality);
+-- {{objectives}}: VALUES rows (chain, objective, threshold_ms, budget), threshold 0 = errors.
+WITH
+    toInt64(toUnixTimestamp($__toTime)) AS gf_end,
+    intDiv(toInt64(toUnixTimestamp($__fromTime)), 60) * 60 AS gf_main_start,
+    intDiv(gf_end - 300, 60) * 60 AS gf_w5m,
+    intDiv(gf_end - 1800, 60) * 60 AS gf_w30m,
+    intDiv(gf_end - 3600, 60) * 60 AS gf_w1h,
+    intDiv(gf_end - 21600, 60) * 60 AS gf_w6h,
+    intDiv(gf_end - 259200, 60) * 60 AS gf_w3d,
+    least(gf_main_start, gf_end - 259200, gf_end - {{max_slo_seconds}}) AS gf_scan_start,
+    (SELECT toInt64(max(Watermark)) FROM {{db}}.chainmap_rollup_state
+     WHERE Rollup = 'entries' AND Catalog = 0) AS gf_entries_watermark,
+    greatest(gf_entries_watermark, gf_scan_start * 1000000000) AS gf_inf_start,
+    gf_end * 1000000000 AS gf_inf_end,
+    (SELECT (count(), toInt64(toUnixTimestamp(min(Minute))), toInt64(toUnixTimestamp(max(Minute))))
+     FROM {{db}}.chainmap_chain_minute
+     WHERE Minute >= toDateTime(gf_main_start) AND Minute < toDateTime(gf_end)) AS gf_extent,
+    if(gf_extent.1 = 0, gf_end - gf_main_start,
+       least(gf_end, gf_extent.3 + 60) - greatest(gf_main_start, gf_extent.2)) AS gf_rate_seconds,
+    gf_tallies AS (
+    SELECT
+        chain,
+        sumIf(Calls, Minute >= toDateTime(gf_main_start)) AS calls,
+        sumIf(Errors, Minute >= toDateTime(gf_main_start)) AS errors,
+        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime(gf_main_start)) AS q,
+        (sumIf(Calls, Minute >= toDateTime(gf_w5m)), sumIf(Errors, Minute >= toDateTime(gf_w5m)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w5m))) AS t5m,
+        (sumIf(Calls, Minute >= toDateTime(gf_w30m)), sumIf(Errors, Minute >= toDateTime(gf_w30m)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w30m))) AS t30m,
+        (sumIf(Calls, Minute >= toDateTime(gf_w1h)), sumIf(Errors, Minute >= toDateTime(gf_w1h)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w1h))) AS t1h,
+        (sumIf(Calls, Minute >= toDateTime(gf_w6h)), sumIf(Errors, Minute >= toDateTime(gf_w6h)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w6h))) AS t6h,
+        (sumIf(Calls, Minute >= toDateTime(gf_w3d)), sumIf(Errors, Minute >= toDateTime(gf_w3d)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w3d))) AS t3d,
+        (sumIf(Calls, Minute >= toDateTime(slo_start)), sumIf(Errors, Minute >= toDateTime(slo_start)),
+         sumMapIf(LatencyBuckets, Minute >= toDateTime(slo_start))) AS tslo
+    FROM (
+        SELECT chain, Minute, Calls, Errors, Latency, LatencyBuckets,
+               intDiv(gf_end - {{slo_seconds}}, 60) * 60 AS slo_start
+        FROM ({{entry_rows}}
+        )
+        WHERE chain IN ({{chain_order}})
+    )
+    GROUP BY chain
+    )
+SELECT
+    c.chain AS chain,
+    c.name AS name,
+    c.criticality AS criticality,
+    t.calls AS traces,
+    round(t.calls / gf_rate_seconds, 6) AS rate_per_s,
+    gf_rate_seconds AS rate_seconds,
+    t.errors AS errors,
+    round(if(t.calls > 0, 100 * t.errors / t.calls, 0), 4) AS error_pct,
+    round(if(t.calls > 0, t.q[1] / 1e6, 0), 3) AS p50_ms,
+    round(if(t.calls > 0, t.q[2] / 1e6, 0), 3) AS p95_ms,
+    round(if(t.calls > 0, t.q[3] / 1e6, 0), 3) AS p99_ms,
+    if(o.objectives > 0, o.slo_compliant, NULL) AS slo_compliant,
+    if(o.objectives > 0, o.budget_remaining, NULL) AS error_budget_remaining,
+    if(o.objectives > 0, o.burn_5m, NULL) AS burn_5m,
+    if(o.objectives > 0, o.burn_30m, NULL) AS burn_30m,
+    if(o.objectives > 0, o.burn_1h, NULL) AS burn_1h,
+    if(o.objectives > 0, o.burn_6h, NULL) AS burn_6h,
+    if(o.objectives > 0, o.burn_3d, NULL) AS burn_3d,
+    multiIf(o.objectives = 0, 'no_slo', o.critical > 0, 'critical', o.degraded > 0, 'degraded',
+            'healthy') AS status
+FROM (SELECT * FROM VALUES('chain String, name String, criticality String',
+{{chains}})) AS c
+LEFT JOIN gf_tallies AS t ON t.chain = c.chain
+LEFT JOIN (
+    SELECT
+        chain,
+        count() AS objectives,
+        min(bad_slo <= budget) AS slo_compliant,
+        round(min(1 - bad_slo / budget), 6) AS budget_remaining,
+        round(max(bad_5m / budget), 6) AS burn_5m,
+        round(max(bad_30m / budget), 6) AS burn_30m,
+        round(max(bad_1h / budget), 6) AS burn_1h,
+        round(max(bad_6h / budget), 6) AS burn_6h,
+        round(max(bad_3d / budget), 6) AS burn_3d,
+        countIf((bad_1h / budget > 14.4 AND bad_5m / budget > 14.4)
+                OR (bad_6h / budget > 6 AND bad_30m / budget > 6)) AS critical,
+        countIf(bad_3d / budget > 1 AND bad_6h / budget > 1) AS degraded
+    FROM (
+        SELECT
+            ob.chain AS chain,
+            ob.budget AS budget,
+            -- Bad events of one objective in one window: errors, or the calls slower than the
+            -- threshold counted from the quarter-power-of-two latency buckets (interpolated).
+            arrayMap(w -> if(w.1 = 0, 0,
+                if(ob.threshold_ms = 0, w.2 / w.1,
+                   arraySum((k, n) -> n * greatest(0, least(1,
+                       k + 1 - 4 * log2(greatest(ob.threshold_ms * 1e6, 1000) / 1000))),
+                       w.3.1, w.3.2) / w.1)),
+                [tw.t5m, tw.t30m, tw.t1h, tw.t6h, tw.t3d, tw.tslo]) AS bad,
+            bad[1] AS bad_5m, bad[2] AS bad_30m, bad[3] AS bad_1h, bad[4] AS bad_6h,
+            bad[5] AS bad_3d, bad[6] AS bad_slo
+        FROM (SELECT * FROM VALUES('chain String, objective String, threshold_ms Float64, budget Float64',
+{{objectives}})) AS ob
+        LEFT JOIN gf_tallies AS tw ON tw.chain = ob.chain
+        WHERE ob.chain != ''
+    )
+    GROUP BY chain
+) AS o ON o.chain = c.chain
+ORDER BY
+    transform(status, ['critical', 'degraded', 'healthy', 'no_slo'], [0, 1, 2, 3], 4),
+    transform(criticality, ['critical', 'high', 'medium', 'low'], [0, 1, 2, 3], 4),
+    chain

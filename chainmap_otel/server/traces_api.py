@@ -1,0 +1,72 @@
+"""``GET /api/v1/traces``: trace search for the web view, scripts and ``chainmap traces``.
+
+It returns exactly the JSON of ``chainmap traces --format json`` (the contract of
+:mod:`chainmap_otel.analysis.traces`). Parameters are read as text and checked by the
+library, so a bad one gets a one-line 400 ``{"detail": ...}`` naming it, like the chain API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from chainmap_otel.analysis.traces import TraceQuery, search_traces
+from chainmap_otel.errors import QueryError
+from chainmap_otel.server.api import parse_api_window, translated_errors
+from chainmap_otel.server.listener import AnalysisRoute
+
+__all__ = ["TRACES_PATH", "traces_router"]
+
+TRACES_PATH = "/api/v1/traces"
+
+
+def _parameter(name: str) -> str:
+    return f"query parameter {name}"
+
+
+def traces_router() -> APIRouter:
+    """The search endpoint; reads ``app.state.store`` and ``app.state.catalog``."""
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
+
+    @router.get("", summary="Traces by chain, service, operation, status, duration, attributes")
+    def list_traces(
+        request: Request,
+        chain: str | None = None,
+        service: str | None = None,
+        operation: str | None = None,
+        status: str | None = Query(None, description="error or ok"),
+        min_duration_ms: str | None = None,
+        max_duration_ms: str | None = None,
+        attr: list[str] = Query([], description="key=value; repeat for several"),
+        since: str | None = None,
+        until: str | None = None,
+        limit: str | None = None,
+        order: str | None = Query(None, description="start (newest first) or duration"),
+    ) -> dict[str, Any]:
+        catalog = request.app.state.catalog
+        try:
+            query = TraceQuery.parse(
+                chain=chain,
+                service=service,
+                operation=operation,
+                status=status,
+                min_duration_ms=min_duration_ms,
+                max_duration_ms=max_duration_ms,
+                attr=attr,
+                order=order,
+                limit=limit,
+                name=_parameter,
+            )
+        except QueryError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if chain is not None and catalog.get(chain) is None:
+            known = ", ".join(catalog.ids) or "none"
+            raise HTTPException(
+                404, f"query parameter chain: unknown chain id {chain!r}; known ids: {known}"
+            )
+        window = parse_api_window(since, until)
+        with translated_errors():
+            return search_traces(request.app.state.store, catalog, window, query).to_json()
+
+    return router

@@ -1,0 +1,131 @@
+"""Trace search over the summary: each filter, the order, the window and bad input."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.traces import (
+    MAX_LIMIT,
+    TraceQuery,
+    newest_first_parts,
+    search_traces,
+)
+from chainmap_otel.errors import QueryError
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import hex_id
+
+SLOW, ORDER, REPORT, OLD = (hex_id(name, 32) for name in ("slow", "order", "report", "old"))
+
+
+@pytest.fixture
+def search(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+) -> Callable[..., list[str]]:
+    load("trace_search")
+
+    def run(since: str = "1h", **filters: Any) -> list[str]:
+        query = TraceQuery.parse(**filters)
+        found = search_traces(store, catalog, parse_window(since), query).to_json()
+        return [t["trace_id"] for t in found["traces"]]
+
+    return run
+
+
+def test_newest_first_in_the_window(search: Callable[..., list[str]]) -> None:
+    assert search() == [REPORT, ORDER, SLOW]
+    # OLD is in the second part of a two-hour window: the parts join in order.
+    assert search(since="2h") == [REPORT, ORDER, SLOW, OLD]
+    assert search(since="2h", limit=2) == [REPORT, ORDER]
+    assert search(since="2h", order="duration") == [SLOW, REPORT, OLD, ORDER]
+
+
+def test_parts_cover_the_window_newest_first() -> None:
+    window = TimeWindow(0, 7 * 86400 * 10**9)
+    parts = list(newest_first_parts(window))
+    assert parts[0].end_ns == window.end_ns and parts[-1].start_ns == window.start_ns
+    assert all(a.start_ns == b.end_ns for a, b in itertools.pairwise(parts))
+    assert [p.seconds / 3600 for p in parts] == [1, 4, 16, 64, 83]
+    assert list(newest_first_parts(TimeWindow(5, 10))) == [TimeWindow(5, 10)]
+
+
+def test_contract_fields(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+) -> None:
+    load("trace_search")
+    body = search_traces(store, catalog, parse_window("1h"), TraceQuery()).to_json()
+    assert set(body) == {"traces", "limit", "order", "since", "until"}
+    slow = next(t for t in body["traces"] if t["trace_id"] == SLOW)
+    assert slow == {
+        "trace_id": SLOW,
+        "start": slow["start"],
+        "duration_ms": 900.0,
+        "root_service": "api-gateway",
+        "root_operation": "POST /api/v1/trading/decision",
+        "status": "error",
+        "chain_ids": ["A2", "B1", "B3"],
+        "services": ["ai-orchestration", "api-gateway", "trading-engine"],
+        "span_count": 5,
+        "error_count": 1,
+    }
+    assert slow["start"].endswith("Z")
+
+
+def test_chain_tagged_and_untagged(search: Callable[..., list[str]]) -> None:
+    # ORDER carries no chain tags: its root span matches B3's entry rule.
+    assert search(chain="B3") == [ORDER, SLOW]
+    assert search(chain="A2") == [SLOW]
+    assert search(chain="C9") == []
+
+
+def test_service_operation_and_their_pairing(search: Callable[..., list[str]]) -> None:
+    assert search(service="trading-engine") == [ORDER, SLOW]
+    assert search(operation="render") == [REPORT]
+    assert search(operation="/orders") == [ORDER, SLOW]  # http.route
+    assert search(service="trading-engine", operation="render") == []
+    assert search(service="reporting", operation="render") == [REPORT]
+
+
+def test_status_duration_and_order(search: Callable[..., list[str]]) -> None:
+    assert search(status="error") == [REPORT, SLOW]
+    assert search(status="ok") == [ORDER]
+    assert search(min_duration_ms=100) == [REPORT, SLOW]
+    assert search(max_duration_ms=300) == [REPORT, ORDER]
+    assert search(min_duration_ms=100, max_duration_ms=500) == [REPORT]
+    assert search(order="duration") == [SLOW, REPORT, ORDER]
+    assert search(order="duration", limit=1) == [SLOW]
+
+
+def test_attributes_of_spans_and_resources(search: Callable[..., list[str]]) -> None:
+    assert search(attr=["tenant=acme"]) == [SLOW]
+    assert search(attr=["tenant=globex"]) == [REPORT]
+    assert search(attr=["service.name=reporting"]) == [REPORT]  # a resource attribute
+    assert search(attr=["tenant=acme", "http.route=/reports"]) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "named"),
+    [
+        ({"status": "failed"}, "status"),
+        ({"order": "name"}, "order"),
+        ({"limit": MAX_LIMIT + 1}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"min_duration_ms": "-1"}, "min_duration_ms"),
+        ({"min_duration_ms": 5, "max_duration_ms": 1}, "min_duration_ms"),
+        ({"attr": ["tenant"]}, "attr"),
+        ({"service": ""}, "service"),
+    ],
+)
+def test_bad_filters_name_the_parameter(filters: dict[str, Any], named: str) -> None:
+    with pytest.raises(QueryError, match=named):
+        TraceQuery.parse(**filters)
+
+
+def test_unknown_chain(search: Callable[..., list[str]]) -> None:
+    with pytest.raises(QueryError, match="unknown chain id 'ZZ'"):
+        search(chain="ZZ")

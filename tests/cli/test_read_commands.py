@@ -1,0 +1,127 @@
+"""Read commands in-process: ``chainmap traces``, inverted windows, missing stores, 80 columns."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from chainmap_otel.analysis.timewindow import parse_window
+from chainmap_otel.analysis.traces import TraceQuery, search_traces
+from chainmap_otel.cli import COMMAND_MODULES, app
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import CATALOG_YAML
+
+runner = CliRunner()
+#: The module (``chainmap_otel.cli.app`` the attribute is the Typer app it defines).
+cli_app = importlib.import_module("chainmap_otel.cli.app")
+
+
+@pytest.fixture(autouse=True)
+def _commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+@pytest.fixture
+def chains_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chains.yaml"
+    path.write_text(CATALOG_YAML, encoding="utf-8")
+    return path
+
+
+def run(store: TraceStore, chains_file: Path, *args: str) -> Any:
+    url = f"chdb://{store.location.path}?database={store.database}"
+    return runner.invoke(app, [*args, "--store", url, "--chains", str(chains_file)])
+
+
+def test_traces_json_is_the_library_json(
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    catalog: ChainCatalog,
+    chains_file: Path,
+) -> None:
+    load("trace_search")
+    since, until = "2h", "2099-01-01T00:00:00Z"
+    window = parse_window(since, until)
+    for args, query in [
+        ((), TraceQuery()),
+        (("--chain", "B3", "--order", "duration"), TraceQuery(chain="B3", order="duration")),
+        (("--status", "error", "--limit", "1"), TraceQuery(status="error", limit=1)),
+        (("--attr", "tenant=acme"), TraceQuery(attributes=(("tenant", "acme"),))),
+        (
+            ("--service", "reporting", "--min-duration-ms", "100", "--max-duration-ms", "400"),
+            TraceQuery(service="reporting", min_duration_ms=100, max_duration_ms=400),
+        ),
+        (("--operation", "/orders"), TraceQuery(operation="/orders")),
+    ]:
+        result = run(
+            store, chains_file, "traces", *args, "--since", since, "--until", until, "-f", "json"
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == search_traces(store, catalog, window, query).to_json()
+
+
+def test_traces_bad_option_is_one_line(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
+) -> None:
+    load("trace_search")
+    result = run(store, chains_file, "traces", "--attr", "tenant")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: --attr 'tenant' is not key=value (e.g. http.route=/orders, up to 512 "
+        "characters each)"
+    ]
+
+
+def test_inverted_window_is_rejected(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
+) -> None:
+    load("trace_search")
+    for command in (("health",), ("traces",), ("topology",)):
+        result = run(store, chains_file, *command, "--since", "2h", "--until", "3h")
+        assert result.exit_code == 1
+        assert "is not before --until '3h'" in result.output
+        assert "Traceback" not in result.output
+    ok = run(store, chains_file, "traces", "--since", "3h", "--until", "2h", "-f", "json")
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout)["traces"] == []
+
+
+def test_a_read_never_creates_the_store(tmp_path: Path, chains_file: Path) -> None:
+    missing = tmp_path / "no-such-store"
+    for command in (("health",), ("traces",), ("discover",), ("critical-path", "0" * 32)):
+        result = runner.invoke(
+            app, [*command, "--store", f"chdb://{missing}", "--chains", str(chains_file)]
+        )
+        assert result.exit_code == 1, result.output
+        assert f"the embedded store {missing} does not exist" in result.output
+    assert not missing.exists()
+
+
+def test_tables_fit_80_columns_with_whole_statuses(
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    chains_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load("trace_search")
+    monkeypatch.setattr(cli_app.console, "width", 80)
+    assert not cli_app.console.is_terminal
+    health = run(store, chains_file, "health")
+    assert health.exit_code == 0, health.output
+    lines = health.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split()[0]: line.split()[1] for line in lines if line[:2] in ("B1", "B3", "A2")}
+    assert rows == {"B1": "critical", "B3": "critical", "A2": "healthy"}
+    assert "…" not in health.stdout
+    traces = run(store, chains_file, "traces")
+    assert max(len(line) for line in traces.stdout.splitlines()) <= 80
+    found = [line.split()[:4] for line in traces.stdout.splitlines() if line[:1].isalnum()]
+    assert [row[3] for row in found if len(row[0]) == 32] == ["error", "ok", "error"]

@@ -1,0 +1,104 @@
+"""One chDB database of demo-like chain traffic for every Grafana test of the session.
+
+The traffic is ``tests/server/chain_traffic.py``'s (nested B1 > A2 > B3 trading traces,
+three of them failed, untagged report traces no chain covers) plus the same trading traces
+with every ``chain.*`` attribute removed, as a fleet without chainmap's SDK writes them:
+those are assigned to chains only by the entry rules at query time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.grafana.datasource import QueryContext
+from tests.server import chain_traffic
+
+NS = 1_000_000_000
+MS = 1_000_000
+UNTAGGED_TRADES = 6
+
+
+@dataclass
+class Traffic:
+    store: TraceStore
+    catalog: ChainCatalog
+    ctx: QueryContext
+    tagged: list[str]
+    untagged: list[str]
+
+    @property
+    def window(self) -> TimeWindow:
+        return TimeWindow(self.ctx.from_s * NS, self.ctx.to_s * NS)
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        result = self.store.query(sql)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def untagged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows without chain tags: attributes are column 11 of TRACE_COLUMNS order."""
+    return [
+        (*row[:11], {k: v for k, v in row[11].items() if not k.startswith("chain.")}, *row[12:])
+        for row in rows
+    ]
+
+
+def open_database(chdb_path: Path, prefix: str) -> TraceStore:
+    from chainmap_otel.storage.schema import apply_schema
+
+    store = open_store(f"chdb://{chdb_path}?database={prefix}_{uuid.uuid4().hex[:12]}")
+    apply_schema(store, progress=lambda line: None)
+    return store
+
+
+@pytest.fixture(scope="session")
+def hours_traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
+    """Trades every 10 minutes from 4 h 50 min ago to 1 h 10 min ago (half of them without
+    chain tags), for a 6-hour range whose topology reads whole hours from the hour level."""
+    store = open_database(chdb_path, "h")
+    now_s = int(time.time())
+    rows: list[tuple[Any, ...]] = []
+    tagged, plain = [], []
+    for i in range(23):
+        name = f"hour-trade-{i}"
+        trace = chain_traffic.trade_trace(name, (now_s - 290 * 60 + i * 600) * NS, i % 5 == 0, 20)
+        rows += untagged(trace) if i % 2 else trace
+        (plain if i % 2 else tagged).append(chain_traffic.trace_id(name))
+    store.insert_spans(rows=rows)
+    ctx = QueryContext(from_s=now_s - 6 * 3600, to_s=now_s + 1, interval_s=300)
+    yield Traffic(store, chain_traffic.catalog(), ctx, tagged, plain)
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
+    store = open_database(chdb_path, "g")
+    now_s = int(time.time())
+    seeded = chain_traffic.seed(store, now_s * NS)
+    base = (now_s - 4 * 60) * NS
+    names = [f"plain-trade-{i}" for i in range(UNTAGGED_TRADES)]
+    rows: list[tuple[Any, ...]] = []
+    for i, name in enumerate(names):
+        rows += untagged(chain_traffic.trade_trace(name, base + i * 40 * MS, i == 0, 30 + 7 * i))
+    store.insert_spans(rows=rows)
+    ctx = QueryContext(from_s=now_s - 3600, to_s=now_s + 1, interval_s=60)
+    yield Traffic(
+        store,
+        chain_traffic.catalog(),
+        ctx,
+        seeded["trades"],
+        [chain_traffic.trace_id(n) for n in names],
+    )
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
+    store.close()
