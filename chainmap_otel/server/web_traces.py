@@ -23,7 +23,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
-from chainmap_otel.server.trace_api import TRACES_PREFIX, whole_trace
+from chainmap_otel.server.trace_api import whole_trace
+from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.server.web import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -82,7 +83,7 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
         '<button type="submit">search</button>'
     )
     return (
-        f'<h1>Traces <a class="json" href="{TRACES_PREFIX}">JSON</a></h1>'
+        f'<h1>Traces <a class="json" href="{TRACES_PATH}">JSON</a></h1>'
         f'<form id="trace-search" class="search" action="/search" method="get">{fields}</form>'
         '<div id="search-results" class="trace-list"></div>'
         '<p class="muted">Times are the trace\'s root span; duration is its whole extent. '
@@ -92,7 +93,7 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
 
 def _trace_body(trace: dict[str, object]) -> str:
     trace_id = str(trace["trace_id"])
-    api = f"{TRACES_PREFIX}/{trace_id}"
+    api = f"{TRACES_PATH}/{trace_id}"
     cp = f"/api/v1/chains/traces/{trace_id}/critical-path"
     return (
         f'<h1>Trace <code>{_e(trace_id)}</code> <a class="json" href="{_e(api)}">JSON</a>'

@@ -224,8 +224,9 @@ def test_the_whole_trace_api_caps_spans_with_a_note(
     [
         ("/api/v1/traces/nope", {}, 400, "not 32 hex characters"),
         ("/api/v1/traces/" + "ab" * 16, {}, 404, "not found"),
-        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "0"}, 400, "max_spans=0 must be between"),
+        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "0"}, 400, "max_spans='0' must be a whole"),
         ("/api/v1/traces/" + "ab" * 16, {"max_spans": "50001"}, 400, "between 1 and 50000"),
+        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "many"}, 400, "max_spans='many' must be"),
     ],
 )
 def test_the_whole_trace_api_rejects_bad_input(
