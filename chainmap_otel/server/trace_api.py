@@ -12,30 +12,31 @@ router only adds the per-trace path below it.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from chainmap_otel.analysis.critical_path import SpanTiming, compute_sections
 from chainmap_otel.errors import QueryError
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging.processor import ATTR_CHAIN_ENTRY_IDS
 
 __all__ = [
     "DEFAULT_MAX_SPANS",
     "MAX_SPANS_LIMIT",
-    "TRACES_PREFIX",
     "install_trace_api",
     "trace_api_router",
     "whole_trace",
 ]
 
-TRACES_PREFIX = "/api/v1/traces"
 DEFAULT_MAX_SPANS = 10_000
 MAX_SPANS_LIMIT = 50_000
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -76,15 +77,10 @@ def _span_json(row: tuple[Any, ...]) -> dict[str, Any]:
         resource,
         scope,
         scope_version,
-        event_times,
-        event_names,
-        event_attributes,
-        link_traces,
-        link_spans,
-        link_states,
-        link_attributes,
+        events,
+        links,
     ) = row
-    attrs = {str(k): str(v) for k, v in dict(attributes).items()}
+    attrs: dict[str, str] = json.loads(attributes)
     entry = attrs.get(ATTR_CHAIN_ENTRY_IDS, "")
     return {
         "span_id": str(span_id),
@@ -99,17 +95,14 @@ def _span_json(row: tuple[Any, ...]) -> dict[str, Any]:
         "chain_ids": _chain_ids(attrs),
         "entry_ids": [c for c in entry.split(",") if c],
         "attributes": attrs,
-        "resource": {str(k): str(v) for k, v in dict(resource).items()},
+        "resource": json.loads(resource),
         "scope": {"name": str(scope), "version": str(scope_version)},
         "events": [
-            {"time_unix_nano": int(t), "name": str(n), "attributes": dict(a)}
-            for t, n, a in zip(event_times, event_names, event_attributes, strict=False)
+            {"time_unix_nano": int(t), "name": n, "attributes": a} for t, n, a in json.loads(events)
         ],
         "links": [
-            {"trace_id": str(t), "span_id": str(s), "trace_state": str(ts), "attributes": dict(a)}
-            for t, s, ts, a in zip(
-                link_traces, link_spans, link_states, link_attributes, strict=False
-            )
+            {"trace_id": t, "span_id": s, "trace_state": ts, "attributes": a}
+            for t, s, ts, a in json.loads(links)
         ],
     }
 
@@ -189,17 +182,23 @@ def whole_trace(
 
 def trace_api_router() -> APIRouter:
     """``GET /api/v1/traces/{trace_id}``; reads ``app.state.store``."""
-    router = APIRouter(prefix=TRACES_PREFIX, tags=["traces"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
 
     @router.get("/{trace_id}", summary="Every span of one trace and its critical path")
-    def get_trace(
-        request: Request, trace_id: str, max_spans: int = DEFAULT_MAX_SPANS
-    ) -> dict[str, Any]:
-        if not 1 <= max_spans <= MAX_SPANS_LIMIT:
-            raise HTTPException(
-                400,
-                f"query parameter max_spans={max_spans} must be between 1 and {MAX_SPANS_LIMIT}",
-            )
+    def get_trace(request: Request, trace_id: str, max_spans: str | None = None) -> JSONResponse:
+        # Read as text so that a bad value gets the API's one-line 400, not a 422.
+        cap = DEFAULT_MAX_SPANS
+        if max_spans is not None:
+            try:
+                cap = int(max_spans)
+            except ValueError:
+                cap = 0
+            if not 1 <= cap <= MAX_SPANS_LIMIT:
+                raise HTTPException(
+                    400,
+                    f"query parameter max_spans={max_spans!r} must be a whole number "
+                    f"between 1 and {MAX_SPANS_LIMIT}",
+                )
         if not _TRACE_ID.match(trace_id.lower()):
             raise HTTPException(
                 400,
@@ -208,7 +207,9 @@ def trace_api_router() -> APIRouter:
             )
         store: TraceStore = request.app.state.store
         with translated_errors(not_found=True):
-            return whole_trace(store, trace_id, max_spans)
+            trace = whole_trace(store, trace_id, cap)
+        # Plain JSON: FastAPI's encoder would walk every value of thousands of spans again.
+        return JSONResponse(trace)
 
     return router
 

@@ -377,7 +377,7 @@ def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
         more = f"/search?{urlencode({'chain': chain_id, **params, **_window_params(since, until)})}"
         blocks.append(
             f'<div><h3>{_e(title)} <a class="json" href="{_e(more)}">search</a></h3>'
-            f'<div class="trace-list" data-query="{_e(query)}"></div></div>'
+            f'<div class="trace-list" data-compact data-query="{_e(query)}"></div></div>'
         )
     return f'<section><h2>Traces</h2><div class="lists">{"".join(blocks)}</div></section>'
 

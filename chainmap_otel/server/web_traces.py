@@ -1,7 +1,8 @@
 """The trace pages of the web view and its offline API docs.
 
 ``/search`` (and ``/traces`` without an id) is the trace search: a form whose fields are
-the parameters of ``GET /api/v1/traces``, results filled in by ``static/search.js``,
+the parameters of ``GET /api/v1/traces`` (chain, service, operation, status, attribute
+``key=value``, min/max duration, window, order, limit), results filled in by ``static/search.js``,
 each linking to the trace view. ``/traces/{trace_id}`` is the trace view: the page
 checks the id and that the trace exists, ``static/trace.js`` fetches every span from
 ``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
@@ -22,7 +23,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
-from chainmap_otel.server.trace_api import TRACES_PREFIX, whole_trace
+from chainmap_otel.server.trace_api import whole_trace
+from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.server.web import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -64,6 +66,8 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
         'placeholder="span name or route"></label>'
         f'<label>status <select name="status">{_options(SEARCH_STATUSES, params.get("status", ""), {"": "any"})}'
         "</select></label>"
+        f'<label>attribute <input name="attr" value="{value("attr")}" size="18" '
+        'placeholder="key=value"></label>'
         f'<label>min ms <input name="min_duration_ms" value="{value("min_duration_ms")}" size="6" '
         'inputmode="decimal"></label>'
         f'<label>max ms <input name="max_duration_ms" value="{value("max_duration_ms")}" size="6" '
@@ -79,7 +83,7 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
         '<button type="submit">search</button>'
     )
     return (
-        f'<h1>Traces <a class="json" href="{TRACES_PREFIX}">JSON</a></h1>'
+        f'<h1>Traces <a class="json" href="{TRACES_PATH}">JSON</a></h1>'
         f'<form id="trace-search" class="search" action="/search" method="get">{fields}</form>'
         '<div id="search-results" class="trace-list"></div>'
         '<p class="muted">Times are the trace\'s root span; duration is its whole extent. '
@@ -89,7 +93,7 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
 
 def _trace_body(trace: dict[str, object]) -> str:
     trace_id = str(trace["trace_id"])
-    api = f"{TRACES_PREFIX}/{trace_id}"
+    api = f"{TRACES_PATH}/{trace_id}"
     cp = f"/api/v1/chains/traces/{trace_id}/critical-path"
     return (
         f'<h1>Trace <code>{_e(trace_id)}</code> <a class="json" href="{_e(api)}">JSON</a>'

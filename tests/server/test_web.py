@@ -137,7 +137,7 @@ def test_chain_page_lists_slowest_failing_and_recent_traces(client: httpx.Client
     html = page(client, "/chains/B3", since="15m")
     queries = [
         dict(parse_qsl(unescape(q)))
-        for q in re.findall(r'class="trace-list" data-query="([^"]+)"', html)
+        for q in re.findall(r'class="trace-list" data-compact data-query="([^"]+)"', html)
     ]
     assert queries == [
         {"chain": "B3", "order": "duration", "limit": "8", "since": "15m"},
@@ -224,8 +224,9 @@ def test_the_whole_trace_api_caps_spans_with_a_note(
     [
         ("/api/v1/traces/nope", {}, 400, "not 32 hex characters"),
         ("/api/v1/traces/" + "ab" * 16, {}, 404, "not found"),
-        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "0"}, 400, "max_spans=0 must be between"),
+        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "0"}, 400, "max_spans='0' must be a whole"),
         ("/api/v1/traces/" + "ab" * 16, {"max_spans": "50001"}, 400, "between 1 and 50000"),
+        ("/api/v1/traces/" + "ab" * 16, {"max_spans": "many"}, 400, "max_spans='many' must be"),
     ],
 )
 def test_the_whole_trace_api_rejects_bad_input(
@@ -248,12 +249,19 @@ def test_trace_view_page_and_the_old_url(web: tuple[httpx.Client, dict[str, Any]
 
 
 def test_search_page_is_prefilled_from_its_url(client: httpx.Client) -> None:
-    params = {"chain": "B3", "status": "error", "min_duration_ms": "100", "order": "start"}
+    params = {
+        "chain": "B3",
+        "status": "error",
+        "min_duration_ms": "100",
+        "order": "start",
+        "attr": "http.route=/orders",
+    }
     html = client.get("/search", params={**params, "since": "2h"}).text
     assert 'name="since" value="2h"' in html
     assert '<option value="B3" selected>B3 Trade execution</option>' in html
     assert '<option value="error" selected>error</option>' in html
     assert 'name="min_duration_ms" value="100"' in html
+    assert 'name="attr" value="http.route=/orders"' in html
     assert '<option value="start" selected>most recent first</option>' in html
     assert '<script src="/static/search.js" defer></script>' in html
     assert_self_contained(html)

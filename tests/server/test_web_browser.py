@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 import httpx
 import pytest
@@ -86,6 +86,10 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+#: Resolves after two animation frames: the graph has redrawn after a resize.
+_SETTLE = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
 @dataclass
 class Tab:
     """A page with everything it reported: console errors, uncaught exceptions, failed loads."""
@@ -102,8 +106,17 @@ class Tab:
         self.page.wait_for_selector(selector, state="attached", timeout=TIMEOUT_MS)
 
     def shot(self, name: str, full_page: bool = False) -> None:
+        """A screenshot; a full page one through a viewport as tall as the page, so that
+        the graph has redrawn at that size (a full-page capture catches it mid-resize)."""
         path = self.site.shots / name
-        self.page.screenshot(path=str(path), full_page=full_page)
+        size = self.page.viewport_size
+        if full_page:
+            height = self.page.evaluate("() => document.documentElement.scrollHeight")
+            self.page.set_viewport_size({"width": size["width"], "height": height})
+            self.page.evaluate(_SETTLE)
+        self.page.screenshot(path=str(path))
+        if full_page:
+            self.page.set_viewport_size(size)
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
             shutil.copy(path, DOCS / name)
 
@@ -261,6 +274,8 @@ def test_node_click_shows_its_chains_and_traces(tab: Tab, site: Site) -> None:
     assert chains == [f"/chains/{c['chain_id']}" for c in impact["chains"]]
     assert "/chains/B3" in chains
     tab.shot("web-view-chain.png", full_page=True)
+    tab.page.click(".node-panel button.close")
+    assert not panel.is_visible()
 
 
 def test_refresh_keeps_the_drawn_graph_and_its_zoom(tab: Tab) -> None:
@@ -415,15 +430,31 @@ def test_trace_search_filters(tab: Tab, site: Site) -> None:
     assert len(failing) == chain_traffic.FAILED_TRADES
     assert all(r["status"].startswith("error") and "B3" in r["chains"] for r in failing)
     assert all(r["href"] == f"/traces/{r['id']}" for r in failing)
+    tab.page.fill("input[name=attr]", "http.route=/orders")
+    tab.wait("#search-results[data-state=done]")
+    tab.page.click("form.search button[type=submit]")
+    tab.page.wait_for_url("**attr=http.route*")
+    tab.wait("#search-results[data-state=done]")
+    by_attr = _result_rows(tab)
+    assert {r["id"] for r in by_attr} == {r["id"] for r in failing}  # every trade has /orders
+    tab.page.fill("input[name=attr]", "")
     tab.page.select_option("select[name=status]", "ok")
     tab.page.fill("input[name=min_duration_ms]", "290")
     tab.page.click("form.search button[type=submit]")
     tab.page.wait_for_url("**/search?*status=ok*")
     tab.wait("#search-results[data-state=done]")
-    api = site.client.get(
-        "/api/v1/traces", params={"chain": "B3", "status": "ok", "min_duration_ms": "290"}
-    ).json()
-    assert [r["id"] for r in _result_rows(tab)] == [t["trace_id"] for t in api["traces"]]
+    query = dict(parse_qsl(urlparse(tab.page.url).query))
+    assert query == {
+        "chain": "B3",
+        "status": "ok",
+        "min_duration_ms": "290",
+        "order": "duration",
+        "limit": "50",
+    }
+    api = site.client.get("/api/v1/traces", params=query).json()
+    shown = _result_rows(tab)
+    assert [r["id"] for r in shown] == [t["trace_id"] for t in api["traces"]] != []
+    assert all(r["status"].startswith("ok") for r in shown)
     tab.shot("web-view-search.png")
     assert not tab.problems, tab.problems
 

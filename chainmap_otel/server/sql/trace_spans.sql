@@ -1,5 +1,7 @@
 -- Every column of one trace's spans, earliest first, at most {cap:UInt32} of them.
 -- {{window}} is empty or a Timestamp range from otel_traces_trace_id_ts (bound values).
+-- Maps and the Events/Links arrays come as JSON text: parsing that is far cheaper in
+-- Python than decoding thousands of nested Map columns.
 SELECT toUnixTimestamp64Nano(Timestamp) AS start_ns,
        SpanId,
        ParentSpanId,
@@ -9,17 +11,16 @@ SELECT toUnixTimestamp64Nano(Timestamp) AS start_ns,
        Duration,
        lower(replaceOne(toString(StatusCode), 'STATUS_CODE_', '')) AS status,
        StatusMessage,
-       mapApply((k, v) -> (toString(k), v), SpanAttributes),
-       mapApply((k, v) -> (toString(k), v), ResourceAttributes),
+       toJSONString(mapApply((k, v) -> (toString(k), v), SpanAttributes)),
+       toJSONString(mapApply((k, v) -> (toString(k), v), ResourceAttributes)),
        toString(ScopeName),
        ScopeVersion,
-       arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp),
-       Events.Name,
-       arrayMap(m -> mapApply((k, v) -> (toString(k), v), m), Events.Attributes),
-       Links.TraceId,
-       Links.SpanId,
-       Links.TraceState,
-       arrayMap(m -> mapApply((k, v) -> (toString(k), v), m), Links.Attributes)
+       if(empty(Events.Name), '[]', toJSONString(arrayMap(
+           (t, n, a) -> (toString(toUnixTimestamp64Nano(t)), n, mapApply((k, v) -> (toString(k), v), a)),
+           Events.Timestamp, Events.Name, Events.Attributes))),
+       if(empty(Links.SpanId), '[]', toJSONString(arrayMap(
+           (t, s, ts, a) -> (t, s, ts, mapApply((k, v) -> (toString(k), v), a)),
+           Links.TraceId, Links.SpanId, Links.TraceState, Links.Attributes)))
 FROM {{db}}.otel_traces
 WHERE TraceId = {trace_id:String} {{window}}
 ORDER BY Timestamp, SpanId

@@ -5,6 +5,8 @@
 (function () {
   "use strict";
   var COLUMNS = ["start", "root", "duration", "status", "spans", "services", "chains"];
+  // The chain page's lists are narrow: the chain is known, the services are in the graph.
+  var COMPACT = 5;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -20,10 +22,10 @@
     return isNaN(d.getTime()) ? String(iso) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
   }
 
-  function results(traces) {
-    var t = el("table", "traces");
+  function results(traces, compact) {
+    var t = el("table", "traces" + (compact ? " compact" : ""));
     var head = el("tr");
-    COLUMNS.forEach(function (c) { head.appendChild(el("th", "", c)); });
+    COLUMNS.slice(0, compact ? COMPACT : COLUMNS.length).forEach(function (c) { head.appendChild(el("th", "", c)); });
     var thead = el("thead");
     thead.appendChild(head);
     t.appendChild(thead);
@@ -32,9 +34,9 @@
       var row = el("tr", tr.status === "error" ? "failed" : "");
       row.setAttribute("data-trace-id", tr.trace_id);
       var start = el("td");
-      var a = el("a", "trace-link", when(tr.start));
+      var a = el("a", "trace-link", compact ? when(tr.start).slice(11) : when(tr.start));
       a.href = "/traces/" + encodeURIComponent(tr.trace_id);
-      a.title = tr.trace_id;
+      a.title = tr.trace_id + " started " + when(tr.start);
       start.appendChild(a);
       row.appendChild(start);
       row.appendChild(el("td", "", tr.root_service + " · " + tr.root_operation));
@@ -43,8 +45,10 @@
       status.textContent = tr.status + (tr.error_count ? " (" + tr.error_count + ")" : "");
       row.appendChild(status);
       row.appendChild(el("td", "num", String(tr.span_count)));
-      row.appendChild(el("td", "", (tr.services || []).join(", ")));
-      row.appendChild(el("td", "", (tr.chain_ids || []).join(", ")));
+      if (!compact) {
+        row.appendChild(el("td", "services", (tr.services || []).join(", ")));
+        row.appendChild(el("td", "", (tr.chain_ids || []).join(", ")));
+      }
       body.appendChild(row);
     });
     t.appendChild(body);
@@ -71,7 +75,8 @@
           return;
         }
         var traces = res[1].traces || [];
-        box.replaceChildren(traces.length ? results(traces) : el("p", "muted", "no traces match"));
+        var compact = box.hasAttribute("data-compact");
+        box.replaceChildren(traces.length ? results(traces, compact) : el("p", "muted", "no traces match"));
         box.setAttribute("data-state", "done");
         box.setAttribute("data-count", String(traces.length));
       })

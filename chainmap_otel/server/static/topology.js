@@ -72,6 +72,10 @@
     var id = node.data("service");
     var q = since ? "&since=" + encodeURIComponent(since) : "";
     panel.replaceChildren();
+    var close = document.createElement("button");
+    close.type = "button"; close.className = "close"; close.title = "close"; close.textContent = "×";
+    close.addEventListener("click", function () { panel.hidden = true; });
+    panel.appendChild(close);
     var title = document.createElement("h3");
     title.textContent = id + " (" + node.data("type") + ")";
     panel.appendChild(title);
@@ -142,7 +146,11 @@
     box.chainmapGraph = cy;
     box.setAttribute("data-drawn", "1");
     var panel = box.querySelector(".node-panel");
-    cy.on("tap", "node", function (evt) { if (panel) { showNode(panel, evt.target, box.getAttribute("data-since")); } });
+    cy.on("tap", function (evt) {
+      if (!panel) { return; }
+      if (evt.target === cy) { panel.hidden = true; return; }  // a click on the background
+      if (evt.target.isNode()) { showNode(panel, evt.target, box.getAttribute("data-since")); }
+    });
     // The page refresh hands over new numbers: relabel in place, re-layout only when the
     // graph's shape changed, so a zoomed or panned view stays where the reader left it.
     box.chainmapUpdate = function (next) {
@@ -163,7 +171,14 @@
     };
     var fit = box.querySelector("button.fit");
     if (fit) { fit.addEventListener("click", function () { cy.fit(undefined, 20); }); }
-    window.addEventListener("resize", function () { fitHeight(canvas, cy); });
+    // Refit when the box's width changes (window resize, a scrollbar appearing as the
+    // trace lists fill in); the height is ours to set, so it does not count.
+    var lastWidth = canvas.clientWidth;
+    var refit = function () {
+      if (canvas.clientWidth !== lastWidth) { lastWidth = canvas.clientWidth; fitHeight(canvas, cy); }
+    };
+    if (window.ResizeObserver) { new window.ResizeObserver(refit).observe(canvas); }
+    window.addEventListener("resize", refit);
   }
 
   function drawAll() { document.querySelectorAll("[data-topology]").forEach(draw); }
