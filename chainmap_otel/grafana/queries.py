@@ -28,8 +28,10 @@ from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
     Columns,
+    SqlParams,
     classify_expression,
 )
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import validate_identifier
@@ -220,14 +222,20 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
 def _topology_sql(catalog: ChainCatalog, database: str) -> str:
     """``analysis/sql/topology.sql`` for ``$chain`` over the dashboard's time range: rollup
     hour and minute rows where the rollup covers the range, live pairing elsewhere."""
+    # The node naming (CHAINMAP_SERVICEGRAPH_*) of this process, as the rollup's pairing
+    # uses it: generate the dashboards with the settings `chainmap serve` runs with.
+    naming = ServiceGraphNaming.from_config()
     classify, params = classify_expression(catalog)
+    names = SqlParams("sg")
     inner = load_sql(
         "trace_edges",
         database,
         classify=classify,
         span_window=rollup.SPAN_WINDOW_SQL,
         trace_window=rollup.TRACE_WINDOW_SQL,
+        **naming.fragments(names),
     )
+    params = {**params, **names.values}
     sql = load_sql(
         "topology",
         database,
@@ -264,7 +272,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
                 "minute_tail_end",
             )
         },
-        catalog=str(rollup.catalog_fingerprint(catalog)),
+        catalog=str(rollup.catalog_fingerprint(catalog, naming)),
     )
     return inline(sql, values)
 
@@ -273,7 +281,7 @@ def _topology_frame(name: str, catalog: ChainCatalog, database: str) -> str:
     window = _fill(
         "topology_window",
         database,
-        catalog=str(rollup.catalog_fingerprint(catalog)),
+        catalog=str(rollup.catalog_fingerprint(catalog, ServiceGraphNaming.from_config())),
         reach_ns=str(rollup.REACH_SECONDS * 1_000_000_000),
     )
     frame = _fill(name, database, topology=_topology_sql(catalog, database))

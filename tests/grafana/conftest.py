@@ -1,4 +1,5 @@
-"""One chDB database of demo-like chain traffic for every Grafana test of the session.
+"""A chDB database of demo-like chain traffic per test module (dropped at its end, so no
+other package's test sees it among the session's databases).
 
 The traffic is ``tests/server/chain_traffic.py``'s (nested B1 > A2 > B3 trading traces,
 three of them failed, untagged report traces no chain covers) plus the same trading traces
@@ -61,7 +62,7 @@ def open_database(chdb_path: Path, prefix: str) -> TraceStore:
     return store
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hours_traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
     """Trades every 10 minutes from 4 h 50 min ago to 1 h 10 min ago (half of them without
     chain tags), for a 6-hour range whose topology reads whole hours from the hour level."""
@@ -81,7 +82,7 @@ def hours_traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
     store.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
     store = open_database(chdb_path, "g")
     now_s = int(time.time())

@@ -17,6 +17,7 @@ from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health_json
 from chainmap_otel.analysis.render import to_grafana
 from chainmap_otel.analysis.topology import topology
+from chainmap_otel.config import ALL_ENV_VARS
 from chainmap_otel.grafana import dashboards
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import example_catalog_path
@@ -63,7 +64,10 @@ def panel_rows(traffic: Traffic, name: str, title: str, chain: str) -> dict[str,
     raise AssertionError(f"no panel {title!r} in {name}")
 
 
-def test_committed_dashboards_are_the_generated_ones() -> None:
+def test_committed_dashboards_are_the_generated_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ALL_ENV_VARS:
+        if var.name.startswith("CHAINMAP_SERVICEGRAPH_"):
+            monkeypatch.delenv(var.name, raising=False)
     catalog = load_catalog(example_catalog_path())
     rendered = dashboards.render(catalog, "otel")
     directory = ROOT / "grafana" / "dashboards"
@@ -206,6 +210,19 @@ def test_topology_frames_agree_with_chainmap_topology_live_and_rolled_up(
     assert b3["edges"]["trading-engine->database-service:request"]["mainstat"] == (
         len(traffic.tagged) + len(traffic.untagged)
     )
+
+
+def test_topology_frames_follow_the_servicegraph_naming_setting(
+    traffic: Traffic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connector's naming: a database edge needs db.name; the fixture's postgres calls
+    # carry db.system and db.namespace only, so they end at a virtual node named postgresql.
+    monkeypatch.setenv("CHAINMAP_SERVICEGRAPH_COMPAT", "true")
+    expected = library_graph(traffic, "B3")
+    assert_same_graph(node_graph(traffic, "B3"), expected)
+    assert expected["nodes"]["postgresql"]["subtitle"] == "virtual"
+    monkeypatch.delenv("CHAINMAP_SERVICEGRAPH_COMPAT")
+    assert node_graph(traffic, "B3")["nodes"]["postgresql"]["subtitle"] == "database"
 
 
 def test_topology_of_a_long_range_reads_the_hour_level(hours_traffic: Traffic) -> None:

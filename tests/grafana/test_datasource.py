@@ -89,3 +89,4 @@ def test_the_dashboards_use_only_transcribed_macros_and_known_variables() -> Non
                 for variable in re.findall(r"\$\{(\w+)", sql):
                     assert variable in variables, (name, variable)
                 assert "--" not in sql and "/*" not in sql, f"{name}: a comment in the SQL"
+                assert "{{" not in sql, f"{name}: a fragment left unfilled"
