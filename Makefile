@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/export_throughput.py
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/analysis_scale.py
+	$(BIN)/python benchmarks/distro_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
