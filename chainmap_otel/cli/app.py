@@ -51,7 +51,13 @@ def print_table(
     statuses and numbers are never cut to ``…``."""
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     table = Table(
-        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+        # As wide as the title (within the console), so a narrow table never wraps its title.
+        min_width=min(len(title or ""), console.width),
     )
     for index, column in enumerate(columns):
         if column in wrap:
