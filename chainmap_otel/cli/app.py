@@ -52,15 +52,16 @@ def print_table(
     named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
     statuses and numbers are never cut to ``…``. Cells and title are plain text, never rich
     markup: a service named ``[/]evil`` is data; read as markup it would raise MarkupError.
-    The title is a line of its own, so a narrow table does not fold it."""
+    """
     cells = [["" if v is None else str(v) for v in row] for row in rows]
-    if title is not None:
-        console.print(Text(title, style="bold"), soft_wrap=True)
     table = Table(
+        title=Text(title) if title is not None else None,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
         show_edge=False,
+        # As wide as the title (within the console), so a narrow table never wraps its title.
+        min_width=min(len(title or ""), console.width),
     )
     for index, column in enumerate(columns):
         if column in wrap:

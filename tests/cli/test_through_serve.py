@@ -26,9 +26,11 @@ from tests.support.otlp_payloads import sdk_spans
 from tests.support.processes import free_port
 
 CHAINMAP = Path(sys.executable).parent / "chainmap"
-# A window around now, absolute so the CLI and the API read exactly the same one.
-_NOW = datetime.now(tz=UTC)
-SINCE, UNTIL = ((_NOW + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (-1, 1))
+#: A fixed window around the test run (the same for the CLI and the API, and short:
+#: discovery walks its window in slices).
+_NOW = datetime.now(tz=UTC).replace(microsecond=0)
+SINCE = (_NOW - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+UNTIL = (_NOW + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
 runner = CliRunner()
 
 
@@ -121,6 +123,20 @@ def test_reads_go_through_the_serve_holding_the_store(
     trace_id = found["traces"][0]["trace_id"]
     path = json.loads(cli("critical-path", trace_id, "--store", store, "-f", "json").stdout)
     assert path["trace_id"] == trace_id
+    params = {"since": SINCE, "until": UNTIL}
+    for command, path, extra in [
+        (("discover", "--min-traces", "1"), "/api/v1/chains/discover", {"min_traces": 1}),
+        (("drift",), "/api/v1/chains/drift", {}),
+        (("impact", "trading-engine"), "/api/v1/chains/impact/trading-engine", {}),
+        (("topology",), "/api/v1/chains/topology", {}),
+    ]:
+        printed = json.loads(cli(*command, "--store", store, *window, "-f", "json").stdout)
+        answer = httpx.get(f"{url}{path}", params={**params, **extra}).json()
+        assert printed == answer, command
+    assert printed["edges"]
+    proposals = cli("discover", "--min-traces", "1", "--store", store, *window, "-f", "yaml")
+    assert proposals.stdout.startswith("# Chains proposed by `chainmap discover`")
+    assert "version: 1" in proposals.stdout
     tree = cli("topology", "--store", store, *window, "-f", "text")
     assert "trading-engine" in tree.stdout
     bad = runner.invoke(app, ["traces", "--server", url, "--chain", "ZZ"])
@@ -129,6 +145,32 @@ def test_reads_go_through_the_serve_holding_the_store(
     other = runner.invoke(app, ["health", "--store", f"{store}?database=other"])
     assert other.exit_code == 1
     assert "which analyses database 'default', not 'other'" in other.output
+
+
+def test_tables_in_a_pipe_at_80_columns(
+    serve: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
+    _, store_dir, _ = serve
+    env = {**os.environ, "COLUMNS": "80"}
+    printed = {}
+    for command in ("health", "traces", "topology"):
+        piped = subprocess.run(
+            [str(CHAINMAP), command, "--store", f"chdb://{store_dir}", "--since", SINCE],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        lines = piped.stdout.splitlines()
+        assert lines and max(len(line) for line in lines) <= 80, piped.stdout
+        assert "…" not in piped.stdout
+        printed[command] = [line.split() for line in lines if line.strip()]
+    # Every chain of the example catalog has a row with its whole status word.
+    rows = {row[0]: row[1] for row in printed["health"] if row[0] in {"A1", "A2", "B1", "B3"}}
+    assert set(rows) == {"A1", "A2", "B1", "B3"}
+    assert all(status.isalpha() or "_" in status for status in rows.values()), rows
+    assert sum(len(row[0]) == 32 for row in printed["traces"]) == 3
 
 
 def test_after_serve_stops_the_library_reads_the_same(
