@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from chainmap_otel import config
 from chainmap_otel.server.api import install_api, resolve_catalog
+from chainmap_otel.server.decode_pool import DecodePool
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
@@ -96,6 +97,7 @@ def create_app(
     queue_spans: int | None = None,
     chains: ChainCatalog | str | Path | None = None,
     budget: RequestBudget | None = None,
+    decode_pool: DecodePool | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -133,7 +135,7 @@ def create_app(
     app.state.store = store
     app.state.span_writer = span_writer
     app.state.catalog = catalog
-    app.include_router(otlp_http_router(span_writer, limit, budget))
+    app.include_router(otlp_http_router(span_writer, limit, budget, decode_pool))
     install_api(app)
     install_web(app)
     return app
@@ -204,14 +206,25 @@ def run_server(
         rollup.start()
         resources.callback(rollup.stop)
         budget = RequestBudget(max(1, config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES)))
+        processes = config.env_int(config.CHAINMAP_SERVE_DECODE_PROCESSES)
+        pool = DecodePool(processes) if processes > 0 else None
+        if pool is not None:
+            resources.callback(pool.close)
         receiver: OtlpGrpcReceiver | None = None
         if grpc_port:
             receiver = OtlpGrpcReceiver(
-                writer, host, grpc_port, max_message_bytes=limit, budget=budget
+                writer, host, grpc_port, max_message_bytes=limit, budget=budget, pool=pool
             )
             receiver.start()
             resources.callback(receiver.stop)
-        app = create_app(store, writer=writer, max_body_bytes=limit, chains=catalog, budget=budget)
+        app = create_app(
+            store,
+            writer=writer,
+            max_body_bytes=limit,
+            chains=catalog,
+            budget=budget,
+            decode_pool=pool,
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
