@@ -1,48 +1,53 @@
-"""OTLP/HTTP ingest throughput of ``chainmap serve``, with the standard exporter as client.
+"""Committed OTLP/HTTP ingest rate of ``chainmap serve`` next to its two ceilings, in one run.
 
-Three numbers from the same run and the same span batches:
+Pre-encoded protobuf requests (512 spans each, like the SDK's BatchSpanProcessor)
+from 4 keep-alive clients:
 
-* ``chainmap serve``: spans/s from the first export until every span is
-  committed in chDB (the clock stops when the server, sent SIGTERM after the
-  last export, has flushed its queue and exited; the server's own log line
-  must report every span stored).
-* baseline: the same exporter posting the same batches to a do-nothing
-  OTLP/HTTP endpoint on the same server stack (uvicorn, reads the body,
-  answers an empty ExportTraceServiceResponse): the cost of the transport alone.
-* decode: ``decode_protobuf`` alone, in this process (the receiver's CPU per span).
+* ``chainmap serve``: spans/s from the first request until every span is
+  committed in chDB (``/health/detailed`` reports them written), with the
+  write-ahead log on (``--fsync`` picks its mode);
+* (a) the same clients against a do-nothing OTLP/HTTP endpoint on the same
+  server stack (uvicorn + FastAPI, reads the body, answers an empty response):
+  the transport's ceiling;
+* (b) the engine alone: ``INSERT INTO otel_traces SELECT * FROM`` a copy of the
+  same rows, into the same schema and materialized views: the store's ceiling.
 
-Usage: python benchmarks/ingest_throughput.py [--spans 100000] [--batch 512]
+Ratios are printed; the target is chainmap serve >= 0.25x (b).
+
+``--soak SECONDS`` then runs a fresh server at ``--soak-load`` (default 80 %) of
+the committed rate just measured, samples its RSS every 5 s and checks that
+every acknowledged span was stored.
+
+Usage: python benchmarks/ingest_throughput.py [--spans 200000] [--rounds 3] [--fsync fsync|none]
+       python benchmarks/ingest_throughput.py --rounds 1 --fsync none --soak 600
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import resource
-import signal
-import socket
+import http.client
+import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from chainmap_otel.storage.otlp import decode_protobuf
 
 SERVE = """
 import logging, sys
 from chainmap_otel.server import run_server
-logging.basicConfig(level=logging.INFO)
+logging.basicConfig(level=logging.WARNING)
 run_server(sys.argv[1], "127.0.0.1", int(sys.argv[2]), 0, log_level="warning")
 """
 
@@ -56,11 +61,19 @@ EMPTY = ExportTraceServiceResponse().SerializeToString()
 async def traces(request: Request) -> Response:
     await request.body()
     return Response(EMPTY, media_type="application/x-protobuf")
+@app.get("/health/detailed")
+async def health() -> dict:
+    return {}
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
+CLIENTS = 4
+HEADERS = {"Content-Type": "application/x-protobuf"}
+
 
 def free_port() -> int:
+    import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -102,121 +115,257 @@ def make_batch(size: int) -> Sequence[ReadableSpan]:
     return memory.get_finished_spans()[:size]
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class Server:
+    """A server subprocess on a free port (``chainmap serve`` or the do-nothing endpoint)."""
 
+    def __init__(self, code: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, *args[:1], str(self.port), *args[1:]]
+            if args
+            else [sys.executable, "-c", code, str(self.port)],
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"server exited early with {self.process.returncode}")
+            try:
+                if self.post(b"") == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit("server did not answer within 120s")
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited early with {process.returncode}")
+    def post(self, body: bytes) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            response = httpx.post(
-                url, content=b"", headers={"Content-Type": "application/x-protobuf"}
-            )
-            if response.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"server at {url} did not answer within {timeout}s")
+            connection.request("POST", "/v1/traces", body, HEADERS)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    def written(self) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("GET", "/health/detailed")
+            document = json.loads(connection.getresponse().read() or b"{}")
+        finally:
+            connection.close()
+        writer = document.get("span_writer") or {}
+        return int(writer.get("written", 0)) + int(writer.get("dropped", 0))
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
-def send(url: str, batch: Sequence[ReadableSpan], batches: int) -> None:
-    exporter = OTLPSpanExporter(endpoint=url, timeout=60)
-    for _ in range(batches):
-        if exporter.export(batch) is not SpanExportResult.SUCCESS:
-            raise SystemExit(f"export to {url} failed")
-    exporter.shutdown()
+def blast(port: int, payload: bytes, requests: int, interval: float = 0.0) -> tuple[int, int]:
+    """``requests`` posts spread over CLIENTS keep-alive connections; (accepted, refused).
+
+    With ``interval`` each client paces itself to one request per interval.
+    """
+    accepted = [0] * CLIENTS
+    refused = [0] * CLIENTS
+
+    def client(index: int, count: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        next_at = time.perf_counter()
+        done = 0
+        while done < count:
+            if interval:
+                pause = next_at - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                next_at += interval
+            connection.request("POST", "/v1/traces", payload, HEADERS)
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                accepted[index] += 1
+                done += 1
+            elif response.status in (429, 503):
+                refused[index] += 1
+                time.sleep(0.01)
+            else:
+                raise SystemExit(f"unexpected HTTP {response.status}")
+        connection.close()
+
+    share = [requests // CLIENTS + (1 if i < requests % CLIENTS else 0) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i, n)) for i, n in enumerate(share)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(accepted), sum(refused)
 
 
-def run_chainmap_serve(batch: Sequence[ReadableSpan], batches: int, workdir: Path) -> float:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1/traces"
-    log = workdir / "serve.log"
-    children_cpu_before = _children_cpu()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, f"chdb://{workdir / 'store'}", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def wait_written(server: Server, spans: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while server.written() < spans:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"chainmap serve did not commit {spans} spans within {timeout}s")
+        time.sleep(0.05)
+
+
+def run_serve(store: Path, payload: bytes, per_request: int, requests: int, fsync: str) -> float:
+    server = Server(SERVE, [f"chdb://{store}"], {"CHAINMAP_SERVE_WAL_FSYNC": fsync})
     try:
-        wait_ready(url, process)
         start = time.perf_counter()
-        client_cpu = time.process_time()
-        send(url, batch, batches)
-        client_cpu = time.process_time() - client_cpu
-        sent = time.perf_counter() - start
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=300)
+        accepted, refused = blast(server.port, payload, requests)
+        acknowledged = time.perf_counter() - start
+        wait_written(server, accepted * per_request)
         elapsed = time.perf_counter() - start
-        server_cpu = _children_cpu() - children_cpu_before
-        print(
-            f"  chainmap serve: exports answered after {sent:.2f}s, server exited after "
-            f"{elapsed:.2f}s; CPU: client {client_cpu:.2f}s, server {server_cpu:.2f}s "
-            "(incl. start-up)"
-        )
     finally:
-        if process.poll() is None:
-            process.kill()
-    text = log.read_text(errors="replace")
-    match = re.search(r"(\d+) spans stored, (\d+) dropped", text)
-    expected = len(batch) * batches
-    if not match or int(match.group(1)) != expected or int(match.group(2)):
-        raise SystemExit(f"chainmap serve did not store all {expected} spans:\n{text}")
-    return expected / elapsed
-
-
-def run_null_endpoint(batch: Sequence[ReadableSpan], batches: int) -> float:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1/traces"
-    process = subprocess.Popen(
-        [sys.executable, "-c", NULL_ENDPOINT, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        server.stop()
+    print(
+        f"  chainmap serve ({fsync}): {accepted} requests acknowledged after {acknowledged:.2f}s "
+        f"({refused} refused with 429 and retried), all committed after {elapsed:.2f}s"
     )
+    return accepted * per_request / elapsed
+
+
+def run_null(payload: bytes, per_request: int, requests: int) -> float:
+    server = Server(NULL_ENDPOINT, [])
     try:
-        wait_ready(url, process)
         start = time.perf_counter()
-        send(url, batch, batches)
+        accepted, _ = blast(server.port, payload, requests)
         elapsed = time.perf_counter() - start
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-    return len(batch) * batches / elapsed
+        server.stop()
+    return accepted * per_request / elapsed
 
 
-def run_decode(batch: Sequence[ReadableSpan], batches: int) -> float:
-    payload = encode_spans(batch).SerializeToString()
+ENGINE = """
+import sys, time
+from chainmap_otel.storage.otlp import decode_protobuf
+from chainmap_otel.storage.schema import apply_schema
+from chainmap_otel.storage.store import open_store
+payload, copies = open(sys.argv[2], "rb").read(), int(sys.argv[3])
+with open_store(f"chdb://{sys.argv[1]}") as store:
+    apply_schema(store, progress=lambda line: None)
+    store.command("CREATE TABLE source AS otel_traces")
+    table = decode_protobuf(payload).to_arrow()
+    for _ in range(copies):
+        store.insert_arrow(table, table="source")
     start = time.perf_counter()
-    for _ in range(batches):
-        decode_protobuf(payload)
-    return len(batch) * batches / (time.perf_counter() - start)
+    store.command("INSERT INTO otel_traces SELECT * FROM source")
+    elapsed = time.perf_counter() - start
+    count = store.query("SELECT count() FROM otel_traces").result_rows[0][0]
+assert count == len(table) * copies, (count, len(table) * copies)
+print(count / elapsed)
+"""
+
+
+def run_engine(workdir: Path, payload: bytes, copies: int) -> float:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "payload.pb"
+    path.write_bytes(payload)
+    out = subprocess.run(
+        [sys.executable, "-c", ENGINE, str(workdir / "engine"), str(path), str(copies)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.split()[-1])
+
+
+def soak(store: Path, payload: bytes, per_request: int, rate: float, seconds: float) -> None:
+    """Serve at ``rate`` spans/s for ``seconds``; RSS every 5 s; every span must be stored."""
+    server = Server(SERVE, [f"chdb://{store}"])
+    interval = CLIENTS * per_request / rate
+    requests = int(seconds / interval) * CLIENTS
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(5.0):
+            samples.append(server.rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        start_rss = server.rss_bytes()
+        sampler.start()
+        start = time.perf_counter()
+        accepted, refused = blast(server.port, payload, requests, interval)
+        wait_written(server, accepted * per_request)
+        elapsed = time.perf_counter() - start
+        done.set()
+    finally:
+        server.stop()
+    mib = 1024 * 1024
+    print(
+        f"soak: {accepted * per_request} spans at {accepted * per_request / elapsed:,.0f} "
+        f"spans/s for {elapsed:.0f}s ({refused} requests refused and retried), all committed"
+    )
+    if samples:
+        print(
+            f"soak RSS: start {start_rss / mib:.0f} MiB, median {statistics.median(samples) / mib:.0f}"
+            f" MiB, max {max(samples) / mib:.0f} MiB, last {samples[-1] / mib:.0f} MiB "
+            f"({len(samples)} samples)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--spans", type=int, default=100_000, help="spans per measurement")
-    parser.add_argument("--batch", type=int, default=512, help="spans per export (BSP default)")
+    parser.add_argument("--spans", type=int, default=200_000, help="spans per measurement")
+    parser.add_argument("--batch", type=int, default=512, help="spans per request")
+    parser.add_argument("--fsync", choices=("fsync", "none", "both"), default="both")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
+    parser.add_argument("--soak", type=float, default=0.0, help="soak seconds (0: no soak)")
+    parser.add_argument("--soak-load", type=float, default=0.8, help="fraction of capacity")
     args = parser.parse_args(argv)
     batch = make_batch(args.batch)
-    batches = max(1, args.spans // args.batch)
-    total = batches * args.batch
     payload = encode_spans(batch).SerializeToString()
-    print(f"{total} spans in {batches} exports of {args.batch} ({len(payload)} bytes each)")
-
+    requests = max(CLIENTS, args.spans // args.batch)
+    total = requests * args.batch
+    print(
+        f"{total} spans in {requests} pre-encoded requests of {args.batch} spans "
+        f"({len(payload)} bytes each), {CLIENTS} keep-alive clients"
+    )
+    modes = ("fsync", "none") if args.fsync == "both" else (args.fsync,)
+    serve: dict[str, list[float]] = {mode: [] for mode in modes}
+    null: list[float] = []
+    engine: list[float] = []
     with tempfile.TemporaryDirectory(prefix="chainmap-ingest-bench-") as tmp:
-        serve = run_chainmap_serve(batch, batches, Path(tmp))
-    baseline = run_null_endpoint(batch, batches)
-    decode = run_decode(batch, batches)
-
-    print(f"chainmap serve (OTLP/HTTP -> chDB, committed): {serve:12,.0f} spans/s")
-    print(f"baseline: same exporter -> do-nothing endpoint: {baseline:12,.0f} spans/s")
-    print(f"decode_protobuf alone:                          {decode:12,.0f} spans/s")
-    print(f"ratio chainmap serve / baseline: {serve / baseline:.2f}")
+        workdir = Path(tmp)
+        # Interleaved rounds: on a shared, noisy machine each ratio compares neighbours.
+        for round_ in range(args.rounds):
+            for mode in modes:
+                store = workdir / f"store-{mode}-{round_}"
+                serve[mode].append(run_serve(store, payload, args.batch, requests, mode))
+            null.append(run_null(payload, args.batch, requests))
+            engine.append(run_engine(workdir / f"engine-{round_}", payload, requests))
+        median = statistics.median
+        print(f"medians of {args.rounds} interleaved rounds:")
+        for mode, rates in serve.items():
+            print(f"chainmap serve, WAL {mode:5} (committed):   {median(rates):12,.0f} spans/s")
+        print(f"(a) do-nothing endpoint, same clients:     {median(null):12,.0f} spans/s")
+        print(f"(b) engine alone, INSERT ... SELECT:       {median(engine):12,.0f} spans/s")
+        for mode, rates in serve.items():
+            to_engine = [rate / base for rate, base in zip(rates, engine, strict=True)]
+            print(
+                f"ratio chainmap serve ({mode}) / (a): {median(rates) / median(null):.2f}   "
+                f"/ (b): {median(to_engine):.2f} (per round: "
+                + ", ".join(f"{r:.2f}" for r in to_engine)
+                + ")   target >= 0.25"
+            )
+        if args.soak:
+            best = max(median(rates) for rates in serve.values())
+            soak(workdir / "store-soak", payload, args.batch, args.soak_load * best, args.soak)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,12 @@ CHAINMAP_SERVE_MAX_INFLIGHT_BYTES = EnvVar(
     "Bytes of OTLP requests `chainmap serve` reads and decodes at the same time; beyond it "
     "senders get 429 / RESOURCE_EXHAUSTED.",
 )
+CHAINMAP_SERVE_DECODE_PROCESSES = EnvVar(
+    "CHAINMAP_SERVE_DECODE_PROCESSES",
+    "2",
+    "Worker processes `chainmap serve` decodes OTLP protobuf requests in (0: in its own "
+    "process); Python decoding is bound to one core per process.",
+)
 CHAINMAP_SERVE_WAL_DIR = EnvVar(
     "CHAINMAP_SERVE_WAL_DIR",
     "",
@@ -265,6 +271,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_QUEUE_SPANS,
     CHAINMAP_SERVE_QUEUE_BYTES,
     CHAINMAP_SERVE_MAX_INFLIGHT_BYTES,
+    CHAINMAP_SERVE_DECODE_PROCESSES,
     CHAINMAP_SERVE_WAL_DIR,
     CHAINMAP_SERVE_WAL_FSYNC,
     CHAINMAP_RESPONSE_HEADERS,

@@ -34,6 +34,7 @@ from chainmap_otel.server.auth import (
     tls_files,
     warn_if_exposed,
 )
+from chainmap_otel.server.decode_pool import DecodePool
 from chainmap_otel.server.listener import timed_protocol
 from chainmap_otel.server.metrics import install_metrics
 from chainmap_otel.server.operations import Operations, ServeState
@@ -117,6 +118,7 @@ def create_app(
     ingest_token: BearerToken | None = None,
     allowed_hosts: Sequence[str] | None = None,
     operations: Operations | None = None,
+    decode_pool: DecodePool | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -175,7 +177,9 @@ def create_app(
         else BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
     )
     guard = [Depends(require_bearer(token))] if token.enabled else None
-    app.include_router(otlp_http_router(span_writer, limit, budget), dependencies=guard)
+    app.include_router(
+        otlp_http_router(span_writer, limit, budget, decode_pool), dependencies=guard
+    )
     install_registry_api(app)
     install_api(app)
     app.include_router(traces_router())
@@ -268,6 +272,10 @@ def run_server(
             operations.start()
             resources.callback(operations.stop)
         budget = RequestBudget(max(1, config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES)))
+        processes = config.env_int(config.CHAINMAP_SERVE_DECODE_PROCESSES)
+        pool = DecodePool(processes) if processes > 0 else None
+        if pool is not None:
+            resources.callback(pool.close)
         receiver: OtlpGrpcReceiver | None = None
         if grpc_port:
             receiver = OtlpGrpcReceiver(
@@ -278,6 +286,7 @@ def run_server(
                 budget=budget,
                 token=token,
                 tls=tls,
+                pool=pool,
             )
             receiver.start()
             resources.callback(receiver.stop)
@@ -290,6 +299,7 @@ def run_server(
             ingest_token=token,
             allowed_hosts=allowed_hosts_for(host),
             operations=operations,
+            decode_pool=pool,
         )
         server = uvicorn.Server(
             uvicorn.Config(

@@ -31,9 +31,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from chainmap_otel import config
 from chainmap_otel.errors import IngestError
 from chainmap_otel.server.auth import BearerToken, GrpcBearerInterceptor, TlsFiles
-from chainmap_otel.server.otlp_http import Refusal, accept
+from chainmap_otel.server.decode_pool import DecodePool
+from chainmap_otel.server.otlp_http import Refusal, accept, decode_in_pool
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
-from chainmap_otel.storage.otlp import decode_protobuf
+from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,10 @@ class OtlpGrpcReceiver:
         interceptors: tuple[grpc.ServerInterceptor, ...] = (),
         token: BearerToken | None = None,
         tls: TlsFiles | None = None,
+        pool: DecodePool | None = None,
     ) -> None:
         self._writer = writer
+        self._pool = pool
         self._budget = budget if budget is not None else RequestBudget(2 * max_message_bytes)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
@@ -131,12 +134,18 @@ class OtlpGrpcReceiver:
             )
         try:
             try:
-                decoded = decode_protobuf(payload)
-            except IngestError as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            try:
-                accept(self._writer, decoded, f"{context.peer()} (grpc)")
+                ipc = None
+                if self._pool is not None:
+                    decoded, ipc = decode_in_pool(self._pool, payload)
+                else:
+                    try:
+                        decoded = decode_protobuf_arrow(payload)
+                    except IngestError as exc:
+                        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+                accept(self._writer, decoded, f"{context.peer()} (grpc)", ipc)
             except Refusal as refusal:
+                if refusal.code == code_pb2.INVALID_ARGUMENT:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal.message)
                 if refusal.code == code_pb2.RESOURCE_EXHAUSTED:
                     context.set_trailing_metadata(_RETRY_INFO)
                     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)

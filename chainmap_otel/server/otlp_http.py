@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import code_pb2, status_pb2
@@ -35,8 +36,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
+from chainmap_otel.server.decode_pool import DecodePool, as_decoded
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter, WriterClosedError
-from chainmap_otel.storage.otlp import DecodedSpans, decode_json, decode_protobuf
+from chainmap_otel.storage.otlp import DecodedSpans, decode_json
+from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -173,10 +176,12 @@ def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
 
 
 def _decode(media: str, body: bytes) -> DecodedSpans:
-    return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
+    return decode_protobuf_arrow(body) if media == PROTOBUF else decode_json(body)
 
 
-def accept(writer: SpanWriter, decoded: DecodedSpans, sender: str) -> None:
+def accept(
+    writer: SpanWriter, decoded: DecodedSpans, sender: str, ipc: bytes | None = None
+) -> None:
     """Validate ``decoded`` into Arrow and hand it to ``writer``; raises the refusal reply.
 
     Shared by both receivers (gRPC maps the reply's status to its codes).
@@ -185,7 +190,7 @@ def accept(writer: SpanWriter, decoded: DecodedSpans, sender: str) -> None:
     if table is None:
         return
     try:
-        queued = writer.offer(table, sender)
+        queued = writer.offer(table, sender, ipc)
     except WriterClosedError:
         raise Refusal(
             503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
@@ -210,6 +215,27 @@ def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str)
     except IngestError as exc:
         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
     accept(writer, decoded, sender)
+    return decoded
+
+
+def decode_in_pool(pool: DecodePool, body: bytes) -> tuple[DecodedSpans, bytes | None]:
+    """Decode a protobuf body in the pool; raises the refusal reply for a bad body or a broken pool."""
+    try:
+        return as_decoded(pool.submit(body).result())
+    except IngestError as exc:
+        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+    except (BrokenProcessPool, RuntimeError) as exc:
+        logger.error("the decode worker pool failed: %s", exc)
+        raise Refusal(
+            503, code_pb2.UNAVAILABLE, "the decoder is unavailable; retry later"
+        ) from None
+
+
+def _pooled_decode_and_accept(
+    pool: DecodePool, body: bytes, writer: SpanWriter, sender: str
+) -> DecodedSpans:
+    decoded, ipc = decode_in_pool(pool, body)
+    accept(writer, decoded, sender, ipc)
     return decoded
 
 
@@ -246,12 +272,16 @@ def _error(media: str, status: int, code: int, message: str) -> Response:
 
 
 def otlp_http_router(
-    writer: SpanWriter, max_body_bytes: int, budget: RequestBudget | None = None
+    writer: SpanWriter,
+    max_body_bytes: int,
+    budget: RequestBudget | None = None,
+    pool: DecodePool | None = None,
 ) -> APIRouter:
     """The ``/v1/traces`` route, feeding ``writer``; bodies are capped at ``max_body_bytes``.
 
     ``budget`` bounds the bytes of all requests being read and decoded at once
-    (default: its own, of ``2 * max_body_bytes``).
+    (default: its own, of ``2 * max_body_bytes``); with ``pool`` protobuf bodies
+    are decoded in its worker processes.
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
@@ -269,9 +299,14 @@ def otlp_http_router(
             if decompressor is not None:
                 body = _inflate(body, decompressor, max_body_bytes)
                 held.take(len(body))
-            decoded = await run_in_threadpool(
-                _decode_and_accept, media, body, writer, _sender(request)
-            )
+            if pool is not None and media == PROTOBUF:
+                decoded = await run_in_threadpool(
+                    _pooled_decode_and_accept, pool, body, writer, _sender(request)
+                )
+            else:
+                decoded = await run_in_threadpool(
+                    _decode_and_accept, media, body, writer, _sender(request)
+                )
             if decoded.rejected:
                 logger.info("OTLP/HTTP request: %s", decoded.error_message)
             return _ok(media, decoded)

@@ -98,8 +98,8 @@ class SpanWriter:
         wal: WriteAheadLog | None = None,
         max_queued_spans: int = 100_000,
         max_queued_bytes: int = 256 * 1024 * 1024,
-        batch_spans: int = 20_000,
-        linger_s: float = 0.5,
+        batch_spans: int = 50_000,
+        linger_s: float = 1.0,
         name: str = "chainmap-span-writer",
     ) -> None:
         if max_queued_spans < 1:
@@ -157,12 +157,14 @@ class SpanWriter:
             self._replay = self._wal.inflight
         self._thread.start()
 
-    def offer(self, table: pa.Table, sender: str = "") -> bool:
+    def offer(self, table: pa.Table, sender: str = "", ipc: bytes | None = None) -> bool:
         """Queue (and log) all of ``table`` or none of it; False when the queue is full.
 
-        A request larger than the whole queue is taken when the queue is empty,
-        so it is never refused forever. Raises ``OSError`` when the log cannot be
-        written; the request is then not acknowledged.
+        ``ipc`` is the table's Arrow IPC form when the caller has it (a decode
+        worker made it), saving its re-encoding for the log. A request larger
+        than the whole queue is taken when the queue is empty, so it is never
+        refused forever. Raises ``OSError`` when the log cannot be written; the
+        request is then not acknowledged.
         """
         count = table.num_rows
         if self._closing:
@@ -187,7 +189,9 @@ class SpanWriter:
             return True
         try:
             self._wal.append(
-                to_ipc(table), sender, lambda seq: self._enqueue(seq, table, sender, size)
+                ipc if ipc is not None else to_ipc(table),
+                sender,
+                lambda seq: self._enqueue(seq, table, sender, size),
             )
         except WalFullError:
             self._unreserve(count, size, refused=True)

@@ -70,10 +70,12 @@ class DecodedSpans:
     rows: list[Row] = field(default_factory=list)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    #: The accepted spans as an Arrow table, when decoded straight into columns.
+    table: Any = None
 
     @property
     def accepted(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.table is None else int(self.table.num_rows)
 
     @property
     def error_message(self) -> str:
@@ -97,6 +99,8 @@ class DecodedSpans:
         """
         from chainmap_otel.storage.spanbatch import rows_to_arrow
 
+        if self.table is not None:
+            return self.table
         if not self.rows:
             return None
         table = rows_to_arrow(self.rows)

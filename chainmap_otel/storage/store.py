@@ -287,6 +287,7 @@ class TraceStore:
                 database=self.database,
                 column_type_names=list(TRACE_COLUMN_TYPES),
                 column_oriented=True,
+                settings={"insert_deduplicate": 0},
             )
         except Exception as exc:
             raise self._error(f"insert of {count} spans into {table} failed", exc) from None
@@ -316,7 +317,8 @@ class TraceStore:
         if count == 0:
             return 0
         validate_identifier(table, "table")
-        settings: dict[str, Any] = {}
+        # Without a token: no deduplication, as before the tables had a deduplication window.
+        settings: dict[str, Any] = {"insert_deduplicate": 0}
         if deduplication_token is not None:
             if not _TOKEN.match(deduplication_token):
                 raise ValueError(
@@ -330,17 +332,14 @@ class TraceStore:
         try:
             handle = _chdb_handle(self.client) if self.embedded else None
             if handle is None:
-                self.client.insert_arrow(
-                    table, batch, database=self.database, settings=settings or None
-                )
+                self.client.insert_arrow(table, batch, database=self.database, settings=settings)
             else:
                 # Python(batch) names the local variable holding the Arrow table.
                 sql = _ARROW_INSERT.format(db=self.database, table=table)
-                if settings:
-                    sql += " SETTINGS " + ", ".join(
-                        f"{key} = '{value}'" if isinstance(value, str) else f"{key} = {value}"
-                        for key, value in settings.items()
-                    )
+                sql += " SETTINGS " + ", ".join(
+                    f"{key} = '{value}'" if isinstance(value, str) else f"{key} = {value}"
+                    for key, value in settings.items()
+                )
                 with handle.lock:
                     if handle.conn is None:
                         raise StoreError("the store is closed")

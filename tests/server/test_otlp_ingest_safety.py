@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.support.otlp_payloads import request_of, sdk_spans
 from tests.support.serve_process import ServeProcess, query
@@ -53,6 +55,12 @@ def _document(service: str, spans: list[dict[str, Any]]) -> bytes:
 
 def _poison(case: str, round_: int) -> bytes:
     now = time.time_ns()
+    if case == "protobuf-9e18":
+        # Decoded in serve's worker processes: fixed64 cannot be negative, 9e18 is past 2106.
+        request = request_of(sdk_spans(f"poison-{case}", count=1))
+        request.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 9 * 10**18
+        request.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = 9 * 10**18 + 5
+        return request.SerializeToString()
     base = (hash(case) & 0xFFFF) << 40 | round_ << 24
     if case == "lone-surrogate":
         return _document(f"poison-{case}", [_span(base + 1, base + 1, "x\ud800", now)])
@@ -72,6 +80,7 @@ POISON = {
     "start-1e20": (0, 1),
     "start-9e18": (0, 1),
     "101-days": (101, 0),
+    "protobuf-9e18": (1, 1),
 }
 ROUNDS = 3
 
@@ -114,6 +123,7 @@ class PoisonRun:
     answers: dict[str, list[tuple[int, int]]]
     counts: dict[str, int]
     log: str
+    malformed: list[httpx.Response]
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +137,7 @@ def poison_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoisonRun]:
         thread = threading.Thread(target=good.run, args=(30,))
         thread.start()
         answers: dict[str, list[tuple[int, int]]] = {case: [] for case in POISON}
+        malformed: list[httpx.Response] = []
         with httpx.Client(timeout=60) as client:
             for round_ in range(ROUNDS):
                 # Wait for the good stream to be under way, so batches mix both senders.
@@ -135,11 +146,19 @@ def poison_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoisonRun]:
                     assert time.monotonic() < deadline, "the good sender made no progress"
                     time.sleep(0.01)
                 for case in POISON:
-                    response = client.post(serve.url, content=_poison(case, round_), headers=JSON)
-                    rejected = int(
-                        response.json().get("partialSuccess", {}).get("rejectedSpans", 0)
-                    )
+                    body = _poison(case, round_)
+                    if case.startswith("protobuf"):
+                        response = client.post(serve.url, content=body, headers=PROTOBUF)
+                        answer = ExportTraceServiceResponse.FromString(response.content)
+                        rejected = answer.partial_success.rejected_spans
+                    else:
+                        response = client.post(serve.url, content=body, headers=JSON)
+                        document = response.json().get("partialSuccess", {})
+                        rejected = int(document.get("rejectedSpans", 0))
                     answers[case].append((response.status_code, rejected))
+                malformed.append(
+                    client.post(serve.url, content=b"\xff\x00garbage", headers=PROTOBUF)
+                )
         thread.join(300)
         assert not thread.is_alive(), "the good sender did not finish"
     finally:
@@ -147,7 +166,7 @@ def poison_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoisonRun]:
     assert code == 0, serve.log()
     rows = query(store_url, "SELECT ServiceName, count() FROM otel_traces GROUP BY ServiceName")
     counts = {str(name): int(str(count)) for name, count in rows}
-    yield PoisonRun(store_url, good, answers, counts, serve.log())
+    yield PoisonRun(store_url, good, answers, counts, serve.log(), malformed)
 
 
 @pytest.mark.parametrize("case", sorted(POISON))
@@ -155,6 +174,14 @@ def test_poison_request_is_answered_on_its_own(poison_run: PoisonRun, case: str)
     stored, rejected = POISON[case]
     assert poison_run.answers[case] == [(200, rejected)] * ROUNDS
     assert poison_run.counts.get(f"poison-{case}", 0) == stored * ROUNDS
+
+
+def test_a_malformed_protobuf_body_is_a_400_from_the_decode_workers(
+    poison_run: PoisonRun,
+) -> None:
+    assert [r.status_code for r in poison_run.malformed] == [400] * ROUNDS
+    status = Status.FromString(poison_run.malformed[0].content)
+    assert "not a protobuf ExportTraceServiceRequest" in status.message
 
 
 def test_every_acknowledged_good_span_is_stored_once(poison_run: PoisonRun) -> None:

@@ -1,0 +1,73 @@
+"""OTLP protobuf decoding in worker processes, so decoding is not bound to one core by the GIL.
+
+Decoding a request is Python work (one loop iteration per span and
+attribute); inside ``chainmap serve``'s process it competes for the GIL with
+the HTTP server and with the engine reading the Arrow batches it inserts. A
+:class:`DecodePool` runs :func:`~chainmap_otel.storage.otlp_arrow.decode_protobuf_arrow`
+in ``spawn``-ed processes (never ``fork``: the parent holds the engine) and
+returns the accepted spans as Arrow IPC bytes, which are exactly what the
+write-ahead log stores, so the parent only maps them (no copy, no re-encoding).
+
+``CHAINMAP_SERVE_DECODE_PROCESSES=0`` decodes in-process instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from chainmap_otel.storage.otlp import DecodedSpans
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DecodePool", "decode_in_worker"]
+
+Decoded = tuple[bytes | None, int, list[str]]
+
+
+def decode_in_worker(body: bytes) -> Decoded:
+    """In a worker: the request's accepted spans as Arrow IPC, the rejected count and reasons.
+
+    Raises :class:`~chainmap_otel.errors.IngestError` (pickled back) for a malformed body.
+    """
+    from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
+    from chainmap_otel.storage.spanbatch import to_ipc
+
+    decoded = decode_protobuf_arrow(body)
+    ipc = to_ipc(decoded.table) if decoded.table is not None else None
+    return ipc, decoded.rejected, decoded.reasons
+
+
+def _warm() -> None:
+    import chainmap_otel.storage.otlp_arrow
+    import chainmap_otel.storage.spanbatch  # noqa: F401
+
+
+def as_decoded(result: Decoded) -> tuple[DecodedSpans, bytes | None]:
+    """The parent's side: ``DecodedSpans`` over the mapped table, and the IPC bytes for the log."""
+    from chainmap_otel.storage.spanbatch import from_ipc
+
+    ipc, rejected, reasons = result
+    decoded = DecodedSpans(rejected=rejected, reasons=reasons)
+    if ipc is not None:
+        decoded.table = from_ipc(ipc)
+    return decoded, ipc
+
+
+class DecodePool:
+    """``processes`` decoding workers, started (and warmed up) at construction."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
+        self.processes = processes
+        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        for warming in [self._pool.submit(_warm) for _ in range(processes)]:
+            warming.result(timeout=120)
+
+    def submit(self, body: bytes) -> Future[Decoded]:
+        return self._pool.submit(decode_in_worker, body)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
