@@ -76,8 +76,18 @@ def fleet(
             service.stop()
 
 
-def spans_of(receiver: Receiver, trace_id: str, count: int) -> list[dict[str, Any]]:
-    receiver.wait_for(lambda spans: sum(s["trace_id"] == trace_id for s in spans) >= count)
+def spans_of(
+    receiver: Receiver, trace_id: str, count: int, servers: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The trace's spans once ``count`` of them and the server span of each of ``servers``
+    arrived (a server span ends after its response, so it may come after the others)."""
+
+    def arrived(spans: list[dict[str, Any]]) -> bool:
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        present = {s["service"] for s in mine if s["kind"] == "server"}
+        return len(mine) >= count and set(servers) <= present
+
+    receiver.wait_for(arrived)
     return receiver.trace(trace_id)
 
 
@@ -94,7 +104,7 @@ def test_nested_chain_across_three_services(fleet: dict[str, Service], receiver:
     assert len(trace_id) == 32 and int(trace_id, 16)
     assert response.headers["X-Chain-ID"] == "B1"
     # gateway server + client (+ asgi send/receive), orchestrator server + client, engine server.
-    spans = spans_of(receiver, trace_id, 7)
+    spans = spans_of(receiver, trace_id, 7, ("api-gateway", "ai-orchestration", "trading-engine"))
     services = {s["service"] for s in spans}
     assert services == {"api-gateway", "ai-orchestration", "trading-engine"}
     expected = {"api-gateway": "B1", "ai-orchestration": "B1,A2", "trading-engine": "B1,A2,B3"}
@@ -119,7 +129,7 @@ def test_request_in_no_chain_is_untagged(fleet: dict[str, Service], receiver: Re
     response = httpx.get(fleet["api-gateway"].url + "/internal/metrics", timeout=10)
     assert response.status_code == 200
     assert "X-Chain-ID" not in response.headers
-    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1)
+    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1, ("api-gateway",))
     assert all(not any(k.startswith("chain.") for k in s["attributes"]) for s in spans)
 
 
@@ -140,7 +150,7 @@ def test_hostile_baggage_is_ignored_and_the_request_succeeds(
         fleet["trading-engine"].url + "/orders", json={}, headers={"baggage": baggage}, timeout=10
     )
     assert response.status_code == 200
-    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1)
+    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1, ("trading-engine",))
     server = next(s for s in spans if s["kind"] == "server")
     # Only the engine's own entry rule applies: nothing from the hostile header.
     assert server["attributes"]["chain.ids"] == "B3"
@@ -156,5 +166,5 @@ def test_service_with_a_broken_chains_file_still_serves(
     log = broken.log()
     assert log.count("chains file") == 1, log
     assert "broken.yaml" in log and "not valid YAML" in log
-    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1)
+    spans = spans_of(receiver, response.headers["X-Trace-ID"], 1, ("api-gateway-broken",))
     assert all("chain.id" not in s["attributes"] for s in spans)
