@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from chainmap_otel import config
+from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
 from chainmap_otel.errors import (
     ChainDefinitionError,
     QueryError,
@@ -207,14 +208,21 @@ def alerts_router() -> APIRouter:
 
     @router.get("", summary="Active alerts, or the alert history of a period")
     def alerts(request: Request, history: str | None = None) -> dict[str, Any]:
-        operations = _operations(request)
         if history is None:
-            return {"alerts": operations.active_alerts()}
+            # Without a registry nothing is monitored: no alert is active (the web view asks).
+            operations: Operations | None = getattr(request.app.state, "operations", None)
+            return {
+                "alerts": operations.active_alerts() if operations is not None else [],
+                "monitoring": operations is not None,
+            }
         seconds = config.parse_seconds(history)
-        if seconds is None or seconds <= 0:
+        if seconds is None or not 0 < seconds <= MAX_WINDOW_DAYS * 86400:
             raise HTTPException(
-                400, f"query parameter history={history!r} is not a duration; use e.g. 24h or 7d"
+                400,
+                f"query parameter history={history[:80]!r} is not a duration of at most "
+                f"{MAX_WINDOW_DAYS}d; use e.g. 24h or 7d",
             )
+        operations = _operations(request)
         with _registry_errors():
             return {"history_seconds": seconds, "events": operations.alert_history(seconds)}
 
