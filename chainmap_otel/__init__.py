@@ -15,6 +15,7 @@ from chainmap_otel.errors import (
     ChainmapError,
     IngestError,
     QueryError,
+    RegistryConflictError,
     RegistryError,
     StoreError,
     StoreLockedError,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from chainmap_otel.analysis.topology import topology
     from chainmap_otel.analysis.traces import TraceQuery, search_traces
     from chainmap_otel.collector import collector_config
+    from chainmap_otel.monitor import ChainMonitor
+    from chainmap_otel.registry import ChainRegistry, open_registry_database
     from chainmap_otel.server import create_app, run_server
     from chainmap_otel.storage.exporter import ClickHouseSpanExporter
     from chainmap_otel.storage.ingest import ingest_files
@@ -68,18 +71,24 @@ _LAZY = {
     "TraceQuery": "chainmap_otel.analysis",
     "create_app": "chainmap_otel.server",
     "run_server": "chainmap_otel.server",
+    "ChainRegistry": "chainmap_otel.registry",
+    "open_registry_database": "chainmap_otel.registry",
+    "ChainMonitor": "chainmap_otel.monitor",
 }
 
 __all__ = [
     "ChainCatalog",
     "ChainDefinition",
     "ChainDefinitionError",
+    "ChainMonitor",
     "ChainPropagator",
+    "ChainRegistry",
     "ChainSpanProcessor",
     "ChainmapError",
     "ClickHouseSpanExporter",
     "IngestError",
     "QueryError",
+    "RegistryConflictError",
     "RegistryError",
     "StoreError",
     "StoreLockedError",
@@ -97,6 +106,7 @@ __all__ = [
     "impact",
     "ingest_files",
     "load_catalog",
+    "open_registry_database",
     "open_store",
     "parse_catalog",
     "parse_window",

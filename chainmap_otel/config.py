@@ -198,6 +198,55 @@ CHAINMAP_SERVICEGRAPH_DATABASE_NAME_ATTRIBUTES = EnvVar(
     "default.",
 )
 
+# --- operations: registry, monitor, alerts
+CHAINMAP_REGISTRY_URL = EnvVar(
+    "CHAINMAP_REGISTRY_URL",
+    "",
+    "Chain registry, alert state and history: postgresql://user@host/db for an external "
+    "PostgreSQL, `off` for none (serve then analyses the chains YAML only and runs no monitor). "
+    "Unset: an embedded PostgreSQL in $CHAINMAP_DATA_DIR/postgres.",
+)
+CHAINMAP_API_TOKEN = EnvVar(
+    "CHAINMAP_API_TOKEN",
+    "",
+    "Bearer token the write endpoints of `chainmap serve` (registry PUT/POST/DELETE) require. "
+    "Unset: write endpoints answer 403.",
+)
+CHAINMAP_MONITOR_INTERVAL = EnvVar(
+    "CHAINMAP_MONITOR_INTERVAL",
+    "30s",
+    "How often `chainmap serve` evaluates every chain's burn-rate alert rules (s, m, h; 0 stops the monitor).",
+)
+CHAINMAP_ALERT_FOR = EnvVar(
+    "CHAINMAP_ALERT_FOR",
+    "2m",
+    "How long a burn-rate rule must hold before its alert goes from pending to firing.",
+)
+CHAINMAP_ALERT_WEBHOOK_URLS = EnvVar(
+    "CHAINMAP_ALERT_WEBHOOK_URLS",
+    "",
+    "Comma-separated URLs that receive firing and resolved alerts in the Alertmanager "
+    "webhook format (version 4).",
+)
+CHAINMAP_ALERT_WEBHOOK_TIMEOUT = EnvVar(
+    "CHAINMAP_ALERT_WEBHOOK_TIMEOUT",
+    "5s",
+    "How long one webhook delivery attempt may take; failed attempts are retried 3 times "
+    "with exponential backoff.",
+)
+CHAINMAP_EXTERNAL_URL = EnvVar(
+    "CHAINMAP_EXTERNAL_URL",
+    "",
+    "Base URL of `chainmap serve` as users reach it, for alerts' generatorURL. Unset: the "
+    "address serve listens on.",
+)
+CHAINMAP_CHAINS_RELOAD_INTERVAL = EnvVar(
+    "CHAINMAP_CHAINS_RELOAD_INTERVAL",
+    "5s",
+    "How often a service launched with the chainmap distro checks its chains file for "
+    "changes and reloads it (0 disables reloading).",
+)
+
 ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_CHAINS_FILE,
     CHAINMAP_DATA_DIR,
@@ -231,6 +280,14 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_BODY_TIMEOUT_S,
     CHAINMAP_SERVE_IDLE_TIMEOUT_S,
     CHAINMAP_SERVE_ANALYSIS_THREADS,
+    CHAINMAP_REGISTRY_URL,
+    CHAINMAP_API_TOKEN,
+    CHAINMAP_MONITOR_INTERVAL,
+    CHAINMAP_ALERT_FOR,
+    CHAINMAP_ALERT_WEBHOOK_URLS,
+    CHAINMAP_ALERT_WEBHOOK_TIMEOUT,
+    CHAINMAP_EXTERNAL_URL,
+    CHAINMAP_CHAINS_RELOAD_INTERVAL,
 )
 
 
@@ -278,3 +335,59 @@ def clickhouse_url() -> str:
 def postgres_url() -> str:
     """An external PostgreSQL URL, or '' for the embedded server in the data dir."""
     return env_str(CHAINMAP_POSTGRES_URL)
+
+
+def env_seconds(var: EnvVar) -> float:
+    """A duration variable (``30s``, ``2m``, ``1.5s``, ``1h``; a bare number is seconds)."""
+    raw = os.environ.get(var.name, var.default).strip()
+    seconds = parse_seconds(raw)
+    if seconds is None:
+        logger.warning(
+            "%s=%r is not a duration like 30s or 2m; using the default %s",
+            var.name,
+            raw,
+            var.default,
+        )
+        seconds = parse_seconds(var.default)
+    return seconds or 0.0
+
+
+def parse_seconds(text: str) -> float | None:
+    """``30s`` / ``2m`` / ``1.5h`` / ``45`` to seconds; None when malformed or negative."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    text = text.strip().lower()
+    for unit in ("ms", "s", "m", "h", "d"):
+        if text.endswith(unit):
+            number, scale = text[: -len(unit)], units[unit]
+            break
+    else:
+        number, scale = text, 1.0
+    try:
+        value = float(number) * scale
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def registry_url() -> str:
+    """``CHAINMAP_REGISTRY_URL``: a PostgreSQL URL, ``off``, or '' for the embedded server."""
+    value = env_str(CHAINMAP_REGISTRY_URL)
+    return "off" if value.lower() in ("off", "none", "false", "0") else value
+
+
+def webhook_urls() -> list[str]:
+    """The http(s) URLs of ``CHAINMAP_ALERT_WEBHOOK_URLS``; anything else is logged and skipped."""
+    urls = []
+    for raw in env_str(CHAINMAP_ALERT_WEBHOOK_URLS).split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        if url.startswith(("http://", "https://")):
+            urls.append(url)
+        else:
+            logger.warning(
+                "%s: %r is not an http(s) URL; it receives no alerts",
+                CHAINMAP_ALERT_WEBHOOK_URLS.name,
+                url,
+            )
+    return urls

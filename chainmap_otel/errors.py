@@ -8,6 +8,7 @@
      │    ├── StoreLockedError  the embedded store is held by another process
      │    └── QueryTimeoutError an analysis query ran longer than CHAINMAP_QUERY_TIMEOUT_S
      ├── RegistryError          the PostgreSQL registry cannot be reached or used
+     │    └── RegistryConflictError  a write lost a race (version changed, id exists)
      ├── IngestError            an OTLP payload cannot be decoded
      └── QueryError             bad analysis input: unknown chain/trace id, bad time, empty store
 """
@@ -45,6 +46,14 @@ class QueryTimeoutError(StoreError):
 
 class RegistryError(ChainmapError):
     """The PostgreSQL registry cannot be reached or used."""
+
+
+class RegistryConflictError(RegistryError):
+    """A registry write expected another version (``If-Match``) or a free id."""
+
+    def __init__(self, message: str, current_version: int | None = None) -> None:
+        self.current_version = current_version
+        super().__init__(message)
 
 
 class IngestError(ChainmapError):

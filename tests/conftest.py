@@ -7,6 +7,7 @@ database of their own (``store_factory``) instead of a directory of their own.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,18 @@ from pathlib import Path
 import pytest
 
 from chainmap_otel.storage.store import TraceStore, open_store
+
+# Serve processes the tests start run without the chain registry (no embedded PostgreSQL
+# in ~/.local/share/chainmap) unless a test turns it on with a data directory of its own.
+os.environ["CHAINMAP_REGISTRY_URL"] = "off"
+
+
+@pytest.fixture(autouse=True)
+def _registry_off_by_default() -> Iterator[None]:
+    """Set again around every test: some tests clear every CHAINMAP_* variable."""
+    os.environ["CHAINMAP_REGISTRY_URL"] = "off"
+    yield
+    os.environ["CHAINMAP_REGISTRY_URL"] = "off"
 
 
 @pytest.fixture(scope="session")

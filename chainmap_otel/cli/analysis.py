@@ -505,6 +505,9 @@ def discover_command(
     until: str = UNTIL,
     format: DiscoverFormat = typer.Option(DiscoverFormat.table, "--format", "-f"),
     server: str = SERVER,
+    save: bool = typer.Option(
+        False, "--save", help="Keep the proposals as registry candidates (`registry accept`)."
+    ),
 ) -> None:
     """Propose chain definitions for recurring traces that no chain covers."""
     from rich.progress import Progress
@@ -514,6 +517,12 @@ def discover_command(
 
     check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
     client = serve_client(store, server, chains)
+    if client is not None and save:
+        raise QueryError(
+            f"--save clusters the store itself; chainmap serve at {client.url} holds it: stop "
+            "it, or save from its API's proposals with `chainmap discover --format yaml -o FILE` "
+            "and `chainmap registry push FILE`"
+        )
     if client is not None:
         read_window(since, until)
         params: dict[str, Any] = {"min_traces": min_traces, "since": since, "until": until}
@@ -541,6 +550,10 @@ def discover_command(
             )
         data = found.to_json()
         text = proposals_yaml(found)
+        if save:
+            from chainmap_otel.cli.registry import save_candidates
+
+            save_candidates(found, None)
     if output is not None:
         output.write_text(text, encoding="utf-8")
         err_console.print(

@@ -51,10 +51,12 @@ def print_table(
     """A table that stays readable at 80 columns and in pipes: only the free-text columns
     named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
     statuses and numbers are never cut to ``…``. Cells and title are plain text, never rich
-    markup: a service named ``[/]evil`` is data; read as markup it would raise MarkupError."""
+    markup: a service named ``[/]evil`` is data; read as markup it would raise MarkupError.
+    The title is a line of its own, so a narrow table does not fold it."""
     cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if title is not None:
+        console.print(Text(title, style="bold"), soft_wrap=True)
     table = Table(
-        title=Text(title) if title is not None else None,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,

@@ -32,6 +32,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from chainmap_otel import config
 from chainmap_otel.demo import load, report
 from chainmap_otel.demo.platform import SERVICES
 from chainmap_otel.demo.stack import (
@@ -132,7 +133,7 @@ class DemoRun:
             self.serve = self.supervisor.start(
                 "chainmap-serve",
                 serve_command(self.store_url, port, self.chains_file),
-                _base_env(),
+                _serve_env(self.data_dir),
                 url,
             )
             wait_for_serve(self.serve)
@@ -240,7 +241,7 @@ class DemoRun:
         self.serve = self.supervisor.start(
             "chainmap-serve",
             serve_command(self.store_url, port, self.chains_file),
-            _base_env(),
+            _serve_env(self.data_dir),
             url,
         )
         wait_for_serve(self.serve)
@@ -283,6 +284,11 @@ def _seed_port(name: str) -> int:
 
 def _base_env() -> dict[str, str]:
     return dict(os.environ)
+
+
+def _serve_env(data_dir: Path) -> dict[str, str]:
+    """serve keeps its registry (embedded PostgreSQL) in the demo's data directory."""
+    return {**os.environ, config.CHAINMAP_DATA_DIR.name: str(data_dir)}
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, Any]:

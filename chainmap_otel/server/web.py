@@ -121,6 +121,7 @@ def page(
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/style.css">
 <script src="/static/app.js" defer></script>
+<script src="/static/alerts.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
 <nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/docs">API</a></nav>

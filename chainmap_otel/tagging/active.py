@@ -3,12 +3,14 @@
 Shared by the span processor and the propagator so both accept exactly the
 same ids. Loading never raises: a missing or broken chains file in a service
 logs one warning naming the file and the problem, and spans stay untagged.
+:class:`ChainsFileWatcher` reloads a changed file in the background.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from chainmap_otel.config import CHAINMAP_CHAINS_FILE, env_str
@@ -106,3 +108,72 @@ def parse_stack(raw: object, known: frozenset[str] | set[str]) -> tuple[str, ...
             if len(stack) == MAX_STACK_DEPTH:
                 break
     return tuple(stack)
+
+
+class ChainsFileWatcher:
+    """Reloads a chains file when it changes: an mtime/size poll in a daemon thread.
+
+    Off the span path: the thread only stats the file every ``interval_s`` seconds and, on a
+    change, loads and validates it, then hands the new catalog to ``on_change`` (which swaps
+    it in atomically). A file that no longer validates keeps the previous catalog and logs
+    one warning per broken version of the file.
+    """
+
+    def __init__(
+        self, path: str | Path, on_change: Callable[[ChainCatalog], None], interval_s: float
+    ) -> None:
+        self.path = Path(path)
+        self.on_change = on_change
+        self.interval_s = interval_s
+        self.reloads = 0
+        self._seen = self._signature()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def start(self) -> None:
+        if self.interval_s <= 0:
+            return
+        self._thread = threading.Thread(
+            target=self._run, name="chainmap-chains-reload", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception:
+                logger.exception("chainmap: checking %s for changes failed", self.path)
+
+    def check(self) -> bool:
+        """Reload if the file changed since the last check; True when a new catalog is in."""
+        signature = self._signature()
+        if signature is None or signature == self._seen:
+            return False
+        self._seen = signature
+        try:
+            catalog = load_catalog(self.path)
+        except ChainDefinitionError as exc:
+            logger.warning(
+                "chainmap: the changed chains file %s is unusable, still tagging with the "
+                "previous chains (check it with `chainmap chains validate %s`):\n%s",
+                self.path,
+                self.path,
+                exc,
+            )
+            return False
+        set_active_catalog(catalog)
+        self.on_change(catalog)
+        self.reloads += 1
+        logger.info("chainmap: reloaded %d chains from %s", len(catalog), self.path)
+        return True

@@ -45,8 +45,19 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import format_trace_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from chainmap_otel.config import CHAINMAP_RESPONSE_HEADERS, env_bool
-from chainmap_otel.tagging.active import load_catalog_safely, set_active_catalog
+from chainmap_otel.config import (
+    CHAINMAP_CHAINS_FILE,
+    CHAINMAP_CHAINS_RELOAD_INTERVAL,
+    CHAINMAP_RESPONSE_HEADERS,
+    env_bool,
+    env_seconds,
+    env_str,
+)
+from chainmap_otel.tagging.active import (
+    ChainsFileWatcher,
+    load_catalog_safely,
+    set_active_catalog,
+)
 from chainmap_otel.tagging.definitions import ChainCatalog
 from chainmap_otel.tagging.processor import ATTR_CHAIN_ID, ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
@@ -160,7 +171,9 @@ class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         catalog = load_catalog_safely(None)
         set_active_catalog(catalog)
-        processors: list[SpanProcessor] = [ChainSpanProcessor(catalog)]
+        processor = ChainSpanProcessor(catalog)
+        _watch_chains_file(processor)
+        processors: list[SpanProcessor] = [processor]
         processors.extend(kwargs.pop("span_processors", None) or ())
         if not os.environ.get(OTEL_PROPAGATORS):
             propagate.set_global_textmap(chain_propagators())
@@ -170,6 +183,18 @@ class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
                 "chainmap: tagging spans with %d chains from %s", len(catalog), catalog.source
             )
         super()._configure(span_processors=processors, **kwargs)
+
+
+def _watch_chains_file(processor: ChainSpanProcessor) -> ChainsFileWatcher | None:
+    """Reload ``$CHAINMAP_CHAINS_FILE`` into ``processor`` when the file changes."""
+    path = env_str(CHAINMAP_CHAINS_FILE)
+    if not path:
+        return None
+    watcher = ChainsFileWatcher(
+        path, processor.swap_catalog, env_seconds(CHAINMAP_CHAINS_RELOAD_INTERVAL)
+    )
+    watcher.start()
+    return watcher
 
 
 def configure(

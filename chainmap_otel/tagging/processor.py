@@ -81,22 +81,26 @@ class ChainSpanProcessor(SpanProcessor):
     """
 
     def __init__(self, catalog: ChainCatalog | None = None) -> None:
-        self.catalog = catalog if catalog is not None else active_catalog()
-        self._classifier = Classifier(self.catalog)
-        self._known = frozenset(self.catalog.ids)
-        self._rules_by_resource: dict[int, tuple[Resource, tuple[KindRules | None, ...]]] = {}
-        self._stacks: dict[str, tuple[str, ...]] = {}
-        self._attrs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
-        self._inherit_attrs: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._tagger = _Tagger(catalog if catalog is not None else active_catalog())
         self._failures = 0
+
+    @property
+    def catalog(self) -> ChainCatalog:
+        return self._tagger.catalog
+
+    def swap_catalog(self, catalog: ChainCatalog) -> None:
+        """Tag with ``catalog`` from now on: one reference swap, so a span being tagged
+        uses the old catalog or the new one, never a mix (rules and caches move together)."""
+        self._tagger = _Tagger(catalog)
 
     # -- SpanProcessor -----------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not self._known:
+        tagger = self._tagger
+        if not tagger._known:
             return
         try:
-            self._tag(span, parent_context)
+            tagger.tag(span, parent_context)
         except Exception:
             self._failures += 1
             if self._failures == 1:
@@ -111,7 +115,18 @@ class ChainSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-    # -- tagging -----------------------------------------------------------------------
+
+class _Tagger:
+    """One catalog compiled for tagging, with its caches (replaced whole on reload)."""
+
+    def __init__(self, catalog: ChainCatalog) -> None:
+        self.catalog = catalog
+        self._classifier = Classifier(catalog)
+        self._known = frozenset(catalog.ids)
+        self._rules_by_resource: dict[int, tuple[Resource, tuple[KindRules | None, ...]]] = {}
+        self._stacks: dict[str, tuple[str, ...]] = {}
+        self._attrs: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+        self._inherit_attrs: dict[tuple[str, ...], dict[str, Any]] = {}
 
     def _rules(self, resource: Resource) -> tuple[KindRules | None, ...]:
         """Rules per span kind, indexed by ``SpanKind`` value (None where no rule applies)."""
@@ -126,7 +141,7 @@ class ChainSpanProcessor(SpanProcessor):
             self._rules_by_resource[id(resource)] = (resource, rules)
         return rules
 
-    def _tag(self, span: Span, parent_context: Context | None) -> None:
+    def tag(self, span: Span, parent_context: Context | None) -> None:
         # Hot path, deliberately inlined: it runs for every span the service creates.
         ctx = parent_context if parent_context is not None else get_current()
         parent: Any = ctx.get(_SPAN_KEY)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from tests.support.otlp_payloads import sdk_spans
 from tests.support.processes import free_port
 
 CHAINMAP = Path(sys.executable).parent / "chainmap"
-SINCE, UNTIL = "2000-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
+# A window around now, absolute so the CLI and the API read exactly the same one.
+_NOW = datetime.now(tz=UTC)
+SINCE, UNTIL = ((_NOW + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (-1, 1))
 runner = CliRunner()
 
 

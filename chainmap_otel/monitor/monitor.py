@@ -1,0 +1,269 @@
+"""The SLO monitor of ``chainmap serve``: burn-rate rules evaluated into alerts, continuously.
+
+Every ``interval_s`` the monitor reads each chain's health (``analysis.health``: the
+per-minute aggregates only, so an evaluation costs one query whatever the windows), runs
+the alert state machine of every chain x objective x rule, stores what changed and
+queues Alertmanager-format notifications for alerts that start or stop firing. A firing
+alert carries the chain's context: the services on its path, the ones failing and the
+other chains that share them. It runs in its own daemon thread; an evaluation that fails
+(store or registry unreachable) is logged and counted, and the next one tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.monitor.alerts import ALERT_NAME, RULES, Alert, AlertStore, Rule, advance
+from chainmap_otel.monitor.webhook import WebhookNotifier, alertmanager_payload
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ChainMonitor"]
+
+#: The main window of each evaluation (burn-rate windows reach back from its end).
+EVALUATION_WINDOW_S = 300
+#: The window the chain context (services, failing services, sharing chains) is read over.
+CONTEXT_WINDOW_S = 3600
+
+
+class ChainMonitor:
+    """Evaluates every chain's burn-rate alerts every ``interval_s`` seconds."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        catalog: Callable[[], ChainCatalog],
+        alerts: AlertStore,
+        notifier: WebhookNotifier | None,
+        *,
+        interval_s: float,
+        for_s: float,
+        external_url: Callable[[], str],
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.alert_store = alerts
+        self.notifier = notifier
+        self.interval_s = interval_s
+        self.for_s = for_s
+        self.external_url = external_url
+        self._alerts: dict[str, Alert] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.evaluations = 0
+        self.failures = 0
+        self.last_evaluation: datetime | None = None
+        self.last_error = ""
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.interval_s <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name="chainmap-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.evaluate()
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("chain monitor evaluation failed (retrying): %s", self.last_error)
+            self._stop.wait(self.interval_s)
+
+    # -- reads -----------------------------------------------------------------------
+
+    def active(self) -> list[Alert]:
+        """Pending and firing alerts (the state a restart resumed included)."""
+        with self._lock:
+            alerts = self._alerts
+        if alerts is None:
+            alerts = self.alert_store.load()
+        order = {"firing": 0, "pending": 1}
+        found = [a for a in alerts.values() if a.state in order]
+        return sorted(found, key=lambda a: (order[a.state], a.chain_id, a.objective, a.rule))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "interval_seconds": self.interval_s,
+            "for_seconds": self.for_s,
+            "evaluations": self.evaluations,
+            "failures": self.failures,
+            "last_evaluation": self.last_evaluation.isoformat().replace("+00:00", "Z")
+            if self.last_evaluation
+            else None,
+            "last_error": self.last_error,
+        }
+
+    # -- one evaluation ----------------------------------------------------------------
+
+    def evaluate(self, now: datetime | None = None) -> list[Alert]:
+        """Run every rule once; returns the alerts whose state changed."""
+        from chainmap_otel.analysis.health import health
+
+        now = now or datetime.now(tz=UTC)
+        catalog = self.catalog()
+        with self._lock:
+            if self._alerts is None:
+                self._alerts = self.alert_store.load()  # resume after a restart
+            alerts = dict(self._alerts)
+        entries = health(
+            store=self.store, catalog=catalog, window=TimeWindow.last(EVALUATION_WINDOW_S, now)
+        )
+        context = _LazyContext(self.store, catalog, now)
+        changed: list[Alert] = []
+        transitions: list[Alert] = []
+        seen: set[str] = set()
+        for entry in entries:
+            chain = catalog.get(entry["chain_id"])
+            if chain is None or entry["slo"] is None:
+                continue
+            for objective in entry["slo"]["objectives"]:
+                burns = objective["burn_rates"]
+                for rule in RULES:
+                    key = f"{chain.id}|{objective['objective']}|{rule.name}"
+                    seen.add(key)
+                    before = alerts.get(key) or Alert(
+                        chain.id, objective["objective"], rule.name, rule.severity
+                    )
+                    holds = burns[rule.long] > rule.threshold and burns[rule.short] > rule.threshold
+                    after = advance(before, holds, now, self.for_s)
+                    if after.state == "firing" and before.state != "firing":
+                        after = replace(
+                            after,
+                            labels=_labels(chain, objective["objective"], rule),
+                            annotations=_annotations(chain, objective, rule, context),
+                        )
+                    elif not after.labels:
+                        after = replace(after, labels=_labels(chain, objective["objective"], rule))
+                    if after != before and (after.state != "inactive" or key in alerts):
+                        changed.append(after)
+                        alerts[key] = after
+                    if after.state != before.state:
+                        transitions.append(after)
+        for key, alert in list(alerts.items()):
+            if key not in seen and alert.state in ("pending", "firing"):
+                # The chain or its objective was removed: its alert ends with it.
+                gone = advance(alert, False, now, self.for_s)
+                changed.append(gone)
+                transitions.append(gone)
+                alerts[key] = gone
+        self.alert_store.save(changed, transitions)
+        with self._lock:
+            self._alerts = alerts
+        self.evaluations += 1
+        self.last_evaluation = now
+        self.last_error = ""
+        self._notify([t for t in transitions if t.state in ("firing", "resolved")])
+        return transitions
+
+    def _notify(self, alerts: list[Alert]) -> None:
+        if self.notifier is None or not alerts:
+            return
+        external = self.external_url().rstrip("/")
+        by_chain: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            by_chain.setdefault(alert.chain_id, []).append(alert)
+        for group in by_chain.values():
+            payload = alertmanager_payload(
+                group, external, lambda a: f"{external}/chains/{a.chain_id}"
+            )
+            self.notifier.notify(payload)
+
+
+def _labels(chain: ChainDefinition, objective: str, rule: Rule) -> dict[str, str]:
+    return {
+        "alertname": ALERT_NAME,
+        "chain_id": chain.id,
+        "chain_name": chain.name,
+        "severity": rule.severity,
+        "objective": objective,
+        "criticality": chain.criticality,
+        "window": rule.name,
+    }
+
+
+def _annotations(
+    chain: ChainDefinition, objective: dict[str, Any], rule: Rule, context: _LazyContext
+) -> dict[str, str]:
+    burns = objective["burn_rates"]
+    services, failing, sharing = context.of(chain.id)
+    return {
+        "summary": (
+            f"{chain.name} ({chain.id}) is burning its {objective['objective']} error budget "
+            f"{burns[rule.long]:.1f}x over {rule.long} and {burns[rule.short]:.1f}x over "
+            f"{rule.short} (threshold {rule.threshold:g}x)"
+        ),
+        "burn_rate_long": f"{burns[rule.long]:.3f}",
+        "burn_rate_short": f"{burns[rule.short]:.3f}",
+        "burn_rate_threshold": f"{rule.threshold:g}",
+        "burn_rates": ", ".join(f"{k}={v:.3f}" for k, v in burns.items()),
+        "services": ", ".join(services),
+        "failing_services": ", ".join(failing),
+        "affected_chains": ", ".join(sharing),
+        "budget_remaining": f"{objective['budget_remaining']:.4f}",
+    }
+
+
+class _LazyContext:
+    """Topologies of the last hour, read once per evaluation and only if an alert fires."""
+
+    def __init__(self, store: TraceStore, catalog: ChainCatalog, now: datetime) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.now = now
+        self._nodes: dict[str, dict[str, int]] | None = None
+
+    def _load(self) -> dict[str, dict[str, int]]:
+        if self._nodes is None:
+            from chainmap_otel.analysis.topology import topologies
+
+            try:
+                found = topologies(
+                    self.store,
+                    self.catalog,
+                    TimeWindow.last(CONTEXT_WINDOW_S, self.now),
+                    include_all_traffic=False,
+                )
+                self._nodes = {
+                    str(cid): {n.id: n.errors for n in topo.nodes if n.id != "user"}
+                    for cid, topo in found.items()
+                    if cid is not None
+                }
+            except Exception as exc:
+                logger.warning("alert context (topology) unavailable: %s", exc)
+                self._nodes = {}
+        return self._nodes
+
+    def of(self, chain_id: str) -> tuple[list[str], list[str], list[str]]:
+        """(services on the path, failing services, other chains sharing a failing service)."""
+        nodes = self._load()
+        mine = nodes.get(chain_id, {})
+        failing = sorted(n for n, errors in mine.items() if errors > 0)
+        sharing = sorted(
+            other
+            for other, theirs in nodes.items()
+            if other != chain_id and any(n in theirs for n in failing)
+        )
+        return sorted(mine), failing, sharing

@@ -1,0 +1,283 @@
+"""``GET /metrics``: chain RED, the servicegraph connector's series and serve's own health.
+
+A ``prometheus_client`` custom collector reads at scrape time, so nothing is kept in
+memory between scrapes and the numbers are the stored traces' (the same a health or
+topology query answers):
+
+* ``chainmap_chain_requests_total``, ``chainmap_chain_errors_total`` and the histogram
+  ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
+  (``chainmap_chain_minute``; buckets from its log-scale latency buckets, interpolated
+  like the health's latency objectives);
+* ``traces_service_graph_request_total`` and ``traces_service_graph_request_failed_total``
+  with ``client``, ``server``, ``connection_type`` and ``chain_id`` (the topology of each
+  chain since the first stored minute, from the edge rollup), the names Grafana's and
+  Tempo's service-graph views read;
+* serve's own counters: spans received, stored, dropped, refused requests, queued spans,
+  edge-rollup lag, alert evaluations and webhook deliveries, failures and drops.
+
+A scrape that cannot read the store still answers with serve's own series and
+``chainmap_store_up 0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from chainmap_otel.analysis.health import slower_fraction_count
+from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BUCKETS_SECONDS", "ChainMetricsCollector", "install_metrics", "metrics_text"]
+
+#: Upper bounds of the chain latency histogram (seconds), as the servicegraph connector's.
+BUCKETS_SECONDS = (
+    0.002,
+    0.004,
+    0.006,
+    0.008,
+    0.01,
+    0.05,
+    0.1,
+    0.2,
+    0.4,
+    0.8,
+    1.0,
+    1.4,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+)
+_NS = 1_000_000_000
+
+
+@cache
+def _sql(name: str) -> str:
+    folder = resources.files("chainmap_otel.server").joinpath("sql")
+    return folder.joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
+    """chain id -> calls, errors, duration_ns, buckets, first_minute over every stored minute."""
+    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    sql = (
+        _sql("chain_totals")
+        .replace("{{db}}", validate_identifier(store.database, "database"))
+        .replace("{{classify}}", classify)
+    )
+    rows = store.query(sql, {**params, "chains": list(catalog.ids)}).result_rows
+    totals = {}
+    for chain, calls, errors, duration_ns, (keys, values), first in rows:
+        totals[str(chain)] = {
+            "calls": int(calls),
+            "errors": int(errors),
+            "duration_ns": int(duration_ns),
+            "buckets": dict(zip(keys, values, strict=True)),
+            "first_minute": first,
+        }
+    return totals
+
+
+class ChainMetricsCollector:
+    """Collects at scrape time from ``app.state`` (store, catalog, writer, operations)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        store: TraceStore = self.state.store
+        catalog: ChainCatalog = self.state.catalog
+        up = GaugeMetricFamily("chainmap_store_up", "1 when the trace store answered this scrape")
+        try:
+            yield from self._chains(store, catalog)
+            up.add_metric([], 1)
+        except Exception as exc:
+            logger.warning("/metrics could not read the trace store: %s", exc)
+            up.add_metric([], 0)
+        yield up
+        yield from self._serve()
+
+    def _chains(self, store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
+        from chainmap_otel.analysis.topology import topologies
+
+        totals = chain_totals(store, catalog)
+        requests = CounterMetricFamily(
+            "chainmap_chain_requests", "Entry spans (traces) of each chain", labels=["chain_id"]
+        )
+        errors = CounterMetricFamily(
+            "chainmap_chain_errors",
+            "Failed traces of each chain (entry span Error)",
+            labels=["chain_id"],
+        )
+        latency = HistogramMetricFamily(
+            "chainmap_chain_request_duration_seconds",
+            "Entry-span duration of each chain's traces",
+            labels=["chain_id"],
+        )
+        for chain in catalog:
+            found = totals.get(chain.id, {"calls": 0, "errors": 0, "duration_ns": 0, "buckets": {}})
+            calls = found["calls"]
+            requests.add_metric([chain.id], calls)
+            errors.add_metric([chain.id], found["errors"])
+            buckets = [
+                (
+                    f"{bound:g}",
+                    float(round(calls - slower_fraction_count(found["buckets"], bound * 1000))),
+                )
+                for bound in BUCKETS_SECONDS
+            ]
+            buckets.append(("+Inf", float(calls)))
+            latency.add_metric([chain.id], buckets, found["duration_ns"] / _NS)
+        yield requests
+        yield errors
+        yield latency
+
+        first = [t["first_minute"] for t in totals.values() if t.get("first_minute")]
+        graph_total = CounterMetricFamily(
+            "traces_service_graph_request",
+            "Requests between two nodes (servicegraph connector semantics), per chain",
+            labels=["client", "server", "connection_type", "chain_id"],
+        )
+        graph_failed = CounterMetricFamily(
+            "traces_service_graph_request_failed",
+            "Failed requests between two nodes (client or server span Error), per chain",
+            labels=["client", "server", "connection_type", "chain_id"],
+        )
+        if first and len(catalog):
+            start_ns = int(min(first).timestamp()) * _NS
+            window = TimeWindow(start_ns, time.time_ns())
+            for chain_id, topo in topologies(
+                store, catalog, window, include_all_traffic=False
+            ).items():
+                for edge in topo.edges:
+                    labels = [edge.source, edge.target, edge.connection_type, str(chain_id)]
+                    graph_total.add_metric(labels, edge.calls)
+                    graph_failed.add_metric(labels, edge.errors)
+        yield graph_total
+        yield graph_failed
+
+    def _serve(self) -> Iterator[Metric]:
+        writer = getattr(self.state, "span_writer", None)
+        if writer is not None:
+            stats = writer.stats()
+            for name, value, text in (
+                (
+                    "chainmap_spans_received",
+                    stats.accepted_spans,
+                    "Spans accepted by the receivers",
+                ),
+                ("chainmap_spans_stored", stats.written_spans, "Spans written to the trace store"),
+                ("chainmap_spans_dropped", stats.dropped_spans, "Spans dropped after acceptance"),
+                (
+                    "chainmap_requests_refused",
+                    stats.refused_requests,
+                    "OTLP requests refused (queue full)",
+                ),
+            ):
+                counter = CounterMetricFamily(name, text)
+                counter.add_metric([], value)
+                yield counter
+            queued = GaugeMetricFamily("chainmap_span_queue_spans", "Spans waiting to be written")
+            queued.add_metric([], stats.queued_spans)
+            yield queued
+        lag = self._rollup_lag()
+        if lag is not None:
+            gauge = GaugeMetricFamily(
+                "chainmap_edge_rollup_lag_seconds", "How far the edge rollup is behind now"
+            )
+            gauge.add_metric([], lag)
+            yield gauge
+        operations = getattr(self.state, "operations", None)
+        monitor = operations.monitor if operations is not None else None
+        notifier = operations.notifier if operations is not None else None
+        for name, value, text in (
+            (
+                "chainmap_alert_evaluations",
+                monitor.evaluations if monitor else 0,
+                "Monitor evaluations",
+            ),
+            (
+                "chainmap_alert_evaluation_failures",
+                monitor.failures if monitor else 0,
+                "Monitor evaluations that failed",
+            ),
+            (
+                "chainmap_webhook_deliveries",
+                notifier.stats.delivered if notifier else 0,
+                "Alert notifications delivered",
+            ),
+            (
+                "chainmap_webhook_failures",
+                notifier.stats.failed if notifier else 0,
+                "Alert notifications that failed every attempt",
+            ),
+            (
+                "chainmap_webhook_dropped",
+                notifier.stats.dropped if notifier else 0,
+                "Alert notifications dropped (queue full)",
+            ),
+        ):
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], value)
+            yield counter
+        firing = GaugeMetricFamily(
+            "chainmap_alerts_firing",
+            "Firing alerts per chain and severity",
+            labels=["chain_id", "severity"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        if operations is not None:
+            for alert in operations.active_alerts():
+                if alert["state"] == "firing":
+                    key = (alert["chain_id"], alert["severity"])
+                    counts[key] = counts.get(key, 0) + 1
+        for (chain_id, severity), count in sorted(counts.items()):
+            firing.add_metric([chain_id, severity], count)
+        yield firing
+
+    def _rollup_lag(self) -> float | None:
+        from chainmap_otel.analysis.rollup import read_state
+
+        try:
+            state = read_state(self.state.store, self.state.catalog)
+        except Exception:
+            return None
+        if not state.covers:
+            return None
+        return max(0.0, (time.time_ns() - state.watermark_ns) / _NS)
+
+
+def metrics_text(state: Any) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ChainMetricsCollector(state))  # type: ignore[arg-type]
+    return bytes(generate_latest(registry))
+
+
+def install_metrics(app: FastAPI) -> None:
+    router = APIRouter(tags=["metrics"])
+
+    @router.get("/metrics", summary="Prometheus metrics: chain RED, service graph, serve health")
+    def metrics(request: Request) -> Response:
+        return Response(metrics_text(request.app.state), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)

@@ -1,0 +1,195 @@
+"""The operations runtime of ``chainmap serve``: registry listener, monitor and notifier.
+
+:class:`Operations` starts what runs beside the receivers when the registry is on
+(``CHAINMAP_REGISTRY_URL`` not ``off``): the registry listener (its catalog replaces the
+YAML one, which seeds an empty registry), and once the registry is reachable the SLO
+monitor and the webhook notifier. Nothing here runs on a request's path: the API reads
+the state these threads keep. :class:`ServeState` is ``app.state`` with ``catalog``
+read through the swappable holder, so every reader of ``app.state.catalog`` sees the
+reloaded catalog without knowing about reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+from starlette.datastructures import State
+
+from chainmap_otel import config
+from chainmap_otel.monitor.alerts import AlertStore
+from chainmap_otel.monitor.monitor import ChainMonitor
+from chainmap_otel.monitor.webhook import WebhookNotifier
+from chainmap_otel.registry.reload import CatalogHolder, RegistryCatalogSource
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Operations", "ServeState", "catalog_statistics"]
+
+
+class ServeState(State):
+    """``app.state`` whose ``catalog`` is always the holder's current catalog."""
+
+    @property
+    def catalog(self) -> ChainCatalog:
+        holder: CatalogHolder = self._state["catalogs"]
+        return holder.current
+
+    def __setattr__(self, key: Any, value: Any) -> None:
+        if key == "catalog":
+            holder: CatalogHolder | None = self._state.get("catalogs")
+            if holder is None:
+                self._state["catalogs"] = CatalogHolder(value)
+            else:
+                holder.swap(value)
+            return
+        super().__setattr__(key, value)
+
+
+def catalog_statistics(catalog: ChainCatalog) -> dict[str, Any]:
+    """The spec's registry statistics: totals by category and criticality."""
+    return {
+        "total_chains": len(catalog),
+        "with_slo": sum(1 for c in catalog if c.slo is not None),
+        "by_category": dict(Counter(c.category for c in catalog)),
+        "by_criticality": dict(Counter(c.criticality for c in catalog)),
+    }
+
+
+class Operations:
+    """Registry listener + monitor + notifier of one ``chainmap serve`` process."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        holder: CatalogHolder,
+        *,
+        registry_url: str | None = None,
+        interval_s: float | None = None,
+        for_s: float | None = None,
+        webhook_urls: list[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self.source = RegistryCatalogSource(holder, seed=holder.current, url=registry_url)
+        self.interval_s = (
+            interval_s
+            if interval_s is not None
+            else config.env_seconds(config.CHAINMAP_MONITOR_INTERVAL)
+        )
+        self.for_s = for_s if for_s is not None else config.env_seconds(config.CHAINMAP_ALERT_FOR)
+        self.webhook_urls = webhook_urls if webhook_urls is not None else config.webhook_urls()
+        self.listen_url = ""
+        self.monitor: ChainMonitor | None = None
+        self.notifier: WebhookNotifier | None = None
+        self._stop = threading.Event()
+        self._starter: threading.Thread | None = None
+
+    def external_url(self) -> str:
+        return config.env_str(config.CHAINMAP_EXTERNAL_URL) or self.listen_url
+
+    def start(self) -> None:
+        self.source.start()
+        self._starter = threading.Thread(
+            target=self._start_monitor, name="chainmap-monitor-start", daemon=True
+        )
+        self._starter.start()
+
+    def _start_monitor(self) -> None:
+        while not self._stop.is_set():
+            if self.source.wait_ready(0.5):
+                break
+        if self._stop.is_set() or self.source.database is None:
+            return
+        alerts = AlertStore(self.source.database)
+        if self.webhook_urls:
+            self.notifier = WebhookNotifier(
+                self.webhook_urls,
+                alerts.record_delivery,
+                timeout_s=config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_TIMEOUT) or 5.0,
+            )
+            self.notifier.start()
+        self.monitor = ChainMonitor(
+            self.store,
+            lambda: self.holder.current,
+            alerts,
+            self.notifier,
+            interval_s=self.interval_s,
+            for_s=self.for_s,
+            external_url=self.external_url,
+        )
+        self.monitor.start()
+        logger.info(
+            "chain monitor: every %gs, alerts fire after %gs, %d webhook receivers",
+            self.interval_s,
+            self.for_s,
+            len(self.webhook_urls),
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._starter is not None:
+            self._starter.join(5)
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
+        self.source.stop()
+
+    # -- reads for the API --------------------------------------------------------------
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        if self.monitor is None:
+            return []
+        try:
+            return [a.to_json() for a in self.monitor.active()]
+        except Exception as exc:
+            logger.warning("active alerts unavailable: %s", exc)
+            return []
+
+    def alert_history(self, seconds: float) -> list[dict[str, Any]]:
+        if self.source.database is None:
+            return []
+        return AlertStore(self.source.database).history(seconds)
+
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """chain id -> registry fields (version, author, changed) as of the last reload."""
+        return {
+            chain_id: {
+                "version": c.version,
+                "author": c.author,
+                "comment": c.comment,
+                "updated_at": c.created_at.isoformat(),
+            }
+            for chain_id, c in self.source.versions.items()
+        }
+
+    def chain_mapping(self) -> dict[str, Any]:
+        """``/health/detailed``'s ``chain_mapping`` (the spec's shape)."""
+        monitor = self.monitor
+        notifier = self.notifier
+        return {
+            "enabled": True,
+            "registry": {
+                "status": self.source.status,
+                "error": self.source.error,
+                "url": self.source.database.url_for_display if self.source.database else None,
+                "reloads": self.source.reloads,
+            },
+            "statistics": catalog_statistics(self.holder.current),
+            "active_alerts": self.active_alerts(),
+            "monitoring_status": {
+                **(monitor.status() if monitor is not None else {"running": False}),
+                "webhooks": {
+                    "urls": len(self.webhook_urls),
+                    "delivered": notifier.stats.delivered if notifier else 0,
+                    "failed": notifier.stats.failed if notifier else 0,
+                    "dropped": notifier.stats.dropped if notifier else 0,
+                    "queued": notifier.queued() if notifier else 0,
+                },
+            },
+        }
