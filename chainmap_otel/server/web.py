@@ -121,7 +121,6 @@ def page(
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/style.css">
 <script src="/static/app.js" defer></script>
-<script src="/static/alerts.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
 <nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/docs">API</a></nav>
@@ -432,6 +431,11 @@ def chain_body(
 GRAPH_SCRIPTS = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js", "topology.js")
 
 
+def _alerts(request: Request) -> tuple[str, ...]:
+    """The firing-alerts banner, on servers that run the monitor (a chain registry)."""
+    return ("alerts.js",) if getattr(request.app.state, "operations", None) is not None else ()
+
+
 def web_router() -> APIRouter:
     """The chain and topology pages; read ``app.state.store`` and ``app.state.catalog``."""
     router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
@@ -457,7 +461,7 @@ def web_router() -> APIRouter:
             )
             return index_body(data, since, until), _window_text(data["window"])
 
-        return render("chains", since, build)
+        return render("chains", since, build, _alerts(request))
 
     @router.get("/chains/{chain_id}", response_class=HTMLResponse)
     def chain_page(
@@ -469,7 +473,7 @@ def web_router() -> APIRouter:
             lambda: chain_body(
                 request.app.state.store, request.app.state.catalog, chain_id, since, until
             ),
-            (*GRAPH_SCRIPTS, "search.js"),
+            (*GRAPH_SCRIPTS, "search.js", *_alerts(request)),
         )
 
     @router.get("/topology", response_class=HTMLResponse)
