@@ -28,8 +28,10 @@ from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
     Columns,
+    SqlParams,
     classify_expression,
 )
+from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import validate_identifier
@@ -221,13 +223,16 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
     """``analysis/sql/topology.sql`` for ``$chain`` over the dashboard's time range: rollup
     hour and minute rows where the rollup covers the range, live pairing elsewhere."""
     classify, params = classify_expression(catalog)
+    names = SqlParams("sg")
     inner = load_sql(
         "trace_edges",
         database,
         classify=classify,
         span_window=rollup.SPAN_WINDOW_SQL,
         trace_window=rollup.TRACE_WINDOW_SQL,
+        **ServiceGraphNaming.from_config().fragments(names),
     )
+    params = {**params, **names.values}
     sql = load_sql(
         "topology",
         database,

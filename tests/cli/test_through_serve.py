@@ -25,7 +25,7 @@ from tests.support.otlp_payloads import sdk_spans
 from tests.support.processes import free_port
 
 CHAINMAP = Path(sys.executable).parent / "chainmap"
-SINCE, UNTIL = "2000-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
+SINCE, UNTIL = "2020-01-01T00:00:00Z", "2029-01-01T00:00:00Z"
 runner = CliRunner()
 
 
