@@ -168,6 +168,8 @@ def node_graph(traffic: Traffic, chain: str) -> dict[str, dict[str, dict[str, An
 
 
 def library_graph(traffic: Traffic, chain: str) -> dict[str, dict[str, dict[str, Any]]]:
+    # Reads never write the rollup: roll it up first, as serve's loop would.
+    rollup.refresh_edges(traffic.store, traffic.catalog)
     frames = to_grafana(topology(traffic.store, traffic.catalog, traffic.window, chain))
     return {key: {item["id"]: item for item in frames[key]} for key in ("nodes", "edges")}
 
