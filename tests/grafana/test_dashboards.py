@@ -199,8 +199,9 @@ def test_topology_frames_agree_with_chainmap_topology_live_and_rolled_up(
     # Without a rollup of this catalog the panel pairs the whole range live.
     rollup.invalidate_edges(traffic.store, traffic.catalog)
     live = {chain: node_graph(traffic, chain) for chain in ("B1", "A2", "B3")}
+    rollup.refresh_edges(traffic.store, traffic.catalog)  # as chainmap serve keeps it
     for chain in ("B1", "A2", "B3"):
-        expected = library_graph(traffic, chain)  # refreshes the edge rollup first
+        expected = library_graph(traffic, chain)
         rolled = node_graph(traffic, chain)
         state = traffic.store.query(
             "SELECT max(Watermark) FROM chainmap_rollup_state WHERE Rollup = 'edges'"
@@ -220,6 +221,7 @@ def test_topology_frames_follow_the_servicegraph_naming_setting(
     # The connector's naming: a database edge needs db.name; the fixture's postgres calls
     # carry db.system and db.namespace only, so they end at a virtual node named postgresql.
     monkeypatch.setenv("CHAINMAP_SERVICEGRAPH_COMPAT", "true")
+    rollup.refresh_edges(traffic.store, traffic.catalog)
     expected = library_graph(traffic, "B3")
     assert_same_graph(node_graph(traffic, "B3"), expected)
     assert expected["nodes"]["postgresql"]["subtitle"] == "virtual"
@@ -231,7 +233,8 @@ def test_topology_of_a_long_range_reads_the_hour_level(hours_traffic: Traffic) -
     traffic = hours_traffic
     rollup.invalidate_edges(traffic.store, traffic.catalog)
     live = node_graph(traffic, "B3")
-    expected = library_graph(traffic, "B3")  # rolls up minutes and whole hours first
+    rollup.refresh_edges(traffic.store, traffic.catalog)  # minutes, then whole hours
+    expected = library_graph(traffic, "B3")
     hours = traffic.store.query(
         "SELECT count() FROM chainmap_edge_hour WHERE Hour >= toDateTime({s:Int64})",
         {"s": traffic.ctx.from_s},
