@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from chainmap_otel import config
-from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
 from chainmap_otel.errors import (
     ChainDefinitionError,
     QueryError,
@@ -40,6 +39,8 @@ __all__ = [
 ]
 
 _PREFIX = "/api/v1/chains"
+#: Longest alert history one request may ask for.
+MAX_HISTORY_SECONDS = 365 * 86400
 #: Largest definition body accepted (a chain is a few hundred bytes).
 MAX_DEFINITION_BYTES = 64 * 1024
 
@@ -208,23 +209,37 @@ def alerts_router() -> APIRouter:
 
     @router.get("", summary="Active alerts, or the alert history of a period")
     def alerts(request: Request, history: str | None = None) -> dict[str, Any]:
-        if history is None:
-            # Without a registry nothing is monitored: no alert is active (the web view asks).
-            operations: Operations | None = getattr(request.app.state, "operations", None)
-            return {
-                "alerts": operations.active_alerts() if operations is not None else [],
-                "monitoring": operations is not None,
-            }
-        seconds = config.parse_seconds(history)
-        if seconds is None or not 0 < seconds <= MAX_WINDOW_DAYS * 86400:
-            raise HTTPException(
-                400,
-                f"query parameter history={history[:80]!r} is not a duration of at most "
-                f"{MAX_WINDOW_DAYS}d; use e.g. 24h or 7d",
+        seconds = None
+        if history is not None:
+            seconds = config.parse_seconds(history)
+            if seconds is None or not 0 < seconds <= MAX_HISTORY_SECONDS:
+                raise HTTPException(
+                    400,
+                    f"query parameter history={history!r} must be a duration from 1s to 365d; "
+                    "use e.g. 24h or 7d",
+                )
+        operations: Operations | None = getattr(request.app.state, "operations", None)
+        if operations is None:
+            # No registry, hence no monitor: nothing is or was ever firing (not an error, so
+            # the web view's alerts banner stays quiet).
+            empty: dict[str, Any] = {"enabled": False}
+            return (
+                {**empty, "alerts": []}
+                if seconds is None
+                else {
+                    **empty,
+                    "history_seconds": seconds,
+                    "events": [],
+                }
             )
-        operations = _operations(request)
+        if seconds is None:
+            return {"enabled": True, "alerts": operations.active_alerts()}
         with _registry_errors():
-            return {"history_seconds": seconds, "events": operations.alert_history(seconds)}
+            return {
+                "enabled": True,
+                "history_seconds": seconds,
+                "events": operations.alert_history(seconds),
+            }
 
     return router
 
