@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from chainmap_otel import config
+from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
 from chainmap_otel.errors import (
     ChainDefinitionError,
     QueryError,
@@ -39,8 +40,8 @@ __all__ = [
 ]
 
 _PREFIX = "/api/v1/chains"
-#: Longest alert history one request may ask for.
-MAX_HISTORY_SECONDS = 365 * 86400
+#: Longest alert history one request may ask for: the longest analysis window.
+MAX_HISTORY_SECONDS = MAX_WINDOW_DAYS * 86400
 #: Largest definition body accepted (a chain is a few hundred bytes).
 MAX_DEFINITION_BYTES = 64 * 1024
 
@@ -215,8 +216,8 @@ def alerts_router() -> APIRouter:
             if seconds is None or not 0 < seconds <= MAX_HISTORY_SECONDS:
                 raise HTTPException(
                     400,
-                    f"query parameter history={history!r} must be a duration from 1s to 365d; "
-                    "use e.g. 24h or 7d",
+                    f"query parameter history={history[:80]!r} must be a duration of at most "
+                    f"{MAX_WINDOW_DAYS}d; use e.g. 24h or 7d",
                 )
         operations: Operations | None = getattr(request.app.state, "operations", None)
         if operations is None:
