@@ -42,7 +42,6 @@ class Site:
     trades: list[str]
     big: str
     loop: str
-    search_api: bool
     shots: Path
 
 
@@ -58,14 +57,12 @@ def site(
     extra = trace_fixtures.seed(store)
     try:
         with chain_traffic.serving(create_app(store, chains=chain_traffic.catalog())) as client:
-            search = client.get("/api/v1/traces", params={"limit": "1"}).status_code != 404
             yield Site(
                 client,
                 str(client.base_url).rstrip("/"),
                 inserted["trades"],
                 extra["big"],
                 extra["loop"],
-                search,
                 tmp_path_factory.mktemp("screenshots"),
             )
     finally:
@@ -131,20 +128,12 @@ def tab(browser: Any, site: Site) -> Iterator[Tab]:
     def console(message: Any) -> None:
         if message.type != "error":
             return
-        where = urlparse(message.location.get("url", "")).path
-        if not site.search_api and where.startswith("/api/v1/traces") and "404" in message.text:
-            return  # the search backend is not in this build; the lists say so
         opened.problems.append(f"console: {message.text} at {message.location}")
 
     page.on("console", console)
     page.on("pageerror", lambda exc: opened.problems.append(f"uncaught: {exc}"))
     yield opened
     context.close()
-
-
-def _need_search(site: Site) -> None:
-    if not site.search_api:
-        pytest.skip("GET /api/v1/traces (the trace search backend) is not in this build")
 
 
 def _lists_loaded(tab: Tab) -> None:
@@ -423,7 +412,6 @@ def _result_rows(tab: Tab) -> list[dict[str, str]]:
 
 
 def test_trace_search_filters(tab: Tab, site: Site) -> None:
-    _need_search(site)
     tab.open("/search?status=error&chain=B3")
     tab.wait("#search-results[data-state=done]")
     failing = _result_rows(tab)
@@ -460,7 +448,6 @@ def test_trace_search_filters(tab: Tab, site: Site) -> None:
 
 
 def test_a_newcomer_finds_a_slow_failing_trace_in_two_clicks(tab: Tab, site: Site) -> None:
-    _need_search(site)
     tab.open("/")
     tab.page.click('a[href="/chains/B3"]')  # click 1: the chain
     tab.wait("[data-topology][data-drawn]")
