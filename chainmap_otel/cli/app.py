@@ -42,18 +42,25 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
-def print_table(
+def fitted_table(
     title: str | None,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     wrap: Sequence[str] = (),
-) -> None:
+) -> Table:
     """A table that stays readable at 80 columns and in pipes: only the free-text columns
     named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
-    statuses and numbers are never cut to ``…``. Cells and title are plain text, never rich
-    markup: a service named ``[/]evil`` is data; read as markup it would raise MarkupError.
+    statuses and numbers are never cut to ``…``. Cells and title are plain text (a ``Text``
+    cell keeps its style), never rich markup: a service named ``[/]evil`` is data; read as
+    markup it would raise MarkupError.
     """
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [
+        [
+            cell if isinstance(cell, Text) else Text("" if cell is None else str(cell))
+            for cell in row
+        ]
+        for row in rows
+    ]
     table = Table(
         title=Text(title) if title is not None else None,
         box=box.SIMPLE_HEAD,
@@ -70,8 +77,18 @@ def print_table(
             width = max([len(column), *(len(row[index]) for row in cells if index < len(row))])
             table.add_column(column, no_wrap=True, min_width=width)
     for row in cells:
-        table.add_row(*(Text(cell) for cell in row))
-    console.print(table)
+        table.add_row(*row)
+    return table
+
+
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: Sequence[str] = (),
+) -> None:
+    """:func:`fitted_table` on stdout."""
+    console.print(fitted_table(title, columns, rows, wrap))
 
 
 def print_error(message: str) -> None:

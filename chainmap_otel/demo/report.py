@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
 from chainmap_otel.analysis.critical_path import chain_critical_path
@@ -22,6 +23,7 @@ from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.impact import chain_subgraph, impact
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import Topology, topologies
+from chainmap_otel.cli.app import fitted_table
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import open_store
 from chainmap_otel.tagging.definitions import (
@@ -161,7 +163,7 @@ def topology_tree(title: str, chain: ChainDefinition, topology: Topology) -> Tre
         for _, target, data in edges:
             count = int(data["errors"])
             errors = f", [red]{count} error{'s' if count > 1 else ''}[/]" if count else ""
-            label = f"{target} [dim]({data['calls']} calls{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
+            label = f"{escape(target)} [dim]({data['calls']} calls{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
             if target in expanded:
                 branch.add(label + " [dim]↺[/]")
                 continue
@@ -169,7 +171,7 @@ def topology_tree(title: str, chain: ChainDefinition, topology: Topology) -> Tre
             add(branch.add(label), target)
 
     for entry in sorted(entries):
-        add(tree.add(f"[bold]{entry}[/] [dim](entry)[/]"), entry)
+        add(tree.add(f"[bold]{escape(entry)}[/] [dim](entry)[/]"), entry)
     return tree
 
 
@@ -179,30 +181,15 @@ def render(result: DemoAnalysis, console: Console) -> None:
     console.rule(f"[bold]Chains observed: {len(observed)}")
     for chain_id in observed:
         chain = data["chains"][chain_id]
-        title = f"[bold]{chain_id}[/] {chain['name']} [dim]({chain['traces']} traces)[/]"
+        title = f"[bold]{escape(chain_id)}[/] {escape(chain['name'])} [dim]({chain['traces']} traces)[/]"
         definition = result.catalog.by_id[chain_id]
         console.print(topology_tree(title, definition, result.topologies[chain_id]))
         if chain["missing_expected_edges"]:
             missing = ", ".join(f"{s} -> {t}" for s, t in chain["missing_expected_edges"])
             console.print(f"  [yellow]expected but not seen:[/] {missing}")
 
-    table = Table(title="Chain health")
-    for column in (
-        "chain",
-        "name",
-        "traces",
-        "rate/s",
-        "errors",
-        "error %",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "status",
-    ):
-        table.add_column(column, justify="right" if column not in ("chain", "name") else "left")
-    for entry in result.health:
-        style = STATUS_STYLE.get(entry["status"], "")
-        table.add_row(
+    rows = [
+        (
             entry["chain_id"],
             entry["name"],
             str(entry["traces"]),
@@ -212,42 +199,65 @@ def render(result: DemoAnalysis, console: Console) -> None:
             f"{entry['p50_ms']:.0f}",
             f"{entry['p95_ms']:.0f}",
             f"{entry['p99_ms']:.0f}",
-            f"[{style}]{entry['status']}[/]",
+            Text(entry["status"], style=STATUS_STYLE.get(entry["status"], "")),
         )
-    console.print(table)
+        for entry in result.health
+    ]
+    headers = (
+        "chain",
+        "name",
+        "traces",
+        "rate/s",
+        "errors",
+        "err %",
+        "p50",
+        "p95",
+        "p99",
+        "status",
+    )
+    console.print(fitted_table("Chain health (latencies in ms)", headers, rows, wrap=("name",)))
 
     path = result.critical_path
     if path is not None:
-        cp = Table(
-            title=f"Critical path of the slowest chain, {path['chain_id']} "
-            f"({path['traces']} traces): where its time goes"
-        )
-        for column in ("service", "operation", "share", "mean ms/trace"):
-            cp.add_column(column)
-        for share in path["all"]["operations"][:8]:
-            cp.add_row(
+        shares = [
+            (
                 share["service"],
                 share.get("name", ""),
                 f"{share['share'] * 100:.1f} %",
                 f"{share['mean_ms']:.1f}",
             )
-        console.print(cp)
+            for share in path["all"]["operations"][:8]
+        ]
+        title = (
+            f"Critical path of the slowest chain, {path['chain_id']} "
+            f"({path['all'].get('traces', path['traces'])} traces): where its time goes"
+        )
+        console.print(
+            fitted_table(
+                title, ("service", "operation", "share", "ms/trace"), shares, ("operation",)
+            )
+        )
     render_impact(result.impact, console)
 
 
 def render_impact(data: dict[str, Any], console: Console) -> None:
     chains = data.get("chains") or []
-    table = Table(title=f"Impact: the chains that break when {FAILING_SERVICE} fails")
-    for column in ("chain", "name", "criticality", "relation", "path", "status now"):
-        table.add_column(column)
-    for entry in chains:
-        style = STATUS_STYLE.get(entry.get("status", ""), "")
-        table.add_row(
+    rows = [
+        (
             entry["chain_id"],
             entry["name"],
             entry["criticality"],
             entry["relation"],
             " -> ".join(entry.get("path") or []),
-            f"[{style}]{entry.get('status', '')}[/]",
+            Text(entry.get("status", ""), style=STATUS_STYLE.get(entry.get("status", ""), "")),
         )
-    console.print(table)
+        for entry in chains
+    ]
+    console.print(
+        fitted_table(
+            f"Impact: the chains that break when {FAILING_SERVICE} fails",
+            ("chain", "name", "criticality", "relation", "path", "status"),
+            rows,
+            wrap=("name", "path"),
+        )
+    )
