@@ -205,14 +205,6 @@ GROUP BY TraceId"""
     return sql, params
 
 
-def chain_trace_ids_sql(
-    store: TraceStore, catalog: ChainCatalog, table: str = "otel_traces"
-) -> tuple[str, dict[str, Any]]:
-    """SQL of the TraceIds in the window that belong to chain ``{chain_id:String}``."""
-    inner, params = membership_sql(store, catalog, table)
-    return f"SELECT TraceId FROM ({inner}) WHERE has(ChainIds, {{chain_id:String}})", params
-
-
 def require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
     """The chain ``chain_id`` of ``catalog``, or a QueryError listing the known ids."""
     chain = catalog.get(chain_id)

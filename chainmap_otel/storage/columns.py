@@ -95,14 +95,6 @@ def status_code_name(code: int) -> str:
     return STATUS_CODE_NAMES[code] if 0 <= code < len(STATUS_CODE_NAMES) else ""
 
 
-def trace_id_hex(trace_id: int) -> str:
-    return f"{trace_id:032x}" if trace_id else ""
-
-
-def span_id_hex(span_id: int) -> str:
-    return f"{span_id:016x}" if span_id else ""
-
-
 #: Non-finite doubles as the current Collector writes them (pdata since v0.151).
 _SPECIAL_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -171,9 +163,3 @@ def attribute_text(value: Any) -> str:
     if value is None:
         return ""
     return _go_json(value)
-
-
-def attributes_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
-    if not attributes:
-        return {}
-    return {key: attribute_text(value) for key, value in attributes.items()}
