@@ -49,6 +49,12 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   rows for the whole hours of a window, minute rows for the part-hours at its edges and
   pairs live the rest. A store at schema version 3 has no hour table: the minute level
   alone is used.
+* **Histograms.** Both levels also keep the servicegraph connector's client and server
+  latency histograms per row (schema version 7: bucket counts keyed by the bucket's upper
+  bound in ns, :data:`LATENCY_BOUNDS_NS`, and the sums), so ``/metrics`` reads them over
+  every stored minute without pairing. Version 7 empties both levels and removes their
+  states (rows rolled up before it have no buckets): the next refresh rebuilds them from
+  the oldest span.
 """
 
 from __future__ import annotations
@@ -95,6 +101,30 @@ HOUR_SLICE_SECONDS = 86400
 PAIRING_VERSION = 2
 #: How often ``chainmap serve`` refreshes the rollup.
 REFRESH_INTERVAL_SECONDS = 30
+#: Upper bounds (seconds) of the edge latency histograms: the servicegraph connector's
+#: default ``latency_histogram_buckets``, also used for the chain latency histogram.
+LATENCY_BUCKETS_SECONDS = (
+    0.002,
+    0.004,
+    0.006,
+    0.008,
+    0.01,
+    0.05,
+    0.1,
+    0.2,
+    0.4,
+    0.8,
+    1.0,
+    1.4,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+)
+#: The same bounds in ns and a last one for +Inf (max UInt64): the keys of the rollup's
+#: ``ClientBuckets``/``ServerBuckets`` maps. A duration goes to the first bound >= it, as
+#: the connector's ``sort.SearchFloat64s`` (comparing whole ns is the same comparison).
+LATENCY_BOUNDS_NS = (*(round(b * 1_000_000_000) for b in LATENCY_BUCKETS_SECONDS), 2**64 - 1)
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -112,6 +142,13 @@ TRACE_WINDOW_SQL = (
     "(start_ns >= {head_start:Int64} AND start_ns < {head_end:Int64}) "
     "OR (start_ns >= {tail_start:Int64} AND start_ns < {tail_end:Int64})"
 )
+#: The type of trace_edges.sql's ``edges``: (source, target, connection_type, failed,
+#: latency_ns (client span; the server's for ``user`` edges), target_type, chains, entry,
+#: server_ns, client_ns), the last two the connector's server and client latencies.
+EDGE_TUPLES = (
+    "Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, "
+    "UInt64, UInt64))"
+)
 #: Stands in for chainmap_edge_minute or chainmap_edge_hour where it is not read (no rows).
 NO_ROLLUP_SQL = (
     "(SELECT * FROM (SELECT toUInt64(0) AS Catalog, toDateTime(0) AS Minute, "
@@ -119,14 +156,15 @@ NO_ROLLUP_SQL = (
     "'' AS Target, '' AS ConnectionType, '' AS TargetType, CAST([], 'Array(String)') AS ChainIds, "
     "toUInt64(0) AS Calls, toUInt64(0) AS Errors, "
     "initializeAggregation('quantilesTDigestState(0.5, 0.95, 0.99)', toUInt64(0)) AS Latency, "
-    "toInt64(0) AS FirstSeen, toInt64(0) AS LastSeen) WHERE 0)"
+    "toInt64(0) AS FirstSeen, toInt64(0) AS LastSeen, "
+    "CAST(map(), 'Map(UInt64, UInt64)') AS ClientBuckets, toUInt64(0) AS ClientSum, "
+    "CAST(map(), 'Map(UInt64, UInt64)') AS ServerBuckets, toUInt64(0) AS ServerSum) WHERE 0)"
 )
 
 #: Stands in for trace_edges.sql when no part of a window is paired live (no rows).
 NO_LIVE_SQL = (
     "SELECT * FROM (SELECT '' AS TraceId, "
-    "CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), "
-    "UInt8))') AS edges, "
+    f"CAST([], '{EDGE_TUPLES}') AS edges, "
     "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
 )
 
@@ -278,6 +316,11 @@ def pairing_sql(
     return sql, {**params, **names.values}
 
 
+def histogram_params() -> dict[str, list[int]]:
+    """Bind value of ``{latency_bounds_ns:Array(UInt64)}`` (edge_rollup.sql, topology.sql)."""
+    return {"latency_bounds_ns": list(LATENCY_BOUNDS_NS)}
+
+
 def range_params(
     head: tuple[int, int], tail: tuple[int, int] | None = None, reach_ns: int = REACH_SECONDS * _NS
 ) -> dict[str, int]:
@@ -339,7 +382,12 @@ def refresh_edges(
 
         def run_slice(since: int, start: int, end: int) -> None:
             _write_state(store, state.catalog, since, start, end)
-            params = {**classify_params, **range_params((start, end)), "catalog": state.catalog}
+            params = {
+                **classify_params,
+                **range_params((start, end)),
+                **histogram_params(),
+                "catalog": state.catalog,
+            }
             store.command(insert, params)
             _write_state(store, state.catalog, since, end, end)
 

@@ -23,6 +23,13 @@ Collector spellings). Latency is the client span's duration (the server's for ``
 edges); p50/p95/p99 are t-digest estimates (exact for a handful of calls). A trace counts
 for every chain it belongs to (see :mod:`chainmap_otel.analysis.membership`).
 
+Each edge also carries the connector's two latency histograms (``Edge.client_buckets``,
+``Edge.server_buckets``: counts per bucket of :data:`rollup.LATENCY_BOUNDS_NS`, and their
+sums): the client and server span durations of a paired edge, the client span's for both
+of a database edge, the server span's and 0 for a ``user`` edge, 0 and the client span's
+for a virtual or messaging node, exactly as the connector observes them (``GET /metrics``
+exports them as ``traces_service_graph_request_{server,client}_seconds``).
+
 Window rule: a trace is in the window when its first span starts in it; its spans are
 paired when they start within ``rollup.REACH_SECONDS`` of the window (a pair cut further
 out shows as a virtual node).
@@ -57,8 +64,9 @@ All-traffic topology has no caller nodes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +105,12 @@ class Edge:
     p99_ms: float
     first_seen_ns: int = 0
     last_seen_ns: int = 0
+    #: The connector's client/server latency histograms: calls per bucket of
+    #: ``rollup.LATENCY_BOUNDS_NS`` (not cumulative, the last one +Inf) and sums in ns.
+    client_buckets: tuple[int, ...] = ()
+    client_sum_ns: int = 0
+    server_buckets: tuple[int, ...] = ()
+    server_sum_ns: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +191,16 @@ class Topology:
         return graph
 
 
+def bucket_counts(buckets: Mapping[int, int]) -> tuple[int, ...]:
+    """A stored ``{upper bound ns: calls}`` map as calls per bucket of
+    ``rollup.LATENCY_BOUNDS_NS`` (a key between bounds counts in the next bucket up)."""
+    counts = [0] * len(rollup.LATENCY_BOUNDS_NS)
+    last = len(counts) - 1
+    for bound, calls in buckets.items():
+        counts[min(bisect_left(rollup.LATENCY_BOUNDS_NS, int(bound)), last)] += int(calls)
+    return tuple(counts)
+
+
 def build_nodes(edges: Iterable[Edge], target_types: dict[str, str]) -> list[Node]:
     """Nodes of an edge list: types by rank, calls/errors received (``user``: made)."""
     types: dict[str, str] = {}
@@ -226,7 +250,9 @@ def topologies(
     if include_all_traffic:
         per_chain[None] = []
     target_types: dict[str | None, dict[str, str]] = defaultdict(dict)
-    for chain, source, target, ctype, ttype, calls, errors, latency, first, last in rows:
+    for row in rows:
+        chain, source, target, ctype, ttype, calls, errors, latency, first, last = row[:10]
+        client_buckets, client_sum, server_buckets, server_sum = row[10:14]
         key = None if chain == ALL_TRAFFIC else str(chain)
         p50, p95, p99 = (round(float(v) / 1e6, 3) for v in latency)
         per_chain.setdefault(key, []).append(
@@ -241,6 +267,10 @@ def topologies(
                 p99,
                 int(first),
                 int(last),
+                bucket_counts(client_buckets),
+                int(client_sum),
+                bucket_counts(server_buckets),
+                int(server_sum),
             )
         )
         target_types[key][f"{source}\0{target}"] = str(ttype)
@@ -330,6 +360,7 @@ def edge_rows(
         **params,
         **rollup.range_params(head, tail),
         **seconds,
+        **rollup.histogram_params(),
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
     }

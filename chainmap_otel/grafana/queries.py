@@ -235,7 +235,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         trace_window=rollup.TRACE_WINDOW_SQL,
         **naming.fragments(names),
     )
-    params = {**params, **names.values}
+    params = {**params, **names.values, **rollup.histogram_params()}
     sql = load_sql(
         "topology",
         database,

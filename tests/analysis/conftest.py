@@ -1,10 +1,11 @@
 """Analysis fixtures: small JSON traces inserted into a fresh chDB database per test.
 
 A fixture file holds ``spans`` with short readable ids (``"trace": "t1"``, ``"span": "a"``),
-times in milliseconds relative to the fixture's base time (``start_ms``, ``duration_ms``),
-and the expectations of the case (``expected_edges`` as ``[source, target, type, calls,
-errors]``). Rows are inserted in ``TRACE_COLUMNS`` order through ``TraceStore.insert_spans``,
-so the materialized views fill the aggregates exactly as they do for real ingest.
+times in milliseconds relative to the fixture's base time (``start_ms``, ``duration_ms``;
+``duration_ns`` where a duration must be exact to the nanosecond), and the expectations of
+the case (``expected_edges`` as ``[source, target, type, calls, errors]``). Rows are inserted
+in ``TRACE_COLUMNS`` order through ``TraceStore.insert_spans``, so the materialized views
+fill the aggregates exactly as they do for real ingest.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
         "fixture",
         "1",
         {str(k): str(v) for k, v in span.get("attributes", {}).items()},
-        int(float(span.get("duration_ms", 1)) * MS),
+        int(span["duration_ns"])
+        if "duration_ns" in span
+        else int(float(span.get("duration_ms", 1)) * MS),
         span.get("status", "Unset"),
         "",
         [],

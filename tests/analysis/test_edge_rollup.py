@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import rollup
+from chainmap_otel.analysis import entries, rollup
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
@@ -28,8 +28,17 @@ def wanted(catalog: ChainCatalog) -> list[str]:
 
 
 def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows without the latency states' rounding: chain, edge, types, calls, errors, seen."""
-    return sorted((*row[:7], row[8], row[9]) for row in rows)
+    """Rows without the latency states' rounding: chain, edge, types, calls, errors, seen,
+    and the latency histograms (buckets and sums) exactly."""
+    return sorted(
+        (
+            *row[:7],
+            row[8],
+            row[9],
+            *(sorted(v.items()) if isinstance(v, dict) else v for v in row[10:]),
+        )
+        for row in rows
+    )
 
 
 def rolled_window(now_ns: int) -> TimeWindow:
@@ -106,7 +115,15 @@ def test_interrupted_slice_is_redone_once(
     rollup._write_state(store, fingerprint, start, start, end)
     sql, params = rollup.trace_edges_sql(store, catalog)
     insert = load_sql("edge_rollup", store.database, trace_edges=sql)
-    store.command(insert, {**params, **rollup.range_params((start, end)), "catalog": fingerprint})
+    store.command(
+        insert,
+        {
+            **params,
+            **rollup.range_params((start, end)),
+            **rollup.histogram_params(),
+            "catalog": fingerprint,
+        },
+    )
     report = rollup.refresh_edges(store, catalog)
     assert report.recovered
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
@@ -248,7 +265,8 @@ def per_hour(store: TraceStore, table: str, start: int, end: int) -> list[tuple[
     rows = store.query(
         f"""SELECT toDateTime(intDiv(toUnixTimestamp({column}), 3600) * 3600) AS h, Source, Target,
                    ConnectionType, TargetType, ChainIds, sum(Calls), sum(Errors),
-                   quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency), min(FirstSeen), max(LastSeen)
+                   quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency), min(FirstSeen), max(LastSeen),
+                   sumMap(ClientBuckets), sum(ClientSum), sumMap(ServerBuckets), sum(ServerSum)
             FROM {store.database}.{table}
             WHERE {column} >= toDateTime({{start:Int64}}) AND {column} < toDateTime({{end:Int64}})
             GROUP BY h, Source, Target, ConnectionType, TargetType, ChainIds
@@ -364,6 +382,71 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     assert any("merging hours" in line for line in lines)
     state = rollup.read_state(store, catalog)
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
+    assert_hours_sum_minutes(store, state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
+
+
+HISTOGRAM_COLUMNS = ("ClientBuckets", "ClientSum", "ServerBuckets", "ServerSum")
+
+
+def test_schema_7_rebuilds_a_rollup_made_without_histograms(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """A store at schema 6 with rolled-up minutes and hours (rows without buckets), upgraded:
+    the edge rollup is rebuilt from the oldest span with its histograms, counts unchanged,
+    and the inferred-entry rollup is left as it was."""
+    h = hour_zero()
+    spread(store, h)
+    insert_spans(store, load_fixture("latency_buckets")["spans"], h - 2 * HOUR + 5 * MINUTE)
+    window = TimeWindow(h - 3 * HOUR, time.time_ns() + MINUTE)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    entries.refresh_entries(store, closed(h))
+    state_sql = (
+        f"SELECT Rollup, Catalog, min(Since), max(Watermark), max(Pending) "
+        f"FROM {store.database}.chainmap_rollup_state GROUP BY `Rollup`, Catalog ORDER BY `Rollup`"
+    )
+    entry_state = [r for r in store.query(state_sql).result_rows if r[0] == entries.ROLLUP]
+    assert entry_state
+    rolled = rollup.refresh_edges(store, catalog, closed(h)).state
+    assert rolled.covers and rolled.hours.covers
+    # Back to schema 6: the same tables and rows without the histogram columns.
+    for table in (rollup.EDGE_TABLE, rollup.HOUR_TABLE):
+        drops = ", ".join(f"DROP COLUMN {column}" for column in HISTOGRAM_COLUMNS)
+        store.command(f"ALTER TABLE {store.database}.{table} {drops}")
+    store.command(
+        f"ALTER TABLE {store.database}.chainmap_schema_version DELETE WHERE version >= 7 "
+        "SETTINGS mutations_sync = 2"
+    )
+    calls_sql = f"SELECT sum(Calls) FROM {store.database}.{{table}}"
+    calls = {
+        t: store.query(calls_sql.format(table=t)).result_rows
+        for t in ("chainmap_edge_minute", "chainmap_edge_hour")
+    }
+    assert all(rows[0][0] > 0 for rows in calls.values())
+
+    lines: list[str] = []
+    report = rollup.apply_schema_with_rollup(
+        store, catalog, progress=lines.append, until_ns=closed(h)
+    )
+    assert report.applied_versions == [7]
+    # Restarted from the oldest stored span, not resumed from the old watermark.
+    assert any("edge rollup: pairing traces from" in line for line in lines)
+    state = rollup.read_state(store, catalog)
+    assert (state.since_ns, state.watermark_ns) == (rolled.since_ns, rolled.watermark_ns)
+    assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
+    assert [r for r in store.query(state_sql).result_rows if r[0] == entries.ROLLUP] == entry_state
+    for table, before in calls.items():
+        assert store.query(calls_sql.format(table=table)).result_rows == before, table
+    # Every row has its buckets again: as many client and server observations as calls.
+    for table in (rollup.EDGE_TABLE, rollup.HOUR_TABLE):
+        assert (
+            store.query(
+                f"SELECT countIf(arraySum(mapValues(ClientBuckets)) != Calls "
+                f"OR arraySum(mapValues(ServerBuckets)) != Calls), count() "
+                f"FROM {store.database}.{table}"
+            ).result_rows[0][0]
+            == 0
+        ), table
     assert_hours_sum_minutes(store, state)
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
 

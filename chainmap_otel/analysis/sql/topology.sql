@@ -6,12 +6,16 @@
 -- UNION ALL of rows with the same columns. Every part counts the edges of the traces that
 -- START in it, so together they count each trace once. Latency is a t-digest throughout: the
 -- rollup's states are merged once per chain set and edge, then fanned out to the wanted chains
--- and merged with the live part's states.
+-- and merged with the live part's states. The latency histograms (the servicegraph
+-- connector's client and server latencies, see trace_edges.sql) are bucket counts keyed by
+-- the bucket's upper bound in ns, summed per key with sumMap throughout (the rollup's rows
+-- and the live part's, bucketed here as edge_rollup.sql does), and their sums in ns.
 -- edge_hour / edge_minute are the rollup tables, or an empty stand-in where one is not read.
 -- Bound: {wanted:Array(String)} chain ids ('' = all traffic), {catalog:UInt64},
 -- {hour_start:Int64} / {hour_end:Int64} and {minute_head_start:Int64} / {minute_head_end:Int64}
 -- / {minute_tail_start:Int64} / {minute_tail_end:Int64} (Unix seconds, whole hours and
--- minutes; equal when a range is empty) plus trace_edges' parameters.
+-- minutes; equal when a range is empty), {latency_bounds_ns:Array(UInt64)} plus
+-- trace_edges' parameters.
 SELECT
     chain,
     source,
@@ -22,7 +26,11 @@ SELECT
     sum(part_errors) AS errors,
     quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency) AS latency_ns,
     min(part_first) AS first_seen_ns,
-    max(part_last) AS last_seen_ns
+    max(part_last) AS last_seen_ns,
+    sumMap(part_client_buckets) AS client_buckets,
+    sum(part_client_sum) AS client_sum_ns,
+    sumMap(part_server_buckets) AS server_buckets,
+    sum(part_server_sum) AS server_sum_ns
 FROM (
     SELECT
         chain,
@@ -34,7 +42,11 @@ FROM (
         set_errors AS part_errors,
         set_latency AS part_latency,
         set_first AS part_first,
-        set_last AS part_last
+        set_last AS part_last,
+        set_client_buckets AS part_client_buckets,
+        set_client_sum AS part_client_sum,
+        set_server_buckets AS part_server_buckets,
+        set_server_sum AS part_server_sum
     FROM (
         SELECT
             CAST(ChainIds, 'Array(String)') AS chains,
@@ -46,17 +58,23 @@ FROM (
             sum(Errors) AS set_errors,
             quantilesTDigestMergeState(0.5, 0.95, 0.99)(Latency) AS set_latency,
             min(FirstSeen) AS set_first,
-            max(LastSeen) AS set_last
+            max(LastSeen) AS set_last,
+            sumMap(ClientBuckets) AS set_client_buckets,
+            sum(toUInt128(ClientSum)) AS set_client_sum,
+            sumMap(ServerBuckets) AS set_server_buckets,
+            sum(toUInt128(ServerSum)) AS set_server_sum
         FROM (
             SELECT ChainIds, Source, Target, ConnectionType, TargetType,
-                   Calls, Errors, Latency, FirstSeen, LastSeen
+                   Calls, Errors, Latency, FirstSeen, LastSeen,
+                   ClientBuckets, ClientSum, ServerBuckets, ServerSum
             FROM {{edge_hour}}
             WHERE Catalog = {catalog:UInt64}
               AND Hour >= toDateTime({hour_start:Int64})
               AND Hour < toDateTime({hour_end:Int64})
             UNION ALL
             SELECT ChainIds, Source, Target, ConnectionType, TargetType,
-                   Calls, Errors, Latency, FirstSeen, LastSeen
+                   Calls, Errors, Latency, FirstSeen, LastSeen,
+                   ClientBuckets, ClientSum, ServerBuckets, ServerSum
             FROM {{edge_minute}}
             WHERE Catalog = {catalog:UInt64}
               AND ((Minute >= toDateTime({minute_head_start:Int64})
@@ -80,7 +98,13 @@ FROM (
         countIf(edge.4) AS part_errors,
         quantilesTDigestState(0.5, 0.95, 0.99)(edge.5) AS part_latency,
         min(start_ns) AS part_first,
-        max(start_ns) AS part_last
+        max(start_ns) AS part_last,
+        sumMap(map(arrayFirst(b -> b >= edge.10, {latency_bounds_ns:Array(UInt64)}),
+                   toUInt64(1))) AS part_client_buckets,
+        sum(toUInt128(edge.10)) AS part_client_sum,
+        sumMap(map(arrayFirst(b -> b >= edge.9, {latency_bounds_ns:Array(UInt64)}),
+                   toUInt64(1))) AS part_server_buckets,
+        sum(toUInt128(edge.9)) AS part_server_sum
     FROM (
 {{trace_edges}}
     )

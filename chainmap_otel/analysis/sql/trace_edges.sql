@@ -4,7 +4,8 @@
 -- keys on its own SpanId, a SERVER/CONSUMER span on its ParentSpanId, so a client and the
 -- server spans it caused land in one (TraceId, key) group; a root SERVER span gets its own
 -- group (the `user` edge). The inner level turns each group into 0..n edge tuples
--- (source, target, connection_type, failed, duration_ns, target_type).
+-- (source, target, connection_type, failed, duration_ns, target_type, chains, entry,
+-- server_ns, client_ns); duration_ns is the client span's (the server's for `user` edges).
 -- Which spans are read and which traces are kept are the fragments span_window and
 -- trace_window: by default (analysis.sql.DEFAULT_FRAGMENTS) the spans starting in the bound
 -- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
@@ -20,6 +21,11 @@
 -- entry edge of those chains (8th): a server span whose chain its client does not carry is
 -- that chain's entry, and its client is shown as the node 'caller:<service>' for that chain
 -- only (all traffic keeps the plain edge).
+-- server_ns and client_ns (9th, 10th) are the servicegraph connector's ServerLatencySec and
+-- ClientLatencySec in ns: a paired edge (and its 'caller:' edge) the server and the client
+-- span's durations; a database edge the client span's for both; a `user` edge the server
+-- span's and 0 (the connector never sets a client latency there); a virtual or messaging
+-- node without a server/consumer 0 and the client span's.
 SELECT
     TraceId,
     groupArrayArray(group_edges) AS edges,
@@ -55,28 +61,32 @@ FROM (
         maxIf(failed, ParentSpanId = '') AS g_root_failed,
         multiIf(
             is_root,
-            arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service', s.4, toUInt8(0)),
+            arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service', s.4, toUInt8(0),
+                           s.3, toUInt64(0)),
                      servers),
             has_client AND notEmpty(servers),
             arrayFlatten(arrayMap(s -> arrayConcat(
                 [(c_service, s.1, if(c_kind = 'producer', 'messaging_system', ''),
-                  c_failed OR s.2, c_duration, 'service', c_chains, toUInt8(0))],
+                  c_failed OR s.2, c_duration, 'service', c_chains, toUInt8(0), s.3,
+                  c_duration)],
                 if(arrayExists(x -> NOT has(c_chains, x), s.4),
                    [(concat('caller:', c_service), s.1,
                      if(c_kind = 'producer', 'messaging_system', ''),
                      c_failed OR s.2, c_duration, 'service',
-                     arrayFilter(x -> NOT has(c_chains, x), s.4), toUInt8(1))],
-                   CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8))'))),
+                     arrayFilter(x -> NOT has(c_chains, x), s.4), toUInt8(1), s.3,
+                     c_duration)],
+                   CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64))'))),
                 servers)),
             has_client AND c_db != '',
-            [(c_service, c_db, 'database', c_failed, c_duration, 'database', c_chains, toUInt8(0))],
+            [(c_service, c_db, 'database', c_failed, c_duration, 'database', c_chains, toUInt8(0),
+              c_duration, c_duration)],
             has_client AND c_kind = 'producer',
             [(c_service, c_virtual, 'messaging_system', c_failed, c_duration, 'messaging',
-              c_chains, toUInt8(0))],
+              c_chains, toUInt8(0), toUInt64(0), c_duration)],
             has_client,
             [(c_service, c_virtual, 'virtual_node', c_failed, c_duration, 'virtual', c_chains,
-              toUInt8(0))],
-            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8))')
+              toUInt8(0), toUInt64(0), c_duration)],
+            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64))')
         ) AS group_edges
     FROM (
         -- Back to one row per span, with the chains of its subtree.
