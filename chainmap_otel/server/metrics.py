@@ -8,10 +8,17 @@ topology query answers):
   ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
   (``chainmap_chain_minute``; buckets from its log-scale latency buckets, interpolated
   like the health's latency objectives);
-* ``traces_service_graph_request_total`` and ``traces_service_graph_request_failed_total``
-  with ``client``, ``server``, ``connection_type`` and ``chain_id`` (the topology of each
-  chain since the first stored minute, from the edge rollup), the names Grafana's and
-  Tempo's service-graph views read;
+* ``traces_service_graph_request_total``, ``traces_service_graph_request_failed_total`` and
+  the histograms ``traces_service_graph_request_server_seconds`` and
+  ``traces_service_graph_request_client_seconds`` with ``client``, ``server``,
+  ``connection_type`` and ``chain_id`` (the topology of each chain since the first stored
+  minute, from the edge rollup plus the minutes it does not cover yet, paired live), the
+  names Grafana's and Tempo's service-graph views read. The histograms are the connector's:
+  its default buckets (``rollup.LATENCY_BUCKETS_SECONDS``, a latency counted in the first
+  bucket whose bound is >= it), the server and client latency it records per edge (a paired
+  edge the server and client span durations, a database edge the client span's for both, a
+  ``user`` edge the server span's and 0, a virtual node 0 and the client span's), ``_sum``
+  in seconds and ``_count`` equal to the edge's ``request_total``;
 * serve's own counters: spans received, stored, dropped, refused requests, queued spans,
   edge-rollup lag, alert evaluations and webhook deliveries, failures and drops.
 
@@ -41,33 +48,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from chainmap_otel.analysis.health import slower_fraction_count
 from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression
+from chainmap_otel.analysis.rollup import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUCKETS_SECONDS", "ChainMetricsCollector", "install_metrics", "metrics_text"]
+__all__ = ["ChainMetricsCollector", "install_metrics", "metrics_text"]
 
-#: Upper bounds of the chain latency histogram (seconds), as the servicegraph connector's.
-BUCKETS_SECONDS = (
-    0.002,
-    0.004,
-    0.006,
-    0.008,
-    0.01,
-    0.05,
-    0.1,
-    0.2,
-    0.4,
-    0.8,
-    1.0,
-    1.4,
-    2.0,
-    5.0,
-    10.0,
-    15.0,
-)
 _NS = 1_000_000_000
 
 
@@ -144,7 +133,7 @@ class ChainMetricsCollector:
                     f"{bound:g}",
                     float(round(calls - slower_fraction_count(found["buckets"], bound * 1000))),
                 )
-                for bound in BUCKETS_SECONDS
+                for bound in LATENCY_BUCKETS_SECONDS
             ]
             buckets.append(("+Inf", float(calls)))
             latency.add_metric([chain.id], buckets, found["duration_ns"] / _NS)
@@ -163,6 +152,18 @@ class ChainMetricsCollector:
             "Failed requests between two nodes (client or server span Error), per chain",
             labels=["client", "server", "connection_type", "chain_id"],
         )
+        graph_server = HistogramMetricFamily(
+            "traces_service_graph_request_server_seconds",
+            "Server latency of the requests between two nodes (servicegraph connector "
+            "semantics), per chain",
+            labels=["client", "server", "connection_type", "chain_id"],
+        )
+        graph_client = HistogramMetricFamily(
+            "traces_service_graph_request_client_seconds",
+            "Client latency of the requests between two nodes (servicegraph connector "
+            "semantics), per chain",
+            labels=["client", "server", "connection_type", "chain_id"],
+        )
         if first and len(catalog):
             start_ns = int(min(first).timestamp()) * _NS
             window = TimeWindow(start_ns, time.time_ns())
@@ -173,8 +174,16 @@ class ChainMetricsCollector:
                     labels = [edge.source, edge.target, edge.connection_type, str(chain_id)]
                     graph_total.add_metric(labels, edge.calls)
                     graph_failed.add_metric(labels, edge.errors)
+                    graph_server.add_metric(
+                        labels, _cumulative(edge.server_buckets), edge.server_sum_ns / _NS
+                    )
+                    graph_client.add_metric(
+                        labels, _cumulative(edge.client_buckets), edge.client_sum_ns / _NS
+                    )
         yield graph_total
         yield graph_failed
+        yield graph_server
+        yield graph_client
 
     def _serve(self) -> Iterator[Metric]:
         writer = getattr(self.state, "span_writer", None)
@@ -265,6 +274,17 @@ class ChainMetricsCollector:
         if not state.covers:
             return None
         return max(0.0, (time.time_ns() - state.watermark_ns) / _NS)
+
+
+def _cumulative(counts: tuple[int, ...]) -> list[tuple[str, float]]:
+    """Calls per bucket as Prometheus' cumulative ``le`` buckets, +Inf last (its count is
+    the histogram's ``_count``)."""
+    buckets = []
+    total = 0
+    for bound, count in zip((*LATENCY_BUCKETS_SECONDS, None), counts, strict=True):
+        total += count
+        buckets.append(("+Inf" if bound is None else f"{bound:g}", float(total)))
+    return buckets
 
 
 def metrics_text(state: Any) -> bytes:

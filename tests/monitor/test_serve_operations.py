@@ -283,6 +283,28 @@ def test_metrics_equal_the_health_and_topology_json(ops_serve: OpsServe) -> None
     }
     assert graph[("checkout", "payments", "CK")] == edge["calls"] == 520
     assert failed[("checkout", "payments", "CK")] == edge["errors"] == 20
+    # The connector's latency histograms: one observation per request on either side.
+    for side in ("server", "client"):
+        samples = [
+            s
+            for s in families[f"traces_service_graph_request_{side}_seconds"].samples
+            if (s.labels["client"], s.labels["server"], s.labels["chain_id"])
+            == ("checkout", "payments", "CK")
+        ]
+        count = next(s.value for s in samples if s.name.endswith("_count"))
+        inf = next(s.value for s in samples if s.labels.get("le") == "+Inf")
+        total = next(s.value for s in samples if s.name.endswith("_sum"))
+        assert count == inf == edge["calls"] == 520, side
+        assert total > 0, side
+        for chain_edge in topology["edges"]:
+            labels = (chain_edge["source"], chain_edge["target"], "CK")
+            counts = [
+                s.value
+                for s in families[f"traces_service_graph_request_{side}_seconds"].samples
+                if s.name.endswith("_count")
+                and (s.labels["client"], s.labels["server"], s.labels["chain_id"]) == labels
+            ]
+            assert counts == [chain_edge["calls"]], (side, labels)
     assert any(s.value >= 1 for s in families["chainmap_alert_evaluations"].samples)
     stored = next(s.value for s in families["chainmap_spans_stored"].samples)
     assert stored > 0  # counted since the restart
