@@ -240,6 +240,12 @@ CHAINMAP_ALERT_WEBHOOK_TIMEOUT = EnvVar(
     "How long one webhook delivery attempt may take; failed attempts are retried 3 times "
     "with exponential backoff.",
 )
+CHAINMAP_ALERT_WEBHOOK_MAX_AGE = EnvVar(
+    "CHAINMAP_ALERT_WEBHOOK_MAX_AGE",
+    "24h",
+    "How old an alert notification left pending by a stop (queued or between retries) may be "
+    "and still be sent when `chainmap serve` starts again; older ones are logged as dropped.",
+)
 CHAINMAP_EXTERNAL_URL = EnvVar(
     "CHAINMAP_EXTERNAL_URL",
     "",
@@ -293,6 +299,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_ALERT_FOR,
     CHAINMAP_ALERT_WEBHOOK_URLS,
     CHAINMAP_ALERT_WEBHOOK_TIMEOUT,
+    CHAINMAP_ALERT_WEBHOOK_MAX_AGE,
     CHAINMAP_EXTERNAL_URL,
     CHAINMAP_CHAINS_RELOAD_INTERVAL,
 )

@@ -3,17 +3,24 @@
 chDB is process-global (one data directory per process), so the whole test
 session shares one embedded store directory; tests isolate themselves with a
 database of their own (``store_factory``) instead of a directory of their own.
+Likewise one embedded PostgreSQL serves the session, a database per test
+(``registry_db``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from chainmap_otel.registry import EmbeddedPostgres, open_registry_database
+from chainmap_otel.registry.postgres import RegistryDatabase
 from chainmap_otel.storage.store import TraceStore, open_store
 
 # Serve processes the tests start run without the chain registry (no embedded PostgreSQL
@@ -63,3 +70,30 @@ def store_factory(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Callable[
     for store in opened:
         store.command(f"DROP DATABASE IF EXISTS {store.database}")
         store.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: as root the server runs as its own user, which must be
+    # able to reach the directory (pytest's base temp directory is private to root).
+    root = Path(tempfile.mkdtemp(prefix="chainmap-registry-test-"))
+    server = EmbeddedPostgres.start(root / "postgres", "TEST")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def registry_url(postgres_server: EmbeddedPostgres) -> str:
+    """The URL of a new, empty database on the session's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.uri(name)
+
+
+@pytest.fixture
+def registry_db(registry_url: str) -> Iterator[RegistryDatabase]:
+    database = open_registry_database(registry_url)
+    yield database
+    database.close()

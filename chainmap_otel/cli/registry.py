@@ -265,7 +265,7 @@ def alerts(
         if format is OutputFormat.json:
             print_json({"deliveries": log})
             return
-        columns = ("at", "url", "status", "outcome", "attempts", "http_status", "error")
+        columns = ("id", "at", "url", "status", "outcome", "attempts", "http_status", "error")
         print_table("Webhook deliveries", list(columns), [[d[c] for c in columns] for d in log])
         return
 

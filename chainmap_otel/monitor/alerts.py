@@ -22,6 +22,7 @@ __all__ = [
     "RULES",
     "Alert",
     "AlertStore",
+    "PendingNotification",
     "Rule",
     "advance",
 ]
@@ -83,6 +84,17 @@ class Alert:
             "labels": self.labels,
             "annotations": self.annotations,
         }
+
+
+@dataclass(frozen=True)
+class PendingNotification:
+    """A notification of the delivery log not yet delivered, failed or dropped."""
+
+    id: int
+    url: str
+    payload: dict[str, Any] | None
+    fingerprints: tuple[str, ...]
+    age_s: float
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -205,6 +217,71 @@ class AlertStore:
             for r in rows
         ]
 
+    # -- the delivery log: the webhook queue's durable copy ------------------------------
+
+    def add_pending_notifications(
+        self, urls: list[str], payload: dict[str, Any], fingerprints: list[str]
+    ) -> dict[str, int]:
+        """Store ``payload`` as pending for each URL (one transaction); url -> its row id."""
+        from psycopg.types.json import Jsonb
+
+        ids: dict[str, int] = {}
+        with self.database.connection() as conn:
+            for url in urls:
+                row = conn.execute(
+                    "INSERT INTO chainmap_notification_deliveries "
+                    "(url, group_key, status, outcome, attempts, payload, fingerprints) "
+                    "VALUES (%s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
+                    (
+                        url,
+                        str(payload.get("groupKey", "")),
+                        str(payload.get("status", "")),
+                        Jsonb(payload),
+                        fingerprints,
+                    ),
+                ).fetchone()
+                ids[url] = int(row[0])
+        return ids
+
+    def finish_notification(
+        self,
+        notification_id: int,
+        outcome: str,
+        attempts: int,
+        http_status: int | None,
+        error: str,
+    ) -> None:
+        """Record how a pending notification ended (``pending`` again: attempts so far)."""
+        with self.database.connection() as conn:
+            conn.execute(
+                "UPDATE chainmap_notification_deliveries SET outcome = %s, attempts = %s, "
+                "http_status = %s, error = %s, updated_at = now() "
+                "WHERE id = %s AND outcome = 'pending'",
+                (outcome, attempts, http_status, error[:1000], notification_id),
+            )
+
+    def pending_notifications(self) -> list[PendingNotification]:
+        """Every pending notification, oldest first, with its age by the database's clock."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, url, payload, fingerprints, "
+                "extract(epoch FROM now() - created_at)::float8 "
+                "FROM chainmap_notification_deliveries WHERE outcome = 'pending' ORDER BY id"
+            ).fetchall()
+        return [
+            PendingNotification(int(r[0]), r[1], r[2], tuple(r[3] or ()), float(r[4])) for r in rows
+        ]
+
+    def notifications_after(self, notification_id: int) -> list[tuple[int, str, tuple[str, ...]]]:
+        """(id, url, alert fingerprints) of every notification stored after ``notification_id``."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, url, fingerprints FROM chainmap_notification_deliveries "
+                "WHERE id > %s ORDER BY id",
+                (notification_id,),
+            ).fetchall()
+        return [(int(r[0]), r[1], tuple(r[2] or ())) for r in rows]
+
     def record_delivery(
         self,
         url: str,
@@ -215,6 +292,7 @@ class AlertStore:
         http_status: int | None,
         error: str,
     ) -> None:
+        """A finished notification that was never stored as pending (the log was down)."""
         with self.database.connection() as conn:
             conn.execute(
                 "INSERT INTO chainmap_notification_deliveries "
@@ -224,11 +302,16 @@ class AlertStore:
             )
 
     def deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The delivery log, newest first: ``at`` when queued, ``updated_at`` when it ended."""
         with self.database.connection() as conn:
             rows = conn.execute(
-                "SELECT url, group_key, status, outcome, attempts, http_status, error, created_at "
+                "SELECT id, url, group_key, status, outcome, attempts, http_status, error, "
+                "created_at, updated_at "
                 "FROM chainmap_notification_deliveries ORDER BY id DESC LIMIT %s",
                 (limit,),
             ).fetchall()
-        keys = ("url", "group_key", "status", "outcome", "attempts", "http_status", "error")
-        return [{**dict(zip(keys, r[:7], strict=True)), "at": _iso(r[7])} for r in rows]
+        keys = ("id", "url", "group_key", "status", "outcome", "attempts", "http_status", "error")
+        return [
+            {**dict(zip(keys, r[:8], strict=True)), "at": _iso(r[8]), "updated_at": _iso(r[9])}
+            for r in rows
+        ]

@@ -11,6 +11,17 @@ Each URL has its own worker thread and bounded queue: a slow or failing receiver
 only its own later notifications, never ingest, queries or the other receivers. A full
 queue drops the notification (counted, logged, recorded); a failed delivery is retried
 with exponential backoff and every outcome goes to the delivery log.
+
+The queue is durable through that log (:class:`NotificationLog`, the registry's
+``chainmap_notification_deliveries``): :meth:`WebhookNotifier.notify` (called by the
+monitor's thread, never on a request's path) stores each notification as ``pending`` per
+URL before queueing it, and a delivery marks it ``delivered``, ``failed`` (every attempt
+failed) or ``dropped``. A stop leaves what is still queued, or waiting between retries,
+pending; :meth:`WebhookNotifier.start` re-queues the pending ones, oldest first and within
+the queue's bound, and records as dropped, with the reason, those older than ``max_age_s``,
+those superseded (a later notification to the same URL covers every alert fingerprint of
+theirs: its news is newer) and those for a URL no longer configured. Delivery is at least
+once: a POST that reached the receiver just before the process died is sent again.
 """
 
 from __future__ import annotations
@@ -26,18 +37,25 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from chainmap_otel.monitor.alerts import Alert
+from chainmap_otel.monitor.alerts import Alert, PendingNotification
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RECEIVER", "WebhookNotifier", "WebhookStats", "alertmanager_payload"]
+__all__ = [
+    "RECEIVER",
+    "NotificationLog",
+    "WebhookNotifier",
+    "WebhookStats",
+    "alertmanager_payload",
+]
 
 RECEIVER = "chainmap"
 #: Alertmanager's ``endsAt`` for an alert that has not ended (Go's zero time).
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DeliveryLog = Callable[[str, str, str, str, int, "int | None", str], None]
+#: How old a pending notification may be and still be re-queued at start.
+DEFAULT_MAX_AGE_S = 24 * 3600.0
 
 
 def _time(value: datetime | None) -> str:
@@ -93,12 +111,55 @@ def alertmanager_payload(
     }
 
 
+class NotificationLog(Protocol):
+    """The delivery log the queue is kept in (:class:`~chainmap_otel.monitor.alerts.AlertStore`)."""
+
+    def add_pending_notifications(
+        self, urls: list[str], payload: dict[str, Any], fingerprints: list[str]
+    ) -> dict[str, int]: ...
+
+    def finish_notification(
+        self,
+        notification_id: int,
+        outcome: str,
+        attempts: int,
+        http_status: int | None,
+        error: str,
+    ) -> None: ...
+
+    def pending_notifications(self) -> list[PendingNotification]: ...
+
+    def notifications_after(
+        self, notification_id: int
+    ) -> list[tuple[int, str, tuple[str, ...]]]: ...
+
+    def record_delivery(
+        self,
+        url: str,
+        group_key: str,
+        status: str,
+        outcome: str,
+        attempts: int,
+        http_status: int | None,
+        error: str,
+    ) -> None: ...
+
+
 @dataclass
 class WebhookStats:
     delivered: int = 0
     failed: int = 0
     dropped: int = 0
     attempts: int = 0
+    requeued: int = 0
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """One notification for one URL; ``log_id`` None when the log could not store it."""
+
+    payload: dict[str, Any]
+    log_id: int | None
 
 
 class WebhookNotifier:
@@ -107,19 +168,21 @@ class WebhookNotifier:
     def __init__(
         self,
         urls: Sequence[str],
-        log: DeliveryLog | None = None,
+        log: NotificationLog | None = None,
         *,
         timeout_s: float = 5.0,
         max_attempts: int = 4,
         backoff_s: float = 1.0,
         queue_size: int = 256,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
     ) -> None:
         self.urls = list(urls)
         self._log = log
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self._queues: dict[str, queue.Queue[dict[str, Any] | None]] = {
+        self.max_age_s = max_age_s
+        self._queues: dict[str, queue.Queue[_Queued | None]] = {
             url: queue.Queue(maxsize=queue_size) for url in self.urls
         }
         self._threads: list[threading.Thread] = []
@@ -128,6 +191,8 @@ class WebhookNotifier:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Re-queue what a previous run left pending, then start one worker per URL."""
+        self._requeue()
         for i, url in enumerate(self.urls):
             thread = threading.Thread(
                 target=self._work, args=(url,), name=f"chainmap-webhook-{i}", daemon=True
@@ -136,41 +201,112 @@ class WebhookNotifier:
             self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the attempt in progress; what is left stays pending in the log."""
         self._stop.set()
         for q in self._queues.values():
             with contextlib.suppress(queue.Full):
                 q.put_nowait(None)
         for thread in self._threads:
             thread.join(timeout)
+        left = self.queued()
+        if left and self._log is not None:
+            logger.info("%d alert notifications left pending for the next start", left)
 
     def notify(self, payload: dict[str, Any]) -> None:
-        """Queue ``payload`` for every URL; never blocks (a full queue drops and counts)."""
-        for url, q in self._queues.items():
+        """Store ``payload`` as pending and queue it for every URL; never waits on a
+        receiver (a full queue drops and counts). Called from the monitor's thread: the
+        pending rows are written here, off every request path."""
+        ids: dict[str, int] = {}
+        if self._log is not None and self.urls:
+            fingerprints = [str(a.get("fingerprint", "")) for a in payload.get("alerts", [])]
             try:
-                q.put_nowait(payload)
-            except queue.Full:
-                with self._lock:
-                    self.stats.dropped += 1
+                ids = self._log.add_pending_notifications(self.urls, payload, fingerprints)
+            except Exception as exc:
                 logger.warning(
-                    "alert webhook %s is not keeping up; a notification was dropped", url
+                    "the delivery log could not store an alert notification (%s); it is "
+                    "queued in memory only and lost if serve stops before it is delivered",
+                    exc,
                 )
-                self._record(url, payload, "dropped", 0, None, "queue full")
+        for url in self.urls:
+            self._enqueue(url, _Queued(payload, ids.get(url)), "queue full")
 
     def queued(self) -> int:
-        return sum(q.qsize() for q in self._queues.values())
+        """Notifications waiting in the queues (not the one being delivered)."""
+        return sum(1 for q in self._queues.values() for item in list(q.queue) if item is not None)
+
+    def _enqueue(self, url: str, item: _Queued, full_reason: str) -> bool:
+        try:
+            self._queues[url].put_nowait(item)
+            return True
+        except queue.Full:
+            with self._lock:
+                self.stats.dropped += 1
+            logger.warning("alert webhook %s is not keeping up; a notification was dropped", url)
+            self._record(url, item, "dropped", 0, None, full_reason)
+            return False
+
+    def _requeue(self) -> None:
+        """Queue the notifications a previous run left pending (see the module docstring)."""
+        if self._log is None:
+            return
+        try:
+            pending = self._log.pending_notifications()
+            later = self._log.notifications_after(pending[0].id) if pending else []
+        except Exception as exc:
+            logger.warning("pending alert notifications could not be read (%s)", exc)
+            return
+        for found in pending:
+            item = _Queued(found.payload or {}, found.id)
+            reason = self._stale(found, later)
+            if reason:
+                with self._lock:
+                    self.stats.dropped += 1
+                logger.info(
+                    "pending alert notification %d to %s dropped: %s", found.id, found.url, reason
+                )
+                self._record(found.url, item, "dropped", 0, None, reason)
+            elif self._enqueue(found.url, item, "queue full when serve started"):
+                with self._lock:
+                    self.stats.requeued += 1
+        if self.stats.requeued:
+            logger.info("re-queued %d pending alert notifications", self.stats.requeued)
+
+    def _stale(
+        self, found: PendingNotification, later: list[tuple[int, str, tuple[str, ...]]]
+    ) -> str:
+        """Why ``found`` must not be sent any more ('' when it must)."""
+        if found.url not in self._queues:
+            return "its URL is no longer in CHAINMAP_ALERT_WEBHOOK_URLS"
+        if not found.payload:
+            return "no payload stored"
+        if found.age_s > self.max_age_s:
+            return f"pending for {found.age_s:.0f}s, longer than the {self.max_age_s:.0f}s limit"
+        covered: set[str] = set()
+        newer: list[int] = []
+        for other_id, url, fingerprints in later:
+            if (
+                other_id > found.id
+                and url == found.url
+                and set(fingerprints) & set(found.fingerprints)
+            ):
+                covered.update(fingerprints)
+                newer.append(other_id)
+        if found.fingerprints and covered >= set(found.fingerprints):
+            return "superseded by the later notification " + ", ".join(f"#{i}" for i in newer)
+        return ""
 
     # -- the workers -----------------------------------------------------------------
 
     def _work(self, url: str) -> None:
         q = self._queues[url]
         while not self._stop.is_set():
-            payload = q.get()
-            if payload is None:
+            item = q.get()
+            if item is None:
                 return
-            self._deliver(url, payload)
+            self._deliver(url, item)
 
-    def _deliver(self, url: str, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
+    def _deliver(self, url: str, item: _Queued) -> None:
+        body = json.dumps(item.payload).encode()
         error, status = "", None
         for attempt in range(1, self.max_attempts + 1):
             with self._lock:
@@ -187,7 +323,7 @@ class WebhookNotifier:
                 if 200 <= status < 300:
                     with self._lock:
                         self.stats.delivered += 1
-                    self._record(url, payload, "delivered", attempt, status, "")
+                    self._record(url, item, "delivered", attempt, status, "")
                     return
                 error = f"HTTP {status}"
             except urllib.error.HTTPError as exc:
@@ -195,16 +331,18 @@ class WebhookNotifier:
             except Exception as exc:  # timeouts, refused connections, DNS: all retried
                 status, error = None, f"{type(exc).__name__}: {exc}"
             if attempt < self.max_attempts and self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):
-                break
+                # Stopping between retries: the notification stays pending for the next start.
+                self._record(url, item, "pending", attempt, status, error)
+                return
         with self._lock:
             self.stats.failed += 1
         logger.warning("alert webhook %s failed after %d attempts: %s", url, attempt, error)
-        self._record(url, payload, "failed", attempt, status, error)
+        self._record(url, item, "failed", attempt, status, error)
 
     def _record(
         self,
         url: str,
-        payload: dict[str, Any],
+        item: _Queued,
         outcome: str,
         attempts: int,
         status: int | None,
@@ -213,14 +351,17 @@ class WebhookNotifier:
         if self._log is None:
             return
         try:
-            self._log(
-                url,
-                str(payload.get("groupKey", "")),
-                str(payload.get("status", "")),
-                outcome,
-                attempts,
-                status,
-                error,
-            )
+            if item.log_id is not None:
+                self._log.finish_notification(item.log_id, outcome, attempts, status, error)
+            elif outcome != "pending":
+                self._log.record_delivery(
+                    url,
+                    str(item.payload.get("groupKey", "")),
+                    str(item.payload.get("status", "")),
+                    outcome,
+                    attempts,
+                    status,
+                    error,
+                )
         except Exception:
             logger.warning("the delivery log could not record a %s notification", outcome)

@@ -243,7 +243,7 @@ class ChainMetricsCollector:
             (
                 "chainmap_webhook_dropped",
                 notifier.stats.dropped if notifier else 0,
-                "Alert notifications dropped (queue full)",
+                "Alert notifications dropped (queue full, or too old or superseded at start)",
             ),
         ):
             counter = CounterMetricFamily(name, text)

@@ -109,9 +109,11 @@ class Operations:
         if self.webhook_urls:
             self.notifier = WebhookNotifier(
                 self.webhook_urls,
-                alerts.record_delivery,
+                alerts,
                 timeout_s=config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_TIMEOUT) or 5.0,
+                max_age_s=config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_MAX_AGE),
             )
+            # Re-queues what a previous run left pending, before the monitor adds anything.
             self.notifier.start()
         self.monitor = ChainMonitor(
             self.store,
@@ -189,6 +191,7 @@ class Operations:
                     "delivered": notifier.stats.delivered if notifier else 0,
                     "failed": notifier.stats.failed if notifier else 0,
                     "dropped": notifier.stats.dropped if notifier else 0,
+                    "requeued": notifier.stats.requeued if notifier else 0,
                     "queued": notifier.queued() if notifier else 0,
                 },
             },

@@ -61,9 +61,10 @@ chains:
 
 
 class WebhookReceiver:
-    """Records Alertmanager-format POSTs; ``hang`` makes every request wait (a dead receiver)."""
+    """Records Alertmanager-format POSTs; ``hang`` makes every request wait (a dead receiver).
+    ``port`` 0 takes a free one; another binds that port (a receiver coming back up)."""
 
-    def __init__(self, hang: bool = False) -> None:
+    def __init__(self, hang: bool = False, port: int = 0) -> None:
         self.payloads: list[dict[str, Any]] = []
         self.release = threading.Event()
         received = self.payloads
@@ -82,7 +83,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

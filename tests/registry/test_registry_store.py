@@ -11,7 +11,7 @@ import yaml
 from chainmap_otel.errors import ChainDefinitionError, QueryError, RegistryConflictError
 from chainmap_otel.registry import ChainRegistry, open_registry_database
 from chainmap_otel.registry.candidates import accept_candidate, save_candidates
-from chainmap_otel.registry.postgres import RegistryDatabase
+from chainmap_otel.registry.postgres import RegistryDatabase, migrations
 from chainmap_otel.tagging.definitions import load_catalog, parse_catalog
 
 CHAINS = """
@@ -139,7 +139,7 @@ def test_concurrent_writers_with_the_same_version_one_wins(
 
 def test_migrations_are_idempotent(registry_db: RegistryDatabase) -> None:
     assert registry_db.migrate() == []
-    assert registry_db.schema_version() == 1
+    assert registry_db.schema_version() == 2 == max(v for v, _, _ in migrations())
 
 
 def test_discovery_candidates_are_saved_once_and_accepted_into_the_registry(
