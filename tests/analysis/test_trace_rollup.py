@@ -96,6 +96,24 @@ def test_closed_slices_only_and_idempotent(store: TraceStore, catalog: ChainCata
     assert slowest == [hex_id("old", 32), hex_id("recent", 32)]
 
 
+def test_ties_at_the_limit_are_broken_by_trace_id_on_both_sides(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    base = (trace_rollup.closed_until() // HOUR - 3) * HOUR
+    names = [f"tie{index}" for index in range(5)]
+    insert_spans(store, [span(n, "root", "", i * 1000, 50) for i, n in enumerate(names)], base)
+    window = TimeWindow(base - HOUR, base + HOUR)
+    live = {
+        order: search(store, catalog, window, order=order, limit=3)
+        for order in ("duration", "start")
+    }
+    trace_rollup.refresh_traces(store)
+    assert len(merged_rows(store)) == 5
+    for order, expected in live.items():
+        assert search(store, catalog, window, order=order, limit=3) == expected
+    assert [t["trace_id"] for t in live["duration"]] == sorted(hex_id(n, 32) for n in names)[:3]
+
+
 def test_an_interrupted_slice_is_redone_once(store: TraceStore, catalog: ChainCatalog) -> None:
     base = (trace_rollup.closed_until() // HOUR - 3) * HOUR
     for index in range(3):

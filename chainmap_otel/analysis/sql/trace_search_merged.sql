@@ -2,8 +2,8 @@
 -- the merged-trace rollup), for the part of a window below the rollup's watermark: no merge,
 -- so ordering a week's traces by duration reads two columns of their rows. The filters are
 -- the live search's per-row tests applied to the trace's one row (found_columns defines
--- InChain/InService without max()). Bound: {start_ns:Int64}, {end_ns:Int64}, {limit:UInt32}
--- and the filters' own parameters.
+-- InChain/InService without max()); ties broken by trace id as in the live part.
+-- Bound: {start_ns:Int64}, {end_ns:Int64}, {limit:UInt32} and the filters' own parameters.
 SELECT
     TraceId,
     Start AS TraceStart,
