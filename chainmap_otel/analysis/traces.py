@@ -356,8 +356,8 @@ def search_traces(
         for text, side in ((sql.live, live), (sql.merged, merged)):
             if side is not None:
                 rows.extend(run(text, side, query.limit))
-        # Each side is ordered as the SQL orders: duration descending, then trace id.
-        rows.sort(key=lambda row: (-int(row[2]), str(row[0])))
+        # As the SQL orders: duration descending, then trace id descending.
+        rows.sort(key=lambda row: (int(row[2]), str(row[0])), reverse=True)
     found.traces = [_trace_json(row) for row in rows[: query.limit]]
     return found
 

@@ -6,7 +6,9 @@
 -- (chainmap_otel.analysis.trace_rollup) merges the summary rows of the traces that START in a
 -- closed slice (rows read an hour either side, as trace search reads them: sql/trace_merge.sql)
 -- and inserts the result here once; search reads these rows below the job's watermark and
--- merges the summary live above it. Written only by the job: plain MergeTree, a slice
+-- merges the summary live above it. Sorted by duration: slowest first reads each day's part
+-- from its end and stops at the search's limit (newest first reads the window's rows, and
+-- its newest hour is live anyway). Written only by the job: plain MergeTree, a slice
 -- interrupted by a crash is deleted and redone (rollup state `traces`).
 
 CREATE TABLE IF NOT EXISTS "{{db}}"."chainmap_trace_merged{{local}}" {{on_cluster}} (
@@ -24,6 +26,6 @@ CREATE TABLE IF NOT EXISTS "{{db}}"."chainmap_trace_merged{{local}}" {{on_cluste
     ErrorCount UInt64 CODEC(ZSTD(1))
 ) ENGINE = {{MergeTree}}
 PARTITION BY toDate(Start)
-ORDER BY Start
+ORDER BY (DurationNs, TraceId)
 {{ttl toDateTime(Start)}}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 1024, ttl_only_drop_parts = 1;

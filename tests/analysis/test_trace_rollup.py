@@ -111,7 +111,9 @@ def test_ties_at_the_limit_are_broken_by_trace_id_on_both_sides(
     assert len(merged_rows(store)) == 5
     for order, expected in live.items():
         assert search(store, catalog, window, order=order, limit=3) == expected
-    assert [t["trace_id"] for t in live["duration"]] == sorted(hex_id(n, 32) for n in names)[:3]
+    assert [t["trace_id"] for t in live["duration"]] == sorted(
+        (hex_id(n, 32) for n in names), reverse=True
+    )[:3]
 
 
 def test_an_interrupted_slice_is_redone_once(store: TraceStore, catalog: ChainCatalog) -> None:

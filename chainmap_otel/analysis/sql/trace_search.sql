@@ -16,4 +16,4 @@ SELECT
 FROM (
 {{traces}}
 )
-ORDER BY {{order}} DESC, TraceId
+ORDER BY {{order}} DESC, TraceId DESC

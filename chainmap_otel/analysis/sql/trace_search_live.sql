@@ -24,7 +24,7 @@ WITH found AS (
     HAVING TraceStart >= fromUnixTimestamp64Nano({start_ns:Int64})
        AND TraceStart < fromUnixTimestamp64Nano({end_ns:Int64})
        AND {{trace_filter}}
-    ORDER BY {{order}} DESC, TraceId
+    ORDER BY {{order}} DESC, TraceId DESC
     LIMIT {limit:UInt32}
 )
 {{trace_merge}}

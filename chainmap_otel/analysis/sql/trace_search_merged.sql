@@ -1,8 +1,10 @@
 -- Trace search over chainmap_trace_merged (one row per trace of a closed slice, written by
 -- the merged-trace rollup), for the part of a window below the rollup's watermark: no merge,
--- so ordering a week's traces by duration reads two columns of their rows. The filters are
--- the live search's per-row tests applied to the trace's one row (found_columns defines
--- InChain/InService without max()); ties broken by trace id as in the live part.
+-- and the table's sorting key is (DurationNs, TraceId), so the slowest traces of a week are
+-- read from the end of each part until {limit:UInt32} pass the filters (hence ties broken by
+-- trace id descending, here and in the live part). Newest first reads the window's rows. The
+-- filters are the live search's per-row tests applied to the trace's one row (found_columns
+-- defines InChain/InService without max()).
 -- Bound: {start_ns:Int64}, {end_ns:Int64}, {limit:UInt32} and the filters' own parameters.
 SELECT
     TraceId,
@@ -23,5 +25,5 @@ WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64})
   AND {{candidate_filter}}
   AND {{trace_filter}}
-ORDER BY {{order}} DESC, TraceId
+ORDER BY {{order}} DESC, TraceId DESC
 LIMIT {limit:UInt32}
