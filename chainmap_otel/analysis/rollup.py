@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainmap_otel import config
-from chainmap_otel.analysis import entries
+from chainmap_otel.analysis import entries, trace_rollup
 from chainmap_otel.analysis.membership import SqlParams, classify_expression
 from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
@@ -521,15 +521,35 @@ def apply_schema_with_rollup(
     """``apply_schema`` then backfill the edge rollup of ``catalog`` (up to ``until_ns``,
     default ``now - LAG``) and the inferred-entry rollup from the stored spans."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
-    refresh_edges(store, catalog, until_ns, progress=progress)
-    entries.refresh_entries(store, until_ns)
+    refresh_rollups(store, catalog, until_ns, progress=progress)
+    return report
+
+
+def refresh_rollups(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    until_ns: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> RefreshReport:
+    """Refresh every rollup of closed slices: the edges (up to ``until_ns``, default ``now -
+    LAG``), the inferred entries (same bound) and the merged traces (``until_ns - SLACK``,
+    default ``now - SLACK - LAG``: a trace's rows arrive up to its slack later). Tables an
+    older schema lacks are skipped."""
+    report = refresh_edges(store, catalog, until_ns, progress=progress, stop=stop)
+    if store.table_exists(entries.TABLE):
+        entries.refresh_entries(store, until_ns)
+    traces_until = None if until_ns is None else until_ns - trace_rollup.SLACK_NS
+    trace_rollup.refresh_traces(store, traces_until, stop)
     return report
 
 
 class EdgeRollupRefresher:
-    """Refreshes the edge rollup and the inferred-entry rollup
-    (:mod:`~chainmap_otel.analysis.entries`) every ``interval`` seconds in a daemon thread
-    (``serve``)."""
+    """Refreshes the edge rollup, the inferred-entry rollup
+    (:mod:`~chainmap_otel.analysis.entries`) and the merged traces
+    (:mod:`~chainmap_otel.analysis.trace_rollup`) every ``interval`` seconds in a daemon
+    thread (``serve``)."""
 
     def __init__(
         self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
@@ -553,23 +573,20 @@ class EdgeRollupRefresher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                refresh_edges(
+                refresh_rollups(
                     self.store,
                     self.catalog,
                     stop=self._stop,
                     progress=lambda line: logger.info("%s", line),
                 )
             except StoreError as exc:
-                logger.warning("edge rollup not refreshed (topology pairs live instead): %s", exc)
+                logger.warning(
+                    "rollups not refreshed (topology, health and trace search read live "
+                    "instead): %s",
+                    exc,
+                )
             except Exception:
-                logger.exception("edge rollup refresh of %s failed", self.store.url_for_display)
-            try:
-                if self.store.table_exists(entries.TABLE):
-                    entries.refresh_entries(self.store)
-            except StoreError as exc:
-                logger.warning("inferred entries not rolled up (health counts them live): %s", exc)
-            except Exception:
-                logger.exception("inferred-entry rollup of %s failed", self.store.url_for_display)
+                logger.exception("rollup refresh of %s failed", self.store.url_for_display)
             self._stop.wait(self.interval)
 
 

@@ -40,6 +40,7 @@ from chainmap_otel.analysis.membership import (
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import iso_time
+from chainmap_otel.analysis.trace_rollup import SLACK_NS, analysis_watermark, trace_merge_sql
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -204,17 +205,15 @@ class TraceSearch:
         }
 
 
-#: Rows of the summary and spans read beyond the window's edges, so traces that straddle
-#: an edge are merged whole (those lasting up to this long).
-SLACK_NS = 3600 * 10**9
 #: The newest part of the window searched first when the order is "start".
 FIRST_PART_NS = 3600 * 10**9
-#: Per-row tests the first step folds per trace with max(): a row tagged with the chain, or
-#: the row holding the root span matching one of the chain's entry rules; a row's services.
-_CHAIN_COLUMN = """,
-        max(has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))) AS InChain"""
-_SERVICE_COLUMN = """,
-        max(has(Services, {service:String})) AS InService"""
+#: Per-row tests: a row tagged with the chain, or the row holding the root span matching one
+#: of the chain's entry rules; a row's services. The live search folds them per trace with
+#: max(); a merged trace has one row.
+_CHAIN_TEST = "has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))"
+_SERVICE_TEST = "has(Services, {service:String})"
+#: The live search's first step keeps only these traces for trace_merge.sql.
+_FOUND_ROWS = "TraceId IN (SELECT TraceId FROM found)"
 _SPAN_WINDOW = (
     "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
     "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})"
@@ -229,9 +228,17 @@ def _span_lookup(test: str) -> str:
     )
 
 
-def search_sql(
-    store: TraceStore, catalog: ChainCatalog, query: TraceQuery
-) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class SearchSql:
+    """The search's two queries (the live part over the summary and the merged part over
+    ``chainmap_trace_merged``) and their bound parameters (the window's added per part)."""
+
+    live: str
+    merged: str
+    params: dict[str, Any]
+
+
+def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> SearchSql:
     """The search's SQL and its bound parameters (the window's are added by the caller)."""
     classify, params = classify_expression(catalog, SUMMARY_COLUMNS, prefix="m")
     lookups: list[str] = []
@@ -250,7 +257,7 @@ def search_sql(
         lookups.append(
             _span_lookup(f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})")
         )
-    columns = ""
+    row_tests: dict[str, str] = {}
     tests: list[str] = []
     if query.chain is not None:
         params["chain"] = query.chain
@@ -258,12 +265,11 @@ def search_sql(
         rule_params = SqlParams("r")
         rules = [t for t in (rule_sql(r, SUMMARY_COLUMNS, rule_params) for r in chain.entry) if t]
         params.update(rule_params.values)
-        columns += _CHAIN_COLUMN.format(rules=" OR ".join(rules) or "0")
-        tests.append("InChain")
+        row_tests["InChain"] = _CHAIN_TEST.format(rules=" OR ".join(rules) or "0")
     if query.service is not None:
         params["service"] = query.service
-        columns += _SERVICE_COLUMN
-        tests.append("InService")
+        row_tests["InService"] = _SERVICE_TEST
+    tests.extend(row_tests)
     if query.status == "error":
         tests.append("ErrorCount > 0")
     elif query.status == "ok":
@@ -276,16 +282,31 @@ def search_sql(
         tests.append("DurationNs <= {max_ns:UInt64}")
     params["limit"] = query.limit
     params["slack_ns"] = SLACK_NS
-    sql = load_sql(
-        "trace_search",
-        store.database,
-        found_columns=columns,
-        classify=classify,
-        candidate_filter=" AND ".join(lookups) or "1",
-        trace_filter=" AND ".join(tests) or "1",
-        order=_ORDER_SQL[query.order],
+    db = store.database
+    filters = {
+        "candidate_filter": " AND ".join(lookups) or "1",
+        "trace_filter": " AND ".join(tests) or "1",
+        "order": _ORDER_SQL[query.order],
+    }
+    live = load_sql(
+        "trace_search_live",
+        db,
+        trace_merge=trace_merge_sql(db, rows=_FOUND_ROWS),
+        found_columns="".join(f",\n        max({t}) AS {n}" for n, t in row_tests.items()),
+        **filters,
     )
-    return sql.replace("{{db}}", store.database), params
+    merged = load_sql(
+        "trace_search_merged",
+        db,
+        found_columns="".join(f",\n    ({t}) AS {n}" for n, t in row_tests.items()),
+        **filters,
+    )
+
+    def listed(traces: str) -> str:
+        sql = load_sql("trace_search", db, traces=traces, classify=classify, order=filters["order"])
+        return sql.replace("{{db}}", db)
+
+    return SearchSql(listed(live), listed(merged), params)
 
 
 def newest_first_parts(window: TimeWindow) -> Iterator[TimeWindow]:
@@ -304,19 +325,40 @@ def search_traces(
 ) -> TraceSearch:
     """The traces starting in ``window`` that pass every filter of ``query``.
 
-    Newest first, the parts of :func:`newest_first_parts` are searched from the end until
-    ``limit`` traces are found; every trace of a part starts after every trace of the
-    parts before it, so the order is the same as one query over the whole window.
+    Trace starts below the merged-trace rollup's watermark
+    (:mod:`~chainmap_otel.analysis.trace_rollup`) are read from ``chainmap_trace_merged``, one
+    row per trace; the rest is merged live from the summary. Newest first, the live part is
+    searched from the end in the parts of :func:`newest_first_parts` until ``limit`` traces
+    are found, then the merged part: every trace of a part starts after every trace of the
+    parts before it, so the order is the same as one query over the whole window. Slowest
+    first, the best ``limit`` of each side are merged.
     """
-    sql, params = search_sql(store, catalog, query)
+    sql = search_sql(store, catalog, query)
     found = TraceSearch(query, window)
-    parts = newest_first_parts(window) if query.order == "start" else iter([window])
-    for part in parts:
-        wanted = query.limit - len(found.traces)
-        rows = store.query(sql, {**params, **part.params(), "limit": wanted}).result_rows
-        found.traces.extend(_trace_json(row) for row in rows)
-        if len(found.traces) >= query.limit:
-            break
+    watermark = analysis_watermark(store) or 0
+    split = min(max(watermark, window.start_ns), window.end_ns)
+    live = TimeWindow(split, window.end_ns) if split < window.end_ns else None
+    merged = TimeWindow(window.start_ns, split) if window.start_ns < split else None
+
+    def run(text: str, part: TimeWindow, wanted: int) -> list[Sequence[Any]]:
+        params = {**sql.params, **part.params(), "limit": wanted}
+        return list(store.query(text, params).result_rows)
+
+    rows: list[Sequence[Any]] = []
+    if query.order == "start":
+        for part in newest_first_parts(live) if live is not None else ():
+            rows.extend(run(sql.live, part, query.limit - len(rows)))
+            if len(rows) >= query.limit:
+                break
+        if merged is not None and len(rows) < query.limit:
+            rows.extend(run(sql.merged, merged, query.limit - len(rows)))
+    else:
+        for text, side in ((sql.live, live), (sql.merged, merged)):
+            if side is not None:
+                rows.extend(run(text, side, query.limit))
+        # As the SQL orders: duration descending, then trace id descending.
+        rows.sort(key=lambda row: (int(row[2]), str(row[0])), reverse=True)
+    found.traces = [_trace_json(row) for row in rows[: query.limit]]
     return found
 
 

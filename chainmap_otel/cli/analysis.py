@@ -595,10 +595,9 @@ app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
 
 @rollup_app.command("refresh")
 def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
-    """Roll up the edges and inferred chain entries of closed minutes now (backfills on first
-    use); reads never do this."""
-    from chainmap_otel.analysis import entries
-    from chainmap_otel.analysis.rollup import refresh_edges
+    """Roll up the edges, inferred chain entries and merged traces of closed minutes now
+    (backfills on first use); reads never do this."""
+    from chainmap_otel.analysis.rollup import refresh_rollups
     from chainmap_otel.cli.app import friendly_errors
     from chainmap_otel.storage.store import open_store
 
@@ -609,11 +608,9 @@ def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
         except ValueError as exc:
             raise QueryError(str(exc)) from None
         with trace_store:
-            report = refresh_edges(
+            report = refresh_rollups(
                 trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
             )
-            if trace_store.table_exists(entries.TABLE):
-                entries.refresh_entries(trace_store)
     console.print(
         f"edge rollup: {report.slices} slices rolled up in {report.seconds:.1f} s",
         highlight=False,

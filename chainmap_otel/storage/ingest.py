@@ -59,6 +59,8 @@ class FileReport:
     malformed_requests: int = 0
     errors: list[str] = field(default_factory=list)
     rejection_reasons: list[str] = field(default_factory=list)
+    #: Start of the earliest span stored (Unix ns), None when none was.
+    earliest_ns: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,11 @@ class IngestReport:
     @property
     def spans_rejected(self) -> int:
         return sum(f.spans_rejected for f in self.files)
+
+    @property
+    def earliest_ns(self) -> int | None:
+        """Start of the earliest span stored from any file (Unix ns)."""
+        return min((f.earliest_ns for f in self.files if f.earliest_ns is not None), default=None)
 
     @property
     def ok(self) -> bool:
@@ -146,8 +153,18 @@ class _Batcher:
     def flush(self) -> None:
         if self._rows:
             self._store.insert_spans(rows=self._rows)
-            self._report.spans_stored += len(self._rows)
+            report = self._report
+            report.spans_stored += len(self._rows)
+            earliest = min(_ns(row[0]) for row in self._rows)
+            report.earliest_ns = min(earliest, report.earliest_ns or earliest)
             self._rows = []
+
+
+def _ns(value: Any) -> int:
+    """A row's Timestamp (int ns or datetime) as Unix ns."""
+    if isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1e9)
 
 
 def _json_requests(stream: IO[bytes], report: FileReport) -> Iterator[DecodedSpans]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chainmap_otel.analysis import trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.traces import (
     MAX_LIMIT,
@@ -21,13 +22,33 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import hex_id
 
 SLOW, ORDER, REPORT, OLD = (hex_id(name, 32) for name in ("slow", "order", "report", "old"))
+HOUR_NS = 3600 * 10**9
 
 
-@pytest.fixture
+#: Where the searched traces come from: merged live from the summary, all from the
+#: merged-trace rollup, or split between the two (OLD, an hour before the others, rolled up).
+MODES = ("live", "merged", "split")
+
+
+def roll_up(store: TraceStore, mode: str, now_ns: int) -> None:
+    if mode == "merged":
+        trace_rollup.refresh_traces(store, until_ns=now_ns + 2 * HOUR_NS)
+    elif mode == "split":
+        trace_rollup.refresh_traces(store, until_ns=now_ns - 5 * 60 * 10**9)
+    watermark = trace_rollup.analysis_watermark(store)
+    assert (watermark or 0) > 0 if mode != "live" else not watermark
+
+
+@pytest.fixture(params=MODES)
 def search(
-    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+    request: pytest.FixtureRequest,
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    catalog: ChainCatalog,
+    now_ns: int,
 ) -> Callable[..., list[str]]:
     load("trace_search")
+    roll_up(store, request.param, now_ns)
 
     def run(since: str = "1h", **filters: Any) -> list[str]:
         query = TraceQuery.parse(**filters)
@@ -54,10 +75,16 @@ def test_parts_cover_the_window_newest_first() -> None:
     assert list(newest_first_parts(TimeWindow(5, 10))) == [TimeWindow(5, 10)]
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_contract_fields(
-    load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
+    mode: str,
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    catalog: ChainCatalog,
+    now_ns: int,
 ) -> None:
     load("trace_search")
+    roll_up(store, mode, now_ns)
     body = search_traces(store, catalog, parse_window("1h"), TraceQuery()).to_json()
     assert set(body) == {"traces", "limit", "order", "since", "until"}
     slow = next(t for t in body["traces"] if t["trace_id"] == SLOW)

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
+
+from chainmap_otel.demo.stack import serve_command
+from chainmap_otel.tagging.active import example_catalog_path
+from tests.support.browser import chromium, needs_chromium, open_tab
+from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent
 SERVICES = {
@@ -144,6 +153,80 @@ def test_no_process_left_behind(run: tuple[dict[str, Any], str, Path]) -> None:
         if str(data_dir) in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
             alive.append((process.info["pid"], process.info["cmdline"]))
     assert alive == []
+
+
+@needs_chromium
+def test_a_newcomer_finds_a_slow_failing_trace_of_the_demo_in_two_clicks(
+    run: tuple[dict[str, Any], str, Path], tmp_path: Path
+) -> None:
+    """What the demo leaves running (``chainmap serve`` on the run's store), in a browser:
+    chain list -> the failing chain's page (click 1) -> its slowest failing trace (click 2),
+    whose waterfall shows every span with the failed ones marked."""
+    _, _, data_dir = run
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            serve_command(f"chdb://{data_dir / 'clickhouse'}", port, example_catalog_path()),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CHAINMAP_DATA_DIR": str(data_dir)},
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(serve, url, log)
+        slowest_failing = httpx.get(
+            f"{url}/api/v1/traces",
+            params={"chain": "B3", "status": "error", "order": "duration", "since": "1h"},
+            timeout=60,
+        ).json()["traces"][0]
+        with chromium() as browser, open_tab(browser, url, tmp_path) as tab:
+            tab.open("/")
+            tab.page.click('a[href="/chains/B3"]')  # click 1: the chain with failures
+            tab.wait("[data-topology][data-drawn]")
+            tab.lists_loaded()
+            failing = tab.page.locator(".trace-list").nth(1)
+            first = failing.locator("a.trace-link").first
+            assert first.get_attribute("href") == f"/traces/{slowest_failing['trace_id']}"
+            first.click()  # click 2: its slowest failing trace
+            tab.wait("#trace-view[data-loaded] .wf-row")
+            assert tab.page.url.endswith(f"/traces/{slowest_failing['trace_id']}")
+            trace = httpx.get(
+                f"{url}/api/v1/traces/{slowest_failing['trace_id']}", timeout=60
+            ).json()
+            assert len(trace["spans"]) == slowest_failing["span_count"]
+            assert tab.page.locator(".wf-row.failed").count() >= 1
+            tab.shot("demo-two-clicks.png")
+            drawn = tab.collect_rows()["ids"]
+            assert sorted(drawn) == sorted(s["span_id"] for s in trace["spans"])
+            assert not tab.problems, tab.problems
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+
+
+def wait_until_serving(serve: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if serve.poll() is not None:
+            raise AssertionError(f"chainmap serve exited:\n{log.read_text(errors='replace')}")
+        try:
+            empty = httpx.post(
+                f"{url}/v1/traces",
+                content=b"",
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=2,
+            )
+            if empty.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"chainmap serve did not answer:\n{log.read_text(errors='replace')}")
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:

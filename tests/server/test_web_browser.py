@@ -10,11 +10,9 @@ into ``docs/`` when ``UPDATE_SCREENSHOTS=1``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -25,14 +23,9 @@ import pytest
 from chainmap_otel.server import create_app
 from chainmap_otel.storage.store import TraceStore, open_store
 from tests.server import chain_traffic, trace_fixtures
+from tests.support.browser import TIMEOUT_MS, Tab, chromium, needs_chromium, open_tab
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium is not installed (Debian package chromium; .ci/run installs it)",
-)
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-TIMEOUT_MS = 60_000
+pytestmark = needs_chromium
 
 
 @dataclass
@@ -72,76 +65,14 @@ def site(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield chromium
-        chromium.close()
-
-
-#: Resolves after two animation frames: the graph has redrawn after a resize.
-_SETTLE = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-
-
-@dataclass
-class Tab:
-    """A page with everything it reported: console errors, uncaught exceptions, failed loads."""
-
-    page: Any
-    site: Site
-    problems: list[str] = field(default_factory=list)
-
-    def open(self, path: str) -> Any:
-        self.page.goto(self.site.url + path)
-        return self.page
-
-    def wait(self, selector: str) -> None:
-        self.page.wait_for_selector(selector, state="attached", timeout=TIMEOUT_MS)
-
-    def shot(self, name: str, full_page: bool = False) -> None:
-        """A screenshot; a full page one through a viewport as tall as the page, so that
-        the graph has redrawn at that size (a full-page capture catches it mid-resize)."""
-        path = self.site.shots / name
-        size = self.page.viewport_size
-        if full_page:
-            height = self.page.evaluate("() => document.documentElement.scrollHeight")
-            self.page.set_viewport_size({"width": size["width"], "height": height})
-            self.page.evaluate(_SETTLE)
-        self.page.screenshot(path=str(path))
-        if full_page:
-            self.page.set_viewport_size(size)
-        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            shutil.copy(path, DOCS / name)
+    with chromium() as opened:
+        yield opened
 
 
 @pytest.fixture
 def tab(browser: Any, site: Site) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    opened = Tab(page, site)
-
-    def console(message: Any) -> None:
-        if message.type != "error":
-            return
-        opened.problems.append(f"console: {message.text} at {message.location}")
-
-    page.on("console", console)
-    page.on("pageerror", lambda exc: opened.problems.append(f"uncaught: {exc}"))
-    yield opened
-    context.close()
-
-
-def _lists_loaded(tab: Tab) -> None:
-    tab.page.wait_for_function(
-        "() => [...document.querySelectorAll('.trace-list')].every("
-        "b => ['done', 'error'].includes(b.dataset.state))",
-        timeout=TIMEOUT_MS,
-    )
+    with open_tab(browser, site.url, site.shots) as opened:
+        yield opened
 
 
 # --------------------------------------------------------------------------- every page
@@ -162,7 +93,7 @@ def test_every_page_renders_without_console_errors(tab: Tab, site: Site) -> None
         tab.open(path)
         tab.wait(ready)
         if tab.page.query_selector(".trace-list"):
-            _lists_loaded(tab)
+            tab.lists_loaded()
         assert tab.page.title().endswith(("chainmap", "chainmap API")), path
         assert not tab.problems, (path, tab.problems)
     tab.open("/")
@@ -270,7 +201,7 @@ def test_node_click_shows_its_chains_and_traces(tab: Tab, site: Site) -> None:
 def test_refresh_keeps_the_drawn_graph_and_its_zoom(tab: Tab) -> None:
     tab.open("/chains/B3")
     tab.wait("[data-topology][data-drawn]")
-    _lists_loaded(tab)
+    tab.lists_loaded()
     before = tab.page.inner_text(".window .muted")
     zoom = tab.page.evaluate(
         """() => { const box = document.querySelector('[data-topology]');
@@ -323,21 +254,6 @@ def test_a_chain_caller_is_one_node_titled_by_its_service(tab: Tab) -> None:
 
 # --------------------------------------------------------------------------- trace view
 
-_COLLECT_ROWS = """async () => {
-  const scroller = document.querySelector('.wf-scroll');
-  const seen = new Set();
-  let most = 0;
-  for (let top = 0; ; top += scroller.clientHeight) {
-    scroller.scrollTop = top;
-    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-    const rows = document.querySelectorAll('.wf-row');
-    most = Math.max(most, rows.length);
-    rows.forEach(r => seen.add(r.dataset.spanId));
-    if (top >= scroller.scrollHeight) break;
-  }
-  return {ids: [...seen], most};
-}"""
-
 
 def test_waterfall_shows_every_span_of_a_5000_span_trace(tab: Tab, site: Site) -> None:
     tab.open(f"/traces/{site.big}")
@@ -345,7 +261,7 @@ def test_waterfall_shows_every_span_of_a_5000_span_trace(tab: Tab, site: Site) -
     api = site.client.get(f"/api/v1/traces/{site.big}").json()
     assert api["span_count"] == trace_fixtures.BIG_SPANS and not api["truncated"]
     assert tab.page.get_attribute("#trace-view", "data-rows") == str(trace_fixtures.BIG_SPANS)
-    collected = tab.page.evaluate(_COLLECT_ROWS)
+    collected = tab.collect_rows()
     assert sorted(collected["ids"]) == sorted(s["span_id"] for s in api["spans"])
     assert collected["most"] < 200  # only the rows in view are in the DOM
     tab.page.locator(".wf-scroll").evaluate("s => { s.scrollTop = 0; }")
@@ -451,7 +367,7 @@ def test_a_newcomer_finds_a_slow_failing_trace_in_two_clicks(tab: Tab, site: Sit
     tab.open("/")
     tab.page.click('a[href="/chains/B3"]')  # click 1: the chain
     tab.wait("[data-topology][data-drawn]")
-    _lists_loaded(tab)
+    tab.lists_loaded()
     failing = tab.page.locator(".trace-list").nth(1)
     slowest_failing = site.client.get(
         "/api/v1/traces", params={"chain": "B3", "status": "error", "order": "duration"}

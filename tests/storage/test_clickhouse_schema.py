@@ -248,6 +248,7 @@ def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
         "chainmap_inferred_entry_minute",
         "chainmap_rollup_state",
         "chainmap_schema_version",
+        "chainmap_trace_merged",
         "chainmap_trace_summary",
         "chainmap_trace_summary_mv",
         "otel_traces",
@@ -269,7 +270,7 @@ def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:
         "AND name NOT IN ('chainmap_schema_version', 'chainmap_rollup_state')",
         {"db": empty_store.database},
     ).result_rows
-    assert len(ddl) == 7
+    assert len(ddl) == 8
     for name, query in ddl:
         assert "toIntervalDay(14)" in query, name
 

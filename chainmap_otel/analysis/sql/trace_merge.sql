@@ -1,0 +1,26 @@
+-- The summary rows of each trace merged into one (a trace has several rows until its parts
+-- merge): extent, root span, tagged chains, services, span and error counts. Rows are read
+-- from {slack_ns:Int64} before {start_ns:Int64} to {slack_ns:Int64} after {end_ns:Int64}, so
+-- traces lasting up to that long are merged whole at the window's edges. Shared by trace
+-- search (the live part, rows = the traces it found) and the merged-trace rollup (every
+-- trace starting in a closed slice, having = the slice).
+SELECT
+    TraceId,
+    min(Start) AS TraceStart,
+    toUInt64(greatest(0,
+        toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(min(Start)))) AS DurationNs,
+    max(RootService) AS RootService,
+    max(RootName) AS RootName,
+    max(RootRoute) AS RootRoute,
+    max(RootMethod) AS RootMethod,
+    max(RootKind) AS RootKind,
+    arraySort(groupUniqArrayArray(ChainIds)) AS TaggedChains,
+    arraySort(groupUniqArrayArray(Services)) AS Services,
+    sum(SpanCount) AS SpanCount,
+    sum(ErrorCount) AS ErrorCount
+FROM {{db}}.chainmap_trace_summary
+WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64} - {slack_ns:Int64})
+  AND Start < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})
+  AND {{rows}}
+GROUP BY TraceId
+HAVING {{having}}
