@@ -289,6 +289,7 @@ class ClickHouseSpanExporter(SpanExporter):
     def _run(self) -> None:
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
+            _import_worker_modules(self._url)
             inserter = self._new_inserter()
             while True:
                 batch = self._take()
@@ -372,6 +373,29 @@ class ClickHouseSpanExporter(SpanExporter):
         from chainmap_otel.storage.store import mask_url
 
         return mask_url(self._url or config.clickhouse_url())
+
+
+#: Held while the worker imports what it needs (the first export pulls in pyarrow and the
+#: store's driver, kept out of a process that never exports) and by ``os.fork()`` around the
+#: fork: a child forked in the middle of those imports would inherit half-initialised
+#: modules and its own worker would die on them.
+_WORKER_IMPORTS = threading.Lock()
+os.register_at_fork(
+    before=_WORKER_IMPORTS.acquire,
+    after_in_parent=_WORKER_IMPORTS.release,
+    after_in_child=_WORKER_IMPORTS.release,
+)
+
+
+def _import_worker_modules(url: str | None) -> None:
+    with _WORKER_IMPORTS:
+        import chainmap_otel.storage.batching
+        import chainmap_otel.storage.schema
+        import chainmap_otel.storage.spanbatch
+        import chainmap_otel.storage.store  # noqa: F401
+
+        if not (url or config.clickhouse_url()).startswith("chdb:"):
+            import clickhouse_connect  # noqa: F401
 
 
 def _call(ref: weakref.WeakMethod[Any]) -> None:
