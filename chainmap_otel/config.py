@@ -228,6 +228,12 @@ CHAINMAP_ALERT_FOR = EnvVar(
     "2m",
     "How long a burn-rate rule must hold before its alert goes from pending to firing.",
 )
+CHAINMAP_ALERT_REPEAT_INTERVAL = EnvVar(
+    "CHAINMAP_ALERT_REPEAT_INTERVAL",
+    "4h",
+    "How often a still-firing alert is sent to the webhooks again (Alertmanager's "
+    "repeat_interval; 0 sends it only when it starts firing).",
+)
 CHAINMAP_ALERT_WEBHOOK_URLS = EnvVar(
     "CHAINMAP_ALERT_WEBHOOK_URLS",
     "",
@@ -297,6 +303,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_API_TOKEN,
     CHAINMAP_MONITOR_INTERVAL,
     CHAINMAP_ALERT_FOR,
+    CHAINMAP_ALERT_REPEAT_INTERVAL,
     CHAINMAP_ALERT_WEBHOOK_URLS,
     CHAINMAP_ALERT_WEBHOOK_TIMEOUT,
     CHAINMAP_ALERT_WEBHOOK_MAX_AGE,

@@ -47,6 +47,7 @@ class ChainMonitor:
         interval_s: float,
         for_s: float,
         external_url: Callable[[], str],
+        repeat_s: float = 0.0,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -54,7 +55,10 @@ class ChainMonitor:
         self.notifier = notifier
         self.interval_s = interval_s
         self.for_s = for_s
+        self.repeat_s = repeat_s
         self.external_url = external_url
+        #: When each firing alert (by key) was last sent to the webhooks.
+        self._sent: dict[str, datetime] = {}
         self._alerts: dict[str, Alert] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,8 +179,30 @@ class ChainMonitor:
         self.evaluations += 1
         self.last_evaluation = now
         self.last_error = ""
-        self._notify([t for t in transitions if t.state in ("firing", "resolved")])
+        announced = [t for t in transitions if t.state in ("firing", "resolved")]
+        self._notify(announced + self._repeats(alerts, announced, now))
         return transitions
+
+    def _repeats(
+        self, alerts: dict[str, Alert], announced: list[Alert], now: datetime
+    ) -> list[Alert]:
+        """The firing alerts last sent ``repeat_s`` ago or more (Alertmanager's
+        repeat_interval: a receiver that missed the first notification hears again). An
+        alert found firing when the monitor starts counts as sent then: a restart does not
+        announce it twice."""
+        just_sent = {a.key for a in announced}
+        due: list[Alert] = []
+        for key, alert in alerts.items():
+            if alert.state != "firing":
+                self._sent.pop(key, None)
+                continue
+            last = self._sent.setdefault(key, now)
+            if key in just_sent:
+                self._sent[key] = now
+            elif self.repeat_s > 0 and (now - last).total_seconds() >= self.repeat_s:
+                self._sent[key] = now
+                due.append(alert)
+        return due
 
     def _notify(self, alerts: list[Alert]) -> None:
         if self.notifier is None or not alerts:

@@ -122,6 +122,7 @@ class Operations:
             self.notifier,
             interval_s=self.interval_s,
             for_s=self.for_s,
+            repeat_s=config.env_seconds(config.CHAINMAP_ALERT_REPEAT_INTERVAL),
             external_url=self.external_url,
         )
         self.monitor.start()
