@@ -134,9 +134,17 @@ def decide_status(burns: Mapping[str, Mapping[str, float]]) -> tuple[str, str]:
 
 
 def _window_columns(names: Sequence[str]) -> str:
+    """Calls, errors and latency buckets per window: the burn windows bound as ``w0``, ``w1``,
+    ...; the ``slo`` window per chain (chains' SLO windows differ) from ``slo_chains`` /
+    ``slo_starts``."""
     parts = []
-    for i, _ in enumerate(names):
-        cond = f"Minute >= toDateTime({{w{i}:Int64}})"
+    for i, name in enumerate(names):
+        cond = (
+            "Minute >= toDateTime(transform(chain, {slo_chains:Array(String)}, "
+            "{slo_starts:Array(Int64)}, {end:Int64}))"
+            if name == "slo"
+            else f"Minute >= toDateTime({{w{i}:Int64}})"
+        )
         parts.append(
             f"sumIf(Calls, {cond}), sumIf(Errors, {cond}), sumMapIf(LatencyBuckets, {cond})"
         )
@@ -327,37 +335,34 @@ def health(
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(max(watermark, scan_start * _NS), end_s * _NS)
-    results: dict[str, dict[str, Any]] = {}
-    by_slo_window: dict[int, list[ChainDefinition]] = {}
-    for chain in chains:
-        by_slo_window.setdefault(chain.slo.window_seconds if chain.slo else 0, []).append(chain)
+    # Each chain's SLO window ends with the others' and starts where its own length says.
+    bound["slo_chains"] = [c.id for c in chains]
+    bound["slo_starts"] = [
+        (end_s - (c.slo.window_seconds if c.slo else 0)) // 60 * 60 for c in chains
+    ]
     extent = data_extent(store, main_start, end_s)
     covered = (
         TimeWindow(main_start * _NS, window.end_ns)
         if extent is None
         else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
     )
-    for slo_window, group in by_slo_window.items():
-        bound[f"w{len(names) - 1}"] = (end_s - slo_window) // 60 * 60  # the "slo" column
-        bound["chains"] = [c.id for c in group]
-        rows = store.query(
-            _health_sql(store.database, classify, names, watermark is not None), bound
-        ).result_rows
-        found = {str(row[0]): row for row in rows}
-        for chain in group:
-            row = found.get(chain.id)
-            tallies: dict[str, Tally] = {}
-            if row is None:
-                main, quantiles = Tally(), [0.0, 0.0, 0.0]
-                tallies = {name: Tally() for name in names}
-            else:
-                main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
-                for i, name in enumerate(names):
-                    calls, errors, (keys, values) = row[4 + 3 * i : 7 + 3 * i]
-                    tallies[name] = Tally(
-                        int(calls), int(errors), dict(zip(keys, values, strict=True))
-                    )
-            results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
+    rows = store.query(
+        _health_sql(store.database, classify, names, watermark is not None), bound
+    ).result_rows
+    found = {str(row[0]): row for row in rows}
+    results: dict[str, dict[str, Any]] = {}
+    for chain in chains:
+        row = found.get(chain.id)
+        tallies: dict[str, Tally] = {}
+        if row is None:
+            main, quantiles = Tally(), [0.0, 0.0, 0.0]
+            tallies = {name: Tally() for name in names}
+        else:
+            main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
+            for i, name in enumerate(names):
+                calls, errors, (keys, values) = row[4 + 3 * i : 7 + 3 * i]
+                tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
+        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
     return [results[c.id] for c in chains]
 
 
