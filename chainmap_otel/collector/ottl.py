@@ -28,6 +28,7 @@ import re2
 from chainmap_otel.errors import ChainDefinitionError
 from chainmap_otel.tagging.active import MAX_STACK_DEPTH
 from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
+from chainmap_otel.tagging.patterns import escape_regex, glob_to_regex
 from chainmap_otel.tagging.processor import (
     ATTR_CHAIN_CATEGORY,
     ATTR_CHAIN_ENTRY,
@@ -47,8 +48,6 @@ _KIND_ENUMS = {
     "consumer": ("SPAN_KIND_CONSUMER",),
 }
 _INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-_CLASS_SPECIAL = frozenset("\\]^[-")
 _QUOTE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -82,73 +81,14 @@ def resource_attribute(key: str) -> str:
     return f"resource.attributes[{quote(key)}]"
 
 
-def _regex_literal(char: str) -> str:
-    if char in _REGEX_SPECIAL:
-        return "\\" + char
-    if not char.isprintable():
-        return f"\\x{{{ord(char):x}}}"
-    return char
-
-
-def _class_literal(char: str) -> str:
-    if char in _CLASS_SPECIAL:
-        return "\\" + char
-    if not char.isprintable():
-        return f"\\x{{{ord(char):x}}}"
-    return char
-
-
-def _bracket(body: str) -> str:
-    """One fnmatch ``[...]`` body as an RE2 class: ``!`` negates, ``a-z`` is a range."""
-    negate = body.startswith("!")
-    if negate:
-        body = body[1:]
-    parts: list[str] = []
-    i = 0
-    while i < len(body):
-        if i + 2 < len(body) and body[i + 1] == "-":
-            low, high = body[i], body[i + 2]
-            if low > high:
-                raise _Unsupported(f"glob range {low}-{high} is empty; write it {high}-{low}")
-            parts.append(f"{_class_literal(low)}-{_class_literal(high)}")
-            i += 3
-        else:
-            parts.append(_class_literal(body[i]))
-            i += 1
-    return "[" + ("^" if negate else "") + "".join(parts) + "]"
-
-
 def glob_to_re2(glob: str) -> str:
-    """The anchored RE2 regex of an fnmatch glob (``*`` and ``?`` cross ``/`` and newlines)."""
-    out = ["(?s)^"]
-    i, n = 0, len(glob)
-    while i < n:
-        char = glob[i]
-        i += 1
-        if char == "*":
-            while i < n and glob[i] == "*":
-                i += 1
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            # Where the class ends, exactly as fnmatch.translate scans it.
-            j = i
-            if j < n and glob[j] == "!":
-                j += 1
-            if j < n and glob[j] == "]":
-                j += 1
-            while j < n and glob[j] != "]":
-                j += 1
-            if j >= n:
-                out.append("\\[")
-            else:
-                out.append(_bracket(glob[i:j]))
-                i = j + 1
-        else:
-            out.append(_regex_literal(char))
-    out.append("$")
-    return "".join(out)
+    """The anchored RE2 regex of an fnmatch glob, as the rule engine translates it, with
+    ``(?s)``: Go's ``.`` stops at a newline unless told, the processor's and ClickHouse's do
+    not."""
+    try:
+        return "(?s)" + glob_to_regex(glob)
+    except ValueError as exc:
+        raise _Unsupported(str(exc)) from None
 
 
 def _checked_regex(pattern: str) -> str:
@@ -203,7 +143,9 @@ def pattern_test(pattern: Pattern, reading: Reading) -> Test:
             + " or ".join([f"{expr} == {literal}", *(f"{expr} == {a}" for a in alternatives)])
             + ")"
         )
-    regex = glob_to_re2(pattern.value) if pattern.kind == "glob" else pattern.value
+    # A user regex gets (?s) too, so '.' matches a newline as in the processor and ClickHouse
+    # (a regex that says (?-s) opts out in all three).
+    regex = glob_to_re2(pattern.value) if pattern.kind == "glob" else "(?s)" + pattern.value
     literal = quote(_checked_regex(regex))
     return lambda expr: f"IsMatch({expr}, {literal})"
 
@@ -230,7 +172,7 @@ def _route_condition(test: Test) -> str:
 
 def _method_condition(methods: tuple[str, ...]) -> str:
     # The rule engine upper-cases the span's method; (?i) compares the same way.
-    alternatives = "|".join("".join(_regex_literal(c) for c in m) for m in methods)
+    alternatives = "|".join(escape_regex(m) for m in methods)
     literal = quote(f"(?i)^(?:{alternatives})$")
     return _either(
         f"IsMatch({span_attribute('http.request.method')}, {literal})",
@@ -314,7 +256,7 @@ class ChainStatements:
 
 
 def _in_stack(chain_id: str, expr: str) -> str:
-    escaped = "".join(_regex_literal(c) for c in chain_id)
+    escaped = escape_regex(chain_id)
     return f"IsMatch({expr}, {quote(f'(^|,){escaped}(,|$)')})"
 
 
@@ -339,7 +281,7 @@ def chain_statements(chain: ChainDefinition, deep_catalog: bool) -> ChainStateme
         f"and {new}{room} and ({condition})",
         f"set({ids}, {literal}) where {untagged} and {ids} == nil and ({condition})",
     )
-    escaped = "".join(_regex_literal(c) for c in chain.id)
+    escaped = escape_regex(chain.id)
     tags = ", ".join(
         f"{quote(key)}: {quote(value)}"
         for key, value in (

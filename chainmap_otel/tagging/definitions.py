@@ -239,7 +239,11 @@ class _Parser:
                 line, where, f"bad glob {_shown(pattern.value)}: unbalanced '['; escape it as [[]"
             )
             return None
-        regex = pattern.value if pattern.kind == "regex" else glob_to_regex(pattern.value)
+        try:
+            regex = pattern.value if pattern.kind == "regex" else glob_to_regex(pattern.value)
+        except ValueError as exc:  # an empty range
+            self.problems.add(line, where, f"bad glob {_shown(pattern.value)}: {exc}")
+            return None
         reason = regex_error(regex)
         if reason is not None:
             hint = "; RE2 has no backreferences or lookaround" if pattern.kind == "regex" else ""

@@ -19,7 +19,14 @@ from typing import Any
 
 import re2
 
-__all__ = ["StringTest", "compile_regex", "glob_to_regex", "regex_error", "string_test"]
+__all__ = [
+    "StringTest",
+    "compile_regex",
+    "escape_regex",
+    "glob_to_regex",
+    "regex_error",
+    "string_test",
+]
 
 StringTest = Callable[[str], bool]
 
@@ -53,35 +60,76 @@ def regex_error(pattern: str) -> str | None:
     return None
 
 
-def _escape(ch: str) -> str:
-    return "\\" + ch if ch.isascii() and not ch.isalnum() else ch
+#: Characters a regex literal escapes outside and inside a class.
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+_CLASS_SPECIAL = frozenset("\\]^[-")
+
+
+def _literal(char: str, special: frozenset[str]) -> str:
+    if char in special:
+        return "\\" + char
+    if not char.isprintable():
+        return f"\\x{{{ord(char):x}}}"
+    return char
+
+
+def escape_regex(text: str) -> str:
+    """``text`` as an RE2 literal (specials escaped, non-printables as ``\\x{..}``)."""
+    return "".join(_literal(char, _REGEX_SPECIAL) for char in text)
+
+
+def _bracket(body: str) -> str:
+    """One fnmatch ``[...]`` body as an RE2 class: ``!`` negates, ``a-z`` is a range."""
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    parts: list[str] = []
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            low, high = body[i], body[i + 2]
+            if low > high:
+                raise ValueError(f"glob range {low}-{high} is empty; write it {high}-{low}")
+            parts.append(f"{_literal(low, _CLASS_SPECIAL)}-{_literal(high, _CLASS_SPECIAL)}")
+            i += 3
+        else:
+            parts.append(_literal(body[i], _CLASS_SPECIAL))
+            i += 1
+    return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
 def glob_to_regex(glob: str) -> str:
-    """An fnmatch glob as an anchored RE2 regex: ``*`` any text, ``?`` one character, ``[...]``."""
-    out: list[str] = ["^"]
-    i = 0
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "*":
+    """An fnmatch glob as an anchored RE2 regex: ``*`` any text, ``?`` one character,
+    ``[...]`` a class (``[!...]`` negated, ``a-z`` a range), classes ending where
+    ``fnmatch.translate`` ends them. ``*`` and ``?`` cross ``/`` and, with ``dot_nl`` or
+    ``(?s)`` (ClickHouse's ``match()``, the processor; OTTL adds it), line breaks. Raises
+    ValueError for an empty range."""
+    out = ["^"]
+    i, n = 0, len(glob)
+    while i < n:
+        char = glob[i]
+        i += 1
+        if char == "*":
+            while i < n and glob[i] == "*":
+                i += 1
             out.append(".*")
-        elif ch == "?":
+        elif char == "?":
             out.append(".")
-        elif ch == "[":
-            end = glob.find("]", i + 2 if glob[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if end < 0:
+        elif char == "[":
+            j = i
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:
                 out.append("\\[")
             else:
-                body = glob[i + 1 : end]
-                negate = body.startswith("!")
-                if negate:
-                    body = body[1:]
-                escaped = "".join("\\" + c if c in "\\[]^" else c for c in body)
-                out.append("[" + ("^" if negate else "") + escaped + "]")
-                i = end
+                out.append(_bracket(glob[i:j]))
+                i = j + 1
         else:
-            out.append(_escape(ch))
-        i += 1
+            out.append(_literal(char, _REGEX_SPECIAL))
     out.append("$")
     return "".join(out)
 

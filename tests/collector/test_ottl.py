@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,8 @@ def test_string_literals_unquote_to_the_original(text: str) -> None:
         ("a[", ["a[", "a"]),
         ("a.b+(c)|{d}^$\\", ["a.b+(c)|{d}^$\\", "aXb+(c)|{d}^$\\"]),
         ("**x", ["x", "yyx", "xy"]),
+        ("[!]a]x", ["bx", "]x", "ax", "x"]),
+        ("\x01*", ["\x01", "\x01a", "a"]),
     ],
 )
 def test_globs_become_anchored_re2_matching_like_fnmatch(glob: str, texts: list[str]) -> None:
@@ -191,7 +194,8 @@ def test_globs_become_anchored_re2_matching_like_fnmatch(glob: str, texts: list[
     regex = re2.compile(glob_to_re2(glob))
     rule_engine = string_test("glob", glob)
     for text in texts:
-        assert (regex.search(text) is not None) == rule_engine(text), (glob, text)
+        expected = fnmatch.fnmatchcase(text, glob)  # the reference the one translation follows
+        assert (regex.search(text) is not None) == rule_engine(text) == expected, (glob, text)
 
 
 def test_collector_and_rule_engine_agree_on_every_fixture_span(
@@ -329,3 +333,23 @@ def test_rules_ottl_cannot_express_are_refused_by_the_loader_naming_the_field() 
     assert problems[0].startswith("chains.yaml:")
     assert "chains[1].entry[1].route: bad regex" in problems[0] and "lookaround" in problems[0]
     assert "chains[2].entry[0].name: bad glob 'job-[z-a]'" in problems[1]
+
+
+def test_a_user_regex_dot_matches_a_newline_in_the_collector_as_in_the_processor() -> None:
+    catalog = parse_catalog(
+        """
+version: 1
+chains:
+  - id: NL
+    name: Newline
+    category: api
+    entry:
+      - service: svc
+        name: {regex: "^place.order$"}
+""",
+        source="newline.yaml",
+    )
+    program = [parse_statement(s) for s in trace_statements(catalog)]
+    span = {"service": "svc", "kind": "server", "name": "place\norder", "attributes": {}}
+    assert sdk_tags(catalog, span).get("chain.id") == "NL"
+    assert ottl_tags(program, span) == sdk_tags(catalog, span)
