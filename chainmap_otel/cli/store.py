@@ -76,6 +76,7 @@ def ingest(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Load OTLP trace files (the Collector file exporter's format included) into the store."""
+    from chainmap_otel.analysis import entries
     from chainmap_otel.analysis.trace_rollup import rewind_traces
     from chainmap_otel.storage.ingest import FileReport, ingest_files
     from chainmap_otel.storage.schema import ensure_schema
@@ -99,8 +100,9 @@ def ingest(
         ensure_schema(trace_store)
         result = ingest_files(trace_store, paths, progress=show)
         if result.earliest_ns is not None:
-            # Traces stored below the merged-trace rollup's watermark are merged again.
+            # Spans stored below a rollup's watermark: those rollups are redone from there.
             rewind_traces(trace_store, result.earliest_ns)
+            entries.JOB.rewind(trace_store, result.earliest_ns)
     if json_output:
         print_json(result.as_dict())
     else:

@@ -12,14 +12,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CHAINMAP = str(Path(sys.executable).parent / "chainmap")
 FIXTURES = ROOT / "tests" / "storage" / "fixtures"
-#: Prints the merged-trace rollup's state of a store (another embedded store than the test
+#: Prints the merged-trace and inferred-entry rollups' states of a store (another embedded store than the test
 #: process's own, so in a process of its own).
 READ_TRACE_ROLLUP_STATE = """
 import json, sys
-from chainmap_otel.analysis import trace_rollup
+from chainmap_otel.analysis import entries, trace_rollup
 from chainmap_otel.storage.store import open_store
 with open_store(sys.argv[1]) as store:
-    print(json.dumps(trace_rollup.JOB.read_state(store)))
+    print(json.dumps([trace_rollup.JOB.read_state(store), entries.JOB.read_state(store)]))
 """
 
 
@@ -92,8 +92,8 @@ def test_schema_apply_then_ingest_files(tmp_path: Path) -> None:
     assert ingested.returncode == 0, ingested.stderr
     report = json.loads(ingested.stdout)
     assert report["files"][0]["spans_stored"] == 1
-    # The file's span (2018) lies below the merged-trace rollup that `schema apply` ran:
-    # the rollup is moved back to it, so trace search finds it once refreshed.
+    # The file's span (2018) lies below the rollups `schema apply` ran: the merged-trace and
+    # inferred-entry rollups are moved back to it, so search and health see it once refreshed.
     state = subprocess.run(
         [sys.executable, "-c", READ_TRACE_ROLLUP_STATE, f"chdb://{store}"],
         capture_output=True,
@@ -101,7 +101,8 @@ def test_schema_apply_then_ingest_files(tmp_path: Path) -> None:
         timeout=120,
     )
     assert state.returncode == 0, state.stderr
-    assert json.loads(state.stdout) == [1544712660 * 10**9] * 3  # since, watermark, pending
+    # (since, watermark, pending) of the merged-trace and inferred-entry rollups
+    assert json.loads(state.stdout) == [[1544712660 * 10**9] * 3] * 2
 
 
 def test_ingest_of_a_malformed_file_names_it(tmp_path: Path) -> None:
