@@ -38,8 +38,8 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
 * **Reads never write.** Analysis only reads the rollup (:func:`analysis_state`) and pairs
   live whatever lies past its watermark, so a topology request never waits behind a
   backfill or needs write access. Refreshes run in ``chainmap serve``'s background loop
-  (:class:`EdgeRollupRefresher`, every 30 s), in ``chainmap schema apply`` and in
-  ``chainmap rollup refresh``.
+  (:class:`~chainmap_otel.analysis.refresh.RollupRefresher`, every 30 s), in ``chainmap
+  schema apply`` and in ``chainmap rollup refresh``.
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
@@ -68,13 +68,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chainmap_otel import config
-from chainmap_otel.analysis import entries, trace_rollup
 from chainmap_otel.analysis.membership import SqlParams, classify_expression
 from chainmap_otel.analysis.naming import ServiceGraphNaming
+from chainmap_otel.analysis.slices import cluster_parts
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.schema import SchemaReport, apply_schema
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -99,8 +97,6 @@ HOUR_SLICE_SECONDS = 86400
 #: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
 #: rolled up under older semantics (2: per-edge chain scope and caller edges) are not read.
 PAIRING_VERSION = 2
-#: How often ``chainmap serve`` refreshes the rollup.
-REFRESH_INTERVAL_SECONDS = 30
 #: Upper bounds (seconds) of the edge latency histograms: the servicegraph connector's
 #: default ``latency_histogram_buckets``, also used for the chain latency histogram.
 LATENCY_BUCKETS_SECONDS = (
@@ -510,100 +506,10 @@ def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:
         )
 
 
-def apply_schema_with_rollup(
-    store: TraceStore,
-    catalog: ChainCatalog,
-    cluster: str | None = None,
-    ttl_days: int | None = None,
-    progress: ProgressCallback | None = None,
-    until_ns: int | None = None,
-) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` (up to ``until_ns``,
-    default ``now - LAG``) and the inferred-entry rollup from the stored spans."""
-    report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
-    refresh_rollups(store, catalog, until_ns, progress=progress)
-    return report
-
-
-def refresh_rollups(
-    store: TraceStore,
-    catalog: ChainCatalog,
-    until_ns: int | None = None,
-    *,
-    progress: ProgressCallback | None = None,
-    stop: threading.Event | None = None,
-) -> RefreshReport:
-    """Refresh every rollup of closed slices: the edges (up to ``until_ns``, default ``now -
-    LAG``), the inferred entries (same bound) and the merged traces (``until_ns - SLACK``,
-    default ``now - SLACK - LAG``: a trace's rows arrive up to its slack later). Tables an
-    older schema lacks are skipped."""
-    report = refresh_edges(store, catalog, until_ns, progress=progress, stop=stop)
-    if store.table_exists(entries.TABLE):
-        entries.refresh_entries(store, until_ns)
-    traces_until = None if until_ns is None else until_ns - trace_rollup.SLACK_NS
-    trace_rollup.refresh_traces(store, traces_until, stop)
-    return report
-
-
-class EdgeRollupRefresher:
-    """Refreshes the edge rollup, the inferred-entry rollup
-    (:mod:`~chainmap_otel.analysis.entries`) and the merged traces
-    (:mod:`~chainmap_otel.analysis.trace_rollup`) every ``interval`` seconds in a daemon
-    thread (``serve``)."""
-
-    def __init__(
-        self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
-    ) -> None:
-        self.store = store
-        self.catalog = catalog
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="chainmap-edge-rollup", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop after the slice in progress (so the store can be closed)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                refresh_rollups(
-                    self.store,
-                    self.catalog,
-                    stop=self._stop,
-                    progress=lambda line: logger.info("%s", line),
-                )
-            except StoreError as exc:
-                logger.warning(
-                    "rollups not refreshed (topology, health and trace search read live "
-                    "instead): %s",
-                    exc,
-                )
-            except Exception:
-                logger.exception("rollup refresh of %s failed", self.store.url_for_display)
-            self._stop.wait(self.interval)
-
-
 def _lock(store: TraceStore) -> threading.Lock:
     key = (store.url_for_display, store.database)
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(key, threading.Lock())
-
-
-def cluster_parts() -> dict[str, str]:
-    cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
-    if not cluster:
-        return {"local": "", "on_cluster": ""}
-    return {
-        "local": "_local",
-        "on_cluster": f"ON CLUSTER {validate_identifier(cluster, 'cluster')}",
-    }
 
 
 def _write_state(

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainmap_otel.storage.store import TraceStore
+from chainmap_otel import config
+from chainmap_otel.storage.store import TraceStore, validate_identifier
 
-__all__ = ["SliceRollup", "floor_minute"]
+__all__ = ["SliceRollup", "cluster_parts", "floor_minute"]
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -38,6 +39,18 @@ SETTINGS insert_distributed_sync = 1"""
 _DELETE_STATE_SQL = """ALTER TABLE {db}.chainmap_rollup_state{local} {on_cluster}
 DELETE WHERE Rollup = {{rollup:String}} AND Catalog = 0
 SETTINGS mutations_sync = 2"""
+
+
+def cluster_parts() -> dict[str, str]:
+    """``{local}``/``{on_cluster}`` of a rollup's ALTER statements: the shard tables and
+    ``ON CLUSTER`` when ``CHAINMAP_CLICKHOUSE_CLUSTER`` is set."""
+    cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
+    if not cluster:
+        return {"local": "", "on_cluster": ""}
+    return {
+        "local": "_local",
+        "on_cluster": f"ON CLUSTER {validate_identifier(cluster, 'cluster')}",
+    }
 
 
 def floor_minute(ns: int) -> int:
@@ -140,8 +153,6 @@ class SliceRollup:
             self._delete(store, _DELETE_STATE_SQL, {"rollup": self.name})
 
     def _delete(self, store: TraceStore, template: str, params: dict[str, Any]) -> None:
-        from chainmap_otel.analysis.rollup import cluster_parts
-
         store.command(template.format(db=store.database, **cluster_parts()), params)
 
     def _write_state(self, store: TraceStore, since: int, watermark: int, pending: int) -> None:

@@ -34,7 +34,7 @@ def schema_apply(
     ),
 ) -> None:
     """Create or upgrade the schema; backfills chainmap's aggregates from spans already stored."""
-    from chainmap_otel.analysis.rollup import apply_schema_with_rollup
+    from chainmap_otel.analysis.refresh import apply_schema_with_rollup
     from chainmap_otel.cli.analysis import load_chains
     from chainmap_otel.cli.app import friendly_errors
     from chainmap_otel.storage.store import open_store

@@ -245,7 +245,7 @@ def run_server(
     tls = tls_files()
     token = BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
     warn_if_exposed(host, token, tls)
-    from chainmap_otel.analysis.rollup import EdgeRollupRefresher
+    from chainmap_otel.analysis.refresh import RollupRefresher
 
     # Every resource is entered in order and closed in reverse, whatever fails where.
     with ExitStack() as resources:
@@ -261,7 +261,7 @@ def run_server(
         writer.start()
         resources.callback(_close_writer, writer)
         # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
-        rollup = EdgeRollupRefresher(store, catalog)
+        rollup = RollupRefresher(store, catalog)
         rollup.start()
         resources.callback(rollup.stop)
         operations: Operations | None = None

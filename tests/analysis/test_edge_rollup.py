@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import entries, rollup
+from chainmap_otel.analysis import entries, refresh, rollup
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
@@ -200,7 +200,7 @@ def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     before = topology(store, catalog, parse_window(), "B3")  # schema 2: paired live
     assert json_edges(before.to_json()) == sorted(fixture["expected_chain_edges"]["B3"])
     lines: list[str] = []
-    report = rollup.apply_schema_with_rollup(store, catalog, progress=lines.append)
+    report = refresh.apply_schema_with_rollup(store, catalog, progress=lines.append)
     assert report.applied_versions == list(range(3, latest_version() + 1))
     assert any("edge rollup: pairing traces" in line for line in lines)
     state = rollup.read_state(store, catalog)
@@ -376,7 +376,7 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     assert old.covers and not old.hours.covers
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), old), live)
     lines: list[str] = []
-    assert rollup.apply_schema_with_rollup(
+    assert refresh.apply_schema_with_rollup(
         store, catalog, progress=lines.append, until_ns=closed(h)
     ).applied_versions == list(range(4, latest_version() + 1))
     assert any("merging hours" in line for line in lines)
@@ -425,7 +425,7 @@ def test_schema_7_rebuilds_a_rollup_made_without_histograms(
     assert all(rows[0][0] > 0 for rows in calls.values())
 
     lines: list[str] = []
-    report = rollup.apply_schema_with_rollup(
+    report = refresh.apply_schema_with_rollup(
         store, catalog, progress=lines.append, until_ns=closed(h)
     )
     assert report.applied_versions == list(range(7, latest_version() + 1))

@@ -146,7 +146,7 @@ def test_a_child_whose_parent_lacks_the_chain_is_its_entry(
 def test_reads_never_write_and_schema_apply_rolls_up(
     store: TraceStore, catalog: ChainCatalog, now_ns: int
 ) -> None:
-    from chainmap_otel.analysis.rollup import apply_schema_with_rollup
+    from chainmap_otel.analysis.refresh import apply_schema_with_rollup
 
     insert_spans(store, ids_only("w"), now_ns)
     assert counts(store, catalog)["B3"] == (1, 0)  # paired live
