@@ -589,7 +589,10 @@ def discover_command(
             console.print(f"no entry reaches --min-traces {min_traces}", highlight=False)
 
 
-rollup_app = typer.Typer(help="The edge rollup topology reads (chainmap serve keeps it current).")
+rollup_app = typer.Typer(
+    help="The rollups analysis reads: edges, inferred entries, merged traces (chainmap serve "
+    "keeps them current)."
+)
 app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
 
 
