@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from chainmap_otel.demo.stack import serve_command
 from chainmap_otel.tagging.active import example_catalog_path
 from tests.support.browser import chromium, needs_chromium, open_tab
 from tests.support.processes import free_port
+from tests.support.serve_process import wait_until_serving
 
 BIN = Path(sys.executable).parent
 SERVICES = {
@@ -174,7 +174,7 @@ def test_a_newcomer_finds_a_slow_failing_trace_of_the_demo_in_two_clicks(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(serve, url, log)
+        wait_until_serving(serve, f"{url}/v1/traces", log)
         slowest_failing = httpx.get(
             f"{url}/api/v1/traces",
             params={"chain": "B3", "status": "error", "order": "duration", "since": "1h"},
@@ -207,26 +207,6 @@ def test_a_newcomer_finds_a_slow_failing_trace_of_the_demo_in_two_clicks(
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait()
-
-
-def wait_until_serving(serve: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if serve.poll() is not None:
-            raise AssertionError(f"chainmap serve exited:\n{log.read_text(errors='replace')}")
-        try:
-            empty = httpx.post(
-                f"{url}/v1/traces",
-                content=b"",
-                headers={"Content-Type": "application/x-protobuf"},
-                timeout=2,
-            )
-            if empty.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"chainmap serve did not answer:\n{log.read_text(errors='replace')}")
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:

@@ -29,6 +29,32 @@ with open_store(sys.argv[1]) as store:
 """
 
 
+def wait_until_serving(
+    process: subprocess.Popen[bytes], otlp_url: str, log: Path, timeout: float = 120.0
+) -> None:
+    """Until an empty OTLP/HTTP export to ``otlp_url`` answers 200 (serve is ready); the log
+    in the error when ``process`` exits first or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"chainmap serve exited early:\n{log.read_text(errors='replace')}")
+        try:
+            response = httpx.post(
+                otlp_url,
+                content=b"",
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=2,
+            )
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(
+        f"chainmap serve did not answer within {timeout}s:\n{log.read_text(errors='replace')}"
+    )
+
+
 class ServeProcess:
     """One ``run_server`` process; ``env`` adds ``CHAINMAP_*`` settings."""
 
@@ -53,20 +79,7 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"chainmap serve exited early:\n{self.log()}")
-            try:
-                response = httpx.post(
-                    self.url, content=b"", headers={"Content-Type": "application/x-protobuf"}
-                )
-                if response.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"chainmap serve did not answer within {timeout}s:\n{self.log()}")
+        wait_until_serving(self.process, self.url, self.log_path, timeout)
 
     def terminate(self) -> int:
         if self.process.poll() is not None:
