@@ -1,30 +1,35 @@
-"""Which chains each trace belongs to, decided inside ClickHouse.
+"""Which chains each span and trace belong to: the one membership rule, decided in ClickHouse.
 
-A trace belongs to a chain when
+**The rule** (every surface follows it: the span processor, the span-level SQL of topology,
+membership and critical path, the rollups and the aggregates health and search read):
 
-1. any of its spans carries that chain in ``chain.ids`` (spans tagged by
-   :class:`~chainmap_otel.tagging.processor.ChainSpanProcessor`; ``chain.ids`` is the
-   whole stack, outermost first, so a trace of ``/api/v1/trading/decision`` tagged
-   ``B1,A2,B3`` belongs to B1, A2 *and* B3: nested chains count for every chain of
-   the stack), or
-2. one of its **untagged** spans (no ``chain.ids``: services without chainmap, a
-   Collector-only fleet, old data) matches an entry rule of that chain. The catalog's
-   rules are compiled to one ClickHouse expression (:func:`classify_expression`)
-   evaluated at query time over the span row: ``service`` -> ``ServiceName``,
-   ``kind`` -> ``SpanKind`` (both Collector spellings), ``name`` -> ``SpanName``,
-   ``route`` -> ``http.route`` else ``url.path`` else ``http.target`` without the
-   query, ``path``, ``method`` (``http.request.method`` / ``http.method``),
-   ``rpc_service``, ``rpc_method``, ``messaging_destination`` and ``attributes``.
-   ``equals`` patterns become ``=``, globs ``LIKE`` (or ``match()`` when they use
-   ``[...]``), regexes ``match()`` (RE2, unanchored like Python's ``re.search``).
-   Every pattern is a bound parameter, never SQL text. The root span classifies the
-   outermost chain exactly as the processor would at the entry; a descendant span that
-   matches another chain's rule adds that chain, which is how the processor nests.
+* each span contributes its *own* chains: a tagged span (``chain.ids``, set by
+  :class:`~chainmap_otel.tagging.processor.ChainSpanProcessor` or a baggage span processor)
+  its stack, outermost first; an untagged span (a Node, Go or Java service without chainmap,
+  a Collector-only fleet, old data) the chains whose entry rules match it at query time;
+* a span belongs to the own chains of every ancestor-or-self. With the chain stack carried
+  in W3C baggage this is the nearest tagged ancestor's stack plus the chains matched at
+  untagged ancestors; it also holds where a hop dropped the baggage;
+* a chain's **entry** in a trace is the first span, from the root down, where the chain
+  appears: a span whose own chains hold it and whose ancestors' do not. An untagged hop
+  therefore neither creates a second entry (its descendants' stacks still hold the chains
+  above it) nor cuts the subtree below it (a chain matched at an untagged span covers every
+  descendant, tagged or not);
+* a trace belongs to every chain one of its spans belongs to. Health counts entries, trace
+  search finds traces, topology draws the spans of the chain's traces: one number per chain.
 
-Membership is per trace (the union of both sources), which is what ``--chain`` means
-for topology, critical path and discovery. Health reads the per-minute entry-span
-aggregates instead (see :mod:`chainmap_otel.analysis.health`) and classifies their
-untagged root rows with :func:`classify_expression` over the aggregate's columns.
+The catalog's rules are compiled to one ClickHouse expression (:func:`classify_expression`)
+evaluated over the span row: ``service`` -> ``ServiceName``, ``kind`` -> ``SpanKind`` (both
+Collector spellings), ``name`` -> ``SpanName``, ``route``, ``path``, ``method`` (read as
+:mod:`~chainmap_otel.tagging.fields` defines, as the processor reads them), ``rpc_service``,
+``rpc_method``, ``messaging_destination`` and ``attributes``. ``equals`` patterns become
+``=``, globs ``LIKE`` (or ``match()`` when they use ``[...]``), regexes ``match()`` (RE2,
+unanchored like Python's ``re.search``). Every pattern is a bound parameter, never SQL text.
+
+Where each part lives: ``sql/trace_edges.sql`` walks each trace (topology, the edge rollup);
+``sql/inferred_entries.sql`` finds the entries of tagged spans that do not say where a chain
+begins; the aggregates (``chainmap_chain_minute``, ``chainmap_trace_summary``) keep the rule
+fields of entry and root spans, classified with :data:`MINUTE_COLUMNS` / the summary's columns.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
 from chainmap_otel.tagging.patterns import glob_to_regex
 
@@ -48,10 +54,6 @@ START_NS_SQL = "toUnixTimestamp64Nano(Timestamp)"
 WINDOW_SQL = (
     "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "
     "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
-)
-_PATH_SQL = (
-    "if(SpanAttributes['url.path'] != '', SpanAttributes['url.path'], "
-    "splitByChar('?', SpanAttributes['http.target'])[1])"
 )
 
 
@@ -68,27 +70,25 @@ class Columns:
     attributes: str | None
 
 
-#: Matcher fields over an ``otel_traces`` row.
+#: Matcher fields over an ``otel_traces`` row (what each reads: :mod:`~chainmap_otel.tagging.fields`).
 SPAN_COLUMNS = Columns(
     service="toString(ServiceName)",
     kind=KIND_SQL,
     name="toString(SpanName)",
-    route=(f"if(SpanAttributes['http.route'] != '', SpanAttributes['http.route'], {_PATH_SQL})"),
-    path=_PATH_SQL,
-    method=(
-        "upper(if(SpanAttributes['http.request.method'] != '', "
-        "SpanAttributes['http.request.method'], SpanAttributes['http.method']))"
-    ),
+    route=fields.field_sql(fields.ROUTE),
+    path=fields.field_sql(fields.PATH),
+    method=fields.method_sql(),
     attributes="SpanAttributes",
 )
-#: Matcher fields over a ``chainmap_chain_minute`` row (no attributes stored there:
-#: rules that need them cannot match untagged aggregate rows).
+#: Matcher fields over a ``chainmap_chain_minute`` row (its Route, Path and Method columns
+#: hold the same fields; no attributes stored there: rules that need them cannot match
+#: untagged aggregate rows).
 MINUTE_COLUMNS = Columns(
     service="toString(ServiceName)",
     kind=KIND_SQL,
     name="toString(SpanName)",
     route="toString(Route)",
-    path="toString(Route)",
+    path="toString(Path)",
     method="upper(toString(Method))",
     attributes=None,
 )
@@ -147,7 +147,7 @@ def rule_sql(rule: EntryRule, columns: Columns, params: SqlParams) -> str | None
         for k, p in (
             (("rpc.service",), rule.rpc_service),
             (("rpc.method",), rule.rpc_method),
-            (("messaging.destination.name", "messaging.destination"), rule.messaging_destination),
+            (tuple(s.key for s in fields.DESTINATION), rule.messaging_destination),
         )
         if p is not None
     ]

@@ -95,8 +95,9 @@ SLICE_SECONDS = 3600
 #: Hour-level slice length: at most a day of minute rows merged per insert.
 HOUR_SLICE_SECONDS = 86400
 #: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
-#: rolled up under older semantics (2: per-edge chain scope and caller edges) are not read.
-PAIRING_VERSION = 2
+#: rolled up under older semantics (2: per-edge chain scope and caller edges; 3: chains
+#: propagate through tagged spans too, the membership rule) are not read.
+PAIRING_VERSION = 3
 #: Upper bounds (seconds) of the edge latency histograms: the servicegraph connector's
 #: default ``latency_histogram_buckets``, also used for the chain latency histogram.
 LATENCY_BUCKETS_SECONDS = (

@@ -72,7 +72,7 @@ SUMMARY_COLUMNS = Columns(
     kind="lower(RootKind)",
     name="RootName",
     route="RootRoute",
-    path="RootRoute",
+    path="RootPath",
     method="upper(RootMethod)",
     attributes=None,
 )

@@ -19,6 +19,7 @@ from pathlib import Path
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.tagging import fields
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ _MATERIALIZED_VIEW = re.compile(
 _CREATE_TABLE = re.compile(
     r'^CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS\s+"[^"]+"\."([^"]+)"'
 )
+#: A version may drop an object to create it anew (its views are then backfilled again).
+_DROP = re.compile(r'^DROP (?:TABLE|VIEW) IF EXISTS\s+"[^"]+"\."([^"]+)"')
 
 
 def schema_dir() -> Path:
@@ -106,6 +109,7 @@ def _renderer(
             "ReplicatedAggregatingMergeTree" if cluster else "AggregatingMergeTree()"
         ),
         "source": f'"{database}"."otel_traces{source_local}"',
+        **fields.SCHEMA_PLACEHOLDERS,
     }
 
     def substitute(match: re.Match[str]) -> str:
@@ -218,7 +222,9 @@ def apply_schema(
         return report
     source = f"otel_traces{local}"
     for version in pending:
-        existing = _existing_tables(store)
+        existing = _existing_tables(store) - {
+            m.group(1) for statement in version.statements if (m := _DROP.match(statement))
+        }
         had_spans = source in existing and _count(store, source) > 0
         backfills = [
             match

@@ -3,9 +3,8 @@
 Per span the processor asks :meth:`Classifier.candidates` for the rules that can
 apply to its (service, kind) — a cached tuple, usually empty for CLIENT and
 INTERNAL spans — and only those rules read the span's name and attributes.
-Both the old and the stable HTTP semantic conventions are read
-(``http.method``/``http.target`` and ``http.request.method``/``url.path``),
-whatever ``OTEL_SEMCONV_STABILITY_OPT_IN`` says. Patterns are RE2
+What each field reads (both the old and the stable HTTP semantic conventions, whatever
+``OTEL_SEMCONV_STABILITY_OPT_IN`` says) is defined once in :mod:`chainmap_otel.tagging.fields`. Patterns are RE2
 (:mod:`chainmap_otel.tagging.patterns`): matching is linear in the text.
 """
 
@@ -18,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
+from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
 from chainmap_otel.tagging.patterns import StringTest, string_test
 
@@ -38,28 +38,15 @@ def _string_test(pattern: Pattern) -> StringTest:
 
 
 def _path_of(attributes: Mapping[str, Any]) -> str | None:
-    path = attributes.get("url.path")
-    if path is None:
-        target = attributes.get("http.target")
-        if target is None:
-            return None
-        path = str(target).split("?", 1)[0]
-    return str(path)
+    return fields.read(fields.PATH, attributes)
 
 
 def _route_of(attributes: Mapping[str, Any]) -> str | None:
-    route = attributes.get("http.route")
-    return str(route) if route is not None else _path_of(attributes)
-
-
-def _method_of(attributes: Mapping[str, Any]) -> str | None:
-    method = attributes.get("http.request.method", attributes.get("http.method"))
-    return str(method).upper() if method is not None else None
+    return fields.read(fields.ROUTE, attributes)
 
 
 def _destination_of(attributes: Mapping[str, Any]) -> str | None:
-    dest = attributes.get("messaging.destination.name", attributes.get("messaging.destination"))
-    return str(dest) if dest is not None else None
+    return fields.read(fields.DESTINATION, attributes)
 
 
 @functools.cache
@@ -104,7 +91,7 @@ def compile_rule(chain: ChainDefinition, rule: EntryRule) -> CompiledRule:
         checks.append((_path_of, _string_test(rule.path)))
     if rule.method:
         methods = frozenset(rule.method)
-        checks.append((_method_of, methods.__contains__))
+        checks.append((fields.read_method, methods.__contains__))
     if rule.rpc_service is not None:
         checks.append((_attribute("rpc.service"), _string_test(rule.rpc_service)))
     if rule.rpc_method is not None:

@@ -1,9 +1,9 @@
 """The analysis SQL, one ``.sql`` file per query, loaded by name.
 
-Values are always bound parameters (``{name:Type}``). Only two kinds of text are
+Values are always bound parameters (``{name:Type}``). Only three kinds of text are
 substituted into ``{{...}}`` placeholders: the database name, validated as a plain
-identifier, and SQL compiled by :mod:`chainmap_otel.analysis.membership` whose
-patterns are themselves bound parameters.
+identifier, SQL compiled by :mod:`chainmap_otel.analysis.membership` whose patterns are
+themselves bound parameters, and the rule fields of :mod:`chainmap_otel.tagging.fields`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from functools import cache
 from importlib import resources
 
 from chainmap_otel.storage.store import validate_identifier
+from chainmap_otel.tagging.fields import SCHEMA_PLACEHOLDERS
 
 
 @cache
@@ -27,6 +28,8 @@ DEFAULT_FRAGMENTS = {
         "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
     ),
     "trace_window": "1",
+    # The rule fields (route, path, method) as every surface reads them.
+    **SCHEMA_PLACEHOLDERS,
 }
 
 

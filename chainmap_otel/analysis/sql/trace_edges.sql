@@ -13,10 +13,13 @@
 -- Bound: the window's parameters and the membership classifier's parameters;
 -- {{db}}, {{classify}} and the node naming {{db_node}}/{{virtual_node}}
 -- (analysis.naming) are filled in by analysis.sql.load_sql.
--- Chain scope: a span belongs to the chains of its subtree. A tagged span's chain.ids is its
--- stack; an untagged span has the chains its own row matches ({{classify}}) plus those of its
--- parent, propagated down each trace by pointer jumping (each of 8 rounds doubles the reach,
--- so 256 levels; a tagged span stops the walk: its stack already holds its ancestors').
+-- Chain scope (the membership rule, analysis.membership): a span belongs to the chains of
+-- every ancestor-or-self, each contributing its own chains: a tagged span its chain.ids (its
+-- stack), an untagged span the chains its row matches ({{classify}}). They are propagated down
+-- each trace by pointer jumping (each of 8 rounds doubles the reach, so 256 levels), through
+-- tagged spans too: a chain entered at an untagged span (matched at query time) never entered
+-- the baggage, so the stacks below it lack it. A trace whose spans are all tagged needs no
+-- walk (each stack already holds its ancestors').
 -- Each edge tuple carries the chains it counts for (7th element) and whether it is the
 -- entry edge of those chains (8th): a server span whose chain its client does not carry is
 -- that chain's entry, and its client is shown as the node 'caller:<service>' for that chain
@@ -121,8 +124,7 @@ FROM (
                        arrayMap(i -> if(acc.2[i] > 0, acc.2[acc.2[i]], toUInt32(0)),
                                 arrayEnumerate(ids))),
                        range(8),
-                       (own, arrayMap(i -> if(tagged_spans[i] = 1, toUInt32(0),
-                                              toUInt32(indexOf(ids, spans[i].7))),
+                       (own, arrayMap(i -> toUInt32(indexOf(ids, spans[i].7)),
                                       arrayEnumerate(ids)))).1,
                    own) AS chain_sets
             FROM (
@@ -136,13 +138,7 @@ FROM (
             Duration,
             toUnixTimestamp64Nano(Timestamp) AS start,
             ParentSpanId,
-            if(ParentSpanId = '',
-               multiIf(SpanAttributes['http.route'] != '', SpanAttributes['http.route'],
-                       SpanAttributes['url.path'] != '', SpanAttributes['url.path'],
-                       SpanAttributes['http.target'] != '',
-                       splitByChar('?', SpanAttributes['http.target'])[1],
-                       ''),
-               '') AS root_route,
+            if(ParentSpanId = '', {{route_sql}}, '') AS root_route,
             multiIf(
                 kind IN ('client', 'producer'), 1,
                 kind IN ('server', 'consumer') AND ParentSpanId != '', 2,

@@ -12,6 +12,7 @@ SELECT
     max(RootService) AS RootService,
     max(RootName) AS RootName,
     max(RootRoute) AS RootRoute,
+    max(RootPath) AS RootPath,
     max(RootMethod) AS RootMethod,
     max(RootKind) AS RootKind,
     arraySort(groupUniqArrayArray(ChainIds)) AS TaggedChains,

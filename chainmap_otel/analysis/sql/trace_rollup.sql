@@ -1,10 +1,12 @@
 -- One slice of the merged-trace rollup: trace_merge.sql over the traces whose first span
 -- starts in [{start_ns:Int64}, {end_ns:Int64}), inserted into chainmap_trace_merged.
 INSERT INTO {{db}}.chainmap_trace_merged
-    (TraceId, Start, DurationNs, RootService, RootName, RootRoute, RootMethod, RootKind,
+    (TraceId, Start, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
+     RootKind,
      ChainIds, Services, SpanCount, ErrorCount)
 SELECT
-    TraceId, TraceStart, DurationNs, RootService, RootName, RootRoute, RootMethod, RootKind,
+    TraceId, TraceStart, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
+    RootKind,
     TaggedChains, Services, SpanCount, ErrorCount
 FROM (
 {{trace_merge}}

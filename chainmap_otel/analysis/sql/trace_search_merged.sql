@@ -13,6 +13,7 @@ SELECT
     RootService,
     RootName,
     RootRoute,
+    RootPath,
     RootMethod,
     RootKind,
     ChainIds AS TaggedChains,
