@@ -44,7 +44,7 @@ SUMMARY_COLUMNS = Columns(
     kind="lower(root_kind)",
     name="root_operation",
     route="root_route",
-    path="root_route",
+    path="root_path",
     method="upper(root_method)",
     attributes=None,
 )

@@ -9,7 +9,8 @@
 -- The tables and their views are dropped and created anew, so `chainmap schema apply` copies
 -- the stored spans into them again; the two rollups written from them (`entries`: inferred
 -- entries, `traces`: merged traces) are emptied and their states removed, so the next
--- refresh rebuilds them from the oldest span.
+-- refresh rebuilds them from the oldest span. The tables views write keep version 6's insert
+-- deduplication (non_replicated_deduplication_window).
 
 DROP VIEW IF EXISTS "{{db}}"."chainmap_trace_summary_mv{{local}}" {{on_cluster}};
 
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS "{{db}}"."chainmap_trace_summary{{local}}" {{on_clust
 PARTITION BY toDate(Start)
 ORDER BY TraceId
 {{ttl toDateTime(Start)}}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
+    non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS "{{db}}"."chainmap_trace_summary_mv{{local}}" {{on_cluster}}
 TO "{{db}}"."chainmap_trace_summary{{local}}"
@@ -100,7 +102,8 @@ CREATE TABLE IF NOT EXISTS "{{db}}"."chainmap_chain_minute{{local}}" {{on_cluste
 PARTITION BY toDate(Minute)
 ORDER BY (ChainId, Minute, ServiceName, SpanName, Route, Method, SpanKind, Path)
 {{ttl Minute}}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
+    non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS "{{db}}"."chainmap_chain_minute_mv{{local}}" {{on_cluster}}
 TO "{{db}}"."chainmap_chain_minute{{local}}"

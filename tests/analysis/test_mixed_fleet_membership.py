@@ -337,3 +337,22 @@ def test_a_chain_entered_at_an_untagged_root_keeps_its_whole_subtree(
         ("py-trading", "postgresql"),
     } <= edges
     assert ("py-trading", "postgresql") in fleet.agree("T1", 1)
+
+
+def test_the_documented_difference_a_chain_matched_below_the_root_of_an_untagged_service(
+    fleet: Fleet,
+) -> None:
+    """README "Mixed fleets": a chain matched at query time below the root is drawn by the
+    span-level analyses but not counted by health and search, which classify untagged spans
+    at the root only; tagged by the generated OTTL, every surface counts it."""
+    quote = case_path({})
+    client = Span("py-gateway", "client", "GET", {"http.method": "GET", **tagged("P1")}, [quote])
+    gateway = {"http.route": "/api/quotes", "http.method": "GET", **tagged("P1", "P1")}
+    fleet.ingest(Span("py-gateway", "server", "GET /api/quotes", gateway, [client]))
+    assert fleet.topology("N1")[0] == 1
+    assert (fleet.health("N1"), fleet.searched("N1")) == (0, 0)
+    quote.attributes.update(ottl_tagged("N1"))
+    fleet.ingest(Span("py-gateway", "server", "GET /api/quotes", gateway, [client]))
+    # The OTTL-tagged trace counts everywhere; the first one still only in the topology.
+    assert (fleet.health("N1"), fleet.searched("N1"), fleet.topology("N1")[0]) == (1, 1, 2)
+    fleet.agree("P1", 2)

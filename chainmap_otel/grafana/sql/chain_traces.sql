@@ -11,6 +11,7 @@ FROM (
         max(RootService) AS root_service,
         max(RootName) AS root_operation,
         max(RootRoute) AS root_route,
+        max(RootPath) AS root_path,
         max(RootMethod) AS root_method,
         max(RootKind) AS root_kind,
         max(RootStatus) AS root_status,
