@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/distro_memory.py
+	$(BIN)/python benchmarks/chains_file_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,12 @@ CHAINMAP_CHAINS_FILE = EnvVar(
     "",
     "Path of the chain definitions YAML a service tags its spans with. Unset: no chain tagging.",
 )
+CHAINMAP_CHAINS_MAX_BYTES = EnvVar(
+    "CHAINMAP_CHAINS_MAX_BYTES",
+    "1048576",
+    "Largest chains YAML file read (by services, `chainmap serve`, `chainmap chains` and "
+    "`chainmap registry push`); a larger file, or anything but a regular file, is refused.",
+)
 CHAINMAP_DATA_DIR = EnvVar(
     "CHAINMAP_DATA_DIR",
     "~/.local/share/chainmap",
@@ -267,6 +273,7 @@ CHAINMAP_CHAINS_RELOAD_INTERVAL = EnvVar(
 
 ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_CHAINS_FILE,
+    CHAINMAP_CHAINS_MAX_BYTES,
     CHAINMAP_DATA_DIR,
     CHAINMAP_CLICKHOUSE_URL,
     CHAINMAP_CLICKHOUSE_CLUSTER,

@@ -27,7 +27,7 @@ from chainmap_otel.cli.app import (
     print_json,
     print_table,
 )
-from chainmap_otel.tagging.definitions import load_catalog
+from chainmap_otel.tagging.definitions import load_definitions
 
 if TYPE_CHECKING:
     from chainmap_otel.registry import ChainRegistry
@@ -110,9 +110,8 @@ def push(
     format: OutputFormat = FORMAT,
 ) -> None:
     """Store a new version of every chain the file changes; unchanged chains stay as they are."""
-    load_catalog(file)  # every problem, with file:line, before anything is written
-    document = yaml.safe_load(file.read_text(encoding="utf-8"))
-    definitions = document["chains"] if isinstance(document, dict) else document
+    # Every problem, with file:line, before anything is written.
+    _, definitions = load_definitions(file)
     with opened_registry(registry) as chains:
         report = chains.push(definitions, author=_author(), comment=comment, prune=prune)
     if format is OutputFormat.json:

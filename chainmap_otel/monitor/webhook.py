@@ -10,7 +10,9 @@ the PagerDuty/Slack bridges that read it take chainmap's alerts unchanged.
 Each URL has its own worker thread and bounded queue: a slow or failing receiver delays
 only its own later notifications, never ingest, queries or the other receivers. A full
 queue drops the notification (counted, logged, recorded); a failed delivery is retried
-with exponential backoff and every outcome goes to the delivery log.
+with exponential backoff and every outcome goes to the delivery log. Each attempt has a
+deadline (``timeout_s``, ``CHAINMAP_ALERT_WEBHOOK_TIMEOUT``) for the whole exchange, not
+per read, so a receiver that drips its answer cannot hold a worker.
 
 The queue is durable through that log (:class:`NotificationLog`, the registry's
 ``chainmap_notification_deliveries``): :meth:`WebhookNotifier.notify` (called by the
@@ -28,12 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import queue
+import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +52,7 @@ __all__ = [
     "WebhookNotifier",
     "WebhookStats",
     "alertmanager_payload",
+    "post_json",
 ]
 
 RECEIVER = "chainmap"
@@ -160,6 +164,63 @@ class _Queued:
 
     payload: dict[str, Any]
     log_id: int | None
+
+
+#: Most of a receiver's answer body read (only its status matters).
+_MAX_ANSWER_BYTES = 64 * 1024
+
+
+def post_json(url: str, body: bytes, deadline_s: float) -> int:
+    """POST ``body`` to ``url``; the HTTP status of the answer, within ``deadline_s`` in all.
+
+    A socket timeout bounds each read, not the attempt: a receiver dripping its answer a
+    byte at a time would hold it for as long as it likes. A watchdog shuts the socket down
+    when the deadline passes, whatever the attempt is doing (connecting, the TLS handshake,
+    sending, reading), and the attempt fails with ``TimeoutError``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    connection = (http.client.HTTPSConnection if https else http.client.HTTPConnection)(
+        parts.hostname or "", parts.port, timeout=deadline_s
+    )
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(deadline_s, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        connection.connect()
+        if expired.is_set():
+            raise TimeoutError
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request(
+            "POST",
+            target,
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": "chainmap"},
+        )
+        response = connection.getresponse()
+        response.read(_MAX_ANSWER_BYTES)
+        if expired.is_set():
+            raise TimeoutError
+        return int(response.status)
+    except Exception as exc:
+        if expired.is_set():
+            raise TimeoutError(
+                f"no complete answer within the {deadline_s:g}s deadline "
+                "(CHAINMAP_ALERT_WEBHOOK_TIMEOUT)"
+            ) from None
+        raise exc
+    finally:
+        watchdog.cancel()
+        connection.close()
 
 
 class WebhookNotifier:
@@ -312,23 +373,14 @@ class WebhookNotifier:
             with self._lock:
                 self.stats.attempts += 1
             try:
-                request = urllib.request.Request(
-                    url,
-                    data=body,
-                    headers={"Content-Type": "application/json", "User-Agent": "chainmap"},
-                    method="POST",
-                )
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    status = int(response.status)
+                status = post_json(url, body, self.timeout_s)
                 if 200 <= status < 300:
                     with self._lock:
                         self.stats.delivered += 1
                     self._record(url, item, "delivered", attempt, status, "")
                     return
                 error = f"HTTP {status}"
-            except urllib.error.HTTPError as exc:
-                status, error = exc.code, f"HTTP {exc.code}"
-            except Exception as exc:  # timeouts, refused connections, DNS: all retried
+            except Exception as exc:  # deadlines, refused connections, DNS: all retried
                 status, error = None, f"{type(exc).__name__}: {exc}"
             if attempt < self.max_attempts and self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):
                 # Stopping between retries: the notification stays pending for the next start.

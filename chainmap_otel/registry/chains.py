@@ -22,7 +22,8 @@ import yaml
 
 from chainmap_otel.errors import ChainDefinitionError, QueryError, RegistryConflictError
 from chainmap_otel.registry.postgres import RegistryDatabase
-from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, parse_catalog
+from chainmap_otel.tagging.chainsfile import plain_data
+from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, parse_document
 
 __all__ = ["NOTIFY_CHANNEL", "ChainRegistry", "PushReport", "StoredChain", "validate_definition"]
 
@@ -84,25 +85,29 @@ def _canonical(definition: Mapping[str, Any]) -> str:
 
 
 def validate_definition(raw: object, source: str = "definition") -> ChainDefinition:
-    """``raw`` checked by the chains loader; raises ChainDefinitionError naming each field."""
+    """``raw`` checked by the chains loader; raises ChainDefinitionError naming each field.
+
+    The data is validated as it is (never through a text form, so every Unicode character
+    arrives as it was sent); text no store keeps (NUL, unpaired surrogates) and numbers out
+    of range are problems like any other.
+    """
     if not isinstance(raw, dict):
         raise ChainDefinitionError(
             [f"{source}: expected a chain mapping (id, name, category, entry, ...)"]
         )
-    text = json.dumps({"version": 1, "chains": [raw]}, indent=1, default=str)
     try:
-        return parse_catalog(text, source=source).chains[0]
+        return parse_document({"version": 1, "chains": [raw]}, source=source).chains[0]
     except ChainDefinitionError as exc:
-        # Line numbers of the generated JSON mean nothing to the sender: name the field only.
-        prefix = re.compile(rf"^{re.escape(source)}:\d+: (?:chains\[0\]\.?)?")
+        # The sender wrote one chain, not a file's list of them: name the field only.
+        prefix = re.compile(rf"^{re.escape(source)}(?::\d+)?: (?:chains\[0\]\.?)?")
         raise ChainDefinitionError(
             [prefix.sub(f"{source}: ", problem) for problem in exc.problems]
         ) from None
 
 
 def _plain(value: Any) -> Any:
-    """YAML-loaded data as plain JSON types (dict/list subclasses and dates become plain)."""
-    return json.loads(json.dumps(value, default=str))
+    """Definitions as plain JSON types (dict/list subclasses and dates become plain)."""
+    return json.loads(json.dumps(plain_data(value), default=str))
 
 
 def _row(row: tuple[Any, ...]) -> StoredChain:
@@ -141,8 +146,7 @@ class ChainRegistry:
         source = f"registry {self.database.url_for_display}"
         if not definitions:
             return ChainCatalog(source=source)
-        text = json.dumps({"version": 1, "chains": definitions}, indent=1)
-        return parse_catalog(text, source=source)
+        return parse_document({"version": 1, "chains": definitions}, source=source)
 
     def get(self, chain_id: str) -> StoredChain | None:
         with self.database.connection() as conn:

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chainmap_otel.errors import ChainDefinitionError, RegistryError
 from chainmap_otel.registry.chains import NOTIFY_CHANNEL, ChainRegistry, StoredChain
 from chainmap_otel.registry.postgres import RegistryDatabase, open_registry_database
-from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.definitions import ChainCatalog, load_definitions
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +155,7 @@ class RegistryCatalogSource:
             )
         if has_history:
             return  # every chain was deleted on purpose: an empty registry stays empty
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-        definitions = document["chains"] if isinstance(document, dict) else document
+        _, definitions = load_definitions(source)
         report = self.registry.push(definitions, author="seed", comment=f"seeded from {source}")
         logger.info(
             "chain registry seeded with %d chains from %s", len(report.added), self._seed.source

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -215,7 +216,8 @@ class TlsFiles:
 def tls_files(cert: str | None = None, key: str | None = None) -> TlsFiles | None:
     """The TLS files (arguments, else ``CHAINMAP_TLS_CERT_FILE``/``_KEY_FILE``), or None.
 
-    Raises ``ValueError`` when only one is given or a file cannot be read.
+    Raises ``ValueError`` naming the file and the fix when only one is given, a file cannot
+    be read, is not PEM, the key is encrypted or is not the certificate's.
     """
     cert = cert if cert is not None else config.env_str(config.CHAINMAP_TLS_CERT_FILE)
     key = key if key is not None else config.env_str(config.CHAINMAP_TLS_KEY_FILE)
@@ -232,7 +234,46 @@ def tls_files(cert: str | None = None, key: str | None = None) -> TlsFiles | Non
                 pass
         except OSError as exc:
             raise ValueError(f"{var.name}={path}: cannot read it ({exc.strerror})") from None
+    _check_pair(cert, key)
     return TlsFiles(cert, key)
+
+
+def _encrypted() -> bytes:
+    raise _EncryptedKey
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _check_pair(cert: str, key: str) -> None:
+    """Load the pair as the listeners will, so a bad file is reported as what it is (not as
+    a port that cannot be listened on), naming the file and the fix."""
+    cert_var, key_var = config.CHAINMAP_TLS_CERT_FILE.name, config.CHAINMAP_TLS_KEY_FILE.name
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"{cert_var}={cert}: not a PEM certificate ({exc.reason or exc}); point it at the "
+            "server's certificate chain, PEM blocks starting -----BEGIN CERTIFICATE-----"
+        ) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_encrypted)
+    except _EncryptedKey:
+        raise ValueError(
+            f"{key_var}={key}: the private key is encrypted and serve cannot ask for its "
+            "passphrase; decrypt it (openssl pkey -in KEY -out KEY.plain) and point at that"
+        ) from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ValueError(
+                f"{key_var}={key} is not the private key of {cert_var}={cert} (key values "
+                "mismatch); use the key the certificate was issued for"
+            ) from None
+        raise ValueError(
+            f"{key_var}={key}: not a PEM private key ({exc.reason or exc}); point it at the "
+            "certificate's key, a PEM block starting -----BEGIN PRIVATE KEY-----"
+        ) from None
 
 
 def warn_if_exposed(host: str, token: BearerToken, tls: TlsFiles | None) -> None:

@@ -109,9 +109,14 @@ class OtlpGrpcReceiver:
             else:
                 self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
+            tls_hint = (
+                "; if the port is free, check CHAINMAP_TLS_CERT_FILE and CHAINMAP_TLS_KEY_FILE"
+                if tls is not None
+                else ""
+            )
             raise OSError(
-                f"cannot listen for OTLP/gRPC on {address} ({exc}); "
-                "choose another port with CHAINMAP_SERVE_GRPC_PORT (0 disables gRPC)"
+                f"cannot listen for OTLP/gRPC on {address} ({exc}); choose another port with "
+                f"CHAINMAP_SERVE_GRPC_PORT (0 disables gRPC){tls_hint}"
             ) from exc
         self.address = f"{host}:{self.port}"
 

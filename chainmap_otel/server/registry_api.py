@@ -12,6 +12,8 @@ write based on an older version gets 412. ``GET /api/v1/alerts`` lists active al
 from __future__ import annotations
 
 import hmac
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from chainmap_otel.errors import (
     RegistryConflictError,
     RegistryError,
 )
+from chainmap_otel.tagging.definitions import ID_PATTERN
 
 if TYPE_CHECKING:
     from chainmap_otel.registry.chains import ChainRegistry, StoredChain
@@ -44,6 +47,8 @@ _PREFIX = "/api/v1/chains"
 MAX_HISTORY_SECONDS = MAX_WINDOW_DAYS * 86400
 #: Largest definition body accepted (a chain is a few hundred bytes).
 MAX_DEFINITION_BYTES = 64 * 1024
+#: A chain version as If-Match carries it: ASCII digits (``str.isdigit`` also takes "²").
+_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 def require_write_token(request: Request) -> None:
@@ -99,11 +104,25 @@ def _if_match(request: Request, required: bool) -> int | None:
             )
         return None
     text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _VERSION.fullmatch(text):
+        shown = raw[:40].encode("ascii", "backslashreplace").decode("ascii")
         raise HTTPException(
-            400, f'header If-Match={raw!r} is not a chain version; send e.g. If-Match: "3"'
+            400,
+            f"header If-Match={shown!r} is not a chain version (ASCII digits); "
+            'send e.g. If-Match: "3"',
         )
     return int(text)
+
+
+def _chain_id(chain_id: str) -> str:
+    """The path's chain id, checked before it reaches PostgreSQL (which refuses NUL)."""
+    if not ID_PATTERN.match(chain_id):
+        raise HTTPException(
+            422,
+            f"path parameter chain_id={chain_id[:80]!r} is not a chain id: 1-64 letters, digits, "
+            "'_', '-', '.'",
+        )
+    return chain_id
 
 
 @contextmanager
@@ -130,13 +149,12 @@ async def _definition(request: Request) -> dict[str, Any]:
     body = await request.body()
     if len(body) > MAX_DEFINITION_BYTES:
         raise HTTPException(413, f"the definition is over {MAX_DEFINITION_BYTES} bytes")
-    import json
-
     try:
-        raw = json.loads(body or b"null")
-    except ValueError as exc:
+        raw = json.loads(body or b"null", parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
         raise HTTPException(
-            400, f"the request body is not JSON ({exc}); send a chain definition"
+            400, f"the request body is not JSON ({reason[:200]}); send a chain definition"
         ) from None
     if isinstance(raw, dict) and isinstance(raw.get("definition"), dict):
         raw = raw["definition"]
@@ -145,6 +163,10 @@ async def _definition(request: Request) -> dict[str, Any]:
             422, "the body must be a chain definition object: {id, name, category, entry, ...}"
         )
     return raw
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _stored(stored: StoredChain, status: int = 200) -> JSONResponse:
@@ -166,6 +188,7 @@ def registry_router() -> APIRouter:
 
     @router.put("/{chain_id}", summary="Replace a chain's definition", dependencies=write)
     async def replace_chain(request: Request, chain_id: str) -> JSONResponse:
+        chain_id = _chain_id(chain_id)
         expected = _if_match(request, required=True)
         raw = await _definition(request)
         registry = _registry(request)
@@ -180,6 +203,7 @@ def registry_router() -> APIRouter:
         "/{chain_id}", summary="Delete a chain (a new, deleted version)", dependencies=write
     )
     async def delete_chain(request: Request, chain_id: str) -> JSONResponse:
+        chain_id = _chain_id(chain_id)
         expected = _if_match(request, required=True)
         registry = _registry(request)
         with _registry_errors():
@@ -191,6 +215,7 @@ def registry_router() -> APIRouter:
 
     @router.get("/{chain_id}/history", summary="Every stored version of a chain")
     def chain_history(request: Request, chain_id: str) -> dict[str, Any]:
+        chain_id = _chain_id(chain_id)
         registry = _registry(request)
         with _registry_errors():
             versions = registry.history(chain_id)

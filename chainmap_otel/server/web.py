@@ -43,6 +43,7 @@ __all__ = [
     "error_page",
     "graph_block",
     "install_web",
+    "json_for_html",
     "page",
     "sparkline",
     "web_router",
@@ -62,6 +63,24 @@ NODE_COLOURS = {
 
 def _e(value: object) -> str:
     return escape(str(value))
+
+
+#: What JSON must not carry verbatim inside an HTML ``<script>``: ``<`` and ``>`` (``<!--``,
+#: ``<script``, ``</script`` change how the browser tokenises the element), ``&``, and the
+#: line separators JavaScript before ES2019 ends a string at.
+_HTML_UNSAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def json_for_html(value: Any) -> str:
+    """``value`` as JSON safe to embed in an HTML ``<script type="application/json">``.
+
+    Every page that embeds JSON goes through this: the escapes are JSON string escapes,
+    so ``JSON.parse`` of the element's text gives ``value`` back unchanged, whatever
+    span, service or chain names it holds.
+    """
+    return json.dumps(value, separators=(",", ":")).translate(_HTML_UNSAFE)
 
 
 def _ms(value: float) -> str:
@@ -352,7 +371,7 @@ def _legend() -> str:
 
 def graph_block(topo: dict[str, Any], key: str, since: str | None) -> str:
     """A topology for ``static/topology.js``: its JSON in the page, a canvas and a node panel."""
-    data = json.dumps(topo, separators=(",", ":")).replace("</", "<\\/")
+    data = json_for_html(topo)
     return (
         f'{_legend()}<div class="graph" data-topology="{_e(key)}" data-since="{_e(since or "")}">'
         f'<script type="application/json" class="topology-data">{data}</script>'

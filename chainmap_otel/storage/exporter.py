@@ -13,9 +13,12 @@ into an Arrow table and inserts it through the shared
 :class:`~chainmap_otel.storage.batching.BatchInserter` (partition-safe groups,
 a deduplication token per batch, bisection of spans the store refuses), waiting
 with backoff while the store is down. ``force_flush`` and ``shutdown`` wake a
-waiting retry at once; ``shutdown`` gives up after ``timeout``.
+waiting retry at once; ``shutdown`` returns within ``timeout`` whatever the store does.
+Every call to a server store has ``timeout`` as its socket timeout, and a call still
+running after ``timeout`` (a store that accepts connections and never answers) is logged.
 
-Every span that is not stored is counted once, by reason, in
+Every span handed to ``export`` is counted exactly once: ``buffered_spans`` (queued or
+being inserted), ``exported_spans`` or, by reason, in
 :attr:`ClickHouseSpanExporter.drop_counts` (``dropped_spans`` is their sum) and
 logged: ``buffer_full`` (the oldest beyond ``CHAINMAP_EXPORT_BUFFER_SPANS``
 while the store was slow or down), ``invalid`` (a value Arrow cannot hold, such
@@ -181,28 +184,33 @@ class ClickHouseSpanExporter(SpanExporter):
         """Store everything queued so far; False when that takes longer than the timeout."""
         return self._drain(time.monotonic() + timeout_millis / 1000)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Store what is queued, for at most ``timeout`` seconds in all (default: the
+        constructor's); what is not stored by then is counted as dropped (``shutdown``)."""
+        deadline = time.monotonic() + (self._timeout if timeout is None else max(0.0, timeout))
         with self._cond:
             if self._stopped:
                 return
             self._stopped = True
             self._cond.notify_all()
-        self._drain(time.monotonic() + self._timeout)
+        self._drain(deadline)
         inserter = self._inserter
         if inserter is not None:
             inserter.stop()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
-            worker.join(self._timeout)
+            worker.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             if self._queued:
                 self._drop("shutdown", self._queued, "still queued at shutdown")
                 self._queue.clear()
                 self._queued = 0
             if self._in_flight and worker is not None and worker.is_alive():
-                # The worker is stuck in a call to the store: count its batch now, so the
-                # numbers are exact when shutdown returns (corrected if it lands after all).
+                # The worker is stuck in a call to the store: count its batch as dropped now
+                # and no longer as buffered, so the numbers are exact when shutdown returns
+                # (corrected if it lands after all).
                 self._drop("shutdown", self._in_flight, "being inserted when shutdown gave up")
+                self._in_flight = 0
                 self._abandoned = True
         if self._store is not None and (worker is None or not worker.is_alive()):
             self._store.close()
@@ -331,9 +339,17 @@ class ClickHouseSpanExporter(SpanExporter):
         table, invalid, reasons = _to_arrow(batch)
         written = refused = unfinished = 0
         if table is not None and table.num_rows:
-            outcome = inserter.write(
-                table, f"chainmap-export-{self._instance}-{next(self._batches)}"
-            )
+            # A socket timeout bounds each read of a call, not the call: say so when a call
+            # outlives the timeout (a store that accepts connections and never answers).
+            stalled = threading.Timer(self._timeout, self._log_stall, (table.num_rows,))
+            stalled.daemon = True
+            stalled.start()
+            try:
+                outcome = inserter.write(
+                    table, f"chainmap-export-{self._instance}-{next(self._batches)}"
+                )
+            finally:
+                stalled.cancel()
             written, refused = outcome.written, outcome.dropped
             if outcome.unfinished:
                 unfinished = table.num_rows - written - refused
@@ -341,6 +357,7 @@ class ClickHouseSpanExporter(SpanExporter):
             self._in_flight = 0
             self.exported_spans += written
             if self._abandoned:
+                # Counted as dropped by shutdown: what landed after all moves to exported.
                 self._counts["shutdown"] -= written
                 self._cond.notify_all()
                 return
@@ -352,12 +369,30 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._drop("shutdown", unfinished, "not stored when shutdown gave up")
             self._cond.notify_all()
 
+    def _log_stall(self, spans: int) -> None:
+        with self._cond:
+            buffered = self._queued + self._in_flight
+        logger.warning(
+            "ClickHouseSpanExporter: the trace store %s has not stored %d spans within %gs "
+            "(%s); %d spans are buffered, up to %d, older ones are dropped beyond that",
+            self._display_url(),
+            spans,
+            self._timeout,
+            (self._inserter.last_error if self._inserter else "") or "no answer yet",
+            buffered,
+            self._buffer_limit,
+        )
+
     def _connected_store(self) -> TraceStore:
         if self._store is None:
             from chainmap_otel.storage.schema import apply_schema, current_version, latest_version
             from chainmap_otel.storage.store import open_store
 
-            store = open_store(self._url, connect_timeout=min(10.0, self._timeout))
+            store = open_store(
+                self._url,
+                connect_timeout=min(10.0, self._timeout),
+                send_receive_timeout=self._timeout,
+            )
             try:
                 if self._auto_apply and current_version(store) < latest_version():
                     apply_schema(store)

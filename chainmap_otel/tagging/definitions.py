@@ -8,12 +8,25 @@ fixes a file in one pass. The resulting objects are in
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chainmap_otel.errors import ChainDefinitionError
+from chainmap_otel.tagging.chainsfile import (
+    MAX_YAML_DEPTH,
+    LineDict,
+    LineList,
+    joined_surrogates,
+    load_yaml,
+    plain_data,
+    printable,
+    read_chains_text,
+    text_problem,
+)
+from chainmap_otel.tagging.chainsfile import (
+    line_of as _line_of,
+)
 from chainmap_otel.tagging.model import (
     CATEGORIES,
     CRITICALITIES,
@@ -46,7 +59,9 @@ __all__ = [
     "Pattern",
     "duration_seconds",
     "load_catalog",
+    "load_definitions",
     "parse_catalog",
+    "parse_document",
 ]
 
 _CHAIN_KEYS = ("id", "name", "category", "criticality", "description", "entry", "slo", "expected")
@@ -55,95 +70,22 @@ _EXPECTED_KEYS = ("services", "edges")
 _PATTERN_KINDS = ("equals", "glob", "regex")
 
 
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-class _LineDict(dict[str, Any]):
-    line: int = 0
-    key_lines: dict[str, int]
-
-
-class _LineList(list[Any]):
-    line: int = 0
-    item_lines: list[int]
-
-
-#: Nesting a chains file never needs; deeper documents are refused before Python recursion runs out.
-MAX_YAML_DEPTH = 64
 #: Longest value quoted back in an error message.
 _SHOWN_CHARS = 80
+#: Largest latency objective: one day (longer is no latency objective).
+MAX_LATENCY_MS = 86_400_000
+#: Longest SLO window: ten years (the longest window analysis reads).
+MAX_SLO_WINDOW_S = 3660 * 86400
+#: Integers a definition may hold anywhere: what PostgreSQL's bigint and ClickHouse's Int64 hold.
+_INT_RANGE = range(-(2**63), 2**63)
 
 
 def _shown(value: Any) -> str:
     """``repr(value)`` cut to a readable length: errors never print a huge value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
+        return f"<a number of {len(str(abs(value)))} digits>"
     text = repr(value) if not isinstance(value, dict | list) else f"<{_type_name(value)}>"
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and list item.
-
-    Aliases are refused (a few lines of ``&a [*b, *b, ...]`` expand to billions of
-    nodes: the "billion laughs") and so is nesting deeper than ``MAX_YAML_DEPTH``.
-    """
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):  # type: ignore[no-untyped-call]
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"YAML aliases (*{event.anchor}) are not allowed in chain definitions; "
-                "write the value out",
-                event.start_mark,
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_YAML_DEPTH} levels; chain definitions need far fewer",
-                    event.start_mark,
-                )
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)
-        mapping = _LineDict()
-        mapping.line = node.start_mark.line + 1
-        mapping.key_lines = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            if not isinstance(key, str):
-                key = str(key)
-            mapping[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
-            mapping.key_lines[key] = key_node.start_mark.line + 1
-        return mapping
-
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
-        items = _LineList(
-            self.construct_object(child, deep=True)  # type: ignore[no-untyped-call]
-            for child in node.value
-        )
-        items.line = node.start_mark.line + 1
-        items.item_lines = [child.start_mark.line + 1 for child in node.value]
-        return items
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    lambda loader, node: loader.construct_mapping(node),  # type: ignore[attr-defined,arg-type]
-)
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-    lambda loader, node: loader.construct_sequence(node),  # type: ignore[attr-defined,arg-type]
-)
 
 
 class _Problems:
@@ -151,25 +93,23 @@ class _Problems:
         self.source = source
         self.items: list[str] = []
         self.lines: list[int] = []
+        self.places: set[str] = set()
 
     def add(self, line: int, where: str, message: str) -> None:
         if len(where) > _SHOWN_CHARS:
             where = where[: _SHOWN_CHARS - 3] + "..."
+        where, message = printable(where), printable(message)
+        if where in self.places:
+            return  # one problem per field: the first found says it
+        self.places.add(where)
         self.lines.append(line)
-        self.items.append(f"{self.source}:{line}: {where}: {message}")
+        place = f"{self.source}:{line}" if line else self.source
+        self.items.append(f"{place}: {where}: {message}")
 
     def sorted(self) -> list[str]:
         return [
             item for _, item in sorted(zip(self.lines, self.items, strict=True), key=lambda p: p[0])
         ]
-
-
-def _line_of(container: Any, key: str | int, default: int) -> int:
-    if isinstance(container, _LineDict) and isinstance(key, str):
-        return container.key_lines.get(key, container.line)
-    if isinstance(container, _LineList) and isinstance(key, int):
-        return container.item_lines[key] if key < len(container.item_lines) else container.line
-    return default
 
 
 def _type_name(value: Any) -> str:
@@ -191,7 +131,52 @@ class _Parser:
         self.problems = _Problems(source)
         self.source = source
 
-    def unknown_keys(self, mapping: _LineDict, allowed: tuple[str, ...], where: str) -> None:
+    def clean(self, value: Any, line: int, where: str, depth: int = 0) -> Any:
+        """``value`` with surrogate pairs joined; problems for what no store keeps as it is:
+        text with NUL or an unpaired surrogate, numbers that are not finite or not 64-bit,
+        nesting deeper than ``MAX_YAML_DEPTH``. Line numbers are kept."""
+        place = where or "top level"
+        if depth > MAX_YAML_DEPTH:
+            self.problems.add(line, place, f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return None
+        if isinstance(value, str):
+            text = joined_surrogates(value)
+            reason = text_problem(text)
+            if reason is not None:
+                self.problems.add(line, place, reason)
+            return text
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int) and value not in _INT_RANGE:
+            self.problems.add(
+                line, place, f"{_shown(value)} is out of range; numbers are at most 2^63 - 1"
+            )
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.problems.add(line, place, f"expected a finite number, got {value!r}")
+        if isinstance(value, dict):
+            mapping = LineDict()
+            mapping.line = getattr(value, "line", line)
+            mapping.key_lines = {}
+            for key, item in value.items():
+                kline = _line_of(value, key, line)
+                name = self.clean(str(key), kline, f"{where}.{key}" if where else str(key), depth)
+                mapping[name] = self.clean(
+                    item, kline, f"{where}.{name}" if where else name, depth + 1
+                )
+                mapping.key_lines[name] = kline
+            return mapping
+        if isinstance(value, list):
+            items = LineList()
+            items.line = getattr(value, "line", line)
+            items.item_lines = []
+            for i, item in enumerate(value):
+                iline = _line_of(value, i, line)
+                items.append(self.clean(item, iline, f"{where}[{i}]", depth + 1))
+                items.item_lines.append(iline)
+            return items
+        return value
+
+    def unknown_keys(self, mapping: LineDict, allowed: tuple[str, ...], where: str) -> None:
         for key in mapping:
             if key not in allowed:
                 self.problems.add(
@@ -346,12 +331,15 @@ class _Parser:
                             f"unknown percentile; use one of {', '.join(PERCENTILES)}",
                         )
                     elif (
-                        isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+                        isinstance(value, bool)
+                        or not isinstance(value, int | float)
+                        or not 0 < value <= MAX_LATENCY_MS
                     ):
                         self.problems.add(
                             kline,
                             f"{where}.latency_ms.{key}",
-                            "expected a positive number of milliseconds",
+                            f"expected a positive number of milliseconds up to {MAX_LATENCY_MS} "
+                            "(one day)",
                         )
                     else:
                         latency[key] = float(value)
@@ -368,12 +356,14 @@ class _Parser:
                 error_rate = float(value)
         window = 30 * 86400
         if "window" in raw:
-            seconds = duration_seconds(str(raw["window"]))
-            if seconds is None or seconds <= 0:
+            text = raw["window"]
+            seconds = duration_seconds(text) if isinstance(text, str) and len(text) < 20 else None
+            if seconds is None or not 0 < seconds <= MAX_SLO_WINDOW_S:
                 self.problems.add(
                     _line_of(raw, "window", line),
                     f"{where}.window",
-                    f"bad duration {_shown(raw['window'])}; write e.g. 30d, 6h, 15m",
+                    f"bad duration {_shown(raw['window'])}; write e.g. 30d, 6h, 15m "
+                    f"(at most {MAX_SLO_WINDOW_S // 86400}d)",
                 )
             else:
                 window = seconds
@@ -463,7 +453,7 @@ class _Parser:
             entry = raw["entry"]
             eline = _line_of(raw, "entry", line)
             if isinstance(entry, dict):
-                entry_items: list[Any] = _LineList([entry])
+                entry_items: list[Any] = LineList([entry])
                 entry_items.line = eline  # type: ignore[attr-defined]
                 entry_items.item_lines = [eline]  # type: ignore[attr-defined]
             else:
@@ -505,26 +495,28 @@ class _Parser:
             entry=tuple(rules),
             slo=slo,
             expected=expected,
-            source=f"{self.source}:{line}",
+            source=f"{self.source}:{line}" if line else self.source,
         )
 
 
 def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
     """Parse and validate chain definitions; raises ChainDefinitionError listing every problem."""
+    return parse_document(load_yaml(text, source), source)
+
+
+def parse_document(document: Any, source: str = "<data>") -> ChainCatalog:
+    """Validate already-loaded definitions (a chains file's mapping or its ``chains`` list,
+    as YAML or JSON gave them); raises ChainDefinitionError listing every problem.
+
+    Problems carry ``source:line`` for data from :func:`parse_catalog`, ``source`` alone
+    for data without lines (JSON, the registry).
+    """
     parser = _Parser(source)
-    try:
-        document = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ChainDefinitionError(
-            [f"{source}:{line}: not valid YAML: {reason}; fix the syntax at that line"]
-        ) from None
+    document = parser.clean(document, 1, "")
     if document is None:
-        document = _LineDict()
+        document = LineDict()
     if isinstance(document, list):
-        wrapped = _LineDict(chains=document)
+        wrapped = LineDict(chains=document)
         wrapped.line = 1
         wrapped.key_lines = {"chains": 1}
         document = wrapped
@@ -542,6 +534,8 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
             "unsupported version; this chainmap reads version: 1",
         )
     raw_chains = document["chains"]
+    if parser.problems.items:  # text or numbers no store keeps: nothing more to check
+        raise ChainDefinitionError(parser.problems.sorted())
     cline = _line_of(document, "chains", 1)
     chains: list[ChainDefinition] = []
     if not isinstance(raw_chains, list):
@@ -572,16 +566,19 @@ def parse_catalog(text: str, source: str = "<string>") -> ChainCatalog:
 
 
 def load_catalog(path: str | Path) -> ChainCatalog:
-    """Load and validate a chains YAML file; raises ChainDefinitionError."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ChainDefinitionError(
-            [f"{file}: file not found; set CHAINMAP_CHAINS_FILE to an existing chains YAML"]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ChainDefinitionError(
-            [f"{file}: cannot read the file ({exc}); check its permissions and encoding"]
-        ) from None
-    return parse_catalog(text, source=str(file))
+    """Load and validate a chains YAML file; raises ChainDefinitionError.
+
+    Only a regular file within ``CHAINMAP_CHAINS_MAX_BYTES`` is read (see
+    :func:`~chainmap_otel.tagging.chainsfile.read_chains_text`).
+    """
+    return load_definitions(path)[0]
+
+
+def load_definitions(path: str | Path) -> tuple[ChainCatalog, list[dict[str, Any]]]:
+    """A chains file validated, and its chains as written (plain mappings, in file order):
+    what ``chainmap registry push`` and the registry's seeding store."""
+    source = str(Path(path))
+    document = load_yaml(read_chains_text(path), source)
+    catalog = parse_document(document, source)
+    raw = document.get("chains") if isinstance(document, dict) else document
+    return catalog, [plain_data(chain) for chain in raw or ()]
