@@ -101,8 +101,29 @@ def open_wal(store: TraceStore, directory: str | Path | None = None) -> WriteAhe
             "CHAINMAP_SERVE_WAL_FSYNC=%r is not one of %s; using fsync", fsync, FSYNC_MODES
         )
         fsync = "fsync"
+    segment_bytes = config.env_int(config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES)
+    if segment_bytes < 1:
+        logger.warning(
+            "%s=%d must be >= 1; using %s",
+            config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.name,
+            segment_bytes,
+            config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.default,
+        )
+        segment_bytes = int(config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.default)
+    segment_age = config.env_seconds(config.CHAINMAP_SERVE_WAL_SEGMENT_AGE)
+    if segment_age <= 0:
+        logger.warning(
+            "%s must be longer than 0; using %s",
+            config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.name,
+            config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.default,
+        )
+        segment_age = config.parse_seconds(config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.default) or 10.0
     return WriteAheadLog(
-        directory, max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)), fsync
+        directory,
+        max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)),
+        fsync,
+        segment_bytes=segment_bytes,
+        segment_age_s=segment_age,
     )
 
 
