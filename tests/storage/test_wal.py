@@ -268,3 +268,31 @@ def test_a_log_of_the_previous_state_format_is_replayed(tmp_path: Path) -> None:
     assert again.instance == "abc"
     assert not (tmp_path / "state.json").exists()
     again.close()
+
+
+def test_the_writer_outlives_a_log_it_cannot_record_a_batch_in(
+    store_factory: Callable[[], TraceStore], tmp_path: Path
+) -> None:
+    store = store_factory()
+    log = WriteAheadLog(tmp_path / "wal", 100_000_000)
+    writer = new_span_writer(store, wal=log)
+    failures = {"left": 3}
+    real_begin = log.begin
+
+    def begin(first: int, last: int) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "Input/output error (injected)")
+        real_begin(first, last)
+
+    log.begin = begin  # type: ignore[method-assign]
+    writer.start()
+    assert writer.offer(_table("outlived", 5), "a sender")
+    assert writer.flush(timeout=120)
+    assert failures["left"] == 0
+    assert writer.problems() == []
+    assert writer.offer(_table("after", 2), "a sender")
+    writer.close()
+    assert _count(store, "ServiceName = 'outlived'") == 10
+    assert _count(store, "ServiceName = 'after'") == 4
+    assert writer.stats().dropped_spans == 0
