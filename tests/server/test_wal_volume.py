@@ -1,9 +1,10 @@
 """A real ``chainmap serve`` whose write-ahead log lives on a 20 MB volume.
 
 More than the volume passes through it (stored segments are reclaimed); a volume
-filled by something else makes serve refuse with 503 + Retry-After, say so in
-``/health/detailed``, ``/metrics`` and the log, and resume by itself once space
-returns; every acknowledged span ends up stored exactly once.
+filled by something else makes serve refuse with 503 + Retry-After (gRPC:
+UNAVAILABLE with RetryInfo), say so in ``/health/detailed``, ``/metrics`` and the
+log, and resume by itself once space returns; every acknowledged span ends up
+stored exactly once.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
+from chainmap_otel.server.otlp_grpc import EXPORT_METHOD
 from tests.support.bulk_spans import bulky_request
 from tests.support.serve_process import ServeProcess, query
 from tests.support.volumes import fill, small_volume
@@ -35,6 +39,12 @@ def _metric(serve: ServeProcess, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} is not in /metrics")
+
+
+def _wait_stored(serve: ServeProcess, deadline: float) -> None:
+    while _detailed(serve)["span_writer"]["queued"]:
+        assert time.monotonic() < deadline, "serve did not store what it acknowledged"
+        time.sleep(0.2)
 
 
 def _send_until_acknowledged(client: httpx.Client, url: str, body: bytes, deadline: float) -> int:
@@ -60,7 +70,6 @@ def test_a_full_wal_volume_is_reported_refused_and_outlived(tmp_path: Path) -> N
             env={
                 "CHAINMAP_SERVE_WAL_DIR": str(volume / "wal"),
                 "CHAINMAP_SERVE_WAL_SEGMENT_BYTES": str(1024 * 1024),
-                "CHAINMAP_SERVE_GRPC_PORT": "0",
             },
         )
         acknowledged: list[str] = []
@@ -75,7 +84,17 @@ def test_a_full_wal_volume_is_reported_refused_and_outlived(tmp_path: Path) -> N
                     acknowledged += ids
                 assert _detailed(serve)["status"] == "ok"
 
-                ballast = fill(volume, leave_bytes=64 * 1024)
+                # A failed append first frees the log's own stored segments and tries again;
+                # once the writer has stored everything, a full volume stays full.
+                for _ in range(20):
+                    fill(volume)
+                    body, ids = bulky_request("before-full", 400)
+                    response = client.post(serve.url, content=body, headers=PROTOBUF)
+                    if response.status_code != 200:
+                        break
+                    acknowledged += ids
+                _wait_stored(serve, deadline)
+                ballast = fill(volume)
                 body, ids = bulky_request("refused", 400)
                 refused = client.post(serve.url, content=body, headers=PROTOBUF)
                 assert refused.status_code == 503
@@ -89,6 +108,16 @@ def test_a_full_wal_volume_is_reported_refused_and_outlived(tmp_path: Path) -> N
                 assert detailed["span_writer"]["refused_requests"] >= 1
                 assert _metric(serve, "chainmap_requests_refused_total") >= 1
                 assert _metric(serve, "chainmap_ingest_problems") >= 1
+                with grpc.insecure_channel(serve.grpc_address) as channel:
+                    try:
+                        channel.unary_unary(EXPORT_METHOD)(body, timeout=60)
+                    except grpc.RpcError as error:
+                        assert error.code() is grpc.StatusCode.UNAVAILABLE
+                        trailers = dict(error.trailing_metadata() or ())
+                        retry = RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+                        assert retry.retry_delay.seconds >= 1
+                    else:
+                        raise AssertionError("a full volume acknowledged a gRPC export")
 
                 ballast.unlink()  # space returns: serve resumes without being touched
                 recovered = _detailed(serve)
