@@ -57,11 +57,6 @@ class ProcessIdentity:
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "start_ticks": self.start_ticks, "cmdline": list(self.cmdline)}
 
-    @property
-    def started_at(self) -> float:
-        """Start time as a Unix timestamp (to the clock tick)."""
-        return _boot_time() + self.start_ticks / os.sysconf("SC_CLK_TCK")
-
     def alive(self) -> bool:
         """Whether this very process still runs (same pid and start time, not a zombie)."""
         stat = _stat_fields(self.pid)
@@ -137,13 +132,3 @@ def _stat_fields(pid: int) -> list[str] | None:
     # The command name is in parentheses and may hold spaces or parentheses itself.
     fields = text[text.rfind(")") + 2 :].split()
     return fields if len(fields) > 19 else None
-
-
-def _boot_time() -> float:
-    try:
-        for line in (_PROC / "stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return 0.0

@@ -12,7 +12,8 @@ the last one to let go stops it. Two things that list cannot do are done here:
 * **Orphans.** A holder killed with ``kill -9`` stays in the list forever, so
   nobody stops the server. :func:`stop_orphaned_postgres` drops dead holders
   and stops a server no live process holds, identified by ``postmaster.pid``
-  and the process's start time and command line, never by name.
+  and the process's command line (then followed by its start time), never by
+  name.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ _SHUTDOWN_GRACE_S = 30.0
 
 def postmaster_of(pgdata: Path) -> ProcessIdentity | None:
     """The running postmaster of ``pgdata``: the pid of its ``postmaster.pid``, if that
-    process is a ``postgres -D <pgdata>`` started when the file says."""
+    process is a ``postgres -D <pgdata>`` (backends rename themselves ``postgres: ...``,
+    so no other process shows that command line). Its start time, in the identity, then
+    tells it from any later process with the same pid."""
     try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        pid, started = int(lines[0]), float(lines[2])
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
     process = ProcessIdentity.of(pid)
@@ -58,9 +60,7 @@ def postmaster_of(pgdata: Path) -> ProcessIdentity | None:
         flag == "-D" and i + 1 < len(process.cmdline) and _same_path(process.cmdline[i + 1], pgdata)
         for i, flag in enumerate(process.cmdline)
     )
-    if not (is_postgres and serves_pgdata and abs(process.started_at - started) <= 2.0):
-        return None
-    return process
+    return process if is_postgres and serves_pgdata else None
 
 
 def _same_path(text: str, path: Path) -> bool:
