@@ -15,9 +15,10 @@ fill phases are skipped, which the report says). Meanwhile:
 * every ``--fill-every`` seconds the WAL volume is filled up for ``--fill-for``
   seconds (topped up twice a second) and then emptied;
 * ``/health/detailed`` is sampled every second: it must name the full volume while
-  it is filled up and not once it has drained (3 s of grace after each change and
-  restart; skipped while the log itself has nearly filled the volume, where both
-  answers can be right); a sample saying otherwise is untrue.
+  it is filled up (no room for a request before, 1.5 s later and after the
+  answer) and must not name it while there is room for any request (3 s of grace
+  after each fill, drain and restart; moments in between are not sampled); a
+  sample saying otherwise is untrue.
 
 At the end serve is stopped cleanly, and the store is read: acknowledged spans
 not stored, and spans stored twice. The last line is a verdict.
@@ -50,6 +51,9 @@ BIN = Path(sys.executable).parent
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 VOLUME_BYTES = 20 * 1024 * 1024
 GRACE_S = 3.0
+#: Free bytes below which no soak request fits (one needs ~150 kB), and above which all do.
+FULL_BELOW = 128 * 1024
+ROOMY_ABOVE = 2 * 1024 * 1024
 
 
 def request(spans: int, padding: int = 512) -> tuple[bytes, list[str]]:
@@ -97,6 +101,7 @@ class Soak:
     kills: int = 0
     orphans: list[str] = field(default_factory=list)
     samples: int = 0
+    full_samples: int = 0
     lies: list[str] = field(default_factory=list)
     full: bool = False
     changed_at: float = 0.0
@@ -212,21 +217,38 @@ class Soak:
             full, changed, ready = self.full, self.changed_at, self.ready_at
             if not ready or time.monotonic() - max(changed, ready) < GRACE_S:
                 continue
-            if not full and self.volume is not None and _free(self.volume) < 2 * 1024 * 1024:
-                continue  # the log filled the volume itself: either answer can be right
+            if not self._volume_is(full):
+                continue
+            if full:
+                # Senders retry every second: after 1.5 s of a full volume one has hit it.
+                time.sleep(1.5)
+                if not self._volume_is(full):
+                    continue
             try:
                 body: dict[str, Any] = httpx.get(self.url + "/health/detailed", timeout=10).json()
             except (httpx.HTTPError, ValueError):
                 continue
-            if self.full != full or self.ready_at != ready:
+            if self.full != full or self.ready_at != ready or not self._volume_is(full):
                 continue  # changed while asking
             said_full = any("is full" in p["reason"] for p in body.get("problems", []))
             self.samples += 1
+            self.full_samples += full
             if said_full != full:
                 self.lies.append(
                     f"volume {'full' if full else 'not full'}, health said "
                     f"{body['status']} with {body.get('problems')}"
                 )
+
+    def _volume_is(self, full: bool) -> bool:
+        """Whether the volume clearly is full (no room for any request) or clearly is not.
+
+        In between (the log itself filled it, or stored segments were just freed while
+        the ballast is topped up) either answer of health can be right: not sampled.
+        """
+        if self.volume is None:
+            return not full
+        free = _free(self.volume)
+        return free < FULL_BELOW if full else free >= ROOMY_ABOVE
 
 
 def _free(volume: Path) -> int:
@@ -353,7 +375,9 @@ def main() -> None:
     for line in soak.orphans[:10]:
         print(f"  {line}")
     print(f"acknowledged but unstored spans {len(unstored)}; stored twice {twice}")
-    print(f"health samples {soak.samples}, untrue {len(soak.lies)}")
+    print(
+        f"health samples {soak.samples} ({soak.full_samples} while full), untrue {len(soak.lies)}"
+    )
     for line in soak.lies[:5]:
         print(f"  {line}")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
