@@ -134,6 +134,18 @@ CHAINMAP_SERVE_WAL_FSYNC = EnvVar(
     "`fsync`: a 2xx means the spans are on disk (survives power loss); `none`: in the OS "
     "page cache (survives a crash or kill -9 of chainmap serve, not of the machine).",
 )
+CHAINMAP_SERVE_WAL_SEGMENT_BYTES = EnvVar(
+    "CHAINMAP_SERVE_WAL_SEGMENT_BYTES",
+    "8388608",
+    "Size at which `chainmap serve` starts a new write-ahead log segment; a segment is "
+    "deleted once all its spans are stored, so this bounds the space stored spans hold.",
+)
+CHAINMAP_SERVE_WAL_SEGMENT_AGE = EnvVar(
+    "CHAINMAP_SERVE_WAL_SEGMENT_AGE",
+    "10s",
+    "Age at which `chainmap serve` starts a new write-ahead log segment (whichever of size "
+    "and age comes first), so a slow trickle of spans frees its space too.",
+)
 CHAINMAP_QUERY_TIMEOUT_S = EnvVar(
     "CHAINMAP_QUERY_TIMEOUT_S",
     "60",
@@ -293,6 +305,8 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_DECODE_PROCESSES,
     CHAINMAP_SERVE_WAL_DIR,
     CHAINMAP_SERVE_WAL_FSYNC,
+    CHAINMAP_SERVE_WAL_SEGMENT_BYTES,
+    CHAINMAP_SERVE_WAL_SEGMENT_AGE,
     CHAINMAP_RESPONSE_HEADERS,
     CHAINMAP_SERVICEGRAPH_COMPAT,
     CHAINMAP_SERVICEGRAPH_VIRTUAL_NODE_PEER_ATTRIBUTES,

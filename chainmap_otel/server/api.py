@@ -432,17 +432,27 @@ def _detailed_health(request: Request) -> JSONResponse:
         store_info.update(reachable=False, error=str(exc))
     writer = getattr(request.app.state, "span_writer", None)
     writer_info: dict[str, Any] | None = None
+    problems: list[dict[str, str]] = []
     if writer is not None:
         stats = writer.stats()
+        writer_problems = writer.problems()
         writer_info = {
             "queued": stats.queued_spans,
             "accepted": stats.accepted_spans,
             "written": stats.written_spans,
             "dropped": stats.dropped_spans,
             "refused_requests": stats.refused_requests,
+            "oldest_unstored_age_s": round(stats.oldest_unstored_age_s, 3),
+            "write_ahead_log": (
+                {"pending_bytes": stats.wal_pending_bytes, "disk_bytes": stats.wal_disk_bytes}
+                if writer.durable
+                else None
+            ),
+            "problems": writer_problems,
         }
-    ok = store_info["reachable"] and store_info["schema_version"]
-    body = {
+        problems += [{"component": "ingest", "reason": reason} for reason in writer_problems]
+    ok = store_info["reachable"] and store_info["schema_version"] and not problems
+    body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
         "timestamp": _now(),
         "store": store_info,
@@ -450,6 +460,15 @@ def _detailed_health(request: Request) -> JSONResponse:
         "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
     }
     body.update(operations_health(request, body["status"] == "ok"))
+    registry = body["chain_mapping"].get("registry")
+    server = (registry or {}).get("embedded_postgres") or {}
+    if server.get("error"):
+        problems.append({"component": "registry", "reason": server["error"]})
+    elif registry is not None and registry["status"] != "ready":
+        problems.append(
+            {"component": "registry", "reason": registry["error"] or registry["status"]}
+        )
+    body["problems"] = problems
     return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
 
 

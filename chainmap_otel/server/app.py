@@ -5,7 +5,10 @@ added with ``include_router`` so surfaces (chain API, health, web view) stay
 separate modules. ``run_server`` owns the process: it opens the store (the only
 process that does, for an embedded chDB store), applies the schema, starts the
 OTLP/HTTP and OTLP/gRPC receivers, and on SIGINT/SIGTERM stops accepting,
-writes every queued span and closes the store.
+writes every queued span and closes the store. A serve killed with ``kill -9``
+leaves nothing running: its children die with it, and the next serve on the
+same data directory stops whatever it recorded that survived
+(:mod:`chainmap_otel.server.serve_record`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.registry_api import install_registry_api
+from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
@@ -101,8 +105,29 @@ def open_wal(store: TraceStore, directory: str | Path | None = None) -> WriteAhe
             "CHAINMAP_SERVE_WAL_FSYNC=%r is not one of %s; using fsync", fsync, FSYNC_MODES
         )
         fsync = "fsync"
+    segment_bytes = config.env_int(config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES)
+    if segment_bytes < 1:
+        logger.warning(
+            "%s=%d must be >= 1; using %s",
+            config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.name,
+            segment_bytes,
+            config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.default,
+        )
+        segment_bytes = int(config.CHAINMAP_SERVE_WAL_SEGMENT_BYTES.default)
+    segment_age = config.env_seconds(config.CHAINMAP_SERVE_WAL_SEGMENT_AGE)
+    if segment_age <= 0:
+        logger.warning(
+            "%s must be longer than 0; using %s",
+            config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.name,
+            config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.default,
+        )
+        segment_age = config.parse_seconds(config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.default) or 10.0
     return WriteAheadLog(
-        directory, max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)), fsync
+        directory,
+        max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)),
+        fsync,
+        segment_bytes=segment_bytes,
+        segment_age_s=segment_age,
     )
 
 
@@ -250,6 +275,11 @@ def run_server(
     # Every resource is entered in order and closed in reverse, whatever fails where.
     with ExitStack() as resources:
         resources.callback(_quiet_signals())
+        # What a serve killed with kill -9 left running in this data directory goes first.
+        reap_orphans(config.data_dir())
+        record = ServeRecord(config.data_dir())
+        record.update()
+        resources.callback(record.remove)
         store = resources.enter_context(open_store(store_url))
         adverts: list[Path | None] = []
         resources.callback(_withdraw_all, adverts)
@@ -276,6 +306,7 @@ def run_server(
         pool = DecodePool(processes) if processes > 0 else None
         if pool is not None:
             resources.callback(pool.close)
+            record.update()
         receiver: OtlpGrpcReceiver | None = None
         if grpc_port:
             receiver = OtlpGrpcReceiver(

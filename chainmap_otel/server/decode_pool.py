@@ -8,6 +8,14 @@ in ``spawn``-ed processes (never ``fork``: the parent holds the engine) and
 returns the accepted spans as Arrow IPC bytes, which are exactly what the
 write-ahead log stores, so the parent only maps them (no copy, no re-encoding).
 
+Workers never outlive ``chainmap serve``: each asks Linux for SIGKILL when its
+parent dies (``PR_SET_PDEATHSIG``), and exits at once if the parent is already
+gone. Every worker is started by the constructor, in the constructing thread,
+because the signal follows the thread that started the worker: construct the
+pool in a thread that lives as long as the pool (``chainmap serve``: the main
+thread). The
+multiprocessing resource tracker then sees its pipe close and exits too.
+
 ``CHAINMAP_SERVE_DECODE_PROCESSES=0`` decodes in-process instead.
 """
 
@@ -15,8 +23,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from chainmap_otel.processes import set_parent_death_signal
 from chainmap_otel.storage.otlp import DecodedSpans
 
 logger = logging.getLogger(__name__)
@@ -37,6 +48,13 @@ def decode_in_worker(body: bytes) -> Decoded:
     decoded = decode_protobuf_arrow(body)
     ipc = to_ipc(decoded.table) if decoded.table is not None else None
     return ipc, decoded.rejected, decoded.reasons
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: killed when ``parent`` dies; gone at once if it already has."""
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _warm() -> None:
@@ -62,7 +80,13 @@ class DecodePool:
         if processes < 1:
             raise ValueError(f"processes must be >= 1, got {processes}")
         self.processes = processes
-        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
+        # Submitted before any finishes, so each submit starts a worker in this thread.
         for warming in [self._pool.submit(_warm) for _ in range(processes)]:
             warming.result(timeout=120)
 

@@ -200,15 +200,39 @@ class ChainMetricsCollector:
                 (
                     "chainmap_requests_refused",
                     stats.refused_requests,
-                    "OTLP requests refused (queue full)",
+                    "OTLP requests refused (queue full, write-ahead log full or unwritable)",
                 ),
             ):
                 counter = CounterMetricFamily(name, text)
                 counter.add_metric([], value)
                 yield counter
-            queued = GaugeMetricFamily("chainmap_span_queue_spans", "Spans waiting to be written")
-            queued.add_metric([], stats.queued_spans)
-            yield queued
+            for name, value, text in (
+                ("chainmap_span_queue_spans", stats.queued_spans, "Spans waiting to be written"),
+                (
+                    "chainmap_ingest_oldest_unstored_age_seconds",
+                    stats.oldest_unstored_age_s,
+                    "Age of the oldest acknowledged request not yet stored (0: none)",
+                ),
+                (
+                    "chainmap_ingest_wal_unstored_bytes",
+                    stats.wal_pending_bytes,
+                    "Bytes of acknowledged requests in the write-ahead log not yet stored",
+                ),
+                (
+                    "chainmap_ingest_wal_disk_bytes",
+                    stats.wal_disk_bytes,
+                    "Bytes of the write-ahead log's segment files",
+                ),
+                (
+                    "chainmap_ingest_problems",
+                    len(writer.problems()),
+                    "Conditions keeping requests from being logged or spans from being stored "
+                    "(/health/detailed names them)",
+                ),
+            ):
+                gauge = GaugeMetricFamily(name, text)
+                gauge.add_metric([], value)
+                yield gauge
         lag = self._rollup_lag()
         if lag is not None:
             gauge = GaugeMetricFamily(

@@ -175,6 +175,8 @@ class Operations:
         """``/health/detailed``'s ``chain_mapping`` (the spec's shape)."""
         monitor = self.monitor
         notifier = self.notifier
+        database = self.source.database
+        embedded = database.embedded if database is not None else None
         return {
             "enabled": True,
             "registry": {
@@ -182,6 +184,7 @@ class Operations:
                 "error": self.source.error,
                 "url": self.source.database.url_for_display if self.source.database else None,
                 "reloads": self.source.reloads,
+                "embedded_postgres": embedded.status() if embedded is not None else None,
             },
             "statistics": catalog_statistics(self.holder.current),
             "active_alerts": self.active_alerts(),

@@ -3,8 +3,9 @@
 Status codes follow the OTLP specification: INVALID_ARGUMENT for a payload
 that does not parse (not retryable), RESOURCE_EXHAUSTED with a
 ``google.rpc.RetryInfo`` delay when the ingest queue or the request budget is
-full (the client retries after the delay), UNAVAILABLE while the server shuts
-down. OK (with ``partial_success`` for rejected spans) means the accepted
+full (the client retries after the delay), UNAVAILABLE with the same delay
+while the server shuts down or its write-ahead log cannot be written (a full
+volume). OK (with ``partial_success`` for rejected spans) means the accepted
 spans are in the write-ahead log, exactly as for OTLP/HTTP.
 
 With a ``token`` every call must carry ``authorization: Bearer <token>`` metadata
@@ -151,8 +152,8 @@ class OtlpGrpcReceiver:
             except Refusal as refusal:
                 if refusal.code == code_pb2.INVALID_ARGUMENT:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal.message)
+                context.set_trailing_metadata(_RETRY_INFO)
                 if refusal.code == code_pb2.RESOURCE_EXHAUSTED:
-                    context.set_trailing_metadata(_RETRY_INFO)
                     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
                 context.abort(grpc.StatusCode.UNAVAILABLE, refusal.message)
         finally:

@@ -11,8 +11,9 @@ optionally ``Content-Encoding: gzip`` or ``deflate``. Answers:
   bytes) or decompressed (so a gzip bomb stops at the limit);
 * 415 unsupported ``Content-Type`` or ``Content-Encoding``;
 * 429 + ``Retry-After`` when the ingest queue is full or too many request bytes
-  are being decoded at once (``CHAINMAP_SERVE_MAX_INFLIGHT_BYTES``), 503 while
-  shutting down or when the write-ahead log cannot be written.
+  are being decoded at once (``CHAINMAP_SERVE_MAX_INFLIGHT_BYTES``), 503 +
+  ``Retry-After`` while shutting down or while the write-ahead log cannot be
+  written (its volume is full or broken; ``/health/detailed`` says which).
 
 Reading, decoding and logging run off the event loop, so the API stays
 responsive while large requests are decoded.
@@ -196,7 +197,7 @@ def accept(
             503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
         ) from None
     except OSError as exc:
-        logger.error("cannot write the ingest write-ahead log: %s", exc)
+        # Logged by the write-ahead log once per outage; each refusal is counted.
         raise Refusal(
             503, code_pb2.UNAVAILABLE, f"the ingest write-ahead log cannot be written ({exc})"
         ) from None

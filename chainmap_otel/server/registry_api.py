@@ -315,6 +315,9 @@ def operations_health(request: Request, store_ok: bool) -> dict[str, Any]:
     else:
         mapping = operations.chain_mapping()
         firing = any(a["state"] == "firing" for a in mapping["active_alerts"])
-        registry_ok = mapping["registry"]["status"] == "ready"
+        registry = mapping["registry"]
+        registry_ok = registry["status"] == "ready" and not (
+            registry.get("embedded_postgres") or {}
+        ).get("error")
     healthy = store_ok and registry_ok and not firing
     return {"chain_mapping": mapping, "overall_status": "healthy" if healthy else "degraded"}

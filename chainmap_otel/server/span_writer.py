@@ -13,6 +13,12 @@ The queue is bounded by spans and by bytes (the Arrow buffers held in memory):
 when full, :meth:`SpanWriter.offer` refuses the whole request and receivers
 answer 429 / RESOURCE_EXHAUSTED. :class:`RequestBudget` bounds the bytes of
 requests being read and decoded at the same time.
+
+The writer thread outlives every failure: an error recording a batch in the
+log, inserting it or anything unexpected is logged, reported by
+:meth:`SpanWriter.problems` and retried with backoff on the same batch, so it
+resumes by itself once the disk or the store is back and nothing acknowledged
+is skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RequestBudget", "SpanWriter", "WriterClosedError", "WriterStats"]
 
+#: Backoff between attempts at a batch the writer failed to handle.
+RETRY_BACKOFF_S = 0.5
+MAX_RETRY_BACKOFF_S = 30.0
+#: Attempts at a batch failing with an unexpected error before it is dropped (counted, logged).
+#: Disk and memory errors are retried without limit.
+MAX_UNEXPECTED_ATTEMPTS = 5
+
 
 class WriterClosedError(RuntimeError):
     """The writer is shutting down and accepts no more spans."""
@@ -50,6 +63,11 @@ class WriterStats:
     refused_requests: int
     #: Stored although their insert failed in a materialized view (aggregates miss them).
     partially_stored_spans: int = 0
+    #: Seconds since the oldest acknowledged, not yet stored request arrived (0: none).
+    oldest_unstored_age_s: float = 0.0
+    #: Bytes of the write-ahead log: unstored records, and its files on disk.
+    wal_pending_bytes: int = 0
+    wal_disk_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -58,6 +76,7 @@ class _Entry:
     table: pa.Table
     sender: str
     size: int
+    received: float  # wall clock
 
 
 class RequestBudget:
@@ -131,6 +150,9 @@ class SpanWriter:
         self._seq = itertools.count(1)
         self._instance = uuid.uuid4().hex
         self._replay: tuple[int, int] | None = None
+        self._batch_received = 0.0  # the in-flight batch's oldest request
+        self._failure = ""  # why the last attempt at a batch failed; '' once one succeeds
+        self._stage = ""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -151,7 +173,9 @@ class SpanWriter:
         if self._wal is not None:
             for record in self._wal.open():
                 table = from_ipc(record.payload)
-                self._queue.append(_Entry(record.seq, table, record.sender, table.nbytes))
+                self._queue.append(
+                    _Entry(record.seq, table, record.sender, table.nbytes, record.written_at)
+                )
                 self._queued += table.num_rows
                 self._queued_bytes += table.nbytes
             self._replay = self._wal.inflight
@@ -164,7 +188,7 @@ class SpanWriter:
         worker made it), saving its re-encoding for the log. A request larger
         than the whole queue is taken when the queue is empty, so it is never
         refused forever. Raises ``OSError`` when the log cannot be written; the
-        request is then not acknowledged.
+        request is then not acknowledged (and counted as refused).
         """
         count = table.num_rows
         if self._closing:
@@ -187,24 +211,35 @@ class SpanWriter:
         if self._wal is None:
             self._enqueue(next(self._seq), table, sender, size)
             return True
+        logged: list[int] = []
+
+        def on_logged(seq: int) -> None:
+            logged.append(seq)
+            self._enqueue(seq, table, sender, size)
+
         try:
-            self._wal.append(
-                ipc if ipc is not None else to_ipc(table),
-                sender,
-                lambda seq: self._enqueue(seq, table, sender, size),
-            )
+            self._wal.append(ipc if ipc is not None else to_ipc(table), sender, on_logged)
         except WalFullError:
             self._unreserve(count, size, refused=True)
             return False
+        except OSError:
+            if logged:
+                # Written but not flushed: it will be stored, yet the sender is not told so.
+                with self._cond:
+                    self._refused += 1
+            else:
+                self._unreserve(count, size, refused=True)
+            raise
         except BaseException:
-            self._unreserve(count, size, refused=False)
+            if not logged:
+                self._unreserve(count, size, refused=False)
             raise
         return True
 
     def _enqueue(self, seq: int, table: pa.Table, sender: str, size: int) -> None:
         # Under the log's lock when logging: the queue stays in sequence order.
         with self._cond:
-            self._queue.append(_Entry(seq, table, sender, size))
+            self._queue.append(_Entry(seq, table, sender, size, time.time()))
             self._accepted += table.num_rows
             self._cond.notify_all()
 
@@ -215,8 +250,26 @@ class SpanWriter:
             if refused:
                 self._refused += 1
 
+    def problems(self) -> list[str]:
+        """What keeps acknowledged spans from being stored or requests from being logged."""
+        found = []
+        if self._wal is not None and (wal_problem := self._wal.problem()):
+            found.append(wal_problem)
+        if self._failure:
+            found.append(self._failure)
+        if self._inserter.outage:
+            found.append(f"the trace store is unavailable, retrying: {self._inserter.outage}")
+        if self._thread.ident is not None and not self._thread.is_alive() and not self._closing:
+            found.append("the span writer thread stopped; restart chainmap serve")
+        return found
+
     def stats(self) -> WriterStats:
+        wal_pending = self._wal.pending_bytes if self._wal is not None else 0
+        wal_disk = self._wal.disk_bytes if self._wal is not None else 0
         with self._cond:
+            oldest = [entry.received for entry in itertools.islice(self._queue, 1)]
+            if self._in_flight:
+                oldest.append(self._batch_received)
             return WriterStats(
                 queued_spans=self._queued + self._in_flight,
                 queued_bytes=self._queued_bytes,
@@ -225,6 +278,9 @@ class SpanWriter:
                 dropped_spans=self._dropped,
                 refused_requests=self._refused,
                 partially_stored_spans=self._partial,
+                oldest_unstored_age_s=max(0.0, time.time() - min(oldest)) if oldest else 0.0,
+                wal_pending_bytes=wal_pending,
+                wal_disk_bytes=wal_disk,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -315,41 +371,108 @@ class SpanWriter:
         self._queued -= rows
         self._queued_bytes -= sum(entry.size for entry in batch)
         self._in_flight = rows
+        self._batch_received = min(entry.received for entry in batch)
         return batch
 
     def _run(self) -> None:
+        batch: list[_Entry] | None = None
+        attempts = 0
+        delay = RETRY_BACKOFF_S
         while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
-            first, last = batch[0].seq, batch[-1].seq
-            if self._wal is not None:
-                self._wal.begin(first, last)
             try:
-                outcome = self._inserter.write(
-                    concat([entry.table for entry in batch]),
-                    self._token(first, last),
-                    senders_of([(entry.table.num_rows, entry.sender) for entry in batch]),
-                )
-            except Exception:
-                logger.exception(
-                    "dropping a batch of %d requests the writer cannot handle", len(batch)
-                )
-                outcome = BatchOutcome(dropped=sum(entry.table.num_rows for entry in batch))
-            with self._cond:
-                self._in_flight = 0
-                if outcome.unfinished:
-                    # Stopping with the store down: the log keeps the batch for the next start.
-                    self._queued += sum(entry.table.num_rows for entry in batch)
-                    self._cond.notify_all()
+                if batch is None:
+                    batch = self._take_batch()
+                    if batch is None:
+                        return
+                if not self._write_batch(batch):
+                    self._hand_back(batch)
                     return
-                self._written += outcome.written
-                self._dropped += outcome.dropped
-                self._partial += outcome.partial
-                self._cond.notify_all()
-            if self._wal is not None:
-                try:
-                    self._wal.commit(last)
-                except OSError:
-                    # Not fatal: the batch is stored; a restart replays it under its token.
-                    logger.exception("cannot record a commit in %s", self._wal.directory)
+            except Exception as exc:
+                attempts += 1
+                assert batch is not None  # _take_batch raises nothing but a bug
+                if not self._retry_batch(batch, exc, attempts, delay):
+                    self._hand_back(batch)
+                    return
+                if attempts > MAX_UNEXPECTED_ATTEMPTS and not _retryable(exc):
+                    self._give_up(batch)
+                else:
+                    delay = min(delay * 2, MAX_RETRY_BACKOFF_S)
+                    continue
+            if self._failure:
+                logger.info("the span writer stores spans again")
+            batch, attempts, delay, self._failure = None, 0, RETRY_BACKOFF_S, ""
+
+    def _write_batch(self, batch: list[_Entry]) -> bool:
+        """Log, insert and commit one batch; False when stopping with the store down."""
+        first, last = batch[0].seq, batch[-1].seq
+        if self._wal is not None:
+            # Before every attempt: a restart must replay exactly this batch.
+            self._stage = f"record a batch in the write-ahead log {self._wal.directory}"
+            self._wal.begin(first, last)
+        self._stage = "insert a batch"
+        outcome = self._inserter.write(
+            concat([entry.table for entry in batch]),
+            self._token(first, last),
+            senders_of([(entry.table.num_rows, entry.sender) for entry in batch]),
+        )
+        if outcome.unfinished:
+            return False
+        self._finish(batch, outcome)
+        return True
+
+    def _finish(self, batch: list[_Entry], outcome: BatchOutcome) -> None:
+        with self._cond:
+            self._in_flight = 0
+            self._written += outcome.written
+            self._dropped += outcome.dropped
+            self._partial += outcome.partial
+            self._cond.notify_all()
+        if self._wal is not None:
+            try:
+                self._wal.commit(batch[-1].seq)
+            except OSError:
+                # Not fatal: the next batch's begin records it; a restart before that
+                # replays this one under its token, which the store drops.
+                logger.exception("cannot record a commit in %s", self._wal.directory)
+
+    def _retry_batch(
+        self, batch: list[_Entry], exc: Exception, attempts: int, delay: float
+    ) -> bool:
+        """Log the failure and wait ``delay``; False when the writer is stopping meanwhile."""
+        where = self._stage
+        self._failure = f"the span writer cannot {where}, retrying: {exc}"
+        if attempts == 1 or attempts % 10 == 0:
+            logger.error(
+                "the span writer cannot %s (attempt %d, next in %.1fs): %s",
+                where,
+                attempts,
+                delay,
+                exc,
+                exc_info=attempts == 1,
+            )
+        with self._cond:
+            if not self._closing:
+                self._cond.wait(delay)
+            return not self._closing
+
+    def _give_up(self, batch: list[_Entry]) -> None:
+        rows = sum(entry.table.num_rows for entry in batch)
+        logger.error(
+            "dropping a batch of %d requests (%d spans) the writer failed %d times to handle",
+            len(batch),
+            rows,
+            MAX_UNEXPECTED_ATTEMPTS + 1,
+        )
+        self._finish(batch, BatchOutcome(dropped=rows))
+
+    def _hand_back(self, batch: list[_Entry]) -> None:
+        # Stopping before the batch was stored: the log keeps it for the next start.
+        with self._cond:
+            self._in_flight = 0
+            self._queued += sum(entry.table.num_rows for entry in batch)
+            self._cond.notify_all()
+
+
+def _retryable(exc: Exception) -> bool:
+    """Disk and memory trouble passes; anything else may be the batch itself."""
+    return isinstance(exc, OSError | MemoryError)

@@ -9,11 +9,13 @@ costs only itself and a retry never stores a row twice:
 * every insert carries a deduplication token derived from the batch's token,
   so repeating an insert that landed (a timeout, a crash before the commit was
   recorded) is dropped by the engine, materialized views included;
-* a failed insert is told apart: when the store does not answer a probe it is
-  down, and the insert is retried with backoff until it is back (or the
-  writer stops, then the batch is handed back undone); when the store answers,
-  the batch itself is bad and is bisected until the offending spans are
-  found; those alone are dropped, counted and logged with their sender.
+* a failed insert is told apart: when the store does not answer a probe, or
+  answers with an error about itself rather than the rows (no space left on
+  its disk, out of memory, too many parts), it is unavailable and the insert is
+  retried with backoff until it is back (or the writer stops, then the batch is
+  handed back undone); otherwise the batch itself is bad and is bisected until
+  the offending spans are found; those alone are dropped, counted and logged
+  with their sender.
 
 An insert can fail after ClickHouse wrote the ``otel_traces`` part (a
 materialized view failing on the block): re-inserting halves would then store
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +56,16 @@ MAX_PARTITIONS = 90
 _DAY_NS = 86_400 * 10**9
 #: Offending spans named per batch in the log (all are counted).
 _LOGGED_DROPS = 5
+#: Insert errors about the store's own state, not the rows: retried, never bisected.
+#: ClickHouse codes NOT_ENOUGH_SPACE (243), MEMORY_LIMIT_EXCEEDED (241), TOO_MANY_PARTS
+#: (252), CANNOT_WRITE_TO_FILE_DESCRIPTOR (75), CANNOT_FSYNC (80), CANNOT_ALLOCATE_MEMORY
+#: (173), TIMEOUT_EXCEEDED (159), and the operating system's words for the same.
+_STORE_TROUBLE = re.compile(
+    r"\b(NOT_ENOUGH_SPACE|MEMORY_LIMIT_EXCEEDED|TOO_MANY_PARTS|CANNOT_WRITE_TO_FILE_DESCRIPTOR"
+    r"|CANNOT_FSYNC|CANNOT_ALLOCATE_MEMORY|TIMEOUT_EXCEEDED)\b|No space left on device"
+    r"|Disk quota exceeded|Cannot reserve .* on disk|Read-only file system",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -102,6 +115,8 @@ class BatchInserter:
         self._max_backoff = max_backoff_s
         self._wake = threading.Event()
         self.last_error = ""
+        #: Why the store is unavailable while an insert waits for it ('' otherwise).
+        self.outage = ""
 
     def wake(self) -> None:
         """Cut the current retry wait short (force_flush: try again now)."""
@@ -186,29 +201,38 @@ class BatchInserter:
             else:
                 if self.last_error:
                     logger.info("the trace store accepts inserts again")
-                self.last_error = ""
+                self.last_error = self.outage = ""
                 return None
             self.last_error = error
-            try:
-                self._probe()
-            except Exception:
-                logger.warning(
-                    "trace store unreachable, retrying an insert of %d spans in %.1fs: %s",
-                    table.num_rows,
-                    delay,
-                    error,
-                )
-                if self.stopping.is_set():
-                    raise _Stopped from None
-                if self._wake.wait(delay):
-                    self._wake.clear()
-                    delay = self._backoff
-                else:
-                    delay = min(delay * 2, self._max_backoff)
-                if self.stopping.is_set():
-                    raise _Stopped from None
-                continue
-            return error
+            if not self._unavailable(error):
+                self.outage = ""
+                return error
+            logger.warning(
+                "trace store unavailable, retrying an insert of %d spans in %.1fs: %s",
+                table.num_rows,
+                delay,
+                error,
+            )
+            self.outage = error
+            if self.stopping.is_set():
+                raise _Stopped from None
+            if self._wake.wait(delay):
+                self._wake.clear()
+                delay = self._backoff
+            else:
+                delay = min(delay * 2, self._max_backoff)
+            if self.stopping.is_set():
+                raise _Stopped from None
+
+    def _unavailable(self, error: str) -> bool:
+        """Whether a failed insert is the store's trouble (wait) rather than the rows' (bisect)."""
+        if _STORE_TROUBLE.search(error):
+            return True
+        try:
+            self._probe()
+        except Exception:
+            return True
+        return False
 
     def _has_landed(self, table: pa.Table) -> bool:
         if self._landed is None:

@@ -219,7 +219,11 @@ def test_health_endpoints(client: httpx.Client) -> None:
         "written",
         "dropped",
         "refused_requests",
+        "oldest_unstored_age_s",
+        "write_ahead_log",
+        "problems",
     }
+    assert detailed["span_writer"]["problems"] == detailed["problems"] == []
     assert detailed["catalog"] == {
         "source": "test-chains.yaml",
         "chains": 4,

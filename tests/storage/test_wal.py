@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +15,12 @@ import pytest
 
 from chainmap_otel.errors import ChainmapError
 from chainmap_otel.server.app import new_span_writer
-from chainmap_otel.storage import wal as wal_module
 from chainmap_otel.storage.otlp import decode_protobuf
 from chainmap_otel.storage.spanbatch import from_ipc, to_ipc
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.storage.wal import WalFullError, WriteAheadLog
 from tests.support.otlp_payloads import request_of, sdk_spans
+from tests.support.volumes import fill, small_volume
 
 
 def _table(service: str = "svc", count: int = 2) -> Any:
@@ -43,11 +46,8 @@ def test_appended_records_come_back_after_reopening(tmp_path: Path, fsync: str) 
     again.close()
 
 
-def test_committed_records_are_not_replayed_and_their_segments_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(wal_module, "SEGMENT_BYTES", 64)
-    log = WriteAheadLog(tmp_path, 10_000_000)
+def test_committed_records_are_not_replayed_and_their_segments_go(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, 10_000_000, segment_bytes=64)
     log.open()
     seqs = [log.append(b"x" * 50, "s") for _ in range(4)]  # one segment each
     assert len(list(tmp_path.glob("*.wal"))) == 4
@@ -55,7 +55,7 @@ def test_committed_records_are_not_replayed_and_their_segments_go(
     log.commit(seqs[2])
     assert len(list(tmp_path.glob("*.wal"))) == 1
     log.close()
-    again = WriteAheadLog(tmp_path, 10_000_000)
+    again = WriteAheadLog(tmp_path, 10_000_000, segment_bytes=64)
     assert [r.seq for r in again.open()] == [seqs[3]]
     assert again.inflight is None
     again.close()
@@ -191,3 +191,108 @@ def test_an_unreachable_store_keeps_acknowledged_spans_in_the_log(
     assert again.flush(timeout=60)
     again.close()
     assert _count(store, "ServiceName = 'kept'") == 10
+
+
+def test_segments_rotate_by_age_so_committed_space_is_freed(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, 10_000_000, segment_bytes=10_000_000, segment_age_s=0.05)
+    log.open()
+    first = log.append(b"x" * 100, "s")
+    time.sleep(0.2)  # past the segment age
+    second = log.append(b"y" * 100, "s")
+    assert len(list(tmp_path.glob("*.wal"))) == 2
+    log.begin(first, second)
+    log.commit(second)
+    time.sleep(0.2)
+    log.commit(second)  # the open segment is old and all stored now: it goes too
+    assert list(tmp_path.glob("*.wal")) == []
+    assert log.disk_bytes == 0
+    assert log.append(b"z", "s") == second + 1
+    log.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path, 10_000_000).open()] == [second + 1]
+
+
+def test_a_full_volume_refuses_appends_keeps_what_it_took_and_recovers(tmp_path: Path) -> None:
+    with small_volume(tmp_path / "vol", 1 << 20) as volume:
+        log = WriteAheadLog(volume / "wal", 100_000_000, segment_bytes=64 * 1024)
+        log.open()
+        taken = []
+        with pytest.raises(OSError) as refused:
+            for index in range(1000):
+                taken.append(log.append(index.to_bytes(4, "big") * 2500, "s"))
+        assert refused.value.errno == errno.ENOSPC
+        assert "is full" in log.problem()
+        # Recording the state needs no space, so the writer can still commit and free.
+        log.begin(taken[0], taken[-1])
+        log.commit(taken[-1])
+        assert log.problem() == ""
+        again = log.append(b"after", "s")
+        assert again == taken[-1] + 1
+        log.close()
+        reopened = WriteAheadLog(volume / "wal", 100_000_000)
+        assert [(r.seq, r.payload) for r in reopened.open()] == [(again, b"after")]
+        reopened.close()
+
+
+def test_records_before_a_refused_append_survive_a_crash(tmp_path: Path) -> None:
+    with small_volume(tmp_path / "vol", 1 << 20) as volume:
+        log = WriteAheadLog(volume / "wal", 100_000_000)
+        log.open()
+        payloads = []
+        with pytest.raises(OSError):
+            for index in range(1000):
+                payload = index.to_bytes(4, "big") * 3000
+                log.append(payload, "s")
+                payloads.append(payload)
+        fill(volume)
+        with pytest.raises(OSError):
+            log.append(b"z" * 100, "s")
+        # No close: as after kill -9. Every acknowledged record is there, nothing else.
+        reopened = WriteAheadLog(volume / "wal", 100_000_000)
+        log._lock_file.close()  # type: ignore[union-attr]  # the dead process's flock
+        assert [r.payload for r in reopened.open()] == payloads
+        reopened.close()
+
+
+def test_a_log_of_the_previous_state_format_is_replayed(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, 10_000_000)
+    log.open()
+    seqs = [log.append(b"r%d" % i, "s") for i in range(3)]
+    log.close()
+    (tmp_path / "state.slots").unlink()
+    (tmp_path / "state.json").write_text(
+        json.dumps({"instance": "abc", "committed": seqs[0], "inflight": [seqs[1], seqs[1]]})
+    )
+    again = WriteAheadLog(tmp_path, 10_000_000)
+    assert [r.seq for r in again.open()] == seqs[1:]
+    assert again.inflight == (seqs[1], seqs[1])
+    assert again.instance == "abc"
+    assert not (tmp_path / "state.json").exists()
+    again.close()
+
+
+def test_the_writer_outlives_a_log_it_cannot_record_a_batch_in(
+    store_factory: Callable[[], TraceStore], tmp_path: Path
+) -> None:
+    store = store_factory()
+    log = WriteAheadLog(tmp_path / "wal", 100_000_000)
+    writer = new_span_writer(store, wal=log)
+    failures = {"left": 3}
+    real_begin = log.begin
+
+    def begin(first: int, last: int) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "Input/output error (injected)")
+        real_begin(first, last)
+
+    log.begin = begin  # type: ignore[method-assign]
+    writer.start()
+    assert writer.offer(_table("outlived", 5), "a sender")
+    assert writer.flush(timeout=120)
+    assert failures["left"] == 0
+    assert writer.problems() == []
+    assert writer.offer(_table("after", 2), "a sender")
+    writer.close()
+    assert _count(store, "ServiceName = 'outlived'") == 10
+    assert _count(store, "ServiceName = 'after'") == 4
+    assert writer.stats().dropped_spans == 0
