@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ from tests.support.serve_process import ServeProcess
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parent / "apps"
 
-# (c) every line x encoding; (a) VIA: Python -> Node -> Python; (b) ENTRY: chains entered at Node.
+# (c) every line x encoding; (a) VIA: Python -> Node -> Python; (b) ENTRY: chains entered at
+# Node, under the old, stable and both HTTP conventions (2.x and 3.x emit the same, stable only).
 CONFIGS = [
     NodeConfig("sdk1-old-proto", 1, "proto"),
     NodeConfig("sdk1-stable-json", 1, "json", semconv="http"),
@@ -42,7 +45,7 @@ CONFIGS = [
 ]
 BY_TAG = {c.tag: c for c in CONFIGS}
 VIA = ["sdk2-proto", "sdk2-grpc-bsp", "sdk3-proto", "sdk3-grpc-bsp"]
-ENTRY = ["sdk1-old-proto", "sdk1-stable-json", "sdk1-dup-grpc", "sdk2-json", "sdk3-json"]
+ENTRY = ["sdk1-old-proto", "sdk1-stable-json", "sdk1-dup-grpc", "sdk2-json"]
 
 
 def _chain(chain_id: str, name: str, rule: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +88,15 @@ class MixedFleet:
     """The running fleet and the serve API the tests read it through."""
 
     def __init__(
-        self, serve: ServeProcess, gateway: Service, trading: Service, nodes: dict[str, NodeService]
+        self,
+        serve: ServeProcess,
+        store_url: str,
+        gateway: Service,
+        trading: Service,
+        nodes: dict[str, NodeService],
     ) -> None:
         self.serve = serve
+        self.store_url = store_url
         self.api = f"http://127.0.0.1:{serve.http_port}"
         self.gateway = gateway
         self.trading = trading
@@ -97,11 +106,6 @@ class MixedFleet:
         if tag not in self.nodes:
             pytest.skip(missing_node(BY_TAG[tag].line) or f"no Node service {tag}")
         return self.nodes[tag]
-
-    def _get(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.api + path, params=params, timeout=60)
-        assert response.status_code == 200, f"GET {path} {params}: {response.text}"
-        return response.json()
 
     def stored(self, trace_id: str) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.api}/api/v1/traces/{trace_id}", timeout=60)
@@ -147,20 +151,59 @@ class MixedFleet:
 
         return self.wait_stored(trace_id, ready, timeout)
 
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(self.api + path, params=params, timeout=120)
+        assert response.status_code == 200, f"GET {path} {params}: {response.text}"
+        return response.json()
+
+
+class Surfaces:
+    """What the serve API answers about chains, each question asked once.
+
+    Make one after a module's traffic is stored: the answers are kept, since each analysis
+    query costs seconds on a loaded machine.
+    """
+
+    def __init__(self, fleet: MixedFleet) -> None:
+        self.fleet = fleet
+        self._health: dict[str, dict[str, Any]] = {}
+        self._search: dict[str, list[dict[str, Any]]] = {}
+        self._topology: dict[str, dict[str, Any]] = {}
+
     def health(self, chain: str) -> dict[str, Any]:
-        chains = self._get("/api/v1/chains/health", chain=chain)["chains"]
-        (entry,) = [c for c in chains if c["chain_id"] == chain]
-        return dict(entry)
+        if not self._health:
+            every = self.fleet.get("/api/v1/chains/health")["chains"]
+            self._health = {c["chain_id"]: c for c in every}
+        return self._health[chain]
 
     def search(self, chain: str) -> list[dict[str, Any]]:
-        traces: list[dict[str, Any]] = self._get("/api/v1/traces", chain=chain, limit=1000)[
-            "traces"
-        ]
-        return traces
+        if chain not in self._search:
+            found = self.fleet.get("/api/v1/traces", chain=chain, limit=1000)
+            self._search[chain] = found["traces"]
+        return self._search[chain]
 
     def topology(self, chain: str) -> dict[str, Any]:
-        topology: dict[str, Any] = self._get(f"/api/v1/chains/{chain}/topology")
-        return topology
+        if chain not in self._topology:
+            self._topology[chain] = self.fleet.get(f"/api/v1/chains/{chain}/topology")
+        return self._topology[chain]
+
+    def prefetch(self, chains: list[str]) -> Surfaces:
+        """Asks about ``chains`` four at a time (serve's default analysis pool)."""
+        questions: list[Callable[[], object]] = [lambda: self.health(chains[0])] if chains else []
+        for chain in chains:
+            questions += [partial(self.search, chain), partial(self.topology, chain)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for answered in [pool.submit(question) for question in questions]:
+                answered.result()
+        return self
+
+    def counts(self, chain: str) -> dict[str, int]:
+        """A chain's trace count on each surface: health, trace search and topology."""
+        return {
+            "health": self.health(chain)["traces"],
+            "search": len(self.search(chain)),
+            "topology": entry_calls(self.topology(chain)),
+        }
 
 
 def entry_calls(topology: dict[str, Any]) -> int:
@@ -173,15 +216,6 @@ def edges(topology: dict[str, Any]) -> set[tuple[str, str]]:
     return {(e["source"], e["target"]) for e in topology["edges"]}
 
 
-def counts(fleet: MixedFleet, chain: str) -> dict[str, int]:
-    """A chain's trace count on each surface: health, trace search and topology."""
-    return {
-        "health": fleet.health(chain)["traces"],
-        "search": len(fleet.search(chain)),
-        "topology": entry_calls(fleet.topology(chain)),
-    }
-
-
 @pytest.fixture(scope="package")
 def mixed_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MixedFleet]:
     for line in (1, 2):
@@ -191,9 +225,8 @@ def mixed_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MixedFleet
     logs = tmp_path_factory.mktemp("mixedfleet")
     chains_file = logs / "chains.yaml"
     chains_file.write_text(yaml.safe_dump(chains_document(), sort_keys=False))
-    serve = ServeProcess(
-        f"chdb://{logs / 'store'}", logs / "serve.log", {"CHAINMAP_CHAINS_FILE": str(chains_file)}
-    )
+    store_url = f"chdb://{logs / 'store'}"
+    serve = ServeProcess(store_url, logs / "serve.log", {"CHAINMAP_CHAINS_FILE": str(chains_file)})
     started: list[Service | NodeService] = []
     try:
         python_env = {
@@ -228,7 +261,7 @@ def mixed_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MixedFleet
         serve.wait_ready()
         for process in started:
             process.wait_ready()
-        yield MixedFleet(serve, gateway, trading, nodes)
+        yield MixedFleet(serve, store_url, gateway, trading, nodes)
     finally:
         for process in started:
             process.stop()
