@@ -21,20 +21,6 @@ from tests.mixedfleet.conftest import ENTRY, MixedFleet, Surfaces, edges
 pytestmark = pytest.mark.slow
 
 ONE_TRACE = {"health": 1, "search": 1, "topology": 1}
-BUG_2 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 membership: bug 2, search and health evaluate path: on the route template",
-)
-BUG_3 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 membership: bug 3, search and health keep the query string of http.target",
-)
-BUG_4 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 membership: bug 4, a tagged span below an untagged entry stops the topology",
-)
-#: The cases that fail until the membership fixes land, by rule and tag ("*": every tag).
-FAILING = {("path", "*"): BUG_2, ("ping", "sdk1-old-proto"): BUG_3}
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +91,7 @@ def test_each_service_emits_the_http_conventions_of_its_configuration(
 def rule_cases() -> Iterator[Any]:
     for rule in ("route", "path", "method", "ping"):
         for tag in ENTRY:
-            mark = FAILING.get((rule, tag), FAILING.get((rule, "*")))
-            yield pytest.param(tag, rule, marks=mark or (), id=f"{rule}-{tag}")
+            yield pytest.param(tag, rule, id=f"{rule}-{tag}")
 
 
 @pytest.mark.parametrize(("tag", "rule"), rule_cases())
@@ -129,7 +114,7 @@ def test_the_chain_below_the_node_entry_counts_one_trace_on_every_surface(
     assert observed == ONE_TRACE, f"{chain}: {observed}"
 
 
-@pytest.mark.parametrize("tag", [pytest.param(t, marks=BUG_4) for t in ENTRY])
+@pytest.mark.parametrize("tag", ENTRY)
 def test_the_topology_of_a_chain_entered_at_the_node_service_reaches_the_database(
     mixed_fleet: MixedFleet, surfaces: Surfaces, tag: str
 ) -> None:

@@ -23,10 +23,6 @@ from tests.support.processes import BIN
 pytestmark = pytest.mark.slow
 
 ONE_TRACE = {"health": 1, "search": 1, "topology": 1}
-BUG_1 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 membership: bug 1, an untagged hop makes the outer chain enter again",
-)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +56,9 @@ def surfaces(mixed_fleet: MixedFleet, via_traces: dict[str, list[dict[str, Any]]
     )
 
 
-def cases(chain: str, marks_without_baggage: tuple[pytest.MarkDecorator, ...]) -> Iterator[Any]:
+def cases(chain: str) -> Iterator[Any]:
     for tag in VIA:
-        plain = not BY_TAG[tag].baggage_span_processor
-        yield pytest.param(tag, marks=marks_without_baggage if plain else (), id=f"{chain}-{tag}")
+        yield pytest.param(tag, id=f"{chain}-{tag}")
 
 
 @pytest.mark.parametrize("tag", [pytest.param(t, id=t) for t in VIA])
@@ -99,7 +94,7 @@ def test_the_chain_stack_crosses_the_node_hop(
     ]
 
 
-@pytest.mark.parametrize("tag", cases("P1", (BUG_1,)))
+@pytest.mark.parametrize("tag", cases("P1"))
 def test_the_outer_chain_counts_one_trace_per_request_on_every_surface(
     mixed_fleet: MixedFleet, surfaces: Surfaces, tag: str
 ) -> None:
@@ -109,7 +104,7 @@ def test_the_outer_chain_counts_one_trace_per_request_on_every_surface(
     assert observed == ONE_TRACE, f"{chain}: {observed}"
 
 
-@pytest.mark.parametrize("tag", cases("T1", ()))
+@pytest.mark.parametrize("tag", cases("T1"))
 def test_the_nested_chain_counts_one_trace_per_request_on_every_surface(
     mixed_fleet: MixedFleet, surfaces: Surfaces, tag: str
 ) -> None:
@@ -119,7 +114,7 @@ def test_the_nested_chain_counts_one_trace_per_request_on_every_surface(
     assert observed == ONE_TRACE, f"{chain}: {observed}"
 
 
-@pytest.mark.parametrize("tag", cases("P1", ()))
+@pytest.mark.parametrize("tag", cases("P1"))
 def test_the_outer_chain_topology_reaches_the_database(
     mixed_fleet: MixedFleet, surfaces: Surfaces, tag: str
 ) -> None:
