@@ -6,7 +6,7 @@ STAMP := $(VENV)/.chainmap-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest node-deps bench clean
+.PHONY: demo test lint typecheck pytest test-floor node-deps bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chainmap-otel needs Python >= 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -54,7 +54,21 @@ $(NODE_FLEET)/sdk3/node_modules/.npm-ci-stamp: $(NODE_FLEET)/sdk3/package-lock.j
 		$(NODE_FLEET)/runtime/node_modules/.npm-ci-stamp
 	@PATH="$(NODE22_BIN):$$PATH" && $(NPM_CI)
 
-test: lint typecheck pytest
+# The tagging layer (processor, propagator, launcher under opentelemetry-instrument) on the
+# oldest OpenTelemetry Python releases pyproject allows; `pytest` runs everything on the newest.
+FLOOR_VENV := .venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.chainmap-installed
+
+$(FLOOR_STAMP): pyproject.toml tests/constraints-floor.txt
+	test -x $(FLOOR_VENV)/bin/python || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -e '.[test]' -c tests/constraints-floor.txt
+	touch $(FLOOR_STAMP)
+
+test-floor: $(FLOOR_STAMP)
+	$(FLOOR_VENV)/bin/pytest -q tests/tagging tests/test_track.py
+
+test: lint typecheck pytest test-floor
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/processor_overhead.py
@@ -65,4 +79,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/chains_file_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_FLEET)/*/node_modules
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_FLEET)/*/node_modules
