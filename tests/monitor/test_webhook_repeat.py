@@ -40,8 +40,8 @@ with open_registry_database() as database, database.connection() as conn:
 """
 
 
-def alerts_of(payloads: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return sorted((a["fingerprint"], a["startsAt"]) for p in payloads for a in p["alerts"])
+def alerts_of(payloads: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(a["fingerprint"], a["startsAt"]) for p in payloads for a in p["alerts"]}
 
 
 def deliveries(serve: OpsServe) -> list[dict[str, Any]]:
@@ -59,6 +59,15 @@ def firing_ck(receiver: WebhookReceiver) -> list[tuple[float, dict[str, Any]]]:
     ]
 
 
+def arrivals_per_alert(receiver: WebhookReceiver) -> dict[str, list[float]]:
+    """Per CK alert fingerprint: when each firing notification carrying it arrived."""
+    times: dict[str, list[float]] = {}
+    for at, payload in firing_ck(receiver):
+        for alert in payload["alerts"]:
+            times.setdefault(alert["fingerprint"], []).append(at)
+    return times
+
+
 def start(serve: OpsServe, repeat: str) -> None:
     """Serve with this repeat interval, and fresh failing traffic that keeps CK firing."""
     serve.env["CHAINMAP_ALERT_REPEAT_INTERVAL"] = repeat
@@ -71,21 +80,30 @@ def evaluations(serve: OpsServe) -> int:
     return int(status.get("evaluations", 0))
 
 
+def settled(serve: OpsServe) -> bool:
+    """Every alert that fires has fired (none pending) and every notification is delivered."""
+    alerts = serve.get("/api/v1/alerts").json()["alerts"]
+    if not alerts or any(a["state"] != "firing" for a in alerts):
+        return False
+    webhooks = serve.detailed()["chain_mapping"]["monitoring_status"]["webhooks"]
+    return bool(webhooks["queued"] == 0 and webhooks["delivered"] >= 1) and all(
+        d["outcome"] == "delivered" for d in deliveries(serve)
+    )
+
+
 def test_a_firing_alert_is_repeated_and_a_restart_does_not_repeat_it_at_once() -> None:
     root = Path(tempfile.mkdtemp(prefix="chainmap-ops-test-"))
     receiver = WebhookReceiver()
     serve = OpsServe(root, [receiver.url])
     try:
-        # The alert fires and its notification is delivered; no repeat is due for an hour.
+        # The alerts fire and their notifications are delivered; no repeat is due for an hour.
         start(serve, LONG)
-        first = wait_until(lambda: firing_ck(receiver), "CK firing")[0][1]
-        wait_until(
-            lambda: [d for d in deliveries(serve) if d["outcome"] == "delivered"],
-            "the first notification delivered in the log",
-        )
+        wait_until(lambda: firing_ck(receiver), "CK firing")
+        wait_until(lambda: settled(serve), "every alert firing and its notification delivered")
         serve.stop()
         logged = deliveries(serve)
-        assert {d["outcome"] for d in logged} == {"delivered"}, logged
+        assert logged and {d["outcome"] for d in logged} == {"delivered"}, logged
+        announced = alerts_of([p for _, p in firing_ck(receiver)])
 
         # A restart within the interval of the last delivery sends nothing, however many
         # times the resumed monitor evaluates (it decides before queueing, and every
@@ -93,29 +111,39 @@ def test_a_firing_alert_is_repeated_and_a_restart_does_not_repeat_it_at_once() -
         start(serve, LONG)
         wait_until(lambda: evaluations(serve) >= 4, "four evaluations after the restart")
         serve.stop()
-        assert len(deliveries(serve)) == len(logged)
-        assert len(firing_ck(receiver)) == 1
+        assert deliveries(serve) == logged
+        assert alerts_of([p for _, p in firing_ck(receiver)]) == announced
 
         # Two hours later (the log's delivery times moved back while serve is down) the
-        # restarted serve sends the alert again at once, not an interval after its start.
+        # restarted serve sends the alerts again at once, not an interval after its start.
         moved = subprocess.run(
             [str(BIN / "python"), "-c", BACKDATE], env=serve.env, capture_output=True, text=True
         )
         assert moved.returncode == 0, moved.stderr
+        before = len(firing_ck(receiver))
         start(serve, LONG)
-        repeated = wait_until(lambda: firing_ck(receiver)[1:], "CK firing sent again")[0][1]
-        assert alerts_of([repeated]) == alerts_of([first])  # the same alerts, same start
-        assert repeated["status"] == "firing"
+        wait_until(
+            lambda: alerts_of([p for _, p in firing_ck(receiver)[before:]]) == announced,
+            "every CK alert sent again",
+        )
+        repeats = [p for _, p in firing_ck(receiver)[before:]]
+        assert all(p["status"] == "firing" for p in repeats)
         serve.stop()
 
         # With a short interval: sent again and again, never sooner than the interval after
-        # the previous delivery, across the restart too.
+        # the alert's previous delivery, across the restart too.
+        counts = {f: len(t) for f, t in arrivals_per_alert(receiver).items()}
         start(serve, f"{SHORT_S:g}s")
-        wait_until(lambda: len(firing_ck(receiver)) >= 4, "two more repeats", timeout=120)
-        times = [at for at, _ in firing_ck(receiver)][1:]  # from the repeat before the restart
-        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        assert gaps and min(gaps) >= SHORT_S - 0.1, gaps
-        assert alerts_of([p for _, p in firing_ck(receiver)][-1:]) == alerts_of([first])
+        wait_until(
+            lambda: all(len(t) >= counts[f] + 2 for f, t in arrivals_per_alert(receiver).items()),
+            "two more repeats of every CK alert",
+            timeout=120,
+        )
+        for alert_fingerprint, times in arrivals_per_alert(receiver).items():
+            since = times[counts[alert_fingerprint] - 1 :]  # from its repeat before the restart
+            gaps = [later - earlier for earlier, later in itertools.pairwise(since)]
+            assert min(gaps) >= SHORT_S - 0.1, (alert_fingerprint, gaps)
+        assert alerts_of([p for _, p in firing_ck(receiver)[-1:]]) <= announced
     finally:
         serve.stop()
         receiver.close()
