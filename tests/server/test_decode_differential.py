@@ -7,13 +7,14 @@ the OTLP exporters write it (the protobuf JSON mapping with hex ids) and as the
 OpenTelemetry JS exporter writes it (int64 values as JSON numbers), and fed through:
 
 * ``chainmap ingest``'s file path (``.pb`` and ``.json`` files), and
-* the receivers' decoders: OTLP/HTTP protobuf and JSON as serve decodes them in-process
-  (the gRPC receiver calls the same protobuf decoder), and protobuf in a real decode
-  worker process, whose Arrow IPC answer the receiver stores,
+* the receivers' decoders: OTLP/HTTP protobuf and JSON as serve decodes them in-process,
+  and protobuf in a real decode worker process, whose Arrow IPC answer the receiver stores,
+* and over the wire to serve's running receivers (HTTP protobuf and JSON, gRPC: their
+  answers, the write-ahead log and the span writer),
 
 each into its own chDB database. The rows read back from every database are equal, every
-path rejects the same spans of every case (or the whole request), and the values are the
-ones the Collector's clickhouseexporter writes.
+path rejects the same spans of every case (or the whole request, with 400 or
+INVALID_ARGUMENT), and the values are the ones the Collector's clickhouseexporter writes.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
@@ -39,6 +45,8 @@ from chainmap_otel.storage.ingest import ingest_file
 from chainmap_otel.storage.otlp_spans import DecodedSpans
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
+from tests.server.conftest import ServeFactory, Serving
+from tests.server.test_otlp_grpc_receiver import raw_export
 from tests.support.otlp_payloads import to_otlp_json
 
 START = 1_700_000_000_000_000_000
@@ -599,3 +607,47 @@ def test_an_int_value_beyond_int64_fails_the_request_as_in_the_collector(
     report = ingest_file(store_factory(), file)
     assert report.spans_stored == 0
     assert any("intValue must be a 64-bit integer" in error for error in report.errors)
+
+
+def post_http(serving: Serving, body: bytes, media: str) -> Outcome:
+    response = httpx.post(serving.traces_url, content=body, headers={"Content-Type": media})
+    if response.status_code == 400:
+        return ("error",)
+    assert response.status_code == 200, response.text
+    if media == PROTOBUF:
+        answer = ExportTraceServiceResponse.FromString(response.content)
+        return ("stored", answer.partial_success.rejected_spans)
+    partial = response.json().get("partialSuccess", {})
+    return ("stored", int(partial.get("rejectedSpans", 0)))
+
+
+def post_grpc(serving: Serving, body: bytes) -> Outcome:
+    try:
+        answer = ExportTraceServiceResponse.FromString(raw_export(serving.grpc_address, body))
+    except grpc.RpcError as error:
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error
+        return ("error",)
+    return ("stored", answer.partial_success.rejected_spans)
+
+
+def test_the_running_receivers_answer_and_store_the_same(
+    stored: Stored, serve: ServeFactory
+) -> None:
+    """Over the wire to serve's receivers (HTTP protobuf and JSON, gRPC, each its own store):
+    the same ``partial_success`` counts or 400 / INVALID_ARGUMENT, and the same rows."""
+    cases = {name: encodings(case) for name, case in corpus().items()}
+    senders: dict[str, Callable[[Serving, dict[str, bytes]], Outcome]] = {
+        "HTTP protobuf": lambda s, bodies: post_http(s, bodies["pb"], PROTOBUF),
+        "HTTP JSON": lambda s, bodies: post_http(s, bodies["json"], JSON),
+        "HTTP JSON (JS exporter)": lambda s, bodies: post_http(s, bodies["json-js"], JSON),
+        "gRPC": lambda s, bodies: post_grpc(s, bodies["pb"]),
+    }
+    expected = {
+        name: outcome[:1] + outcome[2:] for name, outcome in stored.outcomes[REFERENCE].items()
+    }
+    for transport, send in senders.items():
+        serving = serve()
+        answers = {name: send(serving, bodies) for name, bodies in cases.items()}
+        assert answers == expected, transport
+        assert serving.writer.flush(timeout=60), transport
+        assert read_rows(serving.store) == stored.rows[REFERENCE], transport
