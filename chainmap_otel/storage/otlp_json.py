@@ -237,10 +237,11 @@ def _id(value: Any, size: int, what: str) -> bytes:
 
 
 def _objects(value: Any, what: str) -> list[dict[str, Any]]:
+    """A repeated field's objects (an item that is no object fails when it is read)."""
     if not value:
         return []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise Malformed(f"{what} must be a list of objects")
+    if not isinstance(value, list):
+        raise Malformed(f"{what} must be a list of objects, got {value!r}"[:200])
     return value
 
 
