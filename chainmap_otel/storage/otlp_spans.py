@@ -40,6 +40,8 @@ __all__ = [
     "Rejected",
     "Wording",
     "append_spans",
+    "check_times",
+    "decode_spans",
     "table_rows",
 ]
 
