@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/processor_overhead.py
 	$(BIN)/python benchmarks/export_throughput.py
 	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/decode_cpu.py
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/distro_memory.py
 	$(BIN)/python benchmarks/chains_file_load.py

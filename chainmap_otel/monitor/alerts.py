@@ -272,6 +272,21 @@ class AlertStore:
             PendingNotification(int(r[0]), r[1], r[2], tuple(r[3] or ()), float(r[4])) for r in rows
         ]
 
+    def delivered_ages(self, fingerprints: list[str]) -> dict[str, float]:
+        """Per alert fingerprint: seconds since a notification about it was last delivered,
+        by the database's clock (fingerprints never delivered are left out)."""
+        if not fingerprints:
+            return {}
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT fp, extract(epoch FROM now() - max(d.updated_at))::float8 "
+                "FROM chainmap_notification_deliveries AS d, unnest(d.fingerprints) AS fp "
+                "WHERE d.outcome = 'delivered' AND d.fingerprints && %s::text[] "
+                "AND fp = ANY(%s::text[]) GROUP BY fp",
+                (fingerprints, fingerprints),
+            ).fetchall()
+        return {str(r[0]): max(0.0, float(r[1])) for r in rows}
+
     def notifications_after(self, notification_id: int) -> list[tuple[int, str, tuple[str, ...]]]:
         """(id, url, alert fingerprints) of every notification stored after ``notification_id``."""
         with self.database.connection() as conn:

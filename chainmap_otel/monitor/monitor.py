@@ -15,12 +15,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.monitor.alerts import ALERT_NAME, RULES, Alert, AlertStore, Rule, advance
-from chainmap_otel.monitor.webhook import WebhookNotifier, alertmanager_payload
+from chainmap_otel.monitor.webhook import WebhookNotifier, alertmanager_payload, fingerprint
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
 
@@ -57,7 +57,8 @@ class ChainMonitor:
         self.for_s = for_s
         self.repeat_s = repeat_s
         self.external_url = external_url
-        #: When each firing alert (by key) was last sent to the webhooks.
+        #: When each firing alert (by key) was last handed to the webhooks, or (after a
+        #: restart) last delivered according to the delivery log.
         self._sent: dict[str, datetime] = {}
         self._alerts: dict[str, Alert] | None = None
         self._lock = threading.Lock()
@@ -129,9 +130,12 @@ class ChainMonitor:
         now = now or datetime.now(tz=UTC)
         catalog = self.catalog()
         with self._lock:
+            resuming = self._alerts is None
             if self._alerts is None:
                 self._alerts = self.alert_store.load()  # resume after a restart
             alerts = dict(self._alerts)
+        if resuming:
+            self._resume_repeats(alerts, now)
         entries = health(
             store=self.store, catalog=catalog, window=TimeWindow.last(EVALUATION_WINDOW_S, now)
         )
@@ -183,15 +187,36 @@ class ChainMonitor:
         self._notify(announced + self._repeats(alerts, announced, now))
         return transitions
 
+    def _resume_repeats(self, alerts: dict[str, Alert], now: datetime) -> None:
+        """Start each firing alert's repeat clock at its last delivery in the delivery log,
+        so a restart never sends it again before ``repeat_s`` has passed since then. An
+        alert the log has no delivery of counts as sent now (a restart does not announce
+        it twice)."""
+        if self.repeat_s <= 0 or self.notifier is None:
+            return
+        firing = {fingerprint(a.labels): key for key, a in alerts.items() if a.state == "firing"}
+        try:
+            ages = self.alert_store.delivered_ages(sorted(firing))
+        except Exception as exc:
+            logger.warning(
+                "the delivery log could not be read (%s): firing alerts count as sent now", exc
+            )
+            ages = {}
+        for alert_fingerprint, key in firing.items():
+            age = ages.get(alert_fingerprint)
+            self._sent[key] = now if age is None else now - timedelta(seconds=age)
+
     def _repeats(
         self, alerts: dict[str, Alert], announced: list[Alert], now: datetime
     ) -> list[Alert]:
-        """The firing alerts last sent ``repeat_s`` ago or more (Alertmanager's
-        repeat_interval: a receiver that missed the first notification hears again). An
-        alert found firing when the monitor starts counts as sent then: a restart does not
-        announce it twice."""
+        """The firing alerts due again (Alertmanager's repeat_interval: a receiver that
+        missed the first notification hears again): none of theirs is queued or being
+        delivered, and ``repeat_s`` has passed since one was last delivered (or, when none
+        was, handed to the webhooks). Repeats never pile up behind a slow receiver, and a
+        restart resumes the clock from the delivery log (:meth:`_resume_repeats`)."""
         just_sent = {a.key for a in announced}
         due: list[Alert] = []
+        notifier = self.notifier
         for key, alert in alerts.items():
             if alert.state != "firing":
                 self._sent.pop(key, None)
@@ -199,7 +224,16 @@ class ChainMonitor:
             last = self._sent.setdefault(key, now)
             if key in just_sent:
                 self._sent[key] = now
-            elif self.repeat_s > 0 and (now - last).total_seconds() >= self.repeat_s:
+                continue
+            if self.repeat_s <= 0 or notifier is None:
+                continue
+            alert_fingerprint = fingerprint(alert.labels)
+            if notifier.in_flight(alert_fingerprint):
+                continue
+            delivered = notifier.delivered_at(alert_fingerprint)
+            if delivered is not None and delivered > last:
+                last = delivered
+            if (now - last).total_seconds() >= self.repeat_s:
                 self._sent[key] = now
                 due.append(alert)
         return due

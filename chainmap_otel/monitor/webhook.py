@@ -24,6 +24,10 @@ the queue's bound, and records as dropped, with the reason, those older than ``m
 those superseded (a later notification to the same URL covers every alert fingerprint of
 theirs: its news is newer) and those for a URL no longer configured. Delivery is at least
 once: a POST that reached the receiver just before the process died is sent again.
+
+For the monitor's repeats the notifier also tells, per alert fingerprint, whether a
+notification of it is still queued or being delivered (:meth:`WebhookNotifier.in_flight`)
+and when one was last delivered (:meth:`WebhookNotifier.delivered_at`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from chainmap_otel.monitor.alerts import Alert, PendingNotification
@@ -165,6 +169,10 @@ class _Queued:
     payload: dict[str, Any]
     log_id: int | None
 
+    @property
+    def fingerprints(self) -> list[str]:
+        return [str(a.get("fingerprint", "")) for a in self.payload.get("alerts", [])]
+
 
 #: Most of a receiver's answer body read (only its status matters).
 _MAX_ANSWER_BYTES = 64 * 1024
@@ -250,6 +258,10 @@ class WebhookNotifier:
         self._stop = threading.Event()
         self.stats = WebhookStats()
         self._lock = threading.Lock()
+        #: Alert fingerprint -> notifications of it queued or being delivered.
+        self._in_flight: dict[str, int] = {}
+        #: Alert fingerprint -> when a notification of it was last delivered (this process).
+        self._delivered_at: dict[str, datetime] = {}
 
     def start(self) -> None:
         """Re-queue what a previous run left pending, then start one worker per URL."""
@@ -279,7 +291,7 @@ class WebhookNotifier:
         pending rows are written here, off every request path."""
         ids: dict[str, int] = {}
         if self._log is not None and self.urls:
-            fingerprints = [str(a.get("fingerprint", "")) for a in payload.get("alerts", [])]
+            fingerprints = _Queued(payload, None).fingerprints
             try:
                 ids = self._log.add_pending_notifications(self.urls, payload, fingerprints)
             except Exception as exc:
@@ -295,11 +307,32 @@ class WebhookNotifier:
         """Notifications waiting in the queues (not the one being delivered)."""
         return sum(1 for q in self._queues.values() for item in list(q.queue) if item is not None)
 
+    def in_flight(self, alert_fingerprint: str) -> bool:
+        """Whether a notification about this alert waits in a queue or is being delivered."""
+        with self._lock:
+            return self._in_flight.get(alert_fingerprint, 0) > 0
+
+    def delivered_at(self, alert_fingerprint: str) -> datetime | None:
+        """When a notification about this alert was last delivered by this process."""
+        with self._lock:
+            return self._delivered_at.get(alert_fingerprint)
+
+    def _track(self, item: _Queued, change: int) -> None:
+        with self._lock:
+            for alert_fingerprint in item.fingerprints:
+                count = self._in_flight.get(alert_fingerprint, 0) + change
+                if count > 0:
+                    self._in_flight[alert_fingerprint] = count
+                else:
+                    self._in_flight.pop(alert_fingerprint, None)
+
     def _enqueue(self, url: str, item: _Queued, full_reason: str) -> bool:
         try:
+            self._track(item, +1)
             self._queues[url].put_nowait(item)
             return True
         except queue.Full:
+            self._track(item, -1)
             with self._lock:
                 self.stats.dropped += 1
             logger.warning("alert webhook %s is not keeping up; a notification was dropped", url)
@@ -364,7 +397,10 @@ class WebhookNotifier:
             item = q.get()
             if item is None:
                 return
-            self._deliver(url, item)
+            try:
+                self._deliver(url, item)
+            finally:
+                self._track(item, -1)
 
     def _deliver(self, url: str, item: _Queued) -> None:
         body = json.dumps(item.payload).encode()
@@ -375,8 +411,11 @@ class WebhookNotifier:
             try:
                 status = post_json(url, body, self.timeout_s)
                 if 200 <= status < 300:
+                    delivered = datetime.now(tz=UTC)
                     with self._lock:
                         self.stats.delivered += 1
+                        for alert_fingerprint in item.fingerprints:
+                            self._delivered_at[alert_fingerprint] = delivered
                     self._record(url, item, "delivered", attempt, status, "")
                     return
                 error = f"HTTP {status}"

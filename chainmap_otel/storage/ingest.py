@@ -132,12 +132,14 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
 
 
 class _Batcher:
-    """Collects decoded requests and inserts them into the store in batches."""
+    """Collects decoded requests and inserts them into the store in batches, as Arrow tables
+    (the receivers' insert path)."""
 
     def __init__(self, store: TraceStore, report: FileReport) -> None:
         self._store = store
         self._report = report
-        self._rows: list[tuple[Any, ...]] = []
+        self._tables: list[Any] = []
+        self._spans = 0
 
     def add(self, decoded: DecodedSpans) -> None:
         report = self._report
@@ -146,25 +148,26 @@ class _Batcher:
         room = MAX_LINE_ERRORS - len(report.rejection_reasons)
         if room > 0:
             report.rejection_reasons.extend(decoded.reasons[:room])
-        self._rows.extend(decoded.rows)
-        if len(self._rows) >= BATCH_SPANS:
+        if decoded.table is not None:
+            self._tables.append(decoded.table)
+            self._spans += decoded.accepted
+        if self._spans >= BATCH_SPANS:
             self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            self._store.insert_spans(rows=self._rows)
-            report = self._report
-            report.spans_stored += len(self._rows)
-            earliest = min(_ns(row[0]) for row in self._rows)
-            report.earliest_ns = min(earliest, report.earliest_ns or earliest)
-            self._rows = []
+        if not self._tables:
+            return
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-
-def _ns(value: Any) -> int:
-    """A row's Timestamp (int ns or datetime) as Unix ns."""
-    if isinstance(value, int):
-        return value
-    return int(value.timestamp() * 1e9)
+        table = pa.concat_tables(self._tables).combine_chunks()
+        self._store.insert_arrow(table)
+        report = self._report
+        report.spans_stored += table.num_rows
+        earliest = int(pc.min(pc.cast(table.column("Timestamp"), pa.int64())).as_py())
+        report.earliest_ns = min(earliest, report.earliest_ns or earliest)
+        self._tables = []
+        self._spans = 0
 
 
 def _json_requests(stream: IO[bytes], report: FileReport) -> Iterator[DecodedSpans]:

@@ -227,12 +227,25 @@ def test_another_catalog_has_its_own_rollup(
 
 # The hour level. Copies of every fixture are spread over the last hours (each copy's traces
 # renamed): before the window, in the part-hour at its start, in two whole hours, in the
-# part-hour at its end and in the live tail after the watermark.
+# part-hour at its end and in the live tail after the watermark. Every time derives from one
+# pinned "now" (nothing here reads the wall clock: the rollup gets its ``until``), so a test
+# reads the same at any minute of the hour; the offsets put it where it once failed.
+
+DAY = 24 * HOUR
+#: Offsets of the pinned "now" into its hour: on the hour, in the first minutes (the rolled
+#: hour ``h`` is then the previous one and the live tail crosses the hour) and at the end.
+NOW_OFFSETS = {"0s": 0, "2m": 2 * MINUTE, "59m50s": 59 * MINUTE + 50 * 10**9}
 
 
-def hour_zero() -> int:
+def pinned_now(offset_ns: int = 2 * MINUTE) -> int:
+    """A "now" ``offset_ns`` after yesterday's midnight (UTC): in the past, aligned, and its
+    first minutes cross both an hour and a day (a partition of ``otel_traces``)."""
+    return time.time_ns() // DAY * DAY - DAY + offset_ns
+
+
+def hour_zero(now: int) -> int:
     """The start of the hour the window ends in (at least 3 minutes of it rolled up)."""
-    return rollup.floor_hour(time.time_ns() - 5 * MINUTE)
+    return rollup.floor_hour(now - 5 * MINUTE)
 
 
 def closed(h: int) -> int:
@@ -242,19 +255,27 @@ def closed(h: int) -> int:
     return h + 3 * MINUTE
 
 
-def spread(store: TraceStore, h: int) -> None:
+def spread(store: TraceStore, h: int, now: int) -> None:
+    """Copies of every fixture at fixed offsets from ``h`` and one 30 s before ``now``.
+
+    Each (copy, fixture) is its own trace: the fixtures all name their trace ``t1`` and
+    reuse span names, so one trace per copy would hold several spans with the same id, and
+    which of two same-id clients a server pairs with is then up to the engine's order of
+    reading, which differs between live pairing and the rollup's slices.
+    """
     bases = [
         h - 3 * HOUR + 10 * MINUTE,
         h - 3 * HOUR + 40 * MINUTE,
         h - 2 * HOUR + 15 * MINUTE,
         h - HOUR + 59 * MINUTE + 30 * 10**9,  # its spans reach into the next hour
         h + MINUTE,
-        time.time_ns() - 30 * 10**9,
+        now - 30 * 10**9,
     ]
     for copy, base in enumerate(bases):
         for case in CASES:
             spans = [
-                {**span, "trace": f"{span['trace']}-{copy}"} for span in load_fixture(case)["spans"]
+                {**span, "trace": f"{span['trace']}-{case}-{copy}"}
+                for span in load_fixture(case)["spans"]
             ]
             insert_spans(store, spans, base)
 
@@ -290,12 +311,14 @@ def assert_same_edges(got: list[tuple[Any, ...]], live: list[tuple[Any, ...]]) -
         assert list(row[7]) == pytest.approx(list(expected[7]))
 
 
+@pytest.mark.parametrize("offset", NOW_OFFSETS.values(), ids=NOW_OFFSETS.keys())
 def test_hours_and_minutes_and_live_tail_equal_live_pairing(
-    store: TraceStore, catalog: ChainCatalog
+    store: TraceStore, catalog: ChainCatalog, offset: int
 ) -> None:
-    h = hour_zero()
-    spread(store, h)
-    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    now = pinned_now(offset)
+    h = hour_zero(now)
+    spread(store, h, now)
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     report = rollup.refresh_edges(store, catalog, closed(h))
     state = report.state
@@ -328,8 +351,9 @@ def test_hours_and_minutes_and_live_tail_equal_live_pairing(
 
 
 def test_hour_level_advances_idempotently(store: TraceStore, catalog: ChainCatalog) -> None:
-    h = hour_zero()
-    spread(store, h)
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
     first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
     assert (first.hours.since_ns, first.hours.watermark_ns) == (h - 2 * HOUR, h - HOUR)
     assert_hours_sum_minutes(store, first)
@@ -342,9 +366,10 @@ def test_hour_level_advances_idempotently(store: TraceStore, catalog: ChainCatal
 
 
 def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: ChainCatalog) -> None:
-    h = hour_zero()
-    spread(store, h)
-    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
     # Failure injection: the hour slice [h - 1h, h) inserted (from half of its minutes) but
@@ -363,14 +388,15 @@ def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: Chain
 def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     store: TraceStore, catalog: ChainCatalog
 ) -> None:
-    h = hour_zero()
-    spread(store, h)
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
     store.command(f"DROP TABLE {store.database}.chainmap_edge_hour")
     store.command(
         f"ALTER TABLE {store.database}.chainmap_schema_version DELETE WHERE version >= 4 "
         "SETTINGS mutations_sync = 2"
     )
-    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, time.time_ns() + MINUTE)
+    window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     old = rollup.refresh_edges(store, catalog, closed(h)).state  # schema 3: minutes only
     assert old.covers and not old.hours.covers
@@ -395,10 +421,11 @@ def test_schema_7_rebuilds_a_rollup_made_without_histograms(
     """A store at schema 6 with rolled-up minutes and hours (rows without buckets), upgraded:
     the edge rollup is rebuilt from the oldest span with its histograms, counts unchanged,
     and the inferred-entry rollup is left as it was."""
-    h = hour_zero()
-    spread(store, h)
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
     insert_spans(store, load_fixture("latency_buckets")["spans"], h - 2 * HOUR + 5 * MINUTE)
-    window = TimeWindow(h - 3 * HOUR, time.time_ns() + MINUTE)
+    window = TimeWindow(h - 3 * HOUR, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     entries.refresh_entries(store, closed(h))
     state_sql = (

@@ -66,14 +66,19 @@ class WebhookReceiver:
 
     def __init__(self, hang: bool = False, port: int = 0) -> None:
         self.payloads: list[dict[str, Any]] = []
+        #: (time.monotonic() on arrival, payload) of every POST.
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self.release = threading.Event()
         received = self.payloads
+        arrivals = self.arrivals
         release = self.release
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body))
+                payload = json.loads(body)
+                arrivals.append((time.monotonic(), payload))
+                received.append(payload)
                 if hang:
                     release.wait(60)
                 self.send_response(200)
