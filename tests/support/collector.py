@@ -39,12 +39,13 @@ def build_collector() -> Path:
 
 
 def validate(binary: Path, config: Path, env: dict[str, str] | None = None) -> str:
-    """``otelcol-chainmap validate --config``: the errors it prints, empty when accepted."""
+    """``otelcol-chainmap validate --config``: the errors it prints, empty when accepted.
+    ``env`` is the whole environment (default: this process's)."""
     done = subprocess.run(
         [str(binary), "validate", "--config", str(config)],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=env,
         timeout=120,
     )
     if done.returncode == 0:
