@@ -58,8 +58,15 @@ def wait_until_serving(
 class ServeProcess:
     """One ``run_server`` process; ``env`` adds ``CHAINMAP_*`` settings."""
 
-    def __init__(self, store_url: str, log: Path, env: dict[str, str] | None = None) -> None:
-        self.http_port, self.grpc_port = free_port(), free_port()
+    def __init__(
+        self,
+        store_url: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        http_port: int | None = None,
+    ) -> None:
+        """``http_port``: a port chosen beforehand (a sender configured before serve starts)."""
+        self.http_port, self.grpc_port = http_port or free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}/v1/traces"
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
         self.log_path = log
