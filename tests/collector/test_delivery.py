@@ -1,7 +1,9 @@
-"""Between the Collector and chainmap serve: nothing acknowledged is lost.
+"""Between the Collector and chainmap serve: nothing acknowledged is lost, and ingest tokens.
 
 The otlphttp exporter's persistent sending queue (``file_storage``) keeps what the Collector
-acknowledged to its senders across a SIGKILL while serve is down;.
+acknowledged to its senders across a SIGKILL while serve is down; the ``bearertokenauth``
+extension carries serve's ``CHAINMAP_INGEST_TOKEN``, and without it the exporter drops
+the batch on serve's 401 (a permanent error to otlphttp, never retried).
 """
 
 from __future__ import annotations
@@ -95,3 +97,49 @@ def test_a_persistent_queue_keeps_acknowledged_spans_across_sigkill_until_serve_
             serve.terminate()
     ids = stored_span_ids(store_url)
     assert sorted(ids) == sorted(format(s.context.span_id, "016x") for s in spans if s.context)
+
+
+def test_bearertokenauth_carries_the_ingest_token_and_a_collector_without_it_gets_401(
+    otelcol: Path, tmp_path: Path
+) -> None:
+    spans = workload()
+    store_url = f"chdb://{tmp_path / 'store'}"
+    token = "s3cret-ingest-token"
+    serve = ServeProcess(store_url, tmp_path / "serve.log", env={"CHAINMAP_INGEST_TOKEN": token})
+    with_port, without_port = free_port(), free_port()
+    with_token = CollectorProcess(
+        otelcol,
+        forwarding_config(
+            with_port,
+            serve.url,
+            {"auth": {"authenticator": "bearertokenauth"}},
+            {"bearertokenauth": {"token": token}},
+        ),
+        tmp_path,
+        name="with-token",
+    )
+    without_token = CollectorProcess(
+        otelcol, forwarding_config(without_port, serve.url, {}, {}), tmp_path, name="no-token"
+    )
+    try:
+        serve.wait_ready()
+        with_token.wait_ready()
+        without_token.wait_ready()
+        send(with_port, spans)
+        send(without_port, spans)  # the Collector acknowledges, then serve refuses it
+        wait_for(
+            "the Collector without the token did not report serve's 401",
+            lambda: "HTTP Status Code 401" in without_token.log(),
+            without_token.log,
+        )
+        assert with_token.stop() == 0, with_token.log()
+        assert without_token.stop() == 0, without_token.log()
+        assert serve.terminate() == 0, serve.log()
+    finally:
+        with_token.kill()
+        without_token.kill()
+        serve.terminate()
+    ids = stored_span_ids(store_url)
+    assert sorted(ids) == sorted(format(s.context.span_id, "016x") for s in spans if s.context)
+    # otlphttp treats 401 as permanent: it drops the batch instead of retrying (README).
+    assert "Exporting failed. Dropping data." in without_token.log()
