@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from chainmap_otel.collector import CONTRIB_IMAGE_TAG
 from tests.support.collector import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,14 @@ def test_every_collector_module_is_at_one_release() -> None:
     readme = README.read_text(encoding="utf-8")
     assert f"contrib v{RELEASE}, core v{RELEASE} / v{STABLE_RELEASE}" in readme
     assert f'const version = "{RELEASE}"' in (MODULE / "main.go").read_text(encoding="utf-8")
+
+
+def test_the_image_the_compose_file_and_the_configs_name_is_the_release_built() -> None:
+    assert CONTRIB_IMAGE_TAG == RELEASE
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    image = f"otel/opentelemetry-collector-contrib:{RELEASE}"
+    assert compose["services"]["otelcol"]["image"] == image
+    assert f"`{image}`" in README.read_text(encoding="utf-8")
 
 
 def test_every_component_validates_under_the_name_the_configs_use(
