@@ -6,7 +6,11 @@ STAMP := $(VENV)/.chainmap-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest test-floor node-deps bench clean
+GO ?= go
+COLLECTOR_MODULE := collector-config/distribution
+COLLECTOR := .build/otelcol-chainmap
+
+.PHONY: demo test lint typecheck pytest test-floor node-deps bench clean collector
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chainmap-otel needs Python >= 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -79,5 +83,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/distro_memory.py
 	$(BIN)/python benchmarks/chains_file_load.py
 
+# otelcol-chainmap, the Collector distribution the tests run (collector-config/README.md):
+# built once from the Go module proxy, again only when its module changes.
+collector: $(COLLECTOR)
+
+$(COLLECTOR): $(COLLECTOR_MODULE)/go.mod $(COLLECTOR_MODULE)/go.sum $(COLLECTOR_MODULE)/main.go
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make collector: the Go toolchain (go) is not on PATH" >&2; exit 1; }
+	mkdir -p $(@D)
+	cd $(COLLECTOR_MODULE) && $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(abspath $@).tmp .
+	mv $@.tmp $@
+
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_FLEET)/*/node_modules
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_FLEET)/*/node_modules .build

@@ -16,8 +16,9 @@ from typing import Any
 from chainmap_otel.collector.ottl import catalog_statements, entry_statement
 from chainmap_otel.tagging.model import ChainCatalog
 
-#: The contrib Collector image the generated configuration was written and checked for.
-CONTRIB_IMAGE_TAG = "0.152.0"
+#: The contrib Collector release the generated configuration is validated and run with (the
+#: otelcol-chainmap distribution in collector-config/distribution is built at it).
+CONTRIB_IMAGE_TAG = "0.161.0"
 #: The processor's id in ``processors:`` and in the traces pipeline.
 PROCESSOR_ID = "transform/chains"
 

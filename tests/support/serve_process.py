@@ -30,10 +30,18 @@ with open_store(sys.argv[1]) as store:
 
 
 def wait_until_serving(
-    process: subprocess.Popen[bytes], otlp_url: str, log: Path, timeout: float = 120.0
+    process: subprocess.Popen[bytes],
+    otlp_url: str,
+    log: Path,
+    timeout: float = 120.0,
+    token: str | None = None,
 ) -> None:
     """Until an empty OTLP/HTTP export to ``otlp_url`` answers 200 (serve is ready); the log
-    in the error when ``process`` exits first or never answers."""
+    in the error when ``process`` exits first or never answers. ``token``: serve's
+    ``CHAINMAP_INGEST_TOKEN``, if it has one."""
+    headers = {"Content-Type": "application/x-protobuf"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -42,7 +50,7 @@ def wait_until_serving(
             response = httpx.post(
                 otlp_url,
                 content=b"",
-                headers={"Content-Type": "application/x-protobuf"},
+                headers=headers,
                 timeout=2,
             )
             if response.status_code == 200:
@@ -58,11 +66,19 @@ def wait_until_serving(
 class ServeProcess:
     """One ``run_server`` process; ``env`` adds ``CHAINMAP_*`` settings."""
 
-    def __init__(self, store_url: str, log: Path, env: dict[str, str] | None = None) -> None:
-        self.http_port, self.grpc_port = free_port(), free_port()
+    def __init__(
+        self,
+        store_url: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        http_port: int | None = None,
+    ) -> None:
+        """``http_port``: a port chosen beforehand (a sender configured before serve starts)."""
+        self.http_port, self.grpc_port = http_port or free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}/v1/traces"
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
         self.log_path = log
+        self._env = env
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", SERVE, store_url, str(self.http_port), str(self.grpc_port)],
@@ -79,7 +95,8 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        wait_until_serving(self.process, self.url, self.log_path, timeout)
+        token = (self._env or {}).get("CHAINMAP_INGEST_TOKEN")
+        wait_until_serving(self.process, self.url, self.log_path, timeout, token)
 
     def terminate(self) -> int:
         if self.process.poll() is not None:
