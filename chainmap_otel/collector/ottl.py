@@ -26,6 +26,7 @@ from typing import Literal
 import re2
 
 from chainmap_otel.errors import ChainDefinitionError
+from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.active import MAX_STACK_DEPTH
 from chainmap_otel.tagging.model import ChainCatalog, ChainDefinition, EntryRule, Pattern
 from chainmap_otel.tagging.patterns import escape_regex, glob_to_regex
@@ -150,35 +151,27 @@ def pattern_test(pattern: Pattern, reading: Reading) -> Test:
     return lambda expr: f"IsMatch({expr}, {literal})"
 
 
-def _either(first: str, fallback_key: str, test: str) -> str:
-    """``first`` or, when ``fallback_key`` is unset, ``test`` (the rule engine's fallbacks)."""
-    return f"({first} or ({span_attribute(fallback_key)} == nil and {test}))"
-
-
-def _path_condition(test: Test) -> str:
-    """``url.path``, else the path of ``http.target`` (up to its ``?``)."""
-    target = span_attribute("http.target")
-    target_path = f'Split({target}, "?")[0]'
-    return _either(
-        test(span_attribute("url.path")),
-        "url.path",
-        f"{target} != nil and {test(target_path)}",
-    )
-
-
-def _route_condition(test: Test) -> str:
-    return _either(test(span_attribute("http.route")), "http.route", _path_condition(test))
+def _field_condition(sources: tuple[fields.Source, ...], test: Test) -> str:
+    """The rule field read as :func:`chainmap_otel.tagging.fields.read` reads it: the first
+    source with a non-empty value (the path of ``http.target``, before its ``?``) passes
+    ``test``; a later source is read only when every earlier one is unset or empty."""
+    condition = "false"
+    for source in reversed(sources):
+        attribute = span_attribute(source.key)
+        value = f'Split({attribute}, "?")[0]' if source.path_only else attribute
+        is_set = f'{attribute} != nil and {value} != ""'
+        if condition == "false":
+            condition = f"({is_set} and {test(value)})"
+        else:
+            condition = f"(({is_set} and {test(value)}) or (not ({is_set}) and {condition}))"
+    return condition
 
 
 def _method_condition(methods: tuple[str, ...]) -> str:
     # The rule engine upper-cases the span's method; (?i) compares the same way.
     alternatives = "|".join(escape_regex(m) for m in methods)
     literal = quote(f"(?i)^(?:{alternatives})$")
-    return _either(
-        f"IsMatch({span_attribute('http.request.method')}, {literal})",
-        "http.request.method",
-        f"IsMatch({span_attribute('http.method')}, {literal})",
-    )
+    return _field_condition(fields.METHOD, lambda expr: f"IsMatch({expr}, {literal})")
 
 
 def _kind_condition(kinds: tuple[str, ...]) -> str | None:
@@ -205,9 +198,9 @@ def rule_condition(rule: EntryRule) -> str:
     if rule.name is not None:
         terms.append(pattern_test(rule.name, None)("span.name"))
     if rule.route is not None:
-        terms.append(_route_condition(pattern_test(rule.route, "str")))
+        terms.append(_field_condition(fields.ROUTE, pattern_test(rule.route, "str")))
     if rule.path is not None:
-        terms.append(_path_condition(pattern_test(rule.path, "str")))
+        terms.append(_field_condition(fields.PATH, pattern_test(rule.path, "str")))
     if rule.method:
         terms.append(_method_condition(rule.method))
     if rule.rpc_service is not None:
@@ -216,13 +209,7 @@ def rule_condition(rule: EntryRule) -> str:
         terms.append(pattern_test(rule.rpc_method, "attribute")(span_attribute("rpc.method")))
     if rule.messaging_destination is not None:
         test = pattern_test(rule.messaging_destination, "str")
-        terms.append(
-            _either(
-                test(span_attribute("messaging.destination.name")),
-                "messaging.destination.name",
-                test(span_attribute("messaging.destination")),
-            )
-        )
+        terms.append(_field_condition(fields.DESTINATION, test))
     for key, pattern in rule.attributes:
         terms.append(pattern_test(pattern, "attribute")(span_attribute(key)))
     return " and ".join(terms)
