@@ -6,6 +6,7 @@ exactly once, as buffered, exported or dropped, at every moment."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -87,7 +88,8 @@ def test_a_silent_store_is_logged_and_shutdown_keeps_its_timeout(
         while "has not stored" not in caplog.text and time.monotonic() < deadline:
             assert accounted(exporter) == SPANS
             time.sleep(0.05)
-        assert "has not stored 1024 spans within 2s" in caplog.text, caplog.text
+        # The batch in flight is as large as what was queued when the worker took it.
+        assert re.search(r"has not stored (512|1024) spans within 2s", caplog.text), caplog.text
         assert silent.url.removesuffix("/otel") in caplog.text
         assert exporter.exported_spans == 0
 
