@@ -5,7 +5,9 @@
 -- http.method, upper-cased. Until version 8 the aggregates kept one Route (the raw
 -- http.target, query included, when neither http.route nor url.path was set) and `path:` rules
 -- were evaluated against the route template. The entry-span aggregates gain a Path column (in
--- their sorting key, so rows of different paths never merge), the per-trace ones RootPath.
+-- their sorting key, so rows of different paths never merge) on the rows that need it: the
+-- untagged root rows (ChainId ''), classified at query time; tagged rows, whose chain is
+-- known, keep '' there and stay one row per operation. The per-trace tables gain RootPath.
 -- The tables and their views are dropped and created anew, so `chainmap schema apply` copies
 -- the stored spans into them again; the two rollups written from them (`entries`: inferred
 -- entries, `traces`: merged traces) are emptied and their states removed, so the next
@@ -129,7 +131,7 @@ FROM (
         ServiceName,
         SpanName,
         {{route_sql}} AS Route,
-        {{path_sql}} AS Path,
+        if(ChainId = '', {{path_sql}}, '') AS Path,
         {{method_sql}} AS Method,
         transform(toString(SpanKind),
             ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT',
@@ -171,7 +173,7 @@ FROM (
         ServiceName,
         SpanName,
         {{route_sql}} AS Route,
-        {{path_sql}} AS Path,
+        '' AS Path,
         {{method_sql}} AS Method,
         transform(toString(SpanKind),
             ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT',

@@ -17,7 +17,7 @@ SELECT
     span.2 AS ServiceName,
     span.3 AS SpanName,
     span.4 AS Route,
-    span.5 AS Path,
+    '' AS Path,  -- tagged rows: their chain is known, no path rule reads them
     span.6 AS Method,
     span.7 AS SpanKind,
     count() AS Calls,
@@ -29,7 +29,7 @@ SELECT
 FROM (
     SELECT
         TraceId,
-        groupArray((start_ns, service, name, route, path, method, kind, Duration, failed,
+        groupArray((start_ns, service, name, route, '', method, kind, Duration, failed,
                     entry_ids, candidate)) AS spans,
         groupArray(SpanId) AS ids,
         groupArray(chains) AS own,
@@ -59,7 +59,6 @@ FROM (
             toString(ServiceName) AS service,
             toString(SpanName) AS name,
             {{route_sql}} AS route,
-            {{path_sql}} AS path,
             {{method_sql}} AS method,
             transform(toString(SpanKind),
                 ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER',
