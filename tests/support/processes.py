@@ -15,10 +15,21 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
+#: Every port :func:`free_port` handed out in this process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now and that this process never handed out before: the
+    kernel may give a just-closed port to the next bind, so two calls in a row could name
+    the same port for two servers of one test."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class Service:
