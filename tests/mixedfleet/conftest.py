@@ -104,7 +104,10 @@ class MixedFleet:
 
     def node(self, tag: str) -> NodeService:
         if tag not in self.nodes:
-            pytest.skip(missing_node(BY_TAG[tag].line) or f"no Node service {tag}")
+            pytest.skip(
+                missing_node(BY_TAG[tag].line)
+                or f"the Node service {tag} did not start in this fleet: see its log above"
+            )
         return self.nodes[tag]
 
     def stored(self, trace_id: str) -> list[dict[str, Any]]:

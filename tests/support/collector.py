@@ -25,7 +25,10 @@ BUILD_TIMEOUT = 3600.0
 def build_collector() -> Path:
     """``make collector`` (nothing to do when the binary is current); skips without Go."""
     if shutil.which("go") is None:
-        pytest.skip("otelcol-chainmap is built from its Go modules: `go` is not on PATH")
+        pytest.skip(
+            "otelcol-chainmap (the real Collector these tests run) is built from its Go "
+            "modules and `go` is not on PATH: install Go >= 1.26 (.ci/run builds it)"
+        )
     done = subprocess.run(
         ["make", "--no-print-directory", "collector"],
         cwd=ROOT,

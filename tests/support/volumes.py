@@ -16,14 +16,20 @@ def small_volume(path: Path, size_bytes: int) -> Iterator[Path]:
     """``path`` as a tmpfs of ``size_bytes``; the test is skipped where mounting is not allowed."""
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
-        pytest.skip("mounting a size-capped tmpfs needs root")
+        pytest.skip(
+            "a size-capped tmpfs (mount -t tmpfs) is what fills the WAL volume here; mounting "
+            "needs root, and this test process is not root"
+        )
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0777", "tmpfs", str(path)],
         capture_output=True,
         text=True,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        pytest.skip(
+            "a size-capped tmpfs (mount -t tmpfs) is what fills the WAL volume here; this "
+            f"sandbox refuses the mount: {mounted.stderr.strip()}"
+        )
     try:
         yield path
     finally:
