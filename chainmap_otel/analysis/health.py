@@ -1,11 +1,12 @@
 """Chain health, SLO compliance and error-budget burn, from the per-minute aggregates only.
 
-Every number comes from ``chainmap_chain_minute`` (one row per chain, minute and entry
-operation; see the storage schema), so a 7-day window reads about as many rows as a
-1-hour one reads spans' worth of work, never ``otel_traces``. Tagged entry spans are
-rows of their chain; untagged root spans (``ChainId = ''``) are classified at query time
-by the chains' entry rules over the row's service, kind, name, route and method (rules
-that need other attributes cannot match these rows).
+Every number comes from per-minute entry rows (:func:`entry_rows_sql`): ``chainmap_chain_minute``
+(one row per chain, minute and entry operation; see the storage schema) and the entries
+below the root (:mod:`~chainmap_otel.analysis.entries`), so a 7-day window reads about as
+many rows as a 1-hour one reads spans' worth of work. Tagged entry spans are rows of their
+chain; untagged spans (``ChainId = ''``) are classified at query time by the chains' entry
+rules over the row's service, kind, name, route, path and method (rules that need other
+attributes cannot match these rows), minus the chains their ancestors hold.
 
 Definitions:
 
@@ -53,7 +54,12 @@ from typing import Any
 import numpy as np
 
 from chainmap_otel.analysis import entries
-from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression, require_chain
+from chainmap_otel.analysis.membership import (
+    MINUTE_COLUMNS,
+    classify_expression,
+    entered_chains_expression,
+    require_chain,
+)
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -151,27 +157,29 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(database: str, classify: str, inferred: bool = True) -> str:
+def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
     ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, Latency,
     LatencyBuckets``. The one definition of what health counts, shared by every health query:
-    tagged entry rows, untagged root rows classified by the rules and, when ``inferred``
-    (schema 5), the inferred entries (:mod:`~chainmap_otel.analysis.entries`): rolled up
-    below ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
+    tagged entry rows, untagged root rows classified by the rules (``classify`` over
+    :data:`~chainmap_otel.analysis.membership.MINUTE_COLUMNS`) and, given ``entered``
+    (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`; schema 5), the
+    entries below the root (:mod:`~chainmap_otel.analysis.entries`): rolled up below
+    ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
     extra = ""
-    if inferred:
+    if entered is not None:
         live = load_sql("inferred_entries", database)
         extra = f"""
     UNION ALL
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
     FROM {database}.chainmap_inferred_entry_minute
-    WHERE ChainId IN {{chains:Array(String)}}
+    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
       AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
     UNION ALL
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
     FROM ({live})
-    WHERE ChainId IN {{chains:Array(String)}}
+    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
     return _minute_rows(database, classify) + extra
 
@@ -190,25 +198,25 @@ def _minute_rows(database: str, classify: str) -> str:
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
 
 
-def _health_sql(database: str, classify: str, windows: Sequence[str], inferred: bool) -> str:
+def _health_sql(database: str, classify: str, windows: Sequence[str], entered: str | None) -> str:
     return f"""
 SELECT chain,
        sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
        sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, classify, inferred)}
+FROM ({entry_rows_sql(database, classify, entered)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
 
 
-def _series_sql(database: str, classify: str, inferred: bool) -> str:
+def _series_sql(database: str, classify: str, entered: str | None) -> str:
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
-FROM ({entry_rows_sql(database, classify, inferred)}
+FROM ({entry_rows_sql(database, classify, entered)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
@@ -322,8 +330,10 @@ def health(
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    entered, entered_params = entered_chains_expression(catalog)
     bound: dict[str, Any] = {
         **params,
+        **entered_params,
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
@@ -347,7 +357,8 @@ def health(
         else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
     )
     rows = store.query(
-        _health_sql(store.database, classify, names, watermark is not None), bound
+        _health_sql(store.database, classify, names, None if watermark is None else entered),
+        bound,
     ).result_rows
     found = {str(row[0]): row for row in rows}
     results: dict[str, dict[str, Any]] = {}
@@ -399,7 +410,15 @@ def chain_series(
     count = max(1, -(-(minutes * 60) // step))
     start = end - count * step
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    bound = {**params, "chains": chains, "scan_start": start, "end": end, "step": step}
+    entered, entered_params = entered_chains_expression(catalog)
+    bound = {
+        **params,
+        **entered_params,
+        "chains": chains,
+        "scan_start": start,
+        "end": end,
+        "step": step,
+    }
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
@@ -416,7 +435,7 @@ def chain_series(
     if not chains:
         return out
     for chain, bucket, calls, errors, quantiles in store.query(
-        _series_sql(store.database, classify, watermark is not None), bound
+        _series_sql(store.database, classify, None if watermark is None else entered), bound
     ).result_rows:
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:
