@@ -120,6 +120,7 @@ def test_every_trace_arrives_whole_at_exactly_one_backend(otelcol: Path, tmp_pat
     assert set(by_trace) == {format(s.context.trace_id, "032x") for s in spans if s.context}
     assert all(len(seen) == 1 and seen[0] in BACKENDS for seen in by_trace.values()), by_trace
     assert set(Counter(seen[0] for seen in by_trace.values())) == set(BACKENDS)
-    for chain, _service, _attributes, traces, failed in WORKLOAD:
-        assert total(chainmap, "chainmap_chain_requests_total", chain_id=chain) == traces
-        assert total(chainmap, "chainmap_chain_errors_total", chain_id=chain) == failed
+    for traffic in WORKLOAD:
+        chain = {"chain_id": traffic.chain}
+        assert total(chainmap, "chainmap_chain_requests_total", **chain) == traffic.traces
+        assert total(chainmap, "chainmap_chain_errors_total", **chain) == traffic.failed
