@@ -47,6 +47,7 @@ chains in :func:`order_chains` order. :func:`chain_series` gives the chain list'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,8 +160,8 @@ def _window_columns(names: Sequence[str]) -> str:
 
 def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
-    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, Latency,
-    LatencyBuckets``. The one definition of what health counts, shared by every health query:
+    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
+    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health query:
     tagged entry rows, untagged root rows classified by the rules (``classify`` over
     :data:`~chainmap_otel.analysis.membership.MINUTE_COLUMNS`) and, given ``entered``
     (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`; schema 5), the
@@ -171,13 +172,13 @@ def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> 
         live = load_sql("inferred_entries", database)
         extra = f"""
     UNION ALL
-    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_inferred_entry_minute
     WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
       AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
     UNION ALL
-    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM ({live})
     WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
@@ -187,12 +188,12 @@ def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> 
 def _minute_rows(database: str, classify: str) -> str:
     """Tagged entry rows and classified untagged root rows of ``chainmap_chain_minute``."""
     return f"""
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId IN {{chains:Array(String)}}
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
     UNION ALL
-    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId = ''
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
@@ -221,6 +222,44 @@ FROM ({entry_rows_sql(database, classify, entered)}
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
 ORDER BY chain, bucket"""
+
+
+def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
+    """Per chain over every stored minute, from health's entry rows (:func:`entry_rows_sql`):
+    ``calls``, ``errors``, ``duration_ns``, ``buckets`` (log-scale latency bucket -> count)
+    and ``first_minute``; chains without an entry are left out."""
+    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    entered, entered_params = entered_chains_expression(catalog)
+    end_s = -(-time.time_ns() // _NS) + 60
+    bound: dict[str, Any] = {
+        **params,
+        **entered_params,
+        "chains": list(catalog.ids),
+        "scan_start": 0,
+        "end": end_s,
+    }
+    watermark = entries.analysis_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(watermark, end_s * _NS)
+    rows_sql = entry_rows_sql(store.database, classify, None if watermark is None else entered)
+    sql = f"""
+SELECT chain, sum(Calls), sum(Errors), sum(DurationSum), sumMap(LatencyBuckets), min(Minute)
+FROM ({rows_sql}
+)
+WHERE chain IN {{chains:Array(String)}}
+GROUP BY chain"""
+    totals = {}
+    for chain, calls, errors, duration_ns, (keys, values), first in store.query(
+        sql, bound
+    ).result_rows:
+        totals[str(chain)] = {
+            "calls": int(calls),
+            "errors": int(errors),
+            "duration_ns": int(duration_ns),
+            "buckets": dict(zip(keys, values, strict=True)),
+            "first_minute": first,
+        }
+    return totals
 
 
 #: The minutes holding any entry row (any chain, or an untagged root) in a range: the part

@@ -252,15 +252,9 @@ def test_chainmap_counts_one_request_per_chain_entered_at_a_node_service(
             assert delivered.requests[f"{rule}.{tag}"] == 1, (rule, tag)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OTTL tags every span a rule matches as an entry, also below a span that entered "
-    "the chain already (here GET /quotes and its GET client call); the per-minute aggregates "
-    "behind health and /metrics count each such span, trace search and topology the trace "
-    "once (collector-config/README.md)",
-)
 def test_a_trace_a_kindless_rule_enters_twice_counts_once(delivered: Delivered) -> None:
     """The last service's GET rule matches its /quotes server span and that span's CLIENT
-    call: two traces (/quotes and /ping), as the SDK's processor, which enters a chain once
-    per trace, would have them counted."""
+    call, and the Collector marks both (one span at a time, chain.tagged_by=collector): two
+    traces (/quotes and /ping), as the SDK's processor, which enters a chain once per trace,
+    would have them counted."""
     assert delivered.requests[f"get.{ENTRY[-1]}"] == 2
