@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import shutil
 import statistics
@@ -248,7 +247,9 @@ class Jaeger(Tool):
         spans: Spans = {}
         for trace in document.get("data") or []:
             for span in trace["spans"]:
-                parents = [r["spanID"] for r in span.get("references") or []]
+                # A link is a FOLLOWS_FROM reference; the parent the CHILD_OF one.
+                references = span.get("references") or []
+                parents = [r["spanID"] for r in references if r["refType"] == "CHILD_OF"]
                 spans[span["spanID"]] = parents[0] if parents else ""
         return spans
 
@@ -530,5 +531,4 @@ def report(figures: dict[str, Figures], names: list[str], rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()
