@@ -47,13 +47,18 @@ def test_generated_yaml_reads_back_as_the_statements(catalog: ChainCatalog) -> N
     assert any("${id}$$" in s for s in read)
 
 
-def test_four_pushes_per_chain_then_the_entry_flag_then_one_name_per_chain(
+def test_four_pushes_per_chain_then_the_entry_marks_then_one_name_per_chain(
     catalog: ChainCatalog,
 ) -> None:
     # The real Collector parses and runs them (test_configs.py, test_ottl_collector.py).
     statements = trace_statements(catalog)
-    assert len(statements) == 4 * len(catalog) + 1 + len(catalog)
+    assert len(statements) == 4 * len(catalog) + 2 + len(catalog)
     assert all(" where " in s for s in statements)
+    marks = statements[4 * len(catalog) : 4 * len(catalog) + 2]
+    assert [m.split(",")[0] for m in marks] == [
+        'set(span.attributes["chain.entry"]',
+        'set(span.attributes["chain.tagged_by"]',
+    ]
 
 
 @pytest.mark.parametrize(

@@ -323,6 +323,10 @@ def test_the_collector_tags_every_fixture_span_as_the_sdk_processor_does(
         stored = chain_tags(delivered.stored[span_id(span)])
         assert written == expected, fixture
         assert stored == {k: attribute_text(v) for k, v in expected.items()}, fixture
+        # The Collector's entry marks say who set them (the analyses keep the first of a
+        # trace's marks from the root down); spans it left alone carry no such attribute.
+        tagged_by = delivered.written[span_id(span)].get("chain.tagged_by")
+        assert tagged_by == ("collector" if "chain.entry" in expected else None), fixture
         entered.update(str(expected.get("chain.entry_ids", "")).split(","))
         untagged += not expected
         keys = set(fixture["attributes"])
