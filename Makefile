@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/chainmap demo $(DEMO_ARGS)
 
 # The docs pages with parts generated from the code (cog blocks; chainmap_otel/cli/reference.py).
-GENERATED_DOCS := docs/configuration.md docs/cli.md
+GENERATED_DOCS := docs/configuration.md docs/cli.md docs/serve.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check chainmap_otel tests benchmarks

@@ -342,7 +342,7 @@ def test_a_chain_entered_at_an_untagged_root_keeps_its_whole_subtree(
 def test_the_documented_difference_a_chain_matched_below_the_root_of_an_untagged_service(
     fleet: Fleet,
 ) -> None:
-    """README "Mixed fleets": a chain matched at query time below the root is drawn by the
+    """docs/chains.md "Mixed fleets": a chain matched at query time below the root is drawn by the
     span-level analyses but not counted by health and search, which classify untagged spans
     at the root only; tagged by the generated OTTL, every surface counts it."""
     quote = case_path({})
