@@ -9,8 +9,10 @@ PYTEST_ARGS ?=
 GO ?= go
 COLLECTOR_MODULE := collector-config/distribution
 COLLECTOR := .build/otelcol-chainmap
+JAEGER_MODULE := benchmarks/jaeger
+JAEGER := .build/jaeger
 
-.PHONY: demo test lint docs typecheck pytest test-floor node-deps bench clean collector
+.PHONY: demo test lint docs typecheck pytest test-floor node-deps bench clean collector jaeger
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chainmap-otel needs Python >= 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -98,6 +100,16 @@ $(COLLECTOR): $(COLLECTOR_MODULE)/go.mod $(COLLECTOR_MODULE)/go.sum $(COLLECTOR_
 	@command -v $(GO) >/dev/null 2>&1 || { echo "make collector: the Go toolchain (go) is not on PATH" >&2; exit 1; }
 	mkdir -p $(@D)
 	cd $(COLLECTOR_MODULE) && $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(abspath $@).tmp .
+	mv $@.tmp $@
+
+# Jaeger v2 (v1.75.0), the peer benchmarks/jaeger_compare.py measures chainmap serve against:
+# a tool of its own Go module, built from the Go module proxy like the Collector above.
+jaeger: $(JAEGER)
+
+$(JAEGER): $(JAEGER_MODULE)/go.mod $(JAEGER_MODULE)/go.sum
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make jaeger: the Go toolchain (go) is not on PATH" >&2; exit 1; }
+	mkdir -p $(@D)
+	cd $(JAEGER_MODULE) && $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(abspath $@).tmp github.com/jaegertracing/jaeger/cmd/jaeger
 	mv $@.tmp $@
 
 clean:

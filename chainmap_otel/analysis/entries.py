@@ -1,27 +1,35 @@
-"""Inferred chain entries: spans tagged with ``chain.ids`` but no ``chain.entry``.
+"""Chain entries below the root that the insert-time views cannot see.
 
-A baggage span processor in another language, an older SDK or OTTL that sets only the ids
-tags spans with the chain stack but never marks where a chain begins, so health -- which
-counts entry spans -- would not see those traces. The rule: **the span where a chain first
-appears in a trace is its entry** (the chain is in the span's ``chain.ids`` and not in its
-parent's, or the span has no parent). Chains a span names in ``chain.entry_ids`` are already
-counted by ``chainmap_chain_minute_mv`` and are never inferred, so nothing counts twice.
+The rule (:mod:`~chainmap_otel.analysis.membership`): **a chain's entry is the first span,
+from the root down, where the chain appears**. ``chainmap_chain_minute``'s views count, at
+insert time, the spans that say where a chain begins (``chain.entry_ids``, set by the
+chainmap processor or the Collector's generated OTTL) and every root span (tagged: its
+chains; untagged: one row the rules classify at query time). The other entries need a
+span's ancestors, which an insert block need not hold:
 
-Where the rows come from (schema version 5):
+* a tagged span without ``chain.entry`` (a baggage span processor in another language, an
+  older SDK, OTTL setting only the ids), or with the candidate marks of the Collector's
+  generated OTTL (``chain.tagged_by = collector``: it sees one span at a time, so a rule
+  matching a span and its descendant marks both), enters the chains of its ``chain.ids``
+  that no ancestor holds;
+* an untagged span below the root (a Node, Go or Java service called by a tagged one, or a
+  Collector-only fleet) enters the chains its entry rules match at query time, minus those
+  an ancestor holds.
 
-* root spans: knowable per span, so ``chainmap_chain_minute_root_mv`` adds them to
-  ``chainmap_chain_minute`` at insert time;
-* other spans: the parent's tags are needed and an insert block need not hold the parent,
-  so :func:`refresh_entries` runs ``sql/inferred_entries.sql`` over closed slices (up to
-  ``now - rollup.LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, with the edge
-  rollup's pending/watermark protocol under the rollup state ``entries``
-  (:mod:`~chainmap_otel.analysis.slices`: an interrupted slice is deleted and redone). Health reads that table below the watermark and runs the
-  same SQL live above it (:func:`live_params`), so fresh spans count at once. Reads never
-  write: the rollup is refreshed by ``chainmap serve``'s background loop, ``chainmap schema
-  apply`` and ``chainmap rollup refresh``; until then health pairs the whole scan live.
+:func:`refresh_entries` runs ``sql/inferred_entries.sql`` over closed slices (up to
+``now - rollup.LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, with the edge
+rollup's pending/watermark protocol under the rollup state ``entries``
+(:mod:`~chainmap_otel.analysis.slices`: an interrupted slice is deleted and redone). Each
+row keeps what its ancestors hold: ``AboveChains`` (tagged ancestors' chains, untagged rows
+only) and ``AboveFields`` (untagged ancestors' rule fields), so the rules, which can change,
+are applied when health reads (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`).
+Health reads that table below the watermark and runs the same SQL live above it
+(:func:`live_params`), so fresh spans count at once. Reads never write: the rollup is
+refreshed by ``chainmap serve``'s background loop, ``chainmap schema apply`` and ``chainmap
+rollup refresh``; until then health pairs the whole scan live.
 
-Parents are read from :data:`REACH_SECONDS` before a slice; a parent that started earlier,
-is not stored, or is not tagged counts as carrying no chain.
+Ancestors are read from :data:`REACH_SECONDS` before a slice; one that started earlier or is
+not stored counts as holding no chain.
 """
 
 from __future__ import annotations
@@ -62,12 +70,12 @@ JOB = SliceRollup(
 DELETE WHERE Minute >= toDateTime(intDiv({{start:Int64}}, 1000000000))
     AND Minute < toDateTime(intDiv({{end:Int64}}, 1000000000))
 SETTINGS mutations_sync = 2""",
-    # Only tagged spans can be inferred entries: an untagged store is never scanned.
+    # Root spans are counted at insert time: a store of root spans alone is never scanned.
     next_data="""SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
 FROM {db}.otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
   AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}})
-  AND TraceId != '' AND SpanAttributes['chain.ids'] != ''""",
+  AND TraceId != '' AND ParentSpanId != ''""",
 )
 
 

@@ -1,11 +1,12 @@
 """Chain health, SLO compliance and error-budget burn, from the per-minute aggregates only.
 
-Every number comes from ``chainmap_chain_minute`` (one row per chain, minute and entry
-operation; see the storage schema), so a 7-day window reads about as many rows as a
-1-hour one reads spans' worth of work, never ``otel_traces``. Tagged entry spans are
-rows of their chain; untagged root spans (``ChainId = ''``) are classified at query time
-by the chains' entry rules over the row's service, kind, name, route and method (rules
-that need other attributes cannot match these rows).
+Every number comes from per-minute entry rows (:func:`entry_rows_sql`): ``chainmap_chain_minute``
+(one row per chain, minute and entry operation; see the storage schema) and the entries
+below the root (:mod:`~chainmap_otel.analysis.entries`), so a 7-day window reads about as
+many rows as a 1-hour one reads spans' worth of work. Tagged entry spans are rows of their
+chain; untagged spans (``ChainId = ''``) are classified at query time by the chains' entry
+rules over the row's service, kind, name, route, path and method (rules that need other
+attributes cannot match these rows), minus the chains their ancestors hold.
 
 Definitions:
 
@@ -46,6 +47,7 @@ chains in :func:`order_chains` order. :func:`chain_series` gives the chain list'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +55,12 @@ from typing import Any
 import numpy as np
 
 from chainmap_otel.analysis import entries
-from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression, require_chain
+from chainmap_otel.analysis.membership import (
+    MINUTE_COLUMNS,
+    classify_expression,
+    entered_chains_expression,
+    require_chain,
+)
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -151,27 +158,29 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(database: str, classify: str, inferred: bool = True) -> str:
+def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
-    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, Latency,
-    LatencyBuckets``. The one definition of what health counts, shared by every health query:
-    tagged entry rows, untagged root rows classified by the rules and, when ``inferred``
-    (schema 5), the inferred entries (:mod:`~chainmap_otel.analysis.entries`): rolled up
-    below ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
+    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
+    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health query:
+    tagged entry rows, untagged root rows classified by the rules (``classify`` over
+    :data:`~chainmap_otel.analysis.membership.MINUTE_COLUMNS`) and, given ``entered``
+    (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`; schema 5), the
+    entries below the root (:mod:`~chainmap_otel.analysis.entries`): rolled up below
+    ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
     extra = ""
-    if inferred:
+    if entered is not None:
         live = load_sql("inferred_entries", database)
         extra = f"""
     UNION ALL
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_inferred_entry_minute
-    WHERE ChainId IN {{chains:Array(String)}}
+    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
       AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
     UNION ALL
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM ({live})
-    WHERE ChainId IN {{chains:Array(String)}}
+    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
     return _minute_rows(database, classify) + extra
 
@@ -179,40 +188,78 @@ def entry_rows_sql(database: str, classify: str, inferred: bool = True) -> str:
 def _minute_rows(database: str, classify: str) -> str:
     """Tagged entry rows and classified untagged root rows of ``chainmap_chain_minute``."""
     return f"""
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId IN {{chains:Array(String)}}
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
     UNION ALL
-    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, Latency, LatencyBuckets
+    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
     WHERE ChainId = ''
       AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
 
 
-def _health_sql(database: str, classify: str, windows: Sequence[str], inferred: bool) -> str:
+def _health_sql(database: str, classify: str, windows: Sequence[str], entered: str | None) -> str:
     return f"""
 SELECT chain,
        sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
        sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, classify, inferred)}
+FROM ({entry_rows_sql(database, classify, entered)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
 
 
-def _series_sql(database: str, classify: str, inferred: bool) -> str:
+def _series_sql(database: str, classify: str, entered: str | None) -> str:
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
-FROM ({entry_rows_sql(database, classify, inferred)}
+FROM ({entry_rows_sql(database, classify, entered)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
 ORDER BY chain, bucket"""
+
+
+def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
+    """Per chain over every stored minute, from health's entry rows (:func:`entry_rows_sql`):
+    ``calls``, ``errors``, ``duration_ns``, ``buckets`` (log-scale latency bucket -> count)
+    and ``first_minute``; chains without an entry are left out."""
+    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    entered, entered_params = entered_chains_expression(catalog)
+    end_s = -(-time.time_ns() // _NS) + 60
+    bound: dict[str, Any] = {
+        **params,
+        **entered_params,
+        "chains": list(catalog.ids),
+        "scan_start": 0,
+        "end": end_s,
+    }
+    watermark = entries.analysis_watermark(store)
+    if watermark is not None:
+        bound |= entries.live_params(watermark, end_s * _NS)
+    rows_sql = entry_rows_sql(store.database, classify, None if watermark is None else entered)
+    sql = f"""
+SELECT chain, sum(Calls), sum(Errors), sum(DurationSum), sumMap(LatencyBuckets), min(Minute)
+FROM ({rows_sql}
+)
+WHERE chain IN {{chains:Array(String)}}
+GROUP BY chain"""
+    totals = {}
+    for chain, calls, errors, duration_ns, (keys, values), first in store.query(
+        sql, bound
+    ).result_rows:
+        totals[str(chain)] = {
+            "calls": int(calls),
+            "errors": int(errors),
+            "duration_ns": int(duration_ns),
+            "buckets": dict(zip(keys, values, strict=True)),
+            "first_minute": first,
+        }
+    return totals
 
 
 #: The minutes holding any entry row (any chain, or an untagged root) in a range: the part
@@ -322,8 +369,10 @@ def health(
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+    entered, entered_params = entered_chains_expression(catalog)
     bound: dict[str, Any] = {
         **params,
+        **entered_params,
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
@@ -347,7 +396,8 @@ def health(
         else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
     )
     rows = store.query(
-        _health_sql(store.database, classify, names, watermark is not None), bound
+        _health_sql(store.database, classify, names, None if watermark is None else entered),
+        bound,
     ).result_rows
     found = {str(row[0]): row for row in rows}
     results: dict[str, dict[str, Any]] = {}
@@ -399,7 +449,15 @@ def chain_series(
     count = max(1, -(-(minutes * 60) // step))
     start = end - count * step
     classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    bound = {**params, "chains": chains, "scan_start": start, "end": end, "step": step}
+    entered, entered_params = entered_chains_expression(catalog)
+    bound = {
+        **params,
+        **entered_params,
+        "chains": chains,
+        "scan_start": start,
+        "end": end,
+        "step": step,
+    }
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
@@ -416,7 +474,7 @@ def chain_series(
     if not chains:
         return out
     for chain, bucket, calls, errors, quantiles in store.query(
-        _series_sql(store.database, classify, watermark is not None), bound
+        _series_sql(store.database, classify, None if watermark is None else entered), bound
     ).result_rows:
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:

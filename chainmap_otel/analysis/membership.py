@@ -27,9 +27,12 @@ Collector spellings), ``name`` -> ``SpanName``, ``route``, ``path``, ``method`` 
 unanchored like Python's ``re.search``). Every pattern is a bound parameter, never SQL text.
 
 Where each part lives: ``sql/trace_edges.sql`` walks each trace (topology, the edge rollup);
-``sql/inferred_entries.sql`` finds the entries of tagged spans that do not say where a chain
-begins; the aggregates (``chainmap_chain_minute``, ``chainmap_trace_summary``) keep the rule
-fields of entry and root spans, classified with :data:`MINUTE_COLUMNS` / the summary's columns.
+``sql/inferred_entries.sql`` finds the entries below the root that no span marks (tagged spans
+without ``chain.entry``, untagged spans the rules match), keeping what each one's ancestors
+hold for :func:`entered_chains_expression`; the aggregates (``chainmap_chain_minute``,
+``chainmap_trace_summary``) keep the rule fields of entry and root spans and, per trace, of
+its untagged spans (:func:`tuple_columns`), classified with :data:`MINUTE_COLUMNS`, the
+summary's columns and :func:`tuple_classify_expression`.
 """
 
 from __future__ import annotations
@@ -92,6 +95,28 @@ MINUTE_COLUMNS = Columns(
     method="upper(toString(Method))",
     attributes=None,
 )
+
+
+def tuple_columns(var: str) -> Columns:
+    """Matcher fields over a rule-field tuple bound to the lambda variable ``var``.
+
+    The aggregates keep the rule fields of an untagged span as one tuple
+    (``chainmap_trace_summary.UntaggedFields``, ``chainmap_inferred_entry_minute.AboveFields``,
+    schema version 10): ``(ServiceName, SpanName, Route, Path, Method, SpanKind)``, each read
+    as the minute rows read them (the kind spelled ``Server``, ``Client``, ...)."""
+
+    def element(index: int) -> str:
+        return f"tupleElement({var}, {index})"
+
+    return Columns(
+        service=element(1),
+        kind=f"lower(replaceOne({element(6)}, 'SPAN_KIND_', ''))",
+        name=element(2),
+        route=element(3),
+        path=element(4),
+        method=f"upper({element(5)})",
+        attributes=None,
+    )
 
 
 @dataclass
@@ -180,6 +205,34 @@ def classify_expression(
     if not parts:
         return "CAST([], 'Array(String)')", params.values
     return f"arrayFilter(x -> x != '', [{', '.join(parts)}])", params.values
+
+
+def tuple_classify_expression(
+    catalog: ChainCatalog, tuples: str, prefix: str = "t"
+) -> tuple[str, dict[str, Any]]:
+    """``Array(String)`` SQL of the chains whose entry rules match any rule-field tuple of
+    the array expression ``tuples`` (:func:`tuple_columns`), and its bound parameters."""
+    classify, params = classify_expression(catalog, tuple_columns("u_"), prefix)
+    if not params:
+        return "CAST([], 'Array(String)')", params
+    return f"arrayDistinct(arrayFlatten(arrayMap(u_ -> {classify}, {tuples})))", params
+
+
+def entered_chains_expression(
+    catalog: ChainCatalog, prefix: str = "e"
+) -> tuple[str, dict[str, Any]]:
+    """``Array(String)`` SQL of the chains a row of ``chainmap_inferred_entry_minute`` enters,
+    and its bound parameters: its ``ChainId`` when tagged, else the chains the rules match on
+    its fields (:data:`MINUTE_COLUMNS`); minus the chains an ancestor holds, tagged
+    (``AboveChains``) or matched by the rules on an untagged ancestor (``AboveFields``)."""
+    own, params = classify_expression(catalog, MINUTE_COLUMNS, prefix + "r")
+    above, above_params = tuple_classify_expression(catalog, "AboveFields", prefix + "a")
+    params.update(above_params)
+    return (
+        "arrayFilter(c_ -> NOT has(AboveChains, c_) AND NOT has(" + above + ", c_), "
+        f"if(ChainId != '', [toString(ChainId)], {own}))",
+        params,
+    )
 
 
 def tagged_chains_sql() -> str:

@@ -12,8 +12,9 @@ Semantics:
 * ``duration_ms`` is the trace's extent (first span start to last span end);
 * ``status`` is ``error`` when any span of the trace has status Error, else ``ok``;
 * ``chain_ids``: the chains its spans are tagged with (``chain.ids``), plus the chains whose
-  entry rules match its root span (:mod:`chainmap_otel.analysis.membership`, the rules the
-  processor applies), so traces of services without chainmap are found by chain too;
+  entry rules match its root span or one of its untagged spans
+  (:mod:`chainmap_otel.analysis.membership`, the rules the processor applies), so traces
+  through services without chainmap are found by chain too;
 * ``service``: a span of the trace is in that service; ``operation``: a span's name or
   ``http.route`` equals it (in ``service`` when both are given, Jaeger's pairing);
 * ``attr`` (``key=value``, repeatable, all must hold): a span's attribute or its resource's
@@ -36,6 +37,8 @@ from chainmap_otel.analysis.membership import (
     classify_expression,
     require_chain,
     rule_sql,
+    tuple_classify_expression,
+    tuple_columns,
 )
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
@@ -207,10 +210,13 @@ class TraceSearch:
 
 #: The newest part of the window searched first when the order is "start".
 FIRST_PART_NS = 3600 * 10**9
-#: Per-row tests: a row tagged with the chain, or the row holding the root span matching one
-#: of the chain's entry rules; a row's services. The live search folds them per trace with
-#: max(); a merged trace has one row.
-_CHAIN_TEST = "has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))"
+#: Per-row tests: a row tagged with the chain, the row holding the root span matching one of
+#: the chain's entry rules, or a row with an untagged non-root span matching one; a row's
+#: services. The live search folds them per trace with max(); a merged trace has one row.
+_CHAIN_TEST = (
+    "has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))"
+    " OR arrayExists(u_ -> {untagged}, UntaggedFields)"
+)
 _SERVICE_TEST = "has(Services, {service:String})"
 #: The live search's first step keeps only these traces for trace_merge.sql.
 _FOUND_ROWS = "TraceId IN (SELECT TraceId FROM found)"
@@ -241,6 +247,10 @@ class SearchSql:
 def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> SearchSql:
     """The search's SQL and its bound parameters (the window's are added by the caller)."""
     classify, params = classify_expression(catalog, SUMMARY_COLUMNS, prefix="m")
+    classify_untagged, untagged_params = tuple_classify_expression(
+        catalog, "UntaggedFields", prefix="u"
+    )
+    params.update(untagged_params)
     lookups: list[str] = []
     if query.operation is not None:
         params["operation"] = query.operation
@@ -264,8 +274,13 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
         chain = require_chain(catalog, query.chain)
         rule_params = SqlParams("r")
         rules = [t for t in (rule_sql(r, SUMMARY_COLUMNS, rule_params) for r in chain.entry) if t]
+        untagged = [
+            t for t in (rule_sql(r, tuple_columns("u_"), rule_params) for r in chain.entry) if t
+        ]
         params.update(rule_params.values)
-        row_tests["InChain"] = _CHAIN_TEST.format(rules=" OR ".join(rules) or "0")
+        row_tests["InChain"] = _CHAIN_TEST.format(
+            rules=" OR ".join(rules) or "0", untagged=" OR ".join(untagged) or "0"
+        )
     if query.service is not None:
         params["service"] = query.service
         row_tests["InService"] = _SERVICE_TEST
@@ -303,7 +318,14 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
     )
 
     def listed(traces: str) -> str:
-        sql = load_sql("trace_search", db, traces=traces, classify=classify, order=filters["order"])
+        sql = load_sql(
+            "trace_search",
+            db,
+            traces=traces,
+            classify=classify,
+            classify_untagged=classify_untagged,
+            order=filters["order"],
+        )
         return sql.replace("{{db}}", db)
 
     return SearchSql(listed(live), listed(merged), params)

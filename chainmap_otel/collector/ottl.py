@@ -11,7 +11,9 @@ would, with the rule engine's semantics (:mod:`chainmap_otel.tagging.rules`):
   ``chain.id``, ``chain.name`` and ``chain.category`` are the innermost chain's.
 
 OTTL sees one span at a time, so only entry spans are tagged here; their descendants are
-classified at query time, from the trace, as every untagged trace already is.
+classified at query time, from the trace, as every untagged trace already is. For the same
+reason a rule matching a span and its descendant marks both as entries: the marks say
+``chain.tagged_by = "collector"``, and the analyses keep the first from the root down.
 Regexes are RE2 on both sides (Go's regexp in the Collector, ``re2`` here); globs become
 anchored RE2 regexes and equals become ``==``.
 """
@@ -37,6 +39,8 @@ from chainmap_otel.tagging.processor import (
     ATTR_CHAIN_ID,
     ATTR_CHAIN_IDS,
     ATTR_CHAIN_NAME,
+    ATTR_CHAIN_TAGGED_BY,
+    TAGGED_BY_COLLECTOR,
 )
 
 #: Span kind names of chain definitions -> OTTL's span kind enums. ``internal`` also takes
@@ -284,11 +288,17 @@ def chain_statements(chain: ChainDefinition, deep_catalog: bool) -> ChainStateme
     return ChainStatements(chain=chain, push=push, innermost=innermost)
 
 
-def entry_statement() -> str:
-    """``chain.entry = true`` on spans this program pushed a chain onto."""
+def entry_statements() -> tuple[str, ...]:
+    """``chain.entry = true`` on spans this program pushed a chain onto, and
+    ``chain.tagged_by = "collector"``: a rule may match a span and its descendant, and only
+    the analyses, which see the trace, can keep the first (:mod:`chainmap_otel.analysis.entries`)."""
+    where = (
+        f"where {span_attribute(ATTR_CHAIN_ID)} == nil "
+        f"and {span_attribute(ATTR_CHAIN_ENTRY_IDS)} != nil"
+    )
     return (
-        f"set({span_attribute(ATTR_CHAIN_ENTRY)}, true) where "
-        f"{span_attribute(ATTR_CHAIN_ID)} == nil and {span_attribute(ATTR_CHAIN_ENTRY_IDS)} != nil"
+        f"set({span_attribute(ATTR_CHAIN_ENTRY)}, true) {where}",
+        f"set({span_attribute(ATTR_CHAIN_TAGGED_BY)}, {quote(TAGGED_BY_COLLECTOR)}) {where}",
     )
 
 
@@ -311,6 +321,6 @@ def trace_statements(catalog: ChainCatalog) -> list[str]:
     """The flat ``trace_statements`` list: all pushes in file order, then the entry flag and names."""
     chains = catalog_statements(catalog)
     statements = [s for c in chains for s in c.push]
-    statements.append(entry_statement())
+    statements.extend(entry_statements())
     statements.extend(c.innermost for c in chains)
     return statements

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chainmap_otel.collector.ottl import catalog_statements, entry_statement
+from chainmap_otel.collector.ottl import catalog_statements, entry_statements
 from chainmap_otel.tagging.model import ChainCatalog
 
 #: The contrib Collector release the generated configuration is validated and run with (the
@@ -49,8 +49,9 @@ def processor_block(catalog: ChainCatalog, indent: int = 2) -> str:
             f"{pad}    # {chain.chain.id}: {_comment(chain.chain.name)} (push in file order)"
         )
         lines.extend(item + _yaml_scalar(s) for s in chain.push)
-    lines.append(f"{pad}    # chain.entry on the spans a chain was pushed onto")
-    lines.append(item + _yaml_scalar(entry_statement()))
+    lines.append(f"{pad}    # chain.entry on the spans a chain was pushed onto (candidates:")
+    lines.append(f"{pad}    # chainmap keeps the first from the root down)")
+    lines.extend(item + _yaml_scalar(s) for s in entry_statements())
     lines.append(f"{pad}    # the innermost chain of each stack names it")
     lines.extend(item + _yaml_scalar(chain.innermost) for chain in chains)
     return "\n".join(lines) + "\n"

@@ -30,6 +30,8 @@ from chainmap_otel.analysis.membership import (
     Columns,
     SqlParams,
     classify_expression,
+    entered_chains_expression,
+    tuple_classify_expression,
 )
 from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.sql import load_sql
@@ -144,8 +146,12 @@ def membership_expression(catalog: ChainCatalog, table: str = "otel_traces") -> 
     columns = TABLE_COLUMNS.get(table)
     if columns is None:
         raise QueryError(f"unknown table {table!r}; use one of {', '.join(TABLE_COLUMNS)}")
-    classify, params = classify_expression(catalog, columns)
-    return inline(classify, {name: sql_literal(value) for name, value in params.items()})
+    return _literal(*classify_expression(catalog, columns))
+
+
+def _literal(sql: str, params: Mapping[str, Any]) -> str:
+    """``sql`` with its bound parameters written as literals."""
+    return inline(sql, {name: sql_literal(value) for name, value in params.items()})
 
 
 def _fill(name: str, database: str, **fragments: str) -> str:
@@ -162,7 +168,11 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
     """Health's entry rows (:func:`~chainmap_otel.analysis.health.entry_rows_sql`) of every
     chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
     ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
-    rows = entry_rows_sql(database, membership_expression(catalog, "chainmap_chain_minute"))
+    rows = entry_rows_sql(
+        database,
+        membership_expression(catalog, "chainmap_chain_minute"),
+        _literal(*entered_chains_expression(catalog)),
+    )
     return inline(
         rows,
         {
@@ -326,6 +336,7 @@ def chain_traces_sql(catalog: ChainCatalog, database: str, filter: str, order: s
             "chain_traces",
             database,
             classify=membership_expression(catalog, "chainmap_trace_summary"),
+            classify_untagged=_literal(*tuple_classify_expression(catalog, "untagged_fields")),
             filter=filter,
             order=order,
         )

@@ -6,8 +6,8 @@ topology query answers):
 
 * ``chainmap_chain_requests_total``, ``chainmap_chain_errors_total`` and the histogram
   ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
-  (``chainmap_chain_minute``; buckets from its log-scale latency buckets, interpolated
-  like the health's latency objectives);
+  (health's entry rows, :func:`~chainmap_otel.analysis.health.chain_totals`; buckets from
+  their log-scale latency buckets, interpolated like the health's latency objectives);
 * ``traces_service_graph_request_total``, ``traces_service_graph_request_failed_total`` and
   the histograms ``traces_service_graph_request_server_seconds`` and
   ``traces_service_graph_request_client_seconds`` with ``client``, ``server``,
@@ -31,8 +31,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -46,11 +44,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from chainmap_otel.analysis.health import slower_fraction_count
-from chainmap_otel.analysis.membership import MINUTE_COLUMNS, classify_expression
+from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollup import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
@@ -58,33 +55,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChainMetricsCollector", "install_metrics", "metrics_text"]
 
 _NS = 1_000_000_000
-
-
-@cache
-def _sql(name: str) -> str:
-    folder = resources.files("chainmap_otel.server").joinpath("sql")
-    return folder.joinpath(f"{name}.sql").read_text(encoding="utf-8")
-
-
-def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
-    """chain id -> calls, errors, duration_ns, buckets, first_minute over every stored minute."""
-    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    sql = (
-        _sql("chain_totals")
-        .replace("{{db}}", validate_identifier(store.database, "database"))
-        .replace("{{classify}}", classify)
-    )
-    rows = store.query(sql, {**params, "chains": list(catalog.ids)}).result_rows
-    totals = {}
-    for chain, calls, errors, duration_ns, (keys, values), first in rows:
-        totals[str(chain)] = {
-            "calls": int(calls),
-            "errors": int(errors),
-            "duration_ns": int(duration_ns),
-            "buckets": dict(zip(keys, values, strict=True)),
-            "first_minute": first,
-        }
-    return totals
 
 
 class ChainMetricsCollector:

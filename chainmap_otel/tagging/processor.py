@@ -31,6 +31,11 @@ ATTR_CHAIN_NAME = "chain.name"
 ATTR_CHAIN_CATEGORY = "chain.category"
 ATTR_CHAIN_ENTRY = "chain.entry"
 ATTR_CHAIN_ENTRY_IDS = "chain.entry_ids"
+#: Set with ``chain.entry`` by the Collector's generated OTTL, which sees one span at a time:
+#: its entry marks are candidates (a rule may match a span and its descendant), the analyses
+#: keep the first from the root down. The processor's marks know the span's ancestors.
+ATTR_CHAIN_TAGGED_BY = "chain.tagged_by"
+TAGGED_BY_COLLECTOR = "collector"
 #: Set at span start by code (``chainmap_otel.track.chain``) to push a chain rules cannot see.
 ATTR_CHAIN_PUSH = "chain.push"
 

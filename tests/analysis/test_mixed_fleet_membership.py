@@ -95,7 +95,13 @@ def tagged(chains: str, entry: str = "") -> dict[str, str]:
 
 def ottl_tagged(chain: str) -> dict[str, str]:
     """What the Collector's generated OTTL sets on an entry span (one span at a time)."""
-    return {"chain.id": chain, "chain.ids": chain, "chain.entry": "true", "chain.entry_ids": chain}
+    return {
+        "chain.id": chain,
+        "chain.ids": chain,
+        "chain.entry": "true",
+        "chain.entry_ids": chain,
+        "chain.tagged_by": "collector",
+    }
 
 
 def otlp_json(root: Span, start_ns: int) -> dict[str, Any]:
@@ -233,12 +239,13 @@ class Fleet:
     """A fresh database of the session's embedded store, fed through ``chainmap ingest`` and
     read through the CLI."""
 
-    def __init__(self, tmp_path: Path, store: TraceStore) -> None:
+    def __init__(self, tmp_path: Path, store: TraceStore, age_s: int = 20 * 60) -> None:
         self.tmp_path = tmp_path
         self.url = f"chdb://{store.location.path}?database={store.database}"
         self.chains = tmp_path / "chains.yaml"
         self.chains.write_text(CHAINS_YAML, encoding="utf-8")
-        self.start_ns = time.time_ns() - 20 * 60 * 10**9
+        self.start_ns = time.time_ns() - age_s * 10**9
+        self.since = f"{age_s // 3600 + 1}h"
         self.files = 0
 
     def ingest(self, *roots: Span) -> None:
@@ -262,7 +269,7 @@ class Fleet:
                 "--chains",
                 str(self.chains),
                 "--since",
-                "1h",
+                self.since,
             ],
         )
         assert result.exit_code == 0, result.output
@@ -282,10 +289,19 @@ class Fleet:
         edges = {(e["source"], e["target"]) for e in graph["edges"]}
         return self.read("critical-path", "--chain", chain)["traces"], edges
 
-    def agree(self, chain: str, traces: int) -> set[tuple[str, str]]:
-        """Health count = search count = traces in the topology = ``traces``; the edges."""
+    def agree(self, chain: str, traces: int, rollups: bool = False) -> set[tuple[str, str]]:
+        """Health count = search count = traces in the topology = ``traces``, read live and,
+        with ``rollups``, again from the rollups once refreshed (the spans are minutes old);
+        the edges."""
         in_topology, edges = self.topology(chain)
         assert (self.health(chain), self.searched(chain), in_topology) == (traces,) * 3
+        if not rollups:
+            return edges
+        result = runner.invoke(app, ["rollup", "refresh", "--store", self.url])
+        assert result.exit_code == 0, result.output
+        in_topology, rolled_up = self.topology(chain)
+        assert (self.health(chain), self.searched(chain), in_topology) == (traces,) * 3
+        assert rolled_up == edges
         return edges
 
 
@@ -294,9 +310,17 @@ def fleet(tmp_path: Path, store: TraceStore) -> Fleet:
     return Fleet(tmp_path, store)
 
 
-def test_an_untagged_hop_makes_no_second_entry(fleet: Fleet) -> None:
+@pytest.fixture
+def old_fleet(tmp_path: Path, store: TraceStore) -> Fleet:
+    """Spans two hours old: every rollup (entries, merged traces, edges) covers them once
+    refreshed."""
+    return Fleet(tmp_path, store, age_s=2 * 3600)
+
+
+def test_an_untagged_hop_makes_no_second_entry(old_fleet: Fleet) -> None:
+    fleet = old_fleet
     fleet.ingest(case_double_counting())
-    fleet.agree("P1", 1)
+    fleet.agree("P1", 1, rollups=True)
     edges = fleet.agree("T1", 1)
     assert ("py-trading", "postgresql") in edges
 
@@ -339,20 +363,45 @@ def test_a_chain_entered_at_an_untagged_root_keeps_its_whole_subtree(
     assert ("py-trading", "postgresql") in fleet.agree("T1", 1)
 
 
-def test_the_documented_difference_a_chain_matched_below_the_root_of_an_untagged_service(
-    fleet: Fleet,
+def test_a_chain_matched_below_the_root_at_an_untagged_service_counts_everywhere(
+    old_fleet: Fleet,
 ) -> None:
-    """docs/chains.md "Mixed fleets": a chain matched at query time below the root is drawn by the
-    span-level analyses but not counted by health and search, which classify untagged spans
-    at the root only; tagged by the generated OTTL, every surface counts it."""
+    """py-gateway (P1) -> untagged Node span the N1 rules match: N1 is entered at the Node
+    span, untagged or tagged by the generated OTTL, and every surface counts it once."""
+    fleet = old_fleet
     quote = case_path({})
     client = Span("py-gateway", "client", "GET", {"http.method": "GET", **tagged("P1")}, [quote])
     gateway = {"http.route": "/api/quotes", "http.method": "GET", **tagged("P1", "P1")}
     fleet.ingest(Span("py-gateway", "server", "GET /api/quotes", gateway, [client]))
-    assert fleet.topology("N1")[0] == 1
-    assert (fleet.health("N1"), fleet.searched("N1")) == (0, 0)
+    fleet.agree("N1", 1, rollups=True)
     quote.attributes.update(ottl_tagged("N1"))
     fleet.ingest(Span("py-gateway", "server", "GET /api/quotes", gateway, [client]))
-    # The OTTL-tagged trace counts everywhere; the first one still only in the topology.
-    assert (fleet.health("N1"), fleet.searched("N1"), fleet.topology("N1")[0]) == (1, 1, 2)
+    fleet.agree("N1", 2, rollups=True)
     fleet.agree("P1", 2)
+
+
+def test_an_untagged_span_below_a_match_is_no_second_entry(old_fleet: Fleet) -> None:
+    """Untagged root the N1 rules match -> untagged span they match again: one N1 entry,
+    however deep the untagged hops (the ancestors' fields are kept for the rules)."""
+    hops = node_hop({"http.route": "/relay", "url.path": "/relay"}, case_path({}))
+    for _ in range(3):
+        hops = node_hop({"http.route": "/relay", "url.path": "/relay"}, hops)
+    root = case_path({})
+    root.children.append(hops)
+    fleet = old_fleet
+    fleet.ingest(root)
+    fleet.agree("N1", 1, rollups=True)
+
+
+@pytest.mark.parametrize("form", ["untagged", "ottl"])
+def test_a_rule_matching_a_span_and_its_descendant_enters_once(old_fleet: Fleet, form: str) -> None:
+    """A rule matching a Node span and, below it, another of the trace (a rule without a
+    kind matches a SERVER span and its CLIENT call): the generated OTTL marks both, one span
+    at a time; the chain is entered once, at the first from the root down."""
+    tags = ottl_tagged("N1") if form == "ottl" else {}
+    inner = case_path(dict(tags))
+    root = case_path(dict(tags))
+    root.children.append(Span("node-quotes", "client", "GET", {"http.method": "GET"}, [inner]))
+    below = Span("py-gateway", "server", "GET /api/quotes", tagged("P1", "P1"), [root])
+    old_fleet.ingest(root, below)
+    old_fleet.agree("N1", 2, rollups=True)

@@ -226,9 +226,38 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    # Versions 2 and 5 add views over otel_traces, version 9 creates them anew: each copies
-    # the three partitions.
-    assert sum("partition " in line for line in lines) == 9
+    # Versions 2 and 5 add views over otel_traces, versions 9 and 10 create them anew: each
+    # copies the three partitions.
+    assert sum("partition " in line for line in lines) == 12
+    count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
+    assert count == [(3,)]
+
+
+def test_version_10_recounts_a_summary_with_untagged_spans_once(
+    empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store at version 9 holding spans: version 10 empties the trace summary, copies the
+    spans into it again with the rule fields of the untagged non-root spans, and counts
+    every span once; new spans then flow through the new view."""
+    import chainmap_otel.storage.schema as schema
+
+    every = schema.schema_versions
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 9]
+    )
+    assert apply_schema(empty_store, progress=lambda line: None).current_version == 9
+    root = _row("t10", "r", "", "Server", "Unset", {"chain.ids": "A", "chain.id": "A"})
+    node = _row(
+        "t10", "n", "r", "Server", "Unset", {"url.path": "/q/1"}, service="node", name="GET"
+    )
+    empty_store.insert_spans(rows=[root, node])
+    monkeypatch.setattr(schema, "schema_versions", every)
+    report = apply_schema(empty_store, progress=lambda line: None)
+    assert (report.applied_versions, report.backfilled_spans) == ([10], 2)
+    summary = "SELECT sum(SpanCount), groupUniqArrayArray(UntaggedFields) FROM {t}"
+    expected = [(2, [("node", "GET", "/q/1", "/q/1", "", "Server")])]
+    assert empty_store.query(summary.format(t="chainmap_trace_summary")).result_rows == expected
+    empty_store.insert_spans(rows=[_row("t10", "c", "n", "Client", "Unset", {}, service="node")])
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 

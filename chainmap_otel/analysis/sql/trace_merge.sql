@@ -1,5 +1,6 @@
 -- The summary rows of each trace merged into one (a trace has several rows until its parts
--- merge): extent, root span, tagged chains, services, span and error counts. Rows are read
+-- merge): extent, root span, tagged chains, services, span and error counts, the rule fields
+-- of its untagged non-root spans. Rows are read
 -- from {slack_ns:Int64} before {start_ns:Int64} to {slack_ns:Int64} after {end_ns:Int64}, so
 -- traces lasting up to that long are merged whole at the window's edges. Shared by trace
 -- search (the live part, rows = the traces it found) and the merged-trace rollup (every
@@ -18,7 +19,8 @@ SELECT
     arraySort(groupUniqArrayArray(ChainIds)) AS TaggedChains,
     arraySort(groupUniqArrayArray(Services)) AS Services,
     sum(SpanCount) AS SpanCount,
-    sum(ErrorCount) AS ErrorCount
+    sum(ErrorCount) AS ErrorCount,
+    arraySort(groupUniqArrayArray(UntaggedFields)) AS UntaggedFields
 FROM {{db}}.chainmap_trace_summary
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64} - {slack_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})

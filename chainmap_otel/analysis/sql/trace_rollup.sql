@@ -3,11 +3,11 @@
 INSERT INTO {{db}}.chainmap_trace_merged
     (TraceId, Start, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
      RootKind,
-     ChainIds, Services, SpanCount, ErrorCount)
+     ChainIds, Services, SpanCount, ErrorCount, UntaggedFields)
 SELECT
     TraceId, TraceStart, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
     RootKind,
-    TaggedChains, Services, SpanCount, ErrorCount
+    TaggedChains, Services, SpanCount, ErrorCount, UntaggedFields
 FROM (
 {{trace_merge}}
 )

@@ -1,7 +1,8 @@
 -- Trace search, newest or slowest first: the found traces (traces: trace_search_live.sql
 -- or trace_search_merged.sql, one row per trace with trace_merge.sql's columns) as the API
--- lists them. classify gives untagged traces the chains whose entry rules match their root
--- span's service/kind/name/route/method (compiled by analysis.membership, patterns bound).
+-- lists them. classify gives a trace the chains whose entry rules match its root span's
+-- service/kind/name/route/path/method, classify_untagged those matching one of its untagged
+-- non-root spans (compiled by analysis.membership, patterns bound).
 SELECT
     TraceId,
     toUnixTimestamp64Nano(TraceStart) AS start_ns,
@@ -9,7 +10,8 @@ SELECT
     RootService,
     RootName,
     arrayDistinct(arrayConcat(TaggedChains,
-        if(RootService != '', {{classify}}, CAST([], 'Array(String)')))) AS chain_ids,
+        if(RootService != '', {{classify}}, CAST([], 'Array(String)')),
+        {{classify_untagged}})) AS chain_ids,
     Services,
     SpanCount,
     ErrorCount

@@ -19,7 +19,8 @@ SELECT
     ChainIds AS TaggedChains,
     Services,
     SpanCount,
-    ErrorCount
+    ErrorCount,
+    UntaggedFields
     {{found_columns}}
 FROM {{db}}.chainmap_trace_merged
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64})
