@@ -12,7 +12,7 @@ COLLECTOR := .build/otelcol-chainmap
 JAEGER_MODULE := benchmarks/jaeger
 JAEGER := .build/jaeger
 
-.PHONY: demo test lint typecheck pytest test-floor node-deps bench clean collector jaeger
+.PHONY: demo test lint docs typecheck pytest test-floor node-deps bench clean collector jaeger
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chainmap-otel needs Python >= 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -24,9 +24,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/chainmap demo $(DEMO_ARGS)
 
+# The docs pages with parts generated from the code (cog blocks; chainmap_otel/cli/reference.py).
+GENERATED_DOCS := docs/configuration.md docs/cli.md docs/serve.md
+
 lint: $(STAMP)
 	$(BIN)/ruff check chainmap_otel tests benchmarks
 	$(BIN)/ruff format --check chainmap_otel tests benchmarks
+	$(BIN)/cog --check -P --check-fail-msg="run 'make docs' to regenerate them" $(GENERATED_DOCS)
+
+docs: $(STAMP)
+	$(BIN)/cog -r -P $(GENERATED_DOCS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
