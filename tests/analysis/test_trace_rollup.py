@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainmap_otel.analysis import trace_rollup
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.storage.store import TraceStore

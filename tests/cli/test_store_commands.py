@@ -16,7 +16,7 @@ FIXTURES = ROOT / "tests" / "storage" / "fixtures"
 #: process's own, so in a process of its own).
 READ_TRACE_ROLLUP_STATE = """
 import json, sys
-from chainmap_otel.analysis import entries, trace_rollup
+from chainmap_otel.analysis.rollups import entries, traces as trace_rollup
 from chainmap_otel.storage.store import open_store
 with open_store(sys.argv[1]) as store:
     print(json.dumps([trace_rollup.JOB.read_state(store), entries.JOB.read_state(store)]))

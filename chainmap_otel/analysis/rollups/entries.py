@@ -19,7 +19,7 @@ span's ancestors, which an insert block need not hold:
 :func:`refresh_entries` runs ``sql/inferred_entries.sql`` over closed slices (up to
 ``now - rollup.LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, with the edge
 rollup's pending/watermark protocol under the rollup state ``entries``
-(:mod:`~chainmap_otel.analysis.slices`: an interrupted slice is deleted and redone). Each
+(:mod:`~chainmap_otel.analysis.rollups.protocol`: an interrupted slice is deleted and redone). Each
 row keeps what its ancestors hold: ``AboveChains`` (tagged ancestors' chains, untagged rows
 only) and ``AboveFields`` (untagged ancestors' rule fields), so the rules, which can change,
 are applied when health reads (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`).
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 
-from chainmap_otel.analysis.slices import SliceRollup
+from chainmap_otel.analysis.rollups.protocol import SliceRollup
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.storage.store import TraceStore
 

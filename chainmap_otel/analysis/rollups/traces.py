@@ -16,7 +16,7 @@ rollup's watermark and merges the summary live above it.
   into a rolled-up trace is not in its row (the trace's other spans are); a whole trace
   stored later than that is found once :func:`rewind_traces` moves the watermark back below
   it, which ``chainmap ingest`` does when it stores spans below the watermark.
-* **Protocol.** :class:`~chainmap_otel.analysis.slices.SliceRollup` under the rollup state
+* **Protocol.** :class:`~chainmap_otel.analysis.rollups.protocol.SliceRollup` under the rollup state
   ``traces``: pending/watermark per slice, an interrupted slice deleted and redone, empty
   stretches skipped; refreshed with the edge rollup by ``chainmap serve``'s loop,
   ``chainmap schema apply`` and ``chainmap rollup refresh``. Reads never write.
@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from chainmap_otel.analysis.slices import SliceRollup
+from chainmap_otel.analysis.rollups.protocol import SliceRollup
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.storage.store import TraceStore
 

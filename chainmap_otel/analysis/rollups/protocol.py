@@ -1,6 +1,6 @@
 """Rollups of closed time slices: the protocol the inferred-entry and merged-trace rollups
 share (the edge rollup, keyed by classification and with an hour level, runs its own copy
-in :mod:`chainmap_otel.analysis.rollup`).
+in :mod:`chainmap_otel.analysis.rollups.edges`).
 
 A rollup materialises, once, what a query would otherwise compute live for every minute it
 reads. Its progress is one row of ``chainmap_rollup_state`` (``Catalog`` 0): the rollup covers

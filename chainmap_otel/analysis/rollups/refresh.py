@@ -1,0 +1,111 @@
+"""Every rollup of closed slices, refreshed together: the edges
+(:mod:`~chainmap_otel.analysis.rollups.edges`), the inferred entries
+(:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
+(:mod:`~chainmap_otel.analysis.rollups.traces`), by ``chainmap schema apply`` (after the DDL),
+``chainmap rollup refresh`` and ``chainmap serve``'s background loop. Reads never refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from chainmap_otel.analysis.rollups import entries
+from chainmap_otel.analysis.rollups import traces as trace_rollup
+from chainmap_otel.analysis.rollups.edges import ProgressCallback, RefreshReport, refresh_edges
+from chainmap_otel.errors import StoreError
+from chainmap_otel.storage.schema import SchemaReport, apply_schema
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "REFRESH_INTERVAL_SECONDS",
+    "RollupRefresher",
+    "apply_schema_with_rollup",
+    "refresh_rollups",
+]
+
+#: How often ``chainmap serve`` refreshes the rollups.
+REFRESH_INTERVAL_SECONDS = 30
+
+
+def apply_schema_with_rollup(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    cluster: str | None = None,
+    ttl_days: int | None = None,
+    progress: ProgressCallback | None = None,
+    until_ns: int | None = None,
+) -> SchemaReport:
+    """``apply_schema`` then backfill the edge rollup of ``catalog`` (up to ``until_ns``,
+    default ``now - LAG``) and the inferred-entry rollup from the stored spans."""
+    report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
+    refresh_rollups(store, catalog, until_ns, progress=progress)
+    return report
+
+
+def refresh_rollups(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    until_ns: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> RefreshReport:
+    """Refresh every rollup of closed slices: the edges (up to ``until_ns``, default ``now -
+    LAG``), the inferred entries (same bound) and the merged traces (``until_ns - SLACK``,
+    default ``now - SLACK - LAG``: a trace's rows arrive up to its slack later). Tables an
+    older schema lacks are skipped."""
+    report = refresh_edges(store, catalog, until_ns, progress=progress, stop=stop)
+    if store.table_exists(entries.TABLE):
+        entries.refresh_entries(store, until_ns)
+    traces_until = None if until_ns is None else until_ns - trace_rollup.SLACK_NS
+    trace_rollup.refresh_traces(store, traces_until, stop)
+    return report
+
+
+class RollupRefresher:
+    """Refreshes the edge rollup, the inferred-entry rollup
+    (:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
+    (:mod:`~chainmap_otel.analysis.rollups.traces`) every ``interval`` seconds in a daemon
+    thread (``serve``)."""
+
+    def __init__(
+        self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chainmap-rollups", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the slice in progress (so the store can be closed)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                refresh_rollups(
+                    self.store,
+                    self.catalog,
+                    stop=self._stop,
+                    progress=lambda line: logger.info("%s", line),
+                )
+            except StoreError as exc:
+                logger.warning(
+                    "rollups not refreshed (topology, health and trace search read live "
+                    "instead): %s",
+                    exc,
+                )
+            except Exception:
+                logger.exception("rollup refresh of %s failed", self.store.url_for_display)
+            self._stop.wait(self.interval)
