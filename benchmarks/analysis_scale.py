@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.rollups.edges import (
-    HourState,
     invalidate_edges,
     read_state,
     refresh_edges,
 )
 from chainmap_otel.analysis.rollups.entries import refresh_entries
+from chainmap_otel.analysis.rollups.protocol import LevelState
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.schema import apply_schema
@@ -422,7 +422,7 @@ def main() -> None:
                     catalog,
                     everything,
                     wanted,
-                    dataclasses.replace(read_state(store, catalog), hours=HourState()),
+                    dataclasses.replace(read_state(store, catalog), hours=LevelState()),
                 ),
             ),
             (

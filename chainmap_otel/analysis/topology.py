@@ -76,6 +76,7 @@ import networkx as nx
 from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups.protocol import ceil_hour, ceil_minute, floor_hour, floor_minute
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -290,8 +291,8 @@ def split_window(
     """
     if state is None or not state.covers:
         return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
-    first = max(edge_rollup.ceil_minute(window.start_ns), state.since_ns)
-    last = min(edge_rollup.floor_minute(window.end_ns), state.watermark_ns)
+    first = max(ceil_minute(window.start_ns), state.since_ns)
+    last = min(floor_minute(window.end_ns), state.watermark_ns)
     if first >= last:
         return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
     return (first, last), (window.start_ns, first), (last, window.end_ns)
@@ -308,8 +309,8 @@ def split_hours(
     first, last = minutes
     if state is None or not state.hours.covers or first >= last:
         return (0, 0), (first, last), (last, last)
-    hour_first = max(edge_rollup.ceil_hour(first), state.hours.since_ns)
-    hour_last = min(edge_rollup.floor_hour(last), state.hours.watermark_ns)
+    hour_first = max(ceil_hour(first), state.hours.since_ns)
+    hour_last = min(floor_hour(last), state.hours.watermark_ns)
     if hour_first >= hour_last:
         return (0, 0), (first, last), (last, last)
     return (hour_first, hour_last), (first, hour_first), (hour_last, last)

@@ -17,6 +17,7 @@ import pytest
 
 from chainmap_otel.analysis.render import to_grafana, to_mermaid
 from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import protocol
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.store import TraceStore
@@ -100,8 +101,8 @@ ALL_EDGES = [
 
 def window_around(now_ns: int) -> TimeWindow:
     return TimeWindow(
-        edge_rollup.floor_minute(now_ns) - 5 * MINUTE,
-        edge_rollup.floor_minute(time.time_ns() - edge_rollup.LAG_SECONDS * 1_000_000_000),
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(time.time_ns() - protocol.LAG_SECONDS * 1_000_000_000),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chainmap_otel.analysis.rollups import edges as edge_rollup
-from chainmap_otel.analysis.rollups import entries, refresh
+from chainmap_otel.analysis.rollups import entries, protocol, refresh
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
@@ -45,8 +45,8 @@ def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def rolled_window(now_ns: int) -> TimeWindow:
     """Whole minutes around the fixtures, all of them before the rollup's watermark."""
     return TimeWindow(
-        edge_rollup.floor_minute(now_ns) - 5 * MINUTE,
-        edge_rollup.floor_minute(time.time_ns() - edge_rollup.LAG_SECONDS * 1_000_000_000),
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(time.time_ns() - protocol.LAG_SECONDS * 1_000_000_000),
     )
 
 
@@ -66,7 +66,7 @@ def test_rollup_equals_live_pairing(
     # The fixture's minutes come from the rollup (from the minute of its first span, which
     # may start before ``now_ns``); the live head before them holds no spans.
     since = report.state.since_ns
-    assert since in (edge_rollup.floor_minute(now_ns), edge_rollup.floor_minute(now_ns) - MINUTE)
+    assert since in (protocol.floor_minute(now_ns), protocol.floor_minute(now_ns) - MINUTE)
     assert split_window(window, report.state)[0] == (since, window.end_ns)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
@@ -86,8 +86,8 @@ def test_watermark_advances_and_refresh_is_idempotent(
     second = edge_rollup.refresh_edges(
         store, catalog, until_ns=now_ns + 3 * MINUTE, progress=lines.append
     )
-    assert second.state.since_ns == edge_rollup.floor_minute(now_ns)
-    assert second.state.watermark_ns == edge_rollup.floor_minute(now_ns + 3 * MINUTE)
+    assert second.state.since_ns == protocol.floor_minute(now_ns)
+    assert second.state.watermark_ns == protocol.floor_minute(now_ns + 3 * MINUTE)
     assert any("edge rollup" in line for line in lines)
     assert edge_rollup.read_state(store, catalog) == second.state
     # Entry edges of nested chains also get a row per chain as 'caller:' edges.
@@ -112,8 +112,8 @@ def test_interrupted_slice_is_redone_once(
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     # Failure injection: a slice inserted but its watermark never written (a crash between).
     fingerprint = edge_rollup.catalog_fingerprint(catalog)
-    start, end = edge_rollup.floor_minute(now_ns), edge_rollup.floor_minute(now_ns) + 2 * MINUTE
-    edge_rollup._write_state(store, fingerprint, start, start, end)
+    start, end = protocol.floor_minute(now_ns), protocol.floor_minute(now_ns) + 2 * MINUTE
+    edge_rollup.MINUTES.write(store, protocol.LevelState(start, start, end), fingerprint)
     sql, params = edge_rollup.trace_edges_sql(store, catalog)
     insert = load_sql("edge_rollup", store.database, trace_edges=sql)
     store.command(
@@ -142,7 +142,7 @@ def test_late_client_span_within_the_lag_still_pairs(
     insert_spans(store, client, base)  # the client span ends last, so it arrives last
     later = base + 3 * MINUTE
     state = edge_rollup.refresh_edges(store, catalog, until_ns=later).state
-    window = TimeWindow(edge_rollup.floor_minute(base), edge_rollup.floor_minute(later))
+    window = TimeWindow(protocol.floor_minute(base), protocol.floor_minute(later))
     assert split_window(window, state)[0] == (window.start_ns, window.end_ns)
     rows = edge_rows(store, catalog, window, [""], state)
     assert sorted([r[1], r[2], r[3], r[5], r[6]] for r in rows) == sorted(
@@ -205,7 +205,7 @@ def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     assert report.applied_versions == list(range(3, latest_version() + 1))
     assert any("edge rollup: pairing traces" in line for line in lines)
     state = edge_rollup.read_state(store, catalog)
-    assert state.covers and state.since_ns == edge_rollup.floor_minute(now_ns)
+    assert state.covers and state.since_ns == protocol.floor_minute(now_ns)
     after = topology(store, catalog, parse_window(), "B3")
     assert json_edges(after.to_json()) == json_edges(before.to_json())
 
@@ -246,7 +246,7 @@ def pinned_now(offset_ns: int = 2 * MINUTE) -> int:
 
 def hour_zero(now: int) -> int:
     """The start of the hour the window ends in (at least 3 minutes of it rolled up)."""
-    return edge_rollup.floor_hour(now - 5 * MINUTE)
+    return protocol.floor_hour(now - 5 * MINUTE)
 
 
 def closed(h: int) -> int:
@@ -377,8 +377,8 @@ def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: Chain
     first = edge_rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
     # Failure injection: the hour slice [h - 1h, h) inserted (from half of its minutes) but
     # its watermark never written.
-    edge_rollup._write_state(
-        store, first.catalog, first.hours.since_ns, h - HOUR, h, edge_rollup.HOUR_ROLLUP
+    edge_rollup.HOURS.write(
+        store, protocol.LevelState(first.hours.since_ns, h - HOUR, h), first.catalog
     )
     insert = load_sql("edge_hour", store.database)
     store.command(
@@ -388,6 +388,74 @@ def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: Chain
     assert report.recovered and report.state.hours.watermark_ns == h
     assert_hours_sum_minutes(store, report.state)
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), report.state), live)
+
+
+def copies(store: TraceStore, suffix: str, base: int) -> None:
+    """One more copy of every fixture, each its own trace, starting at ``base``."""
+    for case in CASES:
+        spans = [
+            {**span, "trace": f"{span['trace']}-{case}-{suffix}"}
+            for span in load_fixture(case)["spans"]
+        ]
+        insert_spans(store, spans, base)
+
+
+def test_spans_stored_below_the_watermark_are_paired_after_a_rewind(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """Traces stored into hours both levels hold (an old file ingested) are missed until the
+    rollup is moved back: then every classification is, reads pair them live, and the next
+    refresh rolls them up once."""
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
+    other = parse_catalog(CATALOG_YAML.replace("/orders*", "/orders"), source="other.yaml")
+    rolled = {
+        c.source: edge_rollup.refresh_edges(store, c, closed(h)).state for c in (catalog, other)
+    }
+    window = TimeWindow(h - 4 * HOUR, now + MINUTE)
+    late = h - HOUR + 20 * MINUTE + 30 * 10**9  # inside the rolled hour [h - 1h, h)
+    copies(store, "late", late)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    stale = edge_rows(store, catalog, window, wanted(catalog), rolled[catalog.source])
+    assert comparable(stale) != comparable(live)  # the rollup does not see them
+    assert edge_rollup.rewind_edges(store, late)
+    assert not edge_rollup.rewind_edges(store, closed(h) + HOUR)  # not passed yet
+    point = protocol.floor_minute(late)
+    for c in (catalog, other):
+        state = edge_rollup.read_state(store, c)
+        before = rolled[c.source]
+        assert (state.since_ns, state.watermark_ns, state.pending_ns) == (
+            before.since_ns,
+            point,
+            point,
+        )
+        assert tuple(state.hours) == (h - 2 * HOUR, h - HOUR, h - HOUR)
+        assert_same_edges(
+            edge_rows(store, c, window, wanted(c), state),
+            edge_rows(store, c, window, wanted(c), None),
+        )
+    report = edge_rollup.refresh_edges(store, catalog, closed(h))
+    assert report.state == rolled[catalog.source]
+    assert_hours_sum_minutes(store, report.state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), report.state), live)
+    # Older than everything rolled up (a whole hour): the minute level starts again at the
+    # oldest data and the hour level, which began later, restarts from its first hour.
+    copies(store, "oldest", h - 4 * HOUR)
+    assert edge_rollup.rewind_edges(store, h - 4 * HOUR)
+    state = edge_rollup.read_state(store, catalog)
+    assert (state.since_ns, state.watermark_ns) == (h - 4 * HOUR, h - 4 * HOUR)
+    assert state.hours == protocol.LevelState()
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
+    state = edge_rollup.refresh_edges(store, catalog, closed(h)).state
+    assert (state.since_ns, state.hours.since_ns, state.hours.watermark_ns) == (
+        h - 4 * HOUR,
+        h - 4 * HOUR,
+        h,
+    )
+    assert_hours_sum_minutes(store, state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
 
 
 def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
@@ -494,11 +562,9 @@ def test_years_of_empty_time_are_skipped_not_paired(
     until = now_ns + 3 * MINUTE
     report = edge_rollup.refresh_edges(store, catalog, until_ns=until)
     assert report.slices <= 4 and report.hour_slices <= 4
-    assert report.state.watermark_ns == edge_rollup.floor_minute(until)
-    assert edge_rollup.read_state(store, catalog).watermark_ns == edge_rollup.floor_minute(until)
-    window = TimeWindow(
-        edge_rollup.floor_minute(now_ns) - 5 * MINUTE, edge_rollup.floor_minute(until)
-    )
+    assert report.state.watermark_ns == protocol.floor_minute(until)
+    assert edge_rollup.read_state(store, catalog).watermark_ns == protocol.floor_minute(until)
+    window = TimeWindow(protocol.floor_minute(now_ns) - 5 * MINUTE, protocol.floor_minute(until))
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)

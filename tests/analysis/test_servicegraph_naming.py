@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import protocol
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows
 from chainmap_otel.storage.store import TraceStore
@@ -78,8 +79,8 @@ def test_namings_live_and_rolled_up(
 ) -> None:
     insert_spans(store, client_spans(), now_ns)
     window = TimeWindow(
-        edge_rollup.floor_minute(now_ns) - 5 * MINUTE,
-        edge_rollup.floor_minute(now_ns) + 5 * MINUTE,
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(now_ns) + 5 * MINUTE,
     )
     live = edge_rows(store, catalog, window, [""], None, naming)
     assert targets(live) == expected

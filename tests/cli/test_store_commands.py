@@ -19,7 +19,7 @@ import json, sys
 from chainmap_otel.analysis.rollups import entries, traces as trace_rollup
 from chainmap_otel.storage.store import open_store
 with open_store(sys.argv[1]) as store:
-    print(json.dumps([trace_rollup.JOB.read_state(store), entries.JOB.read_state(store)]))
+    print(json.dumps([trace_rollup.read_state(store), entries.read_state(store)]))
 """
 
 

@@ -19,22 +19,21 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   trace's first span are cut off, as a window edge cuts a pair in live topology: they form
   a fragment counted in the minute of its own first span. Live topology uses the same rule,
   so the two give the same edges.
-* **Closed slices.** ``until`` defaults to ``now - LAG_SECONDS`` (whole minutes), so spans may
-  arrive up to ``LAG_SECONDS - REACH_SECONDS`` after they started and still be paired: a
-  client span that lands after its server child within that delay pairs normally. Spans
-  arriving later than that into a slice already rolled up are not counted by the rollup.
-  :func:`invalidate_edges` drops a classification's rollup (e.g. after ingesting old files)
-  so the next refresh rebuilds it.
+* **Closed slices.** ``until`` defaults to ``now - LAG_SECONDS`` (whole minutes,
+  :data:`~chainmap_otel.analysis.rollups.protocol.LAG_SECONDS`), so spans may arrive up to
+  ``LAG_SECONDS - REACH_SECONDS`` after they started and still be paired: a client span that
+  lands after its server child within that delay pairs normally. Spans arriving later than
+  that into a slice already rolled up are not counted by the rollup; whole traces stored
+  later (``chainmap ingest`` of old files) are, once :func:`rewind_edges` has moved every
+  classification back to them, which the command does.
 * **Membership.** Untagged spans are classified with the catalog's rules while pairing, so
   rows carry the trace's whole chain set (tagged and classified) and a fingerprint of the
   rules (``Catalog``, :func:`catalog_fingerprint`). Each classification has its own rows and
   watermark; a catalog seen for the first time is backfilled from the oldest span.
-* **Failures.** Each slice writes ``Pending = end`` to ``chainmap_rollup_state``, inserts, then
-  writes ``Watermark = end``. A refresh that finds ``Pending > Watermark`` (a crash between
-  the two) deletes that slice's minutes (slices are whole minutes, so those rows belong to it
-  alone) and redoes it: a re-run never double counts. Within a process one lock serialises
-  refreshes of a store; across processes run one refresher per store (``chainmap serve``;
-  an embedded store has a single process by construction).
+* **Protocol.** :mod:`~chainmap_otel.analysis.rollups.protocol`, two levels under the states
+  ``edges`` and ``edges_hour``, keyed by the classification: pending/watermark per slice (an
+  interrupted slice's minutes deleted and redone: slices are whole minutes, so those rows
+  belong to it alone), empty stretches skipped, one lock, ``stop``, rewind.
 * **Reads never write.** Analysis only reads the rollup (:func:`analysis_state`) and pairs
   live whatever lies past its watermark, so a topology request never waits behind a
   backfill or needs write access. Refreshes run in ``chainmap serve``'s background loop
@@ -44,11 +43,9 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
   once an hour lies wholly inside the minute level's ``[since, watermark)``, in day-aligned
-  slices with the same pending/watermark protocol under the state ``edges_hour``; an
-  interrupted hour slice is deleted and redone like a minute slice. Topology reads hour
-  rows for the whole hours of a window, minute rows for the part-hours at its edges and
-  pairs live the rest. A store at schema version 3 has no hour table: the minute level
-  alone is used.
+  slices: the protocol's second level. Topology reads hour rows for the whole hours of a
+  window, minute rows for the part-hours at its edges and pairs live the rest. A store at
+  schema version 3 has no hour table: the minute level alone is used.
 * **Histograms.** Both levels also keep the servicegraph connector's client and server
   latency histograms per row (schema version 7: bucket counts keyed by the bucket's upper
   bound in ns, :data:`LATENCY_BOUNDS_NS`, and the sums), so ``/metrics`` reads them over
@@ -61,33 +58,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chainmap_otel.analysis.membership import SqlParams, classify_expression
 from chainmap_otel.analysis.naming import ServiceGraphNaming
-from chainmap_otel.analysis.rollups.protocol import cluster_parts
+from chainmap_otel.analysis.rollups.protocol import (
+    Level,
+    LevelState,
+    ProgressCallback,
+    SliceRollup,
+    SliceWork,
+    closed_until,
+)
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
-
-logger = logging.getLogger(__name__)
-
-#: Receives one human-readable line per rollup step.
-ProgressCallback = Callable[[str], None]
 
 ROLLUP = "edges"
 HOUR_ROLLUP = "edges_hour"
 EDGE_TABLE = "chainmap_edge_minute"
 HOUR_TABLE = "chainmap_edge_hour"
 STATE_TABLE = "chainmap_rollup_state"
-#: Slices end this long before now: the delay spans may take to arrive and still pair.
-LAG_SECONDS = 120
 #: Spans of a trace are read this far before and after the slice its first span starts in.
 REACH_SECONDS = 60
 #: Backfill slice length (slices are aligned to it, so none crosses a day partition).
@@ -124,8 +119,6 @@ LATENCY_BUCKETS_SECONDS = (
 LATENCY_BOUNDS_NS = (*(round(b * 1_000_000_000) for b in LATENCY_BUCKETS_SECONDS), 2**64 - 1)
 
 _NS = 1_000_000_000
-_MINUTE_NS = 60 * _NS
-_HOUR_NS = 3600 * _NS
 
 #: trace_edges' span filter: the spans of two ranges (head and tail of a window, or a slice).
 SPAN_WINDOW_SQL = (
@@ -165,49 +158,42 @@ NO_LIVE_SQL = (
     "CAST([], 'Array(String)') AS trace_chains, toInt64(0) AS start_ns) WHERE 0"
 )
 
-_STATE_SQL = """SELECT Rollup, min(Since), max(Watermark), max(Pending)
-FROM {db}.chainmap_rollup_state
-WHERE Rollup IN {{rollups:Array(String)}} AND Catalog = {{catalog:UInt64}}
-GROUP BY `Rollup`"""
-_WRITE_STATE_SQL = """INSERT INTO {db}.chainmap_rollup_state
-    (Rollup, Catalog, Since, Watermark, Pending, Updated)
-SELECT {{rollup:String}}, {{catalog:UInt64}}, {{since:Int64}}, {{watermark:Int64}},
-       {{pending:Int64}}, now()
-SETTINGS insert_distributed_sync = 1"""
-_FIRST_SPAN_SQL = """SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
-FROM {db}.otel_traces
-WHERE Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''"""
-_NEXT_SPAN_SQL = """SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
+MINUTES = Level(
+    name=ROLLUP,
+    table=EDGE_TABLE,
+    delete="""ALTER TABLE {db}.chainmap_edge_minute{local} {on_cluster}
+DELETE WHERE Catalog IN {{catalogs:Array(UInt64)}}
+    AND Minute >= toDateTime(intDiv({{start:Int64}}, 1000000000))
+    AND Minute < toDateTime(intDiv({{end:Int64}}, 1000000000))
+SETTINGS mutations_sync = 2""",
+    next_data="""SELECT count(), toUnixTimestamp64Nano(min(Timestamp))
 FROM {db}.otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
-  AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''"""
-_NEXT_MINUTE_SQL = """SELECT count(), toUnixTimestamp(min(Minute)) * 1000000000
+  AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}}) AND TraceId != ''""",
+    label="edge rollup",
+    work="pairing traces",
+    slice_seconds=SLICE_SECONDS,
+)
+HOURS = Level(
+    name=HOUR_ROLLUP,
+    table=HOUR_TABLE,
+    delete="""ALTER TABLE {db}.chainmap_edge_hour{local} {on_cluster}
+DELETE WHERE Catalog IN {{catalogs:Array(UInt64)}}
+    AND Hour >= toDateTime(intDiv({{start:Int64}}, 1000000000))
+    AND Hour < toDateTime(intDiv({{end:Int64}}, 1000000000))
+SETTINGS mutations_sync = 2""",
+    next_data="""SELECT count(), toUnixTimestamp(min(Minute)) * 1000000000
 FROM {db}.chainmap_edge_minute
 WHERE Catalog = {{catalog:UInt64}}
-  AND Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
-_DELETE_SQL = """ALTER TABLE {db}.{table}{local} {on_cluster}
-DELETE WHERE Catalog = {{catalog:UInt64}}
-    AND {column} >= toDateTime({{start:Int64}}) AND {column} < toDateTime({{end:Int64}})
-SETTINGS mutations_sync = 2"""
-_DELETE_STATE_SQL = """ALTER TABLE {db}.chainmap_rollup_state{local} {on_cluster}
-DELETE WHERE Rollup IN {{rollups:Array(String)}} AND Catalog = {{catalog:UInt64}}
-SETTINGS mutations_sync = 2"""
-
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-@dataclass(frozen=True)
-class HourState:
-    """What the hour level covers: trace starts in ``[since, watermark)``, whole hours."""
-
-    since_ns: int = 0
-    watermark_ns: int = 0
-    pending_ns: int = 0
-
-    @property
-    def covers(self) -> bool:
-        return self.watermark_ns > self.since_ns > 0
+  AND Minute >= toDateTime(intDiv({{start:Int64}}, 1000000000))
+  AND Minute < toDateTime(intDiv({{until:Int64}}, 1000000000))""",
+    label="edge rollup",
+    work="merging hours",
+    slice_seconds=HOUR_SLICE_SECONDS,
+    grain_seconds=3600,
+)
+#: The edge rollup: minute rows paired from the spans, hour rows merged from the minutes.
+JOB = SliceRollup(ROLLUP, (MINUTES, HOURS))
 
 
 @dataclass(frozen=True)
@@ -219,29 +205,11 @@ class RollupState:
     since_ns: int = 0
     watermark_ns: int = 0
     pending_ns: int = 0
-    hours: HourState = HourState()
+    hours: LevelState = field(default_factory=LevelState)
 
     @property
     def covers(self) -> bool:
         return self.watermark_ns > self.since_ns > 0
-
-    def hours_due(self) -> tuple[int, int]:
-        """The whole hours the minute level covers and the hour level not yet (may be empty)."""
-        if not self.covers:
-            return (0, 0)
-        start = self.hours.watermark_ns if self.hours.since_ns else ceil_hour(self.since_ns)
-        return (start, floor_hour(self.watermark_ns))
-
-    def current(self, until_ns: int) -> bool:
-        """Nothing to roll up before ``until_ns`` and no slice left interrupted."""
-        start, end = self.hours_due()
-        return (
-            self.covers
-            and self.watermark_ns >= until_ns
-            and self.pending_ns <= self.watermark_ns
-            and self.hours.pending_ns <= self.hours.watermark_ns
-            and start >= end
-        )
 
 
 @dataclass
@@ -253,22 +221,6 @@ class RefreshReport:
     hour_slices: int = 0
     recovered: bool = False
     seconds: float = 0.0
-
-
-def floor_minute(ns: int) -> int:
-    return ns - ns % _MINUTE_NS
-
-
-def ceil_minute(ns: int) -> int:
-    return -floor_minute(-ns)
-
-
-def floor_hour(ns: int) -> int:
-    return ns - ns % _HOUR_NS
-
-
-def ceil_hour(ns: int) -> int:
-    return -floor_hour(-ns)
 
 
 def catalog_fingerprint(catalog: ChainCatalog, naming: ServiceGraphNaming | None = None) -> int:
@@ -337,15 +289,8 @@ def read_state(
 ) -> RollupState:
     """The rollup state of ``catalog`` (a catalog or its fingerprint) under ``naming``."""
     fingerprint = catalog if isinstance(catalog, int) else catalog_fingerprint(catalog, naming)
-    db = validate_identifier(store.database, "database")
-    levels = {
-        str(rollup): (int(since), int(watermark), int(pending))
-        for rollup, since, watermark, pending in store.query(
-            _STATE_SQL.format(db=db), {"rollups": [ROLLUP, HOUR_ROLLUP], "catalog": fingerprint}
-        ).result_rows
-    }
-    hours = HourState(*levels.get(HOUR_ROLLUP, (0, 0, 0)))
-    return RollupState(fingerprint, *levels.get(ROLLUP, (0, 0, 0)), hours=hours)
+    minutes, hours = JOB.states(store, fingerprint)
+    return RollupState(fingerprint, *minutes, hours=hours)
 
 
 def refresh_edges(
@@ -353,128 +298,55 @@ def refresh_edges(
     catalog: ChainCatalog,
     until_ns: int | None = None,
     *,
-    slice_seconds: int = SLICE_SECONDS,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     naming: ServiceGraphNaming | None = None,
 ) -> RefreshReport:
-    """Roll up the edges of the traces started before ``until_ns`` (default ``now - LAG``).
+    """Roll up the edges of the traces started before ``until_ns`` (default ``now - LAG``),
+    then merge the hours wholly inside the minute level.
 
     Idempotent; cheap (one small query) when nothing new is due. ``stop`` ends a long
     backfill between slices. Raises :class:`StoreError` when the store refuses.
     """
-    if slice_seconds < 60 or slice_seconds % 60:
-        raise ValueError(f"slice_seconds must be a positive multiple of 60, not {slice_seconds}")
     started = time.perf_counter()
-    say = progress or (lambda line: logger.debug("%s", line))
-    until = floor_minute(until_ns if until_ns is not None else time.time_ns() - LAG_SECONDS * _NS)
     naming = naming or ServiceGraphNaming.from_config()
-    with _lock(store):
-        state = read_state(store, catalog, naming)
-        report = RefreshReport(state)
-        if state.current(until):
-            return report
-        sql, classify_params = trace_edges_sql(store, catalog, naming)
-        insert = load_sql("edge_rollup", store.database, trace_edges=sql)
+    fingerprint = catalog_fingerprint(catalog, naming)
+    pairing: list[tuple[str, dict[str, Any]]] = []
 
-        def run_slice(since: int, start: int, end: int) -> None:
-            _write_state(store, state.catalog, since, start, end)
-            params = {
-                **classify_params,
-                **range_params((start, end)),
-                **histogram_params(),
-                "catalog": state.catalog,
-            }
-            store.command(insert, params)
-            _write_state(store, state.catalog, since, end, end)
+    def minute_sql() -> str:
+        sql, params = trace_edges_sql(store, catalog, naming)
+        pairing.append((sql, params))
+        return load_sql("edge_rollup", store.database, trace_edges=sql)
 
-        if state.pending_ns > state.watermark_ns and state.since_ns:
-            say(f"edge rollup: redoing the interrupted slice ending {_iso(state.pending_ns)}")
-            _delete_rows(store, EDGE_TABLE, state.catalog, state.watermark_ns, state.pending_ns)
-            run_slice(state.since_ns, state.watermark_ns, state.pending_ns)
-            state = RollupState(
-                state.catalog, state.since_ns, state.pending_ns, state.pending_ns, state.hours
-            )
-            report.recovered = True
-        since, start = state.since_ns, state.watermark_ns
-        if not state.since_ns:
-            first = _first_span_ns(store, until)
-            if first is None:
-                report.seconds = time.perf_counter() - started
-                return report
-            since = start = floor_minute(first)
-        slice_ns = slice_seconds * _NS
-        total = max(1, -(-(until - start) // slice_ns))
-        if start < until:
-            say(f"edge rollup: pairing traces from {_iso(start)} to {_iso(until)}")
-        while start < until:
-            if stop is not None and stop.is_set():
-                break
-            end = min(until, (start // slice_ns + 1) * slice_ns)
-            following = _next_span_ns(store, start, end)
-            if following is None:
-                # No trace starts in this slice (an idle night, a store with a few old
-                # spans): nothing to pair, so jump to the next span instead of pairing
-                # every empty hour since the oldest one.
-                following = _next_span_ns(store, end, until)
-                start = until if following is None else max(end, floor_minute(following))
-                _write_state(store, state.catalog, since, start, start)
-                continue
-            run_slice(since, start, end)
-            report.slices += 1
-            start = end
-            if report.slices % 24 == 0 or start >= until:
-                say(f"  edge rollup: {report.slices}/{total} slices, up to {_iso(start)}")
-        minutes = RollupState(state.catalog, since, start, start, state.hours)
-        report.state = _refresh_hours(store, minutes, report, say, stop)
-    report.seconds = time.perf_counter() - started
-    return report
+    def minute_params(start: int, end: int) -> dict[str, Any]:
+        return {
+            **pairing[0][1],
+            **range_params((start, end)),
+            **histogram_params(),
+            "catalog": fingerprint,
+        }
 
+    def hour_params(start: int, end: int) -> dict[str, Any]:
+        return {"catalog": fingerprint, "start": start // _NS, "end": end // _NS}
 
-def _refresh_hours(
-    store: TraceStore,
-    state: RollupState,
-    report: RefreshReport,
-    say: ProgressCallback,
-    stop: threading.Event | None,
-) -> RollupState:
-    """Merge the minute rows of the hours wholly inside the minute level into hour rows."""
-    hours = state.hours
-    insert = load_sql("edge_hour", store.database)
-
-    def run_slice(since: int, start: int, end: int) -> None:
-        _write_state(store, state.catalog, since, start, end, HOUR_ROLLUP)
-        store.command(insert, {"catalog": state.catalog, "start": start // _NS, "end": end // _NS})
-        _write_state(store, state.catalog, since, end, end, HOUR_ROLLUP)
-
-    if hours.pending_ns > hours.watermark_ns and hours.since_ns:
-        say(f"edge rollup: redoing the interrupted hour slice ending {_iso(hours.pending_ns)}")
-        _delete_rows(store, HOUR_TABLE, state.catalog, hours.watermark_ns, hours.pending_ns)
-        run_slice(hours.since_ns, hours.watermark_ns, hours.pending_ns)
-        hours = HourState(hours.since_ns, hours.pending_ns, hours.pending_ns)
-        report.recovered = True
-    state = RollupState(state.catalog, state.since_ns, state.watermark_ns, state.pending_ns, hours)
-    start, until = state.hours_due()
-    if start >= until or (not hours.since_ns and not store.table_exists(HOUR_TABLE)):
-        return state  # nothing due, or a schema older than version 4: minutes only
-    since = hours.since_ns or start
-    slice_ns = HOUR_SLICE_SECONDS * _NS
-    say(f"edge rollup: merging hours from {_iso(start)} to {_iso(until)}")
-    while start < until:
-        if stop is not None and stop.is_set():
-            break
-        end = min(until, (start // slice_ns + 1) * slice_ns)
-        if _next_minute_row_ns(store, state.catalog, start, end) is None:
-            following = _next_minute_row_ns(store, state.catalog, end, until)
-            start = until if following is None else max(end, floor_hour(following))
-            _write_state(store, state.catalog, since, start, start, HOUR_ROLLUP)
-            continue
-        run_slice(since, start, end)
-        report.hour_slices += 1
-        start = end
-    if start > since:
-        hours = HourState(since, start, start)
-    return RollupState(state.catalog, state.since_ns, state.watermark_ns, state.pending_ns, hours)
+    minutes, hours = JOB.refresh(
+        store,
+        until_ns if until_ns is not None else closed_until(),
+        (
+            SliceWork(minute_sql, minute_params),
+            SliceWork(lambda: load_sql("edge_hour", store.database), hour_params),
+        ),
+        key=fingerprint,
+        stop=stop,
+        progress=progress,
+    )
+    return RefreshReport(
+        RollupState(fingerprint, *minutes.state, hours=hours.state),
+        slices=minutes.slices,
+        hour_slices=hours.slices,
+        recovered=minutes.recovered or hours.recovered,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def analysis_state(
@@ -496,75 +368,10 @@ def analysis_state(
 
 def invalidate_edges(store: TraceStore, catalog: ChainCatalog) -> None:
     """Drop ``catalog``'s rollup rows and state; the next refresh rebuilds it from the start."""
-    fingerprint = catalog_fingerprint(catalog)
-    with _lock(store):
-        _delete_rows(store, EDGE_TABLE, fingerprint, 0, (2**32 - 1) * _NS)
-        if store.table_exists(HOUR_TABLE):
-            _delete_rows(store, HOUR_TABLE, fingerprint, 0, (2**32 - 1) * _NS)
-        store.command(
-            _DELETE_STATE_SQL.format(db=store.database, **cluster_parts()),
-            {"rollups": [ROLLUP, HOUR_ROLLUP], "catalog": fingerprint},
-        )
+    JOB.invalidate(store, catalog_fingerprint(catalog))
 
 
-def _lock(store: TraceStore) -> threading.Lock:
-    key = (store.url_for_display, store.database)
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
-
-
-def _write_state(
-    store: TraceStore,
-    catalog: int,
-    since: int,
-    watermark: int,
-    pending: int,
-    rollup: str = ROLLUP,
-) -> None:
-    store.command(
-        _WRITE_STATE_SQL.format(db=store.database),
-        {
-            "rollup": rollup,
-            "catalog": catalog,
-            "since": since,
-            "watermark": watermark,
-            "pending": pending,
-        },
-    )
-
-
-def _delete_rows(store: TraceStore, table: str, catalog: int, start_ns: int, end_ns: int) -> None:
-    column = "Hour" if table == HOUR_TABLE else "Minute"
-    store.command(
-        _DELETE_SQL.format(db=store.database, table=table, column=column, **cluster_parts()),
-        {"catalog": catalog, "start": start_ns // _NS, "end": end_ns // _NS},
-    )
-
-
-def _next_span_ns(store: TraceStore, start_ns: int, until_ns: int) -> int | None:
-    """Start of the first span in ``[start, until)``: empty stretches are skipped, not paired."""
-    count, first = store.query(
-        _NEXT_SPAN_SQL.format(db=store.database), {"start": start_ns, "until": until_ns}
-    ).result_rows[0]
-    return int(first) if count else None
-
-
-def _next_minute_row_ns(
-    store: TraceStore, catalog: int, start_ns: int, until_ns: int
-) -> int | None:
-    count, first = store.query(
-        _NEXT_MINUTE_SQL.format(db=store.database),
-        {"catalog": catalog, "start": start_ns // _NS, "end": until_ns // _NS},
-    ).result_rows[0]
-    return int(first) if count else None
-
-
-def _first_span_ns(store: TraceStore, until_ns: int) -> int | None:
-    count, first = store.query(
-        _FIRST_SPAN_SQL.format(db=store.database), {"until": until_ns}
-    ).result_rows[0]
-    return int(first) if count else None
-
-
-def _iso(ns: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / _NS))
+def rewind_edges(store: TraceStore, start_ns: int) -> bool:
+    """Pair again the traces from ``start_ns`` on, for every classification (``chainmap
+    ingest`` stored spans there after the rollup passed it); True when the rollup had."""
+    return JOB.rewind(store, start_ns)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from chainmap_otel.analysis.rollups import entries
+from chainmap_otel.analysis.rollups import edges, entries
 from chainmap_otel.analysis.rollups import traces as trace_rollup
-from chainmap_otel.analysis.rollups.edges import ProgressCallback, RefreshReport, refresh_edges
+from chainmap_otel.analysis.rollups.protocol import ProgressCallback, closed_until
 from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.schema import SchemaReport, apply_schema
 from chainmap_otel.storage.store import TraceStore
@@ -39,8 +39,8 @@ def apply_schema_with_rollup(
     progress: ProgressCallback | None = None,
     until_ns: int | None = None,
 ) -> SchemaReport:
-    """``apply_schema`` then backfill the edge rollup of ``catalog`` (up to ``until_ns``,
-    default ``now - LAG``) and the inferred-entry rollup from the stored spans."""
+    """``apply_schema`` then backfill every rollup (:func:`refresh_rollups`, ``catalog``'s
+    edges) from the stored spans."""
     report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
     refresh_rollups(store, catalog, until_ns, progress=progress)
     return report
@@ -53,23 +53,20 @@ def refresh_rollups(
     *,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
-) -> RefreshReport:
-    """Refresh every rollup of closed slices: the edges (up to ``until_ns``, default ``now -
-    LAG``), the inferred entries (same bound) and the merged traces (``until_ns - SLACK``,
-    default ``now - SLACK - LAG``: a trace's rows arrive up to its slack later). Tables an
-    older schema lacks are skipped."""
-    report = refresh_edges(store, catalog, until_ns, progress=progress, stop=stop)
-    if store.table_exists(entries.TABLE):
-        entries.refresh_entries(store, until_ns)
-    traces_until = None if until_ns is None else until_ns - trace_rollup.SLACK_NS
-    trace_rollup.refresh_traces(store, traces_until, stop)
+) -> edges.RefreshReport:
+    """Refresh every rollup of closed slices: the edges and the inferred entries up to
+    ``until_ns`` (default ``now - LAG``), the merged traces up to ``until_ns - SLACK`` (a
+    trace's rows arrive up to its slack later). ``stop`` ends each between two slices;
+    tables an older schema lacks are skipped. Returns what the edge rollup did."""
+    until = until_ns if until_ns is not None else closed_until()
+    report = edges.refresh_edges(store, catalog, until, progress=progress, stop=stop)
+    entries.refresh_entries(store, until, stop=stop, progress=progress)
+    trace_rollup.refresh_traces(store, until - trace_rollup.SLACK_NS, stop, progress)
     return report
 
 
 class RollupRefresher:
-    """Refreshes the edge rollup, the inferred-entry rollup
-    (:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
-    (:mod:`~chainmap_otel.analysis.rollups.traces`) every ``interval`` seconds in a daemon
+    """Refreshes every rollup (:func:`refresh_rollups`) every ``interval`` seconds in a daemon
     thread (``serve``)."""
 
     def __init__(
