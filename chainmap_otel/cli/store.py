@@ -76,8 +76,7 @@ def ingest(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Load OTLP trace files (the Collector file exporter's format included) into the store."""
-    from chainmap_otel.analysis.rollups import entries
-    from chainmap_otel.analysis.rollups.traces import rewind_traces
+    from chainmap_otel.analysis.rollups.refresh import rewind_rollups
     from chainmap_otel.storage.ingest import FileReport, ingest_files
     from chainmap_otel.storage.schema import ensure_schema
     from chainmap_otel.storage.store import open_store
@@ -100,9 +99,8 @@ def ingest(
         ensure_schema(trace_store)
         result = ingest_files(trace_store, paths, progress=show)
         if result.earliest_ns is not None:
-            # Spans stored below a rollup's watermark: those rollups are redone from there.
-            rewind_traces(trace_store, result.earliest_ns)
-            entries.JOB.rewind(trace_store, result.earliest_ns)
+            # Spans stored below a rollup's watermark: every rollup is redone from there.
+            rewind_rollups(trace_store, result.earliest_ns)
     if json_output:
         print_json(result.as_dict())
     else:

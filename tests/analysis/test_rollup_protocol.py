@@ -1,7 +1,7 @@
 """The slice protocol every rollup follows (edges, inferred entries, merged traces): each
-honours ``stop`` and each is locked per store the same way. The per-rollup behaviours
-(interrupted slices, hours, watermarks, rewinds) are pinned by test_edge_rollup.py,
-test_inferred_entries.py and test_trace_rollup.py."""
+honours ``stop``, each is locked per store the same way, and ``rewind_rollups`` moves them
+all back. The per-rollup behaviours (interrupted slices, hours, watermarks, rewinds) are
+pinned by test_edge_rollup.py, test_inferred_entries.py and test_trace_rollup.py."""
 
 from __future__ import annotations
 
@@ -108,3 +108,21 @@ def test_one_lock_per_rollup_and_store(store: TraceStore, catalog: ChainCatalog)
     waiting.join(60)
     assert rewound.is_set()
     assert edge_rollup.read_state(store, catalog).watermark_ns == until - HOUR
+
+
+def test_rewind_rollups_moves_every_rollup_back(store: TraceStore, catalog: ChainCatalog) -> None:
+    until = pinned_until()
+    first = protocol.floor_minute(fill(store, until))
+    assert refresh.rewind_rollups(store, first) == []  # nothing rolled up yet
+    refresh.refresh_rollups(store, catalog, until)
+    before = rows(store)
+    point = first + 90 * MINUTE + 30 * 10**9
+    assert refresh.rewind_rollups(store, point) == ["edges", "entries", "traces"]
+    minute = protocol.floor_minute(point)
+    state = levels(store, catalog)
+    for name in ("minutes", "entries", "traces"):
+        assert state[name] == (first, minute, minute), name
+    assert state["hours"][1:] == (protocol.floor_hour(point),) * 2
+    refresh.refresh_rollups(store, catalog, until)
+    assert rows(store) == before  # rolled up again, counted once
+    assert refresh.rewind_rollups(store, until) == []  # not passed

@@ -2,7 +2,9 @@
 (:mod:`~chainmap_otel.analysis.rollups.edges`), the inferred entries
 (:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
 (:mod:`~chainmap_otel.analysis.rollups.traces`), by ``chainmap schema apply`` (after the DDL),
-``chainmap rollup refresh`` and ``chainmap serve``'s background loop. Reads never refresh.
+``chainmap rollup refresh`` and ``chainmap serve``'s background loop, and rewound together
+(:func:`rewind_rollups`) by ``chainmap ingest`` after it stored spans below their
+watermarks. Reads never refresh.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "RollupRefresher",
     "apply_schema_with_rollup",
     "refresh_rollups",
+    "rewind_rollups",
 ]
 
 #: How often ``chainmap serve`` refreshes the rollups.
@@ -63,6 +66,15 @@ def refresh_rollups(
     entries.refresh_entries(store, until, stop=stop, progress=progress)
     trace_rollup.refresh_traces(store, until - trace_rollup.SLACK_NS, stop, progress)
     return report
+
+
+def rewind_rollups(store: TraceStore, start_ns: int) -> list[str]:
+    """Move every rollup back to ``start_ns`` (spans were stored there after the rollups
+    passed it, e.g. by ``chainmap ingest``): the edges of every classification, the inferred
+    entries and the merged traces; the next refresh rolls that part up again and reads pair
+    it live until then. Returns the names of the rollups moved back."""
+    rollups = (edges.JOB, entries.JOB, trace_rollup.JOB)
+    return [rollup.name for rollup in rollups if rollup.rewind(store, start_ns)]
 
 
 class RollupRefresher:
