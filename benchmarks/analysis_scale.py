@@ -12,7 +12,7 @@ spread evenly over the last 7 days: four trace shapes of the trading platform, t
 otel_traces`` measured in the same run; spans analysed per second use the spans the
 query's window covers.
 
-Topology reads chainmap's edge rollup (``chainmap_otel.analysis.rollup``): hour rows for the
+Topology reads chainmap's edge rollup (``chainmap_otel.analysis.rollups.edges``): hour rows for the
 whole hours it covers, minute rows for the part-hours at the window's edges, and pairs only the
 rest live. Building the rollup is ingest-side work, like a
 materialized view's: it is timed separately (one backfill of everything generated, in spans
@@ -36,9 +36,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chainmap_otel.analysis.critical_path import chain_critical_path
-from chainmap_otel.analysis.entries import refresh_entries
 from chainmap_otel.analysis.health import health
-from chainmap_otel.analysis.rollup import HourState, invalidate_edges, read_state, refresh_edges
+from chainmap_otel.analysis.rollups.edges import (
+    invalidate_edges,
+    read_state,
+    refresh_edges,
+)
+from chainmap_otel.analysis.rollups.entries import refresh_entries
+from chainmap_otel.analysis.rollups.protocol import LevelState
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.schema import apply_schema
@@ -417,7 +422,7 @@ def main() -> None:
                     catalog,
                     everything,
                     wanted,
-                    dataclasses.replace(read_state(store, catalog), hours=HourState()),
+                    dataclasses.replace(read_state(store, catalog), hours=LevelState()),
                 ),
             ),
             (

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from analysis_scale import CHAINS_FILE, WEEK_NS, generate
 
-from chainmap_otel.analysis import trace_rollup
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.storage.schema import apply_schema

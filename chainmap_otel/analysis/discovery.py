@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from chainmap_otel.analysis.rollup import pairing_sql
+from chainmap_otel.analysis.rollups.edges import pairing_sql
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore

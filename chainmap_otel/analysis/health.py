@@ -2,7 +2,7 @@
 
 Every number comes from per-minute entry rows (:func:`entry_rows_sql`): ``chainmap_chain_minute``
 (one row per chain, minute and entry operation; see the storage schema) and the entries
-below the root (:mod:`~chainmap_otel.analysis.entries`), so a 7-day window reads about as
+below the root (:mod:`~chainmap_otel.analysis.rollups.entries`), so a 7-day window reads about as
 many rows as a 1-hour one reads spans' worth of work. Tagged entry spans are rows of their
 chain; untagged spans (``ChainId = ''``) are classified at query time by the chains' entry
 rules over the row's service, kind, name, route, path and method (rules that need other
@@ -54,13 +54,13 @@ from typing import Any
 
 import numpy as np
 
-from chainmap_otel.analysis import entries
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     classify_expression,
     entered_chains_expression,
     require_chain,
 )
+from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -165,7 +165,7 @@ def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> 
     tagged entry rows, untagged root rows classified by the rules (``classify`` over
     :data:`~chainmap_otel.analysis.membership.MINUTE_COLUMNS`) and, given ``entered``
     (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`; schema 5), the
-    entries below the root (:mod:`~chainmap_otel.analysis.entries`): rolled up below
+    entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`): rolled up below
     ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
     extra = ""
     if entered is not None:

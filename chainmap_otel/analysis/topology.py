@@ -24,23 +24,23 @@ edges); p50/p95/p99 are t-digest estimates (exact for a handful of calls). A tra
 for every chain it belongs to (see :mod:`chainmap_otel.analysis.membership`).
 
 Each edge also carries the connector's two latency histograms (``Edge.client_buckets``,
-``Edge.server_buckets``: counts per bucket of :data:`rollup.LATENCY_BOUNDS_NS`, and their
+``Edge.server_buckets``: counts per bucket of :data:`edge_rollup.LATENCY_BOUNDS_NS`, and their
 sums): the client and server span durations of a paired edge, the client span's for both
 of a database edge, the server span's and 0 for a ``user`` edge, 0 and the client span's
 for a virtual or messaging node, exactly as the connector observes them (``GET /metrics``
 exports them as ``traces_service_graph_request_{server,client}_seconds``).
 
 Window rule: a trace is in the window when its first span starts in it; its spans are
-paired when they start within ``rollup.REACH_SECONDS`` of the window (a pair cut further
+paired when they start within ``edge_rollup.REACH_SECONDS`` of the window (a pair cut further
 out shows as a virtual node).
 
-Cost: :mod:`chainmap_otel.analysis.rollup` keeps ``chainmap_edge_minute``, the same pairing
+Cost: :mod:`chainmap_otel.analysis.rollups.edges` keeps ``chainmap_edge_minute``, the same pairing
 per minute of trace start, and ``chainmap_edge_hour``, its rows merged per hour.
 ``sql/topology.sql`` reads hour rows for the whole hours of the window the hour level
 covers, minute rows for the part-hours at its edges (:func:`split_hours`), and pairs live
 only the rest (the minutes since the watermark, the part-minute at the window's start),
 merging counts and latency states in one query.
-The rollup is only read here (:func:`rollup.analysis_state`); ``chainmap serve`` keeps it
+The rollup is only read here (:func:`edge_rollup.analysis_state`); ``chainmap serve`` keeps it
 current in the background, so under serve the live part is a few minutes at most.
 
 JSON contract (:meth:`Topology.to_json`)::
@@ -73,9 +73,10 @@ from typing import Any
 
 import networkx as nx
 
-from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.naming import ServiceGraphNaming
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups.protocol import ceil_hour, ceil_minute, floor_hour, floor_minute
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
@@ -106,7 +107,7 @@ class Edge:
     first_seen_ns: int = 0
     last_seen_ns: int = 0
     #: The connector's client/server latency histograms: calls per bucket of
-    #: ``rollup.LATENCY_BOUNDS_NS`` (not cumulative, the last one +Inf) and sums in ns.
+    #: ``edge_rollup.LATENCY_BOUNDS_NS`` (not cumulative, the last one +Inf) and sums in ns.
     client_buckets: tuple[int, ...] = ()
     client_sum_ns: int = 0
     server_buckets: tuple[int, ...] = ()
@@ -193,11 +194,11 @@ class Topology:
 
 def bucket_counts(buckets: Mapping[int, int]) -> tuple[int, ...]:
     """A stored ``{upper bound ns: calls}`` map as calls per bucket of
-    ``rollup.LATENCY_BOUNDS_NS`` (a key between bounds counts in the next bucket up)."""
-    counts = [0] * len(rollup.LATENCY_BOUNDS_NS)
+    ``edge_rollup.LATENCY_BOUNDS_NS`` (a key between bounds counts in the next bucket up)."""
+    counts = [0] * len(edge_rollup.LATENCY_BOUNDS_NS)
     last = len(counts) - 1
     for bound, calls in buckets.items():
-        counts[min(bisect_left(rollup.LATENCY_BOUNDS_NS, int(bound)), last)] += int(calls)
+        counts[min(bisect_left(edge_rollup.LATENCY_BOUNDS_NS, int(bound)), last)] += int(calls)
     return tuple(counts)
 
 
@@ -244,7 +245,7 @@ def topologies(
         require_chain(catalog, chain_id)
     chains = wanted + ([ALL_TRAFFIC] if include_all_traffic else [])
     naming = naming or ServiceGraphNaming.from_config()
-    state = rollup.analysis_state(store, catalog, naming)
+    state = edge_rollup.analysis_state(store, catalog, naming)
     rows = edge_rows(store, catalog, window, chains, state, naming)
     per_chain: dict[str | None, list[Edge]] = {cid: [] for cid in wanted}
     if include_all_traffic:
@@ -281,7 +282,7 @@ def topologies(
 
 
 def split_window(
-    window: TimeWindow, state: rollup.RollupState | None
+    window: TimeWindow, state: edge_rollup.RollupState | None
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """``window`` as (rollup minutes, live head, live tail), each ``[start, end)`` ns.
 
@@ -290,15 +291,15 @@ def split_window(
     """
     if state is None or not state.covers:
         return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
-    first = max(rollup.ceil_minute(window.start_ns), state.since_ns)
-    last = min(rollup.floor_minute(window.end_ns), state.watermark_ns)
+    first = max(ceil_minute(window.start_ns), state.since_ns)
+    last = min(floor_minute(window.end_ns), state.watermark_ns)
     if first >= last:
         return (0, 0), (window.start_ns, window.end_ns), (window.end_ns, window.end_ns)
     return (first, last), (window.start_ns, first), (last, window.end_ns)
 
 
 def split_hours(
-    minutes: tuple[int, int], state: rollup.RollupState | None
+    minutes: tuple[int, int], state: edge_rollup.RollupState | None
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """The rollup part ``minutes`` as (hour rows, minute rows before, minute rows after).
 
@@ -308,8 +309,8 @@ def split_hours(
     first, last = minutes
     if state is None or not state.hours.covers or first >= last:
         return (0, 0), (first, last), (last, last)
-    hour_first = max(rollup.ceil_hour(first), state.hours.since_ns)
-    hour_last = min(rollup.floor_hour(last), state.hours.watermark_ns)
+    hour_first = max(ceil_hour(first), state.hours.since_ns)
+    hour_last = min(floor_hour(last), state.hours.watermark_ns)
     if hour_first >= hour_last:
         return (0, 0), (first, last), (last, last)
     return (hour_first, hour_last), (first, hour_first), (hour_last, last)
@@ -320,7 +321,7 @@ def edge_rows(
     catalog: ChainCatalog,
     window: TimeWindow,
     wanted: list[str],
-    state: rollup.RollupState | None,
+    state: edge_rollup.RollupState | None,
     naming: ServiceGraphNaming | None = None,
 ) -> list[tuple[Any, ...]]:
     """``sql/topology.sql`` rows of ``wanted`` chains: rollup hours and minutes plus the
@@ -332,14 +333,14 @@ def edge_rows(
     hours, minute_head, minute_tail = split_hours(minutes, state)
     # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
-    inner, params = rollup.trace_edges_sql(store, catalog, naming)
+    inner, params = edge_rollup.trace_edges_sql(store, catalog, naming)
     if head[0] >= head[1] and tail[0] >= tail[1]:
-        inner, params = rollup.NO_LIVE_SQL, {}
-    hour_table = minute_table = rollup.NO_ROLLUP_SQL
+        inner, params = edge_rollup.NO_LIVE_SQL, {}
+    hour_table = minute_table = edge_rollup.NO_ROLLUP_SQL
     if hours[0] < hours[1]:
-        hour_table = f"{store.database}.{rollup.HOUR_TABLE}"
+        hour_table = f"{store.database}.{edge_rollup.HOUR_TABLE}"
     if minute_head[0] < minute_head[1] or minute_tail[0] < minute_tail[1]:
-        minute_table = f"{store.database}.{rollup.EDGE_TABLE}"
+        minute_table = f"{store.database}.{edge_rollup.EDGE_TABLE}"
     sql = load_sql(
         "topology",
         store.database,
@@ -358,9 +359,9 @@ def edge_rows(
     }
     bound = {
         **params,
-        **rollup.range_params(head, tail),
+        **edge_rollup.range_params(head, tail),
         **seconds,
-        **rollup.histogram_params(),
+        **edge_rollup.histogram_params(),
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
     }

@@ -40,10 +40,10 @@ from chainmap_otel.analysis.membership import (
     tuple_classify_expression,
     tuple_columns,
 )
+from chainmap_otel.analysis.rollups.traces import SLACK_NS, analysis_watermark, trace_merge_sql
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import iso_time
-from chainmap_otel.analysis.trace_rollup import SLACK_NS, analysis_watermark, trace_merge_sql
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -348,7 +348,7 @@ def search_traces(
     """The traces starting in ``window`` that pass every filter of ``query``.
 
     Trace starts below the merged-trace rollup's watermark
-    (:mod:`~chainmap_otel.analysis.trace_rollup`) are read from ``chainmap_trace_merged``, one
+    (:mod:`~chainmap_otel.analysis.rollups.traces`) are read from ``chainmap_trace_merged``, one
     row per trace; the rest is merged live from the summary. Newest first, the live part is
     searched from the end in the parts of :func:`newest_first_parts` until ``limit`` traces
     are found, then the merged part: every trace of a part starts after every trace of the

@@ -600,7 +600,7 @@ app.add_typer(rollup_app, name="rollup", no_args_is_help=True)
 def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
     """Roll up the edges, inferred chain entries and merged traces of closed minutes now
     (backfills on first use); reads never do this."""
-    from chainmap_otel.analysis.refresh import refresh_rollups
+    from chainmap_otel.analysis.rollups.refresh import refresh_rollups
     from chainmap_otel.cli.app import friendly_errors
     from chainmap_otel.storage.store import open_store
 

@@ -34,7 +34,7 @@ def schema_apply(
     ),
 ) -> None:
     """Create or upgrade the schema; backfills chainmap's aggregates from spans already stored."""
-    from chainmap_otel.analysis.refresh import apply_schema_with_rollup
+    from chainmap_otel.analysis.rollups.refresh import apply_schema_with_rollup
     from chainmap_otel.cli.analysis import load_chains
     from chainmap_otel.cli.app import friendly_errors
     from chainmap_otel.storage.store import open_store
@@ -76,8 +76,7 @@ def ingest(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Load OTLP trace files (the Collector file exporter's format included) into the store."""
-    from chainmap_otel.analysis import entries
-    from chainmap_otel.analysis.trace_rollup import rewind_traces
+    from chainmap_otel.analysis.rollups.refresh import rewind_rollups
     from chainmap_otel.storage.ingest import FileReport, ingest_files
     from chainmap_otel.storage.schema import ensure_schema
     from chainmap_otel.storage.store import open_store
@@ -100,9 +99,8 @@ def ingest(
         ensure_schema(trace_store)
         result = ingest_files(trace_store, paths, progress=show)
         if result.earliest_ns is not None:
-            # Spans stored below a rollup's watermark: those rollups are redone from there.
-            rewind_traces(trace_store, result.earliest_ns)
-            entries.JOB.rewind(trace_store, result.earliest_ns)
+            # Spans stored below a rollup's watermark: every rollup is redone from there.
+            rewind_rollups(trace_store, result.earliest_ns)
     if json_output:
         print_json(result.as_dict())
     else:

@@ -291,7 +291,7 @@ def chain_statements(chain: ChainDefinition, deep_catalog: bool) -> ChainStateme
 def entry_statements() -> tuple[str, ...]:
     """``chain.entry = true`` on spans this program pushed a chain onto, and
     ``chain.tagged_by = "collector"``: a rule may match a span and its descendant, and only
-    the analyses, which see the trace, can keep the first (:mod:`chainmap_otel.analysis.entries`)."""
+    the analyses, which see the trace, can keep the first (:mod:`chainmap_otel.analysis.rollups.entries`)."""
     where = (
         f"where {span_attribute(ATTR_CHAIN_ID)} == nil "
         f"and {span_attribute(ATTR_CHAIN_ENTRY_IDS)} != nil"

@@ -22,7 +22,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from chainmap_otel.analysis import entries, rollup
 from chainmap_otel.analysis.health import entry_rows_sql
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
@@ -34,6 +33,8 @@ from chainmap_otel.analysis.membership import (
     tuple_classify_expression,
 )
 from chainmap_otel.analysis.naming import ServiceGraphNaming
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import validate_identifier
@@ -241,17 +242,17 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         "trace_edges",
         database,
         classify=classify,
-        span_window=rollup.SPAN_WINDOW_SQL,
-        trace_window=rollup.TRACE_WINDOW_SQL,
+        span_window=edge_rollup.SPAN_WINDOW_SQL,
+        trace_window=edge_rollup.TRACE_WINDOW_SQL,
         **naming.fragments(names),
     )
-    params = {**params, **names.values, **rollup.histogram_params()}
+    params = {**params, **names.values, **edge_rollup.histogram_params()}
     sql = load_sql(
         "topology",
         database,
         trace_edges=inner,
-        edge_hour=f"{database}.{rollup.HOUR_TABLE}",
-        edge_minute=f"{database}.{rollup.EDGE_TABLE}",
+        edge_hour=f"{database}.{edge_rollup.HOUR_TABLE}",
+        edge_minute=f"{database}.{edge_rollup.EDGE_TABLE}",
     )
     values = {name: sql_literal(value) for name, value in params.items()}
     values.update(
@@ -282,7 +283,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
                 "minute_tail_end",
             )
         },
-        catalog=str(rollup.catalog_fingerprint(catalog, naming)),
+        catalog=str(edge_rollup.catalog_fingerprint(catalog, naming)),
     )
     return inline(sql, values)
 
@@ -291,8 +292,8 @@ def _topology_frame(name: str, catalog: ChainCatalog, database: str) -> str:
     window = _fill(
         "topology_window",
         database,
-        catalog=str(rollup.catalog_fingerprint(catalog, ServiceGraphNaming.from_config())),
-        reach_ns=str(rollup.REACH_SECONDS * 1_000_000_000),
+        catalog=str(edge_rollup.catalog_fingerprint(catalog, ServiceGraphNaming.from_config())),
+        reach_ns=str(edge_rollup.REACH_SECONDS * 1_000_000_000),
     )
     frame = _fill(name, database, topology=_topology_sql(catalog, database))
     return _strip_comments(window + frame)

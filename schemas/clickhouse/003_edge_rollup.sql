@@ -1,7 +1,7 @@
 -- chainmap's edge rollup: service-graph edges per minute, written by a rollup job, not by a
 -- materialized view. An edge needs both spans of a client/server pair, and the client span
 -- usually arrives after its server child, so an insert-time view cannot pair them; the job
--- (chainmap_otel.analysis.rollup) runs the same pairing SQL as live topology over closed time
+-- (chainmap_otel.analysis.rollups.edges) runs the same pairing SQL as live topology over closed time
 -- slices and inserts the result here. Rows are keyed by the classification they were made
 -- with (Catalog: a fingerprint of the chain rules), because untagged spans are classified
 -- with the rules at pairing time.

@@ -1,6 +1,6 @@
 -- chainmap's edge rollup, second level: the rows of chainmap_edge_minute merged per hour, so a
 -- long window reads a few rows per hour instead of per minute. Written by the rollup job
--- (chainmap_otel.analysis.rollup) from the minute rows of hours wholly below the minute
+-- (chainmap_otel.analysis.rollups.edges) from the minute rows of hours wholly below the minute
 -- level's watermark: Calls/Errors summed, Latency merged with quantilesTDigestMergeState,
 -- FirstSeen/LastSeen min/max. Hour is the hour of trace start in UTC (Unix seconds divided
 -- by 3600), whatever the server's time zone. Its progress is the rollup state `edges_hour`.

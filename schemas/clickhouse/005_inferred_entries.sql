@@ -6,7 +6,7 @@
 -- * Root spans: knowable per span, so a materialized view adds them to chainmap_chain_minute
 --   as it adds tagged entries (every chain of a root's chain.ids first appears there).
 -- * Other spans: the parent's tags are needed, which an insert-time view cannot see, so the
---   job chainmap_otel.analysis.entries rolls up closed minutes into
+--   job chainmap_otel.analysis.rollups.entries rolls up closed minutes into
 --   chainmap_inferred_entry_minute (same columns as chainmap_chain_minute; its progress is
 --   the rollup state `entries`), and health pairs the minutes after its watermark live.
 -- Readers (health) read both tables with the same merges.

@@ -1,7 +1,7 @@
 -- The servicegraph connector's latency histograms on the edge rollup: per edge row, the
 -- calls per bucket of the client and of the server latency (ClientBuckets/ServerBuckets,
 -- keyed by the bucket's upper bound in ns, max UInt64 for +Inf; the bounds are the
--- connector's defaults, analysis.rollup.LATENCY_BOUNDS_NS) and the latency sums in ns
+-- connector's defaults, analysis.rollups.edges.LATENCY_BOUNDS_NS) and the latency sums in ns
 -- (ClientSum/ServerSum). Readers merge them with sumMap and sum, like Calls.
 -- Rows rolled up before this version have no buckets, so both edge levels are emptied and
 -- their rollup states (`edges`, `edges_hour`; not `entries`, the inferred entries) removed:

@@ -3,7 +3,7 @@
 -- chainmap_trace_summary is filled at insert time, one row per trace and insert block, and its
 -- rows of one trace merge only when their parts do; ordering by a trace's extent therefore
 -- means grouping every trace of the window at query time. The rollup job
--- (chainmap_otel.analysis.trace_rollup) merges the summary rows of the traces that START in a
+-- (chainmap_otel.analysis.rollups.traces) merges the summary rows of the traces that START in a
 -- closed slice (rows read an hour either side, as trace search reads them: sql/trace_merge.sql)
 -- and inserts the result here once; search reads these rows below the job's watermark and
 -- merges the summary live above it. Sorted by duration: slowest first reads each day's part

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.render import to_grafana, to_mermaid
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import protocol
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.store import TraceStore
@@ -100,8 +101,8 @@ ALL_EDGES = [
 
 def window_around(now_ns: int) -> TimeWindow:
     return TimeWindow(
-        rollup.floor_minute(now_ns) - 5 * MINUTE,
-        rollup.floor_minute(time.time_ns() - rollup.LAG_SECONDS * 1_000_000_000),
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(time.time_ns() - protocol.LAG_SECONDS * 1_000_000_000),
     )
 
 
@@ -120,7 +121,7 @@ def test_chain_topology_is_the_subtree_below_its_entries(
     assert simple(live, "P1") == P1_EDGES
     assert simple(live, "") == ALL_EDGES  # all traffic: no caller nodes
     assert simple(live, "B1") == ALL_EDGES
-    state = rollup.refresh_edges(store, scoped_catalog).state
+    state = edge_rollup.refresh_edges(store, scoped_catalog).state
     rolled = edge_rows(store, scoped_catalog, window, wanted, state)
     assert sorted(r[:7] for r in rolled) == sorted(r[:7] for r in live)
 

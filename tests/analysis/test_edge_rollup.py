@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import entries, refresh, rollup
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import entries, protocol, refresh
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
@@ -44,8 +45,8 @@ def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def rolled_window(now_ns: int) -> TimeWindow:
     """Whole minutes around the fixtures, all of them before the rollup's watermark."""
     return TimeWindow(
-        rollup.floor_minute(now_ns) - 5 * MINUTE,
-        rollup.floor_minute(time.time_ns() - rollup.LAG_SECONDS * 1_000_000_000),
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(time.time_ns() - protocol.LAG_SECONDS * 1_000_000_000),
     )
 
 
@@ -60,12 +61,12 @@ def test_rollup_equals_live_pairing(
     load(case)
     window = rolled_window(now_ns)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
-    report = rollup.refresh_edges(store, catalog)
+    report = edge_rollup.refresh_edges(store, catalog)
     assert report.slices >= 1 and report.state.covers
     # The fixture's minutes come from the rollup (from the minute of its first span, which
     # may start before ``now_ns``); the live head before them holds no spans.
     since = report.state.since_ns
-    assert since in (rollup.floor_minute(now_ns), rollup.floor_minute(now_ns) - MINUTE)
+    assert since in (protocol.floor_minute(now_ns), protocol.floor_minute(now_ns) - MINUTE)
     assert split_window(window, report.state)[0] == (since, window.end_ns)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
@@ -79,16 +80,16 @@ def test_watermark_advances_and_refresh_is_idempotent(
     load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog, now_ns: int
 ) -> None:
     load("nested_chains")
-    first = rollup.refresh_edges(store, catalog, until_ns=now_ns - MINUTE)
+    first = edge_rollup.refresh_edges(store, catalog, until_ns=now_ns - MINUTE)
     assert first.slices == 0 and not first.state.covers  # nothing started before that
     lines: list[str] = []
-    second = rollup.refresh_edges(
+    second = edge_rollup.refresh_edges(
         store, catalog, until_ns=now_ns + 3 * MINUTE, progress=lines.append
     )
-    assert second.state.since_ns == rollup.floor_minute(now_ns)
-    assert second.state.watermark_ns == rollup.floor_minute(now_ns + 3 * MINUTE)
+    assert second.state.since_ns == protocol.floor_minute(now_ns)
+    assert second.state.watermark_ns == protocol.floor_minute(now_ns + 3 * MINUTE)
     assert any("edge rollup" in line for line in lines)
-    assert rollup.read_state(store, catalog) == second.state
+    assert edge_rollup.read_state(store, catalog) == second.state
     # Entry edges of nested chains also get a row per chain as 'caller:' edges.
     calls = (
         f"SELECT sum(Calls) FROM {store.database}.chainmap_edge_minute "
@@ -96,9 +97,9 @@ def test_watermark_advances_and_refresh_is_idempotent(
     )
     total = store.query(calls).result_rows[0][0]
     assert total == len(load_fixture("nested_chains")["expected_edges"])
-    again = rollup.refresh_edges(store, catalog, until_ns=now_ns + 3 * MINUTE)
+    again = edge_rollup.refresh_edges(store, catalog, until_ns=now_ns + 3 * MINUTE)
     assert again.slices == 0 and store.query(calls).result_rows[0][0] == total
-    later = rollup.refresh_edges(store, catalog)
+    later = edge_rollup.refresh_edges(store, catalog)
     assert later.state.watermark_ns > second.state.watermark_ns
     assert store.query(calls).result_rows[0][0] == total
 
@@ -110,21 +111,21 @@ def test_interrupted_slice_is_redone_once(
     window = rolled_window(now_ns)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     # Failure injection: a slice inserted but its watermark never written (a crash between).
-    fingerprint = rollup.catalog_fingerprint(catalog)
-    start, end = rollup.floor_minute(now_ns), rollup.floor_minute(now_ns) + 2 * MINUTE
-    rollup._write_state(store, fingerprint, start, start, end)
-    sql, params = rollup.trace_edges_sql(store, catalog)
+    fingerprint = edge_rollup.catalog_fingerprint(catalog)
+    start, end = protocol.floor_minute(now_ns), protocol.floor_minute(now_ns) + 2 * MINUTE
+    edge_rollup.MINUTES.write(store, protocol.LevelState(start, start, end), fingerprint)
+    sql, params = edge_rollup.trace_edges_sql(store, catalog)
     insert = load_sql("edge_rollup", store.database, trace_edges=sql)
     store.command(
         insert,
         {
             **params,
-            **rollup.range_params((start, end)),
-            **rollup.histogram_params(),
+            **edge_rollup.range_params((start, end)),
+            **edge_rollup.histogram_params(),
             "catalog": fingerprint,
         },
     )
-    report = rollup.refresh_edges(store, catalog)
+    report = edge_rollup.refresh_edges(store, catalog)
     assert report.recovered
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
@@ -137,11 +138,11 @@ def test_late_client_span_within_the_lag_still_pairs(
     spans = load_fixture("client_server_pair")["spans"]
     client = [s for s in spans if s["kind"] == "Client"]
     insert_spans(store, [s for s in spans if s["kind"] != "Client"], base)
-    assert rollup.refresh_edges(store, catalog).slices == 0
+    assert edge_rollup.refresh_edges(store, catalog).slices == 0
     insert_spans(store, client, base)  # the client span ends last, so it arrives last
     later = base + 3 * MINUTE
-    state = rollup.refresh_edges(store, catalog, until_ns=later).state
-    window = TimeWindow(rollup.floor_minute(base), rollup.floor_minute(later))
+    state = edge_rollup.refresh_edges(store, catalog, until_ns=later).state
+    window = TimeWindow(protocol.floor_minute(base), protocol.floor_minute(later))
     assert split_window(window, state)[0] == (window.start_ns, window.end_ns)
     rows = edge_rows(store, catalog, window, [""], state)
     assert sorted([r[1], r[2], r[3], r[5], r[6]] for r in rows) == sorted(
@@ -155,10 +156,10 @@ def test_topology_joins_rollup_minutes_and_the_live_tail(
     load("client_server_pair")  # ten minutes ago: rolled up, as chainmap serve would
     recent = [{**span, "trace": "recent"} for span in load_fixture("database_client")["spans"]]
     insert_spans(store, recent, time.time_ns() - 30 * 10**9)
-    rollup.refresh_edges(store, catalog)
+    edge_rollup.refresh_edges(store, catalog)
     window = parse_window()
     topo = topology(store, catalog, window)
-    state = rollup.read_state(store, catalog)
+    state = edge_rollup.read_state(store, catalog)
     assert state.covers and window.end_ns > state.watermark_ns
     expected = load_fixture("client_server_pair")["expected_edges"]
     expected += load_fixture("database_client")["expected_edges"]
@@ -177,9 +178,9 @@ def test_topology_reads_never_write_the_rollup(
 ) -> None:
     """A read leaves the rollup as it found it and pairs what it does not cover live."""
     load("client_server_pair")  # ten minutes ago: due for the rollup, not yet rolled up
-    before = rollup.read_state(store, catalog)
+    before = edge_rollup.read_state(store, catalog)
     topo = topology(store, catalog, parse_window())
-    assert rollup.read_state(store, catalog) == before and not before.covers
+    assert edge_rollup.read_state(store, catalog) == before and not before.covers
     rows = store.query(f"SELECT count() FROM {store.database}.chainmap_edge_minute").result_rows
     assert rows == [(0,)]
     expected = load_fixture("client_server_pair")["expected_edges"]
@@ -203,8 +204,8 @@ def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     report = refresh.apply_schema_with_rollup(store, catalog, progress=lines.append)
     assert report.applied_versions == list(range(3, latest_version() + 1))
     assert any("edge rollup: pairing traces" in line for line in lines)
-    state = rollup.read_state(store, catalog)
-    assert state.covers and state.since_ns == rollup.floor_minute(now_ns)
+    state = edge_rollup.read_state(store, catalog)
+    assert state.covers and state.since_ns == protocol.floor_minute(now_ns)
     after = topology(store, catalog, parse_window(), "B3")
     assert json_edges(after.to_json()) == json_edges(before.to_json())
 
@@ -213,16 +214,16 @@ def test_another_catalog_has_its_own_rollup(
     load: Callable[[str], dict[str, Any]], store: TraceStore, catalog: ChainCatalog
 ) -> None:
     load("nested_chains_untagged")
-    rollup.refresh_edges(store, catalog)
+    edge_rollup.refresh_edges(store, catalog)
     b3 = topology(store, catalog, parse_window(), "B3").edge_set()
     assert b3
     other = parse_catalog(CATALOG_YAML.replace("/orders*", "/orders"), source="other.yaml")
-    assert rollup.catalog_fingerprint(other) != rollup.catalog_fingerprint(catalog)
-    rollup.refresh_edges(store, other)
+    assert edge_rollup.catalog_fingerprint(other) != edge_rollup.catalog_fingerprint(catalog)
+    edge_rollup.refresh_edges(store, other)
     assert topology(store, other, parse_window(), "B3").edge_set() == b3
-    rollup.invalidate_edges(store, catalog)
-    assert not rollup.read_state(store, catalog).covers
-    assert rollup.read_state(store, other).covers
+    edge_rollup.invalidate_edges(store, catalog)
+    assert not edge_rollup.read_state(store, catalog).covers
+    assert edge_rollup.read_state(store, other).covers
 
 
 # The hour level. Copies of every fixture are spread over the last hours (each copy's traces
@@ -245,7 +246,7 @@ def pinned_now(offset_ns: int = 2 * MINUTE) -> int:
 
 def hour_zero(now: int) -> int:
     """The start of the hour the window ends in (at least 3 minutes of it rolled up)."""
-    return rollup.floor_hour(now - 5 * MINUTE)
+    return protocol.floor_hour(now - 5 * MINUTE)
 
 
 def closed(h: int) -> int:
@@ -282,7 +283,7 @@ def spread(store: TraceStore, h: int, now: int) -> None:
 
 def per_hour(store: TraceStore, table: str, start: int, end: int) -> list[tuple[Any, ...]]:
     """Rows of ``table`` merged per hour and key, between ``start`` and ``end`` (ns)."""
-    column = "Hour" if table == rollup.HOUR_TABLE else "Minute"
+    column = "Hour" if table == edge_rollup.HOUR_TABLE else "Minute"
     rows = store.query(
         f"""SELECT toDateTime(intDiv(toUnixTimestamp({column}), 3600) * 3600) AS h, Source, Target,
                    ConnectionType, TargetType, ChainIds, sum(Calls), sum(Errors),
@@ -297,9 +298,11 @@ def per_hour(store: TraceStore, table: str, start: int, end: int) -> list[tuple[
     return [tuple(row) for row in rows]
 
 
-def assert_hours_sum_minutes(store: TraceStore, state: rollup.RollupState) -> None:
-    hours = per_hour(store, rollup.HOUR_TABLE, 0, 2**32 * 10**9)
-    minutes = per_hour(store, rollup.EDGE_TABLE, state.hours.since_ns, state.hours.watermark_ns)
+def assert_hours_sum_minutes(store: TraceStore, state: edge_rollup.RollupState) -> None:
+    hours = per_hour(store, edge_rollup.HOUR_TABLE, 0, 2**32 * 10**9)
+    minutes = per_hour(
+        store, edge_rollup.EDGE_TABLE, state.hours.since_ns, state.hours.watermark_ns
+    )
     assert hours and [(*r[:8], *r[9:]) for r in hours] == [(*r[:8], *r[9:]) for r in minutes]
     for got, expected in zip(hours, minutes, strict=True):
         assert list(got[8]) == pytest.approx(list(expected[8]))
@@ -320,9 +323,9 @@ def test_hours_and_minutes_and_live_tail_equal_live_pairing(
     spread(store, h, now)
     window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
-    report = rollup.refresh_edges(store, catalog, closed(h))
+    report = edge_rollup.refresh_edges(store, catalog, closed(h))
     state = report.state
-    assert state == rollup.read_state(store, catalog)
+    assert state == edge_rollup.read_state(store, catalog)
     # Hours wholly inside the minute level only: not the part-hour of the first span.
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
     assert report.hour_slices >= 1
@@ -345,22 +348,22 @@ def test_hours_and_minutes_and_live_tail_equal_live_pairing(
     assert split_hours(split_window(short, state)[0], state)[0] == (0, 0)
     short_live = edge_rows(store, catalog, short, wanted(catalog), None)
     assert_same_edges(edge_rows(store, catalog, short, wanted(catalog), state), short_live)
-    rollup.invalidate_edges(store, catalog)
-    assert rollup.read_state(store, catalog) == rollup.RollupState(state.catalog)
-    assert not per_hour(store, rollup.HOUR_TABLE, 0, 2**32 * 10**9)
+    edge_rollup.invalidate_edges(store, catalog)
+    assert edge_rollup.read_state(store, catalog) == edge_rollup.RollupState(state.catalog)
+    assert not per_hour(store, edge_rollup.HOUR_TABLE, 0, 2**32 * 10**9)
 
 
 def test_hour_level_advances_idempotently(store: TraceStore, catalog: ChainCatalog) -> None:
     now = pinned_now()
     h = hour_zero(now)
     spread(store, h, now)
-    first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
+    first = edge_rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
     assert (first.hours.since_ns, first.hours.watermark_ns) == (h - 2 * HOUR, h - HOUR)
     assert_hours_sum_minutes(store, first)
-    second = rollup.refresh_edges(store, catalog, closed(h)).state
+    second = edge_rollup.refresh_edges(store, catalog, closed(h)).state
     assert (second.hours.since_ns, second.hours.watermark_ns) == (h - 2 * HOUR, h)
     assert_hours_sum_minutes(store, second)
-    again = rollup.refresh_edges(store, catalog, closed(h))
+    again = edge_rollup.refresh_edges(store, catalog, closed(h))
     assert again.slices == again.hour_slices == 0 and again.state == second
     assert_hours_sum_minutes(store, again.state)
 
@@ -371,18 +374,88 @@ def test_interrupted_hour_slice_is_redone_once(store: TraceStore, catalog: Chain
     spread(store, h, now)
     window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
-    first = rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
+    first = edge_rollup.refresh_edges(store, catalog, until_ns=h - HOUR + 30 * MINUTE).state
     # Failure injection: the hour slice [h - 1h, h) inserted (from half of its minutes) but
     # its watermark never written.
-    rollup._write_state(store, first.catalog, first.hours.since_ns, h - HOUR, h, rollup.HOUR_ROLLUP)
+    edge_rollup.HOURS.write(
+        store, protocol.LevelState(first.hours.since_ns, h - HOUR, h), first.catalog
+    )
     insert = load_sql("edge_hour", store.database)
     store.command(
         insert, {"catalog": first.catalog, "start": (h - HOUR) // 10**9, "end": h // 10**9}
     )
-    report = rollup.refresh_edges(store, catalog, closed(h))
+    report = edge_rollup.refresh_edges(store, catalog, closed(h))
     assert report.recovered and report.state.hours.watermark_ns == h
     assert_hours_sum_minutes(store, report.state)
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), report.state), live)
+
+
+def copies(store: TraceStore, suffix: str, base: int) -> None:
+    """One more copy of every fixture, each its own trace, starting at ``base``."""
+    for case in CASES:
+        spans = [
+            {**span, "trace": f"{span['trace']}-{case}-{suffix}"}
+            for span in load_fixture(case)["spans"]
+        ]
+        insert_spans(store, spans, base)
+
+
+def test_spans_stored_below_the_watermark_are_paired_after_a_rewind(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """Traces stored into hours both levels hold (an old file ingested) are missed until the
+    rollup is moved back: then every classification is, reads pair them live, and the next
+    refresh rolls them up once."""
+    now = pinned_now()
+    h = hour_zero(now)
+    spread(store, h, now)
+    other = parse_catalog(CATALOG_YAML.replace("/orders*", "/orders"), source="other.yaml")
+    rolled = {
+        c.source: edge_rollup.refresh_edges(store, c, closed(h)).state for c in (catalog, other)
+    }
+    window = TimeWindow(h - 4 * HOUR, now + MINUTE)
+    late = h - HOUR + 20 * MINUTE + 30 * 10**9  # inside the rolled hour [h - 1h, h)
+    copies(store, "late", late)
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    stale = edge_rows(store, catalog, window, wanted(catalog), rolled[catalog.source])
+    assert comparable(stale) != comparable(live)  # the rollup does not see them
+    assert edge_rollup.rewind_edges(store, late)
+    assert not edge_rollup.rewind_edges(store, closed(h) + HOUR)  # not passed yet
+    point = protocol.floor_minute(late)
+    for c in (catalog, other):
+        state = edge_rollup.read_state(store, c)
+        before = rolled[c.source]
+        assert (state.since_ns, state.watermark_ns, state.pending_ns) == (
+            before.since_ns,
+            point,
+            point,
+        )
+        assert tuple(state.hours) == (h - 2 * HOUR, h - HOUR, h - HOUR)
+        assert_same_edges(
+            edge_rows(store, c, window, wanted(c), state),
+            edge_rows(store, c, window, wanted(c), None),
+        )
+    report = edge_rollup.refresh_edges(store, catalog, closed(h))
+    assert report.state == rolled[catalog.source]
+    assert_hours_sum_minutes(store, report.state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), report.state), live)
+    # Older than everything rolled up (a whole hour): the minute level starts again at the
+    # oldest data and the hour level, which began later, restarts from its first hour.
+    copies(store, "oldest", h - 4 * HOUR)
+    assert edge_rollup.rewind_edges(store, h - 4 * HOUR)
+    state = edge_rollup.read_state(store, catalog)
+    assert (state.since_ns, state.watermark_ns) == (h - 4 * HOUR, h - 4 * HOUR)
+    assert state.hours == protocol.LevelState()
+    live = edge_rows(store, catalog, window, wanted(catalog), None)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
+    state = edge_rollup.refresh_edges(store, catalog, closed(h)).state
+    assert (state.since_ns, state.hours.since_ns, state.hours.watermark_ns) == (
+        h - 4 * HOUR,
+        h - 4 * HOUR,
+        h,
+    )
+    assert_hours_sum_minutes(store, state)
+    assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
 
 
 def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
@@ -398,7 +471,7 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     )
     window = TimeWindow(h - 3 * HOUR + 30 * MINUTE, now + MINUTE)
     live = edge_rows(store, catalog, window, wanted(catalog), None)
-    old = rollup.refresh_edges(store, catalog, closed(h)).state  # schema 3: minutes only
+    old = edge_rollup.refresh_edges(store, catalog, closed(h)).state  # schema 3: minutes only
     assert old.covers and not old.hours.covers
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), old), live)
     lines: list[str] = []
@@ -406,7 +479,7 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
         store, catalog, progress=lines.append, until_ns=closed(h)
     ).applied_versions == list(range(4, latest_version() + 1))
     assert any("merging hours" in line for line in lines)
-    state = rollup.read_state(store, catalog)
+    state = edge_rollup.read_state(store, catalog)
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
     assert_hours_sum_minutes(store, state)
     assert_same_edges(edge_rows(store, catalog, window, wanted(catalog), state), live)
@@ -434,10 +507,10 @@ def test_schema_7_rebuilds_a_rollup_made_without_histograms(
     )
     entry_state = [r for r in store.query(state_sql).result_rows if r[0] == entries.ROLLUP]
     assert entry_state
-    rolled = rollup.refresh_edges(store, catalog, closed(h)).state
+    rolled = edge_rollup.refresh_edges(store, catalog, closed(h)).state
     assert rolled.covers and rolled.hours.covers
     # Back to schema 6: the same tables and rows without the histogram columns.
-    for table in (rollup.EDGE_TABLE, rollup.HOUR_TABLE):
+    for table in (edge_rollup.EDGE_TABLE, edge_rollup.HOUR_TABLE):
         drops = ", ".join(f"DROP COLUMN {column}" for column in HISTOGRAM_COLUMNS)
         store.command(f"ALTER TABLE {store.database}.{table} {drops}")
     store.command(
@@ -458,14 +531,14 @@ def test_schema_7_rebuilds_a_rollup_made_without_histograms(
     assert report.applied_versions == list(range(7, latest_version() + 1))
     # Restarted from the oldest stored span, not resumed from the old watermark.
     assert any("edge rollup: pairing traces from" in line for line in lines)
-    state = rollup.read_state(store, catalog)
+    state = edge_rollup.read_state(store, catalog)
     assert (state.since_ns, state.watermark_ns) == (rolled.since_ns, rolled.watermark_ns)
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
     assert [r for r in store.query(state_sql).result_rows if r[0] == entries.ROLLUP] == entry_state
     for table, before in calls.items():
         assert store.query(calls_sql.format(table=table)).result_rows == before, table
     # Every row has its buckets again: as many client and server observations as calls.
-    for table in (rollup.EDGE_TABLE, rollup.HOUR_TABLE):
+    for table in (edge_rollup.EDGE_TABLE, edge_rollup.HOUR_TABLE):
         assert (
             store.query(
                 f"SELECT countIf(arraySum(mapValues(ClientBuckets)) != Calls "
@@ -487,11 +560,11 @@ def test_years_of_empty_time_are_skipped_not_paired(
     insert_spans(store, load_fixture("client_server_pair")["spans"], years_ago)
     load("nested_chains")
     until = now_ns + 3 * MINUTE
-    report = rollup.refresh_edges(store, catalog, until_ns=until)
+    report = edge_rollup.refresh_edges(store, catalog, until_ns=until)
     assert report.slices <= 4 and report.hour_slices <= 4
-    assert report.state.watermark_ns == rollup.floor_minute(until)
-    assert rollup.read_state(store, catalog).watermark_ns == rollup.floor_minute(until)
-    window = TimeWindow(rollup.floor_minute(now_ns) - 5 * MINUTE, rollup.floor_minute(until))
+    assert report.state.watermark_ns == protocol.floor_minute(until)
+    assert edge_rollup.read_state(store, catalog).watermark_ns == protocol.floor_minute(until)
+    window = TimeWindow(protocol.floor_minute(now_ns) - 5 * MINUTE, protocol.floor_minute(until))
     live = edge_rows(store, catalog, window, wanted(catalog), None)
     rolled = edge_rows(store, catalog, window, wanted(catalog), report.state)
     assert comparable(rolled) == comparable(live)
@@ -511,9 +584,9 @@ def test_rollup_refresh_command_rolls_up(
     chains = tmp_path / "chains.yaml"
     chains.write_text(CATALOG_YAML, encoding="utf-8")
     load("client_server_pair")
-    assert not rollup.read_state(store, catalog).covers
+    assert not edge_rollup.read_state(store, catalog).covers
     url = f"chdb://{store.location.path}?database={store.database}"
     result = CliRunner().invoke(app, ["rollup", "refresh", "--store", url, "--chains", str(chains)])
     assert result.exit_code == 0, result.output
     assert "edge rollup:" in result.output
-    assert rollup.read_state(store, catalog).covers
+    assert edge_rollup.read_state(store, catalog).covers

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import entries
 from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -146,7 +146,7 @@ def test_a_child_whose_parent_lacks_the_chain_is_its_entry(
 def test_reads_never_write_and_schema_apply_rolls_up(
     store: TraceStore, catalog: ChainCatalog, now_ns: int
 ) -> None:
-    from chainmap_otel.analysis.refresh import apply_schema_with_rollup
+    from chainmap_otel.analysis.rollups.refresh import apply_schema_with_rollup
 
     insert_spans(store, ids_only("w"), now_ns)
     assert counts(store, catalog)["B3"] == (1, 0)  # paired live

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.naming import ServiceGraphNaming
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import protocol
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import edge_rows
 from chainmap_otel.storage.store import TraceStore
@@ -78,20 +79,20 @@ def test_namings_live_and_rolled_up(
 ) -> None:
     insert_spans(store, client_spans(), now_ns)
     window = TimeWindow(
-        rollup.floor_minute(now_ns) - 5 * MINUTE,
-        rollup.floor_minute(now_ns) + 5 * MINUTE,
+        protocol.floor_minute(now_ns) - 5 * MINUTE,
+        protocol.floor_minute(now_ns) + 5 * MINUTE,
     )
     live = edge_rows(store, catalog, window, [""], None, naming)
     assert targets(live) == expected
-    state = rollup.refresh_edges(store, catalog, naming=naming).state
-    assert state.catalog == rollup.catalog_fingerprint(catalog, naming)
+    state = edge_rollup.refresh_edges(store, catalog, naming=naming).state
+    assert state.catalog == edge_rollup.catalog_fingerprint(catalog, naming)
     rolled = edge_rows(store, catalog, window, [""], state, naming)
     assert sorted(r[:7] for r in rolled) == sorted(r[:7] for r in live)
 
 
 def test_each_naming_has_its_own_rollup(catalog: ChainCatalog) -> None:
     prints = {
-        rollup.catalog_fingerprint(catalog, naming)
+        edge_rollup.catalog_fingerprint(catalog, naming)
         for naming in (
             ServiceGraphNaming(),
             ServiceGraphNaming.connector(),

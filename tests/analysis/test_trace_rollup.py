@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainmap_otel.analysis import trace_rollup
+from chainmap_otel.analysis.rollups import traces as trace_rollup
+from chainmap_otel.analysis.rollups.protocol import LevelState
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.storage.store import TraceStore
@@ -124,14 +125,13 @@ def test_an_interrupted_slice_is_redone_once(store: TraceStore, catalog: ChainCa
     trace_rollup.refresh_traces(store, until_ns=base + HOUR)
     # A crash after the slice's insert, before its watermark: pending is ahead and the
     # slice's rows are already there.
-    job = trace_rollup.JOB
-    since, watermark, _ = job.read_state(store)
-    job._write_state(store, since, watermark, until)
-    store.command(job.insert(store), job.params(watermark, until))
+    since, watermark, _ = trace_rollup.read_state(store)
+    trace_rollup.LEVEL.write(store, LevelState(since, watermark, until))
+    store.command(trace_rollup.insert_sql(store), trace_rollup.slice_params(watermark, until))
     assert len(merged_rows(store)) == 2
     trace_rollup.refresh_traces(store, until_ns=until)
     assert set(merged_rows(store)) == {hex_id("t0", 32), hex_id("t1", 32)}
-    assert job.read_state(store) == (since, until, until)
+    assert trace_rollup.read_state(store) == (since, until, until)
 
 
 def test_spans_stored_below_the_watermark_are_found_after_a_rewind(

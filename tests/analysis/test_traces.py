@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import trace_rollup
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.traces import (
     MAX_LIMIT,

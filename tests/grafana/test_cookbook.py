@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.analysis import rollup, trace_rollup
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.grafana.queries import membership_expression
 from chainmap_otel.tagging.definitions import parse_catalog
 from tests.grafana.conftest import Traffic
@@ -27,7 +28,7 @@ def test_the_cookbook_has_its_recipes() -> None:
 def rolled_up(traffic: Traffic) -> Traffic:
     """The traffic with its edge rollup refreshed, as ``chainmap serve`` keeps it, and its
     traces merged as they are once their hour has closed."""
-    rollup.refresh_edges(traffic.store, traffic.catalog)
+    edge_rollup.refresh_edges(traffic.store, traffic.catalog)
     trace_rollup.refresh_traces(traffic.store, until_ns=time.time_ns() + 2 * 3600 * 10**9)
     return traffic
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chainmap_otel.analysis import rollup
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health_json
 from chainmap_otel.analysis.render import to_grafana
+from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.topology import topology
 from chainmap_otel.config import ALL_ENV_VARS
 from chainmap_otel.grafana import dashboards
@@ -172,7 +172,7 @@ def node_graph(traffic: Traffic, chain: str) -> dict[str, dict[str, dict[str, An
 
 def library_graph(traffic: Traffic, chain: str) -> dict[str, dict[str, dict[str, Any]]]:
     # Reads never write the rollup: roll it up first, as serve's loop would.
-    rollup.refresh_edges(traffic.store, traffic.catalog)
+    edge_rollup.refresh_edges(traffic.store, traffic.catalog)
     frames = to_grafana(topology(traffic.store, traffic.catalog, traffic.window, chain))
     return {key: {item["id"]: item for item in frames[key]} for key in ("nodes", "edges")}
 
@@ -200,9 +200,9 @@ def test_topology_frames_agree_with_chainmap_topology_live_and_rolled_up(
     traffic: Traffic,
 ) -> None:
     # Without a rollup of this catalog the panel pairs the whole range live.
-    rollup.invalidate_edges(traffic.store, traffic.catalog)
+    edge_rollup.invalidate_edges(traffic.store, traffic.catalog)
     live = {chain: node_graph(traffic, chain) for chain in ("B1", "A2", "B3")}
-    rollup.refresh_edges(traffic.store, traffic.catalog)  # as chainmap serve keeps it
+    edge_rollup.refresh_edges(traffic.store, traffic.catalog)  # as chainmap serve keeps it
     for chain in ("B1", "A2", "B3"):
         expected = library_graph(traffic, chain)
         rolled = node_graph(traffic, chain)
@@ -224,7 +224,7 @@ def test_topology_frames_follow_the_servicegraph_naming_setting(
     # The connector's naming: a database edge needs db.name; the fixture's postgres calls
     # carry db.system and db.namespace only, so they end at a virtual node named postgresql.
     monkeypatch.setenv("CHAINMAP_SERVICEGRAPH_COMPAT", "true")
-    rollup.refresh_edges(traffic.store, traffic.catalog)
+    edge_rollup.refresh_edges(traffic.store, traffic.catalog)
     expected = library_graph(traffic, "B3")
     assert_same_graph(node_graph(traffic, "B3"), expected)
     assert expected["nodes"]["postgresql"]["subtitle"] == "virtual"
@@ -234,9 +234,9 @@ def test_topology_frames_follow_the_servicegraph_naming_setting(
 
 def test_topology_of_a_long_range_reads_the_hour_level(hours_traffic: Traffic) -> None:
     traffic = hours_traffic
-    rollup.invalidate_edges(traffic.store, traffic.catalog)
+    edge_rollup.invalidate_edges(traffic.store, traffic.catalog)
     live = node_graph(traffic, "B3")
-    rollup.refresh_edges(traffic.store, traffic.catalog)  # minutes, then whole hours
+    edge_rollup.refresh_edges(traffic.store, traffic.catalog)  # minutes, then whole hours
     expected = library_graph(traffic, "B3")
     hours = traffic.store.query(
         "SELECT count() FROM chainmap_edge_hour WHERE Hour >= toDateTime({s:Int64})",

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chainmap_otel.analysis import rollup
+from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.server import create_app
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
@@ -138,16 +138,16 @@ def assert_connector_histograms(text: str, copies: int) -> None:
 
 
 def test_chainmap_buckets_are_the_connectors() -> None:
-    assert list(rollup.LATENCY_BUCKETS_SECONDS) == CONNECTOR_BOUNDS
-    assert rollup.LATENCY_BOUNDS_NS[:3] == (2_000_000, 4_000_000, 6_000_000)
-    assert rollup.LATENCY_BOUNDS_NS[-2:] == (15 * SECOND, 2**64 - 1)
+    assert list(edge_rollup.LATENCY_BUCKETS_SECONDS) == CONNECTOR_BOUNDS
+    assert edge_rollup.LATENCY_BOUNDS_NS[:3] == (2_000_000, 4_000_000, 6_000_000)
+    assert edge_rollup.LATENCY_BOUNDS_NS[-2:] == (15 * SECOND, 2**64 - 1)
 
 
 def test_histograms_of_edges_paired_live(
     store: TraceStore, catalog: ChainCatalog, scrape: Callable[[], str]
 ) -> None:
     insert_spans(store, load_fixture("latency_buckets")["spans"], time.time_ns() - 600 * SECOND)
-    assert not rollup.read_state(store, catalog).covers  # nothing rolled up: all live
+    assert not edge_rollup.read_state(store, catalog).covers  # nothing rolled up: all live
     assert_connector_histograms(scrape(), copies=1)
 
 
@@ -156,7 +156,7 @@ def test_histograms_of_edges_from_the_rollup(
 ) -> None:
     base = time.time_ns() - 600 * SECOND
     insert_spans(store, load_fixture("latency_buckets")["spans"], base)
-    state = rollup.refresh_edges(store, catalog).state
+    state = edge_rollup.refresh_edges(store, catalog).state
     assert state.since_ns <= base and state.watermark_ns > base + 60 * SECOND
     # The rows hold every edge's buckets: the scrape reads the rollup, pairs nothing live.
     rows = store.query(
@@ -172,7 +172,7 @@ def test_histograms_of_rolled_up_and_live_edges_add_up(
 ) -> None:
     spans = load_fixture("latency_buckets")["spans"]
     insert_spans(store, spans, time.time_ns() - 600 * SECOND)
-    state = rollup.refresh_edges(store, catalog).state
+    state = edge_rollup.refresh_edges(store, catalog).state
     recent = time.time_ns() - 40 * SECOND  # after the watermark: paired live
     assert recent > state.watermark_ns
     insert_spans(store, [{**s, "trace": s["trace"] + "-recent"} for s in spans], recent)

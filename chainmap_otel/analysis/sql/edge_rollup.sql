@@ -5,7 +5,7 @@
 -- 10th/9th elements) per histogram bucket, keyed by the bucket's upper bound in ns (the first
 -- bound >= the latency; the last bound is max UInt64, +Inf); ClientSum/ServerSum sum them.
 -- Bound: {catalog:UInt64}, {latency_bounds_ns:Array(UInt64)} plus trace_edges' parameters
--- (see analysis.rollup).
+-- (see analysis.rollups.edges).
 INSERT INTO {{db}}.chainmap_edge_minute
     (Catalog, Minute, Source, Target, ConnectionType, TargetType, ChainIds,
      Calls, Errors, Latency, FirstSeen, LastSeen,

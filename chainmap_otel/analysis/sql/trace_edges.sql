@@ -9,7 +9,7 @@
 -- Which spans are read and which traces are kept are the fragments span_window and
 -- trace_window: by default (analysis.sql.DEFAULT_FRAGMENTS) the spans starting in the bound
 -- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
--- around their time slices and keep the traces that START in them (analysis.rollup).
+-- around their time slices and keep the traces that START in them (analysis.rollups.edges).
 -- Bound: the window's parameters and the membership classifier's parameters;
 -- {{db}}, {{classify}} and the node naming {{db_node}}/{{virtual_node}}
 -- (analysis.naming) are filled in by analysis.sql.load_sql.

@@ -11,47 +11,54 @@ rollup's watermark and merges the summary live above it.
 * **Closed slices.** A slice keeps the traces whose first span starts in it and merges their
   rows from :data:`~chainmap_otel.analysis.traces.SLACK_NS` before to ``SLACK_NS`` after it,
   as the live search does, so both give a trace the same extent. A slice is closed once
-  ``SLACK_NS`` plus :data:`LAG_SECONDS` have passed after its end: the spans of its traces
-  (up to the slack long) have had ``LAG_SECONDS`` to arrive. A span arriving later than that
-  into a rolled-up trace is not in its row (the trace's other spans are); a whole trace
-  stored later than that is found once :func:`rewind_traces` moves the watermark back below
-  it, which ``chainmap ingest`` does when it stores spans below the watermark.
-* **Protocol.** :class:`~chainmap_otel.analysis.slices.SliceRollup` under the rollup state
+  ``SLACK_NS`` plus :data:`~chainmap_otel.analysis.rollups.protocol.LAG_SECONDS` have passed
+  after its end: the spans of its traces (up to the slack long) have had ``LAG_SECONDS`` to
+  arrive. A span arriving later than that into a rolled-up trace is not in its row (the
+  trace's other spans are); a whole trace stored later than that is found once
+  :func:`rewind_traces` moves the watermark back below it, which ``chainmap ingest`` does
+  when it stores spans below the watermark.
+* **Protocol.** :mod:`~chainmap_otel.analysis.rollups.protocol` under the rollup state
   ``traces``: pending/watermark per slice, an interrupted slice deleted and redone, empty
-  stretches skipped; refreshed with the edge rollup by ``chainmap serve``'s loop,
+  stretches skipped; refreshed with the other rollups by ``chainmap serve``'s loop,
   ``chainmap schema apply`` and ``chainmap rollup refresh``. Reads never write.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
-from chainmap_otel.analysis.slices import SliceRollup
+from chainmap_otel.analysis.rollups import protocol
+from chainmap_otel.analysis.rollups.protocol import (
+    Level,
+    LevelState,
+    ProgressCallback,
+    SliceRollup,
+    SliceWork,
+)
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.storage.store import TraceStore
 
 __all__ = [
-    "LAG_SECONDS",
     "ROLLUP",
+    "SLACK_NS",
     "TABLE",
     "analysis_watermark",
+    "closed_until",
+    "insert_sql",
     "invalidate_traces",
+    "read_state",
     "refresh_traces",
     "rewind_traces",
+    "slice_params",
     "trace_merge_sql",
 ]
 
 ROLLUP = "traces"
 TABLE = "chainmap_trace_merged"
-#: The delay spans may take to arrive after their trace's slack, as the edge rollup's.
-LAG_SECONDS = 120
 #: Rows of the summary read either side of a window or slice (traces lasting up to this long
 #: are merged whole); the live search and the rollup use the same.
 SLACK_NS = 3600 * 10**9
-
-_NS = 1_000_000_000
 
 
 def trace_merge_sql(database: str, rows: str = "1", having: str = "1") -> str:
@@ -60,7 +67,8 @@ def trace_merge_sql(database: str, rows: str = "1", having: str = "1") -> str:
     return load_sql("trace_merge", database, rows=rows, having=having)
 
 
-def _insert_sql(store: TraceStore) -> str:
+def insert_sql(store: TraceStore) -> str:
+    """The INSERT of one slice's merged traces, bound with :func:`slice_params`."""
     having = (
         "TraceStart >= fromUnixTimestamp64Nano({start_ns:Int64}) "
         "AND TraceStart < fromUnixTimestamp64Nano({end_ns:Int64})"
@@ -70,15 +78,13 @@ def _insert_sql(store: TraceStore) -> str:
     )
 
 
-def _params(start_ns: int, end_ns: int) -> dict[str, Any]:
+def slice_params(start_ns: int, end_ns: int) -> dict[str, Any]:
     return {"start_ns": start_ns, "end_ns": end_ns, "slack_ns": SLACK_NS}
 
 
-JOB = SliceRollup(
+LEVEL = Level(
     name=ROLLUP,
     table=TABLE,
-    insert=_insert_sql,
-    params=_params,
     delete="""ALTER TABLE {db}.chainmap_trace_merged{local} {on_cluster}
 DELETE WHERE Start >= fromUnixTimestamp64Nano({{start:Int64}})
     AND Start < fromUnixTimestamp64Nano({{end:Int64}})
@@ -87,30 +93,47 @@ SETTINGS mutations_sync = 2""",
 FROM {db}.chainmap_trace_summary
 WHERE Start >= fromUnixTimestamp64Nano({{start:Int64}})
   AND Start < fromUnixTimestamp64Nano({{until:Int64}})""",
+    label="merged-trace rollup",
+    work="merging traces",
 )
+JOB = SliceRollup(ROLLUP, (LEVEL,))
 
 
 def closed_until(now_ns: int | None = None) -> int:
     """The end of the last closed slice: ``now - SLACK - LAG``."""
-    now = now_ns if now_ns is not None else time.time_ns()
-    return now - SLACK_NS - LAG_SECONDS * _NS
+    return protocol.closed_until(now_ns) - SLACK_NS
+
+
+def read_state(store: TraceStore) -> LevelState:
+    """``(since, watermark, pending)`` in ns (zeros before the first refresh)."""
+    return LEVEL.read(store)
 
 
 def refresh_traces(
-    store: TraceStore, until_ns: int | None = None, stop: threading.Event | None = None
+    store: TraceStore,
+    until_ns: int | None = None,
+    stop: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
 ) -> int:
     """Merge the traces started before ``until_ns`` (default :func:`closed_until`) into
     ``chainmap_trace_merged``; returns the watermark. A store without the table (schema
     older than version 8) is left alone (returns 0)."""
-    if not store.table_exists(TABLE):
-        return 0
-    return JOB.refresh(store, until_ns if until_ns is not None else closed_until(), stop)
+    (run,) = JOB.refresh(
+        store,
+        until_ns if until_ns is not None else closed_until(),
+        (SliceWork(lambda: insert_sql(store), slice_params),),
+        stop=stop,
+        progress=progress,
+    )
+    return run.state.watermark_ns
 
 
 def analysis_watermark(store: TraceStore) -> int | None:
     """Trace starts below this are read from ``chainmap_trace_merged``; None without the
     table. Never refreshed here (reads never write)."""
-    return JOB.analysis_watermark(store)
+    if not store.table_exists(TABLE):
+        return None
+    return read_state(store).watermark_ns
 
 
 def rewind_traces(store: TraceStore, start_ns: int) -> bool:

@@ -16,10 +16,10 @@ span's ancestors, which an insert block need not hold:
   Collector-only fleet) enters the chains its entry rules match at query time, minus those
   an ancestor holds.
 
-:func:`refresh_entries` runs ``sql/inferred_entries.sql`` over closed slices (up to
-``now - rollup.LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, with the edge
-rollup's pending/watermark protocol under the rollup state ``entries``
-(:mod:`~chainmap_otel.analysis.slices`: an interrupted slice is deleted and redone). Each
+:func:`refresh_entries` runs ``sql/inferred_entries.sql`` over closed slices (up to ``now -
+LAG_SECONDS``) into ``chainmap_inferred_entry_minute``, under the rollup state ``entries`` of
+the protocol every rollup follows (:mod:`~chainmap_otel.analysis.rollups.protocol`: an
+interrupted slice is deleted and redone, ``chainmap ingest`` rewinds it). Each
 row keeps what its ancestors hold: ``AboveChains`` (tagged ancestors' chains, untagged rows
 only) and ``AboveFields`` (untagged ancestors' rule fields), so the rules, which can change,
 are applied when health reads (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`).
@@ -34,9 +34,16 @@ not stored counts as holding no chain.
 
 from __future__ import annotations
 
-import time
+import threading
 
-from chainmap_otel.analysis.slices import SliceRollup
+from chainmap_otel.analysis.rollups.protocol import (
+    Level,
+    LevelState,
+    ProgressCallback,
+    SliceRollup,
+    SliceWork,
+    closed_until,
+)
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.storage.store import TraceStore
 
@@ -44,8 +51,6 @@ ROLLUP = "entries"
 TABLE = "chainmap_inferred_entry_minute"
 #: A span's parent is looked for this far before the span's slice.
 REACH_SECONDS = 60
-#: Slices end this long before now, as the edge rollup's do (spans still arriving).
-LAG_SECONDS = 120
 
 _NS = 1_000_000_000
 
@@ -61,11 +66,9 @@ def _insert_sql(store: TraceStore) -> str:
     return insert + "\nSETTINGS insert_distributed_sync = 1"
 
 
-JOB = SliceRollup(
+LEVEL = Level(
     name=ROLLUP,
     table=TABLE,
-    insert=_insert_sql,
-    params=live_params,
     delete="""ALTER TABLE {db}.chainmap_inferred_entry_minute{local} {on_cluster}
 DELETE WHERE Minute >= toDateTime(intDiv({{start:Int64}}, 1000000000))
     AND Minute < toDateTime(intDiv({{end:Int64}}, 1000000000))
@@ -76,24 +79,47 @@ FROM {db}.otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
   AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}})
   AND TraceId != '' AND ParentSpanId != ''""",
+    label="inferred-entry rollup",
+    work="finding entries below the root",
 )
+JOB = SliceRollup(ROLLUP, (LEVEL,))
 
 
-def read_state(store: TraceStore) -> tuple[int, int, int]:
+def read_state(store: TraceStore) -> LevelState:
     """``(since, watermark, pending)`` in ns (zeros before the first refresh)."""
-    return JOB.read_state(store)
+    return LEVEL.read(store)
 
 
-def refresh_entries(store: TraceStore, until_ns: int | None = None) -> int:
+def refresh_entries(
+    store: TraceStore,
+    until_ns: int | None = None,
+    *,
+    stop: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+) -> int:
     """Roll up the inferred entries of spans started before ``until_ns`` (default
-    ``now - LAG``); returns the watermark. Idempotent and cheap when nothing is due."""
-    return JOB.refresh(
-        store, until_ns if until_ns is not None else time.time_ns() - LAG_SECONDS * _NS
+    ``now - LAG``); returns the watermark. Idempotent and cheap when nothing is due; a
+    store without the table (schema older than version 5) is left alone (returns 0)."""
+    (run,) = JOB.refresh(
+        store,
+        until_ns if until_ns is not None else closed_until(),
+        (SliceWork(lambda: _insert_sql(store), live_params),),
+        stop=stop,
+        progress=progress,
     )
+    return run.state.watermark_ns
+
+
+def rewind_entries(store: TraceStore, start_ns: int) -> bool:
+    """Roll up again the entries from ``start_ns`` on (``chainmap ingest`` stored spans there
+    after the rollup passed it); True when the rollup had."""
+    return JOB.rewind(store, start_ns)
 
 
 def analysis_watermark(store: TraceStore) -> int | None:
     """The watermark health reads the rollup below (and pairs live above); never refreshed
     here (reads never write). None when the store has no inferred-entry table (schema older
     than version 5)."""
-    return JOB.analysis_watermark(store)
+    if not store.table_exists(TABLE):
+        return None
+    return read_state(store).watermark_ns

@@ -1,0 +1,120 @@
+"""Every rollup of closed slices, refreshed together: the edges
+(:mod:`~chainmap_otel.analysis.rollups.edges`), the inferred entries
+(:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
+(:mod:`~chainmap_otel.analysis.rollups.traces`), by ``chainmap schema apply`` (after the DDL),
+``chainmap rollup refresh`` and ``chainmap serve``'s background loop, and rewound together
+(:func:`rewind_rollups`) by ``chainmap ingest`` after it stored spans below their
+watermarks. Reads never refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from chainmap_otel.analysis.rollups import edges, entries
+from chainmap_otel.analysis.rollups import traces as trace_rollup
+from chainmap_otel.analysis.rollups.protocol import ProgressCallback, closed_until
+from chainmap_otel.errors import StoreError
+from chainmap_otel.storage.schema import SchemaReport, apply_schema
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "REFRESH_INTERVAL_SECONDS",
+    "RollupRefresher",
+    "apply_schema_with_rollup",
+    "refresh_rollups",
+    "rewind_rollups",
+]
+
+#: How often ``chainmap serve`` refreshes the rollups.
+REFRESH_INTERVAL_SECONDS = 30
+
+
+def apply_schema_with_rollup(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    cluster: str | None = None,
+    ttl_days: int | None = None,
+    progress: ProgressCallback | None = None,
+    until_ns: int | None = None,
+) -> SchemaReport:
+    """``apply_schema`` then backfill every rollup (:func:`refresh_rollups`, ``catalog``'s
+    edges) from the stored spans."""
+    report = apply_schema(store, cluster=cluster, ttl_days=ttl_days, progress=progress)
+    refresh_rollups(store, catalog, until_ns, progress=progress)
+    return report
+
+
+def refresh_rollups(
+    store: TraceStore,
+    catalog: ChainCatalog,
+    until_ns: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> edges.RefreshReport:
+    """Refresh every rollup of closed slices: the edges and the inferred entries up to
+    ``until_ns`` (default ``now - LAG``), the merged traces up to ``until_ns - SLACK`` (a
+    trace's rows arrive up to its slack later). ``stop`` ends each between two slices;
+    tables an older schema lacks are skipped. Returns what the edge rollup did."""
+    until = until_ns if until_ns is not None else closed_until()
+    report = edges.refresh_edges(store, catalog, until, progress=progress, stop=stop)
+    entries.refresh_entries(store, until, stop=stop, progress=progress)
+    trace_rollup.refresh_traces(store, until - trace_rollup.SLACK_NS, stop, progress)
+    return report
+
+
+def rewind_rollups(store: TraceStore, start_ns: int) -> list[str]:
+    """Move every rollup back to ``start_ns`` (spans were stored there after the rollups
+    passed it, e.g. by ``chainmap ingest``): the edges of every classification, the inferred
+    entries and the merged traces; the next refresh rolls that part up again and reads pair
+    it live until then. Returns the names of the rollups moved back."""
+    rollups = (edges.JOB, entries.JOB, trace_rollup.JOB)
+    return [rollup.name for rollup in rollups if rollup.rewind(store, start_ns)]
+
+
+class RollupRefresher:
+    """Refreshes every rollup (:func:`refresh_rollups`) every ``interval`` seconds in a daemon
+    thread (``serve``)."""
+
+    def __init__(
+        self, store: TraceStore, catalog: ChainCatalog, interval: float = REFRESH_INTERVAL_SECONDS
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chainmap-rollups", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the slice in progress (so the store can be closed)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                refresh_rollups(
+                    self.store,
+                    self.catalog,
+                    stop=self._stop,
+                    progress=lambda line: logger.info("%s", line),
+                )
+            except StoreError as exc:
+                logger.warning(
+                    "rollups not refreshed (topology, health and trace search read live "
+                    "instead): %s",
+                    exc,
+                )
+            except Exception:
+                logger.exception("rollup refresh of %s failed", self.store.url_for_display)
+            self._stop.wait(self.interval)
