@@ -54,12 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from chainmap_otel.analysis.membership import (
-    MINUTE_COLUMNS,
-    classify_expression,
-    entered_chains_expression,
-    require_chain,
-)
+from chainmap_otel.analysis.membership import EntryRules, require_chain
 from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
@@ -158,66 +153,62 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(database: str, classify: str, entered: str | None = None) -> str:
+def entry_rows_sql(database: str, rules: EntryRules, inferred: bool = True) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
     ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
-    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health query:
-    tagged entry rows, untagged root rows classified by the rules (``classify`` over
-    :data:`~chainmap_otel.analysis.membership.MINUTE_COLUMNS`) and, given ``entered``
-    (:func:`~chainmap_otel.analysis.membership.entered_chains_expression`; schema 5), the
-    entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`): rolled up below
-    ``{inf_start:Int64}`` ns, paired live from it (with ``entries.live_params``)."""
-    extra = ""
-    if entered is not None:
-        live = load_sql("inferred_entries", database)
-        extra = f"""
-    UNION ALL
-    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
-    FROM {database}.chainmap_inferred_entry_minute
-    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
-      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
-      AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
-    UNION ALL
-    SELECT arrayJoin({entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
-    FROM ({live})
-    WHERE (ChainId = '' OR ChainId IN {{chains:Array(String)}})
-      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
-    return _minute_rows(database, classify) + extra
-
-
-def _minute_rows(database: str, classify: str) -> str:
-    """Tagged entry rows and classified untagged root rows of ``chainmap_chain_minute``."""
-    return f"""
+    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health
+    query, ``/metrics`` and Grafana: tagged entry rows, untagged root rows classified by the
+    rules (:class:`~chainmap_otel.analysis.membership.EntryRules`) and, when ``inferred``
+    (schema 5), the entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`):
+    rolled up below ``{inf_start:Int64}`` ns, paired live from it (with
+    ``entries.live_params``). Untagged rows no rule could match are left out before they are
+    classified."""
+    window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
+    rows = f"""
     SELECT toString(ChainId) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
-    WHERE ChainId IN {{chains:Array(String)}}
-      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})
+    WHERE ChainId IN {{chains:Array(String)}} AND {window}
     UNION ALL
-    SELECT arrayJoin({classify}) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
+    SELECT arrayJoin({rules.classify}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
+        LatencyBuckets
     FROM {database}.chainmap_chain_minute
-    WHERE ChainId = ''
-      AND Minute >= toDateTime({{scan_start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
+    WHERE ChainId = '' AND {rules.candidate} AND {window}"""
+    if not inferred:
+        return rows
+    below = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
+    return f"""{rows}
+    UNION ALL
+    SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
+        LatencyBuckets
+    FROM {database}.chainmap_inferred_entry_minute
+    WHERE {below} AND {window}
+      AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
+    UNION ALL
+    SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
+        LatencyBuckets
+    FROM ({load_sql("inferred_entries", database)})
+    WHERE {below} AND {window}"""
 
 
-def _health_sql(database: str, classify: str, windows: Sequence[str], entered: str | None) -> str:
+def _health_sql(database: str, rules: EntryRules, windows: Sequence[str], inferred: bool) -> str:
     return f"""
 SELECT chain,
        sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
        sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, classify, entered)}
+FROM ({entry_rows_sql(database, rules, inferred)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
 
 
-def _series_sql(database: str, classify: str, entered: str | None) -> str:
+def _series_sql(database: str, rules: EntryRules, inferred: bool) -> str:
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
-FROM ({entry_rows_sql(database, classify, entered)}
+FROM ({entry_rows_sql(database, rules, inferred)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
@@ -228,12 +219,10 @@ def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str
     """Per chain over every stored minute, from health's entry rows (:func:`entry_rows_sql`):
     ``calls``, ``errors``, ``duration_ns``, ``buckets`` (log-scale latency bucket -> count)
     and ``first_minute``; chains without an entry are left out."""
-    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    entered, entered_params = entered_chains_expression(catalog)
+    rules = EntryRules.compile(catalog)
     end_s = -(-time.time_ns() // _NS) + 60
     bound: dict[str, Any] = {
-        **params,
-        **entered_params,
+        **rules.params,
         "chains": list(catalog.ids),
         "scan_start": 0,
         "end": end_s,
@@ -241,7 +230,7 @@ def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(watermark, end_s * _NS)
-    rows_sql = entry_rows_sql(store.database, classify, None if watermark is None else entered)
+    rows_sql = entry_rows_sql(store.database, rules, watermark is not None)
     sql = f"""
 SELECT chain, sum(Calls), sum(Errors), sum(DurationSum), sumMap(LatencyBuckets), min(Minute)
 FROM ({rows_sql}
@@ -368,11 +357,9 @@ def health(
     starts = {label: (end_s - seconds) // 60 * 60 for label, seconds in BURN_WINDOWS}
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
-    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    entered, entered_params = entered_chains_expression(catalog)
+    rules = EntryRules.compile(catalog)
     bound: dict[str, Any] = {
-        **params,
-        **entered_params,
+        **rules.params,
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
@@ -396,7 +383,7 @@ def health(
         else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
     )
     rows = store.query(
-        _health_sql(store.database, classify, names, None if watermark is None else entered),
+        _health_sql(store.database, rules, names, watermark is not None),
         bound,
     ).result_rows
     found = {str(row[0]): row for row in rows}
@@ -448,11 +435,9 @@ def chain_series(
     step = 60 * max(1, -(-minutes // max(1, points)))
     count = max(1, -(-(minutes * 60) // step))
     start = end - count * step
-    classify, params = classify_expression(catalog, MINUTE_COLUMNS)
-    entered, entered_params = entered_chains_expression(catalog)
+    rules = EntryRules.compile(catalog)
     bound = {
-        **params,
-        **entered_params,
+        **rules.params,
         "chains": chains,
         "scan_start": start,
         "end": end,
@@ -474,7 +459,7 @@ def chain_series(
     if not chains:
         return out
     for chain, bucket, calls, errors, quantiles in store.query(
-        _series_sql(store.database, classify, None if watermark is None else entered), bound
+        _series_sql(store.database, rules, watermark is not None), bound
     ).result_rows:
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:

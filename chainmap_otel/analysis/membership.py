@@ -235,6 +235,49 @@ def entered_chains_expression(
     )
 
 
+def candidate_expression(
+    catalog: ChainCatalog, columns: Columns = MINUTE_COLUMNS, prefix: str = "c"
+) -> tuple[str, dict[str, Any]]:
+    """A cheap boolean SQL test, true for every row some entry rule could match: the rules'
+    service patterns (``IN`` for the equals ones), or ``1`` when a rule names no service.
+    Aggregate queries filter untagged rows with it before classifying them."""
+    params = SqlParams(prefix)
+    equals: list[str] = []
+    tests: list[str] = []
+    for chain in catalog:
+        for rule in chain.entry:
+            if rule.service is None:
+                return "1", {}
+            if rule.service.kind == "equals":
+                equals.append(rule.service.value)
+            else:
+                tests.append(pattern_sql(columns.service, rule.service, params))
+    if equals:
+        tests.append(f"({columns.service} IN {params.add(sorted(set(equals)), 'Array(String)')})")
+    return ("(" + " OR ".join(tests) + ")" if tests else "0"), params.values
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """The entry rules compiled for the per-minute entry rows health reads
+    (:func:`chainmap_otel.analysis.health.entry_rows_sql`): ``classify`` an untagged root
+    row, ``entered`` a row of the entries rollup (:func:`entered_chains_expression`),
+    ``candidate`` the cheap test an untagged row passes before either
+    (:func:`candidate_expression`), and their bound parameters."""
+
+    classify: str
+    entered: str
+    candidate: str
+    params: dict[str, Any]
+
+    @classmethod
+    def compile(cls, catalog: ChainCatalog) -> EntryRules:
+        classify, params = classify_expression(catalog, MINUTE_COLUMNS)
+        entered, entered_params = entered_chains_expression(catalog)
+        candidate, candidate_params = candidate_expression(catalog)
+        return cls(classify, entered, candidate, {**params, **entered_params, **candidate_params})
+
+
 def tagged_chains_sql() -> str:
     """``Array(String)`` of the chain ids a span row is tagged with (its ``chain.ids``)."""
     return "arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids']))"

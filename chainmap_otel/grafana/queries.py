@@ -27,9 +27,9 @@ from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
     Columns,
+    EntryRules,
     SqlParams,
     classify_expression,
-    entered_chains_expression,
     tuple_classify_expression,
 )
 from chainmap_otel.analysis.naming import ServiceGraphNaming
@@ -169,11 +169,14 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
     """Health's entry rows (:func:`~chainmap_otel.analysis.health.entry_rows_sql`) of every
     chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
     ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
-    rows = entry_rows_sql(
-        database,
-        membership_expression(catalog, "chainmap_chain_minute"),
-        _literal(*entered_chains_expression(catalog)),
+    compiled = EntryRules.compile(catalog)
+    literal = EntryRules(
+        classify=_literal(compiled.classify, compiled.params),
+        entered=_literal(compiled.entered, compiled.params),
+        candidate=_literal(compiled.candidate, compiled.params),
+        params={},
     )
+    rows = entry_rows_sql(database, literal)
     return inline(
         rows,
         {
