@@ -5,6 +5,7 @@ through the inferred-entry rollup and its live tail), and nothing counts twice."
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -77,7 +78,10 @@ def test_rollup_and_live_tail_agree_and_recover(
         h["chain_id"]: (h["traces"], h["errors"])
         for h in health(store, catalog, parse_window("1h"), ["A2", "B3"])
     }
-    watermark = entries.refresh_entries(store)
+    # One closing time for both refreshes: a minute boundary passing between two default
+    # (now - lag) refreshes would move the watermark and hide whether the second did work.
+    until = time.time_ns() - 60 * 1_000_000_000
+    watermark = entries.refresh_entries(store, until_ns=until)
     assert watermark > now_ns
     rolled = store.query(f"SELECT ChainId, sum(Calls) FROM {table} GROUP BY ChainId").result_rows
     assert dict(rolled) == {"A2": 1, "B3": 1}
@@ -90,7 +94,7 @@ def test_rollup_and_live_tail_agree_and_recover(
             "B3": (1, 0),
         }
     )
-    assert entries.refresh_entries(store) == watermark  # idempotent
+    assert entries.refresh_entries(store, until_ns=until) == watermark  # idempotent
     # A crash between a slice's insert and its watermark: the slice is deleted and redone.
     since, _, _ = entries.read_state(store)
     # The state rows are deleted before the crashed state is written: a background merge

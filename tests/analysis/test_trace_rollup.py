@@ -84,10 +84,13 @@ def test_closed_slices_only_and_idempotent(store: TraceStore, catalog: ChainCata
     old = recent - 3 * HOUR
     insert_spans(store, [span("recent", "root", "", 0, 20)], recent)
     insert_spans(store, [span("old", "root", "", 0, 30)], old)
-    watermark = trace_rollup.refresh_traces(store)
-    assert old < watermark <= trace_rollup.closed_until() < recent
+    # One closing time for both refreshes, so a slice boundary passing between them
+    # cannot move the watermark.
+    until = trace_rollup.closed_until()
+    watermark = trace_rollup.refresh_traces(store, until_ns=until)
+    assert old < watermark <= until < recent
     assert set(merged_rows(store)) == {hex_id("old", 32)}
-    assert trace_rollup.refresh_traces(store) == watermark
+    assert trace_rollup.refresh_traces(store, until_ns=until) == watermark
     assert set(merged_rows(store)) == {hex_id("old", 32)}
     # Both found, one from each side of the watermark, newest first and slowest first.
     window = TimeWindow(old - HOUR, recent + HOUR)
@@ -139,14 +142,15 @@ def test_spans_stored_below_the_watermark_are_found_after_a_rewind(
 ) -> None:
     base = (trace_rollup.closed_until() // HOUR - 5) * HOUR
     insert_spans(store, [span("first", "root", "", 0, 10)], base)
-    watermark = trace_rollup.refresh_traces(store)
+    until = trace_rollup.closed_until()
+    watermark = trace_rollup.refresh_traces(store, until_ns=until)
     window = TimeWindow(base - 2 * HOUR, base + 2 * HOUR)
     # Traces of an older file ingested now: below the watermark, so not in the rollup.
     insert_spans(store, [span("file", "root", "", -3_600_000, 99)], base)
     assert [t["trace_id"] for t in search(store, catalog, window)] == [hex_id("first", 32)]
     assert trace_rollup.rewind_traces(store, base - HOUR)
     assert not trace_rollup.rewind_traces(store, watermark + HOUR)  # not passed yet
-    assert trace_rollup.refresh_traces(store) == watermark
+    assert trace_rollup.refresh_traces(store, until_ns=until) == watermark
     found = [t["trace_id"] for t in search(store, catalog, window)]
     assert found == [hex_id("first", 32), hex_id("file", 32)]
     assert set(merged_rows(store)) == {hex_id("first", 32), hex_id("file", 32)}
