@@ -270,7 +270,7 @@ def run_server(
     tls = tls_files()
     token = BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
     warn_if_exposed(host, token, tls)
-    from chainmap_otel.analysis.refresh import RollupRefresher
+    from chainmap_otel.analysis.rollups.refresh import RollupRefresher
 
     # Every resource is entered in order and closed in reverse, whatever fails where.
     with ExitStack() as resources:

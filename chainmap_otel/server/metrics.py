@@ -45,7 +45,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
-from chainmap_otel.analysis.rollup import LATENCY_BUCKETS_SECONDS
+from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -259,7 +259,7 @@ class ChainMetricsCollector:
         yield firing
 
     def _rollup_lag(self) -> float | None:
-        from chainmap_otel.analysis.rollup import read_state
+        from chainmap_otel.analysis.rollups.edges import read_state
 
         try:
             state = read_state(self.state.store, self.state.catalog)
