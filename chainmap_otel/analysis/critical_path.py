@@ -22,8 +22,8 @@ slowest 5 % (at most ``sample_cap`` too) are fetched, only six span columns, and
 service's and operation's share of critical-path time is summed with numpy, for all
 sampled traces and for the slowest 5 %.
 
-JSON contracts: ``{"trace_id", "sections": [{"span_id", "service", "name",
-"start_unix_nano", "end_unix_nano"}]}``; per chain see :meth:`ChainCriticalPath.to_json`.
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 """
 
 from __future__ import annotations
@@ -292,12 +292,9 @@ class ChainCriticalPath:
     slow_operations: list[Share]
 
     def to_json(self) -> dict[str, Any]:
-        """``{"chain_id", "window", "traces", "sampled_traces", "sample_cap",
-        "slow_traces", "slow_threshold_ms", "all": {"traces", "services": [{"service",
-        "share", "mean_ms"}], "operations": [{"service", "name", "share", "mean_ms"}]},
-        "slowest_5pct": {same}}``; shares sum to 1 within each list. Each block's ``traces``
-        is the number of traces its shares were computed from (``sampled_traces`` and
-        ``slow_traces``), the count to print next to it."""
+        """The shape in ``docs/json-contract.md``; shares sum to 1 within each list. Each
+        block's ``traces`` is the number of traces its shares were computed from
+        (``sampled_traces`` and ``slow_traces``), the count to print next to it."""
         return {
             "chain_id": self.chain_id,
             "window": self.window.to_json(),

@@ -16,10 +16,8 @@ bounded whatever the window: slices cover only the stretch that holds spans (one
 finds it), and there are at most ``MAX_SLICES`` of them (wider slices for long stretches),
 so ``since=3650d`` costs a few queries, not one per hour.
 
-JSON (:meth:`Discovery.to_json`): ``{"window", "traces", "uncovered_traces",
-"proposals": [{"id", "name", "service", "kind", "entry", "traces", "share_of_traffic",
-"share_of_uncovered", "error_ratio", "p50_ms", "p95_ms", "p99_ms", "edges",
-"variants": [{"edges", "traces"}], "examples", "definition"}]}``.
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 """
 
 from __future__ import annotations

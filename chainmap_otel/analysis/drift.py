@@ -4,9 +4,8 @@ Observed edges of the chain's subgraph (``user`` edges excluded
 unless declared) against its ``expected.edges``: ``new`` edges (observed, not declared)
 with calls and first/last seen, ``missing`` edges (declared, not observed in the
 window) with the last time they were seen in the ``history`` window, if ever.
-JSON: ``{"window", "chains": [{"chain_id", "expected", "observed", "new": [{"source",
-"target", "calls", "first_seen", "last_seen"}], "missing": [{"source", "target",
-"last_seen"}], "new_services", "missing_services", "drifted"}]}``.
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 The observed side is the chain's own subgraph (see :func:`impact.chain_subgraph`).
 """
 

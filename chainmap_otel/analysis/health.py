@@ -37,11 +37,8 @@ Definitions:
   above 6 -> ``critical``; 3d and 6h both above 1 -> ``degraded``; else ``healthy``
   (``no_slo`` without objectives).
 
-JSON contract (:func:`health_json`): ``{"window": {...}, "chains": [{"chain_id", "name",
-"criticality", "traces", "rate_per_s", "rate_seconds", "errors", "error_ratio", "p50_ms", "p95_ms",
-"p99_ms", "slo": null | {"window", "compliant", "error_budget_remaining", "objectives":
-[{"objective", "budget", "bad_ratio", "compliant", "budget_remaining", "burn_rates"}]},
-"burn_rates": {"5m", "30m", "1h", "6h", "3d"} | null, "status", "reason"}]}``;
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``);
 chains in :func:`order_chains` order. :func:`chain_series` gives the chain list's series.
 """
 

@@ -8,9 +8,9 @@ Trace-level membership puts the outer chains' edges into a nested chain's topolo
 Impact (:func:`impact`): for a node (service, database, virtual node), each chain whose
 entry reaches it: ``relation`` ``entry`` (the chain starts there), ``direct`` (an entry
 calls it) or ``transitive``, the shortest ``path`` from the entry, the chain's
-criticality and current health status. JSON: ``{"node", "window", "chains": [{"chain_id",
-"name", "criticality", "relation", "depth", "path", "status", "reason"}]}``, most
-critical first.
+criticality and current health status. Most critical first;
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 """
 
 from __future__ import annotations

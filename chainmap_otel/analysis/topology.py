@@ -43,13 +43,8 @@ merging counts and latency states in one query.
 The rollup is only read here (:func:`edge_rollup.analysis_state`); ``chainmap serve`` keeps it
 current in the background, so under serve the live part is a few minutes at most.
 
-JSON contract (:meth:`Topology.to_json`)::
-
-    {"chain_id": "B3" | null, "window": {...},
-     "nodes": [{"id", "type": "service|database|messaging|virtual|user|caller", "title",
-                "calls", "errors", "error_ratio"}],
-     "edges": [{"source", "target", "connection_type", "calls", "errors",
-                "p50_ms", "p95_ms", "p99_ms", "first_seen", "last_seen"}]}
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 
 Node ``calls``/``errors`` count the calls the node received (for ``user``: made).
 

@@ -20,9 +20,8 @@ Semantics:
 * ``attr`` (``key=value``, repeatable, all must hold): a span's attribute or its resource's
   attribute equals the value.
 
-JSON contract (:meth:`TraceSearch.to_json`): ``{"traces": [{"trace_id", "start",
-"duration_ms", "root_service", "root_operation", "status", "chain_ids", "services",
-"span_count", "error_count"}], "limit", "order", "since", "until"}``.
+JSON: ``docs/json-contract.md`` (checked against the real output by
+``tests/docs/test_json_contract.py``).
 """
 
 from __future__ import annotations
