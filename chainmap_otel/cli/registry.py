@@ -17,16 +17,19 @@ from typing import TYPE_CHECKING, Any
 import typer
 import yaml
 
+from chainmap_otel.cli.analysis import SERVER, STORE
 from chainmap_otel.cli.app import (
     OutputFormat,
     app,
     command,
     console,
+    err_console,
     fail,
     friendly_errors,
     print_json,
     print_table,
 )
+from chainmap_otel.cli.remote import ServeClient, resolve_server
 from chainmap_otel.tagging.definitions import load_definitions
 
 if TYPE_CHECKING:
@@ -252,34 +255,34 @@ def alerts(
         False, "--deliveries", help="The webhook delivery log (newest first) instead."
     ),
     registry: str | None = REGISTRY,
+    store: str | None = STORE,
+    server: str | None = SERVER,
     format: OutputFormat = FORMAT,
 ) -> None:
-    """Active (pending and firing) alerts, the alert history or the webhook delivery log."""
-    from chainmap_otel.config import parse_seconds
-    from chainmap_otel.monitor.alerts import AlertStore
+    """Active (pending and firing) alerts, the alert history or the webhook delivery log.
 
+    Read through chainmap serve (--server, or the serve holding the embedded --store), else
+    from the chain registry (--registry).
+    """
+    from chainmap_otel.config import parse_seconds
+
+    seconds = parse_seconds(history) if history is not None else None
+    if history is not None and not seconds:
+        fail(f"--history {history!r} is not a duration; use e.g. 24h or 7d")
+    if server is not None and registry is not None:
+        fail("give --server (a chainmap serve) or --registry (its PostgreSQL), not both")
+    client = resolve_server(store, server) if registry is None else None
+    read = _alerts_from_serve(client) if client is not None else _alerts_from_registry(registry)
     if deliveries:
-        with opened_registry(registry) as chains:
-            log = AlertStore(chains.database).deliveries()
+        log = read("deliveries", None)
         if format is OutputFormat.json:
             print_json({"deliveries": log})
             return
         columns = ("id", "at", "url", "status", "outcome", "attempts", "http_status", "error")
         print_table("Webhook deliveries", list(columns), [[d[c] for c in columns] for d in log])
         return
-
-    seconds = parse_seconds(history) if history is not None else None
-    if history is not None and not seconds:
-        fail(f"--history {history!r} is not a duration; use e.g. 24h or 7d")
-    with opened_registry(registry) as chains:
-        store = AlertStore(chains.database)
-        if seconds:
-            events = store.history(seconds)
-        else:
-            active = [
-                a.to_json() for a in store.load().values() if a.state in ("pending", "firing")
-            ]
     if seconds:
+        events = read("history", seconds)
         if format is OutputFormat.json:
             print_json({"history_seconds": seconds, "events": events})
             return
@@ -299,6 +302,7 @@ def alerts(
             ],
         )
         return
+    active = read("active", None)
     active.sort(key=lambda a: (a["state"] != "firing", a["chain_id"], a["objective"], a["rule"]))
     if format is OutputFormat.json:
         print_json({"alerts": active})
@@ -322,6 +326,53 @@ def alerts(
             for a in active
         ],
     )
+
+
+#: The states ``chainmap alerts`` lists without --history or --deliveries.
+ACTIVE = ("pending", "firing")
+AlertRead = Callable[[str, "float | None"], list[dict[str, Any]]]
+
+
+def _alerts_from_registry(registry: str | None) -> AlertRead:
+    """Active alerts, transitions or deliveries as the chain registry stores them."""
+    from chainmap_otel.monitor.alerts import AlertStore
+
+    def read(what: str, seconds: float | None) -> list[dict[str, Any]]:
+        with opened_registry(registry) as chains:
+            store = AlertStore(chains.database)
+            if what == "deliveries":
+                found = store.deliveries()
+            elif what == "history":
+                found = store.history(seconds or 0)
+            else:
+                found = [a.to_json() for a in store.load().values() if a.state in ACTIVE]
+        return found
+
+    return read
+
+
+def _alerts_from_serve(client: ServeClient) -> AlertRead:
+    """The same through a chainmap serve's ``/api/v1/alerts``; a serve without a registry
+    evaluates no alert, which is said on stderr."""
+
+    def read(what: str, seconds: float | None) -> list[dict[str, Any]]:
+        if what == "deliveries":
+            answer = client.get_json("/api/v1/alerts/deliveries")
+        else:
+            answer = client.get_json(
+                "/api/v1/alerts", {"history": f"{seconds:g}s" if seconds else None}
+            )
+        if not answer.get("enabled", True):
+            err_console.print(
+                f"note: chainmap serve at {client.url} runs without a chain registry, so it "
+                "evaluates no alert",
+                highlight=False,
+            )
+        key = {"deliveries": "deliveries", "history": "events"}.get(what, "alerts")
+        found: list[dict[str, Any]] = answer.get(key, [])
+        return found
+
+    return read
 
 
 def save_candidates(found: Any, registry: str | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.datastructures import State
@@ -158,6 +159,25 @@ class Operations:
         if self.source.database is None:
             return []
         return AlertStore(self.source.database).history(seconds)
+
+    def resolved_alerts(self, seconds: float) -> list[dict[str, Any]]:
+        """Alerts that resolved in the last ``seconds``, newest first (the registry's state)."""
+        if self.source.database is None:
+            return []
+        since = datetime.now(UTC) - timedelta(seconds=seconds)
+        resolved = [
+            a
+            for a in AlertStore(self.source.database).load().values()
+            if a.state == "resolved" and a.resolved_at is not None and a.resolved_at >= since
+        ]
+        resolved.sort(key=lambda a: a.resolved_at or since, reverse=True)
+        return [a.to_json() for a in resolved]
+
+    def deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The webhook delivery log, newest first."""
+        if self.source.database is None:
+            return []
+        return AlertStore(self.source.database).deliveries(limit)
 
     def versions(self) -> dict[str, dict[str, Any]]:
         """chain id -> registry fields (version, author, changed) as of the last reload."""

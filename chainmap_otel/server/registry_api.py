@@ -47,6 +47,8 @@ _PREFIX = "/api/v1/chains"
 MAX_HISTORY_SECONDS = MAX_WINDOW_DAYS * 86400
 #: Largest definition body accepted (a chain is a few hundred bytes).
 MAX_DEFINITION_BYTES = 64 * 1024
+#: Most webhook deliveries one answer lists.
+MAX_DELIVERIES = 1000
 #: A chain version as If-Match carries it: ASCII digits (``str.isdigit`` also takes "²").
 _VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
 
@@ -266,6 +268,18 @@ def alerts_router() -> APIRouter:
                 "history_seconds": seconds,
                 "events": operations.alert_history(seconds),
             }
+
+    @router.get("/deliveries", summary="The webhook delivery log, newest first")
+    def deliveries(request: Request, limit: int = 100) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_DELIVERIES:
+            raise HTTPException(
+                400, f"query parameter limit={limit} must be between 1 and {MAX_DELIVERIES}"
+            )
+        operations: Operations | None = getattr(request.app.state, "operations", None)
+        if operations is None:
+            return {"enabled": False, "deliveries": []}
+        with _registry_errors():
+            return {"enabled": True, "deliveries": operations.deliveries(limit)}
 
     return router
 

@@ -42,10 +42,12 @@ __all__ = [
     "STATIC_DIR",
     "error_page",
     "graph_block",
+    "html_table",
     "install_web",
     "json_for_html",
     "page",
     "sparkline",
+    "status_badge",
     "web_router",
 ]
 
@@ -95,7 +97,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _badge(status: str) -> str:
+def status_badge(status: str) -> str:
     return f'<span class="badge {_e(status)}">{_e(status)}</span>'
 
 
@@ -104,7 +106,7 @@ def _query(since: str | None, until: str | None, **extra: str) -> str:
     return ("?" + urlencode(params)) if params else ""
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") -> str:
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -117,8 +119,10 @@ def page(
     status: int = 200,
     window_text: str = "",
     scripts: Sequence[str] = (),
+    refresh: bool = False,
 ) -> HTMLResponse:
-    """A full page; pages over a time window get the window picker and the auto-refresh.
+    """A full page; pages over a time window get the window picker and the auto-refresh
+    (``refresh``: the auto-refresh without a window).
 
     ``scripts`` are more files under ``/static`` the page needs (graph, trace view, ...).
     """
@@ -132,7 +136,7 @@ def page(
         if window_text
         else ""
     )
-    refresh = ' data-refresh="10"' if window_text else ""
+    refresh_attribute = ' data-refresh="10"' if window_text or refresh else ""
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -142,12 +146,12 @@ def page(
 <script src="/static/app.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/docs">API</a></nav>
+<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
 <form class="lookup" action="/traces" method="get">
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
 <button>open trace</button></form>
 </header>
-<main{refresh}>
+<main{refresh_attribute}>
 {picker}
 {body}
 </main></body></html>"""
@@ -224,7 +228,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
         rows.append(
             (
                 f'<a href="{_e(link)}"><b>{_e(chain["id"])}</b> {_e(chain["name"])}</a>',
-                _badge(h["status"]),
+                status_badge(h["status"]),
                 _e(chain["category"]),
                 _e(chain["criticality"]),
                 _e(h["traces"]),
@@ -237,7 +241,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
             )
         )
     spark_heads = tuple(f"{heading} trend" for heading, _, _ in SPARK_SERIES)
-    table = _table(
+    table = html_table(
         (
             "chain",
             "status",
@@ -282,12 +286,12 @@ def _burn_table(slo: dict[str, Any] | None) -> str:
             cells.append(f'<span class="{hot}">{rate:.2f}x</span>')
         rows.append(cells)
     headers = ["objective", "budget", "bad ratio", "budget left", *(f"burn {lb}" for lb in labels)]
-    return _table(headers, rows, "burn")
+    return html_table(headers, rows, "burn")
 
 
 def _health_block(h: dict[str, Any]) -> str:
     facts = [
-        ("status", _badge(h["status"])),
+        ("status", status_badge(h["status"])),
         ("traces", _e(h["traces"])),
         ("rate", _e(f"{h['rate_per_s']:.3f}/s")),
         ("errors", _e(f"{h['errors']} ({_pct(h['error_ratio'])})")),
@@ -354,7 +358,7 @@ def _drift_block(chain: dict[str, Any] | None) -> str:
         if chain["drifted"]
         else "matches its expected topology"
     )
-    table = _table(("change", "edge", "calls", "last seen"), rows, "drift") if rows else ""
+    table = html_table(("change", "edge", "calls", "last seen"), rows, "drift") if rows else ""
     return f"<section><h2>Drift</h2><p>This chain {verdict}.</p>{table}</section>"
 
 
@@ -433,7 +437,7 @@ def chain_body(
         )
     )
     body = (
-        f"<h1>{_e(definition['id'])} {_e(definition['name'])} {_badge(detail['health']['status'])} {links}</h1>"
+        f"<h1>{_e(definition['id'])} {_e(definition['name'])} {status_badge(detail['health']['status'])} {links}</h1>"
         f'<p class="muted">{_e(definition["category"])} · criticality {_e(definition["criticality"])}'
         f" · {_e(definition['description'])}</p>"
         f"<section><h2>Topology</h2>{graph_block(topo.to_json(), f'chain:{chain_id}', since)}"
@@ -517,9 +521,11 @@ def web_router() -> APIRouter:
 
 def install_web(app: FastAPI) -> None:
     """Mount the pages, the trace pages, the offline API docs and ``static/``."""
+    from chainmap_otel.server.web_alerts import install_alerts_page
     from chainmap_otel.server.web_traces import install_api_docs, trace_pages_router
 
     app.include_router(web_router())
     app.include_router(trace_pages_router())
+    install_alerts_page(app)
     install_api_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

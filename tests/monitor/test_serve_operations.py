@@ -22,6 +22,7 @@ from tests.monitor.conftest import (
     browser_dom,
     wait_until,
 )
+from tests.support.browser import CHROMIUM, chromium, open_tab
 
 pytestmark = pytest.mark.slow
 
@@ -185,6 +186,17 @@ def test_alert_fires_survives_a_restart_and_resolves(
             banner = dom.split('id="chain-alerts"', 1)[1].split("</section>", 1)[0]
             assert "firing alert" in banner and 'href="/chains/CK"' in banner, banner
             assert ('href="/chains/PAY"' in banner) == (path == "/"), banner
+    alerts_page = ops_serve.get("/alerts").text
+    firing_part = alerts_page.split('id="firing"', 1)[1].split("</section>", 1)[0]
+    assert 'href="/chains/CK"' in firing_part and 'href="/chains/PAY"' in firing_part
+    assert "chain=CK&amp;status=error&amp;order=duration&amp;since=1h" in firing_part
+    via_serve = ops_serve.cli("alerts", "--server", ops_serve.url, "--format", "json")
+    assert via_serve.returncode == 0, via_serve.stderr
+    listed = json.loads(via_serve.stdout)["alerts"]
+    assert {("CK", "1h/5m"), ("PAY", "1h/5m")} <= {
+        (a["chain_id"], a["rule"]) for a in listed if a["state"] == "firing"
+    }
+    assert_the_banner_does_not_move_the_page(ops_serve)
     fired_at = {a["key"]: a["fired_at"] for a in active if a["state"] == "firing"}
     notifications_before = len(alert_payloads(fast, "CK", "firing"))
 
@@ -218,8 +230,35 @@ def test_alert_fires_survives_a_restart_and_resolves(
     cli = ops_serve.cli("alerts", "--history", "1h", "--format", "json")
     assert cli.returncode == 0, cli.stderr
     assert '"state": "resolved"' in cli.stdout
+    through_serve = ops_serve.cli(
+        "alerts", "--history", "1h", "--server", ops_serve.url, "-f", "json"
+    )
+    assert through_serve.returncode == 0, through_serve.stderr
+    assert {"pending", "firing", "resolved"} <= {
+        e["state"] for e in json.loads(through_serve.stdout)["events"] if e["chain_id"] == "CK"
+    }
+    resolved_part = ops_serve.get("/alerts").text.split('id="resolved"', 1)[1]
+    assert 'href="/chains/CK"' in resolved_part.split("</section>", 1)[0]
     bad = ops_serve.get("/api/v1/alerts?history=soon")
     assert bad.status_code == 400 and "history" in bad.json()["detail"]
+
+
+def assert_the_banner_does_not_move_the_page(serve: OpsServe) -> None:
+    """The firing-alerts banner floats in a corner: the page's content starts where it does
+    on a page without the banner (in headless Chromium, when it is installed)."""
+    if CHROMIUM is None:
+        return
+    top = "() => document.querySelector('main').getBoundingClientRect().top"
+    with chromium() as browser, open_tab(browser, serve.url, serve.root) as tab:
+        tab.open("/alerts")
+        without = tab.page.evaluate(top)
+        tab.open("/")
+        tab.page.wait_for_selector("#chain-alerts:not([hidden])", timeout=30_000)
+        assert tab.page.evaluate(top) == without
+        banner = tab.page.locator("#chain-alerts")
+        assert banner.evaluate("b => getComputedStyle(b).position") == "fixed"
+        assert banner.locator('a[href="/alerts"]').count() == 1
+        assert tab.problems == []
 
 
 def test_the_hanging_webhook_is_retried_and_logged_as_failed(ops_serve: OpsServe) -> None:
@@ -237,6 +276,13 @@ def test_the_hanging_webhook_is_retried_and_logged_as_failed(ops_serve: OpsServe
     }
     slow_port = ops_serve.env["CHAINMAP_ALERT_WEBHOOK_URLS"].split(",")[1].split(":")[-1]
     assert (slow_port, "failed") in outcomes
+    through_serve = ops_serve.cli("alerts", "--deliveries", "--server", ops_serve.url, "-f", "json")
+    assert (slow_port, "failed") in {
+        (d["url"].split(":")[-1], d["outcome"])
+        for d in json.loads(through_serve.stdout)["deliveries"]
+    }
+    deliveries_part = ops_serve.get("/alerts").text.split('id="deliveries"', 1)[1]
+    assert '<span class="outcome failed">failed</span>' in deliveries_part
     failed = next(d for d in json.loads(log.stdout)["deliveries"] if d["outcome"] == "failed")
     # Cut at the attempt's deadline (TimeoutError naming it) or by a socket timeout before.
     error = failed["error"].lower()

@@ -47,3 +47,22 @@ def test_push_pull_and_errors_on_the_command_line(registry_url: str, tmp_path: P
     unreachable = run("registry", "list", "--registry", "postgresql://nobody@127.0.0.1:1/x")
     assert unreachable.returncode == 1 and "cannot connect" in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1, unreachable.stderr
+
+
+def test_alerts_reads_through_serve_or_the_registry_with_one_line_errors(
+    registry_url: str,
+) -> None:
+    both = run("alerts", "--server", "http://127.0.0.1:1", "--registry", registry_url)
+    assert both.returncode == 1
+    assert both.stderr.strip() == (
+        "error: give --server (a chainmap serve) or --registry (its PostgreSQL), not both"
+    )
+    gone = run("alerts", "--server", "http://127.0.0.1:1")
+    assert (
+        gone.returncode == 1 and "cannot reach chainmap serve at http://127.0.0.1:1" in gone.stderr
+    )
+    assert len(gone.stderr.strip().splitlines()) == 1, gone.stderr
+    not_a_url = run("alerts", "--server", "127.0.0.1:4318")
+    assert not_a_url.returncode == 1 and "is not an http(s) URL" in not_a_url.stderr
+    empty = run("alerts", "--registry", registry_url, "--format", "json")
+    assert empty.returncode == 0 and empty.stdout.strip() == '{\n  "alerts": []\n}'

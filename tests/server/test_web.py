@@ -310,3 +310,15 @@ def test_windowed_pages_refresh_and_the_trace_page_does_not(
     assert 'data-refresh="10"' in page(client, "/")
     assert 'data-refresh="10"' in page(client, "/chains/B1", since="15m")
     assert "data-refresh" not in page(client, f"/traces/{inserted['trades'][1]}")
+
+
+def test_alerts_page_without_a_registry_says_how_to_turn_alerts_on(client: httpx.Client) -> None:
+    html = page(client, "/alerts")
+    assert_self_contained(html)
+    assert '<a href="/alerts">alerts</a>' in html  # in every page's navigation
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", re.sub(r"</?code>", "", html))).split())
+    assert "runs without a chain registry (CHAINMAP_REGISTRY_URL=off)" in text
+    assert "no alert is evaluated" in text and "leave CHAINMAP_REGISTRY_URL unset" in text
+    assert client.get("/api/v1/alerts/deliveries").json() == {"enabled": False, "deliveries": []}
+    refused = client.get("/api/v1/alerts/deliveries", params={"limit": 0})
+    assert refused.status_code == 400 and "limit=0" in refused.json()["detail"]

@@ -1,4 +1,5 @@
-// Firing alerts above the page: every chain's on the chain list, the chain's own on its page.
+// Firing alerts in a corner of the page: every chain's on the chain list, the chain's own on
+// its page, with a link to /alerts.
 // Reads GET /api/v1/alerts every 10 s; silent when the server runs without a registry.
 (function () {
   "use strict";
@@ -12,6 +13,7 @@
   banner.hidden = true;
   var main = document.querySelector("main");
   if (!main || !main.parentNode) { return; }
+  // Fixed in a corner (style.css): appearing, growing or going never moves the page.
   main.parentNode.insertBefore(banner, main);
   function text(tag, value, css) {
     var el = document.createElement(tag);
@@ -40,6 +42,10 @@
       list.appendChild(item);
     });
     banner.appendChild(list);
+    var all = document.createElement("a");
+    all.href = "/alerts";
+    all.textContent = "all alerts, history and deliveries";
+    banner.appendChild(all);
   }
   function poll() {
     fetch("/api/v1/alerts", { headers: { "Accept": "application/json" } })
