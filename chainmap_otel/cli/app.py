@@ -17,9 +17,11 @@ try:
     from rich.table import Table
     from rich.text import Text
 except ImportError:  # pragma: no cover - the light runtime has no CLI extras
-    sys.exit("chainmap: the command line needs its extras: pip install 'chainmap-otel[cli]'")
+    from chainmap_otel.errors import install_hint
 
-from chainmap_otel.errors import ChainDefinitionError, ChainmapError
+    sys.exit(f"chainmap: the command line needs its extras: {install_hint('cli')}")
+
+from chainmap_otel.errors import EXTRA_OF_MODULE, ChainDefinitionError, ChainmapError, install_hint
 
 app = typer.Typer(
     name="chainmap",
@@ -102,8 +104,9 @@ def fail(message: str, code: int = 1) -> None:
 
 
 @contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Turn library errors into one line (or one line per problem) and exit 1."""
+def friendly_errors(command: str | None = None) -> Iterator[None]:
+    """Turn library errors into one line (or one line per problem) and exit 1; ``command``
+    (its name) lets a missing extra name the extra the whole command needs."""
     try:
         yield
     except ChainDefinitionError as exc:
@@ -115,6 +118,22 @@ def friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in EXTRA_OF_MODULE:
+            raise
+        fail(missing_extra_message(module, command))
+
+
+#: Commands -> the extra they need as a whole (a missing module names it, not the module's).
+COMMAND_EXTRAS = {"serve": "server", "demo": "demo"}
+
+
+def missing_extra_message(module: str, command: str | None) -> str:
+    """One line for a command that needs a module an extra installs."""
+    extra = COMMAND_EXTRAS.get(command or "", EXTRA_OF_MODULE[module])
+    what = f"chainmap {command}" if command else "this command"
+    return f"{what} needs the '{extra}' extra ({module} is not installed): {install_hint(extra)}"
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -123,9 +142,11 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callabl
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         import functools
 
+        name = args[0] if args else func.__name__.replace("_", "-")
+
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            with friendly_errors():
+            with friendly_errors(name):
                 return func(*a, **kw)
 
         return app.command(*args, **kwargs)(wrapper)

@@ -31,7 +31,7 @@ from chainmap_otel.demo.platform import (
     SERVICES,
     ServiceSpec,
 )
-from chainmap_otel.errors import ChainmapError
+from chainmap_otel.errors import ChainmapError, install_hint
 from chainmap_otel.registry.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def service_command(spec: ServiceSpec, port: int) -> list[str]:
     if not instrument.exists():
         raise ChainmapError(
             f"opentelemetry-instrument is not installed next to {sys.executable}; "
-            "install the demo extras: pip install 'chainmap-otel[demo]'"
+            f"install the demo extras: {install_hint('demo')}"
         )
     return [
         str(instrument),

@@ -303,6 +303,24 @@ class ChainRegistry:
                     report.kept.append(chain_id)
         return report
 
+    def compare(self, definitions: Iterable[Mapping[str, Any]]) -> PushReport:
+        """What ``push(definitions, prune=True)`` would do, without writing: ``deleted``
+        lists the chains the registry holds and the definitions lack."""
+        wanted = [_plain(d) for d in definitions]
+        existing = {c.chain_id: c.definition for c in self.current()}
+        report = PushReport()
+        for raw in wanted:
+            chain_id = str(raw["id"])
+            before = existing.get(chain_id)
+            if before is None:
+                report.added.append(chain_id)
+            elif _canonical(before) == _canonical(raw):
+                report.unchanged.append(chain_id)
+            else:
+                report.changed.append(chain_id)
+        report.deleted = sorted(set(existing) - {str(raw["id"]) for raw in wanted})
+        return report
+
     # -- internals -----------------------------------------------------------------
 
     @staticmethod

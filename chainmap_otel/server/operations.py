@@ -69,6 +69,7 @@ class Operations:
         store: TraceStore,
         holder: CatalogHolder,
         *,
+        seed: ChainCatalog | None = None,
         registry_url: str | None = None,
         interval_s: float | None = None,
         for_s: float | None = None,
@@ -76,7 +77,9 @@ class Operations:
     ) -> None:
         self.store = store
         self.holder = holder
-        self.source = RegistryCatalogSource(holder, seed=holder.current, url=registry_url)
+        # ``seed``: the chains file the user gave, stored in an empty registry (None: the
+        # user gave none, so the registry's chains are analysed, even none).
+        self.source = RegistryCatalogSource(holder, seed=seed, url=registry_url)
         self.interval_s = (
             interval_s
             if interval_s is not None

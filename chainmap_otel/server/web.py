@@ -259,6 +259,14 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
         "chains",
     )
     api = f"{API_PREFIX}{_query(since, until)}"
+    if not rows:
+        table = (
+            '<p class="empty">No chains are defined yet. Give <code>chainmap serve --chains '
+            "chains.yaml</code> (or <code>CHAINMAP_CHAINS_FILE</code>) to seed them, or "
+            "<code>chainmap registry push chains.yaml</code> when serve keeps them in its "
+            "registry; <code>chainmap discover</code> proposes chains from the traces already "
+            'stored, and <a href="/search">traces</a> lists them.</p>'
+        )
     return (
         f'<h1>Chains <a class="json" href="{_e(api)}">JSON</a></h1>{table}'
         f'<p class="muted">{data["catalog"]["chains"]} chains from '

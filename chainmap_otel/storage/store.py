@@ -567,7 +567,9 @@ def _use_database(store: TraceStore, create: bool) -> None:
 
 
 def _missing_extra(exc: ImportError) -> str:
+    from chainmap_otel.errors import install_hint
+
     return (
         f"the trace store needs {exc.name or 'clickhouse-connect/chdb'}, which is not installed: "
-        "pip install 'chainmap-otel[store]'"
+        f"{install_hint('store')}"
     )

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.storage.holder import SERVE_FILE_NAME, advertised_server
+from chainmap_otel.tagging.active import example_catalog_path
 from tests.support.otlp_payloads import sdk_spans
 from tests.support.processes import free_port
 
@@ -65,6 +66,8 @@ def serve(
             str(port),
             "--grpc-port",
             "0",
+            "--chains",  # the example's chains, stored in serve's new registry
+            str(example_catalog_path()),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
