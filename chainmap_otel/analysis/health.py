@@ -266,6 +266,27 @@ def data_extent(store: TraceStore, start_s: int, end_s: int) -> tuple[int, int] 
     return max(start_s, int(first)), min(end_s, int(last) + 60)
 
 
+def observed_window(store: TraceStore, window: TimeWindow) -> TimeWindow:
+    """The part of ``window`` (rounded out to whole minutes) that has data: what rates are
+    divided by (``rate_seconds``), the same for every chain and every per-operation rate."""
+    end_s = -(-window.end_ns // _NS)
+    main_start = window.start_ns // _NS // 60 * 60
+    extent = data_extent(store, main_start, end_s)
+    if extent is None:
+        return TimeWindow(main_start * _NS, window.end_ns)
+    return TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
+
+
+def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, int, int]:
+    """``(start, step, count)`` in seconds: up to ``points`` equal steps of whole minutes
+    ending at the window's end rounded up to a minute (every sparkline's x axis)."""
+    end = -(-window.end_ns // (60 * _NS)) * 60
+    minutes = max(1, -(-(window.end_ns - window.start_ns) // (60 * _NS)))
+    step = 60 * max(1, -(-minutes // max(1, points)))
+    count = max(1, -(-(minutes * 60) // step))
+    return end - count * step, step, count
+
+
 def _round(value: float) -> float:
     return round(float(value), 6)
 
@@ -373,12 +394,7 @@ def health(
     bound["slo_starts"] = [
         (end_s - (c.slo.window_seconds if c.slo else 0)) // 60 * 60 for c in chains
     ]
-    extent = data_extent(store, main_start, end_s)
-    covered = (
-        TimeWindow(main_start * _NS, window.end_ns)
-        if extent is None
-        else TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
-    )
+    covered = observed_window(store, window)
     rows = store.query(
         _health_sql(store.database, rules, names, watermark is not None),
         bound,
@@ -427,11 +443,8 @@ def chain_series(
     chains = [
         require_chain(catalog, cid).id for cid in (catalog.ids if chain_ids is None else chain_ids)
     ]
-    end = -(-window.end_ns // (60 * _NS)) * 60
-    minutes = max(1, -(-(window.end_ns - window.start_ns) // (60 * _NS)))
-    step = 60 * max(1, -(-minutes // max(1, points)))
-    count = max(1, -(-(minutes * 60) // step))
-    start = end - count * step
+    start, step, count = series_steps(window, points)
+    end = start + count * step
     rules = EntryRules.compile(catalog)
     bound = {
         **rules.params,

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chainmap_otel.cli.collector",
     "chainmap_otel.cli.sql",
     "chainmap_otel.cli.traces",
+    "chainmap_otel.cli.operations",
     "chainmap_otel.cli.registry",
 )
 

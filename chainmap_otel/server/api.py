@@ -407,6 +407,23 @@ def api_router() -> APIRouter:
             )
         return result.to_json()
 
+    @router.get("/{chain_id}/operations", summary="Rate, errors and latency per operation")
+    def chain_operations_red(
+        request: Request,
+        chain_id: str,
+        limit: int = 50,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        from chainmap_otel.analysis.operations import LIMIT_RANGE, chain_operations
+
+        _require_chain(_catalog(request), chain_id)
+        api_limit("limit", limit, LIMIT_RANGE)
+        window = parse_api_window(since, until)
+        with translated_errors():
+            result = chain_operations(_store(request), _catalog(request), window, chain_id, limit)
+        return result.to_json()
+
     return router
 
 

@@ -347,6 +347,70 @@ def _critical_block(cp: dict[str, Any]) -> str:
     )
 
 
+#: Operations the chain page lists (the busiest first; the JSON link has them all).
+OPERATIONS_SHOWN = 25
+
+
+def _operations_block(data: dict[str, Any], since: str | None, until: str | None) -> str:
+    """RED per operation of the chain, each operation linked to its traces in the chain."""
+    chain_id = data["chain_id"]
+    rows = []
+    for o in data["operations"]:
+        search = urlencode(
+            {
+                "chain": chain_id,
+                "service": o["service"],
+                "operation": o["operation"],
+                "order": "duration",
+                **_window_params(since, until),
+            }
+        )
+        name = f"{chain_id} {o['service']} {o['operation']}"
+        rows.append(
+            (
+                _e(o["service"]),
+                f'<a href="/search?{_e(search)}">{_e(o["operation"])}</a>',
+                _e(o["kind"]),
+                _e(f"{o['rate_per_s']:.3f}/s"),
+                _e(o["errors"]) if o["errors"] else '<span class="muted">0</span>',
+                _e(_pct(o["error_ratio"])),
+                _e(_ms(o["p50_ms"])),
+                _e(_ms(o["p95_ms"])),
+                _e(_ms(o["p99_ms"])),
+                sparkline(o["series"]["rate_per_s"], f"{name} rate", "rate"),
+                sparkline(o["series"]["p95_ms"], f"{name} p95", "p95"),
+            )
+        )
+    shown = (
+        f"the {len(rows)} busiest of {data['operations_total']}"
+        if len(rows) < data["operations_total"]
+        else f"{len(rows)}"
+    )
+    heading = (
+        f'<h2 id="operations">Operations <span class="count">{_e(shown)}</span></h2>'
+        '<p class="muted">Rate, errors and latency of each operation run as part of this chain '
+        f"(rates over the {data['rate_seconds']:,.0f} s of the window that hold data).</p>"
+    )
+    if not rows:
+        return (
+            f'<section>{heading}<p class="muted">no spans of this chain in the window</p></section>'
+        )
+    headers = (
+        "service",
+        "operation",
+        "kind",
+        "rate",
+        "errors",
+        "error ratio",
+        "p50",
+        "p95",
+        "p99",
+        "rate trend",
+        "p95 trend",
+    )
+    return f"<section>{heading}{html_table(headers, rows, 'operations')}</section>"
+
+
 def _drift_block(chain: dict[str, Any] | None) -> str:
     if chain is None:
         return (
@@ -421,6 +485,7 @@ def chain_body(
 ) -> tuple[str, str]:
     from chainmap_otel.analysis.critical_path import chain_critical_path
     from chainmap_otel.analysis.drift import drift
+    from chainmap_otel.analysis.operations import chain_operations
     from chainmap_otel.analysis.topology import topology
 
     window = parse_api_window(since, until)
@@ -428,6 +493,7 @@ def chain_body(
     definition = detail["chain"]
     topo = topology(store, catalog, window, chain_id)
     cp = chain_critical_path(store, catalog, chain_id, window, 500).to_json()
+    operations = chain_operations(store, catalog, window, chain_id, OPERATIONS_SHOWN).to_json()
     drifted = None
     if definition["expected"] is not None:
         drifted = drift(store, catalog, window, chain_id, parse_api_window("7d", until))["chains"][
@@ -442,6 +508,7 @@ def chain_body(
             ("topology", f"{api}/topology{q}"),
             ("mermaid", f"{api}/topology{_query(since, until, format='mermaid')}"),
             ("critical path", f"{api}/critical-path{q}"),
+            ("operations", f"{api}/operations{q}"),
         )
     )
     body = (
@@ -452,6 +519,7 @@ def chain_body(
         "</section>"
         + _trace_lists(chain_id, since, until)
         + _health_block(detail["health"])
+        + _operations_block(operations, since, until)
         + _critical_block(cp)
         + _drift_block(drifted)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,32 @@ def test_tables_fit_80_columns_with_whole_statuses(
     assert max(len(line) for line in traces.stdout.splitlines()) <= 80
     found = [line.split()[:4] for line in traces.stdout.splitlines() if line[:1].isalnum()]
     assert [row[3] for row in found if len(row[0]) == 32] == ["error", "ok", "error"]
+
+
+def test_operations_json_is_the_library_json_and_the_table_fits(
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    catalog: ChainCatalog,
+    chains_file: Path,
+) -> None:
+    from chainmap_otel.analysis.operations import chain_operations
+
+    load("nested_chains")
+    # One fixed window for both sides: a minute passing between them would move the steps.
+    now = datetime.now(UTC).replace(microsecond=0)
+    since, until = ((now + timedelta(hours=h)).isoformat() for h in (-1, 1))
+    window = ("--since", since, "--until", until)
+    result = run(store, chains_file, "operations", "B3", *window, "-f", "json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    again = chain_operations(store, catalog, parse_window(since, until), "B3").to_json()
+    assert printed == again
+    assert printed["operations"][0]["operation"] == "client q"  # ties: by service name
+    table = run(store, chains_file, "operations", "B3", "--since", "1h")
+    assert table.exit_code == 0, table.output
+    assert "operations of B3" in table.output
+    assert "trading-engine: server te (server)" in " ".join(table.output.split())
+    assert max(len(line) for line in table.output.splitlines()) <= 80
+    refused = run(store, chains_file, "operations", "B3", "--limit", "0")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == "error: --limit 0 must be between 1 and 1000"

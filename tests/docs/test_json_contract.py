@@ -125,6 +125,7 @@ def test_every_documented_shape_is_the_real_json(
             (("health", "--chain", "B1", *reads), 0, None),
         ],
         "chainmap impact NODE": [(("impact", "trading-engine", *reads), 0, None)],
+        "chainmap operations CHAIN": [(("operations", "B3", *reads), 0, None)],
         "chainmap drift [--chain ID]": [(("drift", *reads), 0, None)],
         "chainmap traces": [(("traces", *reads), 0, None)],
         "chainmap discover": [(("discover", "--min-traces", "1", *reads), 0, None)],

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from chainmap_otel.analysis.health import health_json
+from chainmap_otel.analysis.operations import chain_operations
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.server import create_app
 from chainmap_otel.server.api import resolve_catalog
@@ -154,6 +156,31 @@ def test_chain_critical_path_shares(client: httpx.Client) -> None:
     assert body["slow_traces"] == 1
 
 
+def test_chain_operations_are_the_library_and_the_entry_agrees_with_health(
+    client: httpx.Client, seeded: tuple[TraceStore, dict[str, Any]], catalog: ChainCatalog
+) -> None:
+    # One fixed window around the seeded traffic, so both sides read the same steps.
+    now = datetime.now(UTC).replace(microsecond=0)
+    since, until = ((now + timedelta(hours=h)).isoformat() for h in (-1, 1))
+    body = ok(client, f"{API}/B3/operations", since=since, until=until)
+    window = parse_window(since, until)
+    assert body == chain_operations(seeded[0], catalog, window, "B3").to_json()
+    (b3,) = health_json(seeded[0], catalog, window, "B3")["chains"]
+    entry = next(
+        o for o in body["operations"] if (o["service"], o["kind"]) == ("trading-engine", "server")
+    )
+    assert (entry["calls"], entry["errors"], entry["rate_per_s"]) == (
+        b3["traces"],
+        b3["errors"],
+        b3["rate_per_s"],
+    )
+    assert {o["service"] for o in body["operations"]} >= {"trading-engine", "database-service"}
+    assert "api-gateway" not in {o["service"] for o in body["operations"]}  # above B3's entry
+    two = ok(client, f"{API}/B3/operations", since=since, until=until, limit=2)
+    assert two["operations"] == body["operations"][:2]
+    assert two["operations_total"] == body["operations_total"] > 2
+
+
 def test_trace_critical_path(client: httpx.Client, traces: dict[str, Any]) -> None:
     trace = traces["trades"][0]
     body = ok(client, f"{API}/traces/{trace}/critical-path")
@@ -254,6 +281,8 @@ def test_health_endpoints(client: httpx.Client) -> None:
         (f"{API}/discover", {"min_traces": "0"}, 400, ["min_traces=0", "use 1 to"]),
         (f"{API}/discover", {"min_traces": "many"}, 400, ["min_traces='many'", "integer"]),
         (f"{API}/B3/critical-path", {"sample_cap": "0"}, 400, ["sample_cap=0", "use 1 to"]),
+        (f"{API}/NOPE/operations", {}, 404, ["unknown chain id 'NOPE'"]),
+        (f"{API}/B3/operations", {"limit": "0"}, 400, ["limit=0", "use 1 to 1000"]),
         (f"{API}/traces/xyz/critical-path", {}, 400, ["trace_id 'xyz'", "32 hex"]),
         (f"{API}/traces/{'ab' * 16}/critical-path", {}, 404, ["not found"]),
         (f"{API}/impact/no-such-service", {}, 404, ["no-such-service", "nodes seen"]),

@@ -147,6 +147,26 @@ def test_chain_page_lists_slowest_failing_and_recent_traces(client: httpx.Client
     assert '<script src="/static/search.js" defer></script>' in html
 
 
+def test_chain_page_shows_red_per_operation_linked_to_its_traces(client: httpx.Client) -> None:
+    html = page(client, "/chains/B3", since="15m")
+    section = html.split('<h2 id="operations">', 1)[1].split("</section>", 1)[0]
+    api = client.get("/api/v1/chains/B3/operations", params={"since": "15m"}).json()
+    rows = re.findall(r"<tr><td>(.*?)</td><td><a href=\"/search\?([^\"]+)\">(.*?)</a>", section)
+    assert [(unescape(s), unescape(op)) for s, _, op in rows] == [
+        (o["service"], o["operation"]) for o in api["operations"]
+    ]
+    service, query, operation = rows[0]
+    assert dict(parse_qsl(unescape(query))) == {
+        "chain": "B3",
+        "service": unescape(service),
+        "operation": unescape(operation),
+        "order": "duration",
+        "since": "15m",
+    }
+    assert section.count('<svg class="spark rate"') == len(rows)
+    assert f"{api['operations'][0]['rate_per_s']:.3f}/s" in section
+
+
 def test_all_traffic_page_and_static_files(client: httpx.Client) -> None:
     html = page(client, "/topology")
     topo = _embedded_topology(html, "all")
