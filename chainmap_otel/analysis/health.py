@@ -20,7 +20,9 @@ Definitions:
   that started receiving spans 10 minutes ago reads the same rate over 15m, 1h or 7d; a
   chain idle while others had traffic gets a true 0. Without any data, the whole window.
 * ``status`` ``no_slo``: the chain defines no objectives, so there is no verdict; its
-  traces, error ratio and latency are still reported.
+  traces, error ratio and latency are still reported. ``no_data``: no trace of the chain
+  in the window and no burn-rate rule firing from older traffic (an idle chain is not
+  called healthy).
 * ``error_ratio``: a trace **fails when its chain's entry span has status Error**
   (either Collector spelling): errors / traces. Errors deeper in the trace that the
   entry span absorbed do not count, as for any request-level SLI.
@@ -35,7 +37,8 @@ Definitions:
 * ``status``/``reason``, per objective, the Google SRE workbook multi-window,
   multi-burn-rate rules: 1h and 5m both above 14.4 -> ``critical``; 6h and 30m both
   above 6 -> ``critical``; 3d and 6h both above 1 -> ``degraded``; else ``healthy``
-  (``no_slo`` without objectives).
+  (``no_slo`` without objectives); ``no_data`` instead of those two when the window holds
+  no trace of the chain.
 
 JSON: ``docs/json-contract.md`` (checked against the real output by
 ``tests/docs/test_json_contract.py``);
@@ -72,9 +75,9 @@ ALERT_RULES: tuple[tuple[str, str, float, str], ...] = (
     ("6h", "30m", 6.0, "critical"),
     ("3d", "6h", 1.0, "degraded"),
 )
-STATUSES = ("no_slo", "healthy", "degraded", "critical")
+STATUSES = ("no_slo", "no_data", "healthy", "degraded", "critical")
 #: Chain lists sort by this (worst first), then by criticality.
-STATUS_ORDER = {"critical": 0, "degraded": 1, "healthy": 2, "no_slo": 3}
+STATUS_ORDER = {"critical": 0, "degraded": 1, "healthy": 2, "no_data": 3, "no_slo": 4}
 CRITICALITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 #: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
 SERIES_POINTS = 30
@@ -320,7 +323,7 @@ def chain_health(
         )
     status, reason = decide_status(burns)
     if main.calls == 0 and status in ("healthy", "no_slo"):
-        reason = "no traffic in the window; " + reason
+        status, reason = "no_data", "no traffic in the window; " + reason
     worst = (
         {label: _round(max(r[label] for r in burns.values())) for label, _ in BURN_WINDOWS}
         if burns
@@ -417,7 +420,7 @@ def health(
 
 
 def order_chains(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Health entries worst status first (critical, degraded, healthy, no_slo), then by
+    """Health entries worst status first (critical, degraded, healthy, no_data, no_slo), then by
     criticality (critical first), then by id: the order of every chain list."""
     return sorted(
         entries,

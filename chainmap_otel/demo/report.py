@@ -35,7 +35,13 @@ from chainmap_otel.tagging.definitions import (
 
 #: The service whose failures the demo injects, shown in the impact section.
 FAILING_SERVICE = "trading-engine"
-STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red", "no_slo": "dim"}
+STATUS_STYLE = {
+    "healthy": "green",
+    "degraded": "yellow",
+    "critical": "bold red",
+    "no_data": "dim",
+    "no_slo": "dim",
+}
 
 
 @dataclass

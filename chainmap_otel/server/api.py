@@ -427,7 +427,7 @@ def api_router() -> APIRouter:
     return router
 
 
-_STATUS_RANK = {"no_slo": -1, "healthy": 0, "degraded": 1, "critical": 2}
+_STATUS_RANK = {"no_slo": -1, "no_data": -1, "healthy": 0, "degraded": 1, "critical": 2}
 
 
 def _detailed_health(request: Request) -> JSONResponse:

@@ -98,7 +98,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def status_badge(status: str) -> str:
-    return f'<span class="badge {_e(status)}">{_e(status)}</span>'
+    return f'<span class="badge {_e(status)}">{_e(status.replace("_", " "))}</span>'
 
 
 def _query(since: str | None, until: str | None, **extra: str) -> str:
@@ -274,6 +274,13 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
     )
 
 
+def budget_left(remaining: float, bad_ratio: float, budget: float) -> str:
+    """What is left of an error budget: a percentage, or how many times it was overspent."""
+    if remaining >= 0:
+        return _pct(remaining)
+    return f"exhausted ({bad_ratio / budget:.1f}x)" if budget else "exhausted"
+
+
 def _burn_table(slo: dict[str, Any] | None) -> str:
     if not slo or not slo["objectives"]:
         return (
@@ -286,7 +293,7 @@ def _burn_table(slo: dict[str, Any] | None) -> str:
             _e(o["objective"]),
             _e(_pct(o["budget"])),
             _e(_pct(o["bad_ratio"])),
-            _e(_pct(o["budget_remaining"])),
+            _e(budget_left(o["budget_remaining"], o["bad_ratio"], o["budget"])),
         ]
         for label in labels:
             rate = o["burn_rates"][label]

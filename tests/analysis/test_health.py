@@ -67,8 +67,8 @@ def base() -> int:
     return time.time_ns()
 
 
-def b3(store: TraceStore, catalog: ChainCatalog) -> dict[str, Any]:
-    return health(store, catalog, parse_window("1h"), ["B3"])[0]
+def b3(store: TraceStore, catalog: ChainCatalog, since: str = "1h") -> dict[str, Any]:
+    return health(store, catalog, parse_window(since), ["B3"])[0]
 
 
 def test_counts_latency_and_errors(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
@@ -110,7 +110,9 @@ def test_untagged_roots_are_classified(store: TraceStore, catalog: ChainCatalog,
     by_id = {h["chain_id"]: h for h in health(store, catalog, parse_window("1h"))}
     assert by_id["B3"]["traces"] == 10 and by_id["B3"]["errors"] == 1
     assert by_id["B1"]["traces"] == 1
-    assert by_id["A2"]["traces"] == 0 and by_id["A2"]["status"] == "healthy"
+    # No trace of A2 in the window: "no data", not "healthy".
+    assert by_id["A2"]["traces"] == 0 and by_id["A2"]["status"] == "no_data"
+    assert by_id["A2"]["reason"].startswith("no traffic in the window; ")
 
 
 def test_page_on_fast_burn(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
@@ -145,7 +147,11 @@ def test_just_below_slow_burn(store: TraceStore, catalog: ChainCatalog, base: in
     insert_spans(store, entries("t", 100, 1, 180 * MIN), base)
     result = b3(store, catalog)
     assert result["burn_rates"]["6h"] == pytest.approx(1)
-    assert result["status"] == "healthy"
+    # No rule fires; the hour's window holds none of the traffic three hours ago.
+    assert result["status"] == "no_data" and result["traces"] == 0
+    assert "every burn rate is below" in result["reason"]
+    now = b3(store, catalog, "4h")
+    assert now["status"] == "healthy" and now["traces"] == 100
 
 
 def test_latency_objective_burns(store: TraceStore, catalog: ChainCatalog, base: int) -> None:

@@ -74,7 +74,7 @@ def refused(client: httpx.Client, path: str, status: int, **params: Any) -> str:
 
 def test_chain_list_has_status_order_criticality_and_series(client: httpx.Client) -> None:
     body = ok(client, API)
-    order = {"critical": 0, "degraded": 1, "healthy": 2, "no_slo": 3}
+    order = {"critical": 0, "degraded": 1, "healthy": 2, "no_data": 3, "no_slo": 4}
     ranks = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     keys = [(order[c["health"]["status"]], ranks[c["criticality"]]) for c in body["chains"]]
     assert keys == sorted(keys) and len(keys) == 4
@@ -90,7 +90,8 @@ def test_chain_list_has_status_order_criticality_and_series(client: httpx.Client
     assert b3["health"]["reason"]
     c1 = by_id["C1"]
     assert c1["health"]["traces"] == 0 and c1["slo"] is None
-    assert c1["health"]["status"] == "no_slo" and body["chains"][-1]["id"] == "C1"
+    # No objectives and no traffic: "no data" says more than "no SLO".
+    assert c1["health"]["status"] == "no_data" and body["chains"][-1]["id"] == "C1"
     series = b3["series"]
     assert set(series) == {"start", "step_seconds", "rate_per_s", "errors", "p95_ms"}
     assert len(series["rate_per_s"]) == len(series["errors"]) == len(series["p95_ms"]) == 30

@@ -342,3 +342,11 @@ def test_alerts_page_without_a_registry_says_how_to_turn_alerts_on(client: httpx
     assert client.get("/api/v1/alerts/deliveries").json() == {"enabled": False, "deliveries": []}
     refused = client.get("/api/v1/alerts/deliveries", params={"limit": 0})
     assert refused.status_code == 400 and "limit=0" in refused.json()["detail"]
+
+
+def test_an_overspent_budget_says_how_many_times_not_a_negative_percentage() -> None:
+    from chainmap_otel.server.web import budget_left, status_badge
+
+    assert budget_left(-15.417900, 0.164179, 0.01) == "exhausted (16.4x)"
+    assert budget_left(0.25, 0.0075, 0.01) == "25.00%"
+    assert status_badge("no_data") == '<span class="badge no_data">no data</span>'

@@ -71,8 +71,10 @@ SELECT
     if(o.objectives > 0, o.burn_1h, NULL) AS burn_1h,
     if(o.objectives > 0, o.burn_6h, NULL) AS burn_6h,
     if(o.objectives > 0, o.burn_3d, NULL) AS burn_3d,
-    multiIf(o.objectives = 0, 'no_slo', o.critical > 0, 'critical', o.degraded > 0, 'degraded',
-            'healthy') AS status
+    multiIf(o.objectives > 0 AND o.critical > 0, 'critical',
+            o.objectives > 0 AND o.degraded > 0, 'degraded',
+            ifNull(t.calls, 0) = 0, 'no_data',
+            o.objectives = 0, 'no_slo', 'healthy') AS status
 FROM (SELECT * FROM VALUES('chain String, name String, criticality String',
 {{chains}})) AS c
 LEFT JOIN gf_tallies AS t ON t.chain = c.chain
@@ -112,6 +114,6 @@ LEFT JOIN (
     GROUP BY chain
 ) AS o ON o.chain = c.chain
 ORDER BY
-    transform(status, ['critical', 'degraded', 'healthy', 'no_slo'], [0, 1, 2, 3], 4),
+    transform(status, ['critical', 'degraded', 'healthy', 'no_data', 'no_slo'], [0, 1, 2, 3, 4], 5),
     transform(criticality, ['critical', 'high', 'medium', 'low'], [0, 1, 2, 3], 4),
     chain
