@@ -163,13 +163,22 @@ def topology_tree(title: str, chain: ChainDefinition, topology: Topology) -> Tre
     graph, entries = chain_subgraph(chain, topology)
     tree = Tree(title)
     expanded: set[str] = set(entries)
+    # A node several callers reach shows this branch's calls and all of them: the calls
+    # below it are the node's own, from every caller, not this branch's share.
+    received = {n: sum(int(d["calls"]) for _, _, d in graph.in_edges(n, data=True)) for n in graph}
+    callers = {n: graph.in_degree(n) for n in graph}
 
     def add(branch: Tree, node: str) -> None:
         edges = sorted(graph.out_edges(node, data=True), key=lambda e: -int(e[2]["calls"]))
         for _, target, data in edges:
             count = int(data["errors"])
             errors = f", [red]{count} error{'s' if count > 1 else ''}[/]" if count else ""
-            label = f"{escape(target)} [dim]({data['calls']} calls{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
+            calls = (
+                f"{data['calls']} of its {received[target]} calls"
+                if callers[target] > 1
+                else f"{data['calls']} calls"
+            )
+            label = f"{escape(target)} [dim]({calls}{errors}, p95 {data['p95_ms']:.0f} ms)[/]"
             if target in expanded:
                 branch.add(label + " [dim]↺[/]")
                 continue
@@ -234,9 +243,17 @@ def render(result: DemoAnalysis, console: Console) -> None:
             )
             for share in path["all"]["operations"][:8]
         ]
+        streaming = [c for c in data["chains_observed"] if _is_streaming(c, result.catalog)]
+        skipped = (
+            f"; WebSocket chains ({', '.join(streaming)}) left out: their entry spans last "
+            "as long as the connection"
+            if streaming
+            else ""
+        )
         title = (
-            f"Critical path of the slowest chain, {path['chain_id']} "
+            f"Critical path of the slowest request chain by p95, {path['chain_id']} "
             f"({path['all'].get('traces', path['traces'])} traces): where its time goes"
+            f"{skipped}"
         )
         console.print(
             fitted_table(

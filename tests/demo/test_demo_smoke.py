@@ -127,7 +127,7 @@ def test_slow_dependency_dominates_the_critical_path(run: tuple[dict[str, Any], 
     slowest = analysis["critical_path"]
     assert slowest["chain_id"] in ("B1", "A2")
     assert "ai-risk-model" in [s["service"] for s in slowest["all"]["services"][:3]]
-    assert "Critical path of the slowest chain" in stdout
+    assert "Critical path of the slowest request chain by p95" in stdout
 
 
 def test_impact_of_the_failing_service(run: tuple[dict[str, Any], str, Path]) -> None:
