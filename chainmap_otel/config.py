@@ -282,6 +282,14 @@ CHAINMAP_CHAINS_RELOAD_INTERVAL = EnvVar(
     "How often a service launched with the chainmap distro checks its chains file for "
     "changes and reloads it (0 disables reloading).",
 )
+CHAINMAP_SERVE_URL = EnvVar(
+    "CHAINMAP_SERVE_URL",
+    "",
+    "Base URL of the `chainmap serve` whose chain API and health a service's own app answers "
+    "with (`chainmap_otel.tagging.integration`). Unset: the OTLP endpoint the service exports "
+    "to (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` without `/v1/traces`, else "
+    "`OTEL_EXPORTER_OTLP_ENDPOINT`), else http://127.0.0.1:4318.",
+)
 
 ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_CHAINS_FILE,
@@ -330,6 +338,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_ALERT_WEBHOOK_MAX_AGE,
     CHAINMAP_EXTERNAL_URL,
     CHAINMAP_CHAINS_RELOAD_INTERVAL,
+    CHAINMAP_SERVE_URL,
 )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from chainmap_otel import track
 from chainmap_otel.demo.platform import DATABASE_URL
+from chainmap_otel.tagging.integration import ChainMappingHealth
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ticks (
@@ -132,10 +133,33 @@ app = FastAPI(title="database-service", lifespan=lifespan)
 track.install_exception_handler(app)
 
 
+CHAIN_MAPPING = ChainMappingHealth()
+
+
 @app.get("/health")
 def health() -> dict[str, str]:
     pool()
     return {"status": "ok", "service": "database-service"}
+
+
+@app.get("/health/detailed")
+def detailed_health() -> dict[str, Any]:
+    """The spec's database health with its ``chain_mapping`` block (from chainmap serve)."""
+    try:
+        with pool().connection() as connection:
+            connection.execute("SELECT 1")
+        database = {"status": "healthy"}
+    except Exception as exc:  # the health answer reports it; it never raises
+        database = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
+    chain_mapping = CHAIN_MAPPING()
+    healthy = database["status"] == "healthy" and chain_mapping["overall_status"] == "healthy"
+    return {
+        "status": "healthy" if database["status"] == "healthy" else "degraded",
+        "service": "database-service",
+        "database": database,
+        "chain_mapping": chain_mapping,
+        "overall_status": "healthy" if healthy else "degraded",
+    }
 
 
 @app.post("/ticks", status_code=201)

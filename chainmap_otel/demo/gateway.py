@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chainmap_otel import track
 from chainmap_otel.demo.platform import PeerClients, peer_url
+from chainmap_otel.tagging.integration import ChainMappingHealth, install_chain_api
 
 
 class DecisionIn(BaseModel):
@@ -36,6 +37,10 @@ CLIENTS = PeerClients("api-gateway", timeout=15.0)
 
 app = FastAPI(title="api-gateway", lifespan=CLIENTS.lifespan)
 track.install_exception_handler(app)
+# The platform spec's gateway integration: the chain API and chain health answered here, from
+# the chainmap serve the spans go to.
+install_chain_api(app)
+CHAIN_MAPPING = ChainMappingHealth()
 
 
 def _relay(response: httpx.Response | requests.Response, upstream: str) -> Any:
@@ -49,6 +54,17 @@ def _relay(response: httpx.Response | requests.Response, upstream: str) -> Any:
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok", "service": "api-gateway"}
+
+
+@app.get("/health/detailed")
+async def detailed_health() -> dict[str, Any]:
+    chain_mapping = await run_in_threadpool(CHAIN_MAPPING)
+    return {
+        "status": "healthy",
+        "service": "api-gateway",
+        "chain_mapping": chain_mapping,
+        "overall_status": chain_mapping["overall_status"],
+    }
 
 
 @app.get("/api/v1/market/{symbol}")

@@ -209,6 +209,7 @@ class DemoRun:
             f"{sum(stats.failures.values())} failed to connect"
         )
         self.summary["services_answered_after_load"] = self._health_check()
+        self.summary["integration"] = self._integration_check()
 
     def _health_check(self) -> dict[str, bool]:
         answered: dict[str, bool] = {}
@@ -219,6 +220,26 @@ class DemoRun:
                 except httpx.HTTPError:
                     answered[name] = False
         return answered
+
+    def _integration_check(self) -> dict[str, Any]:
+        """What the platform's own services answer for the chain API and chain health (the
+        spec's gateway and database integrations, relayed from chainmap serve)."""
+        found: dict[str, Any] = {}
+        with httpx.Client(timeout=30.0) as client:
+            for name, path, key in (
+                ("api-gateway", "/api/v1/chains", "gateway_chains"),
+                ("api-gateway", "/health/detailed", "gateway_health"),
+                ("database-service", "/health/detailed", "database_health"),
+            ):
+                process = self.services.get(name)
+                if process is None:
+                    continue
+                try:
+                    answer = client.get(process.url + path)
+                    found[key] = {"status": answer.status_code, "body": answer.json()}
+                except (httpx.HTTPError, ValueError) as exc:
+                    found[key] = {"status": None, "error": f"{type(exc).__name__}: {exc}"}
+        return found
 
     def _flush(self) -> None:
         with self.console.status("Flushing spans (stopping the services, then chainmap serve) ..."):

@@ -20,6 +20,7 @@ import pytest
 
 from chainmap_otel.demo.stack import serve_command
 from chainmap_otel.tagging.active import example_catalog_path
+from chainmap_otel.tagging.definitions import load_catalog
 from tests.support.browser import chromium, needs_chromium, open_tab
 from tests.support.processes import free_port
 from tests.support.serve_process import wait_until_serving
@@ -80,6 +81,28 @@ def test_every_service_answered(run: tuple[dict[str, Any], str, Path]) -> None:
     assert all(entry["health"] == 200 for entry in summary["services"].values())
     assert summary["services_answered_after_load"] == dict.fromkeys(SERVICES, True)
     assert summary["load"]["failures"] == {}
+
+
+def test_the_platforms_own_gateway_and_database_answer_the_chain_api_and_health(
+    run: tuple[dict[str, Any], str, Path],
+) -> None:
+    """The spec's integrations: api-gateway relays the chain API from chainmap serve, and the
+    gateway's and database-service's /health/detailed carry serve's chain_mapping block."""
+    summary, _, _ = run
+    found = summary["integration"]
+    chains = found["gateway_chains"]
+    assert chains["status"] == 200
+    ids = [c["id"] for c in chains["body"]["chains"]]
+    assert sorted(ids) == sorted(load_catalog(summary["chains_file"]).ids)
+    for key in ("gateway_health", "database_health"):
+        body = found[key]["body"]
+        # serve's own block (the tests run serve without a registry: enabled is False there).
+        assert found[key]["status"] == 200 and "error" not in body["chain_mapping"], body
+        assert body["chain_mapping"]["monitoring_status"]["running"] is False
+        assert body["overall_status"] in ("healthy", "degraded")
+        assert body["chain_mapping"]["statistics"]["total_chains"] == len(ids)
+        assert body["chain_mapping"]["source"] == summary["serve_url"].removesuffix("/v1/traces")
+    assert found["database_health"]["body"]["database"] == {"status": "healthy"}
 
 
 def test_chains_observed_with_their_expected_edges(run: tuple[dict[str, Any], str, Path]) -> None:
