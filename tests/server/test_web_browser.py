@@ -252,6 +252,136 @@ def test_a_chain_caller_is_one_node_titled_by_its_service(tab: Tab) -> None:
     }
 
 
+#: Draws a topology into a new graph box of the page; returns the box's key.
+_INJECT = """topo => {
+  const box = document.createElement('div');
+  box.className = 'graph'; box.dataset.topology = 'injected-' + Math.random();
+  box.innerHTML = '<script type="application/json" class="topology-data"></' + 'script>' +
+    '<div class="canvas"></div><aside class="node-panel" hidden></aside>';
+  box.querySelector('script').textContent = JSON.stringify(topo);
+  document.querySelector('main').prepend(box);
+  window.chainmapDrawGraphs();
+  return box.dataset.topology;
+}"""
+#: Geometry of an injected graph: edges crossing nodes (as drawn, and as straight lines would),
+#: overlapping labels, the zoom and whether every element is inside the canvas.
+_GEOMETRY = """key => {
+  const box = document.querySelector(`[data-topology="${key}"]`);
+  const cy = box.chainmapGraph;
+  const cross = (p, q, b) => {
+    let t0 = 0, t1 = 1; const dx = q.x - p.x, dy = q.y - p.y;
+    for (const [pk, qk] of [[-dx, p.x - b.x1], [dx, b.x2 - p.x], [-dy, p.y - b.y1], [dy, b.y2 - p.y]]) {
+      if (pk === 0) { if (qk < 0) return false; continue; }
+      const r = qk / pk;
+      if (pk < 0) { if (r > t1) return false; if (r > t0) t0 = r; }
+      else { if (r < t0) return false; if (r < t1) t1 = r; }
+    }
+    return t0 < t1;
+  };
+  const through = (e, pts) => cy.nodes().filter(n => n.id() !== e.source().id() &&
+      n.id() !== e.target().id() && pts.some((p, i) => i + 1 < pts.length &&
+      cross(p, pts[i + 1], n.boundingBox()))).map(n => `${e.id()}:${n.id()}`);
+  const straight = [], drawn = [];
+  cy.edges().filter(e => !e.isLoop()).forEach(e => {
+    const p = e.source().position(), q = e.target().position();
+    straight.push(...through(e, [p, q]));
+    const bends = e.style('curve-style') === 'segments' ? (e.segmentPoints() || []) : [];
+    drawn.push(...through(e, [p, ...bends, q]));
+  });
+  const opts = {includeNodes: false, includeEdges: false, includeLabels: true,
+    includeMainLabels: true, includeSourceLabels: false, includeTargetLabels: false,
+    includeOverlays: false};
+  const labels = cy.edges().map(e => [e.id(), e.boundingBox(opts)]);
+  const nodes = cy.nodes().map(n => [n.id(), n.boundingBox()]);
+  const hit = (a, b) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+  const collisions = [];
+  labels.forEach(([id, b], i) => {
+    labels.slice(i + 1).forEach(([other, c]) => { if (hit(b, c)) collisions.push(`${id}/${other}`); });
+    nodes.forEach(([node, c]) => { if (hit(b, c)) collisions.push(`${id}/${node}`); });
+  });
+  const rb = cy.elements().renderedBoundingBox();
+  return {straight, drawn, collisions, zoom: cy.zoom(),
+          inside: rb.x1 >= 0 && rb.y1 >= 0 && rb.x2 <= cy.width() && rb.y2 <= cy.height()};
+}"""
+
+
+def _node(node_id: str, kind: str = "service", calls: int = 10) -> dict[str, Any]:
+    return {"id": node_id, "type": kind, "calls": calls, "errors": 0}
+
+
+def _edge(source: str, target: str, calls: int = 10, errors: int = 0) -> dict[str, Any]:
+    return {
+        "source": source,
+        "target": target,
+        "connection_type": "",
+        "calls": calls,
+        "errors": errors,
+        "p95_ms": 12.5,
+    }
+
+
+def test_edges_go_around_nodes_and_labels_do_not_collide(tab: Tab) -> None:
+    """The demo's all-traffic shape: user -> ai-market-model spans three ranks, and the
+    edges around data-bridge crowd their labels."""
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    names = [
+        "api-gateway",
+        "ai-orchestration",
+        "ai-market-model",
+        "ai-risk-model",
+        "ai-sentiment-model",
+        "trading-engine",
+        "database-service",
+        "data-bridge",
+    ]
+    topo = {
+        "nodes": [_node("user", "user"), *map(_node, names), _node("postgresql", "database")],
+        "edges": [
+            _edge("user", "api-gateway", 300),
+            _edge("user", "ai-market-model", 40),
+            _edge("user", "data-bridge", 18),
+            _edge("api-gateway", "ai-orchestration", 50),
+            _edge("api-gateway", "trading-engine", 91, 5),
+            _edge("api-gateway", "data-bridge", 60),
+            _edge("ai-orchestration", "ai-market-model", 50),
+            _edge("ai-orchestration", "ai-risk-model", 50),
+            _edge("ai-orchestration", "ai-sentiment-model", 50),
+            _edge("ai-orchestration", "trading-engine", 50),
+            _edge("trading-engine", "database-service", 88),
+            _edge("data-bridge", "database-service", 120),
+            _edge("data-bridge", "ai-market-model", 30),
+            _edge("database-service", "postgresql", 211),
+            _edge("database-service", "database-service", 4),
+        ],
+    }
+    key = tab.page.evaluate(_INJECT, topo)
+    geometry = tab.page.evaluate(_GEOMETRY, key)
+    assert geometry["straight"], "the graph must have an edge a straight line would run through"
+    assert geometry["drawn"] == [], geometry
+    assert geometry["collisions"] == [], geometry
+    assert tab.problems == []
+
+
+def test_a_small_graph_is_not_blown_up_and_keeps_its_loop_label(tab: Tab) -> None:
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    topo = {
+        "nodes": [_node("pricing"), _node("quotes")],
+        "edges": [_edge("pricing", "quotes", 5), _edge("quotes", "quotes", 3)],
+    }
+    geometry = tab.page.evaluate(_GEOMETRY, tab.page.evaluate(_INJECT, topo))
+    assert geometry["zoom"] <= 1.25 and geometry["inside"], geometry
+
+
+def test_the_page_uses_a_wide_screen(tab: Tab) -> None:
+    tab.page.set_viewport_size({"width": 1920, "height": 1080})
+    tab.open("/topology")
+    tab.wait("[data-topology][data-drawn]")
+    width = tab.page.evaluate("() => document.querySelector('[data-topology]').clientWidth")
+    assert width > 1800
+
+
 # --------------------------------------------------------------------------- trace view
 
 

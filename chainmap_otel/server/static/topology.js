@@ -31,7 +31,7 @@
       var label = e.calls + " calls" + (e.errors ? " · " + e.errors + " err" : "") +
         " · p95 " + ms(e.p95_ms);
       out.push({ group: "edges", data: {
-        id: "e" + i, source: e.source, target: e.target, label: label,
+        id: "e" + i, source: e.source, target: e.target, label: label, calls: e.calls,
         failed: e.errors > 0 ? 1 : 0, async: e.connection_type === "messaging_system" ? 1 : 0
       } });
     });
@@ -109,6 +109,126 @@
   }
 
   var LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 36, rankSep: 170, edgeSep: 24, padding: 20 };
+  // A small graph fitted to a wide box is not blown up past this zoom.
+  var MAX_FIT_ZOOM = 1.25;
+  // Room kept between an edge and a node it goes around, and between labels (model px).
+  var CLEARANCE = 12;
+
+  function expanded(box, by) {
+    return { x1: box.x1 - by, y1: box.y1 - by, x2: box.x2 + by, y2: box.y2 + by };
+  }
+
+  function overlaps(a, b) {
+    return a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+  }
+
+  // Whether the segment p-q passes through the box (Liang-Barsky clipping).
+  function crosses(p, q, box) {
+    var t0 = 0, t1 = 1, dx = q.x - p.x, dy = q.y - p.y;
+    var edges = [[-dx, p.x - box.x1], [dx, box.x2 - p.x], [-dy, p.y - box.y1], [dy, box.y2 - p.y]];
+    for (var i = 0; i < 4; i++) {
+      var pk = edges[i][0], qk = edges[i][1];
+      if (pk === 0) { if (qk < 0) { return false; } continue; }
+      var r = qk / pk;
+      if (pk < 0) { if (r > t1) { return false; } if (r > t0) { t0 = r; } }
+      else { if (r < t0) { return false; } if (r < t1) { t1 = r; } }
+    }
+    return t0 < t1;
+  }
+
+  // The nodes other than its ends that the polyline through points crosses.
+  function blockers(cy, edge, points) {
+    var ends = [edge.source().id(), edge.target().id()];
+    return cy.nodes().filter(function (n) {
+      if (ends.indexOf(n.id()) >= 0) { return false; }
+      var box = expanded(n.boundingBox(), CLEARANCE / 2);
+      for (var i = 0; i + 1 < points.length; i++) {
+        if (crosses(points[i], points[i + 1], box)) { return true; }
+      }
+      return false;
+    });
+  }
+
+  // Dagre places nodes only; a straight edge between ranks far apart can run through the
+  // nodes between them. Such an edge becomes a polyline that bridges over (or under) all of
+  // them: two bends at the first and last obstacle, offset past the farthest corner.
+  function route(cy) {
+    cy.edges().forEach(function (edge) {
+      edge.removeStyle("curve-style segment-distances segment-weights");
+      if (edge.isLoop() || edge.parallelEdges().length > 1) { return; }
+      var p = edge.source().position(), q = edge.target().position();
+      var length = Math.hypot(q.x - p.x, q.y - p.y);
+      if (!length) { return; }
+      var u = { x: (q.x - p.x) / length, y: (q.y - p.y) / length };
+      var normal = { x: -u.y, y: u.x };
+      var found = blockers(cy, edge, [p, q]);
+      var seen = {};
+      for (var round = 0; round < 6 && found.length; round++) {
+        found.forEach(function (n) { seen[n.id()] = n; });
+        var lo = 1, hi = 0, above = -Infinity, below = Infinity;
+        Object.keys(seen).forEach(function (id) {
+          var b = expanded(seen[id].boundingBox(), CLEARANCE);
+          [[b.x1, b.y1], [b.x2, b.y1], [b.x1, b.y2], [b.x2, b.y2]].forEach(function (c) {
+            var rx = c[0] - p.x, ry = c[1] - p.y;
+            var t = (rx * u.x + ry * u.y) / length, side = rx * normal.x + ry * normal.y;
+            lo = Math.min(lo, t); hi = Math.max(hi, t);
+            above = Math.max(above, side); below = Math.min(below, side);
+          });
+        });
+        // Each round that still touches a node goes wider (weights are measured between the
+        // edge's end points on the node borders, not between the centres used here).
+        var extra = round * CLEARANCE;
+        var offset = above < -below ? above + extra : below - extra;
+        var slack = 0.03 * (round + 1);
+        lo = Math.max(0.02, Math.min(lo - slack, 0.9));
+        hi = Math.max(lo + 0.02, Math.min(hi + slack, 0.98));
+        for (var sign = 1; sign >= -1; sign -= 2) {
+          edge.style({
+            "curve-style": "segments",
+            "segment-distances": [sign * offset, sign * offset],
+            "segment-weights": [lo, hi]
+          });
+          var drawn = edge.segmentPoints() || [];
+          // Which side a positive distance lies on is Cytoscape's convention: check it.
+          var side = drawn.length
+            ? (drawn[0].x - p.x) * normal.x + (drawn[0].y - p.y) * normal.y : 0;
+          if (side * offset > 0) { break; }
+        }
+        found = blockers(cy, edge, [p].concat(edge.segmentPoints() || [], [q]));
+      }
+    });
+  }
+
+  // Edge labels that would cover another label or a node move along their edge's normal
+  // (busiest edges keep their place).
+  function separateLabels(cy) {
+    var placed = cy.nodes().map(function (n) { return n.boundingBox(); });
+    var options = { includeNodes: false, includeEdges: false, includeLabels: true,
+                    includeMainLabels: true, includeSourceLabels: false,
+                    includeTargetLabels: false, includeOverlays: false };
+    var edges = cy.edges().sort(function (a, b) {
+      return (b.data("calls") || 0) - (a.data("calls") || 0);
+    });
+    edges.forEach(function (edge) {
+      edge.removeStyle("text-margin-y");
+      var shifts = [0, -16, 16, -32, 32, -48, 48, -64, 64];
+      for (var i = 0; i < shifts.length; i++) {
+        edge.style("text-margin-y", shifts[i]);
+        var box = expanded(edge.boundingBox(options), 2);
+        if (!placed.some(function (other) { return overlaps(box, other); })) {
+          placed.push(box);
+          return;
+        }
+      }
+      edge.style("text-margin-y", 0);
+      placed.push(edge.boundingBox(options));
+    });
+  }
+
+  function arrange(cy) {
+    route(cy);
+    separateLabels(cy);
+  }
 
   // A wide, flat graph in a tall box would be drawn tiny: size the box to the graph's
   // aspect ratio (between 260 px and 70 % of the window), then fit the graph into it.
@@ -119,7 +239,15 @@
     var height = Math.max(260, Math.min(wanted, Math.round(window.innerHeight * 0.7)));
     canvas.parentNode.style.height = height + "px";
     cy.resize();
+    fit(cy);
+  }
+
+  function fit(cy) {
     cy.fit(undefined, 20);
+    if (cy.zoom() > MAX_FIT_ZOOM) {
+      cy.zoom(MAX_FIT_ZOOM);
+      cy.center();
+    }
   }
 
   function draw(box) {
@@ -142,6 +270,7 @@
       layout: LAYOUT,
       minZoom: 0.1, maxZoom: 3
     });
+    arrange(cy);
     fitHeight(canvas, cy);
     box.chainmapGraph = cy;
     box.setAttribute("data-drawn", "1");
@@ -164,13 +293,15 @@
         cy.elements().remove();
         cy.add(fresh);
         cy.layout(LAYOUT).run();
+        arrange(cy);
         fitHeight(canvas, cy);
         return;
       }
       fresh.forEach(function (e) { cy.getElementById(e.data.id).data(e.data); });
+      separateLabels(cy);  // new numbers, new label widths
     };
-    var fit = box.querySelector("button.fit");
-    if (fit) { fit.addEventListener("click", function () { cy.fit(undefined, 20); }); }
+    var refitButton = box.querySelector("button.fit");
+    if (refitButton) { refitButton.addEventListener("click", function () { fit(cy); }); }
     // Refit when the box's width changes (window resize, a scrollbar appearing as the
     // trace lists fill in); the height is ours to set, so it does not count.
     var lastWidth = canvas.clientWidth;
