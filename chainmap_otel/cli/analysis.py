@@ -26,7 +26,7 @@ import typer
 
 from chainmap_otel import config
 from chainmap_otel.cli.app import app, command, console, err_console, print_json, print_table
-from chainmap_otel.errors import QueryError, StoreLockedError
+from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
 
@@ -90,10 +90,6 @@ def opened_store(url: str | None) -> Iterator[Any]:
         store = open_store(url, create_database=False)
     except ValueError as exc:
         raise QueryError(str(exc)) from None
-    except StoreLockedError as exc:
-        raise QueryError(
-            f"{exc}; or read through its API with --server URL (chainmap serve prints it)"
-        ) from None
     try:
         problem = store.traces_location_problem()
         if problem is not None:
@@ -289,7 +285,7 @@ def critical_path_command(
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
     from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
-    check_limit("--sample-cap", sample_cap, SAMPLE_CAP_RANGE)
+    check_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
     if (trace_id is None) == (chain is None):
         raise QueryError("give either a TRACE_ID or --chain ID (not both)")
     if trace_id is not None:
@@ -452,12 +448,9 @@ def drift_command(
     server: str = SERVER,
 ) -> None:
     """Observed edges versus each chain's expected edges: new and missing."""
-    from chainmap_otel.analysis.drift import drift
+    from chainmap_otel.analysis.drift import drift, history_window
 
-    try:
-        lookback = read_window(history, until)
-    except QueryError as exc:
-        raise QueryError(str(exc).replace("--since", "--history")) from None
+    lookback = history_window(history, until)
     result = _read_json(
         store,
         chains,
@@ -515,7 +508,7 @@ def discover_command(
     from chainmap_otel.analysis.discovery import discover, proposals_yaml
     from chainmap_otel.analysis.timewindow import MIN_TRACES_RANGE, check_limit
 
-    check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
+    check_limit("min_traces", min_traces, MIN_TRACES_RANGE)
     client = serve_client(store, server, chains)
     if client is not None and save:
         raise QueryError(
