@@ -44,7 +44,7 @@ from chainmap_otel.analysis.membership import (
     tagged_chains_sql,
 )
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -210,11 +210,17 @@ def chain_subtree(spans: Sequence[SpanTiming], chain_id: str) -> list[SpanTiming
 
 
 def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
-    """``{"trace_id", "sections": [...]}`` for one stored trace; QueryError if unknown."""
+    """``{"trace_id", "sections": [...]}`` for one stored trace.
+
+    A malformed id is a ParameterError (``trace_id``), an unknown one a NotFoundError.
+    """
     wanted = trace_id.strip().lower()
     if not _TRACE_ID.match(wanted):
-        raise QueryError(
-            f"trace id {trace_id!r} is not 32 hex characters; copy it from X-Trace-ID or the trace view"
+        raise ParameterError(
+            "trace_id",
+            trace_id,
+            "32 hex characters",
+            "{name} {value} is not {allowed}; copy it from X-Trace-ID or the trace view",
         )
     window = ""
     params: dict[str, Any] = {}
@@ -231,8 +237,10 @@ def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
     sql = _SPANS_SQL.replace("{db}", store.database).replace("{window}", window)
     rows = store.query(sql, {**params, "trace_ids": [wanted]}).result_rows
     if not rows:
-        raise QueryError(
-            f"trace {wanted} not found in {store.url_for_display}; check the id and the store URL"
+        raise NotFoundError(
+            "trace",
+            wanted,
+            f"trace {wanted} not found in {store.url_for_display}; check the id and the store URL",
         )
     spans = _rows_to_timings(rows)[wanted]
     return {"trace_id": wanted, "sections": [s.to_json() for s in compute_sections(spans)]}

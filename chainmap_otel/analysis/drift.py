@@ -15,10 +15,19 @@ from typing import Any
 
 from chainmap_otel.analysis.impact import chain_subgraph
 from chainmap_otel.analysis.membership import require_chain
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import iso_time, topologies
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
+
+#: How far back a missing edge's last sighting is looked for, by default.
+DEFAULT_HISTORY = "7d"
+
+
+def history_window(history: str | None, until: str | None) -> TimeWindow:
+    """The ``history`` lookback ending at ``until``; a bad value is a ParameterError naming
+    ``history`` (or ``until``)."""
+    return parse_window(history or DEFAULT_HISTORY, until, parameters=("history", "until"))
 
 
 def drift(

@@ -22,7 +22,7 @@ import networkx as nx
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import Topology, topologies
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import CRITICALITIES, ChainCatalog, ChainDefinition
 
@@ -52,7 +52,7 @@ def chain_subgraph(chain: ChainDefinition, topo: Topology) -> tuple[nx.DiGraph, 
 def impact(
     store: TraceStore, catalog: ChainCatalog, window: TimeWindow, node: str
 ) -> dict[str, Any]:
-    """Chains reaching ``node`` in ``window``; QueryError when no chain's traffic shows it."""
+    """Chains reaching ``node`` in ``window``; NotFoundError when no trace shows it."""
     per_chain = topologies(store, catalog, window)
     hits: list[dict[str, Any]] = []
     for chain in catalog:
@@ -85,9 +85,11 @@ def impact(
         seen = per_chain[None].to_graph()
         if node not in seen:
             known = ", ".join(sorted(n for n in seen.nodes if n != "user")[:20]) or "none"
-            raise QueryError(
+            raise NotFoundError(
+                "node",
+                node,
                 f"node {node!r} appears in no trace of the window {window.to_json()['since']} .. "
-                f"{window.to_json()['until']}; nodes seen: {known}"
+                f"{window.to_json()['until']}; nodes seen: {known}",
             )
     statuses = {
         h["chain_id"]: h for h in health(store, catalog, window, [h["chain_id"] for h in hits])

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
@@ -301,14 +301,23 @@ GROUP BY TraceId"""
     return sql, params
 
 
-def require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
-    """The chain ``chain_id`` of ``catalog``, or a QueryError listing the known ids."""
+def require_chain(
+    catalog: ChainCatalog, chain_id: str, parameter: str | None = "chain"
+) -> ChainDefinition:
+    """The chain ``chain_id`` of ``catalog``, or a NotFoundError listing the known ids.
+
+    ``parameter`` is the parameter that named the chain (the analyses' ``chain`` filter);
+    None when the caller knows better (a chain id in a URL path).
+    """
     chain = catalog.get(chain_id)
     if chain is None:
         known = ", ".join(catalog.ids) or "none"
-        raise QueryError(
+        raise NotFoundError(
+            "chain",
+            chain_id,
             f"unknown chain id {chain_id!r} in {catalog.source or 'the chain catalog'}; "
-            f"known ids: {known}"
+            f"known ids: {known}",
+            parameter,
         )
     return chain
 

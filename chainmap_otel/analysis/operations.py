@@ -23,7 +23,7 @@ from typing import Any
 from chainmap_otel.analysis.health import SERIES_POINTS, observed_window, series_steps
 from chainmap_otel.analysis.membership import classify_expression, require_chain
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, check_limit
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -109,6 +109,7 @@ def chain_operations(
     points: int = SERIES_POINTS,
 ) -> ChainOperations:
     """RED of each operation of chain ``chain_id`` in ``window``, the busiest ``limit`` first."""
+    check_limit("limit", limit, LIMIT_RANGE)
     chain = require_chain(catalog, chain_id)
     classify, params = classify_expression(ChainCatalog((chain,), catalog.source))
     start, step, count = series_steps(window, points)

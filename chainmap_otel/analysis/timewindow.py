@@ -1,7 +1,7 @@
-"""Analysis time windows: ``--since``/``--until`` as ISO-8601 instants or relative ages.
+"""Analysis time windows: ``since``/``until`` as ISO-8601 instants or relative ages.
 
 Relative values (``30s``, ``15m``, ``2h``, ``7d``, ``1w``) count back from now (a relative
-``--since`` with an ISO-8601 ``--until`` counts back from that instant); an ISO-8601 value
+``since`` with an ISO-8601 ``until`` counts back from that instant); an ISO-8601 value
 without a zone is UTC. A window that does not start before it ends is an error. The default window is the last hour. Every
 window is closed-open ``[start, end)`` and held in UTC nanoseconds, which is what
 the SQL binds (``fromUnixTimestamp64Nano``), so a window means the same on a
@@ -9,9 +9,11 @@ ClickHouse server in any time zone.
 
 Every input is bounded, so no request can overflow a date or ask for unbounded work:
 instants lie in ``DateTime64(9)``'s range (1970-01-01 .. 2262-04-11), relative ages and
-window lengths are at most ``MAX_WINDOW_DAYS``, and count limits (``--sample-cap``,
-``--min-traces``) are checked by :func:`check_limit` against the ranges below. A value
-out of range is a :class:`QueryError` naming the option and the allowed range.
+window lengths are at most ``MAX_WINDOW_DAYS``, and count limits (``sample_cap``,
+``min_traces``) are checked by :func:`check_limit` against the ranges below. A value
+out of range is a :class:`~chainmap_otel.errors.ParameterError` carrying the parameter's
+logical name, the value and the allowed range; the CLI names its flag, the API its query
+parameter.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import ParameterError
 
 DEFAULT_SINCE = "1h"
 #: Longest window and oldest relative age, in days (ten years and a bit).
@@ -38,11 +40,13 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2262, 4, 11, tzinfo=UTC)
 
 
-def check_limit(option: str, value: int, allowed: tuple[int, int]) -> int:
-    """``value`` if it lies in ``allowed`` (inclusive); else a QueryError naming ``option``."""
+def check_limit(parameter: str, value: int, allowed: tuple[int, int]) -> int:
+    """``value`` if it lies in ``allowed`` (inclusive); else a ParameterError for ``parameter``."""
     low, high = allowed
     if not low <= value <= high:
-        raise QueryError(f"{option}={value} is out of range: use {low} to {high}")
+        raise ParameterError(
+            parameter, value, f"{low} to {high}", "{name}={value} is out of range: use {allowed}"
+        )
     return value
 
 
@@ -101,69 +105,97 @@ def relative_seconds(text: str) -> float | None:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
 
 
-def parse_instant(text: str, option: str, now: datetime) -> datetime:
-    """A relative age (``2h`` = two hours before ``now``), ``now``, or an ISO-8601 instant."""
+#: What a window bound may be, as errors say it.
+_TIME_FORMS = (
+    "a relative age like 30s, 15m, 2h, 7d or an ISO-8601 instant like 2025-01-31T12:00:00Z"
+)
+
+
+def parse_instant(text: str, parameter: str, now: datetime) -> datetime:
+    """A relative age (``2h`` = two hours before ``now``), ``now``, or an ISO-8601 instant;
+    a ParameterError for ``parameter`` otherwise."""
     value = text.strip()
     if value.lower() == "now":
         return now
-    shown = value if len(value) <= 40 else value[:37] + "..."
     seconds = relative_seconds(value)
     if seconds is not None:
         if seconds > _MAX_WINDOW_S:
-            raise QueryError(
-                f"{option} {shown!r} reaches too far back: use at most {MAX_WINDOW_DAYS}d"
+            raise ParameterError(
+                parameter,
+                value,
+                f"at most {MAX_WINDOW_DAYS}d",
+                "{name} {value} reaches too far back: use {allowed}",
             )
         return now - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise QueryError(
-            f"{option} {shown!r} is not a time: use a relative age like 30s, 15m, 2h, 7d "
-            "or an ISO-8601 instant like 2025-01-31T12:00:00Z"
+        raise ParameterError(
+            parameter, value, _TIME_FORMS, "{name} {value} is not a time: use {allowed}"
         ) from None
     moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if not _EARLIEST <= moment <= _LATEST:
-        raise QueryError(
-            f"{option} {shown!r} is outside the stored time range: use an instant "
-            "between 1970-01-01 and 2262-04-11"
+        raise ParameterError(
+            parameter,
+            value,
+            "an instant between 1970-01-01 and 2262-04-11",
+            "{name} {value} is outside the stored time range: use {allowed}",
         )
     return moment
 
 
 def parse_window(
-    since: str | None = None, until: str | None = None, now: datetime | None = None
+    since: str | None = None,
+    until: str | None = None,
+    now: datetime | None = None,
+    parameters: tuple[str, str] = ("since", "until"),
 ) -> TimeWindow:
-    """The window ``[since, until)``; defaults: the last hour up to now. Raises QueryError."""
+    """The window ``[since, until)``; defaults: the last hour up to now.
+
+    A bad bound raises ParameterError naming it by ``parameters`` (the logical names of
+    the start and the end: drift's lookback starts at ``history``).
+    """
+    start_name, end_name = parameters
     current = now or datetime.now(tz=UTC)
     if current.tzinfo is None:
         current = current.replace(tzinfo=UTC)
-    end = parse_instant(until, "--until", current) if until else current
-    start = parse_instant(since or DEFAULT_SINCE, "--since", current)
+    end = parse_instant(until, end_name, current) if until else current
+    start = parse_instant(since or DEFAULT_SINCE, start_name, current)
     relative_until = until is not None and relative_seconds(until) is not None
     if since and relative_seconds(since) is not None and until and not relative_until:
-        # "--since 15m --until T" reads as the 15 minutes before the instant T; two relative
-        # ages ("--since 2h --until 1h") both count back from now.
+        # "since 15m, until T" reads as the 15 minutes before the instant T; two relative
+        # ages ("since 2h, until 1h") both count back from now.
         start = end - (current - start)
+    bounds = {end_name: until or "now"}
     if start < _EARLIEST:
-        raise QueryError(
-            f"--since {since!r} with --until {until!r} starts before 1970-01-01: "
-            "use a shorter window"
+        raise ParameterError(
+            start_name,
+            since,
+            "a shorter window",
+            "{name} {value} with {related} starts before 1970-01-01: use {allowed}",
+            bounds,
         )
     start_ns, end_ns = _to_ns(start), _to_ns(end)
     if end_ns - start_ns > _MAX_WINDOW_S * _NS:
-        raise QueryError(
-            f"--since {since or DEFAULT_SINCE!r} .. --until {until or 'now'!r} spans more than "
-            f"{MAX_WINDOW_DAYS} days: use a shorter window"
+        raise ParameterError(
+            start_name,
+            since or DEFAULT_SINCE,
+            f"a window of at most {MAX_WINDOW_DAYS} days",
+            f"{{name}} {{value}} .. {{related}} spans more than {MAX_WINDOW_DAYS} days: "
+            "use {allowed}",
+            bounds,
         )
     if start_ns >= end_ns:
         hint = (
-            f"; --since {since} is {since} ago and --until {until} is {until} ago, so --since "
-            "needs the larger age"
+            "; both are ages counted back from now, so {name} needs the larger one"
             if relative_until and since and relative_seconds(since) is not None
             else ""
         )
-        raise QueryError(
-            f"--since {since or DEFAULT_SINCE!r} is not before --until {until or 'now'!r}: "
-            f"the window must start before it ends{hint}"
+        raise ParameterError(
+            start_name,
+            since or DEFAULT_SINCE,
+            "a start before the end",
+            "{name} {value} is not before {related}: the window must start before it ends" + hint,
+            bounds,
         )
     return TimeWindow(start_ns, end_ns)

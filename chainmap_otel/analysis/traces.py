@@ -26,7 +26,7 @@ JSON: ``docs/json-contract.md`` (checked against the real output by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from chainmap_otel.analysis.rollups.traces import SLACK_NS, analysis_watermark, 
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import iso_time
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -80,14 +80,6 @@ SUMMARY_COLUMNS = Columns(
 )
 _ORDER_SQL = {"start": "TraceStart", "duration": "DurationNs"}
 
-#: Turns a parameter's name into how the caller's surface spells it (``--min-duration-ms``
-#: on the CLI, ``query parameter min_duration_ms`` in the API).
-ParameterName = Callable[[str], str]
-
-
-def _plain(name: str) -> str:
-    return name
-
 
 @dataclass(frozen=True)
 class TraceQuery:
@@ -116,25 +108,39 @@ class TraceQuery:
         attr: Sequence[str] = (),
         order: str | None = None,
         limit: str | int | None = None,
-        name: ParameterName = _plain,
     ) -> TraceQuery:
-        """Check every filter; a bad one raises QueryError naming it (through ``name``)."""
+        """Check every filter; a bad one raises ParameterError naming it."""
         for key, text in (("chain", chain), ("service", service), ("operation", operation)):
             if text is not None and (not text.strip() or len(text) > MAX_TEXT):
-                raise QueryError(
-                    f"{name(key)} {text[:40]!r} must be 1-{MAX_TEXT} characters; leave it out "
-                    "to match every trace"
+                raise ParameterError(
+                    key,
+                    text,
+                    f"1-{MAX_TEXT} characters",
+                    "{name} {value} must be {allowed}; leave it out to match every trace",
                 )
         if status is not None and status.lower() not in STATUSES:
-            raise QueryError(f"{name('status')} {status!r} is not supported; use error or ok")
+            raise ParameterError(
+                "status",
+                status,
+                " or ".join(STATUSES),
+                "{name} {value} is not supported; use {allowed}",
+            )
         if order is not None and order.lower() not in ORDERS:
-            raise QueryError(f"{name('order')} {order!r} is not supported; use start or duration")
-        low = _duration(min_duration_ms, "min_duration_ms", name)
-        high = _duration(max_duration_ms, "max_duration_ms", name)
+            raise ParameterError(
+                "order",
+                order,
+                " or ".join(ORDERS),
+                "{name} {value} is not supported; use {allowed}",
+            )
+        low = _duration(min_duration_ms, "min_duration_ms")
+        high = _duration(max_duration_ms, "max_duration_ms")
         if low is not None and high is not None and low > high:
-            raise QueryError(
-                f"{name('min_duration_ms')} {low:g} is above {name('max_duration_ms')} {high:g}: "
-                "no trace can match; swap them"
+            raise ParameterError(
+                "min_duration_ms",
+                low,
+                "at most the maximum",
+                "{name} {value} is above {related}: no trace can match; swap them",
+                {"max_duration_ms": high},
             )
         return cls(
             chain=chain,
@@ -143,13 +149,13 @@ class TraceQuery:
             status=status.lower() if status is not None else None,
             min_duration_ms=low,
             max_duration_ms=high,
-            attributes=_attributes(attr, name),
+            attributes=_attributes(attr),
             order=order.lower() if order is not None else "start",
-            limit=_limit(limit, name),
+            limit=_limit(limit),
         )
 
 
-def _duration(value: str | float | None, key: str, name: ParameterName) -> float | None:
+def _duration(value: str | float | None, key: str) -> float | None:
     if value is None or value == "":
         return None
     try:
@@ -157,11 +163,13 @@ def _duration(value: str | float | None, key: str, name: ParameterName) -> float
     except ValueError:
         number = float("nan")
     if not 0 <= number < 1e12:
-        raise QueryError(f"{name(key)} {value!r} must be a number of milliseconds, 0 or more")
+        raise ParameterError(
+            key, value, "a number of milliseconds, 0 or more", "{name} {value} must be {allowed}"
+        )
     return number
 
 
-def _limit(value: str | int | None, name: ParameterName) -> int:
+def _limit(value: str | int | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
     try:
@@ -169,20 +177,30 @@ def _limit(value: str | int | None, name: ParameterName) -> int:
     except ValueError:
         number = 0
     if not 1 <= number <= MAX_LIMIT:
-        raise QueryError(f"{name('limit')} {value!r} must be a whole number from 1 to {MAX_LIMIT}")
+        raise ParameterError(
+            "limit",
+            value,
+            f"a whole number from 1 to {MAX_LIMIT}",
+            "{name} {value} must be {allowed}",
+        )
     return number
 
 
-def _attributes(values: Sequence[str], name: ParameterName) -> tuple[tuple[str, str], ...]:
+def _attributes(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     if len(values) > MAX_ATTRS:
-        raise QueryError(f"{name('attr')} is given {len(values)} times; at most {MAX_ATTRS}")
+        raise ParameterError(
+            "attr", len(values), f"at most {MAX_ATTRS}", "{name} is given {value} times; {allowed}"
+        )
     pairs = []
     for text in values:
         key, sep, value = text.partition("=")
         if not sep or not key.strip() or len(key) > MAX_TEXT or len(value) > MAX_TEXT:
-            raise QueryError(
-                f"{name('attr')} {text[:80]!r} is not key=value (e.g. http.route=/orders, "
-                f"up to {MAX_TEXT} characters each)"
+            raise ParameterError(
+                "attr",
+                text[:80],
+                f"key=value, up to {MAX_TEXT} characters each",
+                "{name} {value} is not key=value (e.g. http.route=/orders, up to "
+                f"{MAX_TEXT} characters each)",
             )
         pairs.append((key.strip(), value))
     return tuple(pairs)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from chainmap_otel import config
-from chainmap_otel.cli.app import app, command, console, err_console, print_json, print_table
-from chainmap_otel.errors import QueryError, StoreLockedError
+from chainmap_otel.cli.app import app, command, console, err_console, fail, print_json, print_table
+from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
 
@@ -81,27 +81,28 @@ def load_chains(path: Path | None) -> ChainCatalog:
     return load_catalog(path if path is not None else default_catalog_path())
 
 
-@contextmanager
-def opened_store(url: str | None) -> Iterator[Any]:
-    """The store, checked to hold spans; a bad URL or an empty store is a QueryError."""
+def open_existing_store(url: str | None) -> TraceStore:
+    """The store at ``url`` (never created by a read); a malformed URL ends the command."""
     from chainmap_otel.storage.store import open_store
 
     try:
-        store = open_store(url, create_database=False)
+        return open_store(url, create_database=False)
     except ValueError as exc:
-        raise QueryError(str(exc)) from None
-    except StoreLockedError as exc:
-        raise QueryError(
-            f"{exc}; or read through its API with --server URL (chainmap serve prints it)"
-        ) from None
+        fail(str(exc))
+
+
+@contextmanager
+def opened_store(url: str | None) -> Iterator[Any]:
+    """The store, checked to hold spans analysis can read (a QueryError saying why not)."""
+    store = open_existing_store(url)
     try:
         problem = store.traces_location_problem()
-        if problem is not None:
-            raise QueryError(problem)
-        if not store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0]:
-            raise QueryError(
+        if problem is None and not store.holds_spans():
+            problem = (
                 f"the store {store.url_for_display} holds no spans yet: send traces to it first"
             )
+        if problem is not None:
+            raise QueryError(problem)
         yield store.with_query_timeout(config.env_float(config.CHAINMAP_QUERY_TIMEOUT_S))
     finally:
         store.close()
@@ -133,26 +134,21 @@ def _read_json(
     chains: Path | None,
     since: str | None,
     until: str | None,
-    format: ReadFormat,
     compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
-    server: str | None = None,
-    api: tuple[str, dict[str, Any]] | None = None,
-) -> dict[str, Any] | None:
-    """Run one analysis (or GET ``api`` = (path, params) from the serve API); print it as
-    JSON and return None with ``--format json``."""
-    client = serve_client(store, server, chains) if api is not None else None
-    if client is not None and api is not None:
+    server: str | None,
+    api: tuple[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The JSON of one analysis: computed on the store, or GET ``api`` = (path, params)
+    from the serve API that holds it."""
+    client = serve_client(store, server, chains)
+    if client is not None:
         read_window(since, until)
         result: dict[str, Any] = client.get_json(api[0], {**api[1], "since": since, "until": until})
-    else:
-        catalog = load_chains(chains)
-        window = read_window(since, until)
-        with opened_store(store) as trace_store:
-            result = compute(trace_store, catalog, window)
-    if format is ReadFormat.json:
-        print_json(result)
-        return None
-    return result
+        return result
+    catalog = load_chains(chains)
+    window = read_window(since, until)
+    with opened_store(store) as trace_store:
+        return compute(trace_store, catalog, window)
 
 
 def _topology_from_json(data: dict[str, Any]) -> Topology:
@@ -210,7 +206,7 @@ def topology_command(
 
     client = serve_client(store, server, chains)
     if client is not None and servicegraph_compat:
-        raise QueryError(
+        fail(
             f"--servicegraph-compat applies to reads of the store itself; chainmap serve at "
             f"{client.url} names nodes by its own CHAINMAP_SERVICEGRAPH_* settings"
         )
@@ -289,9 +285,9 @@ def critical_path_command(
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
     from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
-    check_limit("--sample-cap", sample_cap, SAMPLE_CAP_RANGE)
+    check_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
     if (trace_id is None) == (chain is None):
-        raise QueryError("give either a TRACE_ID or --chain ID (not both)")
+        fail("give either a TRACE_ID or --chain ID (not both)")
     if trace_id is not None:
         client = serve_client(store, server, None)
         if client is not None:
@@ -326,7 +322,6 @@ def critical_path_command(
         chains,
         since,
         until,
-        format,
         lambda s, c, w: chain_critical_path(s, c, chain, w, sample_cap).to_json(),
         server,
         (
@@ -334,7 +329,8 @@ def critical_path_command(
             {"sample_cap": sample_cap},
         ),
     )
-    if aggregate is None:
+    if format is ReadFormat.json:
+        print_json(aggregate)
         return
     for key, title in (("all", "all traces"), ("slowest_5pct", "slowest 5 %")):
         rows = [
@@ -367,12 +363,12 @@ def health_command(
         chains,
         since,
         until,
-        format,
         lambda s, c, w: health_json(s, c, w, chain),
         server,
         (f"{CHAIN_API}/health", {"chain": chain}),
     )
-    if result is None:
+    if format is ReadFormat.json:
+        print_json(result)
         return
     rows = []
     for h in result["chains"]:
@@ -419,12 +415,12 @@ def impact_command(
         chains,
         since,
         until,
-        format,
         lambda s, c, w: impact(s, c, w, node),
         server,
         (f"{CHAIN_API}/impact/{urllib.parse.quote(node, safe='')}", {}),
     )
-    if result is None:
+    if format is ReadFormat.json:
+        print_json(result)
         return
     rows = [
         (c["chain_id"], c["criticality"], c["relation"], c["status"], " -> ".join(c["path"]))
@@ -452,23 +448,20 @@ def drift_command(
     server: str = SERVER,
 ) -> None:
     """Observed edges versus each chain's expected edges: new and missing."""
-    from chainmap_otel.analysis.drift import drift
+    from chainmap_otel.analysis.drift import drift, history_window
 
-    try:
-        lookback = read_window(history, until)
-    except QueryError as exc:
-        raise QueryError(str(exc).replace("--since", "--history")) from None
+    lookback = history_window(history, until)
     result = _read_json(
         store,
         chains,
         since,
         until,
-        format,
         lambda s, c, w: drift(s, c, w, chain, lookback),
         server,
         (f"{CHAIN_API}/drift", {"chain": chain, "history": history}),
     )
-    if result is None:
+    if format is ReadFormat.json:
+        print_json(result)
         return
     rows = []
     for c in result["chains"]:
@@ -515,10 +508,10 @@ def discover_command(
     from chainmap_otel.analysis.discovery import discover, proposals_yaml
     from chainmap_otel.analysis.timewindow import MIN_TRACES_RANGE, check_limit
 
-    check_limit("--min-traces", min_traces, MIN_TRACES_RANGE)
+    check_limit("min_traces", min_traces, MIN_TRACES_RANGE)
     client = serve_client(store, server, chains)
     if client is not None and save:
-        raise QueryError(
+        fail(
             f"--save clusters the store itself; chainmap serve at {client.url} holds it: stop "
             "it, or save from its API's proposals with `chainmap discover --format yaml -o FILE` "
             "and `chainmap registry push FILE`"
@@ -602,15 +595,10 @@ def rollup_refresh(store: str = STORE, chains: Path = CHAINS) -> None:
     (backfills on first use); reads never do this."""
     from chainmap_otel.analysis.rollups.refresh import refresh_rollups
     from chainmap_otel.cli.app import friendly_errors
-    from chainmap_otel.storage.store import open_store
 
     with friendly_errors():
         catalog = load_chains(chains)
-        try:
-            trace_store = open_store(store, create_database=False)
-        except ValueError as exc:
-            raise QueryError(str(exc)) from None
-        with trace_store:
+        with open_existing_store(store) as trace_store:
             report = refresh_rollups(
                 trace_store, catalog, progress=lambda line: console.print(line, highlight=False)
             )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 try:
     import typer
@@ -21,7 +22,15 @@ except ImportError:  # pragma: no cover - the light runtime has no CLI extras
 
     sys.exit(f"chainmap: the command line needs its extras: {install_hint('cli')}")
 
-from chainmap_otel.errors import EXTRA_OF_MODULE, ChainDefinitionError, ChainmapError, install_hint
+from chainmap_otel.errors import (
+    EXTRA_OF_MODULE,
+    ChainDefinitionError,
+    ChainmapError,
+    NotFoundError,
+    ParameterError,
+    StoreLockedError,
+    install_hint,
+)
 
 app = typer.Typer(
     name="chainmap",
@@ -98,21 +107,52 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     print_error(message)
     raise typer.Exit(code)
 
 
+def declared_flags(func: Callable[..., Any]) -> dict[str, str]:
+    """A command's parameters as its user types them, from its typer declarations:
+    ``sample_cap`` -> ``--sample-cap``, the argument ``trace_id`` -> ``TRACE_ID``."""
+    flags = {}
+    for name, parameter in inspect.signature(func).parameters.items():
+        declared = parameter.default
+        if isinstance(declared, typer.models.OptionInfo):
+            long = [d for d in declared.param_decls or () if d.startswith("--")]
+            flags[name] = long[0] if long else _implied_flag(name)
+        elif isinstance(declared, typer.models.ArgumentInfo):
+            flags[name] = declared.metavar or name.upper()
+    return flags
+
+
+def _implied_flag(parameter: str) -> str:
+    return "--" + parameter.replace("_", "-")
+
+
 @contextmanager
-def friendly_errors(command: str | None = None) -> Iterator[None]:
-    """Turn library errors into one line (or one line per problem) and exit 1; ``command``
-    (its name) lets a missing extra name the extra the whole command needs."""
+def friendly_errors(
+    flags: Mapping[str, str] | None = None, command: str | None = None
+) -> Iterator[None]:
+    """Turn library errors into one line (or one line per problem) and exit 1.
+
+    A parameter the library names is shown as the command spells it (``flags``, from
+    :func:`declared_flags`; else the flag its name implies); a locked embedded store
+    points commands that can read through ``chainmap serve`` at ``--server``; a missing
+    extra names the extra the whole ``command`` needs.
+    """
+    flags = flags or {}
     try:
         yield
     except ChainDefinitionError as exc:
         for problem in exc.problems:
             print_error(problem)
         raise typer.Exit(1) from None
+    except (ParameterError, NotFoundError) as exc:
+        fail(exc.describe(lambda name: flags.get(name) or _implied_flag(name)))
+    except StoreLockedError as exc:
+        hint = "; or read through its API with --server URL (chainmap serve prints it)"
+        fail(f"{exc}{hint if 'server' in flags else ''}")
     except ChainmapError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -136,20 +176,24 @@ def missing_extra_message(module: str, command: str | None) -> str:
     return f"{what} needs the '{extra}' extra ({module} is not installed): {install_hint(extra)}"
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``app.command`` whose body runs inside :func:`friendly_errors`."""
+def command(
+    *args: Any, on: typer.Typer = app, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``on.command`` (default the top-level app) whose body runs inside
+    :func:`friendly_errors`, naming parameters by the command's own flags."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         import functools
 
         name = args[0] if args else func.__name__.replace("_", "-")
+        flags = declared_flags(func)
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            with friendly_errors(name):
+            with friendly_errors(flags, name):
                 return func(*a, **kw)
 
-        return app.command(*args, **kwargs)(wrapper)
+        return on.command(*args, **kwargs)(wrapper)
 
     return decorate
 

@@ -21,7 +21,6 @@ from chainmap_otel.cli.analysis import (
     serve_client,
 )
 from chainmap_otel.cli.app import OutputFormat, command, print_json, print_table
-from chainmap_otel.errors import QueryError
 
 #: Eight heights of a one-line sparkline.
 _BARS = "▁▂▃▄▅▆▇█"
@@ -52,10 +51,9 @@ def operations_command(
 ) -> None:
     """Rate, errors and latency of each operation run as part of a chain (RED per operation)."""
     from chainmap_otel.analysis.operations import LIMIT_RANGE, chain_operations
+    from chainmap_otel.analysis.timewindow import check_limit
 
-    low, high = LIMIT_RANGE
-    if not low <= limit <= high:
-        raise QueryError(f"--limit {limit} must be between {low} and {high}")
+    check_limit("limit", limit, LIMIT_RANGE)  # also before asking a serve
     client = serve_client(store, server, chains)
     if client is not None:
         path = f"{CHAIN_API}/{urllib.parse.quote(chain, safe='')}/operations"

@@ -66,19 +66,8 @@ def opened_registry(url: str | None) -> Iterator[ChainRegistry]:
 
 
 def _command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``registry_app.command`` whose body runs inside :func:`friendly_errors`."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        import functools
-
-        @functools.wraps(func)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            with friendly_errors():
-                return func(*a, **kw)
-
-        return registry_app.command(name)(wrapper)
-
-    return decorate
+    """A ``chainmap registry`` command whose body runs inside :func:`friendly_errors`."""
+    return command(name, on=registry_app)
 
 
 @_command("migrate")

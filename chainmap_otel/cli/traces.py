@@ -26,18 +26,6 @@ from chainmap_otel.cli.analysis import (
 )
 from chainmap_otel.cli.app import command, print_json, print_table
 
-_OPTION_NAMES = {
-    "chain": "--chain",
-    "service": "--service",
-    "operation": "--operation",
-    "status": "--status",
-    "min_duration_ms": "--min-duration-ms",
-    "max_duration_ms": "--max-duration-ms",
-    "attr": "--attr",
-    "order": "--order",
-    "limit": "--limit",
-}
-
 
 @command("traces")
 def traces_command(
@@ -74,7 +62,6 @@ def traces_command(
         attr=attr,
         order=order,
         limit=limit,
-        name=_OPTION_NAMES.__getitem__,
     )
     client = serve_client(store, server, chains)
     result: dict[str, Any]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError, QueryError
 from chainmap_otel.registry.chains import ChainRegistry, StoredChain
 from chainmap_otel.registry.postgres import RegistryDatabase
 
@@ -68,9 +68,11 @@ def accept_candidate(
             (candidate_id,),
         ).fetchone()
     if row is None:
-        raise QueryError(
+        raise NotFoundError(
+            "discovery candidate",
+            str(candidate_id),
             f"no discovery candidate {candidate_id}; `chainmap discover --save` saves them "
-            "and prints their ids"
+            "and prints their ids",
         )
     if row[1] == "accepted":
         raise QueryError(f"discovery candidate {candidate_id} was already accepted")

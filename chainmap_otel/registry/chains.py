@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from chainmap_otel.errors import ChainDefinitionError, QueryError, RegistryConflictError
+from chainmap_otel.errors import ChainDefinitionError, NotFoundError, RegistryConflictError
 from chainmap_otel.registry.postgres import RegistryDatabase
 from chainmap_otel.tagging.chainsfile import plain_data
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, parse_document
@@ -163,9 +163,11 @@ class ChainRegistry:
                 _SELECT + " WHERE v.chain_id = %s ORDER BY v.version", (chain_id,)
             ).fetchall()
         if not rows:
-            raise QueryError(
+            raise NotFoundError(
+                "chain",
+                chain_id,
                 f"chain {chain_id!r} has no versions in the registry; "
-                "`chainmap registry list` shows the chains it holds"
+                "`chainmap registry list` shows the chains it holds",
             )
         return [_row(r) for r in rows]
 
@@ -173,9 +175,11 @@ class ChainRegistry:
         for stored in self.history(chain_id):
             if stored.version == version:
                 return stored
-        raise QueryError(
+        raise NotFoundError(
+            "chain version",
+            f"{chain_id}@{version}",
             f"chain {chain_id!r} has no version {version}; "
-            f"`chainmap registry history {chain_id}` lists its versions"
+            f"`chainmap registry history {chain_id}` lists its versions",
         )
 
     def pull(self) -> str:
@@ -337,9 +341,11 @@ class ChainRegistry:
     def _require_current(self, conn: Any, chain_id: str) -> int:
         current = self._current_version(conn, chain_id)
         if current is None:
-            raise QueryError(
+            raise NotFoundError(
+                "chain",
+                chain_id,
                 f"unknown chain id {chain_id!r} in the registry; "
-                "`chainmap registry list` (or GET /api/v1/chains) lists them"
+                "`chainmap registry list` (or GET /api/v1/chains) lists them",
             )
         return current
 

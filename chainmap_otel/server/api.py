@@ -30,6 +30,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.timewindow import (
     MIN_TRACES_RANGE,
     SAMPLE_CAP_RANGE,
@@ -38,7 +39,13 @@ from chainmap_otel.analysis.timewindow import (
     parse_window,
 )
 from chainmap_otel.analysis.topology import Topology
-from chainmap_otel.errors import QueryError, QueryTimeoutError, StoreError
+from chainmap_otel.errors import (
+    NotFoundError,
+    ParameterError,
+    QueryError,
+    QueryTimeoutError,
+    StoreError,
+)
 from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.server.registry_api import add_registry_fields, operations_health
 from chainmap_otel.storage.store import TraceStore
@@ -52,20 +59,20 @@ from chainmap_otel.tagging.definitions import (
 __all__ = [
     "API_PREFIX",
     "TOPOLOGY_FORMATS",
-    "api_limit",
     "api_router",
     "chain_detail",
     "chain_list",
     "health_router",
     "install_api",
+    "parameter_name",
     "parse_api_window",
     "resolve_catalog",
+    "restored_plus",
     "translated_errors",
 ]
 
 API_PREFIX = "/api/v1/chains"
 TOPOLOGY_FORMATS = ("json", "mermaid", "grafana", "dot")
-_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 # "+" in a query string arrives as a space: "...T12:00:00 00:00" meant "+00:00".
 _LOST_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
@@ -80,15 +87,34 @@ def resolve_catalog(chains: ChainCatalog | str | Path | None) -> ChainCatalog:
 # --------------------------------------------------------------------------- errors
 
 
-@contextmanager
-def translated_errors(not_found: bool = False) -> Iterator[None]:
-    """Library errors as HTTP errors: StoreError -> 503, QueryError -> 400 (404 if ``not_found``).
+#: Parameters that are segments of the URL path; every other one is a query parameter.
+_PATH_PARAMETERS = frozenset({"chain_id", "node", "trace_id"})
+#: Where a client finds the ids of a kind that was not found.
+_LISTED_BY = {"chain": f"GET {API_PREFIX} lists them"}
 
+
+def parameter_name(parameter: str) -> str:
+    """How the API names a library parameter: ``query parameter since``, or ``trace_id``
+    for a path segment."""
+    return parameter if parameter in _PATH_PARAMETERS else f"query parameter {parameter}"
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Library errors as HTTP errors, parameters named as the API names them.
+
+    ParameterError and other QueryErrors -> 400, NotFoundError -> 404, StoreError -> 503.
     A query stopped by ``CHAINMAP_QUERY_TIMEOUT_S`` is a 504: the store is up, the
     request asked for more work than it may do.
     """
     try:
         yield
+    except ParameterError as exc:
+        raise HTTPException(400, exc.describe(parameter_name)) from None
+    except NotFoundError as exc:
+        listed = _LISTED_BY.get(exc.kind)
+        detail = exc.describe(parameter_name) + (f" ({listed})" if listed else "")
+        raise HTTPException(404, detail) from None
     except QueryTimeoutError as exc:
         raise HTTPException(504, str(exc)) from None
     except StoreError as exc:
@@ -105,38 +131,27 @@ def translated_errors(not_found: bool = False) -> Iterator[None]:
             "(CHAINMAP_CLICKHOUSE_URL) and the schema applied (chainmap schema apply)",
         ) from None
     except QueryError as exc:
-        raise HTTPException(404 if not_found else 400, str(exc)) from None
-
-
-def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
-    """``parse_window`` with the CLI's option names replaced by the query parameter names."""
-    fixed = [_LOST_PLUS.sub(r"+\1", v.strip()) if v else v for v in (since, until)]
-    try:
-        return parse_window(fixed[0], fixed[1])
-    except QueryError as exc:
-        message = str(exc).replace("--since", "query parameter since")
-        message = message.replace("--until", "query parameter until")
-        raise HTTPException(400, message) from None
-
-
-def api_limit(name: str, value: int, allowed: tuple[int, int]) -> int:
-    """``check_limit`` for query parameter ``name``: a 400 naming it and the allowed range."""
-    try:
-        return check_limit(f"query parameter {name}", value, allowed)
-    except QueryError as exc:
         raise HTTPException(400, str(exc)) from None
 
 
-def _require_chain(catalog: ChainCatalog, chain_id: str) -> ChainDefinition:
-    chain = catalog.get(chain_id)
-    if chain is None:
-        known = ", ".join(catalog.ids) or "none"
-        raise HTTPException(
-            404,
-            f"unknown chain id {chain_id!r} in {catalog.source or 'the chain catalog'}; "
-            f"known ids: {known} (GET {API_PREFIX} lists them)",
-        )
-    return chain
+def restored_plus(value: str | None) -> str | None:
+    """A time from a query string with the ``+`` of its zone offset back (``+`` arrives as
+    a space)."""
+    return _LOST_PLUS.sub(r"+\1", value.strip()) if value else value
+
+
+def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
+    """``parse_window`` on the query parameters; a bad one is a 400 naming it."""
+    with translated_errors():
+        return parse_window(restored_plus(since), restored_plus(until))
+
+
+def _require_chain(
+    catalog: ChainCatalog, chain_id: str, parameter: str | None = None
+) -> ChainDefinition:
+    """The chain (of the path, or of query ``parameter``); else a 404 listing the known ids."""
+    with translated_errors():
+        return require_chain(catalog, chain_id, parameter)
 
 
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -157,7 +172,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     for error in exc.errors():
         where = [str(p) for p in error.get("loc", ()) if p not in ("query", "path")]
         value = error.get("input")
-        parts.append(f"query parameter {'.'.join(where)}={value!r}: {error.get('msg', 'invalid')}")
+        name = parameter_name(".".join(where))
+        parts.append(f"{name}={value!r}: {error.get('msg', 'invalid')}")
     return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=400)
 
 
@@ -291,7 +307,7 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.health import health_json
 
         if chain is not None:
-            _require_chain(_catalog(request), chain)
+            _require_chain(_catalog(request), chain, "chain")
         window = parse_api_window(since, until)
         with translated_errors():
             return health_json(_store(request), _catalog(request), window, chain)
@@ -304,18 +320,13 @@ def api_router() -> APIRouter:
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
-        from chainmap_otel.analysis.drift import drift
+        from chainmap_otel.analysis.drift import drift, history_window
 
         if chain is not None:
-            _require_chain(_catalog(request), chain)
+            _require_chain(_catalog(request), chain, "chain")
         window = parse_api_window(since, until)
-        try:
-            lookback = parse_api_window(history, until)
-        except HTTPException as exc:
-            raise HTTPException(
-                400, str(exc.detail).replace("query parameter since", "query parameter history")
-            ) from None
         with translated_errors():
+            lookback = history_window(restored_plus(history), restored_plus(until))
             return drift(_store(request), _catalog(request), window, chain, lookback)
 
     @router.get("/discover", summary="Chain proposals for recurring uncovered traces")
@@ -329,7 +340,8 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.discovery import discover, proposals_yaml
 
         _require_choice("format", format, ("json", "yaml"))
-        api_limit("min_traces", min_traces, MIN_TRACES_RANGE)
+        with translated_errors():
+            check_limit("min_traces", min_traces, MIN_TRACES_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             found = discover(_store(request), _catalog(request), window, min_traces)
@@ -344,20 +356,14 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.impact import impact
 
         window = parse_api_window(since, until)
-        with translated_errors(not_found=True):
+        with translated_errors():
             return impact(_store(request), _catalog(request), window, node)
 
     @router.get("/traces/{trace_id}/critical-path", summary="Critical path of one trace")
     def trace_critical_path(request: Request, trace_id: str) -> dict[str, Any]:
         from chainmap_otel.analysis.critical_path import critical_path
 
-        if not _TRACE_ID.match(trace_id):
-            raise HTTPException(
-                400,
-                f"trace_id {trace_id!r} is not 32 hex characters; copy it from the "
-                "X-Trace-ID response header or a trace view",
-            )
-        with translated_errors(not_found=True):
+        with translated_errors():
             return critical_path(_store(request), trace_id)
 
     @router.get("/{chain_id}", summary="A chain's definition and health")
@@ -399,7 +405,8 @@ def api_router() -> APIRouter:
         from chainmap_otel.analysis.critical_path import chain_critical_path
 
         _require_chain(_catalog(request), chain_id)
-        api_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
+        with translated_errors():
+            check_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             result = chain_critical_path(
@@ -415,10 +422,9 @@ def api_router() -> APIRouter:
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
-        from chainmap_otel.analysis.operations import LIMIT_RANGE, chain_operations
+        from chainmap_otel.analysis.operations import chain_operations
 
         _require_chain(_catalog(request), chain_id)
-        api_limit("limit", limit, LIMIT_RANGE)
         window = parse_api_window(since, until)
         with translated_errors():
             result = chain_operations(_store(request), _catalog(request), window, chain_id, limit)

@@ -25,6 +25,7 @@ from chainmap_otel import config
 from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
 from chainmap_otel.errors import (
     ChainDefinitionError,
+    NotFoundError,
     QueryError,
     RegistryConflictError,
     RegistryError,
@@ -137,8 +138,10 @@ def _registry_errors() -> Iterator[None]:
         raise HTTPException(
             412, str(exc), headers=_etag(exc.current_version) if exc.current_version else None
         ) from None
-    except QueryError as exc:
+    except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    except QueryError as exc:
+        raise HTTPException(400, str(exc)) from None
     except RegistryError as exc:
         raise HTTPException(503, str(exc)) from None
 

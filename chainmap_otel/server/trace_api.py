@@ -22,7 +22,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from chainmap_otel.analysis.critical_path import SpanTiming, compute_sections
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
 from chainmap_otel.server.traces_api import TRACES_PATH
@@ -112,13 +112,16 @@ def whole_trace(
 ) -> dict[str, Any]:
     """Every span of a stored trace (at most ``max_spans``) and its critical path.
 
-    Raises :class:`QueryError` for a malformed or unknown trace id.
+    A malformed id is a ParameterError (``trace_id``), an unknown one a NotFoundError.
     """
     wanted = trace_id.strip().lower()
     if not _TRACE_ID.match(wanted):
-        raise QueryError(
-            f"trace id {trace_id!r} is not 32 hex characters; copy it from the X-Trace-ID "
-            "response header or the trace search"
+        raise ParameterError(
+            "trace_id",
+            trace_id,
+            "32 hex characters",
+            "{name} {value} is not {allowed}; copy it from the X-Trace-ID response header "
+            "or the trace search",
         )
     window = ""
     params: dict[str, Any] = {"trace_id": wanted}
@@ -132,9 +135,11 @@ def whole_trace(
         _sql("trace_count", store.database, window), params
     ).result_rows[0]
     if not total:
-        raise QueryError(
+        raise NotFoundError(
+            "trace",
+            wanted,
             f"trace {wanted} not found in {store.url_for_display}; check the id, the store "
-            "URL, and that the trace is younger than the store's TTL"
+            "URL, and that the trace is younger than the store's TTL",
         )
     rows = store.query(
         _sql("trace_spans", store.database, window), {**params, "cap": max_spans}
@@ -199,14 +204,8 @@ def trace_api_router() -> APIRouter:
                     f"query parameter max_spans={max_spans!r} must be a whole number "
                     f"between 1 and {MAX_SPANS_LIMIT}",
                 )
-        if not _TRACE_ID.match(trace_id.lower()):
-            raise HTTPException(
-                400,
-                f"trace_id {trace_id!r} is not 32 hex characters; copy it from the "
-                "X-Trace-ID response header or the trace search",
-            )
         store: TraceStore = request.app.state.store
-        with translated_errors(not_found=True):
+        with translated_errors():
             trace = whole_trace(store, trace_id, cap)
         # Plain JSON: FastAPI's encoder would walk every value of thousands of spans again.
         return JSONResponse(trace)

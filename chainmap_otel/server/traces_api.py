@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
-from chainmap_otel.errors import QueryError
 from chainmap_otel.server.api import parse_api_window, translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
 
 __all__ = ["TRACES_PATH", "traces_router"]
 
 TRACES_PATH = "/api/v1/traces"
-
-
-def _parameter(name: str) -> str:
-    return f"query parameter {name}"
 
 
 def traces_router() -> APIRouter:
@@ -45,7 +41,7 @@ def traces_router() -> APIRouter:
         order: str | None = Query(None, description="start (newest first) or duration"),
     ) -> dict[str, Any]:
         catalog = request.app.state.catalog
-        try:
+        with translated_errors():
             query = TraceQuery.parse(
                 chain=chain,
                 service=service,
@@ -56,15 +52,9 @@ def traces_router() -> APIRouter:
                 attr=attr,
                 order=order,
                 limit=limit,
-                name=_parameter,
             )
-        except QueryError as exc:
-            raise HTTPException(400, str(exc)) from None
-        if chain is not None and catalog.get(chain) is None:
-            known = ", ".join(catalog.ids) or "none"
-            raise HTTPException(
-                404, f"query parameter chain: unknown chain id {chain!r}; known ids: {known}"
-            )
+            if chain is not None:
+                require_chain(catalog, chain)
         window = parse_api_window(since, until)
         with translated_errors():
             return search_traces(request.app.state.store, catalog, window, query).to_json()

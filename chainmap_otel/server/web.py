@@ -553,7 +553,7 @@ def web_router() -> APIRouter:
         scripts: Sequence[str] = (),
     ) -> HTMLResponse:
         try:
-            with translated_errors(not_found=True):
+            with translated_errors():
                 body, window_text = build()
         except HTTPException as exc:
             return error_page(exc)

@@ -141,7 +141,7 @@ def trace_pages_router() -> APIRouter:
                 )
             )
         try:
-            with translated_errors(not_found=True):
+            with translated_errors():
                 # One span is enough to know the trace exists; trace.js fetches the rest.
                 found = whole_trace(request.app.state.store, trace_id, max_spans=1)
         except HTTPException as exc:

@@ -398,6 +398,11 @@ class TraceStore:
             return ""
         return missing_traces_hint(self.location, [str(row[0]) for row in rows])
 
+    def holds_spans(self) -> bool:
+        """Whether ``otel_traces`` holds any span (one ``LIMIT 1`` probe)."""
+        sql = f'SELECT 1 FROM "{self.database}"."{TRACES_TABLE}" LIMIT 1'
+        return bool(self.query(sql).result_rows)
+
     def traces_location_problem(self) -> str | None:
         """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
         it cannot read), or None."""

@@ -14,7 +14,7 @@ from chainmap_otel.analysis.critical_path import (
     critical_path,
 )
 from chainmap_otel.analysis.timewindow import parse_window
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import hex_id
@@ -132,10 +132,12 @@ def test_stored_trace(
 
 
 def test_unknown_and_malformed_trace(store: TraceStore) -> None:
-    with pytest.raises(QueryError, match="not found"):
+    with pytest.raises(NotFoundError) as unknown:
         critical_path(store, "0" * 32)
-    with pytest.raises(QueryError, match="32 hex"):
+    assert (unknown.value.kind, unknown.value.id) == ("trace", "0" * 32)
+    with pytest.raises(ParameterError) as malformed:
         critical_path(store, "xyz")
+    assert (malformed.value.parameter, malformed.value.value) == ("trace_id", "xyz")
 
 
 def test_chain_aggregate(store: TraceStore, catalog: ChainCatalog, now_ns: int) -> None:
@@ -174,8 +176,13 @@ def test_chain_aggregate(store: TraceStore, catalog: ChainCatalog, now_ns: int) 
     ops = {o["name"]: o["share"] for o in result["slowest_5pct"]["operations"]}
     assert ops["SELECT"] == pytest.approx(400 / 450)
     assert {o["name"]: o["share"] for o in result["all"]["operations"]}["SELECT"] < 0.5
-    with pytest.raises(QueryError):
+    with pytest.raises(NotFoundError) as unknown:
         chain_critical_path(store, catalog, "nope", parse_window())
+    assert (unknown.value.kind, unknown.value.id, unknown.value.parameter) == (
+        "chain",
+        "nope",
+        "chain",
+    )
 
 
 def test_nested_chain_counts_only_its_own_subtree(

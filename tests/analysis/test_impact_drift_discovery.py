@@ -11,7 +11,7 @@ from chainmap_otel.analysis.discovery import discover, proposals_yaml
 from chainmap_otel.analysis.drift import drift
 from chainmap_otel.analysis.impact import impact
 from chainmap_otel.analysis.timewindow import parse_window
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from tests.analysis.conftest import insert_spans
@@ -39,8 +39,9 @@ def test_impact_of_an_entry_and_unknown_node(
         c["chain_id"]: c for c in impact(store, catalog, parse_window(), "trading-engine")["chains"]
     }["B3"]
     assert b3["relation"] == "entry" and b3["path"] == ["trading-engine"]
-    with pytest.raises(QueryError, match="appears in no trace"):
+    with pytest.raises(NotFoundError, match="appears in no trace") as unknown:
         impact(store, catalog, parse_window(), "no-such-service")
+    assert (unknown.value.kind, unknown.value.id) == ("node", "no-such-service")
 
 
 def test_drift(

@@ -10,7 +10,7 @@ import pytest
 from chainmap_otel.analysis.membership import trace_chains
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.analysis.topology import topologies, topology
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -132,5 +132,5 @@ def test_window_excludes_old_spans(
 
 
 def test_unknown_chain(store: TraceStore, catalog: ChainCatalog) -> None:
-    with pytest.raises(QueryError, match=r"unknown chain id 'ZZ'.*known ids: B1, A2, B3, C9"):
+    with pytest.raises(NotFoundError, match=r"unknown chain id 'ZZ'.*known ids: B1, A2, B3, C9"):
         topology(store, catalog, parse_window(), "ZZ")

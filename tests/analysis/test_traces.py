@@ -16,7 +16,7 @@ from chainmap_otel.analysis.traces import (
     newest_first_parts,
     search_traces,
 )
-from chainmap_otel.errors import QueryError
+from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import hex_id
@@ -136,23 +136,36 @@ def test_attributes_of_spans_and_resources(search: Callable[..., list[str]]) -> 
 
 
 @pytest.mark.parametrize(
-    ("filters", "named"),
+    ("filters", "named", "value"),
     [
-        ({"status": "failed"}, "status"),
-        ({"order": "name"}, "order"),
-        ({"limit": MAX_LIMIT + 1}, "limit"),
-        ({"limit": "ten"}, "limit"),
-        ({"min_duration_ms": "-1"}, "min_duration_ms"),
-        ({"min_duration_ms": 5, "max_duration_ms": 1}, "min_duration_ms"),
-        ({"attr": ["tenant"]}, "attr"),
-        ({"service": ""}, "service"),
+        ({"status": "failed"}, "status", "failed"),
+        ({"order": "name"}, "order", "name"),
+        ({"limit": MAX_LIMIT + 1}, "limit", MAX_LIMIT + 1),
+        ({"limit": "ten"}, "limit", "ten"),
+        ({"min_duration_ms": "-1"}, "min_duration_ms", "-1"),
+        ({"min_duration_ms": 5, "max_duration_ms": 1}, "min_duration_ms", 5),
+        ({"attr": ["tenant"]}, "attr", "tenant"),
+        ({"service": ""}, "service", ""),
     ],
 )
-def test_bad_filters_name_the_parameter(filters: dict[str, Any], named: str) -> None:
-    with pytest.raises(QueryError, match=named):
+def test_bad_filters_name_the_parameter(filters: dict[str, Any], named: str, value: Any) -> None:
+    with pytest.raises(ParameterError) as refused:
         TraceQuery.parse(**filters)
+    assert (refused.value.parameter, refused.value.value) == (named, value)
+    assert refused.value.allowed
+
+
+def test_inverted_durations_name_both() -> None:
+    with pytest.raises(ParameterError) as refused:
+        TraceQuery.parse(min_duration_ms=5, max_duration_ms=1)
+    assert refused.value.related == {"max_duration_ms": 1}
 
 
 def test_unknown_chain(search: Callable[..., list[str]]) -> None:
-    with pytest.raises(QueryError, match="unknown chain id 'ZZ'"):
+    with pytest.raises(NotFoundError, match="unknown chain id 'ZZ'") as unknown:
         search(chain="ZZ")
+    assert (unknown.value.kind, unknown.value.id, unknown.value.parameter) == (
+        "chain",
+        "ZZ",
+        "chain",
+    )

@@ -95,6 +95,40 @@ def test_inverted_window_is_rejected(
     assert json.loads(ok.stdout)["traces"] == []
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("health", "--since", "bogus"), "--since 'bogus' is not a time"),
+        (("topology", "--until", "later"), "--until 'later' is not a time"),
+        (("health", "--since", "2h", "--until", "3h"), "--since '2h' is not before --until '3h'"),
+        (("drift", "--history", "ages"), "--history 'ages' is not a time"),
+        (("drift", "--until", "soon"), "--until 'soon' is not a time"),
+        (("critical-path", "--chain", "B3", "--sample-cap", "0"), "--sample-cap=0 is out of range"),
+        (("discover", "--min-traces", "0"), "--min-traces=0 is out of range"),
+        (("critical-path", "xyz"), "TRACE_ID 'xyz' is not 32 hex characters"),
+        (("traces", "--limit", "0"), "--limit 0 must be a whole number"),
+        (("traces", "--min-duration-ms", "-1"), "--min-duration-ms -1.0 must be a number"),
+        (("traces", "--status", "fine"), "--status 'fine' is not supported"),
+        (("health", "--chain", "ZZ"), "--chain: unknown chain id 'ZZ'"),
+        (("traces", "--chain", "ZZ"), "--chain: unknown chain id 'ZZ'"),
+        (("critical-path", "0" * 32), f"trace {'0' * 32} not found"),
+        (("impact", "nowhere"), "node 'nowhere' appears in no trace"),
+    ],
+)
+def test_library_errors_name_the_flag(
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    chains_file: Path,
+    args: tuple[str, ...],
+    named: str,
+) -> None:
+    load("trace_search")
+    result = run(store, chains_file, *args)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {named}"), line
+
+
 def test_a_read_never_creates_the_store(tmp_path: Path, chains_file: Path) -> None:
     missing = tmp_path / "no-such-store"
     for command in (("health",), ("traces",), ("discover",), ("critical-path", "0" * 32)):
@@ -154,4 +188,4 @@ def test_operations_json_is_the_library_json_and_the_table_fits(
     assert max(len(line) for line in table.output.splitlines()) <= 80
     refused = run(store, chains_file, "operations", "B3", "--limit", "0")
     assert refused.exit_code == 1
-    assert refused.output.strip() == "error: --limit 0 must be between 1 and 1000"
+    assert refused.output.strip() == "error: --limit=0 is out of range: use 1 to 1000"

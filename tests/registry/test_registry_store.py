@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chainmap_otel.errors import ChainDefinitionError, QueryError, RegistryConflictError
+from chainmap_otel.errors import (
+    ChainDefinitionError,
+    NotFoundError,
+    QueryError,
+    RegistryConflictError,
+)
 from chainmap_otel.registry import ChainRegistry, open_registry_database
 from chainmap_otel.registry.candidates import accept_candidate, save_candidates
 from chainmap_otel.registry.postgres import RegistryDatabase, migrations
@@ -95,8 +100,9 @@ def test_diff_and_rollback_add_versions_and_never_rewrite_history(
     assert restored.version == 3 and restored.comment == "rollback to v1"
     ck = registry.catalog().get("CK")
     assert ck is not None and ck.slo is not None and ck.slo.error_rate == 0.05
-    with pytest.raises(QueryError, match="no version 9"):
+    with pytest.raises(NotFoundError) as unknown:
         registry.rollback("CK", 9)
+    assert (unknown.value.kind, unknown.value.id) == ("chain version", "CK@9")
 
 
 def test_invalid_definitions_are_refused_with_the_loaders_field_errors(

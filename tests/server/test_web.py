@@ -242,7 +242,7 @@ def test_the_whole_trace_api_caps_spans_with_a_note(
 @pytest.mark.parametrize(
     ("path", "params", "status", "text"),
     [
-        ("/api/v1/traces/nope", {}, 400, "not 32 hex characters"),
+        ("/api/v1/traces/nope", {}, 400, "trace_id 'nope' is not 32 hex characters"),
         ("/api/v1/traces/" + "ab" * 16, {}, 404, "not found"),
         ("/api/v1/traces/" + "ab" * 16, {"max_spans": "0"}, 400, "max_spans='0' must be a whole"),
         ("/api/v1/traces/" + "ab" * 16, {"max_spans": "50001"}, 400, "between 1 and 50000"),
