@@ -144,6 +144,7 @@ class NotFoundError(QueryError):
             return self.message
         return f"{spell(self.parameter)}: {self.message}"
 
+
 #: Third-party top-level modules -> the extra of ``pyproject.toml`` that installs them.
 EXTRA_OF_MODULE = {
     "chdb": "store",
