@@ -21,9 +21,9 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from chainmap_otel.analysis.trace_spans import whole_trace
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
-from chainmap_otel.server.trace_api import whole_trace
 from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.server.web import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
