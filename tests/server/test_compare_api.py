@@ -94,3 +94,28 @@ def test_bad_comparisons_get_one_line_errors(
     response = web[0].get(COMPARE, params=params)
     assert response.status_code == status, response.text
     assert text in response.json()["detail"]
+
+
+def test_the_cli_reads_the_comparison_through_serve(
+    web: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    import importlib
+    import json
+
+    from typer.testing import CliRunner
+
+    from chainmap_otel.cli import COMMAND_MODULES, app
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    client, inserted = web
+    failed = inserted["trades"][0]
+    args = ["traces", "compare", failed, "--chain", "B3", "--server", str(client.base_url)]
+    result = CliRunner().invoke(app, [*args, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    api = client.get(COMPARE, params={"b": failed, "chain": "B3"}).json()
+    read = json.loads(result.stdout)
+    # The window ends "now" at each call: all but its bounds must agree.
+    for body in (read, api):
+        body["typical"].pop("window")
+    assert read == api and api["b"]["trace_id"] == failed
