@@ -68,9 +68,10 @@ def trace_api_router() -> APIRouter:
         max_spans: str | None = None,
     ) -> JSONResponse:
         cap = _span_cap(max_spans)
+        # Checked even without chain (where it is unused), so a bad value is never ignored.
+        window = parse_api_window(since, until)
         with translated_errors():
             _, b = check_comparison(a, b, chain, _COMPARE_NAMES)
-        window = parse_api_window(since, until) if chain is not None else None
         with translated_errors(not_found=True):
             result = compare_traces(
                 request.app.state.store,
@@ -78,7 +79,7 @@ def trace_api_router() -> APIRouter:
                 b,
                 catalog=request.app.state.catalog,
                 chain=chain,
-                window=window,
+                window=window if chain is not None else None,
                 max_spans=cap,
             )
         return JSONResponse(result)
