@@ -71,6 +71,8 @@ def _walk_commands(group: Any, prefix: str) -> Iterator[CliCommand]:
             continue
         path = f"{prefix} {name}".strip()
         if getattr(command, "commands", None):
+            if getattr(command, "invoke_without_command", False):
+                yield CliCommand(path, command)  # the group runs on its own too
             yield from _walk_commands(command, path)
         else:
             yield CliCommand(path, command)

@@ -8,7 +8,10 @@ checks the id and that the trace exists, ``static/trace.js`` fetches every span 
 ``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
 old URL, and the header's lookup box) redirects there. ``/docs`` is Swagger UI served
 from ``static/vendor/swagger-ui`` (npm's ``swagger-ui-dist`` 5, which reads the OpenAPI
-3.1 FastAPI writes), so it renders without internet access.
+3.1 FastAPI writes), so it renders without internet access. ``/compare`` is trace
+comparison: a form picking trace B and its baseline (trace A, or a chain whose typical trace
+of the window is the baseline), the tree of matched, added and missing spans with their
+differences drawn by ``static/compare.js`` from ``GET /api/v1/traces/compare``.
 """
 
 from __future__ import annotations
@@ -21,14 +24,21 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from chainmap_otel.analysis.trace_spans import whole_trace
 from chainmap_otel.server.api import translated_errors
 from chainmap_otel.server.listener import AnalysisRoute
-from chainmap_otel.server.trace_api import whole_trace
+from chainmap_otel.server.trace_api import COMPARE_PATH
 from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.server.web import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
 
-__all__ = ["DOCS_ASSETS", "install_api_docs", "search_body", "trace_pages_router"]
+__all__ = [
+    "DOCS_ASSETS",
+    "compare_body",
+    "install_api_docs",
+    "search_body",
+    "trace_pages_router",
+]
 
 #: Where the vendored Swagger UI files are served (under the web view's ``/static``).
 DOCS_ASSETS = "/static/vendor/swagger-ui"
@@ -91,6 +101,38 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
     )
 
 
+def compare_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
+    """The comparison form, pre-filled from the page's query string, and the result box."""
+
+    def value(name: str) -> str:
+        return _e(params.get(name, ""))
+
+    chains = ("", *catalog.ids)
+    chain_labels = {"": "(a trace)"} | {c.id: f"typical {c.id} {c.name}" for c in catalog}
+    fields = (
+        f'<label>trace B (under study) <input name="b" value="{value("b")}" size="34" '
+        'placeholder="trace id" required></label>'
+        f'<label>baseline A: a trace <input name="a" value="{value("a")}" size="34" '
+        'placeholder="trace id"></label>'
+        f'<label>or a chain\'s typical trace <select name="chain">'
+        f"{_options(chains, params.get('chain', ''), chain_labels)}</select></label>"
+        f'<label>since <input name="since" value="{value("since")}" size="8" list="windows" '
+        'placeholder="1h"></label>'
+        f'<datalist id="windows">{_options(WINDOWS, "")}</datalist>'
+        f'<label>until <input name="until" value="{value("until")}" size="24" placeholder="now"></label>'
+        '<button type="submit">compare</button>'
+    )
+    return (
+        f'<h1>Compare traces <a class="json" href="{COMPARE_PATH}">JSON</a></h1>'
+        f'<form id="trace-compare" class="search" action="/compare" method="get">{fields}</form>'
+        '<div id="compare-view"></div>'
+        '<p class="muted">Differences are B minus A. Spans are matched by service, operation '
+        "and their path from the root; repeated siblings in start order. Self time is a span's "
+        "duration minus what its children cover. A chain's typical trace is its error-free "
+        "trace nearest the chain's median latency in the window.</p>"
+    )
+
+
 def _trace_body(trace: dict[str, object]) -> str:
     trace_id = str(trace["trace_id"])
     api = f"{TRACES_PATH}/{trace_id}"
@@ -103,7 +145,7 @@ def _trace_body(trace: dict[str, object]) -> str:
 
 
 def trace_pages_router() -> APIRouter:
-    """``/search``, ``/traces`` and ``/traces/{trace_id}``; read ``app.state``."""
+    """``/search``, ``/compare``, ``/traces`` and ``/traces/{trace_id}``; read ``app.state``."""
     router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
 
     def search(request: Request) -> HTMLResponse:
@@ -114,6 +156,12 @@ def trace_pages_router() -> APIRouter:
     @router.get("/search", response_class=HTMLResponse)
     def search_page(request: Request) -> HTMLResponse:
         return search(request)
+
+    @router.get("/compare", response_class=HTMLResponse)
+    def compare_page(request: Request) -> HTMLResponse:
+        params = dict(request.query_params.items())
+        body = compare_body(request.app.state.catalog, params)
+        return page("compare traces", body, scripts=("compare.js",))
 
     @router.get("/traces", response_model=None)
     def traces_page(request: Request, trace_id: str = "") -> Response:

@@ -220,6 +220,12 @@ def test_a_newcomer_finds_a_slow_failing_trace_of_the_demo_in_two_clicks(
             assert len(trace["spans"]) == slowest_failing["span_count"]
             assert tab.page.locator(".wf-row.failed").count() >= 1
             tab.shot("demo-two-clicks.png")
+            # The demo's FastAPI services record ASGI send/receive spans: folded at first,
+            # every span once the toggle shows them.
+            folded = [s["span_id"] for s in trace["spans"] if not s["asgi_internal"]]
+            assert len(folded) < len(trace["spans"])
+            assert sorted(tab.collect_rows()["ids"]) == sorted(folded)
+            tab.page.check(".asgi-toggle input")
             drawn = tab.collect_rows()["ids"]
             assert sorted(drawn) == sorted(s["span_id"] for s in trace["spans"])
             assert not tab.problems, tab.problems

@@ -36,7 +36,14 @@ from tests.docs.pages import DOCS
 __all__ = ["catalog", "load", "now_ns", "store"]  # the analysis fixtures, used here
 
 PAGE = DOCS / "json-contract.md"
-FIXTURES = ("nested_chains", "trace_search", "producer_consumer", "database_client")
+FIXTURES = (
+    "nested_chains",
+    "trace_search",
+    "producer_consumer",
+    "database_client",
+    "compare_added_span",
+    "compare_typical",
+)
 runner = CliRunner()
 
 
@@ -128,6 +135,10 @@ def test_every_documented_shape_is_the_real_json(
         "chainmap operations CHAIN": [(("operations", "B3", *reads), 0, None)],
         "chainmap drift [--chain ID]": [(("drift", *reads), 0, None)],
         "chainmap traces": [(("traces", *reads), 0, None)],
+        "chainmap traces compare TRACE_A TRACE_B": [
+            (("traces", "compare", hex_id("added-a", 32), hex_id("added-b", 32), *reads), 0, None),
+            (("traces", "compare", hex_id("typ-5", 32), "--chain", "B1", *reads), 0, None),
+        ],
         "chainmap discover": [(("discover", "--min-traces", "1", *reads), 0, None)],
         "chainmap registry list": [
             (("registry", "list", *registry), 0, None),

@@ -1,5 +1,6 @@
 """Traces for the trace view and graph tests: a 5,000-span trace (wide and deep, with
-errors, events and links) and a service that calls itself (a self-loop edge).
+errors, events and links), a service that calls itself (a self-loop edge), and a FastAPI
+request with the ASGI instrumentation's send/receive spans and a failed answer.
 
 Rows go in ``TRACE_COLUMNS`` order through ``TraceStore.insert_spans``, like real ingest.
 """
@@ -160,10 +161,73 @@ def loop_trace(base_ns: int) -> tuple[str, list[tuple[Any, ...]]]:
     return trace, rows
 
 
+#: The ASGI trace's long operation name: it must stay readable with the span details open.
+ASGI_OPERATION = "POST /api/v1/portfolios/{portfolio_id}/rebalance-with-risk-limits"
+
+
+def asgi_trace(base_ns: int) -> tuple[str, list[tuple[Any, ...]]]:
+    """A FastAPI request answered 500, as opentelemetry-instrumentation-asgi records it: the
+    server span, an http receive, two http sends (the response start one failed too, as the
+    instrumentation marks it) around a failing database call."""
+    trace = hex_id("asgi-trace", 32)
+    ids = {s: hex_id(f"asgi/{s}", 16) for s in ("server", "rx", "db", "tx1", "tx2")}
+    http = {"http.route": ASGI_OPERATION.split(" ")[1], "http.request.method": "POST"}
+    server = ("portfolio-api", "Server", ASGI_OPERATION, base_ns, 40 * MS, http, "Error")
+    rows = [_row(trace, ids["server"], "", *server[:6], status=server[6])]
+    internal = [
+        ("rx", f"{ASGI_OPERATION} http receive", 1, {"asgi.event.type": "http.request"}, "Unset"),
+        (
+            "tx1",
+            f"{ASGI_OPERATION} http send",
+            36,
+            {"asgi.event.type": "http.response.start", "http.status_code": "500"},
+            "Error",
+        ),
+        (
+            "tx2",
+            f"{ASGI_OPERATION} http send",
+            38,
+            {"asgi.event.type": "http.response.body"},
+            "Unset",
+        ),
+    ]
+    for key, name, at_ms, attributes, status in internal:
+        rows.append(
+            _row(
+                trace,
+                ids[key],
+                ids["server"],
+                "portfolio-api",
+                "Internal",
+                name,
+                base_ns + at_ms * MS,
+                1 * MS,
+                attributes,
+                status,
+            )
+        )
+    rows.append(
+        _row(
+            trace,
+            ids["db"],
+            ids["server"],
+            "portfolio-api",
+            "Client",
+            "UPDATE portfolios",
+            base_ns + 3 * MS,
+            30 * MS,
+            {"db.system": "postgresql"},
+            "Error",
+        )
+    )
+    return trace, rows
+
+
 def seed(store: TraceStore, now_ns: int | None = None) -> dict[str, str]:
-    """Insert both traces four minutes before ``now_ns``; returns their ids."""
+    """Insert the traces four minutes before ``now_ns``; returns their ids."""
     base = (now_ns or time.time_ns()) - 4 * 60 * 1_000_000_000
     big, big_rows = big_trace(base)
     loop, loop_rows = loop_trace(base + 100 * MS)
-    store.insert_spans(rows=big_rows + loop_rows)
-    return {"big": big, "loop": loop}
+    asgi, asgi_rows = asgi_trace(base + 200 * MS)
+    store.insert_spans(rows=big_rows + loop_rows + asgi_rows)
+    return {"big": big, "loop": loop, "asgi": asgi}

@@ -3,6 +3,10 @@
 // axis, one colour per service, error spans marked red, the critical path drawn as dark
 // segments over the bars. Only the rows in view are in the DOM (fixed row height,
 // absolutely positioned), so a 5,000-span trace scrolls as cheaply as a 50-span one.
+// The ASGI send/receive spans (asgi_internal) are folded until the toggle shows them; their
+// critical-path time is drawn on the span they belong to. Previous/next error and the find
+// box walk the spans in tree order, unfold what hides a hit and open its details. "Compare"
+// links lead to the comparison with the typical trace of each of the trace's chains.
 (function () {
   "use strict";
   var ROW = 24;
@@ -44,6 +48,28 @@
     return out;
   }
 
+  function pct(part, whole) {
+    var v = whole > 0 ? part / whole * 100 : 0;
+    return (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + " %";
+  }
+
+  // The critical path's total and the span (service · operation) with most time on it.
+  function criticalSummary(trace, total) {
+    var byOp = {}, sum = 0, names = {};
+    trace.spans.forEach(function (s) { names[s.span_id] = s; });
+    trace.critical_path.forEach(function (c) {
+      var d = c.end_unix_nano - c.start_unix_nano;
+      sum += d;
+      var s = names[c.span_id];
+      var owner = s && s.asgi_internal && names[s.parent_span_id] ? names[s.parent_span_id] : s;
+      var key = owner ? owner.service + " · " + owner.name : c.service + " · " + c.name;
+      byOp[key] = (byOp[key] || 0) + d;
+    });
+    var top = null;
+    Object.keys(byOp).forEach(function (k) { if (!top || byOp[k] > top.ns) { top = {label: k, ns: byOp[k]}; } });
+    return {ns: Math.min(sum, total), top: top};
+  }
+
   function View(root, trace) {
     this.root = root;
     this.trace = trace;
@@ -56,6 +82,9 @@
     this.t0 = trace.start_unix_nano;
     this.total = Math.max(trace.end_unix_nano - trace.start_unix_nano, 1);
     this.selected = null;
+    this.showAsgi = false;
+    this.matches = [];
+    this.cursor = {error: -1, match: -1};
     this.build();
     this.flatten();
     this.render();
@@ -65,19 +94,24 @@
     var self = this;
     var t = this.trace;
     var summary = el("div", "trace-summary");
+    var cp = criticalSummary(t, this.total);
     var facts = [
       ["duration", ms(t.end_unix_nano - t.start_unix_nano)],
-      ["spans", String(t.span_count)],
+      ["spans", String(t.span_count) + (t.asgi_internal_count ? " (" + t.asgi_internal_count + " ASGI send/receive)" : "")],
       ["errors", String(t.error_count)],
       ["services", String(t.services.length)],
-      ["critical path", t.critical_path.length + " sections"]
+      ["critical path", ms(cp.ns) + " · " + pct(cp.ns, this.total) + " of the trace"],
+      ["most on it", cp.top ? cp.top.label + " " + ms(cp.top.ns) + " (" + pct(cp.top.ns, this.total) + ")" : "-"]
     ];
     facts.forEach(function (f) {
       var d = el("div");
+      d.setAttribute("data-fact", f[0]);
       d.appendChild(el("dt", "", f[0]));
       d.appendChild(el("dd", f[0] === "errors" && t.error_count ? "error" : "", f[1]));
       summary.appendChild(d);
     });
+    summary.querySelector('[data-fact="errors"] dt').title =
+      "spans with status Error; the ASGI send/receive spans are not counted (their error repeats the server span's)";
     var chains = el("div");
     chains.appendChild(el("dt", "", "chains"));
     var dd = el("dd");
@@ -123,7 +157,55 @@
     });
     tools.appendChild(expand);
     tools.appendChild(collapse);
+    if (t.asgi_internal_count) {
+      var asgi = el("label", "asgi-toggle");
+      var box = el("input");
+      box.type = "checkbox";
+      box.addEventListener("change", function () { self.showAsgi = box.checked; self.flatten(); self.render(true); self.find(self.query || ""); });
+      asgi.appendChild(box);
+      asgi.appendChild(document.createTextNode(" show " + t.asgi_internal_count + " ASGI send/receive spans"));
+      tools.appendChild(asgi);
+    }
+    var prev = el("button", "prev-error", "◀ previous error");
+    var next = el("button", "next-error", "next error ▶");
+    prev.type = next.type = "button";
+    prev.disabled = next.disabled = !t.error_count;
+    this.errorPosition = el("span", "muted error-position", t.error_count ? "" : "no errors");
+    prev.addEventListener("click", function () { self.step("error", -1); });
+    next.addEventListener("click", function () { self.step("error", 1); });
+    tools.appendChild(prev);
+    tools.appendChild(next);
+    tools.appendChild(this.errorPosition);
+    var find = el("input", "find");
+    find.type = "search";
+    find.placeholder = "find in trace: service, operation, attribute, id";
+    find.setAttribute("aria-label", "find in trace");
+    this.findCount = el("span", "muted find-count");
+    find.addEventListener("input", function () { self.find(find.value); });
+    find.addEventListener("keydown", function (evt) {
+      if (evt.key === "Enter") { evt.preventDefault(); self.step("match", evt.shiftKey ? -1 : 1); }
+    });
+    tools.appendChild(find);
+    tools.appendChild(this.findCount);
     this.root.appendChild(tools);
+
+    if (t.chain_ids.length) {
+      var compare = el("div", "compare-links");
+      compare.appendChild(el("span", "muted", "compare with a typical trace of "));
+      var until = new Date(Math.min(Date.now(), t.start_unix_nano / 1e6 + 30 * 60 * 1000)).toISOString();
+      t.chain_ids.forEach(function (c) {
+        var a = el("a", "compare-typical", c);
+        a.href = "/compare?" + new URLSearchParams({b: t.trace_id, chain: c, since: "1h", until: until}).toString();
+        a.title = "this trace against the error-free " + c + " trace nearest the chain's median latency in the hour up to " + until;
+        compare.appendChild(a);
+      });
+      var other = el("form", "compare-other");
+      other.action = "/compare";
+      other.innerHTML = '<input name="a" size="34" placeholder="or a baseline trace id" aria-label="baseline trace id"><input type="hidden" name="b"><button type="submit">compare</button>';
+      other.querySelector('input[name="b"]').value = t.trace_id;
+      compare.appendChild(other);
+      this.root.appendChild(compare);
+    }
 
     var axis = el("div", "wf-axis");
     var axisLabel = el("div", "wf-label", "service · operation");
@@ -163,18 +245,25 @@
     });
   };
 
+  View.prototype.hidden = function (span) { return span.asgi_internal && !this.showAsgi; };
+
   View.prototype.flatten = function () {
     var rows = [], stack = [], tree = this.tree, collapsed = this.collapsed;
     for (var i = tree.roots.length - 1; i >= 0; i -= 1) { stack.push([tree.roots[i], 0]); }
     while (stack.length) {
       var top = stack.pop(), span = top[0], depth = top[1];
-      rows.push([span, depth]);
+      var hidden = this.hidden(span);
+      if (!hidden) { rows.push([span, depth]); }
       var kids = tree.children[span.span_id];
       if (kids && !collapsed[span.span_id]) {
-        for (var k = kids.length - 1; k >= 0; k -= 1) { stack.push([kids[k], depth + 1]); }
+        // A folded span's children (none in practice) take its place.
+        for (var k = kids.length - 1; k >= 0; k -= 1) { stack.push([kids[k], hidden ? depth : depth + 1]); }
       }
     }
     this.rows = rows;
+    this.rowIndex = {};
+    for (var r = 0; r < rows.length; r += 1) { this.rowIndex[rows[r][0].span_id] = r; }
+    this.root.setAttribute("data-asgi", this.showAsgi ? "shown" : "folded");
     this.body.style.height = (rows.length * ROW) + "px";
     this.root.setAttribute("data-rows", String(rows.length));
   };
@@ -185,7 +274,9 @@
     row.setAttribute("data-span-id", span.span_id);
     if (span.status === "error") { row.className += " failed"; }
     if (this.selected === span.span_id) { row.className += " selected"; }
-    if (this.critical[span.span_id]) { row.className += " on-critical-path"; }
+    var sections = this.sectionsOf(span);
+    if (sections.length) { row.className += " on-critical-path"; }
+    if (this.matchSet && this.matchSet[span.span_id]) { row.className += " match"; }
     var label = el("div", "wf-label");
     label.style.paddingLeft = (4 + depth * 14) + "px";
     var kids = this.tree.children[span.span_id];
@@ -209,7 +300,7 @@
     bar.style.background = this.colours[span.service];
     track.appendChild(bar);
     var self = this;
-    (this.critical[span.span_id] || []).forEach(function (c) {
+    sections.forEach(function (c) {
       var seg = el("span", "cp");
       seg.style.left = ((c[0] - self.t0) / self.total * 100) + "%";
       seg.style.width = Math.max((c[1] - c[0]) / self.total * 100, 0.1) + "%";
@@ -240,6 +331,88 @@
     var frag = document.createDocumentFragment();
     for (var i = first; i < last; i += 1) { frag.appendChild(this.row(this.rows[i][0], this.rows[i][1], i)); }
     this.body.replaceChildren(frag);
+  };
+
+  // Critical sections drawn on a row: its own, plus (while folded) its ASGI children's.
+  View.prototype.sectionsOf = function (span) {
+    var own = this.critical[span.span_id] || [];
+    if (this.showAsgi) { return own; }
+    var self = this, extra = [];
+    (this.tree.children[span.span_id] || []).forEach(function (k) {
+      if (k.asgi_internal) { extra = extra.concat(self.critical[k.span_id] || []); }
+    });
+    return extra.length ? own.concat(extra) : own;
+  };
+
+  // Every span in tree order, whatever is collapsed (the order error and find walk).
+  View.prototype.treeOrder = function () {
+    if (this.ordered) { return this.ordered; }
+    var out = [], stack = [], tree = this.tree;
+    for (var i = tree.roots.length - 1; i >= 0; i -= 1) { stack.push(tree.roots[i]); }
+    while (stack.length) {
+      var span = stack.pop();
+      out.push(span);
+      var kids = tree.children[span.span_id] || [];
+      for (var k = kids.length - 1; k >= 0; k -= 1) { stack.push(kids[k]); }
+    }
+    this.ordered = out;
+    return out;
+  };
+
+  View.prototype.errors = function () {
+    return this.treeOrder().filter(function (s) { return s.status === "error" && !s.asgi_internal; });
+  };
+
+  // Unfold the ancestors of a span, scroll its row into view and open its details.
+  View.prototype.reveal = function (span) {
+    var parent = this.tree.byId[span.parent_span_id], changed = false;
+    while (parent && parent.span_id !== span.span_id) {
+      if (this.collapsed[parent.span_id]) { this.collapsed[parent.span_id] = false; changed = true; }
+      parent = this.tree.byId[parent.parent_span_id];
+    }
+    if (changed) { this.flatten(); }
+    var index = this.rowIndex[span.span_id];
+    var view = this.scroller.clientHeight || 600;
+    if (index * ROW < this.scroller.scrollTop || (index + 1) * ROW > this.scroller.scrollTop + view) {
+      this.scroller.scrollTop = Math.max(0, index * ROW - view / 3);
+    }
+    this.render(true);
+    this.select(span.span_id);
+  };
+
+  View.prototype.step = function (what, direction) {
+    var list = what === "error" ? this.errors() : this.matches;
+    if (!list.length) { return; }
+    var at = this.cursor[what] + direction;
+    at = (at + list.length) % list.length;
+    this.cursor[what] = at;
+    this.reveal(list[at]);
+    var label = (at + 1) + " of " + list.length;
+    if (what === "error") { this.errorPosition.textContent = "error " + label; } else { this.findCount.textContent = label + " matches"; }
+    this.root.setAttribute("data-" + what + "-at", String(at + 1));
+  };
+
+  View.prototype.find = function (text) {
+    var query = text.trim().toLowerCase(), self = this;
+    this.query = text;
+    this.matches = [];
+    this.matchSet = null;
+    this.cursor.match = -1;
+    if (query) {
+      this.matchSet = {};
+      this.matches = this.treeOrder().filter(function (s) {
+        if (self.hidden(s)) { return false; }
+        var hit = [s.service, s.name, s.span_id].some(function (v) { return v.toLowerCase().indexOf(query) >= 0; }) ||
+          Object.keys(s.attributes).some(function (k) {
+            return k.toLowerCase().indexOf(query) >= 0 || String(s.attributes[k]).toLowerCase().indexOf(query) >= 0;
+          });
+        if (hit) { self.matchSet[s.span_id] = true; }
+        return hit;
+      });
+    }
+    this.findCount.textContent = query ? this.matches.length + " matches" : "";
+    this.root.setAttribute("data-matches", String(this.matches.length));
+    this.render(true);
   };
 
   function table(title, map) {
@@ -289,7 +462,7 @@
     var cp = this.critical[id];
     if (cp) {
       var total = cp.reduce(function (sum, c) { return sum + c[1] - c[0]; }, 0);
-      d.appendChild(el("p", "", "On the critical path for " + ms(total) + " (" + cp.length + " section" + (cp.length > 1 ? "s" : "") + ")."));
+      d.appendChild(el("p", "critical-share", "On the critical path for " + ms(total) + ", " + pct(total, this.total) + " of the trace."));
     }
     d.appendChild(table("attributes", span.attributes));
     var events = el("section");

@@ -1,5 +1,5 @@
 -- Every column of one trace's spans, earliest first, at most {cap:UInt32} of them.
--- {{window}} is empty or a Timestamp range from otel_traces_trace_id_ts (bound values).
+-- The lookup range is 1 or a Timestamp range from otel_traces_trace_id_ts (bound values).
 -- Maps and the Events/Links arrays come as JSON text: parsing that is far cheaper in
 -- Python than decoding thousands of nested Map columns.
 SELECT toUnixTimestamp64Nano(Timestamp) AS start_ns,
@@ -22,6 +22,6 @@ SELECT toUnixTimestamp64Nano(Timestamp) AS start_ns,
            (t, s, ts, a) -> (t, s, ts, mapApply((k, v) -> (toString(k), v), a)),
            Links.TraceId, Links.SpanId, Links.TraceState, Links.Attributes)))
 FROM {{db}}.otel_traces
-WHERE TraceId = {trace_id:String} {{window}}
+WHERE TraceId = {trace_id:String} AND {{lookup_range}}
 ORDER BY Timestamp, SpanId
 LIMIT {cap:UInt32}

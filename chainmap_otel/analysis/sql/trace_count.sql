@@ -3,4 +3,4 @@ SELECT count(),
        min(toUnixTimestamp64Nano(Timestamp)),
        max(toUnixTimestamp64Nano(Timestamp) + Duration)
 FROM {{db}}.otel_traces
-WHERE TraceId = {trace_id:String} {{window}}
+WHERE TraceId = {trace_id:String} AND {{lookup_range}}
