@@ -44,17 +44,20 @@ class TopologyFormat(StrEnum):
     dot = "dot"
     grafana = "grafana"
     text = "text"
+    tsv = "tsv"
 
 
 class ReadFormat(StrEnum):
     table = "table"
     json = "json"
+    tsv = "tsv"
 
 
 class DiscoverFormat(StrEnum):
     table = "table"
     json = "json"
     yaml = "yaml"
+    tsv = "tsv"
 
 
 STORE = typer.Option(
@@ -393,7 +396,7 @@ def health_command(
         "chain health",
         ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
         rows,
-        wrap=("reason",),
+        cut=("reason",),
     )
 
 
@@ -430,7 +433,7 @@ def impact_command(
         f"chains affected by {node}",
         ("chain", "criticality", "relation", "status", "path"),
         rows,
-        wrap=("path",),
+        cut=("path",),
     )
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -46,6 +47,17 @@ err_console = Console(stderr=True)
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+    tsv = "tsv"
+
+
+#: How :func:`print_table` prints for the running command: ``table`` (free text cut to one
+#: line with an ellipsis), ``wide`` (free text in full, folded over lines) or ``tsv`` (a
+#: header line and one tab-separated line per row, nothing cut, for pipes).
+TABLE_MODE: ContextVar[str] = ContextVar("chainmap_table_mode", default="table")
+#: The ``--wide`` option every command with a ``--format`` gets (see :func:`command`).
+WIDE = typer.Option(
+    False, "--wide", help="Free-text columns in full, folded over lines, instead of cut to one."
+)
 
 
 def print_json(data: Any) -> None:
@@ -58,10 +70,12 @@ def fitted_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     wrap: Sequence[str] = (),
+    cut: Sequence[str] = (),
 ) -> Table:
-    """A table that stays readable at 80 columns and in pipes: only the free-text columns
-    named in ``wrap`` fold; every other column is as wide as its widest value, so ids,
-    statuses and numbers are never cut to ``…``. Cells and title are plain text (a ``Text``
+    """A table that stays readable at 80 columns and in pipes: the columns named in ``wrap``
+    fold over lines, the free text named in ``cut`` stays on one line cut with ``…`` (folded
+    under ``--wide``); every other column is as wide as its widest value, so ids, statuses
+    and numbers are never cut. Cells and title are plain text (a ``Text``
     cell keeps its style), never rich markup: a service named ``[/]evil`` is data; read as
     markup it would raise MarkupError.
     """
@@ -81,12 +95,27 @@ def fitted_table(
         # As wide as the title (within the console), so a narrow table never wraps its title.
         min_width=min(len(title or ""), console.width),
     )
+    wide = TABLE_MODE.get() == "wide"
+    widths = [
+        max([len(column), *(len(row[index]) for row in cells if index < len(row))])
+        for index, column in enumerate(columns)
+    ]
+    cut_now = [c for c in columns if c in cut and not wide]
+    # What the whole columns and the gaps between columns leave to the cut free text.
+    whole = sum(w for c, w in zip(columns, widths, strict=True) if c not in cut_now)
+    room = console.width - whole - 2 * (len(columns) - 1)
+    share = max(12, room // len(cut_now)) if cut_now else 0
     for index, column in enumerate(columns):
-        if column in wrap:
+        if column in cut_now:
+            # Free text on one line, cut with an ellipsis, unless --wide: the ids stay whole.
+            fitted = min(share, widths[index])
+            table.add_column(
+                column, overflow="ellipsis", no_wrap=True, min_width=fitted, max_width=fitted
+            )
+        elif column in wrap or column in cut:
             table.add_column(column, overflow="fold", ratio=1)
         else:
-            width = max([len(column), *(len(row[index]) for row in cells if index < len(row))])
-            table.add_column(column, no_wrap=True, min_width=width)
+            table.add_column(column, no_wrap=True, min_width=widths[index])
     for row in cells:
         table.add_row(*row)
     return table
@@ -97,9 +126,21 @@ def print_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     wrap: Sequence[str] = (),
+    cut: Sequence[str] = (),
 ) -> None:
-    """:func:`fitted_table` on stdout."""
-    console.print(fitted_table(title, columns, rows, wrap))
+    """:func:`fitted_table` on stdout, or tab-separated values under ``-f tsv``."""
+    if TABLE_MODE.get() == "tsv":
+        lines = [columns, *rows]
+        sys.stdout.write(
+            "".join("\t".join(_tsv_cell(cell) for cell in line) + "\n" for line in lines)
+        )
+        return
+    console.print(fitted_table(title, columns, rows, wrap, cut))
+
+
+def _tsv_cell(cell: Any) -> str:
+    text = "" if cell is None else cell.plain if isinstance(cell, Text) else str(cell)
+    return " ".join(text.replace("\t", " ").split()) if any(c in text for c in "\t\r\n") else text
 
 
 def print_error(message: str) -> None:
@@ -187,12 +228,30 @@ def command(
 
         name = args[0] if args else func.__name__.replace("_", "-")
         flags = declared_flags(func)
+        signature = inspect.signature(func)
+        tables = "format" in signature.parameters
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            with friendly_errors(flags, name):
-                return func(*a, **kw)
+            wide = kw.pop("wide", False) if tables else False
+            chosen = str(kw.get("format", ""))
+            mode = "tsv" if chosen == "tsv" else "wide" if wide else "table"
+            token = TABLE_MODE.set(mode)
+            try:
+                with friendly_errors(flags, name):
+                    return func(*a, **kw)
+            finally:
+                TABLE_MODE.reset(token)
 
+        if tables:
+            # Every command that prints tables takes --wide (and -f tsv, in its format enum).
+            wide_option = inspect.Parameter(
+                "wide", inspect.Parameter.KEYWORD_ONLY, default=WIDE, annotation=bool
+            )
+            parameters = [*signature.parameters.values(), wide_option]
+            wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=sorted(parameters, key=lambda p: p.kind)
+            )
         return on.command(*args, **kwargs)(wrapper)
 
     return decorate

@@ -314,6 +314,7 @@ def alerts(
             )
             for a in active
         ],
+        cut=("summary",),
     )
 
 

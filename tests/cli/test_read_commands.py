@@ -155,7 +155,26 @@ def test_tables_fit_80_columns_with_whole_statuses(
     assert max(len(line) for line in lines) <= 80
     rows = {line.split()[0]: line.split()[1] for line in lines if line[:2] in ("B1", "B3", "A2")}
     assert rows == {"B1": "critical", "B3": "critical", "A2": "healthy"}
-    assert "…" not in health.stdout
+    # One line per chain: only the free-text reason is cut, with an ellipsis, at the end.
+    assert len([line for line in lines if line[:2] in ("B1", "B3", "A2", "C9")]) == len(lines) - 3
+    assert all(line.rstrip().endswith("…") for line in lines if "…" in line)
+    wide = run(store, chains_file, "health", "--wide")
+    assert "…" not in wide.stdout and "both above 6x" in " ".join(wide.stdout.split())
+    tsv = run(store, chains_file, "health", "-f", "tsv")
+    table = [line.split("\t") for line in tsv.stdout.splitlines()]
+    assert table[0] == [
+        "chain",
+        "status",
+        "traces",
+        "rate/s",
+        "errors",
+        "p95 ms",
+        "p99 ms",
+        "burn 1h",
+        "reason",
+    ]
+    assert {row[0]: row[1] for row in table[1:]} == {**rows, "C9": "no_data"}
+    assert all(len(row) == 9 for row in table) and "…" not in tsv.stdout
     traces = run(store, chains_file, "traces")
     assert max(len(line) for line in traces.stdout.splitlines()) <= 80
     found = [line.split()[:4] for line in traces.stdout.splitlines() if line[:1].isalnum()]

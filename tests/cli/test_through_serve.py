@@ -167,7 +167,8 @@ def test_tables_in_a_pipe_at_80_columns(
         )
         lines = piped.stdout.splitlines()
         assert lines and max(len(line) for line in lines) <= 80, piped.stdout
-        assert "…" not in piped.stdout
+        # Only free text (health's reason, the last column) is ever cut, at the line's end.
+        assert all(line.rstrip().endswith("…") for line in lines if "…" in line), piped.stdout
         printed[command] = [line.split() for line in lines if line.strip()]
     # Every chain of the example catalog has a row with its whole status word.
     rows = {row[0]: row[1] for row in printed["health"] if row[0] in {"A1", "A2", "B1", "B3"}}
