@@ -30,7 +30,6 @@ from chainmap_otel.tagging.processor import ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
 
 if TYPE_CHECKING:
-    from chainmap_otel import track
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
     from chainmap_otel.analysis.discovery import discover
     from chainmap_otel.analysis.drift import drift
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from chainmap_otel.storage.ingest import ingest_files
     from chainmap_otel.storage.schema import apply_schema, show_schema
     from chainmap_otel.storage.store import TraceStore, open_store
+    from chainmap_otel.tagging import track
     from chainmap_otel.tagging.launcher import configure
 
 #: Public names whose modules are imported on first use (heavy dependencies).
@@ -120,7 +120,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "track":
-        return importlib.import_module("chainmap_otel.track")
+        return importlib.import_module("chainmap_otel.tagging.track")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'chainmap_otel' has no attribute {name!r}")
