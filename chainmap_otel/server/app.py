@@ -27,6 +27,8 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.ingest.inserter import BatchInserter, store_landed
+from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.auth import (
@@ -49,10 +51,8 @@ from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
-from chainmap_otel.storage.batching import BatchInserter, store_landed
 from chainmap_otel.storage.holder import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.storage.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ optionally ``Content-Encoding: gzip`` or ``deflate``. Answers:
 
 * 200 ``ExportTraceServiceResponse`` in the request's encoding, with
   ``partial_success`` when some spans were rejected, once the accepted spans
-  are in the write-ahead log (see :mod:`chainmap_otel.storage.wal`);
+  are in the write-ahead log (see :mod:`chainmap_otel.ingest.wal`);
 * 400 malformed payload (nothing of the request is stored);
 * 413 body larger than the limit, compressed (``Content-Length``, streamed
   bytes) or decompressed (so a gzip bomb stops at the limit);
@@ -37,10 +37,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
+from chainmap_otel.ingest.decode import DecodedSpans, decode_json
+from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
 from chainmap_otel.server.decode_pool import DecodePool, as_decoded
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter, WriterClosedError
-from chainmap_otel.storage.otlp import DecodedSpans, decode_json
-from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
 
 logger = logging.getLogger(__name__)
 

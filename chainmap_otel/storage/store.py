@@ -274,7 +274,7 @@ class TraceStore:
             return 0
         validate_identifier(table, "table")
         if rows is not None and self._arrow_available():
-            from chainmap_otel.storage.spanbatch import rows_to_arrow
+            from chainmap_otel.storage.arrow import rows_to_arrow
 
             batch = rows_to_arrow(rows)
             if batch is not None:
@@ -306,7 +306,7 @@ class TraceStore:
     ) -> int:
         """Insert an Arrow table of spans (``TRACE_COLUMNS`` names) in one insert; the row count.
 
-        The fast path of both writers (see :mod:`~chainmap_otel.storage.spanbatch`):
+        The fast path of both writers (see :mod:`~chainmap_otel.storage.arrow`):
         embedded chDB reads the Arrow buffers in place through its ``Python()``
         table function; a server gets the table in the ``Arrow`` input format.
         Either way no value is serialised by Python code. With a

@@ -1,9 +1,9 @@
 """The receivers' entry point: an OTLP protobuf request straight into Arrow columns.
 
 Kept as the name the receivers and serve's decode worker processes call; the decoding
-itself is :func:`~.otlp.decode_protobuf`, which like every OTLP decoder goes through
-:func:`~.otlp_spans.append_spans` (the one validator) into
-:class:`~.spanbatch.FlatSpans` columns, so the receivers, ``chainmap ingest`` and the
+itself is :func:`~.decode.decode_protobuf`, which like every OTLP decoder goes through
+:func:`~.validate.append_spans` (the one validator) into
+:class:`~chainmap_otel.storage.arrow.FlatSpans` columns, so the receivers, ``chainmap ingest`` and the
 OTLP/JSON path cannot store different values for the same span.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from chainmap_otel.storage.otlp import decode_protobuf, decode_request
-from chainmap_otel.storage.otlp_spans import DecodedSpans
+from chainmap_otel.ingest.decode import decode_protobuf, decode_request
+from chainmap_otel.ingest.validate import DecodedSpans
 
 __all__ = ["decode_protobuf_arrow", "decode_request_arrow"]
 
