@@ -28,7 +28,11 @@ from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
 from chainmap_otel.ingest.inserter import BatchInserter, store_landed
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool
+from chainmap_otel.ingest.receivers.otlp_grpc import OtlpGrpcReceiver
+from chainmap_otel.ingest.receivers.otlp_http import otlp_http_router
 from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
+from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.auth import (
@@ -39,15 +43,11 @@ from chainmap_otel.server.auth import (
     tls_files,
     warn_if_exposed,
 )
-from chainmap_otel.server.decode_pool import DecodePool
 from chainmap_otel.server.listener import timed_protocol
 from chainmap_otel.server.metrics import install_metrics
 from chainmap_otel.server.operations import Operations, ServeState
-from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
-from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
-from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web

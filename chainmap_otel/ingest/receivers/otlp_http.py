@@ -39,8 +39,8 @@ from starlette.requests import ClientDisconnect
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.decode import DecodedSpans, decode_json
 from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
-from chainmap_otel.server.decode_pool import DecodePool, as_decoded
-from chainmap_otel.server.span_writer import RequestBudget, SpanWriter, WriterClosedError
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool, as_decoded
+from chainmap_otel.ingest.writer import RequestBudget, SpanWriter, WriterClosedError
 
 logger = logging.getLogger(__name__)
 
