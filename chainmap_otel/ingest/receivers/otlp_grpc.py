@@ -32,8 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from chainmap_otel import config
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
+from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
-from chainmap_otel.ingest.receivers.otlp_http import Refusal, accept, decode_in_pool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.server.auth import BearerToken, GrpcBearerInterceptor, TlsFiles
 

@@ -39,14 +39,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.files import ingest_file
+from chainmap_otel.ingest.receivers.common import Refusal, decode_in_pool
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
-from chainmap_otel.ingest.receivers.otlp_http import (
-    JSON,
-    PROTOBUF,
-    Refusal,
-    _decode,
-    decode_in_pool,
-)
+from chainmap_otel.ingest.receivers.otlp_http import JSON, PROTOBUF, _decode
 from chainmap_otel.ingest.validate import DecodedSpans
 from chainmap_otel.storage.columns import TRACE_COLUMNS
 from chainmap_otel.storage.schema import apply_schema
