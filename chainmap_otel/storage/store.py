@@ -402,8 +402,6 @@ class TraceStore:
         """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
         it cannot read), or None."""
         if self.table_exists(TRACES_TABLE):
-            from chainmap_otel.storage.schema import unreadable_columns
-
             return unreadable_columns(self)
         rows = self.query(
             "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
@@ -421,6 +419,30 @@ _ARROW_INSERT = (
     'INSERT INTO "{db}"."{table}" (' + _INSERT_COLUMNS + ") "
     "SELECT " + _INSERT_COLUMNS + " FROM Python(batch)"
 )
+
+
+#: Columns chainmap reads as ``Map(LowCardinality(String), String)``, as the Collector
+#: creates them by default (``json: false``).
+MAP_COLUMNS = ("ResourceAttributes", "SpanAttributes")
+_COLUMN_TYPES_SQL = """SELECT name, type FROM system.columns
+WHERE database = {db:String} AND table = {table:String} AND name IN {names:Array(String)}"""
+
+
+def unreadable_columns(store: TraceStore, table: str = "otel_traces") -> str | None:
+    """Why chainmap cannot analyse ``table`` as it exists (naming the column and the fix), or
+    None. A Collector exporter with ``json: true`` makes the attribute columns ``JSON``."""
+    rows = store.query(
+        _COLUMN_TYPES_SQL, {"db": store.database, "table": table, "names": list(MAP_COLUMNS)}
+    ).result_rows
+    for name, column_type in sorted(rows):
+        if not str(column_type).startswith("Map("):
+            return (
+                f"{store.database}.{table}.{name} is of type {column_type} (a Collector "
+                "clickhouseexporter with `json: true` creates it so); chainmap reads attributes "
+                "as Map(LowCardinality(String), String): set `json: false` (the default) on the "
+                "exporter and write to a new table or database, then point chainmap at it"
+            )
+    return None
 
 
 def missing_traces_hint(location: StoreURL, databases: Sequence[str]) -> str:
