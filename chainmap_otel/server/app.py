@@ -51,7 +51,7 @@ from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
-from chainmap_otel.storage.holder import advertise_server, withdraw_server
+from chainmap_otel.storage.advert import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -401,7 +401,7 @@ def _advertising(
     adverts: list[Path | None],
 ) -> Callable[[ServeAddresses], None] | None:
     """``on_ready`` that first advertises the API URL in an embedded store's directory, so
-    read commands of other processes use the API (``chainmap_otel.storage.holder``)."""
+    read commands of other processes use the API (``chainmap_otel.storage.advert``)."""
     if not store.embedded:
         return on_ready
 
