@@ -3,7 +3,7 @@
 Decoding a request is Python work (one loop iteration per span and
 attribute); inside ``chainmap serve``'s process it competes for the GIL with
 the HTTP server and with the engine reading the Arrow batches it inserts. A
-:class:`DecodePool` runs :func:`~chainmap_otel.ingest.decode_arrow.decode_protobuf_arrow`
+:class:`DecodePool` runs :func:`~chainmap_otel.ingest.decode.decode_protobuf`
 in ``spawn``-ed processes (never ``fork``: the parent holds the engine) and
 returns the accepted spans as Arrow IPC bytes, which are exactly what the
 write-ahead log stores, so the parent only maps them (no copy, no re-encoding).
@@ -42,10 +42,10 @@ def decode_in_worker(body: bytes) -> Decoded:
 
     Raises :class:`~chainmap_otel.errors.IngestError` (pickled back) for a malformed body.
     """
-    from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
+    from chainmap_otel.ingest.decode import decode_protobuf
     from chainmap_otel.storage.arrow import to_ipc
 
-    decoded = decode_protobuf_arrow(body)
+    decoded = decode_protobuf(body)
     ipc = to_ipc(decoded.table) if decoded.table is not None else None
     return ipc, decoded.rejected, decoded.reasons
 
@@ -58,7 +58,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _warm() -> None:
-    import chainmap_otel.ingest.decode_arrow
+    import chainmap_otel.ingest.decode
     import chainmap_otel.storage.arrow  # noqa: F401
 
 

@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from chainmap_otel import config
 from chainmap_otel.errors import IngestError
-from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
+from chainmap_otel.ingest.decode import decode_protobuf
 from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
@@ -145,7 +145,7 @@ class OtlpGrpcReceiver:
                     decoded, ipc = decode_in_pool(self._pool, payload)
                 else:
                     try:
-                        decoded = decode_protobuf_arrow(payload)
+                        decoded = decode_protobuf(payload)
                     except IngestError as exc:
                         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
                 accept(self._writer, decoded, f"{context.peer()} (grpc)", ipc)

@@ -36,8 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.ingest.decode import DecodedSpans, decode_json
-from chainmap_otel.ingest.decode_arrow import decode_protobuf_arrow
+from chainmap_otel.ingest.decode import DecodedSpans, decode_json, decode_protobuf
 from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
@@ -167,7 +166,7 @@ def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
 
 
 def _decode(media: str, body: bytes) -> DecodedSpans:
-    return decode_protobuf_arrow(body) if media == PROTOBUF else decode_json(body)
+    return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
 
 
 def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str) -> DecodedSpans:
