@@ -38,6 +38,7 @@ from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.auth import (
     AllowedHostsMiddleware,
     BearerToken,
+    GrpcBearerInterceptor,
     allowed_hosts_for,
     require_bearer,
     tls_files,
@@ -317,8 +318,8 @@ def run_server(
                 grpc_port,
                 max_message_bytes=limit,
                 budget=budget,
-                token=token,
-                tls=tls,
+                interceptors=(GrpcBearerInterceptor(token),) if token.enabled else (),
+                credentials=tls.grpc_credentials() if tls is not None else None,
                 pool=pool,
             )
             receiver.start()
