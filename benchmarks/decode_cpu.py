@@ -28,7 +28,7 @@ from ingest_throughput import make_batch
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from chainmap_otel.storage.otlp import decode_json, decode_protobuf
+from chainmap_otel.ingest.decode import decode_json, decode_protobuf
 
 
 def otlp_json(request: ExportTraceServiceRequest) -> bytes:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.store import open_store
 
 ROUTES = ("/orders/{id}", "/quotes", "/positions", "/fills/{id}")

@@ -251,7 +251,7 @@ def run_null(payload: bytes, per_request: int, requests: int) -> float:
 
 ENGINE = """
 import sys, time
-from chainmap_otel.storage.otlp import decode_protobuf
+from chainmap_otel.ingest.decode import decode_protobuf
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import open_store
 payload, copies = open(sys.argv[2], "rb").read(), int(sys.argv[3])

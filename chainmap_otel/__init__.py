@@ -32,7 +32,6 @@ from chainmap_otel.tagging.processor import ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
 
 if TYPE_CHECKING:
-    from chainmap_otel import track
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
     from chainmap_otel.analysis.discovery import discover
     from chainmap_otel.analysis.drift import drift
@@ -42,24 +41,25 @@ if TYPE_CHECKING:
     from chainmap_otel.analysis.topology import topology
     from chainmap_otel.analysis.traces import TraceQuery, search_traces
     from chainmap_otel.collector import collector_config
+    from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
+    from chainmap_otel.ingest.files import ingest_files
     from chainmap_otel.monitor import ChainMonitor
     from chainmap_otel.registry import ChainRegistry, open_registry_database
     from chainmap_otel.server import create_app, run_server
-    from chainmap_otel.storage.exporter import ClickHouseSpanExporter
-    from chainmap_otel.storage.ingest import ingest_files
     from chainmap_otel.storage.schema import apply_schema, show_schema
     from chainmap_otel.storage.store import TraceStore, open_store
+    from chainmap_otel.tagging import track
     from chainmap_otel.tagging.launcher import configure
 
 #: Public names whose modules are imported on first use (heavy dependencies).
 _LAZY = {
     "configure": "chainmap_otel.tagging.launcher",
-    "ClickHouseSpanExporter": "chainmap_otel.storage.exporter",
+    "ClickHouseSpanExporter": "chainmap_otel.ingest.exporter",
     "TraceStore": "chainmap_otel.storage.store",
     "open_store": "chainmap_otel.storage.store",
     "apply_schema": "chainmap_otel.storage.schema",
     "show_schema": "chainmap_otel.storage.schema",
-    "ingest_files": "chainmap_otel.storage.ingest",
+    "ingest_files": "chainmap_otel.ingest.files",
     "topology": "chainmap_otel.analysis",
     "critical_path": "chainmap_otel.analysis",
     "chain_critical_path": "chainmap_otel.analysis",
@@ -124,7 +124,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "track":
-        return importlib.import_module("chainmap_otel.track")
+        return importlib.import_module("chainmap_otel.tagging.track")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'chainmap_otel' has no attribute {name!r}")

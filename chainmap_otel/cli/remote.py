@@ -1,5 +1,5 @@
 """Read commands through ``chainmap serve``'s API: ``--server URL``, or the embedded store's
-holder found in its directory (:mod:`chainmap_otel.storage.holder`).
+holder found in its directory (:mod:`chainmap_otel.storage.advert`).
 
 chDB lets one process open a data directory, so while ``chainmap serve`` runs on the
 embedded store ``chainmap health`` and the other read commands ask its API for the same
@@ -40,7 +40,7 @@ def resolve_server(store: str | None, server: str | None) -> ServeClient | None:
             )
         return ServeClient(server)
     from chainmap_otel import config
-    from chainmap_otel.storage.holder import advertised_server
+    from chainmap_otel.storage.advert import advertised_server
     from chainmap_otel.storage.store import parse_store_url
 
     try:

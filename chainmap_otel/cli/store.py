@@ -77,7 +77,7 @@ def ingest(
 ) -> None:
     """Load OTLP trace files (the Collector file exporter's format included) into the store."""
     from chainmap_otel.analysis.rollups.refresh import rewind_rollups
-    from chainmap_otel.storage.ingest import FileReport, ingest_files
+    from chainmap_otel.ingest.files import FileReport, ingest_files
     from chainmap_otel.storage.schema import ensure_schema
     from chainmap_otel.storage.store import open_store
 

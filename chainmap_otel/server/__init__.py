@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chainmap_otel.ingest.receivers.otlp_grpc import OtlpGrpcReceiver
+from chainmap_otel.ingest.writer import SpanWriter, WriterStats
 from chainmap_otel.server.app import (
     ServeAddresses,
     create_app,
@@ -9,8 +11,6 @@ from chainmap_otel.server.app import (
     open_wal,
     run_server,
 )
-from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
-from chainmap_otel.server.span_writer import SpanWriter, WriterStats
 
 __all__ = [
     "OtlpGrpcReceiver",

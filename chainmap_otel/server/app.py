@@ -27,32 +27,33 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.ingest.inserter import BatchInserter, store_landed
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool
+from chainmap_otel.ingest.receivers.otlp_grpc import OtlpGrpcReceiver
+from chainmap_otel.ingest.receivers.otlp_http import otlp_http_router
+from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
+from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api import install_api, resolve_catalog
 from chainmap_otel.server.auth import (
     AllowedHostsMiddleware,
     BearerToken,
+    GrpcBearerInterceptor,
     allowed_hosts_for,
     require_bearer,
     tls_files,
     warn_if_exposed,
 )
-from chainmap_otel.server.decode_pool import DecodePool
 from chainmap_otel.server.listener import timed_protocol
 from chainmap_otel.server.metrics import install_metrics
 from chainmap_otel.server.operations import Operations, ServeState
-from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
-from chainmap_otel.server.otlp_http import otlp_http_router
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
-from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
-from chainmap_otel.storage.batching import BatchInserter, store_landed
-from chainmap_otel.storage.holder import advertise_server, withdraw_server
+from chainmap_otel.storage.advert import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.storage.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
@@ -317,8 +318,8 @@ def run_server(
                 grpc_port,
                 max_message_bytes=limit,
                 budget=budget,
-                token=token,
-                tls=tls,
+                interceptors=(GrpcBearerInterceptor(token),) if token.enabled else (),
+                credentials=tls.grpc_credentials() if tls is not None else None,
                 pool=pool,
             )
             receiver.start()
@@ -401,7 +402,7 @@ def _advertising(
     adverts: list[Path | None],
 ) -> Callable[[ServeAddresses], None] | None:
     """``on_ready`` that first advertises the API URL in an embedded store's directory, so
-    read commands of other processes use the API (``chainmap_otel.storage.holder``)."""
+    read commands of other processes use the API (``chainmap_otel.storage.advert``)."""
     if not store.embedded:
         return on_ready
 

@@ -18,7 +18,12 @@ from pathlib import Path
 
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.storage.store import (
+    TraceStore,
+    parse_store_url,
+    unreadable_columns,
+    validate_identifier,
+)
 from chainmap_otel.tagging import fields
 
 logger = logging.getLogger(__name__)
@@ -171,8 +176,6 @@ def show_schema(
 
 
 def _default_database() -> str:
-    from chainmap_otel.storage.store import parse_store_url
-
     return parse_store_url(config.clickhouse_url()).database
 
 
@@ -251,30 +254,6 @@ def apply_schema(
         report.current_version = version.version
     say(f"schema of {database} on {store.url_for_display} is at version {report.current_version}")
     return report
-
-
-#: Columns chainmap reads as ``Map(LowCardinality(String), String)``, as the Collector
-#: creates them by default (``json: false``).
-MAP_COLUMNS = ("ResourceAttributes", "SpanAttributes")
-_COLUMN_TYPES_SQL = """SELECT name, type FROM system.columns
-WHERE database = {db:String} AND table = {table:String} AND name IN {names:Array(String)}"""
-
-
-def unreadable_columns(store: TraceStore, table: str = "otel_traces") -> str | None:
-    """Why chainmap cannot analyse ``table`` as it exists (naming the column and the fix), or
-    None. A Collector exporter with ``json: true`` makes the attribute columns ``JSON``."""
-    rows = store.query(
-        _COLUMN_TYPES_SQL, {"db": store.database, "table": table, "names": list(MAP_COLUMNS)}
-    ).result_rows
-    for name, column_type in sorted(rows):
-        if not str(column_type).startswith("Map("):
-            return (
-                f"{store.database}.{table}.{name} is of type {column_type} (a Collector "
-                "clickhouseexporter with `json: true` creates it so); chainmap reads attributes "
-                "as Map(LowCardinality(String), String): set `json: false` (the default) on the "
-                "exporter and write to a new table or database, then point chainmap at it"
-            )
-    return None
 
 
 def _apply_with_backfill(

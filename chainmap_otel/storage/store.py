@@ -274,7 +274,7 @@ class TraceStore:
             return 0
         validate_identifier(table, "table")
         if rows is not None and self._arrow_available():
-            from chainmap_otel.storage.spanbatch import rows_to_arrow
+            from chainmap_otel.storage.arrow import rows_to_arrow
 
             batch = rows_to_arrow(rows)
             if batch is not None:
@@ -306,7 +306,7 @@ class TraceStore:
     ) -> int:
         """Insert an Arrow table of spans (``TRACE_COLUMNS`` names) in one insert; the row count.
 
-        The fast path of both writers (see :mod:`~chainmap_otel.storage.spanbatch`):
+        The fast path of both writers (see :mod:`~chainmap_otel.storage.arrow`):
         embedded chDB reads the Arrow buffers in place through its ``Python()``
         table function; a server gets the table in the ``Arrow`` input format.
         Either way no value is serialised by Python code. With a
@@ -407,8 +407,6 @@ class TraceStore:
         """Why analysis cannot read ``otel_traces`` here (naming where it is, or the column
         it cannot read), or None."""
         if self.table_exists(TRACES_TABLE):
-            from chainmap_otel.storage.schema import unreadable_columns
-
             return unreadable_columns(self)
         rows = self.query(
             "SELECT database FROM system.tables WHERE name = {t:String} ORDER BY database",
@@ -426,6 +424,30 @@ _ARROW_INSERT = (
     'INSERT INTO "{db}"."{table}" (' + _INSERT_COLUMNS + ") "
     "SELECT " + _INSERT_COLUMNS + " FROM Python(batch)"
 )
+
+
+#: Columns chainmap reads as ``Map(LowCardinality(String), String)``, as the Collector
+#: creates them by default (``json: false``).
+MAP_COLUMNS = ("ResourceAttributes", "SpanAttributes")
+_COLUMN_TYPES_SQL = """SELECT name, type FROM system.columns
+WHERE database = {db:String} AND table = {table:String} AND name IN {names:Array(String)}"""
+
+
+def unreadable_columns(store: TraceStore, table: str = "otel_traces") -> str | None:
+    """Why chainmap cannot analyse ``table`` as it exists (naming the column and the fix), or
+    None. A Collector exporter with ``json: true`` makes the attribute columns ``JSON``."""
+    rows = store.query(
+        _COLUMN_TYPES_SQL, {"db": store.database, "table": table, "names": list(MAP_COLUMNS)}
+    ).result_rows
+    for name, column_type in sorted(rows):
+        if not str(column_type).startswith("Map("):
+            return (
+                f"{store.database}.{table}.{name} is of type {column_type} (a Collector "
+                "clickhouseexporter with `json: true` creates it so); chainmap reads attributes "
+                "as Map(LowCardinality(String), String): set `json: false` (the default) on the "
+                "exporter and write to a new table or database, then point chainmap at it"
+            )
+    return None
 
 
 def missing_traces_hint(location: StoreURL, databases: Sequence[str]) -> str:

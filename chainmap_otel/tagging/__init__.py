@@ -1,4 +1,5 @@
-"""Tagging at the source: chain definitions, the rule engine, processor, propagator, launcher."""
+"""Tagging at the source: chain definitions, the rule engine, processor, propagator, launcher,
+and the in-application helpers of :mod:`.track`."""
 
 from __future__ import annotations
 

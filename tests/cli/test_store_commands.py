@@ -20,7 +20,7 @@ from tests.analysis.test_mixed_fleet_membership import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAINMAP = str(Path(sys.executable).parent / "chainmap")
-FIXTURES = ROOT / "tests" / "storage" / "fixtures"
+FIXTURES = ROOT / "tests" / "ingest" / "fixtures"
 #: Prints the merged-trace and inferred-entry rollups' states of a store (another embedded store than the test
 #: process's own, so in a process of its own).
 READ_TRACE_ROLLUP_STATE = """

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from typer.testing import CliRunner
 
 from chainmap_otel.cli import COMMAND_MODULES, app
-from chainmap_otel.storage.holder import SERVE_FILE_NAME, advertised_server
+from chainmap_otel.storage.advert import SERVE_FILE_NAME, advertised_server
 from chainmap_otel.tagging.active import example_catalog_path
 from tests.support.otlp_payloads import sdk_spans
 from tests.support.processes import free_port

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from chainmap_otel.ingest.inserter import BatchInserter
 from chainmap_otel.server import OtlpGrpcReceiver, SpanWriter, create_app, new_span_writer
-from chainmap_otel.storage.batching import BatchInserter
 from chainmap_otel.storage.store import TraceStore
 
 

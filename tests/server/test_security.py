@@ -27,7 +27,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from chainmap_otel.server.otlp_grpc import EXPORT_METHOD
+from chainmap_otel.ingest.receivers.otlp_grpc import EXPORT_METHOD
 from tests.support.otlp_payloads import request_of, sdk_spans
 from tests.support.processes import free_port
 

@@ -24,8 +24,8 @@ from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.analysis.topology import topology
 from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
-from chainmap_otel.storage.otlp import decode_json
+from chainmap_otel.ingest.decode import decode_json
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import parse_catalog

@@ -1,6 +1,6 @@
 """A plain-Python reference of the ``otel_traces`` row values of SDK spans.
 
-The production writers build Arrow columns (``storage/spanbatch.py``); tests
+The production writers build Arrow columns (``storage/arrow.py``); tests
 compare them with this straightforward list-per-column form, and insert it
 through clickhouse-connect's Native path as a second opinion.
 """

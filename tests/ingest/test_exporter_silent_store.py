@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 
 TIMEOUT_S = 2.0
 #: Generous for a loaded 2-core machine; the promise is "within the timeout".
@@ -79,7 +79,7 @@ def test_a_silent_store_is_logged_and_shutdown_keeps_its_timeout(
     exporter = ClickHouseSpanExporter(
         silent.url, timeout=TIMEOUT_S, linger_s=0, batch_spans=1024, buffer_spans=100_000
     )
-    with caplog.at_level(logging.WARNING, logger="chainmap_otel.storage.exporter"):
+    with caplog.at_level(logging.WARNING, logger="chainmap_otel.ingest.exporter"):
         started = time.monotonic()
         for i in range(0, SPANS, 512):
             assert exporter.export(handed[i : i + 512]) is SpanExportResult.SUCCESS

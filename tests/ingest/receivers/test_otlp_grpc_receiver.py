@@ -8,7 +8,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from chainmap_otel.server.otlp_grpc import EXPORT_METHOD
+from chainmap_otel.ingest.receivers.otlp_grpc import EXPORT_METHOD
 from tests.server.conftest import ServeFactory
 from tests.support.ingest import BlockedInsert, emit, with_bad_spans
 from tests.support.otlp_payloads import request_of, sdk_spans

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.otlp import (
+from chainmap_otel.ingest.decode import (
     DecodedSpans,
     decode_document,
     decode_json,

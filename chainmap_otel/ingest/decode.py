@@ -1,11 +1,11 @@
 """OTLP trace payloads (protobuf and OTLP/JSON) to ``otel_traces`` spans.
 
-The protobuf reader lives here, the OTLP/JSON one in :mod:`.otlp_json`; both hand their
-request to :func:`~.otlp_spans.append_spans`, the one definition of which spans are
+The protobuf reader lives here, the OTLP/JSON one in :mod:`.decode_json`; both hand their
+request to :func:`~.validate.append_spans`, the one definition of which spans are
 stored and with which values (those the Collector's clickhouseexporter writes: hex ids,
-kind and status names, attributes stringified by :func:`~.columns.attribute_text`,
+kind and status names, attributes stringified by :func:`~chainmap_otel.storage.columns.attribute_text`,
 ``Timestamp`` and event times as integer nanoseconds). Every decoder returns
-:class:`~.otlp_spans.DecodedSpans`: the accepted spans as an Arrow table (``.table``,
+:class:`~.validate.DecodedSpans`: the accepted spans as an Arrow table (``.table``,
 what the receivers and ``chainmap ingest`` insert) and as rows (``.rows``, read back
 from that table).
 
@@ -27,14 +27,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.columns import attribute_text
-from chainmap_otel.storage.otlp_json import (
+from chainmap_otel.ingest.decode_json import (
     decode_document,
     decode_json,
     decode_json_lines,
     repair_surrogates,
 )
-from chainmap_otel.storage.otlp_spans import (
+from chainmap_otel.ingest.validate import (
     MAX_REASONS,
     MAX_VALUE_DEPTH,
     DecodedSpans,
@@ -42,6 +41,7 @@ from chainmap_otel.storage.otlp_spans import (
     Wording,
     decode_spans,
 )
+from chainmap_otel.storage.columns import attribute_text
 
 __all__ = [
     "MAX_REASONS",

@@ -9,15 +9,15 @@ A reader hands :func:`append_spans` its request as objects with the protobuf mes
 attribute names (``resource_spans``, ``scope_spans``, ``spans``; a span's ``trace_id``
 as bytes, ``kind`` as the enum number, ``start_time_unix_nano`` as an int, ...) and a
 function turning an ``attributes`` field into ``dict[str, str]``. The protobuf reader
-(:mod:`.otlp`) passes the parsed ``ExportTraceServiceRequest`` itself; the OTLP/JSON
-reader (:mod:`.otlp_json`) thin views of the parsed document, which raise
+(:mod:`.decode`) passes the parsed ``ExportTraceServiceRequest`` itself; the OTLP/JSON
+reader (:mod:`.decode_json`) thin views of the parsed document, which raise
 :class:`Rejected` or :class:`Malformed` for what only JSON can get wrong (an id that is
 neither hex nor base64, a field of the wrong JSON type) when that field is read.
 
 Values, as the Collector's clickhouseexporter writes them: ids as lowercase hex (an
 all-zero or empty parent or link id as ``""``, as pdata's ``String()`` gives it), span
 kind and status code as ``Server``/``Ok``... and ``""`` for a number outside the enum,
-attribute values as :func:`~.columns.attribute_text` of the value the reader decoded,
+attribute values as :func:`~chainmap_otel.storage.columns.attribute_text` of the value the reader decoded,
 times as integer nanoseconds. A span is checked completely before anything of it is
 appended, so a rejected span leaves nothing behind; rows are read back from the Arrow
 table the columns make (:attr:`DecodedSpans.rows`), so rows and columns cannot differ.
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chainmap_otel.storage.arrow import FlatSpans
 from chainmap_otel.storage.columns import MAX_TIME_NANOS, SPAN_KIND_NAMES, STATUS_CODE_NAMES
-from chainmap_otel.storage.spanbatch import FlatSpans
 
 __all__ = [
     "MAX_REASONS",

@@ -38,15 +38,16 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.server.decode_pool import DecodePool
-from chainmap_otel.server.otlp_http import JSON, PROTOBUF, Refusal, _decode, decode_in_pool
+from chainmap_otel.ingest.files import ingest_file
+from chainmap_otel.ingest.receivers.common import Refusal, decode_in_pool
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool
+from chainmap_otel.ingest.receivers.otlp_http import JSON, PROTOBUF, _decode
+from chainmap_otel.ingest.validate import DecodedSpans
 from chainmap_otel.storage.columns import TRACE_COLUMNS
-from chainmap_otel.storage.ingest import ingest_file
-from chainmap_otel.storage.otlp_spans import DecodedSpans
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
+from tests.ingest.receivers.test_otlp_grpc_receiver import raw_export
 from tests.server.conftest import ServeFactory, Serving
-from tests.server.test_otlp_grpc_receiver import raw_export
 from tests.support.otlp_payloads import to_otlp_json
 
 START = 1_700_000_000_000_000_000

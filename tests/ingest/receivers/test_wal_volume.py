@@ -18,7 +18,7 @@ import httpx
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
-from chainmap_otel.server.otlp_grpc import EXPORT_METHOD
+from chainmap_otel.ingest.receivers.otlp_grpc import EXPORT_METHOD
 from tests.support.bulk_spans import bulky_request
 from tests.support.serve_process import ServeProcess, query
 from tests.support.volumes import fill, small_volume

@@ -5,7 +5,7 @@ optionally ``Content-Encoding: gzip`` or ``deflate``. Answers:
 
 * 200 ``ExportTraceServiceResponse`` in the request's encoding, with
   ``partial_success`` when some spans were rejected, once the accepted spans
-  are in the write-ahead log (see :mod:`chainmap_otel.storage.wal`);
+  are in the write-ahead log (see :mod:`chainmap_otel.ingest.wal`);
 * 400 malformed payload (nothing of the request is stored);
 * 413 body larger than the limit, compressed (``Content-Length``, streamed
   bytes) or decompressed (so a gzip bomb stops at the limit);
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import code_pb2, status_pb2
@@ -37,29 +36,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.server.decode_pool import DecodePool, as_decoded
-from chainmap_otel.server.span_writer import RequestBudget, SpanWriter, WriterClosedError
-from chainmap_otel.storage.otlp import DecodedSpans, decode_json
-from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
+from chainmap_otel.ingest.decode import DecodedSpans, decode_json, decode_protobuf
+from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool
+from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JSON", "PROTOBUF", "RETRY_AFTER_S", "Refusal", "accept", "otlp_http_router"]
+__all__ = ["JSON", "PROTOBUF", "RETRY_AFTER_S", "otlp_http_router"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 #: Seconds a client is told to wait when the ingest queue is full.
 RETRY_AFTER_S = 1
-
-
-class Refusal(Exception):
-    """A request the receiver turns down: HTTP status, google.rpc code, one-line message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def _media_type(request: Request) -> str:
@@ -177,37 +166,7 @@ def _inflate(body: bytes, decompressor: zlib._Decompress, limit: int) -> bytes:
 
 
 def _decode(media: str, body: bytes) -> DecodedSpans:
-    return decode_protobuf_arrow(body) if media == PROTOBUF else decode_json(body)
-
-
-def accept(
-    writer: SpanWriter, decoded: DecodedSpans, sender: str, ipc: bytes | None = None
-) -> None:
-    """Validate ``decoded`` into Arrow and hand it to ``writer``; raises the refusal reply.
-
-    Shared by both receivers (gRPC maps the reply's status to its codes).
-    """
-    table = decoded.to_arrow()
-    if table is None:
-        return
-    try:
-        queued = writer.offer(table, sender, ipc)
-    except WriterClosedError:
-        raise Refusal(
-            503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
-        ) from None
-    except OSError as exc:
-        # Logged by the write-ahead log once per outage; each refusal is counted.
-        raise Refusal(
-            503, code_pb2.UNAVAILABLE, f"the ingest write-ahead log cannot be written ({exc})"
-        ) from None
-    if not queued:
-        raise Refusal(
-            429,
-            code_pb2.RESOURCE_EXHAUSTED,
-            f"ingest queue is full ({writer.max_queued_spans} spans or "
-            f"{writer.max_queued_bytes} bytes); retry later",
-        )
+    return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
 
 
 def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str) -> DecodedSpans:
@@ -217,19 +176,6 @@ def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str)
         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
     accept(writer, decoded, sender)
     return decoded
-
-
-def decode_in_pool(pool: DecodePool, body: bytes) -> tuple[DecodedSpans, bytes | None]:
-    """Decode a protobuf body in the pool; raises the refusal reply for a bad body or a broken pool."""
-    try:
-        return as_decoded(pool.submit(body).result())
-    except IngestError as exc:
-        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
-    except (BrokenProcessPool, RuntimeError) as exc:
-        logger.error("the decode worker pool failed: %s", exc)
-        raise Refusal(
-            503, code_pb2.UNAVAILABLE, "the decoder is unavailable; retry later"
-        ) from None
 
 
 def _pooled_decode_and_accept(

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.columns import TRACE_COLUMNS
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.store import TraceStore, open_store
 
 HUGE = "x" * (1024 * 1024)
@@ -164,7 +164,7 @@ def test_an_unreachable_store_never_blocks_the_app_and_every_drop_is_counted(
     exporter = ClickHouseSpanExporter(
         "http://user:s3cret@127.0.0.1:9/otel", timeout=0.5, buffer_spans=4
     )
-    with caplog.at_level(logging.WARNING, logger="chainmap_otel.storage.exporter"):
+    with caplog.at_level(logging.WARNING, logger="chainmap_otel.ingest.exporter"):
         # export() only queues: it returns while the store has still not been reached.
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         assert exporter.exported_spans == 0
@@ -226,8 +226,8 @@ def test_poison_spans_cost_only_themselves(db_url: str) -> None:
 
 FORK = """
 import os, sys
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
-from tests.storage.test_clickhouse_exporter import _recorded_spans
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
+from tests.ingest.test_clickhouse_exporter import _recorded_spans
 exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=0.5)
 exporter.export(_recorded_spans())
 assert exporter.buffered_spans == 3

@@ -13,13 +13,13 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.columns import TRACE_COLUMNS
-from chainmap_otel.storage.otlp import (
+from chainmap_otel.ingest.decode import (
     decode_json,
     decode_json_lines,
     decode_protobuf,
     iter_protobuf_frames,
 )
+from chainmap_otel.storage.columns import TRACE_COLUMNS
 from tests.support.otlp_payloads import json_bytes, request_of, sdk_spans, to_otlp_json
 
 FIXTURES = Path(__file__).parent / "fixtures"

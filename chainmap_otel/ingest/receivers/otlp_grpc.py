@@ -8,8 +8,9 @@ while the server shuts down or its write-ahead log cannot be written (a full
 volume). OK (with ``partial_success`` for rejected spans) means the accepted
 spans are in the write-ahead log, exactly as for OTLP/HTTP.
 
-With a ``token`` every call must carry ``authorization: Bearer <token>`` metadata
-(UNAUTHENTICATED otherwise); with ``tls`` the port serves TLS only.
+Authentication and TLS are the caller's: serve passes its bearer-token interceptor
+(every call must carry ``authorization: Bearer <token>`` metadata, UNAUTHENTICATED
+otherwise) and, with TLS configured, ``credentials`` so the port serves TLS only.
 
 The request is registered with a bytes-in handler so a malformed message gets
 INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
@@ -31,11 +32,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from chainmap_otel import config
 from chainmap_otel.errors import IngestError
-from chainmap_otel.server.auth import BearerToken, GrpcBearerInterceptor, TlsFiles
-from chainmap_otel.server.decode_pool import DecodePool
-from chainmap_otel.server.otlp_http import Refusal, accept, decode_in_pool
-from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
-from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
+from chainmap_otel.ingest.decode import decode_protobuf
+from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
+from chainmap_otel.ingest.receivers.decode_pool import DecodePool
+from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,11 @@ def _connection_limits() -> list[tuple[str, int]]:
 
 
 class OtlpGrpcReceiver:
-    """A grpc server on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
+    """A grpc server on ``host:port`` (port 0 picks a free one, see :attr:`port`).
+
+    ``interceptors`` run before every call (serve's bearer-token check); with
+    ``credentials`` (``grpc.ssl_server_credentials``) the port serves TLS only.
+    """
 
     def __init__(
         self,
@@ -76,8 +80,7 @@ class OtlpGrpcReceiver:
         max_workers: int = 4,
         budget: RequestBudget | None = None,
         interceptors: tuple[grpc.ServerInterceptor, ...] = (),
-        token: BearerToken | None = None,
-        tls: TlsFiles | None = None,
+        credentials: grpc.ServerCredentials | None = None,
         pool: DecodePool | None = None,
     ) -> None:
         self._writer = writer
@@ -85,10 +88,7 @@ class OtlpGrpcReceiver:
         self._budget = budget if budget is not None else RequestBudget(2 * max_message_bytes)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
-            interceptors=[
-                *([GrpcBearerInterceptor(token)] if token and token.enabled else []),
-                *interceptors,
-            ],
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -105,14 +105,14 @@ class OtlpGrpcReceiver:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            if tls is not None:
-                self.port = self._server.add_secure_port(address, tls.grpc_credentials())
+            if credentials is not None:
+                self.port = self._server.add_secure_port(address, credentials)
             else:
                 self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             tls_hint = (
                 "; if the port is free, check CHAINMAP_TLS_CERT_FILE and CHAINMAP_TLS_KEY_FILE"
-                if tls is not None
+                if credentials is not None
                 else ""
             )
             raise OSError(
@@ -145,7 +145,7 @@ class OtlpGrpcReceiver:
                     decoded, ipc = decode_in_pool(self._pool, payload)
                 else:
                     try:
-                        decoded = decode_protobuf_arrow(payload)
+                        decoded = decode_protobuf(payload)
                     except IngestError as exc:
                         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
                 accept(self._writer, decoded, f"{context.peer()} (grpc)", ipc)

@@ -1,10 +1,10 @@
 """The bounded, durable queue between the OTLP receivers and the trace store.
 
 Receivers decode and validate a request into an Arrow table, then hand it to
-:meth:`SpanWriter.offer`; with a :class:`~chainmap_otel.storage.wal.WriteAheadLog`
+:meth:`SpanWriter.offer`; with a :class:`~chainmap_otel.ingest.wal.WriteAheadLog`
 the table is logged before ``offer`` returns, so the receiver's 2xx means the
 spans survive a crash. One writer thread drains the queue in batches through
-the shared :class:`~chainmap_otel.storage.batching.BatchInserter` (partition-safe
+the shared :class:`~chainmap_otel.ingest.inserter.BatchInserter` (partition-safe
 groups, deduplication tokens, bisection of bad spans) and records each commit
 in the log. On start the log's uncommitted requests are queued again, the
 batch that was in flight first, with its original token.
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from chainmap_otel.storage.batching import BatchInserter, BatchOutcome, concat, senders_of
-from chainmap_otel.storage.spanbatch import from_ipc, to_ipc
-from chainmap_otel.storage.wal import WalFullError, WriteAheadLog
+from chainmap_otel.ingest.inserter import BatchInserter, BatchOutcome, concat, senders_of
+from chainmap_otel.ingest.wal import WalFullError, WriteAheadLog
+from chainmap_otel.storage.arrow import from_ipc, to_ipc
 
 logger = logging.getLogger(__name__)
 

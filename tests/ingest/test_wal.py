@@ -14,11 +14,11 @@ import pyarrow as pa
 import pytest
 
 from chainmap_otel.errors import ChainmapError
+from chainmap_otel.ingest.decode import decode_protobuf
+from chainmap_otel.ingest.wal import WalFullError, WriteAheadLog
 from chainmap_otel.server.app import new_span_writer
-from chainmap_otel.storage.otlp import decode_protobuf
-from chainmap_otel.storage.spanbatch import from_ipc, to_ipc
+from chainmap_otel.storage.arrow import from_ipc, to_ipc
 from chainmap_otel.storage.store import TraceStore
-from chainmap_otel.storage.wal import WalFullError, WriteAheadLog
 from tests.support.otlp_payloads import request_of, sdk_spans
 from tests.support.volumes import fill, small_volume
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.storage.ingest import FileReport, ingest_files
+from chainmap_otel.ingest.files import FileReport, ingest_files
 from chainmap_otel.storage.store import TraceStore
 from tests.support.otlp_payloads import request_of, sdk_spans, to_otlp_json
 

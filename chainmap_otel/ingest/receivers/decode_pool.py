@@ -3,7 +3,7 @@
 Decoding a request is Python work (one loop iteration per span and
 attribute); inside ``chainmap serve``'s process it competes for the GIL with
 the HTTP server and with the engine reading the Arrow batches it inserts. A
-:class:`DecodePool` runs :func:`~chainmap_otel.storage.otlp_arrow.decode_protobuf_arrow`
+:class:`DecodePool` runs :func:`~chainmap_otel.ingest.decode.decode_protobuf`
 in ``spawn``-ed processes (never ``fork``: the parent holds the engine) and
 returns the accepted spans as Arrow IPC bytes, which are exactly what the
 write-ahead log stores, so the parent only maps them (no copy, no re-encoding).
@@ -27,8 +27,8 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from chainmap_otel.ingest.decode import DecodedSpans
 from chainmap_otel.processes import set_parent_death_signal
-from chainmap_otel.storage.otlp import DecodedSpans
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ def decode_in_worker(body: bytes) -> Decoded:
 
     Raises :class:`~chainmap_otel.errors.IngestError` (pickled back) for a malformed body.
     """
-    from chainmap_otel.storage.otlp_arrow import decode_protobuf_arrow
-    from chainmap_otel.storage.spanbatch import to_ipc
+    from chainmap_otel.ingest.decode import decode_protobuf
+    from chainmap_otel.storage.arrow import to_ipc
 
-    decoded = decode_protobuf_arrow(body)
+    decoded = decode_protobuf(body)
     ipc = to_ipc(decoded.table) if decoded.table is not None else None
     return ipc, decoded.rejected, decoded.reasons
 
@@ -58,13 +58,13 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _warm() -> None:
-    import chainmap_otel.storage.otlp_arrow
-    import chainmap_otel.storage.spanbatch  # noqa: F401
+    import chainmap_otel.ingest.decode
+    import chainmap_otel.storage.arrow  # noqa: F401
 
 
 def as_decoded(result: Decoded) -> tuple[DecodedSpans, bytes | None]:
     """The parent's side: ``DecodedSpans`` over the mapped table, and the IPC bytes for the log."""
-    from chainmap_otel.storage.spanbatch import from_ipc
+    from chainmap_otel.storage.arrow import from_ipc
 
     ipc, rejected, reasons = result
     decoded = DecodedSpans(rejected=rejected, reasons=reasons)

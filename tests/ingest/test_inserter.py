@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.batching import BatchInserter, senders_of, store_landed
-from chainmap_otel.storage.spanbatch import rows_to_arrow
+from chainmap_otel.ingest.inserter import BatchInserter, senders_of, store_landed
+from chainmap_otel.storage.arrow import rows_to_arrow
 from chainmap_otel.storage.store import TraceStore
 
 DAY_NS = 86_400 * 10**9

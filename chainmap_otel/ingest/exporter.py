@@ -10,7 +10,7 @@ spans on a bounded queue and returns, so the application never waits for the
 store; the lock covers the queue alone. One worker thread owns the store: it
 gathers exports for ``linger_s`` (or until ``batch_spans`` wait), turns them
 into an Arrow table and inserts it through the shared
-:class:`~chainmap_otel.storage.batching.BatchInserter` (partition-safe groups,
+:class:`~chainmap_otel.ingest.inserter.BatchInserter` (partition-safe groups,
 a deduplication token per batch, bisection of spans the store refuses), waiting
 with backoff while the store is down. ``force_flush`` and ``shutdown`` wake a
 waiting retry at once; ``shutdown`` returns within ``timeout`` whatever the store does.
@@ -53,7 +53,7 @@ from chainmap_otel import config
 from chainmap_otel.storage.columns import MAX_TIME_NANOS
 
 if TYPE_CHECKING:
-    from chainmap_otel.storage.batching import BatchInserter
+    from chainmap_otel.ingest.inserter import BatchInserter
     from chainmap_otel.storage.store import TraceStore
 
 logger = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ class ClickHouseSpanExporter(SpanExporter):
             detach(token)
 
     def _new_inserter(self) -> BatchInserter:
-        from chainmap_otel.storage.batching import BatchInserter, store_landed
+        from chainmap_otel.ingest.inserter import BatchInserter, store_landed
 
         def insert(table: Any, batch_token: str) -> None:
             store = self._connected_store()
@@ -424,9 +424,9 @@ os.register_at_fork(
 
 def _import_worker_modules(url: str | None) -> None:
     with _WORKER_IMPORTS:
-        import chainmap_otel.storage.batching
+        import chainmap_otel.ingest.inserter
+        import chainmap_otel.ingest.sdk_spans
         import chainmap_otel.storage.schema
-        import chainmap_otel.storage.spanbatch
         import chainmap_otel.storage.store  # noqa: F401
 
         if not (url or config.clickhouse_url()).startswith("chdb:"):
@@ -448,7 +448,7 @@ def _to_arrow(spans: Sequence[ReadableSpan]) -> tuple[Any, int, list[str]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from chainmap_otel.storage.spanbatch import spans_to_arrow
+    from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 
     reasons: list[str] = []
     try:

@@ -17,9 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
+from chainmap_otel.ingest.sdk_spans import spans_to_arrow, stringify_values
+from chainmap_otel.storage.arrow import rows_to_arrow
 from chainmap_otel.storage.columns import TRACE_COLUMNS, TRACE_SCHEMA, attribute_text
-from chainmap_otel.storage.exporter import ClickHouseSpanExporter
-from chainmap_otel.storage.spanbatch import rows_to_arrow, spans_to_arrow, stringify_values
 from chainmap_otel.storage.store import TraceStore, open_store
 from tests.support.reference_columns import spans_to_columns
 

@@ -1,7 +1,7 @@
 """OTLP/JSON requests (the OTLP/HTTP JSON body, the Collector file exporter's lines).
 
 The document is parsed with :func:`json.loads` and read through thin views that give
-:func:`~.otlp_spans.append_spans` the protobuf message's attribute names, so every span
+:func:`~.validate.append_spans` the protobuf message's attribute names, so every span
 is validated and converted by the same code as a protobuf request. What only JSON can
 get wrong is decided here, following the Collector's OTLP/JSON unmarshaler
 (pdata/internal/json/iterator.go, generated_proto_anyvalue.go):
@@ -32,8 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from chainmap_otel.errors import IngestError
-from chainmap_otel.storage.columns import attribute_text
-from chainmap_otel.storage.otlp_spans import (
+from chainmap_otel.ingest.validate import (
     MAX_VALUE_DEPTH,
     DecodedSpans,
     Malformed,
@@ -41,6 +40,7 @@ from chainmap_otel.storage.otlp_spans import (
     Wording,
     decode_spans,
 )
+from chainmap_otel.storage.columns import attribute_text
 
 __all__ = [
     "decode_document",

@@ -22,7 +22,7 @@ from chainmap_otel import track
 from chainmap_otel.tagging.definitions import load_catalog
 from chainmap_otel.tagging.processor import ChainSpanProcessor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Fleet:
@@ -243,7 +243,7 @@ def test_chain_exception_handler_records_logs_and_answers_500(
             return await client.get("/api/v1/orders")
 
     try:
-        with caplog.at_level(logging.ERROR, logger="chainmap_otel.track"):
+        with caplog.at_level(logging.ERROR, logger="chainmap_otel.tagging.track"):
             response = asyncio.run(call())
     finally:
         FastAPIInstrumentor.uninstrument_app(app)
