@@ -28,7 +28,7 @@ from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
 from chainmap_otel.registry.reload import CatalogHolder
-from chainmap_otel.server.api import install_api, resolve_catalog
+from chainmap_otel.server.api import install_api, resolve_catalog, store_check_refresher
 from chainmap_otel.server.auth import (
     AllowedHostsMiddleware,
     BearerToken,
@@ -39,10 +39,11 @@ from chainmap_otel.server.auth import (
 )
 from chainmap_otel.server.decode_pool import DecodePool
 from chainmap_otel.server.listener import timed_protocol
-from chainmap_otel.server.metrics import install_metrics
+from chainmap_otel.server.metrics import install_metrics, store_series_refresher
 from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
+from chainmap_otel.server.read_pool import ReadPool, ReadStores
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
@@ -58,6 +59,9 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 logger = logging.getLogger(__name__)
 
 __all__ = ["ServeAddresses", "create_app", "new_span_writer", "open_wal", "run_server"]
+
+#: How long shutdown waits for a snapshot thread stuck in a store call before leaving it.
+SNAPSHOT_STOP_TIMEOUT_S = 5.0
 
 
 def new_span_writer(
@@ -144,6 +148,7 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     operations: Operations | None = None,
     decode_pool: DecodePool | None = None,
+    read_stores: ReadStores | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -157,7 +162,10 @@ def create_app(
     after ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``). ``ingest_token``
     (default ``CHAINMAP_INGEST_TOKEN``) guards ``POST /v1/traces``; ``allowed_hosts``
     (default ``CHAINMAP_ALLOWED_HOSTS``, unset: any) are the Host names answered.
-    ``operations`` (registry, monitor, alerts) is optional.
+    ``operations`` (registry, monitor, alerts) is optional. Reads run in the app's read
+    pool on connections from ``read_stores`` (one per read thread; without it, on
+    ``store``'s own connection); ``/health/detailed`` and ``/metrics`` answer from
+    snapshots that the lifespan's threads refresh.
     """
     catalog = operations.holder.current if operations is not None else resolve_catalog(chains)
     owned = writer is None
@@ -172,9 +180,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:
             span_writer.start()
+        app.state.store_check.start()
+        app.state.metrics_refresher.start()
         try:
             yield
         finally:
+            app.state.metrics_refresher.stop(SNAPSHOT_STOP_TIMEOUT_S)
+            app.state.store_check.stop(SNAPSHOT_STOP_TIMEOUT_S)
+            app.state.read_pool.close()
             if owned:
                 span_writer.close()
 
@@ -194,7 +207,12 @@ def create_app(
     app.state = ServeState()
     app.state.catalogs = operations.holder if operations is not None else CatalogHolder(catalog)
     app.state.operations = operations
-    app.state.store = store.with_query_timeout(timeout)
+    reads = read_stores.store() if read_stores is not None else store
+    claim = read_stores.claim if read_stores is not None else None
+    app.state.store = reads.with_query_timeout(timeout)
+    app.state.read_pool = ReadPool(on_thread_start=claim)
+    app.state.store_check = store_check_refresher(app.state, claim)
+    app.state.metrics_refresher = store_series_refresher(app.state, on_start=claim)
     app.state.span_writer = span_writer
     token = (
         ingest_token
@@ -290,14 +308,20 @@ def run_server(
         writer = new_span_writer(store, queue_spans, wal=open_wal(store))
         writer.start()
         resources.callback(_close_writer, writer)
+        # The writer's connection is the writer's alone: a query on it would wait for
+        # inserts, and an insert for the query. Reads get one per read thread, and the
+        # rollup and monitor one of their own.
+        read_stores = ReadStores(lambda: open_store(store_url), store)
+        resources.callback(read_stores.close)
+        background = resources.enter_context(open_store(store_url))
         # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
-        rollup = RollupRefresher(store, catalog)
+        rollup = RollupRefresher(background, catalog)
         rollup.start()
         resources.callback(rollup.stop)
         operations: Operations | None = None
         if config.registry_url() != "off":
             # Registry listener, monitor and notifier; stopped before the rollup and store.
-            operations = Operations(store, CatalogHolder(catalog))
+            operations = Operations(background, CatalogHolder(catalog))
             operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
             resources.callback(operations.stop)
@@ -331,6 +355,7 @@ def run_server(
             allowed_hosts=allowed_hosts_for(host),
             operations=operations,
             decode_pool=pool,
+            read_stores=read_stores,
         )
         server = uvicorn.Server(
             uvicorn.Config(

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from chainmap_otel.analysis.critical_path import SpanTiming, compute_sections
 from chainmap_otel.errors import QueryError
 from chainmap_otel.server.api import translated_errors
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 from chainmap_otel.tagging.processor import ATTR_CHAIN_ENTRY_IDS
@@ -182,7 +182,7 @@ def whole_trace(
 
 def trace_api_router() -> APIRouter:
     """``GET /api/v1/traces/{trace_id}``; reads ``app.state.store``."""
-    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=ReadRoute)
 
     @router.get("/{trace_id}", summary="Every span of one trace and its critical path")
     def get_trace(request: Request, trace_id: str, max_spans: str | None = None) -> JSONResponse:

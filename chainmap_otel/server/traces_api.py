@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.errors import QueryError
 from chainmap_otel.server.api import parse_api_window, translated_errors
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 
 __all__ = ["TRACES_PATH", "traces_router"]
 
@@ -27,7 +27,7 @@ def _parameter(name: str) -> str:
 
 def traces_router() -> APIRouter:
     """The search endpoint; reads ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=ReadRoute)
 
     @router.get("", summary="Traces by chain, service, operation, status, duration, attributes")
     def list_traces(
