@@ -27,8 +27,9 @@ the stored traces' (the same a health or topology query answers):
   refused requests, queued spans, edge-rollup lag (as of the snapshot's watermark), reads
   running and refused, alert evaluations and webhook deliveries, failures and drops.
 
-A snapshot that could not read the store gives serve's own series and
-``chainmap_store_up 0``.
+A refresh that could not read the store sets ``chainmap_store_up 0``; the scrape keeps
+the last series computed (``chainmap_metrics_age_seconds`` grows), or has only serve's own
+series if there were none.
 """
 
 from __future__ import annotations
@@ -131,12 +132,11 @@ class ChainMetricsCollector:
         up = GaugeMetricFamily(
             "chainmap_store_up", "1 when the trace store answered the last refresh"
         )
-        if snapshot.value is not None:
-            yield from snapshot.value.families
-            up.add_metric([], 1)
-        else:
-            up.add_metric([], 0)
+        up.add_metric([], 1 if snapshot.error is None else 0)
         yield up
+        if snapshot.value is not None:
+            # After a failed refresh: the last series computed, as old as the age says.
+            yield from snapshot.value.families
         yield from self._serve(snapshot.value)
 
     @staticmethod

@@ -320,17 +320,19 @@ class _ThreadClient:
 
 @dataclass(frozen=True)
 class Snapshot(Generic[T]):
-    """One result of a :class:`Refresher`: ``value``, or ``error`` when computing it failed."""
+    """One refresh of a :class:`Refresher`: ``error`` when it failed, and then ``value`` is
+    the last one computed (None if none was)."""
 
     value: T | None
     error: str | None
-    started: float  # time.monotonic() when the computation started
+    started: float  # time.monotonic() when this refresh started
     finished: float  # ... and when it ended
     at: float  # time.time() when it ended
+    value_started: float  # time.monotonic() when the computation of ``value`` started
 
     def age_s(self, now: float | None = None) -> float:
-        """Seconds since the computation *started*: how old the data may be."""
-        return max(0.0, (time.monotonic() if now is None else now) - self.started)
+        """How old ``value`` may be: seconds since its computation started."""
+        return max(0.0, (time.monotonic() if now is None else now) - self.value_started)
 
 
 class Refresher(Generic[T]):
@@ -383,9 +385,17 @@ class Refresher(Generic[T]):
                 logger.warning("%s failed: %s", self.name, error)
             if self._stop.is_set():
                 return
-            self.latest = Snapshot(value, error, started, time.monotonic(), time.time())
+            finished = time.monotonic()
+            value_started = started
+            previous = self.latest
+            if error is not None and previous is not None:
+                # A failed refresh keeps the last value (its age grows) and says why.
+                value, value_started = previous.value, previous.value_started
+            self.latest = Snapshot(value, error, started, finished, time.time(), value_started)
             self.refreshes += 1
             self._wanted.wait(max(0.0, started + self.interval_s - time.monotonic()))
+            # However often it is asked, it rests as long as it worked: at most half the time.
+            self._stop.wait(max(0.0, 2 * finished - started - time.monotonic()))
 
     async def newer(self, than: float, timeout: float) -> Snapshot[T] | None:
         """The newest snapshot, after waiting up to ``timeout`` s for one started at or
