@@ -43,7 +43,7 @@ from chainmap_otel.server.metrics import install_metrics, store_series_refresher
 from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.otlp_grpc import OtlpGrpcReceiver
 from chainmap_otel.server.otlp_http import otlp_http_router
-from chainmap_otel.server.read_pool import ReadPool, ReadStores
+from chainmap_otel.server.read_pool import ReadPool, ReadStores, lower_priority
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.span_writer import RequestBudget, SpanWriter
@@ -212,7 +212,9 @@ def create_app(
     app.state.store = reads.with_query_timeout(timeout)
     app.state.read_pool = ReadPool(on_thread_start=claim)
     app.state.store_check = store_check_refresher(app.state, claim)
-    app.state.metrics_refresher = store_series_refresher(app.state, on_start=claim)
+    app.state.metrics_refresher = store_series_refresher(
+        app.state, on_start=lambda: _read_thread(claim)
+    )
     app.state.span_writer = span_writer
     token = (
         ingest_token
@@ -398,6 +400,13 @@ def run_server(
                 f"cannot listen for OTLP/HTTP on {host}:{http_port}; free the port or choose "
                 "another with CHAINMAP_SERVE_HTTP_PORT"
             ) from None
+
+
+def _read_thread(claim: Callable[[], None] | None) -> None:
+    """A background reader: a store connection of its own and the read threads' priority."""
+    if claim is not None:
+        claim()
+    lower_priority()
 
 
 def _close_writer(writer: SpanWriter) -> None:

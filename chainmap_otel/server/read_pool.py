@@ -53,6 +53,7 @@ __all__ = [
     "Snapshot",
     "bounded_env_int",
     "bounded_env_seconds",
+    "lower_priority",
 ]
 
 T = TypeVar("T")
@@ -81,6 +82,22 @@ def bounded_env_seconds(var: config.EnvVar, low: float, high: float) -> float:
         "%s=%gs is outside %g..%gs; using the default %s", var.name, value, low, high, var.default
     )
     return config.parse_seconds(var.default) or 0.0
+
+
+def lower_priority(nice: int | None = None) -> None:
+    """Lower the calling thread's OS priority by ``nice`` (default
+    ``CHAINMAP_SERVE_READ_NICE``); Linux only, where a thread's native id is a process id
+    for ``setpriority``. A refusal is logged, not raised."""
+    if nice is None:
+        nice = bounded_env_int(config.CHAINMAP_SERVE_READ_NICE, 0, 19)
+    if not nice or sys.platform != "linux":
+        return
+    try:
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
+    except OSError as exc:
+        logger.warning("%s keeps its priority: %s", threading.current_thread().name, exc)
 
 
 class ReadPoolFull(HTTPException):
@@ -141,12 +158,7 @@ class ReadPool:
         # Daemon threads: a read stuck in the store never holds the process's exit.
         if self._on_thread_start is not None:
             self._on_thread_start()
-        if self.nice and sys.platform == "linux":
-            try:
-                # On Linux a thread's native id is a process id for setpriority.
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-            except OSError as exc:
-                logger.warning("read threads keep their priority: %s", exc)
+        lower_priority(self.nice)
         while (job := self._jobs.get()) is not None:
             future, call = job
             if not future.set_running_or_notify_cancel():

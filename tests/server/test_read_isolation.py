@@ -12,6 +12,8 @@ long-running query does) until the test releases them.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +44,7 @@ class Hold:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.release = threading.Event()
+        self.fail = threading.Event()  # set: their queries fail instead
         self.holding = 0
         self._lock = threading.Lock()
 
@@ -66,6 +69,8 @@ class HeldClient:
 
     def query(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         if threading.current_thread().name.startswith(self._hold.prefix):
+            if self._hold.fail.is_set():
+                raise ConnectionError("injected: the store does not answer")
             handle = getattr(getattr(self._client, "_backend", None), "_handle", None)
             self._hold.enter(handle.lock if handle is not None else threading.Lock())
         return self._client.query(sql, *args, **kwargs)
@@ -262,6 +267,25 @@ def test_metrics_equal_the_live_computation_after_a_refresh(
         server.stop()
 
 
+def test_a_failed_refresh_keeps_the_last_series_and_says_the_store_is_down(
+    held_serve: Callable[[str], Started], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAINMAP_METRICS_FRESH_WAIT", "10s")
+    server, hold, _ = held_serve("chainmap-metrics-refresh")
+    hold.release.set()
+    good = samples(httpx.get(server.url + "/metrics", timeout=60).text)
+    assert good[("chainmap_store_up", ())] == 1
+    chains = {k: v for k, v in good.items() if k[0].startswith("chainmap_chain_requests")}
+    assert chains
+    hold.fail.set()
+    bad = samples(httpx.get(server.url + "/metrics", timeout=60).text)
+    assert bad[("chainmap_store_up", ())] == 0
+    assert {k: v for k, v in bad.items() if k in chains} == chains
+    assert bad[("chainmap_metrics_age_seconds", ())] >= good[("chainmap_metrics_age_seconds", ())]
+    health = httpx.get(server.url + "/health/detailed", timeout=60).json()
+    assert "injected: the store does not answer" in health["metrics_snapshot"]["error"]
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -282,3 +306,22 @@ def test_shutdown_does_not_wait_for_a_stuck_snapshot_thread(
     server.stop()
     # The refresh is held for 120 s; shutdown gave it 5 s.
     assert not server.thread.is_alive() and time.monotonic() - started < 60
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are set on Linux only")
+def test_read_threads_run_below_ingest_priority(
+    held_serve: Callable[[str], Started], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAINMAP_SERVE_READ_NICE", "3")
+    server, _, _ = held_serve("none")
+    assert httpx.get(server.url + "/api/v1/traces", timeout=60).status_code == 200
+    state = server.server.config.app.state  # type: ignore[union-attr]
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def nice_of(threads: list[threading.Thread]) -> set[int]:
+        return {os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in threads}
+
+    assert nice_of(state.read_pool._workers) == {min(19, base + 3)}
+    assert nice_of([state.metrics_refresher._thread]) == {min(19, base + 3)}
+    # Health's store check keeps the server's priority.
+    assert nice_of([state.store_check._thread]) == {base}
