@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -173,10 +173,13 @@ class Server:
             self.process.wait()
 
 
-def blast(port: int, payload: bytes, requests: int, interval: float = 0.0) -> tuple[int, int]:
+def blast(
+    port: int, payload: bytes | Callable[[], bytes], requests: int, interval: float = 0.0
+) -> tuple[int, int]:
     """``requests`` posts spread over CLIENTS keep-alive connections; (accepted, refused).
 
-    With ``interval`` each client paces itself to one request per interval.
+    With ``interval`` each client paces itself to one request per interval. ``payload``
+    is the body, or makes a new one for each request (resent as is when refused).
     """
     accepted = [0] * CLIENTS
     refused = [0] * CLIENTS
@@ -185,18 +188,21 @@ def blast(port: int, payload: bytes, requests: int, interval: float = 0.0) -> tu
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         next_at = time.perf_counter()
         done = 0
+        body = payload() if callable(payload) else payload
         while done < count:
             if interval:
                 pause = next_at - time.perf_counter()
                 if pause > 0:
                     time.sleep(pause)
                 next_at += interval
-            connection.request("POST", "/v1/traces", payload, HEADERS)
+            connection.request("POST", "/v1/traces", body, HEADERS)
             response = connection.getresponse()
             response.read()
             if response.status == 200:
                 accepted[index] += 1
                 done += 1
+                if callable(payload):
+                    body = payload()
             elif response.status in (429, 503):
                 refused[index] += 1
                 time.sleep(0.01)

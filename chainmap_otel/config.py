@@ -193,8 +193,34 @@ CHAINMAP_SERVE_IDLE_TIMEOUT_S = EnvVar(
 CHAINMAP_SERVE_ANALYSIS_THREADS = EnvVar(
     "CHAINMAP_SERVE_ANALYSIS_THREADS",
     "4",
-    "Analysis requests (API, web view) `chainmap serve` runs at once, in a pool of their own "
-    "so they never hold the workers OTLP ingest decodes in; more wait their turn.",
+    "Reads (API, trace search, web view) `chainmap serve` runs at once (1..256), in a pool of "
+    "their own on store connections of their own, so they never hold ingest's workers or its "
+    "store connection; up to CHAINMAP_SERVE_READ_QUEUE more wait their turn.",
+)
+CHAINMAP_SERVE_READ_QUEUE = EnvVar(
+    "CHAINMAP_SERVE_READ_QUEUE",
+    "64",
+    "Reads (API, trace search, web view) that wait for one of the "
+    "CHAINMAP_SERVE_ANALYSIS_THREADS; beyond it a read gets 503 with Retry-After at once "
+    "(0..10000).",
+)
+CHAINMAP_SERVE_READ_NICE = EnvVar(
+    "CHAINMAP_SERVE_READ_NICE",
+    "5",
+    "How much lower the OS priority of `chainmap serve`'s read threads is than ingest's "
+    "(Linux nice increment, 0..19; 0: the same), so a burst of analyses leaves ingest its CPU.",
+)
+CHAINMAP_METRICS_REFRESH_INTERVAL = EnvVar(
+    "CHAINMAP_METRICS_REFRESH_INTERVAL",
+    "15s",
+    "How often `chainmap serve` recomputes the store-derived series of /metrics (chain RED, "
+    "service graph) in the background; a scrape answers from the newest (1s..1h).",
+)
+CHAINMAP_METRICS_FRESH_WAIT = EnvVar(
+    "CHAINMAP_METRICS_FRESH_WAIT",
+    "0.5s",
+    "How long a /metrics scrape waits for a refresh that started after it before it answers "
+    "the newest one (its age is chainmap_metrics_age_seconds) (0..10s).",
 )
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
@@ -328,6 +354,10 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_BODY_TIMEOUT_S,
     CHAINMAP_SERVE_IDLE_TIMEOUT_S,
     CHAINMAP_SERVE_ANALYSIS_THREADS,
+    CHAINMAP_SERVE_READ_QUEUE,
+    CHAINMAP_SERVE_READ_NICE,
+    CHAINMAP_METRICS_REFRESH_INTERVAL,
+    CHAINMAP_METRICS_FRESH_WAIT,
     CHAINMAP_REGISTRY_URL,
     CHAINMAP_API_TOKEN,
     CHAINMAP_MONITOR_INTERVAL,

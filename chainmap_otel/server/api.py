@@ -3,9 +3,12 @@
 Every read endpoint takes ``since``/``until`` (relative ages like ``15m``, ``7d`` or
 ISO-8601 instants; default the last hour) and returns the same JSON as the matching
 ``chainmap ... --format json`` command. Analysis runs ClickHouse queries, so the
-endpoints are plain ``def`` functions run in the analysis pool
-(:class:`~chainmap_otel.server.listener.AnalysisRoute`), apart from the workers OTLP
-ingest decodes in: ingest keeps flowing while queries run. With the embedded chDB store this
+endpoints are plain ``def`` functions run in the read pool
+(:class:`~chainmap_otel.server.read_pool.ReadRoute`) on store connections of their own,
+apart from the workers and the connection OTLP ingest uses: ingest keeps flowing while
+queries run, and a full read pool answers 503 with Retry-After. ``/health/detailed``
+queries nothing: it reads a store check refreshed every few seconds in the background
+(:func:`store_check_refresher`), with its age, and the writer's live counters. With the embedded chDB store this
 process is the only one that can open the store, so this API is how the demo, scripts
 and operators read analysis results while ``chainmap serve`` runs.
 
@@ -18,7 +21,8 @@ an analysis query runs longer than ``CHAINMAP_QUERY_TIMEOUT_S``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +50,7 @@ from chainmap_otel.errors import (
     QueryTimeoutError,
     StoreError,
 )
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute, Refresher, Snapshot
 from chainmap_otel.server.registry_api import add_registry_fields, operations_health
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
@@ -68,6 +72,7 @@ __all__ = [
     "parse_api_window",
     "resolve_catalog",
     "restored_plus",
+    "store_check_refresher",
     "translated_errors",
 ]
 
@@ -279,7 +284,7 @@ def _topology_response(topo: Topology, format: str) -> Response:
 
 def api_router() -> APIRouter:
     """``/api/v1/chains``; reads ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(prefix=API_PREFIX, tags=["chains"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=API_PREFIX, tags=["chains"], route_class=ReadRoute)
 
     @router.get("", summary="The catalog's chains with their current status")
     def list_chains(
@@ -436,26 +441,65 @@ def api_router() -> APIRouter:
 _STATUS_RANK = {"no_slo": -1, "no_data": -1, "healthy": 0, "degraded": 1, "critical": 2}
 
 
-def _detailed_health(request: Request) -> JSONResponse:
-    from chainmap_otel.storage.schema import current_version, latest_version
+#: How often the store check behind /health/detailed runs, and the age past which that
+#: check (or the /metrics snapshot, past its own bound) is itself a problem.
+STORE_CHECK_INTERVAL_S = 2.0
+STORE_CHECK_STALE_S = 15.0
+#: Intervals of /metrics refresh after which its snapshot counts as stale (at least 60 s).
+METRICS_STALE_INTERVALS = 4
+#: How long /health/detailed waits for the very first store check of a starting server.
+FIRST_CHECK_WAIT_S = 2.0
+
+
+def store_check_refresher(
+    state: Any, on_start: Callable[[], None] | None = None
+) -> Refresher[int | None]:
+    """The background check /health/detailed reads: the store's schema version (not started)."""
+    from chainmap_otel.storage.schema import current_version
+
+    return Refresher(
+        "chainmap-store-check",
+        lambda: current_version(state.store),
+        STORE_CHECK_INTERVAL_S,
+        on_start,
+    )
+
+
+def _detailed_health(request: Request, check: Snapshot[int | None] | None) -> JSONResponse:
+    """Reads only memory: the newest store check, the writer's counters, the registry state."""
+    from chainmap_otel.storage.schema import latest_version
 
     store = _store(request)
     catalog = _catalog(request)
+    now = time.monotonic()
     store_info: dict[str, Any] = {
         "url": store.url_for_display,
         "embedded": store.embedded,
         "database": store.database,
-        "reachable": True,
-        "schema_version": None,
+        "reachable": None if check is None else check.error is None,
+        "schema_version": None if check is None else check.value,
         "latest_schema_version": latest_version(),
+        "checked_at": None if check is None else _instant(check.at),
+        "check_age_s": None if check is None else round(check.age_s(now), 3),
     }
-    try:
-        store_info["schema_version"] = current_version(store)
-    except StoreError as exc:
-        store_info.update(reachable=False, error=str(exc))
+    problems: list[dict[str, str]] = []
+    if check is None:
+        problems.append(
+            {"component": "store", "reason": "the store has not answered its first check yet"}
+        )
+    else:
+        if check.error is not None:
+            store_info["error"] = check.error
+        if check.age_s(now) > STORE_CHECK_STALE_S:
+            problems.append(
+                {
+                    "component": "store",
+                    "reason": f"the store has not answered a check for {check.age_s(now):.0f} s "
+                    f"(checked every {STORE_CHECK_INTERVAL_S:g} s); the last answer is shown",
+                }
+            )
     writer = getattr(request.app.state, "span_writer", None)
     writer_info: dict[str, Any] | None = None
-    problems: list[dict[str, str]] = []
     if writer is not None:
         stats = writer.stats()
         writer_problems = writer.problems()
@@ -474,12 +518,17 @@ def _detailed_health(request: Request) -> JSONResponse:
             "problems": writer_problems,
         }
         problems += [{"component": "ingest", "reason": reason} for reason in writer_problems]
-    ok = store_info["reachable"] and store_info["schema_version"] and not problems
+    metrics_info, metrics_problem = _metrics_snapshot(request, now)
+    if metrics_problem:
+        problems.append({"component": "metrics", "reason": metrics_problem})
+    reachable = store_info["reachable"] is not False
+    ok = reachable and store_info["schema_version"] and not problems
     body: dict[str, Any] = {
-        "status": "ok" if ok else "unavailable" if not store_info["reachable"] else "degraded",
+        "status": "ok" if ok else "unavailable" if not reachable else "degraded",
         "timestamp": _now(),
         "store": store_info,
         "span_writer": writer_info,
+        "metrics_snapshot": metrics_info,
         "catalog": {"source": catalog.source, "chains": len(catalog), "ids": list(catalog.ids)},
     }
     body.update(operations_health(request, body["status"] == "ok"))
@@ -492,7 +541,32 @@ def _detailed_health(request: Request) -> JSONResponse:
             {"component": "registry", "reason": registry["error"] or registry["status"]}
         )
     body["problems"] = problems
-    return JSONResponse(body, status_code=200 if store_info["reachable"] else 503)
+    return JSONResponse(body, status_code=200 if reachable else 503)
+
+
+def _metrics_snapshot(request: Request, now: float) -> tuple[dict[str, Any] | None, str]:
+    """/metrics' snapshot as health reports it, and why it is a problem ('' if not)."""
+    refresher: Refresher[Any] | None = getattr(request.app.state, "metrics_refresher", None)
+    if refresher is None:
+        return None, ""
+    latest = refresher.latest
+    info: dict[str, Any] = {
+        "refresh_interval_s": refresher.interval_s,
+        "age_s": None if latest is None else round(latest.age_s(now), 3),
+        "refresh_s": None if latest is None else round(latest.finished - latest.started, 3),
+        "error": None if latest is None else latest.error,
+    }
+    bound = max(60.0, METRICS_STALE_INTERVALS * refresher.interval_s)
+    if latest is not None and latest.age_s(now) > bound:
+        return info, (
+            f"the /metrics series are {latest.age_s(now):.0f} s old (refreshed every "
+            f"{refresher.interval_s:g} s): their refresh is stuck or slower than the interval"
+        )
+    return info, ""
+
+
+def _instant(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _now() -> str:
@@ -501,7 +575,7 @@ def _now() -> str:
 
 def health_router() -> APIRouter:
     """``/health/chains`` (per-chain status) and ``/health/detailed`` (the serve process)."""
-    router = APIRouter(prefix="/health", tags=["health"], route_class=AnalysisRoute)
+    router = APIRouter(prefix="/health", tags=["health"], route_class=ReadRoute)
 
     @router.get("/chains", summary="Status of every chain over the last hour")
     def chains_health(
@@ -540,8 +614,12 @@ def health_router() -> APIRouter:
 
     @router.get("/detailed", summary="Store, schema, span writer and catalog of this process")
     async def detailed_health(request: Request) -> JSONResponse:
-        # Not an analysis: FastAPI's own pool, so it answers while analyses queue.
-        return await run_in_threadpool(_detailed_health, request)
+        # Not a read: it queries nothing, so it answers while reads queue and ingest is busy.
+        refresher: Refresher[int | None] = request.app.state.store_check
+        check = refresher.latest
+        if check is None:
+            check = await refresher.newer(0.0, FIRST_CHECK_WAIT_S)
+        return await run_in_threadpool(_detailed_health, request, check)
 
     return router
 

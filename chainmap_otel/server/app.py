@@ -34,7 +34,7 @@ from chainmap_otel.ingest.receivers.otlp_http import otlp_http_router
 from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.registry.reload import CatalogHolder
-from chainmap_otel.server.api import install_api, resolve_catalog
+from chainmap_otel.server.api import install_api, resolve_catalog, store_check_refresher
 from chainmap_otel.server.auth import (
     AllowedHostsMiddleware,
     BearerToken,
@@ -45,8 +45,9 @@ from chainmap_otel.server.auth import (
     warn_if_exposed,
 )
 from chainmap_otel.server.listener import timed_protocol
-from chainmap_otel.server.metrics import install_metrics
+from chainmap_otel.server.metrics import install_metrics, store_series_refresher
 from chainmap_otel.server.operations import Operations, ServeState
+from chainmap_otel.server.read_pool import ReadPool, ReadStores, lower_priority
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.trace_api import install_trace_api
@@ -59,6 +60,9 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 logger = logging.getLogger(__name__)
 
 __all__ = ["ServeAddresses", "create_app", "new_span_writer", "open_wal", "run_server"]
+
+#: How long shutdown waits for a snapshot thread stuck in a store call before leaving it.
+SNAPSHOT_STOP_TIMEOUT_S = 5.0
 
 
 def new_span_writer(
@@ -145,6 +149,7 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     operations: Operations | None = None,
     decode_pool: DecodePool | None = None,
+    read_stores: ReadStores | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -158,7 +163,10 @@ def create_app(
     after ``query_timeout_s`` (default ``CHAINMAP_QUERY_TIMEOUT_S``). ``ingest_token``
     (default ``CHAINMAP_INGEST_TOKEN``) guards ``POST /v1/traces``; ``allowed_hosts``
     (default ``CHAINMAP_ALLOWED_HOSTS``, unset: any) are the Host names answered.
-    ``operations`` (registry, monitor, alerts) is optional.
+    ``operations`` (registry, monitor, alerts) is optional. Reads run in the app's read
+    pool on connections from ``read_stores`` (one per read thread; without it, on
+    ``store``'s own connection); ``/health/detailed`` and ``/metrics`` answer from
+    snapshots that the lifespan's threads refresh.
     """
     catalog = operations.holder.current if operations is not None else resolve_catalog(chains)
     owned = writer is None
@@ -173,9 +181,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:
             span_writer.start()
+        app.state.store_check.start()
+        app.state.metrics_refresher.start()
         try:
             yield
         finally:
+            app.state.metrics_refresher.stop(SNAPSHOT_STOP_TIMEOUT_S)
+            app.state.store_check.stop(SNAPSHOT_STOP_TIMEOUT_S)
+            app.state.read_pool.close()
             if owned:
                 span_writer.close()
 
@@ -195,7 +208,14 @@ def create_app(
     app.state = ServeState()
     app.state.catalogs = operations.holder if operations is not None else CatalogHolder(catalog)
     app.state.operations = operations
-    app.state.store = store.with_query_timeout(timeout)
+    reads = read_stores.store() if read_stores is not None else store
+    claim = read_stores.claim if read_stores is not None else None
+    app.state.store = reads.with_query_timeout(timeout)
+    app.state.read_pool = ReadPool(on_thread_start=claim)
+    app.state.store_check = store_check_refresher(app.state, claim)
+    app.state.metrics_refresher = store_series_refresher(
+        app.state, on_start=lambda: _read_thread(claim)
+    )
     app.state.span_writer = span_writer
     token = (
         ingest_token
@@ -291,8 +311,14 @@ def run_server(
         writer = new_span_writer(store, queue_spans, wal=open_wal(store))
         writer.start()
         resources.callback(_close_writer, writer)
+        # The writer's connection is the writer's alone: a query on it would wait for
+        # inserts, and an insert for the query. Reads get one per read thread, and the
+        # rollup and monitor one of their own.
+        read_stores = ReadStores(lambda: open_store(store_url), store)
+        resources.callback(read_stores.close)
+        background = resources.enter_context(open_store(store_url))
         # Rolls up the edges of closed minutes every 30 s (the first run backfills history).
-        rollup = RollupRefresher(store, catalog)
+        rollup = RollupRefresher(background, catalog)
         rollup.start()
         resources.callback(rollup.stop)
         operations: Operations | None = None
@@ -300,7 +326,9 @@ def run_server(
             # Registry listener, monitor and notifier; stopped before the rollup and store.
             # Only chains the user named seed an empty registry (the bundled example does not).
             given = chains is not None or bool(config.env_str(config.CHAINMAP_CHAINS_FILE))
-            operations = Operations(store, CatalogHolder(catalog), seed=catalog if given else None)
+            operations = Operations(
+                background, CatalogHolder(catalog), seed=catalog if given else None
+            )
             operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
             resources.callback(operations.stop)
@@ -334,6 +362,7 @@ def run_server(
             allowed_hosts=allowed_hosts_for(host),
             operations=operations,
             decode_pool=pool,
+            read_stores=read_stores,
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -376,6 +405,13 @@ def run_server(
                 f"cannot listen for OTLP/HTTP on {host}:{http_port}; free the port or choose "
                 "another with CHAINMAP_SERVE_HTTP_PORT"
             ) from None
+
+
+def _read_thread(claim: Callable[[], None] | None) -> None:
+    """A background reader: a store connection of its own and the read threads' priority."""
+    if claim is not None:
+        claim()
+    lower_priority()
 
 
 def _close_writer(writer: SpanWriter) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP listener's own limits: connection timeouts and the analysis worker pool.
+"""The HTTP listener's own limits: connection timeouts.
 
 uvicorn times out idle keep-alive connections but not a client that connects and then
 sends nothing, or sends half a request and stalls (a half-open or slowloris
@@ -7,31 +7,20 @@ gives uvicorn's HTTP/1.1 protocol a header deadline (from connecting, or from a 
 request's first byte, until its headers are complete) and a body deadline (from the
 headers until the body is complete); past either, the connection is closed.
 
-Analysis requests (topology over a long window, discovery) are slow by nature, and
-FastAPI runs ``def`` endpoints in the one thread pool that OTLP ingest also decodes large
-requests in. :class:`AnalysisRoute` runs them under a capacity limiter of their own
-(``CHAINMAP_SERVE_ANALYSIS_THREADS``): many slow analyses queue behind each other and
-never take the workers ingest needs.
+Where reads run (their own bounded pool) is :mod:`chainmap_otel.server.read_pool`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
-import weakref
-from collections.abc import Callable
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import h11
-from fastapi.routing import APIRoute
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from chainmap_otel import config
 
-__all__ = ["AnalysisRoute", "analysis_limiter", "timed_protocol"]
+__all__ = ["timed_protocol"]
 
 
 class _TimedH11Protocol(H11Protocol):
@@ -97,42 +86,3 @@ def timed_protocol(
         (_TimedH11Protocol,),
         {"header_timeout_s": header, "body_timeout_s": body},
     )
-
-
-# --------------------------------------------------------------------------- analysis pool
-
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def analysis_limiter() -> anyio.CapacityLimiter:
-    """The running event loop's limiter for analysis requests (created on first use)."""
-    loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
-    if limiter is None:
-        threads = max(1, config.env_int(config.CHAINMAP_SERVE_ANALYSIS_THREADS))
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(threads)
-    return limiter
-
-
-def _in_analysis_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(endpoint):
-        return endpoint
-
-    @functools.wraps(endpoint)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        call = functools.partial(endpoint, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=analysis_limiter())
-
-    return run
-
-
-class AnalysisRoute(APIRoute):
-    """A route whose plain ``def`` endpoint runs in the analysis pool, not FastAPI's.
-
-    ``APIRouter(route_class=AnalysisRoute)`` puts every endpoint of a router there.
-    """
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _in_analysis_pool(endpoint), **kwargs)

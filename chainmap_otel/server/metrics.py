@@ -1,8 +1,12 @@
 """``GET /metrics``: chain RED, the servicegraph connector's series and serve's own health.
 
-A ``prometheus_client`` custom collector reads at scrape time, so nothing is kept in
-memory between scrapes and the numbers are the stored traces' (the same a health or
-topology query answers):
+The store-derived series are computed in the background (:class:`StoreSeries`, every
+``CHAINMAP_METRICS_REFRESH_INTERVAL`` on a read connection of their own) and a scrape
+renders the newest snapshot, so a scrape never queries the store and answers while ingest
+is busy. A scrape first waits up to ``CHAINMAP_METRICS_FRESH_WAIT`` for a refresh that
+started after it, so on an idle server it sees every span already stored; past that it
+gets the newest snapshot, whose age is ``chainmap_metrics_age_seconds``. The numbers are
+the stored traces' (the same a health or topology query answers):
 
 * ``chainmap_chain_requests_total``, ``chainmap_chain_errors_total`` and the histogram
   ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
@@ -19,18 +23,22 @@ topology query answers):
   edge the server and client span durations, a database edge the client span's for both, a
   ``user`` edge the server span's and 0, a virtual node 0 and the client span's), ``_sum``
   in seconds and ``_count`` equal to the edge's ``request_total``;
-* serve's own counters: spans received, stored, dropped, refused requests, queued spans,
-  edge-rollup lag, alert evaluations and webhook deliveries, failures and drops.
+* serve's own counters, read live at each scrape: spans received, stored, dropped,
+  refused requests, queued spans, edge-rollup lag (as of the snapshot's watermark), reads
+  running and refused, alert evaluations and webhook deliveries, failures and drops.
 
-A scrape that cannot read the store still answers with serve's own series and
-``chainmap_store_up 0``.
+A refresh that could not read the store sets ``chainmap_store_up 0``; the scrape keeps
+the last series computed (``chainmap_metrics_age_seconds`` grows), or has only serve's own
+series if there were none.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -44,39 +52,95 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from chainmap_otel import config
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.server.read_pool import Refresher, Snapshot, bounded_env_seconds
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ChainMetricsCollector", "install_metrics", "metrics_text"]
+__all__ = [
+    "ChainMetricsCollector",
+    "StoreSeries",
+    "install_metrics",
+    "metrics_text",
+    "store_series_refresher",
+]
 
 _NS = 1_000_000_000
 
 
-class ChainMetricsCollector:
-    """Collects at scrape time from ``app.state`` (store, catalog, writer, operations)."""
+@dataclass(frozen=True)
+class StoreSeries:
+    """The series /metrics derives from the store, computed off the request path."""
 
-    def __init__(self, state: Any) -> None:
+    families: tuple[Metric, ...]
+    #: The edge rollup's watermark (ns since the epoch), None when it covers nothing yet.
+    rollup_watermark_ns: int | None
+
+    @classmethod
+    def compute(cls, store: TraceStore, catalog: ChainCatalog) -> StoreSeries:
+        """Every chain and service-graph series; raises StoreError when the store fails."""
+        families = tuple(ChainMetricsCollector._chains(store, catalog))
+        return cls(families, _rollup_watermark(store, catalog))
+
+
+def store_series_refresher(
+    state: Any, interval_s: float | None = None, on_start: Callable[[], None] | None = None
+) -> Refresher[StoreSeries]:
+    """The background refresher of ``state``'s store series (not started)."""
+    interval = (
+        interval_s
+        if interval_s is not None
+        else bounded_env_seconds(config.CHAINMAP_METRICS_REFRESH_INTERVAL, 1.0, 3600.0)
+    )
+    return Refresher(
+        "chainmap-metrics-refresh",
+        lambda: StoreSeries.compute(state.store, state.catalog),
+        interval,
+        on_start,
+    )
+
+
+class ChainMetricsCollector:
+    """Collects from ``app.state``: the store series of ``snapshot``, serve's own live."""
+
+    def __init__(self, state: Any, snapshot: Snapshot[StoreSeries] | None = None) -> None:
         self.state = state
+        self.snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        store: TraceStore = self.state.store
-        catalog: ChainCatalog = self.state.catalog
-        up = GaugeMetricFamily("chainmap_store_up", "1 when the trace store answered this scrape")
-        try:
-            yield from self._chains(store, catalog)
-            up.add_metric([], 1)
-        except Exception as exc:
-            logger.warning("/metrics could not read the trace store: %s", exc)
-            up.add_metric([], 0)
+        snapshot = self.snapshot
+        age = GaugeMetricFamily(
+            "chainmap_metrics_age_seconds",
+            "Age of the store-derived series in this scrape (since their refresh started; "
+            "NaN: none computed yet)",
+        )
+        age.add_metric([], snapshot.age_s() if snapshot is not None else math.nan)
+        yield age
+        if snapshot is None:
+            yield from self._serve(None)
+            return
+        took = GaugeMetricFamily(
+            "chainmap_metrics_refresh_seconds", "How long the last refresh of those series took"
+        )
+        took.add_metric([], snapshot.finished - snapshot.started)
+        yield took
+        up = GaugeMetricFamily(
+            "chainmap_store_up", "1 when the trace store answered the last refresh"
+        )
+        up.add_metric([], 1 if snapshot.error is None else 0)
         yield up
-        yield from self._serve()
+        if snapshot.value is not None:
+            # After a failed refresh: the last series computed, as old as the age says.
+            yield from snapshot.value.families
+        yield from self._serve(snapshot.value)
 
-    def _chains(self, store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
+    @staticmethod
+    def _chains(store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
         from chainmap_otel.analysis.topology import topologies
 
         totals = chain_totals(store, catalog)
@@ -155,7 +219,7 @@ class ChainMetricsCollector:
         yield graph_server
         yield graph_client
 
-    def _serve(self) -> Iterator[Metric]:
+    def _serve(self, series: StoreSeries | None) -> Iterator[Metric]:
         writer = getattr(self.state, "span_writer", None)
         if writer is not None:
             stats = writer.stats()
@@ -203,13 +267,25 @@ class ChainMetricsCollector:
                 gauge = GaugeMetricFamily(name, text)
                 gauge.add_metric([], value)
                 yield gauge
-        lag = self._rollup_lag()
-        if lag is not None:
+        if series is not None and series.rollup_watermark_ns is not None:
             gauge = GaugeMetricFamily(
                 "chainmap_edge_rollup_lag_seconds", "How far the edge rollup is behind now"
             )
-            gauge.add_metric([], lag)
+            gauge.add_metric([], max(0.0, (time.time_ns() - series.rollup_watermark_ns) / _NS))
             yield gauge
+        pool = getattr(self.state, "read_pool", None)
+        if pool is not None:
+            running = GaugeMetricFamily(
+                "chainmap_reads_admitted", "Reads running or waiting for a read thread"
+            )
+            running.add_metric([], pool.admitted)
+            yield running
+            refused = CounterMetricFamily(
+                "chainmap_reads_refused",
+                "Reads answered 503 because every read thread was busy and the queue full",
+            )
+            refused.add_metric([], pool.refused)
+            yield refused
         operations = getattr(self.state, "operations", None)
         monitor = operations.monitor if operations is not None else None
         notifier = operations.notifier if operations is not None else None
@@ -258,16 +334,15 @@ class ChainMetricsCollector:
             firing.add_metric([chain_id, severity], count)
         yield firing
 
-    def _rollup_lag(self) -> float | None:
-        from chainmap_otel.analysis.rollups.edges import read_state
 
-        try:
-            state = read_state(self.state.store, self.state.catalog)
-        except Exception:
-            return None
-        if not state.covers:
-            return None
-        return max(0.0, (time.time_ns() - state.watermark_ns) / _NS)
+def _rollup_watermark(store: TraceStore, catalog: ChainCatalog) -> int | None:
+    from chainmap_otel.analysis.rollups.edges import read_state
+
+    try:
+        state = read_state(store, catalog)
+    except Exception:
+        return None
+    return int(state.watermark_ns) if state.covers else None
 
 
 def _cumulative(counts: tuple[int, ...]) -> list[tuple[str, float]]:
@@ -281,17 +356,22 @@ def _cumulative(counts: tuple[int, ...]) -> list[tuple[str, float]]:
     return buckets
 
 
-def metrics_text(state: Any) -> bytes:
+def metrics_text(state: Any, snapshot: Snapshot[StoreSeries] | None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ChainMetricsCollector(state))  # type: ignore[arg-type]
+    registry.register(ChainMetricsCollector(state, snapshot))  # type: ignore[arg-type]
     return bytes(generate_latest(registry))
 
 
 def install_metrics(app: FastAPI) -> None:
+    """``GET /metrics``; its store series come from ``app.state.metrics_refresher``."""
     router = APIRouter(tags=["metrics"])
 
     @router.get("/metrics", summary="Prometheus metrics: chain RED, service graph, serve health")
-    def metrics(request: Request) -> Response:
-        return Response(metrics_text(request.app.state), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        arrived = time.monotonic()
+        refresher: Refresher[StoreSeries] = request.app.state.metrics_refresher
+        wait = bounded_env_seconds(config.CHAINMAP_METRICS_FRESH_WAIT, 0.0, 10.0)
+        snapshot = await refresher.newer(arrived, wait)
+        return Response(metrics_text(request.app.state, snapshot), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)

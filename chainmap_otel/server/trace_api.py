@@ -23,7 +23,7 @@ from chainmap_otel.analysis.trace_spans import (
     whole_trace,
 )
 from chainmap_otel.server.api import parse_api_window, translated_errors
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.storage.store import TraceStore
 
@@ -52,7 +52,7 @@ def _span_cap(max_spans: str | None) -> int:
 
 def trace_api_router() -> APIRouter:
     """``GET /api/v1/traces/{trace_id}`` and ``/compare``; read ``app.state``."""
-    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=ReadRoute)
 
     # Declared before "/{trace_id}", which would take "compare" for an id.
     @router.get("/compare", summary="Two traces compared span by span (b minus a)")

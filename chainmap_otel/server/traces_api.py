@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.server.api import parse_api_window, translated_errors
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 
 __all__ = ["TRACES_PATH", "traces_router"]
 
@@ -23,7 +23,7 @@ TRACES_PATH = "/api/v1/traces"
 
 def traces_router() -> APIRouter:
     """The search endpoint; reads ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=AnalysisRoute)
+    router = APIRouter(prefix=TRACES_PATH, tags=["traces"], route_class=ReadRoute)
 
     @router.get("", summary="Traces by chain, service, operation, status, duration, attributes")
     def list_traces(

@@ -32,7 +32,7 @@ from chainmap_otel.server.api import (
     parse_api_window,
     translated_errors,
 )
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -544,7 +544,7 @@ def _alerts(request: Request) -> tuple[str, ...]:
 
 def web_router() -> APIRouter:
     """The chain and topology pages; read ``app.state.store`` and ``app.state.catalog``."""
-    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
+    router = APIRouter(include_in_schema=False, route_class=ReadRoute)
 
     def render(
         title: str,

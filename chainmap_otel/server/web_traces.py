@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chainmap_otel.analysis.trace_spans import whole_trace
 from chainmap_otel.server.api import translated_errors
-from chainmap_otel.server.listener import AnalysisRoute
+from chainmap_otel.server.read_pool import ReadRoute
 from chainmap_otel.server.trace_api import COMPARE_PATH
 from chainmap_otel.server.traces_api import TRACES_PATH
 from chainmap_otel.server.web import WINDOWS, error_page, page
@@ -146,7 +146,7 @@ def _trace_body(trace: dict[str, object]) -> str:
 
 def trace_pages_router() -> APIRouter:
     """``/search``, ``/compare``, ``/traces`` and ``/traces/{trace_id}``; read ``app.state``."""
-    router = APIRouter(include_in_schema=False, route_class=AnalysisRoute)
+    router = APIRouter(include_in_schema=False, route_class=ReadRoute)
 
     def search(request: Request) -> HTMLResponse:
         params = {k: v for k, v in request.query_params.items() if k != "trace_id"}

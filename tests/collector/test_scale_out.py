@@ -164,7 +164,8 @@ def wait_stored(serve: ServeProcess, count: int, logs: Callable[[], list[str]]) 
 def delivered(otelcol: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivered]:
     directory = tmp_path_factory.mktemp("scale-out")
     spans = workload()
-    env = {"CHAINMAP_CHAINS_FILE": str(CHAINS)}
+    # /metrics is compared between the two: each scrape waits for fresh series.
+    env = {"CHAINMAP_CHAINS_FILE": str(CHAINS), "CHAINMAP_METRICS_FRESH_WAIT": "10s"}
     store_url = f"chdb://{directory / 'store'}"
     serve = ServeProcess(store_url, directory / "serve.log", env=env)
     serve_single = ServeProcess(

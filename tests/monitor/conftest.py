@@ -135,6 +135,8 @@ class OpsServe:
                 "CHAINMAP_ALERT_WEBHOOK_URLS": ",".join(webhooks),
                 "CHAINMAP_ALERT_WEBHOOK_TIMEOUT": "1s",
                 "CHAINMAP_SERVE_GRPC_PORT": "0",
+                # /metrics is compared with the API: each scrape waits for fresh series.
+                "CHAINMAP_METRICS_FRESH_WAIT": "10s",
             }
         )
         self.starts = 0

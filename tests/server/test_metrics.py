@@ -57,7 +57,12 @@ def store(store_factory: Callable[[], TraceStore]) -> TraceStore:
 
 
 @pytest.fixture
-def scrape(store: TraceStore, catalog: ChainCatalog) -> Iterator[Callable[[], str]]:
+def scrape(
+    store: TraceStore, catalog: ChainCatalog, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], str]]:
+    # Each scrape waits for a refresh of the series that started after it: it sees every
+    # span inserted before it, however slow the machine.
+    monkeypatch.setenv("CHAINMAP_METRICS_FRESH_WAIT", "10s")
     server = ServerThread(create_app(store, chains=catalog))
     server.start()
 
