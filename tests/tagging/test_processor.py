@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -178,6 +179,7 @@ def test_processor_never_raises_into_the_application(
     example_catalog: ChainCatalog,
     exporter: InMemorySpanExporter,
     provider_for: Callable[[str], TracerProvider],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     provider = provider_for("trading-engine")
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
@@ -189,7 +191,16 @@ def test_processor_never_raises_into_the_application(
         def resource(self) -> object:
             raise RuntimeError("boom")
 
-    processor.on_start(Broken(), None)  # logged once, not raised
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            processor.on_start(Broken(), None)  # never raised into the application
+    failures = [r for r in caplog.records if r.exc_info or "boom" in r.getMessage()]
+    assert len(failures) == 1, caplog.records  # logged once, not per span
+    # The processor still tags the spans that come after.
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("order", kind=SpanKind.SERVER, attributes=NEW_HTTP):
+        pass
+    assert by_name(exporter)["order"].attributes["chain.ids"] == "B3"  # type: ignore[index]
 
 
 def test_classifier_indexes_by_service_and_kind(example_catalog: ChainCatalog) -> None:
