@@ -9,6 +9,7 @@ Standard ``OTEL_*`` variables are read where they apply, never redefined.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,27 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EnvVar:
+    """One variable: its name, default, meaning and, for numbers and durations, the range
+    it must lie in (``low``..``high``, inclusive; a value outside is logged and the default
+    used, like a malformed one)."""
+
     name: str
     default: str
     meaning: str
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def bounds(self) -> str:
+        """The allowed range as the docs show it ('' when unbounded)."""
+        if self.low is None and self.high is None:
+            return ""
+        low = "" if self.low is None else f"{self.low:g}"
+        high = "" if self.high is None else f"{self.high:g}"
+        return f"{low}..{high}"
+
+    def within(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 CHAINMAP_CHAINS_FILE = EnvVar(
@@ -33,6 +52,7 @@ CHAINMAP_CHAINS_MAX_BYTES = EnvVar(
     "1048576",
     "Largest chains YAML file read (by services, `chainmap serve`, `chainmap chains` and "
     "`chainmap registry push`); a larger file, or anything but a regular file, is refused.",
+    low=1,
 )
 CHAINMAP_DATA_DIR = EnvVar(
     "CHAINMAP_DATA_DIR",
@@ -59,23 +79,27 @@ CHAINMAP_TTL_DAYS = EnvVar(
     "CHAINMAP_TTL_DAYS",
     "0",
     "Days rows are kept in otel_traces and chainmap aggregates (0 keeps them forever).",
+    low=0,
 )
 CHAINMAP_EXPORT_BUFFER_SPANS = EnvVar(
     "CHAINMAP_EXPORT_BUFFER_SPANS",
     "100000",
     "Spans the ClickHouse exporter holds for retry while the store is unreachable; "
     "older spans beyond it are dropped and counted.",
+    low=1,
 )
 CHAINMAP_EXPORT_LINGER_MS = EnvVar(
     "CHAINMAP_EXPORT_LINGER_MS",
     "1000",
     "How long the ClickHouse exporter's worker gathers small exports into one insert (0: it "
     "inserts each export at once). Flushed on force_flush/shutdown.",
+    low=0,
 )
 CHAINMAP_EXPORT_BATCH_SPANS = EnvVar(
     "CHAINMAP_EXPORT_BATCH_SPANS",
     "16384",
     "Spans that make the ClickHouse exporter insert at once instead of waiting for the linger.",
+    low=1,
 )
 CHAINMAP_POSTGRES_URL = EnvVar(
     "CHAINMAP_POSTGRES_URL",
@@ -87,40 +111,54 @@ CHAINMAP_SERVE_HOST = EnvVar(
     "CHAINMAP_SERVE_HOST", "127.0.0.1", "Address `chainmap serve` listens on."
 )
 CHAINMAP_SERVE_HTTP_PORT = EnvVar(
-    "CHAINMAP_SERVE_HTTP_PORT", "4318", "OTLP/HTTP, API and web view port of `chainmap serve`."
+    "CHAINMAP_SERVE_HTTP_PORT",
+    "4318",
+    "OTLP/HTTP, API and web view port of `chainmap serve`.",
+    low=0,
+    high=65535,
 )
 CHAINMAP_SERVE_GRPC_PORT = EnvVar(
-    "CHAINMAP_SERVE_GRPC_PORT", "4317", "OTLP/gRPC port of `chainmap serve` (0 disables it)."
+    "CHAINMAP_SERVE_GRPC_PORT",
+    "4317",
+    "OTLP/gRPC port of `chainmap serve` (0 disables it).",
+    low=0,
+    high=65535,
 )
 CHAINMAP_SERVE_MAX_BODY_BYTES = EnvVar(
     "CHAINMAP_SERVE_MAX_BODY_BYTES",
     "33554432",
     "Largest OTLP request `chainmap serve` accepts, compressed and decompressed (bytes); "
     "larger ones get 413 (HTTP) or RESOURCE_EXHAUSTED (gRPC).",
+    low=1,
 )
 CHAINMAP_SERVE_QUEUE_SPANS = EnvVar(
     "CHAINMAP_SERVE_QUEUE_SPANS",
     "100000",
     "Spans `chainmap serve` holds between receiving and storing them; when full, senders "
     "get 429 / RESOURCE_EXHAUSTED with a retry delay.",
+    low=1,
 )
 CHAINMAP_SERVE_QUEUE_BYTES = EnvVar(
     "CHAINMAP_SERVE_QUEUE_BYTES",
     "268435456",
     "Bytes of acknowledged, not yet stored spans `chainmap serve` holds, in memory and in "
     "its write-ahead log; when full, senders get 429 / RESOURCE_EXHAUSTED.",
+    low=1,
 )
 CHAINMAP_SERVE_MAX_INFLIGHT_BYTES = EnvVar(
     "CHAINMAP_SERVE_MAX_INFLIGHT_BYTES",
     "67108864",
     "Bytes of OTLP requests `chainmap serve` reads and decodes at the same time; beyond it "
     "senders get 429 / RESOURCE_EXHAUSTED.",
+    low=1,
 )
 CHAINMAP_SERVE_DECODE_PROCESSES = EnvVar(
     "CHAINMAP_SERVE_DECODE_PROCESSES",
     "2",
     "Worker processes `chainmap serve` decodes OTLP protobuf requests in (0: in its own "
     "process); Python decoding is bound to one core per process.",
+    low=0,
+    high=64,
 )
 CHAINMAP_SERVE_WAL_DIR = EnvVar(
     "CHAINMAP_SERVE_WAL_DIR",
@@ -139,6 +177,7 @@ CHAINMAP_SERVE_WAL_SEGMENT_BYTES = EnvVar(
     "8388608",
     "Size at which `chainmap serve` starts a new write-ahead log segment; a segment is "
     "deleted once all its spans are stored, so this bounds the space stored spans hold.",
+    low=1,
 )
 CHAINMAP_SERVE_WAL_SEGMENT_AGE = EnvVar(
     "CHAINMAP_SERVE_WAL_SEGMENT_AGE",
@@ -151,6 +190,7 @@ CHAINMAP_QUERY_TIMEOUT_S = EnvVar(
     "60",
     "Seconds an analysis query may run (ClickHouse max_execution_time) before it is stopped: "
     "the API answers 504, the CLI exits 1 (0: no limit).",
+    low=0,
 )
 CHAINMAP_INGEST_TOKEN = EnvVar(
     "CHAINMAP_INGEST_TOKEN",
@@ -178,17 +218,20 @@ CHAINMAP_SERVE_HEADER_TIMEOUT_S = EnvVar(
     "10",
     "Seconds a client of `chainmap serve` has to send a request's headers after connecting or "
     "starting it; slower (or silent, half-open) connections are closed.",
+    low=1,
 )
 CHAINMAP_SERVE_BODY_TIMEOUT_S = EnvVar(
     "CHAINMAP_SERVE_BODY_TIMEOUT_S",
     "60",
     "Seconds a client of `chainmap serve` has to send a request body once its headers arrived.",
+    low=1,
 )
 CHAINMAP_SERVE_IDLE_TIMEOUT_S = EnvVar(
     "CHAINMAP_SERVE_IDLE_TIMEOUT_S",
     "15",
     "Seconds an idle keep-alive connection of `chainmap serve` stays open (HTTP; gRPC closes "
     "connections idle for 20 times as long).",
+    low=1,
 )
 CHAINMAP_SERVE_ANALYSIS_THREADS = EnvVar(
     "CHAINMAP_SERVE_ANALYSIS_THREADS",
@@ -196,6 +239,8 @@ CHAINMAP_SERVE_ANALYSIS_THREADS = EnvVar(
     "Reads (API, trace search, web view) `chainmap serve` runs at once (1..256), in a pool of "
     "their own on store connections of their own, so they never hold ingest's workers or its "
     "store connection; up to CHAINMAP_SERVE_READ_QUEUE more wait their turn.",
+    low=1,
+    high=256,
 )
 CHAINMAP_SERVE_READ_QUEUE = EnvVar(
     "CHAINMAP_SERVE_READ_QUEUE",
@@ -203,24 +248,32 @@ CHAINMAP_SERVE_READ_QUEUE = EnvVar(
     "Reads (API, trace search, web view) that wait for one of the "
     "CHAINMAP_SERVE_ANALYSIS_THREADS; beyond it a read gets 503 with Retry-After at once "
     "(0..10000).",
+    low=0,
+    high=10000,
 )
 CHAINMAP_SERVE_READ_NICE = EnvVar(
     "CHAINMAP_SERVE_READ_NICE",
     "5",
     "How much lower the OS priority of `chainmap serve`'s read threads is than ingest's "
     "(Linux nice increment, 0..19; 0: the same), so a burst of analyses leaves ingest its CPU.",
+    low=0,
+    high=19,
 )
 CHAINMAP_METRICS_REFRESH_INTERVAL = EnvVar(
     "CHAINMAP_METRICS_REFRESH_INTERVAL",
     "15s",
     "How often `chainmap serve` recomputes the store-derived series of /metrics (chain RED, "
     "service graph) in the background; a scrape answers from the newest (1s..1h).",
+    low=1,
+    high=3600,
 )
 CHAINMAP_METRICS_FRESH_WAIT = EnvVar(
     "CHAINMAP_METRICS_FRESH_WAIT",
     "0.5s",
     "How long a /metrics scrape waits for a refresh that started after it before it answers "
     "the newest one (its age is chainmap_metrics_age_seconds) (0..10s).",
+    low=0,
+    high=10,
 )
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
@@ -376,22 +429,36 @@ def env_str(var: EnvVar) -> str:
     return os.environ.get(var.name, var.default).strip()
 
 
+def _out_of_range(var: EnvVar, raw: str) -> None:
+    logger.warning(
+        "%s=%r is outside %s; using the default %s", var.name, raw, var.bounds, var.default
+    )
+
+
 def env_int(var: EnvVar) -> int:
     raw = os.environ.get(var.name, var.default).strip()
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         logger.warning("%s=%r is not an integer; using the default %s", var.name, raw, var.default)
         return int(var.default)
+    if not var.within(value):
+        _out_of_range(var, raw)
+        return int(var.default)
+    return value
 
 
 def env_float(var: EnvVar) -> float:
     raw = os.environ.get(var.name, var.default).strip()
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         logger.warning("%s=%r is not a number; using the default %s", var.name, raw, var.default)
         return float(var.default)
+    if not math.isfinite(value) or not var.within(value):
+        _out_of_range(var, raw)
+        return float(var.default)
+    return value
 
 
 def env_bool(var: EnvVar) -> bool:
@@ -429,6 +496,9 @@ def env_seconds(var: EnvVar) -> float:
             raw,
             var.default,
         )
+        seconds = parse_seconds(var.default)
+    elif not var.within(seconds):
+        _out_of_range(var, raw)
         seconds = parse_seconds(var.default)
     return seconds or 0.0
 

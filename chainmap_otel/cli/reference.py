@@ -35,11 +35,13 @@ def _cell(text: str) -> str:
 
 
 def environment_table() -> str:
-    """The ``CHAINMAP_*`` variables as a Markdown table: name, meaning, default."""
-    lines = ["| variable | meaning | default |", "| --- | --- | --- |"]
+    """The ``CHAINMAP_*`` variables as a Markdown table: name, meaning, default, range (a
+    value outside it is logged and the default used)."""
+    lines = ["| variable | meaning | default | range |", "| --- | --- | --- | --- |"]
     for var in ALL_ENV_VARS:
         default = f"`{var.default}`" if var.default else "(unset)"
-        lines.append(f"| `{var.name}` | {_cell(var.meaning)} | {default} |")
+        bounds = f"`{var.bounds}`" if var.bounds else ""
+        lines.append(f"| `{var.name}` | {_cell(var.meaning)} | {default} | {bounds} |")
     return "\n".join(lines)
 
 

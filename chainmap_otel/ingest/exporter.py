@@ -90,9 +90,9 @@ class ClickHouseSpanExporter(SpanExporter):
         batch_spans: int | None = None,
     ) -> None:
         if linger_s is None:
-            linger_s = max(0, config.env_int(config.CHAINMAP_EXPORT_LINGER_MS)) / 1000
+            linger_s = config.env_int(config.CHAINMAP_EXPORT_LINGER_MS) / 1000
         if batch_spans is None:
-            batch_spans = max(1, config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS))
+            batch_spans = config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS)
         if timeout <= 0:
             raise ValueError(f"timeout must be positive seconds, not {timeout}")
         if buffer_spans is not None and buffer_spans < 1:
@@ -106,7 +106,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self._buffer_limit = (
             buffer_spans
             if buffer_spans is not None
-            else max(1, config.env_int(config.CHAINMAP_EXPORT_BUFFER_SPANS))
+            else config.env_int(config.CHAINMAP_EXPORT_BUFFER_SPANS)
         )
         self._auto_apply = (
             auto_apply_schema

@@ -129,7 +129,7 @@ def open_wal(store: TraceStore, directory: str | Path | None = None) -> WriteAhe
         segment_age = config.parse_seconds(config.CHAINMAP_SERVE_WAL_SEGMENT_AGE.default) or 10.0
     return WriteAheadLog(
         directory,
-        max(1, config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)),
+        config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES),
         fsync,
         segment_bytes=segment_bytes,
         segment_age_s=segment_age,
@@ -332,7 +332,7 @@ def run_server(
             operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
             resources.callback(operations.stop)
-        budget = RequestBudget(max(1, config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES)))
+        budget = RequestBudget(config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES))
         processes = config.env_int(config.CHAINMAP_SERVE_DECODE_PROCESSES)
         pool = DecodePool(processes) if processes > 0 else None
         if pool is not None:
@@ -372,7 +372,7 @@ def run_server(
                 log_level=log_level,
                 lifespan="on",
                 http=timed_protocol(),
-                timeout_keep_alive=max(1, config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S)),
+                timeout_keep_alive=config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S),
                 ssl_certfile=tls.cert if tls else None,
                 ssl_keyfile=tls.key if tls else None,
                 # A long analysis request must not hold a Ctrl-C hostage: after this, open

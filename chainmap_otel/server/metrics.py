@@ -56,7 +56,7 @@ from chainmap_otel import config
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.server.read_pool import Refresher, Snapshot, bounded_env_seconds
+from chainmap_otel.server.read_pool import Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -95,7 +95,7 @@ def store_series_refresher(
     interval = (
         interval_s
         if interval_s is not None
-        else bounded_env_seconds(config.CHAINMAP_METRICS_REFRESH_INTERVAL, 1.0, 3600.0)
+        else config.env_seconds(config.CHAINMAP_METRICS_REFRESH_INTERVAL)
     )
     return Refresher(
         "chainmap-metrics-refresh",
@@ -370,7 +370,7 @@ def install_metrics(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         arrived = time.monotonic()
         refresher: Refresher[StoreSeries] = request.app.state.metrics_refresher
-        wait = bounded_env_seconds(config.CHAINMAP_METRICS_FRESH_WAIT, 0.0, 10.0)
+        wait = config.env_seconds(config.CHAINMAP_METRICS_FRESH_WAIT)
         snapshot = await refresher.newer(arrived, wait)
         return Response(metrics_text(request.app.state, snapshot), media_type=CONTENT_TYPE_LATEST)
 

@@ -51,8 +51,6 @@ __all__ = [
     "ReadStores",
     "Refresher",
     "Snapshot",
-    "bounded_env_int",
-    "bounded_env_seconds",
     "lower_priority",
 ]
 
@@ -62,34 +60,12 @@ T = TypeVar("T")
 RETRY_AFTER_S = 1
 
 
-def bounded_env_int(var: config.EnvVar, low: int, high: int) -> int:
-    """``var`` as an integer in ``[low, high]``; outside it is logged and the default used."""
-    value = config.env_int(var)
-    if low <= value <= high:
-        return value
-    logger.warning(
-        "%s=%d is outside %d..%d; using the default %s", var.name, value, low, high, var.default
-    )
-    return int(var.default)
-
-
-def bounded_env_seconds(var: config.EnvVar, low: float, high: float) -> float:
-    """The duration ``var`` in ``[low, high]`` seconds; outside it is logged and the default used."""
-    value = config.env_seconds(var)
-    if low <= value <= high:
-        return value
-    logger.warning(
-        "%s=%gs is outside %g..%gs; using the default %s", var.name, value, low, high, var.default
-    )
-    return config.parse_seconds(var.default) or 0.0
-
-
 def lower_priority(nice: int | None = None) -> None:
     """Lower the calling thread's OS priority by ``nice`` (default
     ``CHAINMAP_SERVE_READ_NICE``); Linux only, where a thread's native id is a process id
     for ``setpriority``. A refusal is logged, not raised."""
     if nice is None:
-        nice = bounded_env_int(config.CHAINMAP_SERVE_READ_NICE, 0, 19)
+        nice = config.env_int(config.CHAINMAP_SERVE_READ_NICE)
     if not nice or sys.platform != "linux":
         return
     try:
@@ -131,16 +107,12 @@ class ReadPool:
         self.threads = (
             threads
             if threads is not None
-            else bounded_env_int(config.CHAINMAP_SERVE_ANALYSIS_THREADS, 1, 256)
+            else config.env_int(config.CHAINMAP_SERVE_ANALYSIS_THREADS)
         )
         self.queue = (
-            queue
-            if queue is not None
-            else bounded_env_int(config.CHAINMAP_SERVE_READ_QUEUE, 0, 10_000)
+            queue if queue is not None else config.env_int(config.CHAINMAP_SERVE_READ_QUEUE)
         )
-        self.nice = (
-            nice if nice is not None else bounded_env_int(config.CHAINMAP_SERVE_READ_NICE, 0, 19)
-        )
+        self.nice = nice if nice is not None else config.env_int(config.CHAINMAP_SERVE_READ_NICE)
         if self.threads < 1 or self.queue < 0 or not 0 <= self.nice <= 19:
             raise ValueError(
                 f"ReadPool needs threads >= 1, queue >= 0 and nice in 0..19; got "

@@ -196,7 +196,7 @@ def load_yaml(text: str, source: str) -> Any:
 
 def max_chains_file_bytes() -> int:
     """``CHAINMAP_CHAINS_MAX_BYTES``: the largest chains file read."""
-    return max(1, config.env_int(config.CHAINMAP_CHAINS_MAX_BYTES))
+    return config.env_int(config.CHAINMAP_CHAINS_MAX_BYTES)
 
 
 def read_chains_text(path: str | Path, max_bytes: int | None = None) -> str:

@@ -55,7 +55,7 @@ _RETRY_INFO = (
 
 def _connection_limits() -> list[tuple[str, int]]:
     """Close idle connections and detect half-open ones with keepalive pings."""
-    idle_ms = max(1, config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S)) * 20 * 1000
+    idle_ms = config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S) * 20 * 1000
     return [
         ("grpc.max_connection_idle_ms", idle_ms),
         ("grpc.keepalive_time_ms", 60_000),
