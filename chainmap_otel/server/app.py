@@ -50,6 +50,7 @@ from chainmap_otel.server.operations import Operations, ServeState
 from chainmap_otel.server.read_pool import ReadPool, ReadStores, lower_priority
 from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
+from chainmap_otel.server.settings import ServeSettings
 from chainmap_otel.server.trace_api import install_trace_api
 from chainmap_otel.server.traces_api import traces_router
 from chainmap_otel.server.web import install_web
@@ -272,21 +273,16 @@ def run_server(
     """
     import uvicorn
 
-    host = host or config.env_str(config.CHAINMAP_SERVE_HOST)
-    http_port = (
-        http_port if http_port is not None else config.env_int(config.CHAINMAP_SERVE_HTTP_PORT)
+    settings = ServeSettings.from_env(
+        store_url=store_url,
+        host=host or None,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        max_body_bytes=max_body_bytes,
+        queue_spans=queue_spans,
+        apply_schema=apply_schema,
     )
-    grpc_port = (
-        grpc_port if grpc_port is not None else config.env_int(config.CHAINMAP_SERVE_GRPC_PORT)
-    )
-    limit = (
-        max_body_bytes
-        if max_body_bytes is not None
-        else config.env_int(config.CHAINMAP_SERVE_MAX_BODY_BYTES)
-    )
-    if apply_schema is None:
-        apply_schema = config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
-
+    store_url, host, limit = settings.store_url, settings.host, settings.max_body_bytes
     catalog = resolve_catalog(chains)
     tls = tls_files()
     token = BearerToken.from_env(config.CHAINMAP_INGEST_TOKEN)
@@ -304,11 +300,13 @@ def run_server(
         store = resources.enter_context(open_store(store_url))
         adverts: list[Path | None] = []
         resources.callback(_withdraw_all, adverts)
-        if apply_schema:
+        if settings.apply_schema:
             from chainmap_otel.storage.schema import apply_schema as apply
 
             apply(store)
-        writer = new_span_writer(store, queue_spans, wal=open_wal(store))
+        writer = new_span_writer(
+            store, settings.queue_spans, queue_bytes=settings.queue_bytes, wal=open_wal(store)
+        )
         writer.start()
         resources.callback(_close_writer, writer)
         # The writer's connection is the writer's alone: a query on it would wait for
@@ -322,28 +320,31 @@ def run_server(
         rollup.start()
         resources.callback(rollup.stop)
         operations: Operations | None = None
-        if config.registry_url() != "off":
+        if settings.registry_on:
             # Registry listener, monitor and notifier; stopped before the rollup and store.
             # Only chains the user named seed an empty registry (the bundled example does not).
             given = chains is not None or bool(config.env_str(config.CHAINMAP_CHAINS_FILE))
             operations = Operations(
-                background, CatalogHolder(catalog), seed=catalog if given else None
+                background,
+                CatalogHolder(catalog),
+                seed=catalog if given else None,
+                registry_url=settings.registry_url or None,
             )
             operations.holder.subscribe(lambda new: setattr(rollup, "catalog", new))
             operations.start()
             resources.callback(operations.stop)
-        budget = RequestBudget(config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES))
-        processes = config.env_int(config.CHAINMAP_SERVE_DECODE_PROCESSES)
+        budget = RequestBudget(settings.max_inflight_bytes)
+        processes = settings.decode_processes
         pool = DecodePool(processes) if processes > 0 else None
         if pool is not None:
             resources.callback(pool.close)
             record.update()
         receiver: OtlpGrpcReceiver | None = None
-        if grpc_port:
+        if settings.grpc_port:
             receiver = OtlpGrpcReceiver(
                 writer,
                 host,
-                grpc_port,
+                settings.grpc_port,
                 max_message_bytes=limit,
                 budget=budget,
                 interceptors=(GrpcBearerInterceptor(token),) if token.enabled else (),
@@ -368,11 +369,11 @@ def run_server(
             uvicorn.Config(
                 app,
                 host=host,
-                port=http_port,
+                port=settings.http_port,
                 log_level=log_level,
                 lifespan="on",
                 http=timed_protocol(),
-                timeout_keep_alive=config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S),
+                timeout_keep_alive=settings.idle_timeout_s,
                 ssl_certfile=tls.cert if tls else None,
                 ssl_keyfile=tls.key if tls else None,
                 # A long analysis request must not hold a Ctrl-C hostage: after this, open
@@ -402,7 +403,7 @@ def run_server(
         except SystemExit:
             # uvicorn exits when it cannot bind; the reason is already logged.
             raise OSError(
-                f"cannot listen for OTLP/HTTP on {host}:{http_port}; free the port or choose "
+                f"cannot listen for OTLP/HTTP on {host}:{settings.http_port}; free the port or choose "
                 "another with CHAINMAP_SERVE_HTTP_PORT"
             ) from None
 
