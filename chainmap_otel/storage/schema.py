@@ -203,11 +203,15 @@ def apply_schema(
 ) -> SchemaReport:
     """Bring the store to the latest schema version; safe to run any number of times.
 
-    ``cluster``/``ttl_days`` default to ``CHAINMAP_CLICKHOUSE_CLUSTER``/``CHAINMAP_TTL_DAYS``.
-    On a cluster the backfill covers the shard of the node ``store`` is connected to:
-    run it once against a replica of each shard.
+    ``cluster`` defaults to the store's (``CHAINMAP_CLICKHOUSE_CLUSTER`` when it was opened);
+    one given here becomes the store's, so what runs next on it (the rollups' deletes) names
+    the same tables. ``ttl_days`` defaults to ``CHAINMAP_TTL_DAYS``. On a cluster the
+    backfill covers the shard of the node ``store`` is connected to: run it once against a
+    replica of each shard.
     """
-    cluster = cluster if cluster is not None else _default_cluster()
+    if cluster is not None:
+        store.cluster = validate_identifier(cluster, "cluster") if cluster else None
+    cluster = store.cluster
     ttl = ttl_days if ttl_days is not None else config.env_int(config.CHAINMAP_TTL_DAYS)
     say = progress or (lambda line: logger.info("%s", line))
     database = store.database

@@ -207,15 +207,27 @@ def lock_holder(path: str | Path) -> str:
 
 
 class TraceStore:
-    """A connected trace store: the clickhouse-connect client and the database it uses."""
+    """A connected trace store: the clickhouse-connect client, the database it uses and
+    the ClickHouse cluster its tables are spread over (``cluster``: None on one server or
+    the embedded store; from ``CHAINMAP_CLICKHOUSE_CLUSTER`` when the store is opened, or
+    set by ``schema apply --cluster``). Every statement that names shard tables or
+    ``ON CLUSTER`` reads it here, so one store never mixes the two."""
 
-    def __init__(self, client: Any, location: StoreURL) -> None:
+    def __init__(self, client: Any, location: StoreURL, cluster: str | None = None) -> None:
         self.client = client
         self.location = location
         self.database = location.database
         self.url_for_display = location.display()
+        self.cluster = validate_identifier(cluster, "cluster") if cluster else None
         self._closed = False
         self._query_settings: dict[str, Any] = {}
+
+    def cluster_parts(self) -> dict[str, str]:
+        """``{local}``/``{on_cluster}`` of a statement on this store's tables: the shard
+        tables and ``ON CLUSTER`` on a cluster, nothing otherwise."""
+        if not self.cluster:
+            return {"local": "", "on_cluster": ""}
+        return {"local": "_local", "on_cluster": f"ON CLUSTER {self.cluster}"}
 
     @property
     def embedded(self) -> bool:
@@ -506,6 +518,11 @@ def open_store(
     return _open_server(location, create_database, connect_timeout, send_receive_timeout)
 
 
+def _env_cluster() -> str | None:
+    """``CHAINMAP_CLICKHOUSE_CLUSTER``, read when a server store is opened."""
+    return config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER) or None
+
+
 def _open_embedded(location: StoreURL, create_database: bool) -> TraceStore:
     if not create_database and not Path(location.path).is_dir():
         raise StoreError(
@@ -529,7 +546,7 @@ def _open_embedded(location: StoreURL, create_database: bool) -> TraceStore:
             f"cannot open the embedded store {location.path}: {_scrub(str(exc), location)}; "
             "check the directory is a chDB data directory and not used by another program"
         ) from None
-    store = TraceStore(client, location)
+    store = TraceStore(client, location, _env_cluster())
     try:
         _use_database(store, create_database)
     except BaseException:
@@ -562,7 +579,7 @@ def _open_server(
             f"{_scrub(str(exc), location)}; start ClickHouse there, fix CHAINMAP_CLICKHOUSE_URL, "
             "or unset it to use the embedded chDB store"
         ) from None
-    store = TraceStore(client, location)
+    store = TraceStore(client, location, _env_cluster())
     try:
         _use_database(store, create_database)
     except BaseException:
@@ -586,10 +603,9 @@ def _use_database(store: TraceStore, create: bool) -> None:
                 f"database {store.database} does not exist on {store.url_for_display}"
                 + (hint or ": run `chainmap schema apply` or name an existing database in the URL")
             )
-        cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
-        on_cluster = f" ON CLUSTER {validate_identifier(cluster, 'cluster')}" if cluster else ""
+        on_cluster = store.cluster_parts()["on_cluster"]
         # The name was validated by parse_store_url: identifiers cannot be bound as parameters.
-        store.command(f"CREATE DATABASE IF NOT EXISTS {store.database}{on_cluster}")
+        store.command(f"CREATE DATABASE IF NOT EXISTS {store.database} {on_cluster}".rstrip())
     store.client.database = store.database
 
 

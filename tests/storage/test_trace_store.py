@@ -177,3 +177,19 @@ def test_insert_spans_takes_rows_or_columns(chdb_store: TraceStore) -> None:
     with pytest.raises(ValueError, match="lack"):
         chdb_store.insert_spans(columns={"Timestamp": [1]})
     assert chdb_store.insert_spans(rows=[]) == 0
+
+
+def test_the_cluster_is_the_stores_own(chdb_store: TraceStore) -> None:
+    """Shard tables and ON CLUSTER come from the store, set once (env at open, or schema
+    apply --cluster), never re-read from the environment statement by statement."""
+    from chainmap_otel.storage.schema import apply_schema
+    from chainmap_otel.storage.store import parse_store_url
+
+    remote = TraceStore(None, parse_store_url("http://ch:8123/otel"), cluster="prod")
+    assert remote.cluster_parts() == {"local": "_local", "on_cluster": "ON CLUSTER prod"}
+    with pytest.raises(ValueError, match="cluster"):
+        TraceStore(None, parse_store_url("http://ch:8123/otel"), cluster="prod; DROP")
+    assert chdb_store.cluster is None
+    assert chdb_store.cluster_parts() == {"local": "", "on_cluster": ""}
+    apply_schema(chdb_store, cluster="", progress=lambda line: None)  # "" is one server
+    assert chdb_store.cluster is None

@@ -47,7 +47,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chainmap_otel import config
 from chainmap_otel.storage.store import TraceStore, validate_identifier
 
 logger = logging.getLogger(__name__)
@@ -63,7 +62,6 @@ __all__ = [
     "ceil_hour",
     "ceil_minute",
     "closed_until",
-    "cluster_parts",
     "floor_hour",
     "floor_minute",
 ]
@@ -101,18 +99,6 @@ _LOCKS_GUARD = threading.Lock()
 def closed_until(now_ns: int | None = None) -> int:
     """The end of the last closed slice: ``now - LAG_SECONDS`` (refreshes floor it)."""
     return (now_ns if now_ns is not None else time.time_ns()) - LAG_SECONDS * _NS
-
-
-def cluster_parts() -> dict[str, str]:
-    """``{local}``/``{on_cluster}`` of a rollup's ALTER statements: the shard tables and
-    ``ON CLUSTER`` when ``CHAINMAP_CLICKHOUSE_CLUSTER`` is set."""
-    cluster = config.env_str(config.CHAINMAP_CLICKHOUSE_CLUSTER)
-    if not cluster:
-        return {"local": "", "on_cluster": ""}
-    return {
-        "local": "_local",
-        "on_cluster": f"ON CLUSTER {validate_identifier(cluster, 'cluster')}",
-    }
 
 
 def floor_minute(ns: int) -> int:
@@ -288,7 +274,8 @@ class Level:
     ) -> None:
         params = {"catalogs": list(keys), "start": start_ns, "end": end_ns}
         store.command(
-            self.delete.format(db=store.database, **cluster_parts()), _bound(self.delete, params)
+            self.delete.format(db=store.database, **store.cluster_parts()),
+            _bound(self.delete, params),
         )
 
     def _next_data(self, store: TraceStore, key: int, start_ns: int, until_ns: int) -> int | None:
@@ -422,7 +409,7 @@ def _read_states(
 
 def _delete_states(store: TraceStore, name: str, keys: Sequence[int]) -> None:
     store.command(
-        _DELETE_STATE_SQL.format(db=store.database, **cluster_parts()),
+        _DELETE_STATE_SQL.format(db=store.database, **store.cluster_parts()),
         {"rollup": name, "catalogs": list(keys)},
     )
 
