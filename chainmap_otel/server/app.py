@@ -34,8 +34,12 @@ from chainmap_otel.ingest.receivers.otlp_http import otlp_http_router
 from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.registry.reload import CatalogHolder
-from chainmap_otel.server.api import install_api, resolve_catalog, store_check_refresher
-from chainmap_otel.server.auth import (
+from chainmap_otel.server.api.chains import install_api, resolve_catalog, store_check_refresher
+from chainmap_otel.server.api.metrics import install_metrics, store_series_refresher
+from chainmap_otel.server.api.registry import install_registry_api
+from chainmap_otel.server.api.search import traces_router
+from chainmap_otel.server.api.trace import install_trace_api
+from chainmap_otel.server.http.auth import (
     AllowedHostsMiddleware,
     BearerToken,
     GrpcBearerInterceptor,
@@ -44,16 +48,12 @@ from chainmap_otel.server.auth import (
     tls_files,
     warn_if_exposed,
 )
-from chainmap_otel.server.listener import timed_protocol
-from chainmap_otel.server.metrics import install_metrics, store_series_refresher
+from chainmap_otel.server.http.listener import timed_protocol
+from chainmap_otel.server.http.pool import ReadPool, ReadStores, lower_priority
 from chainmap_otel.server.operations import Operations, ServeState
-from chainmap_otel.server.read_pool import ReadPool, ReadStores, lower_priority
-from chainmap_otel.server.registry_api import install_registry_api
 from chainmap_otel.server.serve_record import ServeRecord, reap_orphans
 from chainmap_otel.server.settings import ServeSettings
-from chainmap_otel.server.trace_api import install_trace_api
-from chainmap_otel.server.traces_api import traces_router
-from chainmap_otel.server.web import install_web
+from chainmap_otel.server.web.pages import install_web
 from chainmap_otel.storage.advert import advertise_server, withdraw_server
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import ChainCatalog

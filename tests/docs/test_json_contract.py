@@ -26,7 +26,7 @@ from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.monitor.alerts import RULES, Alert, AlertStore, advance
 from chainmap_otel.registry import ChainRegistry, open_registry_database
-from chainmap_otel.server.api import chain_list
+from chainmap_otel.server.api.chains import chain_list
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import CATALOG_YAML, catalog, hex_id, load, now_ns, store

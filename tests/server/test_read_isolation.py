@@ -25,9 +25,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chainmap_otel.server import SpanWriter, api, create_app, new_span_writer
-from chainmap_otel.server.metrics import StoreSeries
-from chainmap_otel.server.read_pool import ReadStores
+from chainmap_otel.server import SpanWriter, create_app, new_span_writer
+from chainmap_otel.server.api import chains as api
+from chainmap_otel.server.api.metrics import StoreSeries
+from chainmap_otel.server.http.pool import ReadStores
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chainmap_otel.server.auth import tls_files
+from chainmap_otel.server.http.auth import tls_files
 from tests.support.processes import free_port
 
 CHAINMAP = str(Path(sys.executable).parent / "chainmap")

@@ -101,7 +101,7 @@ def test_index_keeps_the_chain_list_order_with_sparklines(client: httpx.Client) 
 
 
 def test_sparkline_scales_to_the_series_and_skips_gaps() -> None:
-    from chainmap_otel.server.web import sparkline
+    from chainmap_otel.server.web.pages import sparkline
 
     svg = sparkline([0.0, 2.0, None, 4.0], "B3 rate")
     points = re.search(r'points="([^"]+)"', svg)
@@ -181,7 +181,7 @@ def test_all_traffic_page_and_static_files(client: httpx.Client) -> None:
 
 
 def test_the_graph_library_is_vendored_with_its_licences(client: httpx.Client) -> None:
-    from chainmap_otel.server.web import STATIC_DIR
+    from chainmap_otel.server.web.pages import STATIC_DIR
 
     vendor = STATIC_DIR / "vendor"
     readme = (vendor / "README.md").read_text()
@@ -345,7 +345,7 @@ def test_alerts_page_without_a_registry_says_how_to_turn_alerts_on(client: httpx
 
 
 def test_an_overspent_budget_says_how_many_times_not_a_negative_percentage() -> None:
-    from chainmap_otel.server.web import budget_left, status_badge
+    from chainmap_otel.server.web.pages import budget_left, status_badge
 
     assert budget_left(-15.417900, 0.164179, 0.01) == "exhausted (16.4x)"
     assert budget_left(0.25, 0.0075, 0.01) == "25.00%"

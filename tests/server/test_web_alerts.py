@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from chainmap_otel.errors import RegistryError
-from chainmap_otel.server.web_alerts import alerts_body
+from chainmap_otel.server.web.alerts import alerts_body
 
 
 def alert(chain: str, state: str, rule: str = "1h/5m", **extra: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from chainmap_otel.server import create_app
-from chainmap_otel.server.web import json_for_html
+from chainmap_otel.server.web.pages import json_for_html
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import parse_catalog
 from tests.server import chain_traffic

@@ -22,9 +22,9 @@ from chainmap_otel.analysis.trace_spans import (
     check_trace_id,
     whole_trace,
 )
-from chainmap_otel.server.api import parse_api_window, translated_errors
-from chainmap_otel.server.read_pool import ReadRoute
-from chainmap_otel.server.traces_api import TRACES_PATH
+from chainmap_otel.server.api.chains import parse_api_window, translated_errors
+from chainmap_otel.server.api.search import TRACES_PATH
+from chainmap_otel.server.http.pool import ReadRoute
 from chainmap_otel.storage.store import TraceStore
 
 __all__ = ["COMPARE_PATH", "install_trace_api", "trace_api_router"]

@@ -4,7 +4,7 @@ Every read endpoint takes ``since``/``until`` (relative ages like ``15m``, ``7d`
 ISO-8601 instants; default the last hour) and returns the same JSON as the matching
 ``chainmap ... --format json`` command. Analysis runs ClickHouse queries, so the
 endpoints are plain ``def`` functions run in the read pool
-(:class:`~chainmap_otel.server.read_pool.ReadRoute`) on store connections of their own,
+(:class:`~chainmap_otel.server.http.pool.ReadRoute`) on store connections of their own,
 apart from the workers and the connection OTLP ingest uses: ingest keeps flowing while
 queries run, and a full read pool answers 503 with Retry-After. ``/health/detailed``
 queries nothing: it reads a store check refreshed every few seconds in the background
@@ -50,8 +50,8 @@ from chainmap_otel.errors import (
     QueryTimeoutError,
     StoreError,
 )
-from chainmap_otel.server.read_pool import ReadRoute, Refresher, Snapshot
-from chainmap_otel.server.registry_api import add_registry_fields, operations_health
+from chainmap_otel.server.api.registry import add_registry_fields, operations_health
+from chainmap_otel.server.http.pool import ReadRoute, Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import (

@@ -7,7 +7,7 @@ gives uvicorn's HTTP/1.1 protocol a header deadline (from connecting, or from a 
 request's first byte, until its headers are complete) and a body deadline (from the
 headers until the body is complete); past either, the connection is closed.
 
-Where reads run (their own bounded pool) is :mod:`chainmap_otel.server.read_pool`.
+Where reads run (their own bounded pool) is :mod:`chainmap_otel.server.http.pool`.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from chainmap_otel import config
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.server.read_pool import Refresher, Snapshot
+from chainmap_otel.server.http.pool import Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 

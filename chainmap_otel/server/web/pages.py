@@ -7,7 +7,7 @@ its slowest / failing / recent traces, health and burn rates, critical-path shar
 drift; ``/topology`` all traffic. Graphs are drawn in the browser by Cytoscape.js with
 the dagre layout (vendored under ``static/vendor``, so the view works offline) from the
 topology JSON embedded in the page. The trace pages (search, trace view) and the
-offline API docs are in :mod:`chainmap_otel.server.web_traces`. ``static/app.js``
+offline API docs are in :mod:`chainmap_otel.server.web.traces`. ``static/app.js``
 refreshes windowed pages every 10 s. Pages are ``def`` endpoints so their ClickHouse
 queries run in the threadpool.
 """
@@ -25,14 +25,14 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from chainmap_otel.server.api import (
+from chainmap_otel.server.api.chains import (
     API_PREFIX,
     chain_detail,
     chain_list,
     parse_api_window,
     translated_errors,
 )
-from chainmap_otel.server.read_pool import ReadRoute
+from chainmap_otel.server.http.pool import ReadRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -604,8 +604,8 @@ def web_router() -> APIRouter:
 
 def install_web(app: FastAPI) -> None:
     """Mount the pages, the trace pages, the offline API docs and ``static/``."""
-    from chainmap_otel.server.web_alerts import install_alerts_page
-    from chainmap_otel.server.web_traces import install_api_docs, trace_pages_router
+    from chainmap_otel.server.web.alerts import install_alerts_page
+    from chainmap_otel.server.web.traces import install_api_docs, trace_pages_router
 
     app.include_router(web_router())
     app.include_router(trace_pages_router())
