@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
-from chainmap_otel.server.api.chains import parse_api_window, translated_errors
+from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
 
 __all__ = ["TRACES_PATH", "traces_router"]

@@ -22,8 +22,8 @@ from chainmap_otel.analysis.trace_spans import (
     check_trace_id,
     whole_trace,
 )
-from chainmap_otel.server.api.chains import parse_api_window, translated_errors
 from chainmap_otel.server.api.search import TRACES_PATH
+from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
 from chainmap_otel.storage.store import TraceStore
 

@@ -25,13 +25,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from chainmap_otel.server.api.chains import (
-    API_PREFIX,
-    chain_detail,
-    chain_list,
-    parse_api_window,
-    translated_errors,
-)
+from chainmap_otel.server.api.chains import API_PREFIX, chain_detail, chain_list
+from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog

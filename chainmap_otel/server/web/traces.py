@@ -25,9 +25,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chainmap_otel.analysis.trace_spans import whole_trace
-from chainmap_otel.server.api.chains import translated_errors
 from chainmap_otel.server.api.search import TRACES_PATH
 from chainmap_otel.server.api.trace import COMPARE_PATH
+from chainmap_otel.server.http.errors import translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
 from chainmap_otel.server.web.pages import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
