@@ -37,7 +37,7 @@ from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.errors import QueryError
-from chainmap_otel.storage.store import validate_identifier
+from chainmap_otel.storage.sqltext import render_sql, strip_comments
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 #: Matcher fields over the merged root columns of ``chainmap_trace_summary`` (see
@@ -114,33 +114,6 @@ def inline(sql: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, sql)
 
 
-def _strip_comments(sql: str) -> str:
-    """``sql`` without ``--`` comments (quoted text kept) and the lines they leave blank."""
-    out: list[str] = []
-    i, quote = 0, ""
-    while i < len(sql):
-        c = sql[i]
-        if quote:
-            out.append(c)
-            if c == "\\" and quote == "'":
-                out.append(sql[i + 1 : i + 2])
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "'\"`":
-            quote = c
-            out.append(c)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end < 0 else end
-            continue
-        else:
-            out.append(c)
-        i += 1
-    lines = [line.rstrip() for line in "".join(out).splitlines()]
-    return "\n".join(line for line in lines if line.strip()) + "\n"
-
-
 def membership_expression(catalog: ChainCatalog, table: str = "otel_traces") -> str:
     """``Array(String)`` SQL of the chains whose entry rules match a row of ``table``,
     the patterns written as literals."""
@@ -156,13 +129,7 @@ def _literal(sql: str, params: Mapping[str, Any]) -> str:
 
 
 def _fill(name: str, database: str, **fragments: str) -> str:
-    # Comments go first: they name the fragments, which must only be filled in the SQL.
-    sql = _strip_comments(_template(name)).replace(
-        "{{db}}", validate_identifier(database, "database")
-    )
-    for key, value in fragments.items():
-        sql = sql.replace("{{" + key + "}}", value)
-    return sql
+    return render_sql(_template(name), database, **fragments)
 
 
 def _entry_rows(catalog: ChainCatalog, database: str) -> str:
@@ -219,7 +186,7 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
         if windows
         else "0"
     )
-    return _strip_comments(
+    return strip_comments(
         _fill(
             "chains_overview",
             database,
@@ -299,7 +266,7 @@ def _topology_frame(name: str, catalog: ChainCatalog, database: str) -> str:
         reach_ns=str(edge_rollup.REACH_SECONDS * 1_000_000_000),
     )
     frame = _fill(name, database, topology=_topology_sql(catalog, database))
-    return _strip_comments(window + frame)
+    return strip_comments(window + frame)
 
 
 def topology_nodes_sql(catalog: ChainCatalog, database: str) -> str:
@@ -315,7 +282,7 @@ def topology_edges_sql(catalog: ChainCatalog, database: str) -> str:
 def self_time_sql(catalog: ChainCatalog, database: str, by_operation: bool) -> str:
     """Share of ``$chain``'s exclusive span time per service (or service and operation)."""
     group = "service, operation" if by_operation else "service"
-    return _strip_comments(
+    return strip_comments(
         _fill(
             "self_time",
             database,
@@ -335,7 +302,7 @@ TRACE_LISTS: tuple[tuple[str, str, str], ...] = (
 
 def chain_traces_sql(catalog: ChainCatalog, database: str, filter: str, order: str) -> str:
     """Traces of ``$chain`` from ``chainmap_trace_summary``."""
-    return _strip_comments(
+    return strip_comments(
         _fill(
             "chain_traces",
             database,
@@ -349,12 +316,12 @@ def chain_traces_sql(catalog: ChainCatalog, database: str, filter: str, order: s
 
 def trace_view_sql(database: str, trace_id: str = TRACE_ID_VARIABLE) -> str:
     """One trace's spans with the aliases of Grafana's trace view (query format 3)."""
-    return _strip_comments(_fill("trace_view", database, trace_id=trace_id))
+    return strip_comments(_fill("trace_view", database, trace_id=trace_id))
 
 
 def calls_per_minute_sql(catalog: ChainCatalog, database: str) -> str:
     """Entry calls per chain and time bucket (``$__timeInterval``), for a time series."""
-    return _strip_comments(
+    return strip_comments(
         _fill(
             "calls_per_minute",
             database,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from chainmap_otel.storage.store import validate_identifier
+from chainmap_otel.storage.sqltext import render_sql
 from chainmap_otel.tagging.fields import SCHEMA_PLACEHOLDERS
 
 
@@ -34,8 +34,6 @@ DEFAULT_FRAGMENTS = {
 
 
 def load_sql(name: str, database: str, **fragments: str) -> str:
-    """The query ``name`` with ``{{db}}`` and each ``{{fragment}}`` filled in."""
-    sql = _text(name).replace("{{db}}", validate_identifier(database, "database"))
-    for key, value in {**DEFAULT_FRAGMENTS, **fragments}.items():
-        sql = sql.replace("{{" + key + "}}", value)
-    return sql
+    """The query ``name`` rendered by :func:`~chainmap_otel.storage.sqltext.render_sql`
+    with ``{{db}}`` and each ``{{fragment}}`` (the defaults unless given) filled in."""
+    return render_sql(_text(name), database, **{**DEFAULT_FRAGMENTS, **fragments})
