@@ -301,7 +301,8 @@ def scraped(otelcol: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     serve = ServeProcess(
         f"chdb://{directory / 'store'}",
         directory / "serve.log",
-        env={"CHAINMAP_CHAINS_FILE": str(CHAINS)},
+        # /metrics answers from a snapshot: a scrape waits for one taken after it began.
+        env={"CHAINMAP_CHAINS_FILE": str(CHAINS), "CHAINMAP_METRICS_FRESH_WAIT": "10s"},
     )
     config = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{receiver_port}"}}}},

@@ -106,7 +106,13 @@ def delivered(otelcol: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     catalog = load_catalog(chains_file)
     store_url = f"chdb://{directory / 'store'}"
     serve = ServeProcess(
-        store_url, directory / "serve.log", env={"CHAINMAP_CHAINS_FILE": str(chains_file)}
+        store_url,
+        directory / "serve.log",
+        env={
+            "CHAINMAP_CHAINS_FILE": str(chains_file),
+            # /metrics answers from a snapshot: a scrape waits for one taken after it began.
+            "CHAINMAP_METRICS_FRESH_WAIT": "10s",
+        },
     )
     http_port, grpc_port = free_port(), free_port()
     file = directory / "spans.json"
