@@ -73,23 +73,24 @@ def _alert_rows(alerts: Sequence[dict[str, Any]], when: str) -> list[list[str]]:
 _ALERT_HEADERS = ("chain", "severity", "objective", "window", "{when}", "summary", "traces")
 
 
+def _section(
+    anchor: str, title: str, headers: Sequence[str], rows: list[list[str]], css: str = ""
+) -> str:
+    """A titled part of the page with its count, its table or "none"."""
+    heading = f'<h2 id="{anchor}">{_e(title)} <span class="count">{len(rows)}</span></h2>'
+    body = html_table(headers, rows) if rows else '<p class="muted">none</p>'
+    classes = f' class="{css}"' if css else ""
+    return f"<section{classes}>{heading}{body}</section>"
+
+
 def _alert_section(
     title: str, css: str, alerts: Sequence[dict[str, Any]], when: str, label: str
 ) -> str:
-    heading = f'<h2 id="{css}">{_e(title)} <span class="count">{len(alerts)}</span></h2>'
-    if not alerts:
-        return f'<section class="alert-list {css}">{heading}<p class="muted">none</p></section>'
     headers = [h.format(when=label) for h in _ALERT_HEADERS]
-    table = html_table(headers, _alert_rows(alerts, when))
-    return f'<section class="alert-list {css}">{heading}{table}</section>'
+    return _section(css, title, headers, _alert_rows(alerts, when), f"alert-list {css}")
 
 
 def _history_section(events: Sequence[dict[str, Any]]) -> str:
-    heading = (
-        f'<h2 id="history">Transitions, last 24 h <span class="count">{len(events)}</span></h2>'
-    )
-    if not events:
-        return f'<section>{heading}<p class="muted">none</p></section>'
     rows = [
         [
             _e(e["at"]),
@@ -101,16 +102,11 @@ def _history_section(events: Sequence[dict[str, Any]]) -> str:
         ]
         for e in events
     ]
-    table = html_table(("at", "chain", "state", "objective", "window", "severity"), rows)
-    return f"<section>{heading}{table}</section>"
+    headers = ("at", "chain", "state", "objective", "window", "severity")
+    return _section("history", "Transitions, last 24 h", headers, rows)
 
 
 def _deliveries_section(deliveries: Sequence[dict[str, Any]]) -> str:
-    heading = (
-        f'<h2 id="deliveries">Webhook deliveries <span class="count">{len(deliveries)}</span></h2>'
-    )
-    if not deliveries:
-        return f'<section>{heading}<p class="muted">none</p></section>'
     rows = [
         [
             _e(d["at"]),
@@ -124,7 +120,7 @@ def _deliveries_section(deliveries: Sequence[dict[str, Any]]) -> str:
         for d in deliveries
     ]
     headers = ("queued", "receiver", "notification", "outcome", "attempts", "HTTP", "error")
-    return f"<section>{heading}{html_table(headers, rows)}</section>"
+    return _section("deliveries", "Webhook deliveries", headers, rows)
 
 
 def _unavailable(title: str, exc: Exception) -> str:
