@@ -268,4 +268,39 @@ def otlp_http_router(
         finally:
             held.release()
 
+    told: set[str] = set()
+
+    async def drop_signal(request: Request, signal: str) -> Response:
+        """Stock SDKs export metrics and logs to the same endpoint: read (bounded), drop,
+        and say so once per signal, rather than a 404 for every export."""
+        media = JSON
+        held = _Held(budget)
+        try:
+            media = _media_type(request)
+            await _read_body(request, max_body_bytes, held)
+        except Refusal as reply:
+            return _error(media, reply.status, reply.code, reply.message)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        finally:
+            held.release()
+        if signal not in told:
+            told.add(signal)
+            logger.warning(
+                "chainmap serve stores traces only: OTLP %s from %s are dropped (said once); "
+                "set OTEL_%s_EXPORTER=none in the service to stop sending them",
+                signal,
+                _sender(request),
+                signal.upper(),
+            )
+        return Response(b"" if media == PROTOBUF else "{}", 200, media_type=media)
+
+    @router.post("/v1/metrics", include_in_schema=False)
+    async def export_metrics(request: Request) -> Response:
+        return await drop_signal(request, "metrics")
+
+    @router.post("/v1/logs", include_in_schema=False)
+    async def export_logs(request: Request) -> Response:
+        return await drop_signal(request, "logs")
+
     return router

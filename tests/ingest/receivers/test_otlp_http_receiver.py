@@ -242,3 +242,30 @@ def test_only_post_is_allowed(serve: ServeFactory) -> None:
     serving: Serving = serve()
     assert httpx.get(serving.traces_url).status_code == 405
     assert json.loads(httpx.get(f"{serving.url}/openapi.json").text)["paths"]["/v1/traces"]
+
+
+def test_metrics_and_logs_of_stock_sdks_are_accepted_dropped_and_said_once(
+    serve: ServeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    serving = serve()
+    base = serving.traces_url.removesuffix("/v1/traces")
+    reader = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reader]).get_meter("m").create_counter("orders").add(3)
+    data = reader.get_metrics_data()
+    assert data is not None
+    exporter = OTLPMetricExporter(endpoint=base + "/v1/metrics")
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert exporter.export(data).name == "SUCCESS"  # no 404 per export
+        logs = httpx.post(base + "/v1/logs", content=b"{}", headers=JSON)
+    assert (logs.status_code, logs.text) == (200, "{}")
+    said = [r.getMessage() for r in caplog.records if "stores traces only" in r.getMessage()]
+    assert len(said) == 2, said  # once for metrics, once for logs
+    assert "OTEL_METRICS_EXPORTER=none" in said[0] and "OTEL_LOGS_EXPORTER=none" in said[1]
+    assert serving.store.query("SELECT count() FROM otel_traces").result_rows == [(0,)]
+    too_big = httpx.post(base + "/v1/metrics", content=b"x" * (64 * 1024 * 1024), headers=PB)
+    assert too_big.status_code == 413
