@@ -111,7 +111,11 @@ def test_sparkline_scales_to_the_series_and_skips_gaps() -> None:
     assert pairs[0][1] > pairs[1][1] > pairs[2][1]  # higher values draw higher
     assert pairs[2] == (80.0, 1.0)  # the peak touches the top at the right edge
     assert "<title>B3 rate</title>" in svg
-    assert sparkline([], "none") == sparkline([1.0], "one") == '<span class="muted">-</span>'
+    # No traffic says so; one step (a short window) is still drawn, as a level line.
+    assert sparkline([], "none") == sparkline([None, None], "idle")
+    assert ">no data</span>" in sparkline([], "none")
+    one = re.search(r'points="([^"]+)"', sparkline([1.0], "one"))
+    assert one is not None and one.group(1) == "0.0,1.0 80.0,1.0"
 
 
 def test_chain_page_embeds_its_topology_for_the_graph_library(client: httpx.Client) -> None:

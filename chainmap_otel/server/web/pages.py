@@ -182,11 +182,13 @@ def _p95_cell(p95: float, slo: dict[str, Any] | None, traces: int) -> str:
 def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
     """A tiny inline SVG line of ``values`` (gaps for ``None``), scaled to its own maximum."""
     points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
-    if len(values) < 2 or not points:
-        return '<span class="muted">-</span>'
+    if not points:
+        return '<span class="muted" title="no traffic in the window">no data</span>'
     width, height = 80.0, 18.0
     top = max(v for _, v in points) or 1.0
-    step = width / (len(values) - 1)
+    if len(values) == 1:  # one step (a short window): a level line across the box
+        points = [(0, points[0][1]), (1, points[0][1])]
+    step = width / max(1, len(values) - 1)
     line = " ".join(f"{i * step:.1f},{height - 1 - v / top * (height - 2):.1f}" for i, v in points)
     return (
         f'<svg class="spark {_e(css)}" width="{width:.0f}" height="{height:.0f}" '
