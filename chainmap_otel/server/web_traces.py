@@ -92,8 +92,9 @@ def search_body(catalog: ChainCatalog, params: dict[str, str], attrs: list[str])
         '<label title="with a chain: the status of its own entry span (what health counts)">'
         f'chain status <select name="chain_status">{_options(SEARCH_STATUSES, params.get("chain_status", ""), {"": "any"})}'
         "</select></label>"
-        f'<label class="attrs">attributes {attr_inputs}'
-        '<button type="button" id="add-attr" title="another attribute filter">+</button></label>'
+        f'<label class="attrs">attributes <span class="attr-row">{attr_inputs}'
+        '<button type="button" id="add-attr" title="another attribute filter">+</button>'
+        "</span></label>"
         f'<label>min ms <input name="min_duration_ms" value="{value("min_duration_ms")}" size="6" '
         'inputmode="decimal"></label>'
         f'<label>max ms <input name="max_duration_ms" value="{value("max_duration_ms")}" size="6" '
