@@ -22,10 +22,12 @@ Semantics:
   ``key=~regex`` has the key with a value the RE2 regex finds (unanchored);
 * ``min/max_duration_ms`` apply, as Jaeger's do, to **one span** matching every span-level
   filter given (service, operation, attributes); with a ``chain``, to the chain's own entry
-  span (see :data:`ENTRY_SPAN`); with neither, to the trace's extent;
-* with a ``chain``, each trace also has ``chain_duration_ms`` and ``chain_status`` (its entry
-  span's), ``chain_status`` filters on the latter ("the chain failed", what health counts,
-  against ``status``: "a span failed"), and ``order=duration`` ranks by the entry span;
+  span (the span whose ``chain.entry_ids`` names the chain, as chainmap's processor or the
+  Collector's generated OTTL mark it, else the trace's root span:
+  ``sql/trace_chain_entries.sql``); with neither, to the trace's extent;
+* with a ``chain``, each trace also has ``chain`` (its entry span's duration and status),
+  ``chain_status`` filters on that status ("the chain failed", what health counts, against
+  ``status``: "a span failed"), and ``order=duration`` ranks by the entry span;
 * ``error_source``: the first Error span by start time and the deepest one (most ancestors;
   the earliest of equals), with service, operation and status message.
 
@@ -61,7 +63,6 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 __all__ = [
     "ATTRIBUTE_OPERATORS",
     "DEFAULT_LIMIT",
-    "ENTRY_SPAN",
     "MAX_LIMIT",
     "ORDERS",
     "STATUSES",
@@ -87,11 +88,6 @@ MAX_ATTRS = 16
 ATTRIBUTE_OPERATORS = ("=~", "!=", "=")
 #: RE2 (ClickHouse's ``match``) has no look-around and no back-references.
 _NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
-#: A chain's own entry span in a trace, for ``chain_duration_ms``/``chain_status``.
-ENTRY_SPAN = (
-    "the span whose chain.entry_ids names the chain (chainmap's processor or the Collector's "
-    "generated OTTL marks it), else the trace's root span"
-)
 #: Most values a pick list returns.
 PICK_LIMIT = 1000
 
@@ -507,11 +503,15 @@ def search_traces(
     searched from the end in the parts of :func:`newest_first_parts` until ``limit`` traces
     are found, then the merged part: every trace of a part starts after every trace of the
     parts before it, so the order is the same as one query over the whole window. Slowest
-    first, the best ``limit`` of each side are merged.
+    first, the best ``limit`` of each side are merged. A search ranked or filtered by a
+    chain's entry span is merged live over the whole window.
     """
     sql = search_sql(store, catalog, query)
     found = TraceSearch(query, window)
-    watermark = analysis_watermark(store) or 0
+    # Ranked or filtered by a chain's entry span, every part joins the window's entry spans
+    # read from otel_traces; merging the summary live then measured 1.5-3.8x faster than
+    # joining the rollup's rows (benchmarks/RESULTS.md), so the rollup is not read.
+    watermark = 0 if query.by_entry_span else analysis_watermark(store) or 0
     split = min(max(watermark, window.start_ns), window.end_ns)
     live = TimeWindow(split, window.end_ns) if split < window.end_ns else None
     merged = TimeWindow(window.start_ns, split) if window.start_ns < split else None
