@@ -126,6 +126,32 @@ def main() -> None:
                 "",
             ),
             ("failing, newest, 7 days", week, TraceQuery.parse(status="error"), ""),
+            (
+                "chain B3 slowest by entry span, 7 days",
+                week,
+                TraceQuery.parse(chain="B3", order="duration"),
+                "",
+            ),
+            (
+                "chain B3 failed (entry span), 7 days",
+                week,
+                TraceQuery.parse(chain="B3", chain_status="error"),
+                "",
+            ),
+            (
+                "span POST /orders >= 200 ms, 7 days",
+                week,
+                TraceQuery.parse(
+                    service="trading-engine", operation="POST /orders", min_duration_ms=200
+                ),
+                "",
+            ),
+            (
+                "attr http.route=~^/ord, last hour",
+                hour,
+                TraceQuery.parse(attr=["http.route=~^/ord"]),
+                "",
+            ),
         ]
         # Live only first (no merged traces), then with the rollup as serve keeps it: trace
         # starts up to "now" (the newest span) minus the slack and the lag merged.

@@ -1,10 +1,10 @@
 """Trace search: the traces of a window filtered by chain, service, operation, status,
-duration and attributes, newest or slowest first.
+duration and attributes, newest or slowest first, each with its error source.
 
 It reads ``chainmap_trace_summary`` (one row per trace: extent, root span, chain ids,
 services, span and error counts), so listing a window costs what its traces cost, not its
-spans. Only the ``operation`` and ``attr`` filters look at ``otel_traces``, bounded by the
-window's start and by the ids of the traces that start in the window.
+spans. The span-level filters (operation, attributes, a duration with either) look at
+``otel_traces``, bounded by the window and by the ids of the traces that start in it.
 
 Semantics:
 
@@ -17,8 +17,19 @@ Semantics:
   through services without chainmap are found by chain too;
 * ``service``: a span of the trace is in that service; ``operation``: a span's name or
   ``http.route`` equals it (in ``service`` when both are given, Jaeger's pairing);
-* ``attr`` (``key=value``, repeatable, all must hold): a span's attribute or its resource's
-  attribute equals the value.
+* ``attr`` (repeatable, all must hold), on a span's attribute or else its resource's:
+  ``key=value`` equals, ``key!=value`` has the key with another value, ``key`` has the key,
+  ``key=~regex`` has the key with a value the RE2 regex finds (unanchored);
+* ``min/max_duration_ms`` apply, as Jaeger's do, to **one span** matching every span-level
+  filter given (service, operation, attributes); with a ``chain``, to the chain's own entry
+  span (the span whose ``chain.entry_ids`` names the chain, as chainmap's processor or the
+  Collector's generated OTTL mark it, else the trace's root span:
+  ``sql/trace_chain_entries.sql``); with neither, to the trace's extent;
+* with a ``chain``, each trace also has ``chain`` (its entry span's duration and status),
+  ``chain_status`` filters on that status ("the chain failed", what health counts, against
+  ``status``: "a span failed"), and ``order=duration`` ranks by the entry span;
+* ``error_source``: the first Error span by start time and the deepest one (most ancestors;
+  the earliest of equals), with service, operation and status message.
 
 JSON: ``docs/json-contract.md`` (checked against the real output by
 ``tests/docs/test_json_contract.py``).
@@ -26,10 +37,12 @@ JSON: ``docs/json-contract.md`` (checked against the real output by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from chainmap_otel.analysis.error_source import error_sources
 from chainmap_otel.analysis.membership import (
     Columns,
     SqlParams,
@@ -48,13 +61,16 @@ from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 __all__ = [
+    "ATTRIBUTE_OPERATORS",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "ORDERS",
     "STATUSES",
+    "AttributeFilter",
     "TraceQuery",
     "TraceSearch",
     "newest_first_parts",
+    "pick_list",
     "search_traces",
 ]
 
@@ -67,6 +83,25 @@ STATUSES = ("error", "ok")
 MAX_TEXT = 512
 #: Most ``attr`` filters in one search.
 MAX_ATTRS = 16
+#: How an ``attr`` filter is written, longest operator first: ``key=~regex``, ``key!=value``,
+#: ``key=value``; a bare ``key`` tests that the key exists.
+ATTRIBUTE_OPERATORS = ("=~", "!=", "=")
+#: RE2 (ClickHouse's ``match``) has no look-around and no back-references.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+#: Most values a pick list returns.
+PICK_LIMIT = 1000
+
+
+class AttributeFilter(NamedTuple):
+    """One ``attr`` filter: ``operator`` is ``=``, ``!=``, ``=~`` or ``exists``."""
+
+    key: str
+    operator: str
+    value: str
+
+    def __str__(self) -> str:
+        return self.key if self.operator == "exists" else f"{self.key}{self.operator}{self.value}"
+
 
 #: The summary's root-span columns, for classifying untagged traces by the entry rules.
 SUMMARY_COLUMNS = Columns(
@@ -91,9 +126,27 @@ class TraceQuery:
     status: str | None = None
     min_duration_ms: float | None = None
     max_duration_ms: float | None = None
-    attributes: tuple[tuple[str, str], ...] = ()
+    attributes: tuple[AttributeFilter, ...] = ()
+    chain_status: str | None = None
     order: str = "start"
     limit: int = DEFAULT_LIMIT
+
+    @property
+    def span_level_duration(self) -> bool:
+        """Whether min/max duration apply to a matching span (Jaeger's semantics)."""
+        has_duration = self.min_duration_ms is not None or self.max_duration_ms is not None
+        spans = self.service is not None or self.operation is not None or bool(self.attributes)
+        return has_duration and spans and self.chain is None
+
+    @property
+    def by_entry_span(self) -> bool:
+        """Whether the chain's own entry span filters or ranks the traces."""
+        return self.chain is not None and (
+            self.min_duration_ms is not None
+            or self.max_duration_ms is not None
+            or self.chain_status is not None
+            or self.order == "duration"
+        )
 
     @classmethod
     def parse(
@@ -106,6 +159,7 @@ class TraceQuery:
         min_duration_ms: str | float | None = None,
         max_duration_ms: str | float | None = None,
         attr: Sequence[str] = (),
+        chain_status: str | None = None,
         order: str | None = None,
         limit: str | int | None = None,
     ) -> TraceQuery:
@@ -124,6 +178,20 @@ class TraceQuery:
                 status,
                 " or ".join(STATUSES),
                 "{name} {value} is not supported; use {allowed}",
+            )
+        if chain_status is not None and chain_status.lower() not in STATUSES:
+            raise ParameterError(
+                "chain_status",
+                chain_status,
+                " or ".join(STATUSES),
+                "{name} {value} is not supported; use {allowed}",
+            )
+        if chain_status is not None and chain is None:
+            raise ParameterError(
+                "chain_status",
+                chain_status,
+                "only with a chain",
+                "{name} {value} needs a chain: it is the status of the chain's entry span",
             )
         if order is not None and order.lower() not in ORDERS:
             raise ParameterError(
@@ -150,6 +218,7 @@ class TraceQuery:
             min_duration_ms=low,
             max_duration_ms=high,
             attributes=_attributes(attr),
+            chain_status=chain_status.lower() if chain_status is not None else None,
             order=order.lower() if order is not None else "start",
             limit=_limit(limit),
         )
@@ -186,24 +255,41 @@ def _limit(value: str | int | None) -> int:
     return number
 
 
-def _attributes(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def _attributes(values: Sequence[str]) -> tuple[AttributeFilter, ...]:
     if len(values) > MAX_ATTRS:
         raise ParameterError(
             "attr", len(values), f"at most {MAX_ATTRS}", "{name} is given {value} times; {allowed}"
         )
-    pairs = []
-    for text in values:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip() or len(key) > MAX_TEXT or len(value) > MAX_TEXT:
-            raise ParameterError(
-                "attr",
-                text[:80],
-                f"key=value, up to {MAX_TEXT} characters each",
-                "{name} {value} is not key=value (e.g. http.route=/orders, up to "
-                f"{MAX_TEXT} characters each)",
-            )
-        pairs.append((key.strip(), value))
-    return tuple(pairs)
+    return tuple(_attribute(text) for text in values)
+
+
+def _attribute(text: str) -> AttributeFilter:
+    def refuse(why: str) -> ParameterError:
+        return ParameterError(
+            "attr",
+            text[:80],
+            f"key=value, key!=value, key=~regex or key, up to {MAX_TEXT} characters each",
+            "{name} {value} "
+            + why.replace("{", "{{").replace("}", "}}")
+            + " (use {allowed}, e.g. http.route=/orders)",
+        )
+
+    found = [(text.find(op), op) for op in ATTRIBUTE_OPERATORS if op in text]
+    if found:
+        at, operator = min(found, key=lambda hit: (hit[0], -len(hit[1])))
+        key, value = text[:at].strip(), text[at + len(operator) :]
+    else:
+        key, operator, value = text.strip(), "exists", ""
+    if not key or len(key) > MAX_TEXT or len(value) > MAX_TEXT:
+        raise refuse("has no key or a part that is too long")
+    if operator == "=~":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise refuse(f"is not a valid regex: {exc}") from None
+        if _NOT_RE2.search(value):
+            raise refuse("uses look-around or a back-reference, which RE2 does not support")
+    return AttributeFilter(key, operator, value)
 
 
 @dataclass
@@ -251,6 +337,23 @@ def _span_lookup(test: str) -> str:
     )
 
 
+def _attribute_sql(index: int, attribute: AttributeFilter, params: dict[str, Any]) -> str:
+    """A span-row test for one ``attr`` filter: on the span's attribute, else its resource's."""
+    params[f"attr_key{index}"] = attribute.key
+    k = f"{{attr_key{index}:String}}"
+    exists = f"(mapContains(SpanAttributes, {k}) OR mapContains(ResourceAttributes, {k}))"
+    if attribute.operator == "exists":
+        return exists
+    params[f"attr_value{index}"] = attribute.value
+    v = f"{{attr_value{index}:String}}"
+    if attribute.operator == "=":
+        return f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})"
+    value = f"if(mapContains(SpanAttributes, {k}), SpanAttributes[{k}], ResourceAttributes[{k}])"
+    if attribute.operator == "!=":
+        return f"({exists} AND {value} != {v})"
+    return f"({exists} AND match({value}, {v}))"
+
+
 @dataclass(frozen=True)
 class SearchSql:
     """The search's two queries (the live part over the summary and the merged part over
@@ -263,12 +366,14 @@ class SearchSql:
 
 def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> SearchSql:
     """The search's SQL and its bound parameters (the window's are added by the caller)."""
+    db = store.database
     classify, params = classify_expression(catalog, SUMMARY_COLUMNS, prefix="m")
     classify_untagged, untagged_params = tuple_classify_expression(
         catalog, "UntaggedFields", prefix="u"
     )
     params.update(untagged_params)
     lookups: list[str] = []
+    span_tests: list[str] = []
     if query.operation is not None:
         params["operation"] = query.operation
         test = (
@@ -276,14 +381,22 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
         )
         if query.service is not None:
             test += " AND ServiceName = {service:String}"
-        lookups.append(_span_lookup(test))
-    for index, (key, value) in enumerate(query.attributes):
-        params[f"attr_key{index}"] = key
-        params[f"attr_value{index}"] = value
-        k, v = f"{{attr_key{index}:String}}", f"{{attr_value{index}:String}}"
-        lookups.append(
-            _span_lookup(f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})")
-        )
+        span_tests.append(test)
+    for index, attribute in enumerate(query.attributes):
+        span_tests.append(_attribute_sql(index, attribute, params))
+    if query.span_level_duration:
+        # Jaeger's semantics: one span matches the service, operation, attributes and duration.
+        if query.service is not None and query.operation is None:
+            span_tests.append("ServiceName = {service:String}")
+        if query.min_duration_ms is not None:
+            params["min_ns"] = int(query.min_duration_ms * 1e6)
+            span_tests.append("Duration >= {min_ns:UInt64}")
+        if query.max_duration_ms is not None:
+            params["max_ns"] = int(query.max_duration_ms * 1e6)
+            span_tests.append("Duration <= {max_ns:UInt64}")
+        lookups.append(_span_lookup(" AND ".join(f"({t})" for t in span_tests)))
+    else:
+        lookups.extend(_span_lookup(test) for test in span_tests)
     row_tests: dict[str, str] = {}
     tests: list[str] = []
     if query.chain is not None:
@@ -306,31 +419,51 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
         tests.append("ErrorCount > 0")
     elif query.status == "ok":
         tests.append("ErrorCount = 0")
-    if query.min_duration_ms is not None:
-        params["min_ns"] = int(query.min_duration_ms * 1e6)
-        tests.append("DurationNs >= {min_ns:UInt64}")
-    if query.max_duration_ms is not None:
-        params["max_ns"] = int(query.max_duration_ms * 1e6)
-        tests.append("DurationNs <= {max_ns:UInt64}")
+    entry_join = ""
+    order = _ORDER_SQL[query.order]
+    live_entry = merged_entry = ""
+    if query.by_entry_span:
+        entries = load_sql("trace_chain_entries", db, rows="1").replace("{{db}}", db)
+        entry_join = f"LEFT ANY JOIN ({entries}) AS entries USING (TraceId)"
+        live_entry = (
+            ",\n        if(max(EFound) = 1, max(ENs), DurationNs) AS ChainNs"
+            ",\n        max(EFailed) AS ChainFailed"
+        )
+        merged_entry = (
+            ",\n    if(EFound = 1, ENs, DurationNs) AS ChainNs,\n    EFailed AS ChainFailed"
+        )
+        if query.order == "duration":
+            order = "ChainNs"
+        if query.chain_status is not None:
+            tests.append(f"ChainFailed = {int(query.chain_status == 'error')}")
+    duration = "ChainNs" if query.by_entry_span else "DurationNs"
+    if not query.span_level_duration:
+        if query.min_duration_ms is not None:
+            params["min_ns"] = int(query.min_duration_ms * 1e6)
+            tests.append(f"{duration} >= {{min_ns:UInt64}}")
+        if query.max_duration_ms is not None:
+            params["max_ns"] = int(query.max_duration_ms * 1e6)
+            tests.append(f"{duration} <= {{max_ns:UInt64}}")
     params["limit"] = query.limit
     params["slack_ns"] = SLACK_NS
-    db = store.database
     filters = {
         "candidate_filter": " AND ".join(lookups) or "1",
         "trace_filter": " AND ".join(tests) or "1",
-        "order": _ORDER_SQL[query.order],
+        "order": order,
+        "entry_join": entry_join,
     }
     live = load_sql(
         "trace_search_live",
         db,
         trace_merge=trace_merge_sql(db, rows=_FOUND_ROWS),
-        found_columns="".join(f",\n        max({t}) AS {n}" for n, t in row_tests.items()),
+        found_columns="".join(f",\n        max({t}) AS {n}" for n, t in row_tests.items())
+        + live_entry,
         **filters,
     )
     merged = load_sql(
         "trace_search_merged",
         db,
-        found_columns="".join(f",\n    ({t}) AS {n}" for n, t in row_tests.items()),
+        found_columns="".join(f",\n    ({t}) AS {n}" for n, t in row_tests.items()) + merged_entry,
         **filters,
     )
 
@@ -341,7 +474,7 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
             traces=traces,
             classify=classify,
             classify_untagged=classify_untagged,
-            order=filters["order"],
+            order=_ORDER_SQL[query.order],
         )
         return sql.replace("{{db}}", db)
 
@@ -370,11 +503,15 @@ def search_traces(
     searched from the end in the parts of :func:`newest_first_parts` until ``limit`` traces
     are found, then the merged part: every trace of a part starts after every trace of the
     parts before it, so the order is the same as one query over the whole window. Slowest
-    first, the best ``limit`` of each side are merged.
+    first, the best ``limit`` of each side are merged. A search ranked or filtered by a
+    chain's entry span is merged live over the whole window.
     """
     sql = search_sql(store, catalog, query)
     found = TraceSearch(query, window)
-    watermark = analysis_watermark(store) or 0
+    # Ranked or filtered by a chain's entry span, every part joins the window's entry spans
+    # read from otel_traces; merging the summary live then measured 1.5-3.8x faster than
+    # joining the rollup's rows (benchmarks/RESULTS.md), so the rollup is not read.
+    watermark = 0 if query.by_entry_span else analysis_watermark(store) or 0
     split = min(max(watermark, window.start_ns), window.end_ns)
     live = TimeWindow(split, window.end_ns) if split < window.end_ns else None
     merged = TimeWindow(window.start_ns, split) if window.start_ns < split else None
@@ -395,14 +532,76 @@ def search_traces(
         for text, side in ((sql.live, live), (sql.merged, merged)):
             if side is not None:
                 rows.extend(run(text, side, query.limit))
-        # As the SQL orders: duration descending, then trace id descending.
-        rows.sort(key=lambda row: (int(row[2]), str(row[0])), reverse=True)
-    found.traces = [_trace_json(row) for row in rows[: query.limit]]
+    entries = _chain_entries(store, query, window, [str(row[0]) for row in rows])
+    if query.order == "duration":
+        # As the SQL orders: duration (the entry span's with a chain) descending, then trace
+        # id descending.
+        def duration(row: Sequence[Any]) -> int:
+            entry = entries.get(str(row[0]))
+            return entry[0] if entry is not None and query.by_entry_span else int(row[2])
+
+        rows.sort(key=lambda row: (duration(row), str(row[0])), reverse=True)
+    rows = rows[: query.limit]
+    failed = [str(row[0]) for row in rows if int(row[8])]
+    sources = error_sources(store, window, failed, SLACK_NS)
+    found.traces = [
+        _trace_json(row, query.chain, entries.get(str(row[0])), sources.get(str(row[0])))
+        for row in rows
+    ]
     return found
 
 
-def _trace_json(row: Sequence[Any]) -> dict[str, Any]:
+def _chain_entries(
+    store: TraceStore, query: TraceQuery, window: TimeWindow, trace_ids: list[str]
+) -> dict[str, tuple[int, bool]]:
+    """The chain's entry span (duration ns, failed) in each of ``trace_ids``."""
+    if query.chain is None or not trace_ids:
+        return {}
+    sql = load_sql(
+        "trace_chain_entries", store.database, rows="TraceId IN {trace_ids:Array(String)}"
+    )
+    params = {
+        **window.params(),
+        "chain": query.chain,
+        "slack_ns": SLACK_NS,
+        "trace_ids": trace_ids,
+    }
+    return {
+        str(trace_id): (int(duration), bool(failed))
+        for trace_id, _found, duration, failed in store.query(sql, params).result_rows
+    }
+
+
+def pick_list(
+    store: TraceStore, window: TimeWindow, service: str | None = None, limit: int = PICK_LIMIT
+) -> list[str]:
+    """The services with spans in ``window`` (``service`` None), or the span names of
+    ``service``, sorted: the search form's pick lists."""
+    if service is not None and (not service.strip() or len(service) > MAX_TEXT):
+        raise ParameterError(
+            "service", service, f"1-{MAX_TEXT} characters", "{name} {value} must be {allowed}"
+        )
+    picked = "toString(ServiceName)" if service is None else "toString(SpanName)"
+    sql = load_sql("trace_pick_lists", store.database, picked=picked)
+    params = {**window.params(), "service": service or "", "limit": limit}
+    return [str(row[0]) for row in store.query(sql, params).result_rows]
+
+
+def _trace_json(
+    row: Sequence[Any],
+    chain: str | None,
+    entry: tuple[int, bool] | None,
+    source: dict[str, Any] | None,
+) -> dict[str, Any]:
     trace_id, start_ns, duration_ns, service, operation, chains, services, spans, errors = row
+    chain_json = None
+    if chain is not None:
+        chain_ns, chain_failed = entry if entry is not None else (int(duration_ns), False)
+        chain_json = {
+            "chain_id": chain,
+            "duration_ms": round(chain_ns / 1e6, 3),
+            "status": "error" if chain_failed else "ok",
+        }
     return {
         "trace_id": str(trace_id),
         "start": iso_time(int(start_ns)),
@@ -414,4 +613,6 @@ def _trace_json(row: Sequence[Any]) -> dict[str, Any]:
         "services": [str(s) for s in services],
         "span_count": int(spans),
         "error_count": int(errors),
+        "chain": chain_json,
+        "error_source": source,
     }

@@ -104,13 +104,20 @@ def fitted_table(
     # What the whole columns and the gaps between columns leave to the cut free text.
     whole = sum(w for c, w in zip(columns, widths, strict=True) if c not in cut_now)
     room = console.width - whole - 2 * (len(columns) - 1)
-    share = max(12, room // len(cut_now)) if cut_now else 0
+    # The room goes to the cut columns narrowest first: one that fits takes its width, the
+    # rest share what is left (at least a letter and the ellipsis each).
+    fitted: dict[str, int] = {}
+    pending = sorted(cut_now, key=lambda c: widths[columns.index(c)])
+    for position, column in enumerate(pending):
+        fair = max(2, room // (len(pending) - position))
+        fitted[column] = min(widths[columns.index(column)], fair)
+        room -= fitted[column]
     for index, column in enumerate(columns):
         if column in cut_now:
             # Free text on one line, cut with an ellipsis, unless --wide: the ids stay whole.
-            fitted = min(share, widths[index])
+            width = fitted[column]
             table.add_column(
-                column, overflow="ellipsis", no_wrap=True, min_width=fitted, max_width=fitted
+                column, overflow="ellipsis", no_wrap=True, min_width=width, max_width=width
             )
         elif column in wrap or column in cut:
             table.add_column(column, overflow="fold", ratio=1)

@@ -41,12 +41,27 @@ def traces_command(
         None, "--operation", help="With a span of this name or http.route (in --service)."
     ),
     status: str = typer.Option(None, "--status", help="error (any span failed) or ok."),
-    min_duration_ms: float = typer.Option(None, "--min-duration-ms", help="At least this long."),
-    max_duration_ms: float = typer.Option(None, "--max-duration-ms", help="At most this long."),
-    attr: list[str] = typer.Option(
-        [], "--attr", help="key=value a span or its resource has; repeat for several."
+    chain_status: str = typer.Option(
+        None, "--chain-status", help="error (the chain's entry span failed) or ok; with --chain."
     ),
-    order: str = typer.Option("start", "--order", help="start (newest first) or duration."),
+    min_duration_ms: float = typer.Option(
+        None,
+        "--min-duration-ms",
+        help="At least this long: the span matching --service/--operation/--attr, else the "
+        "chain's entry span, else the trace.",
+    ),
+    max_duration_ms: float = typer.Option(
+        None, "--max-duration-ms", help="At most this long (the same span as --min-duration-ms)."
+    ),
+    attr: list[str] = typer.Option(
+        [],
+        "--attr",
+        help="On a span or its resource: key=value, key!=value, key=~regex (RE2) or key "
+        "(exists); repeat for several (at most 16).",
+    ),
+    order: str = typer.Option(
+        "start", "--order", help="start (newest first) or duration (a chain's entry span)."
+    ),
     limit: int = typer.Option(20, "--limit", help="Most traces shown (1-1000)."),
     store: str = STORE,
     chains: Path = CHAINS,
@@ -65,6 +80,7 @@ def traces_command(
             service=service,
             operation=operation,
             status=status,
+            chain_status=chain_status,
             min_duration_ms=min_duration_ms,
             max_duration_ms=max_duration_ms,
             attr=attr,
@@ -85,6 +101,7 @@ def _search(
     service: str | None,
     operation: str | None,
     status: str | None,
+    chain_status: str | None,
     min_duration_ms: float | None,
     max_duration_ms: float | None,
     attr: list[str],
@@ -104,6 +121,7 @@ def _search(
         service=service,
         operation=operation,
         status=status,
+        chain_status=chain_status,
         min_duration_ms=min_duration_ms,
         max_duration_ms=max_duration_ms,
         attr=attr,
@@ -121,6 +139,7 @@ def _search(
                 "service": service,
                 "operation": operation,
                 "status": status,
+                "chain_status": chain_status,
                 "min_duration_ms": min_duration_ms,
                 "max_duration_ms": max_duration_ms,
                 "attr": list(attr),
@@ -142,19 +161,41 @@ def _search(
         (
             t["trace_id"],
             t["start"][11:19],
-            f"{t['duration_ms']:.1f}",
-            t["status"],
+            f"{(t['chain'] or t)['duration_ms']:.1f}",
+            _status(t),
             ",".join(t["chain_ids"]) or "-",
             f"{t['root_service']}: {t['root_operation']}",
+            _error_source(t["error_source"]),
         )
         for t in result["traces"]
     ]
     print_table(
         f"{len(rows)} traces, {'slowest' if result['order'] == 'duration' else 'newest'} first "
-        f"({result['since'][:19]}Z to {result['until'][:19]}Z)",
-        ("trace id", "UTC", "ms", "status", "chains", "root"),
+        f"({result['since'][:19]}Z to {result['until'][:19]}Z)"
+        + (f"; ms and status of {chain}'s entry span" if chain else ""),
+        ("trace id", "UTC", "ms", "status", "chains", "root", "failed at"),
         rows,
-        wrap=("chains", "root"),
+        cut=("chains", "root", "failed at"),
+    )
+
+
+def _status(trace: dict[str, Any]) -> str:
+    """``error``/``ok``; with a chain, ``chain error`` apart from ``span error``."""
+    if trace["chain"] is None or trace["status"] == "ok":
+        return str(trace["status"])
+    return "chain error" if trace["chain"]["status"] == "error" else "span error"
+
+
+def _error_source(source: dict[str, Any] | None) -> str:
+    """The deepest Error span (where the failure likely began), then the first if other."""
+    if source is None:
+        return "-"
+    spans = [source["deepest"]]
+    if source["first"]["span_id"] != source["deepest"]["span_id"]:
+        spans.append(source["first"])
+    return "; ".join(
+        f"{s['service']}: {s['operation']}" + (f" ({s['message']})" if s["message"] else "")
+        for s in spans
     )
 
 

@@ -7,11 +7,13 @@ covers, which ``chainmap discover`` proposes as a new chain.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 import requests
 from fastapi import FastAPI, HTTPException
+from opentelemetry import trace
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +34,7 @@ class OrderIn(BaseModel):
     quantity: float = 1.0
 
 
+logger = logging.getLogger(__name__)
 CLIENTS = PeerClients("api-gateway", timeout=15.0)
 
 
@@ -45,6 +48,14 @@ CHAIN_MAPPING = ChainMappingHealth()
 
 def _relay(response: httpx.Response | requests.Response, upstream: str) -> Any:
     if response.status_code >= 500:
+        # The upstream's own log line (track's handler) carries the same trace id.
+        context = trace.get_current_span().get_span_context()
+        logger.warning(
+            "%s answered %s; trace_id %s",
+            upstream,
+            response.status_code,
+            trace.format_trace_id(context.trace_id) if context.is_valid else "none",
+        )
         raise HTTPException(status_code=502, detail=f"{upstream} answered {response.status_code}")
     if response.status_code >= 400:
         raise HTTPException(status_code=response.status_code, detail=response.json())

@@ -488,29 +488,33 @@ def websocket_session(connection_id: str, *, span: Span | None = None) -> WebSoc
 
 async def chain_exception_handler(request: Request, exc: Exception) -> Response:
     """FastAPI/Starlette handler: records ``exc`` on the current span (the request's SERVER
-    span under the FastAPI instrumentation), logs the chains it affects and answers a JSON 500.
+    span under the FastAPI instrumentation), logs the chains it affects and the trace id, and
+    answers a JSON 500.
     """
     from starlette.responses import JSONResponse
 
     span = trace.get_current_span()
     record_error(span, exc)
     chains = chains_of(span)
+    context = span.get_span_context()
+    trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else None
+    # The trace id leads from the log line to the trace (chainmap's /traces/<id>).
     logger.error(
-        "%s %s failed with %s: %s; chains affected: %s",
+        "%s %s failed with %s: %s; chains affected: %s; trace_id %s",
         request.method,
         request.url.path,
         type(exc).__name__,
         exc,
         ", ".join(chains) or "none",
+        trace_id or "none",
     )
-    context = span.get_span_context()
     body: dict[str, Any] = {
         "detail": "Internal Server Error",
         "error": type(exc).__name__,
         "chains": chains,
     }
-    if context.is_valid:
-        body["trace_id"] = trace.format_trace_id(context.trace_id)
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     return JSONResponse(body, status_code=500)
 
 

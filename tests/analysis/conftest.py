@@ -44,7 +44,7 @@ def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
         span.get("name", "op"),
         span.get("kind", "Internal"),
         span["service"],
-        {"service.name": span["service"]},
+        {"service.name": span["service"], **span.get("resource", {})},
         "fixture",
         "1",
         {str(k): str(v) for k, v in span.get("attributes", {}).items()},
@@ -52,7 +52,7 @@ def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
         if "duration_ns" in span
         else int(float(span.get("duration_ms", 1)) * MS),
         span.get("status", "Unset"),
-        "",
+        span.get("status_message", ""),
         [],
         [],
         [],

@@ -14,6 +14,7 @@ from chainmap_otel.analysis.traces import (
     MAX_LIMIT,
     TraceQuery,
     newest_first_parts,
+    pick_list,
     search_traces,
 )
 from chainmap_otel.errors import NotFoundError, ParameterError
@@ -99,6 +100,16 @@ def test_contract_fields(
         "services": ["ai-orchestration", "api-gateway", "trading-engine"],
         "span_count": 5,
         "error_count": 1,
+        "chain": None,
+        "error_source": {
+            "first": {
+                "span_id": hex_id("slow/te", 16),
+                "service": "trading-engine",
+                "operation": "POST /orders",
+                "message": "",
+            },
+            "deepest": slow["error_source"]["first"],
+        },
     }
     assert slow["start"].endswith("Z")
 
@@ -144,7 +155,13 @@ def test_attributes_of_spans_and_resources(search: Callable[..., list[str]]) -> 
         ({"limit": "ten"}, "limit", "ten"),
         ({"min_duration_ms": "-1"}, "min_duration_ms", "-1"),
         ({"min_duration_ms": 5, "max_duration_ms": 1}, "min_duration_ms", 5),
-        ({"attr": ["tenant"]}, "attr", "tenant"),
+        ({"attr": ["=acme"]}, "attr", "=acme"),
+        ({"attr": ["tenant=~("]}, "attr", "tenant=~("),
+        ({"attr": ["tenant=~(?=a)"]}, "attr", "tenant=~(?=a)"),
+        ({"attr": ["k"] * 17}, "attr", 17),
+        ({"attr": ["k=" + "v" * 513]}, "attr", "k=" + "v" * 78),
+        ({"chain_status": "error"}, "chain_status", "error"),
+        ({"chain": "B3", "chain_status": "down"}, "chain_status", "down"),
         ({"service": ""}, "service", ""),
     ],
 )
@@ -169,3 +186,132 @@ def test_unknown_chain(search: Callable[..., list[str]]) -> None:
         "ZZ",
         "chain",
     )
+
+
+NEST, DIRECT, QUICK = (hex_id(name, 32) for name in ("nest", "direct", "quick"))
+
+
+@pytest.fixture(params=("live", "merged"))
+def span_search(
+    request: pytest.FixtureRequest,
+    load: Callable[[str], dict[str, Any]],
+    store: TraceStore,
+    catalog: ChainCatalog,
+    now_ns: int,
+) -> Callable[..., list[dict[str, Any]]]:
+    load("span_search")
+    roll_up(store, request.param, now_ns)
+
+    def run(**filters: Any) -> list[dict[str, Any]]:
+        query = TraceQuery.parse(**filters)
+        traces: list[dict[str, Any]] = search_traces(
+            store, catalog, parse_window("1h"), query
+        ).to_json()["traces"]
+        return traces
+
+    return run
+
+
+def ids(traces: list[dict[str, Any]]) -> list[str]:
+    return [t["trace_id"] for t in traces]
+
+
+def test_duration_applies_to_the_span_matching_service_operation_attributes(
+    span_search: Callable[..., list[dict[str, Any]]],
+) -> None:
+    risk = {"service": "ai-risk-model", "operation": "inference risk-var"}
+    # NEST lasts 600 ms but its inference span 50 ms: Jaeger's semantics leave it out.
+    assert ids(span_search(**risk, min_duration_ms=300)) == [DIRECT]
+    assert ids(span_search(**risk, max_duration_ms=60)) == [QUICK, NEST]
+    assert ids(span_search(service="ai-risk-model", min_duration_ms=300)) == [DIRECT]
+    assert ids(span_search(attr=["tenant=acme"], min_duration_ms=40)) == [NEST]
+    assert ids(span_search(attr=["tenant=acme"], min_duration_ms=60)) == []
+    # Without a span-level filter the duration is the trace's extent.
+    assert ids(span_search(min_duration_ms=300)) == [DIRECT, NEST]
+
+
+def test_a_chain_ranks_and_filters_by_its_own_entry_span(
+    span_search: Callable[..., list[dict[str, Any]]],
+) -> None:
+    # Whole traces: NEST 600, DIRECT 400, QUICK 150; B3's entry spans: 100, 400, 150.
+    assert ids(span_search(order="duration")) == [NEST, DIRECT, QUICK]
+    slowest = span_search(chain="B3", order="duration")
+    assert ids(slowest) == [DIRECT, QUICK, NEST]
+    assert [t["chain"] for t in slowest] == [
+        {"chain_id": "B3", "duration_ms": 400.0, "status": "ok"},
+        {"chain_id": "B3", "duration_ms": 150.0, "status": "error"},
+        {"chain_id": "B3", "duration_ms": 100.0, "status": "error"},
+    ]
+    assert ids(span_search(chain="B3", order="duration", limit=1)) == [DIRECT]
+    assert ids(span_search(chain="B3", min_duration_ms=120)) == [QUICK, DIRECT]
+    assert ids(span_search(chain="B3", max_duration_ms=120)) == [NEST]
+    assert span_search(chain="B1")[0]["chain"] == {
+        "chain_id": "B1",
+        "duration_ms": 600.0,
+        "status": "ok",
+    }
+
+
+def test_chain_failed_is_apart_from_a_span_failed(
+    span_search: Callable[..., list[dict[str, Any]]],
+) -> None:
+    assert ids(span_search(chain="B3", status="error")) == [QUICK, DIRECT, NEST]
+    assert ids(span_search(chain="B3", chain_status="error")) == [QUICK, NEST]
+    assert ids(span_search(chain="B3", status="error", chain_status="ok")) == [DIRECT]
+    # B1's entry (the gateway) did not fail in NEST: a span failed, the chain did not.
+    assert ids(span_search(chain="B1", chain_status="error")) == []
+    assert ids(span_search(chain="B1", status="error", chain_status="ok")) == [NEST]
+
+
+@pytest.mark.parametrize(
+    ("attr", "found"),
+    [
+        ("tenant=acme", ["nest"]),
+        ("tenant!=acme", ["direct"]),
+        ("tenant", ["direct", "nest"]),
+        ("tenant=~^glo", ["direct"]),
+        ("model=~^var$", ["nest"]),
+        ("service.name=~risk", ["quick", "direct", "nest"]),  # a resource attribute
+        ("service.name!=ai-risk-model", ["quick", "direct", "nest"]),  # other spans
+        ("absent", []),
+    ],
+)
+def test_attribute_operators(
+    span_search: Callable[..., list[dict[str, Any]]], attr: str, found: list[str]
+) -> None:
+    assert ids(span_search(attr=[attr])) == [hex_id(name, 32) for name in found]
+
+
+def test_error_source_first_by_time_and_deepest(
+    span_search: Callable[..., list[dict[str, Any]]],
+) -> None:
+    traces = {t["trace_id"]: t for t in span_search()}
+    nest = traces[NEST]["error_source"]
+    assert nest["first"] == {
+        "span_id": hex_id("nest/te", 16),
+        "service": "trading-engine",
+        "operation": "POST /orders",
+        "message": "order rejected",
+    }
+    assert nest["deepest"] == {
+        "span_id": hex_id("nest/inf", 16),
+        "service": "ai-risk-model",
+        "operation": "inference risk-var",
+        "message": "model timeout",
+    }
+    direct = traces[DIRECT]["error_source"]
+    assert direct["first"] == direct["deepest"]
+    assert direct["first"]["message"] == "model timeout"
+    assert traces[QUICK]["error_source"]["first"]["message"] == "insufficient funds"
+
+
+def test_pick_lists(load: Callable[[str], dict[str, Any]], store: TraceStore) -> None:
+    load("span_search")
+    window = parse_window("1h")
+    assert pick_list(store, window) == ["ai-risk-model", "api-gateway", "trading-engine"]
+    assert pick_list(store, window, "trading-engine") == ["POST /orders"]
+    assert pick_list(store, window, "ai-risk-model") == ["inference risk-var"]
+    assert pick_list(store, TimeWindow(0, 10**9)) == []
+    with pytest.raises(ParameterError) as refused:
+        pick_list(store, window, "x" * 513)
+    assert refused.value.parameter == "service"

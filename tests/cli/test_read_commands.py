@@ -55,7 +55,16 @@ def test_traces_json_is_the_library_json(
         ((), TraceQuery()),
         (("--chain", "B3", "--order", "duration"), TraceQuery(chain="B3", order="duration")),
         (("--status", "error", "--limit", "1"), TraceQuery(status="error", limit=1)),
-        (("--attr", "tenant=acme"), TraceQuery(attributes=(("tenant", "acme"),))),
+        (("--attr", "tenant=acme"), TraceQuery.parse(attr=["tenant=acme"])),
+        (
+            ("--attr", "tenant", "--attr", "tenant!=x"),
+            TraceQuery.parse(attr=["tenant", "tenant!=x"]),
+        ),
+        (("--attr", "http.route=~^/ord"), TraceQuery.parse(attr=["http.route=~^/ord"])),
+        (
+            ("--chain", "B3", "--chain-status", "error", "--max-duration-ms", "800"),
+            TraceQuery(chain="B3", chain_status="error", max_duration_ms=800),
+        ),
         (
             ("--service", "reporting", "--min-duration-ms", "100", "--max-duration-ms", "400"),
             TraceQuery(service="reporting", min_duration_ms=100, max_duration_ms=400),
@@ -73,11 +82,18 @@ def test_traces_bad_option_is_one_line(
     load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
 ) -> None:
     load("trace_search")
-    result = run(store, chains_file, "traces", "--attr", "tenant")
+    result = run(store, chains_file, "traces", "--attr", "tenant=~(")
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "error: --attr 'tenant' is not key=value (e.g. http.route=/orders, up to 512 "
-        "characters each)"
+        "error: --attr 'tenant=~(' is not a valid regex: missing ), unterminated subpattern "
+        "at position 0 (use key=value, key!=value, key=~regex or key, up to 512 characters "
+        "each, e.g. http.route=/orders)"
+    ]
+    many = run(store, chains_file, "traces", *["--attr=k"] * 17)
+    assert many.output.strip().splitlines() == ["error: --attr is given 17 times; at most 16"]
+    lonely = run(store, chains_file, "traces", "--chain-status", "error")
+    assert lonely.output.strip().splitlines() == [
+        "error: --chain-status 'error' needs a chain: it is the status of the chain's entry span"
     ]
 
 

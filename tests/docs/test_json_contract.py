@@ -134,7 +134,10 @@ def test_every_documented_shape_is_the_real_json(
         "chainmap impact NODE": [(("impact", "trading-engine", *reads), 0, None)],
         "chainmap operations CHAIN": [(("operations", "B3", *reads), 0, None)],
         "chainmap drift [--chain ID]": [(("drift", *reads), 0, None)],
-        "chainmap traces": [(("traces", *reads), 0, None)],
+        "chainmap traces [--chain ID]": [
+            (("traces", *reads), 0, None),
+            (("traces", "--chain", "B3", "--order", "duration", *reads), 0, None),
+        ],
         "chainmap traces compare TRACE_A TRACE_B": [
             (("traces", "compare", hex_id("added-a", 32), hex_id("added-b", 32), *reads), 0, None),
             (("traces", "compare", hex_id("typ-5", 32), "--chain", "B1", *reads), 0, None),

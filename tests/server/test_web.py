@@ -145,9 +145,18 @@ def test_chain_page_lists_slowest_failing_and_recent_traces(client: httpx.Client
     ]
     assert queries == [
         {"chain": "B3", "order": "duration", "limit": "8", "since": "15m"},
-        {"chain": "B3", "status": "error", "order": "duration", "limit": "8", "since": "15m"},
+        {"chain": "B3", "chain_status": "error", "order": "duration", "limit": "8", "since": "15m"},
+        {
+            "chain": "B3",
+            "status": "error",
+            "chain_status": "ok",
+            "order": "duration",
+            "limit": "8",
+            "since": "15m",
+        },
         {"chain": "B3", "order": "start", "limit": "8", "since": "15m"},
     ]
+    assert "chain failed, slowest first" in html and "a span failed, chain ok" in html
     assert '<script src="/static/search.js" defer></script>' in html
 
 
@@ -273,12 +282,15 @@ def test_trace_view_page_and_the_old_url(web: tuple[httpx.Client, dict[str, Any]
 
 
 def test_search_page_is_prefilled_from_its_url(client: httpx.Client) -> None:
-    params = {
+    params: dict[str, Any] = {
         "chain": "B3",
         "status": "error",
         "min_duration_ms": "100",
         "order": "start",
-        "attr": "http.route=/orders",
+        "attr": ["http.route=/orders", "tenant"],
+        "service": "trading-engine",
+        "operation": "POST /orders",
+        "chain_status": "ok",
     }
     html = client.get("/search", params={**params, "since": "2h"}).text
     assert 'name="since" value="2h"' in html
@@ -286,6 +298,12 @@ def test_search_page_is_prefilled_from_its_url(client: httpx.Client) -> None:
     assert '<option value="error" selected>error</option>' in html
     assert 'name="min_duration_ms" value="100"' in html
     assert 'name="attr" value="http.route=/orders"' in html
+    assert 'name="attr" value="tenant"' in html
+    assert '<option value="trading-engine" selected>trading-engine</option>' in html
+    assert '<option value="POST /orders" selected>POST /orders</option>' in html
+    assert '<select name="chain_status"><option value="">any</option><option value="error">' in html
+    assert '<option value="ok" selected>ok</option>' in html
+    assert 'id="search-scatter"' in html
     assert '<option value="start" selected>most recent first</option>' in html
     assert '<script src="/static/search.js" defer></script>' in html
     assert_self_contained(html)

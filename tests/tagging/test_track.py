@@ -253,6 +253,7 @@ def test_chain_exception_handler_records_logs_and_answers_500(
     assert body["chains"] == ["B1"]
     assert len(body["trace_id"]) == 32
     assert "chains affected: B1" in caplog.text
+    assert f"trace_id {body['trace_id']}" in caplog.text
     server = next(
         span for span in fleet.exporter.get_finished_spans() if span.kind is SpanKind.SERVER
     )

@@ -6,7 +6,8 @@
 -- Fragments: found_columns adds what trace_filter tests, each a per-row test folded per trace
 -- with max() (InChain: a row tagged with the chain or a root row matching its rules;
 -- InService); candidate_filter narrows by spans of otel_traces (operation and attribute
--- lookups). Bound: {start_ns:Int64}, {end_ns:Int64}, {slack_ns:Int64}, {limit:UInt32} and the
+-- lookups); entry_join joins trace_chain_entries.sql when a chain's own entry span ranks
+-- or filters (found_columns then folds its ChainNs and ChainFailed). Bound: {start_ns:Int64}, {end_ns:Int64}, {slack_ns:Int64}, {limit:UInt32} and the
 -- filters' own parameters.
 WITH found AS (
     SELECT
@@ -17,6 +18,7 @@ WITH found AS (
         sum(ErrorCount) AS ErrorCount
         {{found_columns}}
     FROM {{db}}.chainmap_trace_summary
+    {{entry_join}}
     WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64} - {slack_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})
       AND {{candidate_filter}}

@@ -4,7 +4,7 @@
 -- read from the end of each part until {limit:UInt32} pass the filters (hence ties broken by
 -- trace id descending, here and in the live part). Newest first reads the window's rows. The
 -- filters are the live search's per-row tests applied to the trace's one row (found_columns
--- defines InChain/InService without max()).
+-- defines InChain/InService without max(), and ChainNs/ChainFailed from entry_join).
 -- Bound: {start_ns:Int64}, {end_ns:Int64}, {limit:UInt32} and the filters' own parameters.
 SELECT
     TraceId,
@@ -23,6 +23,7 @@ SELECT
     UntaggedFields
     {{found_columns}}
 FROM {{db}}.chainmap_trace_merged
+{{entry_join}}
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64})
   AND {{candidate_filter}}

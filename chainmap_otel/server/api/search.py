@@ -3,6 +3,8 @@
 It returns exactly the JSON of ``chainmap traces --format json`` (the contract of
 :mod:`chainmap_otel.analysis.traces`). Parameters are read as text and checked by the
 library, so a bad one gets a one-line 400 ``{"detail": ...}`` naming it, like the chain API.
+``GET /api/v1/traces/services`` and ``/operations?service=`` are the search form's pick
+lists: the names with spans in the window.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from chainmap_otel.analysis.membership import require_chain
-from chainmap_otel.analysis.traces import TraceQuery, search_traces
+from chainmap_otel.analysis.traces import TraceQuery, pick_list, search_traces
+from chainmap_otel.errors import ParameterError
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
 
@@ -34,7 +37,12 @@ def traces_router() -> APIRouter:
         status: str | None = Query(None, description="error or ok"),
         min_duration_ms: str | None = None,
         max_duration_ms: str | None = None,
-        attr: list[str] = Query([], description="key=value; repeat for several"),
+        attr: list[str] = Query(
+            [], description="key=value, key!=value, key=~regex or key (exists); repeatable"
+        ),
+        chain_status: str | None = Query(
+            None, description="error or ok: the status of the chain's own entry span"
+        ),
         since: str | None = None,
         until: str | None = None,
         limit: str | None = None,
@@ -50,6 +58,7 @@ def traces_router() -> APIRouter:
                 min_duration_ms=min_duration_ms,
                 max_duration_ms=max_duration_ms,
                 attr=attr,
+                chain_status=chain_status,
                 order=order,
                 limit=limit,
             )
@@ -58,5 +67,28 @@ def traces_router() -> APIRouter:
         window = parse_api_window(since, until)
         with translated_errors():
             return search_traces(request.app.state.store, catalog, window, query).to_json()
+
+    @router.get("/services", summary="Services with spans in the window (search pick list)")
+    def services(
+        request: Request, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        window = parse_api_window(since, until)
+        with translated_errors():
+            return {"services": pick_list(request.app.state.store, window)}
+
+    @router.get("/operations", summary="Span names of a service in the window (pick list)")
+    def operations(
+        request: Request,
+        service: str | None = Query(None, description="the service whose span names are listed"),
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        window = parse_api_window(since, until)
+        with translated_errors():
+            if service is None:
+                raise ParameterError(
+                    "service", "", "a service name", "{name} is required: {allowed}"
+                )
+            return {"operations": pick_list(request.app.state.store, window, service)}
 
     return router

@@ -461,10 +461,16 @@ def graph_block(topo: dict[str, Any], key: str, since: str | None) -> str:
 
 
 def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
-    """The chain's slowest, failing and most recent traces (filled by ``static/search.js``)."""
+    """The chain's slowest traces, those where the chain failed (its entry span: what health
+    counts), those where only another span failed, and the most recent (filled by
+    ``static/search.js``). Durations and ranks are the chain's own entry span's."""
     lists = (
-        ("slowest", {"order": "duration"}),
-        ("failing, slowest first", {"status": "error", "order": "duration"}),
+        ("slowest (entry span)", {"order": "duration"}),
+        ("chain failed, slowest first", {"chain_status": "error", "order": "duration"}),
+        (
+            "a span failed, chain ok",
+            {"status": "error", "chain_status": "ok", "order": "duration"},
+        ),
         ("most recent", {"order": "start"}),
     )
     blocks = []

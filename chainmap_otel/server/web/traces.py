@@ -1,9 +1,10 @@
 """The trace pages of the web view and its offline API docs.
 
 ``/search`` (and ``/traces`` without an id) is the trace search: a form whose fields are
-the parameters of ``GET /api/v1/traces`` (chain, service, operation, status, attribute
-``key=value``, min/max duration, window, order, limit), results filled in by ``static/search.js``,
-each linking to the trace view. ``/traces/{trace_id}`` is the trace view: the page
+the parameters of ``GET /api/v1/traces`` (chain, service and operation picked from the
+window's names, status, chain status, attribute filters, min/max duration, window, order,
+limit), results filled in by ``static/search.js``: a duration-over-time scatter plot whose
+points open their trace, and the list, each row linking to the trace view. ``/traces/{trace_id}`` is the trace view: the page
 checks the id and that the trace exists, ``static/trace.js`` fetches every span from
 ``GET /api/v1/traces/{trace_id}`` and draws the waterfall. ``/traces?trace_id=`` (the
 old URL, and the header's lookup box) redirects there. ``/docs`` is Swagger UI served
@@ -59,25 +60,41 @@ def _options(values: tuple[str, ...], chosen: str, labels: dict[str, str] | None
     )
 
 
-def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
+def _picked(name: str, chosen: str, empty: str) -> str:
+    """A pick list holding the chosen value; ``static/search.js`` adds the window's names."""
+    values = ("", chosen) if chosen else ("",)
+    return (
+        f'<select name="{name}" data-pick="{name}">{_options(values, chosen, {"": empty})}</select>'
+    )
+
+
+def search_body(catalog: ChainCatalog, params: dict[str, str], attrs: list[str]) -> str:
     """The search form, pre-filled from the page's query string, and the results box."""
 
     def value(name: str) -> str:
         return _e(params.get(name, ""))
+
+    attr_inputs = "".join(
+        f'<input name="attr" value="{_e(a)}" size="18" '
+        'placeholder="key=value, key!=v, key=~re, key">'
+        for a in attrs or [""]
+    )
 
     chains = ("", *catalog.ids)
     chain_labels = {"": "any chain"} | {c.id: f"{c.id} {c.name}" for c in catalog}
     fields = (
         f'<label>chain <select name="chain">{_options(chains, params.get("chain", ""), chain_labels)}'
         "</select></label>"
-        f'<label>service <input name="service" value="{value("service")}" size="16" '
-        'placeholder="any"></label>'
-        f'<label>operation <input name="operation" value="{value("operation")}" size="22" '
-        'placeholder="span name or route"></label>'
+        f"<label>service {_picked('service', params.get('service', ''), 'any')}</label>"
+        f"<label>operation {_picked('operation', params.get('operation', ''), 'any')}</label>"
         f'<label>status <select name="status">{_options(SEARCH_STATUSES, params.get("status", ""), {"": "any"})}'
         "</select></label>"
-        f'<label>attribute <input name="attr" value="{value("attr")}" size="18" '
-        'placeholder="key=value"></label>'
+        '<label title="with a chain: the status of its own entry span (what health counts)">'
+        f'chain status <select name="chain_status">{_options(SEARCH_STATUSES, params.get("chain_status", ""), {"": "any"})}'
+        "</select></label>"
+        f'<label class="attrs">attributes <span class="attr-row">{attr_inputs}'
+        '<button type="button" id="add-attr" title="another attribute filter">+</button>'
+        "</span></label>"
         f'<label>min ms <input name="min_duration_ms" value="{value("min_duration_ms")}" size="6" '
         'inputmode="decimal"></label>'
         f'<label>max ms <input name="max_duration_ms" value="{value("max_duration_ms")}" size="6" '
@@ -95,9 +112,12 @@ def search_body(catalog: ChainCatalog, params: dict[str, str]) -> str:
     return (
         f'<h1>Traces <a class="json" href="{TRACES_PATH}">JSON</a></h1>'
         f'<form id="trace-search" class="search" action="/search" method="get">{fields}</form>'
+        '<div id="search-scatter" class="scatter"></div>'
         '<div id="search-results" class="trace-list"></div>'
-        '<p class="muted">Times are the trace\'s root span; duration is its whole extent. '
-        "Click a trace's start time for its waterfall.</p>"
+        '<p class="muted">Times are the trace\'s first span. Min/max ms apply to the span '
+        "matching service, operation and attributes (as Jaeger's do), with a chain to the "
+        "chain's own entry span, else to the whole trace; with a chain, duration and "
+        "status are the entry span's. Click a point or a start time for the waterfall.</p>"
     )
 
 
@@ -150,7 +170,8 @@ def trace_pages_router() -> APIRouter:
 
     def search(request: Request) -> HTMLResponse:
         params = {k: v for k, v in request.query_params.items() if k != "trace_id"}
-        body = search_body(request.app.state.catalog, params)
+        attrs = request.query_params.getlist("attr")[:16]
+        body = search_body(request.app.state.catalog, params, attrs)
         return page("traces", body, scripts=("search.js",))
 
     @router.get("/search", response_class=HTMLResponse)
