@@ -182,6 +182,11 @@ class Operations:
             return []
         return AlertStore(self.source.database).deliveries(limit)
 
+    def monitoring_status(self) -> dict[str, Any]:
+        """The monitor's state (running, interval, for, evaluations), read from memory."""
+        monitor = self.monitor
+        return monitor.status() if monitor is not None else {"running": False}
+
     def versions(self) -> dict[str, dict[str, Any]]:
         """chain id -> registry fields (version, author, changed) as of the last reload."""
         return {
@@ -196,7 +201,6 @@ class Operations:
 
     def chain_mapping(self) -> dict[str, Any]:
         """``/health/detailed``'s ``chain_mapping`` (the spec's shape)."""
-        monitor = self.monitor
         notifier = self.notifier
         database = self.source.database
         embedded = database.embedded if database is not None else None
@@ -212,7 +216,7 @@ class Operations:
             "statistics": catalog_statistics(self.holder.current),
             "active_alerts": self.active_alerts(),
             "monitoring_status": {
-                **(monitor.status() if monitor is not None else {"running": False}),
+                **self.monitoring_status(),
                 "webhooks": {
                     "urls": len(self.webhook_urls),
                     "delivered": notifier.stats.delivered if notifier else 0,

@@ -309,7 +309,13 @@ def test_shutdown_does_not_wait_for_a_stuck_snapshot_thread(
     assert not server.thread.is_alive() and time.monotonic() - started < 60
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are set on Linux only")
+@pytest.mark.skipif(
+    sys.platform != "linux",
+    reason=(
+        "os.setpriority on a thread's native id lowers one thread's priority on Linux only; "
+        "on this platform the read threads keep serve's priority"
+    ),
+)
 def test_read_threads_run_below_ingest_priority(
     held_serve: Callable[[str], Started], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,8 +43,8 @@ class Operations:
     def active_alerts(self) -> list[dict[str, Any]]:
         return [alert("CK/1", "firing"), alert("PAY", "pending", "6h/30m")]
 
-    def chain_mapping(self) -> dict[str, Any]:
-        return {"monitoring_status": {"running": True, "interval_seconds": 15, "for_seconds": 60}}
+    def monitoring_status(self) -> dict[str, Any]:
+        return {"running": True, "interval_seconds": 15, "for_seconds": 60}
 
     def resolved_alerts(self, seconds: float) -> list[dict[str, Any]]:
         assert seconds == 24 * 3600

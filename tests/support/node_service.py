@@ -46,7 +46,11 @@ def missing_node(line: int) -> str | None:
         return "node not found on PATH: install Node.js >= 20 and npm to run the mixed-fleet tests"
     modules = NODE_FLEET / LINES[line] / "node_modules"
     if not (modules / ".npm-ci-stamp").exists():
-        return f"{modules} missing: run `make node-deps` (npm ci; needs npm)"
+        return (
+            f"the Node.js test service's npm packages are not installed ({modules}): "
+            "`make node-deps` installs them with npm ci (the README's test command runs it); "
+            "without npm they cannot be installed here"
+        )
     return None
 
 

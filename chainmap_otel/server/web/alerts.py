@@ -152,7 +152,8 @@ def alerts_body(operations: Operations | None) -> str:
     active = operations.active_alerts()
     firing = [a for a in active if a["state"] == "firing"]
     pending = [a for a in active if a["state"] == "pending"]
-    status = operations.chain_mapping()["monitoring_status"]
+    # The monitor's own state only: chain_mapping() would read the active alerts again.
+    status = operations.monitoring_status()
     running = (
         f"monitor running, every {status.get('interval_seconds', '?')} s; alerts fire after "
         f"{status.get('for_seconds', '?')} s"
