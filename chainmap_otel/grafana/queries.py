@@ -223,6 +223,8 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         trace_edges=inner,
         edge_hour=f"{database}.{edge_rollup.HOUR_TABLE}",
         edge_minute=f"{database}.{edge_rollup.EDGE_TABLE}",
+        # Links across traces are paired by chainmap's own topology only (link_edges.sql).
+        link_edges="",
     )
     values = {name: sql_literal(value) for name, value in params.items()}
     values.update(
