@@ -424,11 +424,15 @@ def inference(
 
 
 def _messaging_attrs(
-    destination: str, operation: str, system: str | None, message_id: str | None
+    destination: str,
+    operation: str,
+    system: str | None,
+    message_id: str | None,
+    attributes: Mapping[str, AttributeValue] | None,
 ) -> dict[str, AttributeValue]:
     if not isinstance(destination, str) or not destination.strip():
         raise ValueError(f"destination must be a queue or topic name, got {destination!r}")
-    return _attrs(
+    return dict(attributes or {}) | _attrs(
         **{
             ATTR_MESSAGING_DESTINATION: destination,
             ATTR_MESSAGING_OPERATION_NAME: operation,
@@ -467,12 +471,14 @@ def publish(
     *,
     system: str | None = None,
     message_id: str | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
 ) -> MessagePublish:
     """``with publish(headers, "orders"): queue.put(body, headers)`` for a queue client with no
     instrumentation: a PRODUCER span ``send <destination>`` in the current chain, its context
-    injected into ``headers`` so :func:`consume` continues the chain."""
-    attributes = _messaging_attrs(destination, "send", system, message_id)
-    return MessagePublish(headers, destination, attributes)
+    injected into ``headers`` so :func:`consume` continues the chain. ``attributes`` adds
+    span attributes (``peer.service`` names the queue's node in topology)."""
+    attrs = _messaging_attrs(destination, "send", system, message_id, attributes)
+    return MessagePublish(headers, destination, attrs)
 
 
 def consume(
@@ -481,6 +487,7 @@ def consume(
     *,
     system: str | None = None,
     message_id: str | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
 ) -> SpanScope:
     """``with consume(message.headers, "orders"): handle(message)``: a CONSUMER span
     ``process <destination>`` that starts a new trace linked to the producer's span (the
@@ -490,15 +497,13 @@ def consume(
     Headers are untrusted: missing, malformed or oversized entries are ignored (the span then
     has no link or no chain); nothing raises.
     """
-    attributes = _messaging_attrs(destination, "process", system, message_id)
+    attrs = _messaging_attrs(destination, "process", system, message_id, attributes)
     ctx = extract_headers(headers)
     producer = trace.get_current_span(ctx).get_span_context()
     links = (Link(producer),) if producer.is_valid else ()
     # The producer is linked, not the parent: the consumer's work is a trace of its own.
     ctx = trace.set_span_in_context(trace.INVALID_SPAN, ctx)
-    return SpanScope(
-        f"process {destination}", attributes, SpanKind.CONSUMER, context=ctx, links=links
-    )
+    return SpanScope(f"process {destination}", attrs, SpanKind.CONSUMER, context=ctx, links=links)
 
 
 class TrainingStage(SpanScope):
