@@ -24,6 +24,7 @@ from chainmap_otel import track
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import topologies
+from chainmap_otel.analysis.trace_spans import whole_trace
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import set_active_catalog
@@ -156,3 +157,30 @@ def test_health_counts_one_instance_per_producer_entry_not_one_per_trace(
     assert (consumer.attributes or {}).get("chain.ids") == "B3"
     [chain] = health(store, catalog, parse_window(), chain_ids=["B3"])
     assert chain["traces"] == 1, chain
+
+
+def test_the_trace_view_lists_the_traces_linked_both_ways(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    time.sleep(WAIT_S)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    spans = {s.name: s for s in fleet.spans()}
+    producer, consumer = spans["send order-events"], spans["process order-events"]
+    producer_trace = f"{producer.context.trace_id:032x}"
+    consumer_trace = f"{consumer.context.trace_id:032x}"
+
+    [onward] = whole_trace(store, producer_trace)["linked_traces"]
+    assert onward["direction"] == "linked_from" and onward["trace_id"] == consumer_trace
+    assert onward["span_id"] == f"{producer.context.span_id:016x}"
+    assert onward["linked_span_id"] == f"{consumer.context.span_id:016x}"
+    assert (onward["service"], onward["name"]) == ("settlement", "process order-events")
+    assert onward["wait_ms"] >= WAIT_S * 1000
+
+    [back] = whole_trace(store, consumer_trace)["linked_traces"]
+    assert back["direction"] == "links_to" and back["trace_id"] == producer_trace
+    assert back["span_id"] == f"{consumer.context.span_id:016x}"
+    assert (back["service"], back["name"]) == ("trading-engine", "send order-events")
+    assert back["wait_ms"] == onward["wait_ms"]
