@@ -1,0 +1,119 @@
+"""Coverage of the chain rules over a fleet tagged at the source (current and stale chains
+files), by the real Collector's generated OTTL, and only at query time (tests/support/
+coverage_fleet.py): instances per chain by what recognised them, the disagreements between
+the tags and the current rules, and the root endpoints no chain covers; the instances are
+the traces health counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainmap_otel.analysis.coverage import coverage_json
+from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.errors import ParameterError
+from chainmap_otel.storage.store import TraceStore
+from tests.support.coverage_fleet import EXPECTED, UNMATCHED, current_catalog, load_fleet
+
+_S = 1_000_000_000
+
+
+@pytest.fixture
+def fleet(store: TraceStore, tmp_path: Path) -> tuple[TraceStore, TimeWindow]:
+    base = load_fleet(store, tmp_path)
+    return store, TimeWindow(base - 60 * _S, base + 120 * _S)
+
+
+def by_chain(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["chain_id"]: c for c in data["chains"]}
+
+
+def test_instances_by_what_recognised_them_and_the_disagreements(
+    fleet: tuple[TraceStore, TimeWindow],
+) -> None:
+    store, window = fleet
+    data = coverage_json(store, current_catalog(), window)
+    chains = by_chain(data)
+    assert list(chains) == ["B1", "B3", "A2", "D1", "C1", "C2", "R1"]
+    for chain_id, expected in EXPECTED.items():
+        found = chains[chain_id]
+        assert found["tagged_by"] == expected["tagged_by"], chain_id
+        assert found["instances"] == sum(expected["tagged_by"].values()), chain_id
+        assert (found["tag_not_rules"], found["rules_not_tag"]) == expected["disagree"], chain_id
+        assert found["disagreements"] == sum(expected["disagree"]), chain_id
+        assert found["known"] is (chain_id != "R1")
+    assert data["totals"] == {
+        "instances": 27,
+        "tagged_by": {"source": 18, "collector": 4, "query_time": 5},
+        "disagreements": 6,
+    }
+
+
+def test_the_disagreements_name_the_service_the_tag_and_the_rules(
+    fleet: tuple[TraceStore, TimeWindow],
+) -> None:
+    store, window = fleet
+    rows = {
+        (d["chain_id"], d["kind"]): d
+        for d in coverage_json(store, current_catalog(), window)["disagreements"]
+    }
+    assert set(rows) == {("A2", "tag_not_rules"), ("D1", "rules_not_tag"), ("R1", "tag_not_rules")}
+    stale = rows[("A2", "tag_not_rules")]
+    assert (stale["service"], stale["route"], stale["method"]) == (
+        "ai-orchestration",
+        "/legacy/decide",
+        "POST",
+    )
+    assert (stale["tagged_by"], stale["tagged"], stale["rules"], stale["instances"]) == (
+        "source",
+        ["A2"],
+        [],
+        3,
+    )
+    missing = rows[("D1", "rules_not_tag")]
+    assert (missing["tagged_by"], missing["tagged"], missing["rules"]) == (None, [], ["D1"])
+    assert (missing["service"], missing["route"], missing["instances"]) == (
+        "ai-orchestration",
+        "/risk/check",
+        2,
+    )
+
+
+def test_unmatched_root_endpoints_most_traces_first(fleet: tuple[TraceStore, TimeWindow]) -> None:
+    store, window = fleet
+    unmatched = coverage_json(store, current_catalog(), window)["unmatched"]
+    assert unmatched["traces"] == sum(n for *_, n in UNMATCHED)
+    assert [
+        (e["service"], e["route"], e["method"], e["traces"]) for e in unmatched["endpoints"]
+    ] == UNMATCHED
+    assert {e["kind"] for e in unmatched["endpoints"]} == {"Server"}
+    top = coverage_json(store, current_catalog(), window, limit=1)["unmatched"]
+    assert [e["route"] for e in top["endpoints"]] == ["/healthz"]
+    assert top["traces"] == unmatched["traces"]
+
+
+def test_the_instances_are_the_traces_health_counts(fleet: tuple[TraceStore, TimeWindow]) -> None:
+    store, window = fleet
+    catalog = current_catalog()
+    chains = by_chain(coverage_json(store, catalog, window))
+    assert {h["chain_id"]: h["traces"] for h in health(store, catalog, window)} == {
+        c: chains[c]["instances"] for c in catalog.ids
+    }
+
+
+def test_a_window_without_the_fleet_covers_nothing(fleet: tuple[TraceStore, TimeWindow]) -> None:
+    store, window = fleet
+    later = TimeWindow(window.end_ns + 600 * _S, window.end_ns + 660 * _S)
+    data = coverage_json(store, current_catalog(), later)
+    assert data["totals"]["instances"] == 0
+    assert data["unmatched"] == {"traces": 0, "endpoints": []}
+    assert [c["chain_id"] for c in data["chains"]] == list(current_catalog().ids)
+
+
+def test_a_limit_out_of_range_names_the_parameter(fleet: tuple[TraceStore, TimeWindow]) -> None:
+    store, window = fleet
+    with pytest.raises(ParameterError, match="limit"):
+        coverage_json(store, current_catalog(), window, limit=0)
