@@ -41,7 +41,8 @@ from typing import Any
 
 from chainmap_otel.analysis.membership import classify_expression
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow, check_limit
+from chainmap_otel.analysis.timewindow import TimeWindow, check_limit, relative_seconds
+from chainmap_otel.errors import ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -53,6 +54,8 @@ __all__ = [
     "Coverage",
     "coverage",
     "coverage_json",
+    "parse_limit",
+    "window_start",
 ]
 
 #: What gave an instance's entry span its chain, in the order every surface lists them.
@@ -65,6 +68,45 @@ LIMIT_RANGE = (1, 1000)
 #: Rows per fact kind the query returns at most (the lists are cut to ``limit`` after).
 _ROW_CAP = 5000
 _NS = 1_000_000_000
+
+
+def parse_limit(value: str | int | None) -> int:
+    """``limit`` as given to a surface (text or a number); ``DEFAULT_LIMIT`` when absent."""
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    low, high = LIMIT_RANGE
+    if not low <= number <= high:
+        raise ParameterError(
+            "limit",
+            value,
+            f"a whole number from {low} to {high}",
+            "{name} {value} must be {allowed}",
+        )
+    return number
+
+
+def window_start(window: str | None, since: str | None) -> str | None:
+    """The window's start from ``window`` (a length ending at ``until``: ``15m``, ``7d``) or
+    ``since``, which it stands for; giving both is an error."""
+    if window is None or window == "":
+        return since
+    if since:
+        raise ParameterError(
+            "window",
+            window,
+            "either window or since",
+            "{name} {value} and {related} both set the window's start: use {allowed}",
+            {"since": since},
+        )
+    if relative_seconds(window) is None:
+        raise ParameterError(
+            "window", window, "a length like 15m, 2h or 7d", "{name} {value} is not {allowed}"
+        )
+    return window
 
 
 def _split(text: str) -> list[str]:
