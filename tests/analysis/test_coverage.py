@@ -46,9 +46,9 @@ def test_instances_by_what_recognised_them_and_the_disagreements(
         assert found["disagreements"] == sum(expected["disagree"]), chain_id
         assert found["known"] is (chain_id != "R1")
     assert data["totals"] == {
-        "instances": 27,
-        "tagged_by": {"source": 18, "collector": 4, "query_time": 5},
-        "disagreements": 6,
+        "instances": 28,
+        "tagged_by": {"source": 19, "collector": 4, "query_time": 5},
+        "disagreements": 7,
     }
 
 
@@ -57,29 +57,29 @@ def test_the_disagreements_name_the_service_the_tag_and_the_rules(
 ) -> None:
     store, window = fleet
     rows = {
-        (d["chain_id"], d["kind"]): d
+        (d["chain_id"], d["kind"], d["tagged_by"]): d
         for d in coverage_json(store, current_catalog(), window)["disagreements"]
     }
-    assert set(rows) == {("A2", "tag_not_rules"), ("D1", "rules_not_tag"), ("R1", "tag_not_rules")}
-    stale = rows[("A2", "tag_not_rules")]
+    assert set(rows) == {
+        ("A2", "tag_not_rules", "source"),
+        ("D1", "rules_not_tag", None),
+        ("D1", "rules_not_tag", "source"),
+        ("R1", "tag_not_rules", "source"),
+    }
+    stale = rows[("A2", "tag_not_rules", "source")]
     assert (stale["service"], stale["route"], stale["method"]) == (
         "ai-orchestration",
         "/legacy/decide",
         "POST",
     )
-    assert (stale["tagged_by"], stale["tagged"], stale["rules"], stale["instances"]) == (
-        "source",
-        ["A2"],
-        [],
-        3,
-    )
-    missing = rows[("D1", "rules_not_tag")]
-    assert (missing["tagged_by"], missing["tagged"], missing["rules"]) == (None, [], ["D1"])
-    assert (missing["service"], missing["route"], missing["instances"]) == (
-        "ai-orchestration",
-        "/risk/check",
-        2,
-    )
+    assert (stale["tagged"], stale["rules"], stale["instances"]) == (["A2"], [], 3)
+    # An untagged span of a service that tags others: classified at query time.
+    untagged = rows[("D1", "rules_not_tag", None)]
+    assert (untagged["tagged"], untagged["rules"], untagged["instances"]) == ([], ["D1"], 2)
+    assert (untagged["service"], untagged["route"]) == ("ai-orchestration", "/risk/check")
+    # A span the stale file tagged with the request's B1 only: no D1 instance at all.
+    inside = rows[("D1", "rules_not_tag", "source")]
+    assert (inside["tagged"], inside["rules"], inside["instances"]) == (["B1"], ["D1"], 1)
 
 
 def test_unmatched_root_endpoints_most_traces_first(fleet: tuple[TraceStore, TimeWindow]) -> None:

@@ -5,7 +5,8 @@
   chain;
 * ``ai-orchestration`` runs it with a stale chains file: A2 on an old route too (its tag
   says A2, the current rules nothing), a chain R1 the current catalog removed, and no D1
-  (the current rules say D1 on spans it leaves untagged);
+  (the current rules say D1 on spans it leaves untagged, and on a span it tags with B1
+  inside a B1 request);
 * ``data-bridge`` (a service without chainmap) goes through the real Collector running the
   OTTL generated from the current catalog (tagged by the Collector; its health checks
   match no chain);
@@ -93,6 +94,13 @@ chains:
 STALE_YAML = """
 version: 1
 chains:
+  - id: B1
+    name: API request
+    category: api
+    entry:
+      - service: api-gateway
+        kind: server
+        route: /api/v1/*
   - id: A2
     name: AI decision
     category: ai_decision
@@ -114,10 +122,10 @@ chains:
 
 #: Per chain: instances by what recognised them, and the disagreements.
 EXPECTED: dict[str, dict[str, Any]] = {
-    "B1": {"tagged_by": {"source": 5, "collector": 0, "query_time": 0}, "disagree": (0, 0)},
+    "B1": {"tagged_by": {"source": 6, "collector": 0, "query_time": 0}, "disagree": (0, 0)},
     "B3": {"tagged_by": {"source": 5, "collector": 0, "query_time": 0}, "disagree": (0, 0)},
     "A2": {"tagged_by": {"source": 7, "collector": 0, "query_time": 0}, "disagree": (3, 0)},
-    "D1": {"tagged_by": {"source": 0, "collector": 0, "query_time": 2}, "disagree": (0, 2)},
+    "D1": {"tagged_by": {"source": 0, "collector": 0, "query_time": 2}, "disagree": (0, 3)},
     "C1": {"tagged_by": {"source": 0, "collector": 4, "query_time": 0}, "disagree": (0, 0)},
     "C2": {"tagged_by": {"source": 0, "collector": 0, "query_time": 3}, "disagree": (0, 0)},
     "R1": {"tagged_by": {"source": 1, "collector": 0, "query_time": 0}, "disagree": (1, 0)},
@@ -196,6 +204,8 @@ def source_and_plain_spans(base_ns: int) -> list[ReadableSpan]:
         gateway.server("/api/v1/orders", "GET", next(at), children=((trading, "/orders", "POST"),))
     for _ in range(6):
         gateway.server("/healthz", "GET", next(at))
+    # Inside B1, ai-orchestration's span inherits B1 and its stale file knows no D1.
+    gateway.server("/api/v1/risk", "GET", next(at), children=((ai, "/risk/check", "POST"),))
     for _ in range(4):
         ai.server("/decisions/next", "POST", next(at))
     for _ in range(3):

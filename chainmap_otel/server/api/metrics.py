@@ -65,6 +65,7 @@ from chainmap_otel import config
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.errors import StoreError
 from chainmap_otel.server.http.pool import Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -239,7 +240,13 @@ class ChainMetricsCollector:
         from chainmap_otel.analysis.coverage import TAGGERS, coverage
 
         seconds = config.env_seconds(config.CHAINMAP_METRICS_COVERAGE_WINDOW)
-        found = coverage(store, catalog, TimeWindow.last(seconds), COVERAGE_ENDPOINTS)
+        try:
+            found = coverage(store, catalog, TimeWindow.last(seconds), COVERAGE_ENDPOINTS)
+        except StoreError as exc:
+            # It reads span rows, unlike the series above: a window too heavy for the store
+            # (CHAINMAP_QUERY_TIMEOUT_S, memory) costs these series, not chain RED.
+            logger.warning("/metrics: rule coverage over the last %gs left out: %s", seconds, exc)
+            return
         window = GaugeMetricFamily(
             "chainmap_coverage_window_seconds",
             "Length of the window the coverage series count over (ending at the refresh)",
