@@ -46,9 +46,9 @@ def test_instances_by_what_recognised_them_and_the_disagreements(
         assert found["disagreements"] == sum(expected["disagree"]), chain_id
         assert found["known"] is (chain_id != "R1")
     assert data["totals"] == {
-        "instances": 28,
-        "tagged_by": {"source": 19, "collector": 4, "query_time": 5},
-        "disagreements": 7,
+        "instances": 30,
+        "tagged_by": {"source": 19, "collector": 6, "query_time": 5},
+        "disagreements": 9,
     }
 
 
@@ -62,6 +62,7 @@ def test_the_disagreements_name_the_service_the_tag_and_the_rules(
     }
     assert set(rows) == {
         ("A2", "tag_not_rules", "source"),
+        ("C1", "tag_not_rules", "collector"),
         ("D1", "rules_not_tag", None),
         ("D1", "rules_not_tag", "source"),
         ("R1", "tag_not_rules", "source"),
@@ -73,6 +74,15 @@ def test_the_disagreements_name_the_service_the_tag_and_the_rules(
         "POST",
     )
     assert (stale["tagged"], stale["rules"], stale["instances"]) == (["A2"], [], 3)
+    # OTTL generated before a rule change, not rolled out to the Collector.
+    ottl = rows[("C1", "tag_not_rules", "collector")]
+    assert (ottl["service"], ottl["route"], ottl["tagged"], ottl["rules"]) == (
+        "data-bridge",
+        "/stream/ticks",
+        ["C1"],
+        [],
+    )
+    assert ottl["instances"] == 2
     # An untagged span of a service that tags others: classified at query time.
     untagged = rows[("D1", "rules_not_tag", None)]
     assert (untagged["tagged"], untagged["rules"], untagged["instances"]) == ([], ["D1"], 2)

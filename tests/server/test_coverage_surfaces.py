@@ -250,10 +250,10 @@ def test_the_coverage_page_renders_and_is_in_the_nav(site: Site) -> None:
             "spans => spans.map(s => s.getBoundingClientRect().width)",
         )
         assert len(widths) == 1 and widths[0] > 0  # A2: every instance tagged at the source
-        assert tab.page.inner_text("#disagreements .count") == "4"
+        assert tab.page.inner_text("#disagreements .count") == "5"
         assert "/healthz" in tab.page.inner_text("table.unmatched")
         assert not tab.problems, tab.problems
         tab.shot("web-view-coverage.png", full_page=True)
         # The heading's JSON link is the API's answer for the page's window.
         tab.page.click("a.json")
-        assert json.loads(tab.page.inner_text("body"))["totals"]["instances"] == 28
+        assert json.loads(tab.page.inner_text("body"))["totals"]["instances"] == 30

@@ -7,9 +7,10 @@
   says A2, the current rules nothing), a chain R1 the current catalog removed, and no D1
   (the current rules say D1 on spans it leaves untagged, and on a span it tags with B1
   inside a B1 request);
-* ``data-bridge`` (a service without chainmap) goes through the real Collector running the
-  OTTL generated from the current catalog (tagged by the Collector; its health checks
-  match no chain);
+* ``data-bridge`` (a service without chainmap) goes through the real Collector running
+  OTTL generated before the last rule change (C1 also on ``/stream/*``, since dropped): tagged
+  by the Collector, on ``/stream/*`` against the current rules; its health checks match no
+  chain;
 * ``ws-gateway`` (without chainmap, no Collector) is classified at query time.
 
 Every span is made by the OpenTelemetry SDK; the processor's and the plain services' spans
@@ -120,13 +121,26 @@ chains:
         route: /reports*
 """
 
+
+def collector_catalog() -> ChainCatalog:
+    """The catalog the Collector's OTTL was generated from: the current one before C1's
+    ``/stream/*`` rule was dropped (a registry change not rolled out to the Collector)."""
+    text = CURRENT_YAML.replace(
+        "        route: /feeds/*\n",
+        "        route: /feeds/*\n      - service: data-bridge\n        kind: server\n"
+        "        route: /stream/*\n",
+    )
+    assert text != CURRENT_YAML
+    return parse_catalog(text, source="collector-chains.yaml")
+
+
 #: Per chain: instances by what recognised them, and the disagreements.
 EXPECTED: dict[str, dict[str, Any]] = {
     "B1": {"tagged_by": {"source": 6, "collector": 0, "query_time": 0}, "disagree": (0, 0)},
     "B3": {"tagged_by": {"source": 5, "collector": 0, "query_time": 0}, "disagree": (0, 0)},
     "A2": {"tagged_by": {"source": 7, "collector": 0, "query_time": 0}, "disagree": (3, 0)},
     "D1": {"tagged_by": {"source": 0, "collector": 0, "query_time": 2}, "disagree": (0, 3)},
-    "C1": {"tagged_by": {"source": 0, "collector": 4, "query_time": 0}, "disagree": (0, 0)},
+    "C1": {"tagged_by": {"source": 0, "collector": 6, "query_time": 0}, "disagree": (2, 0)},
     "C2": {"tagged_by": {"source": 0, "collector": 0, "query_time": 3}, "disagree": (0, 0)},
     "R1": {"tagged_by": {"source": 1, "collector": 0, "query_time": 0}, "disagree": (1, 0)},
 }
@@ -222,8 +236,8 @@ def source_and_plain_spans(base_ns: int) -> list[ReadableSpan]:
 
 
 def collector_output(directory: Path, base_ns: int) -> Path:
-    """data-bridge's spans sent through the real Collector (OTLP -> the generated
-    ``transform/chains`` -> file exporter): the OTLP/JSON file it wrote."""
+    """data-bridge's spans sent through the real Collector (OTLP -> ``transform/chains``
+    generated from :func:`collector_catalog` -> file exporter): the OTLP/JSON file it wrote."""
     if not COLLECTOR.exists():
         pytest.skip(
             f"{COLLECTOR.relative_to(COLLECTOR.parents[1])} (the real Collector that runs the "
@@ -231,7 +245,7 @@ def collector_output(directory: Path, base_ns: int) -> Path:
         )
     port = free_port()
     output = directory / "collector-spans.json"
-    transform = processor_config(current_catalog())
+    transform = processor_config(collector_catalog())
     import yaml
 
     config = {
@@ -258,6 +272,8 @@ def collector_output(directory: Path, base_ns: int) -> Path:
         for _ in range(4):
             bridge.server("/feeds/prices", "GET", next(at))
         for _ in range(2):
+            bridge.server("/stream/ticks", "GET", next(at))
+        for _ in range(2):
             bridge.server("/health", "GET", next(at))
         bridge.provider.shutdown()
         assert exporter.export(memory.get_finished_spans()) == SpanExportResult.SUCCESS
@@ -274,6 +290,6 @@ def load_fleet(store: TraceStore, directory: Path, base_ns: int | None = None) -
     base = base_ns if base_ns is not None else time.time_ns() - 5 * 60 * 1_000_000_000
     output = collector_output(directory, base + 3_000 * _MS)
     report = ingest_file(store, output)
-    assert report.spans_stored == 6 and report.ok, report
+    assert report.spans_stored == 8 and report.ok, report
     store.insert_arrow(spans_to_arrow(source_and_plain_spans(base)))
     return base
