@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chainmap_otel.analysis.coverage import coverage_json
+from chainmap_otel.analysis.discovery import discover
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.errors import ParameterError
@@ -127,3 +128,15 @@ def test_a_limit_out_of_range_names_the_parameter(fleet: tuple[TraceStore, TimeW
     store, window = fleet
     with pytest.raises(ParameterError, match="limit"):
         coverage_json(store, current_catalog(), window, limit=0)
+
+
+def test_the_unmatched_traces_are_the_ones_discovery_clusters(
+    fleet: tuple[TraceStore, TimeWindow],
+) -> None:
+    store, window = fleet
+    catalog = current_catalog()
+    found = discover(store, catalog, window, min_traces=1).to_json()
+    unmatched = coverage_json(store, catalog, window)["unmatched"]
+    assert unmatched["traces"] == found["uncovered_traces"]
+    proposed = {(p["service"], p["entry"]): p["traces"] for p in found["proposals"]}
+    assert proposed == {(e["service"], e["route"]): e["traces"] for e in unmatched["endpoints"]}
