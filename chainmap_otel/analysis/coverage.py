@@ -24,7 +24,9 @@ the current rules (:mod:`~chainmap_otel.analysis.membership`). Per chain and win
   tag, no rule match on any span), by service, route, method and kind, most traces first.
 
 Chains a tag names that the current catalog does not define are listed too (``known``
-false). Cost: one query over the spans of the traces with a span in the window (read from
+false). Every count is exact; the detail rows behind the two lists (disagreements by
+endpoint, unmatched endpoints) are the ``_ROW_CAP`` with the most instances of each kind,
+cut to ``limit``, so a window of many distinct URL paths cannot flood the answer. Cost: one query over the spans of the traces with a span in the window (read from
 ``REACH_S`` before it, so an entry's ancestors are seen), grouped per trace in ClickHouse;
 the aggregates keep no ``chain.tagged_by``, so span rows are the only source. Rules read
 every span field here (attributes too), as trace search does; health reads the per-minute
@@ -154,10 +156,9 @@ def coverage(
         "row_cap": _ROW_CAP,
     }
     instances: dict[str, Counter[str]] = defaultdict(Counter)
-    query_time: list[tuple[str, str, str, str, str, int]] = []
-    against: dict[tuple[str, str], Counter[tuple[str, str, str, str, str, str]]] = defaultdict(
-        Counter
-    )
+    untagged_entries: Counter[tuple[str, str]] = Counter()  # (chain, service)
+    totals: dict[str, Counter[str]] = defaultdict(Counter)  # kind -> chain -> instances
+    details: Counter[tuple[str, str, str, str, str, str, str, str]] = Counter()
     taggers: Counter[tuple[str, str]] = Counter()
     unmatched: list[dict[str, Any]] = []
     unmatched_traces = 0
@@ -168,10 +169,11 @@ def coverage(
         if kind == "entry":
             instances[chain][tagged_by] += count
             if tagged_by == "query_time":
-                query_time.append((chain, service, route, method, rules, count))
-        elif kind in ("tag_not_rules", "rules_not_tag"):
-            key = (kind, chain)
-            against[key][(tagged_by, service, route, method, tag, rules)] += count
+                untagged_entries[(chain, service)] += count
+        elif kind in ("tag_not_rules_total", "rules_not_tag_total"):
+            totals[kind.removesuffix("_total")][chain] += count
+        elif kind in ("tag_not_rules", "rules_not_tag", "query_time"):
+            details[(kind, chain, tagged_by, service, route, method, tag, rules)] += count
         elif kind == "tagger":
             taggers[(service, tagged_by)] += count
         elif kind == "unmatched":
@@ -189,13 +191,13 @@ def coverage(
     # An untagged span the rules match, in a service the source tags: its chains file lacks
     # the chain (the processor would have tagged it).
     source_services = {service for service, by in taggers if by == "source"}
-    for chain, service, route, method, rules, count in query_time:
+    for (chain, service), count in untagged_entries.items():
         if service in source_services:
-            against[("rules_not_tag", chain)][("", service, route, method, "", rules)] += count
+            totals["rules_not_tag"][chain] += count
     disagreements: list[dict[str, Any]] = [
         {
             "chain_id": chain,
-            "kind": kind,
+            "kind": "rules_not_tag" if kind == "query_time" else kind,
             "tagged_by": by or None,
             "service": service,
             "route": route,
@@ -204,19 +206,21 @@ def coverage(
             "rules": _split(rules),
             "instances": count,
         }
-        for (kind, chain), rows in against.items()
-        for (by, service, route, method, tag, rules), count in rows.items()
+        for (kind, chain, by, service, route, method, tag, rules), count in details.items()
+        if kind != "query_time" or service in source_services
     ]
     disagreements.sort(key=lambda d: (-d["instances"], d["chain_id"], d["service"], d["route"]))
-    per_chain: dict[str, Counter[str]] = defaultdict(Counter)
-    for (kind, chain), rows in against.items():
-        per_chain[chain][kind] += sum(rows.values())
-    ids = list(catalog.ids) + sorted((set(instances) | set(per_chain)) - set(catalog.ids) - {""})
+    ids = list(catalog.ids) + sorted(
+        (set(instances) | set(totals["tag_not_rules"]) | set(totals["rules_not_tag"]))
+        - set(catalog.ids)
+        - {""}
+    )
     chains = []
     for chain_id in ids:
         known = catalog.get(chain_id)
         found = instances.get(chain_id, Counter())
-        split = per_chain.get(chain_id, Counter())
+        tag_not_rules = totals["tag_not_rules"][chain_id]
+        rules_not_tag = totals["rules_not_tag"][chain_id]
         chains.append(
             {
                 "chain_id": chain_id,
@@ -224,9 +228,9 @@ def coverage(
                 "known": known is not None,
                 "instances": sum(found[t] for t in TAGGERS),
                 "tagged_by": {t: found[t] for t in TAGGERS},
-                "disagreements": split["tag_not_rules"] + split["rules_not_tag"],
-                "tag_not_rules": split["tag_not_rules"],
-                "rules_not_tag": split["rules_not_tag"],
+                "disagreements": tag_not_rules + rules_not_tag,
+                "tag_not_rules": tag_not_rules,
+                "rules_not_tag": rules_not_tag,
             }
         )
     services = [

@@ -6,6 +6,7 @@ the traces health counts."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,28 @@ def test_the_unmatched_traces_are_the_ones_discovery_clusters(
     assert unmatched["traces"] == found["uncovered_traces"]
     proposed = {(p["service"], p["entry"]): p["traces"] for p in found["proposals"]}
     assert proposed == {(e["service"], e["route"]): e["traces"] for e in unmatched["endpoints"]}
+
+
+def test_counts_stay_exact_when_the_detail_rows_are_cut(
+    fleet: tuple[TraceStore, TimeWindow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, window = fleet
+    # The module (the package's ``coverage`` attribute is the function).
+    module = importlib.import_module("chainmap_otel.analysis.coverage")
+    monkeypatch.setattr(module, "_ROW_CAP", 1)
+    data = coverage_json(store, current_catalog(), window)
+    chains = by_chain(data)
+    for chain_id, expected in EXPECTED.items():
+        assert chains[chain_id]["tagged_by"] == expected["tagged_by"], chain_id
+        assert (chains[chain_id]["tag_not_rules"], chains[chain_id]["rules_not_tag"]) == expected[
+            "disagree"
+        ], chain_id
+    assert data["unmatched"]["traces"] == sum(n for *_, n in UNMATCHED)
+    assert [e["route"] for e in data["unmatched"]["endpoints"]] == ["/healthz"]
+    # One row of each detail kind: the most instances of tag_not_rules, of rules_not_tag on
+    # tagged spans and of untagged entries (D1's, in a service that tags).
+    assert sorted((d["chain_id"], d["tagged_by"] or "") for d in data["disagreements"]) == [
+        ("A2", "source"),
+        ("D1", ""),
+        ("D1", "source"),
+    ]
