@@ -4,7 +4,7 @@ rules disagree, and the entry endpoints no chain covers.
 
 The same JSON as ``GET /api/v1/coverage`` (:mod:`chainmap_otel.analysis.coverage`) over the
 page's window, linked from the heading; a chain links to its page, an unmatched endpoint
-to its traces.
+to its traces. The services whose spans carry tags, and who tagged them, close the page.
 """
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ def _legend() -> str:
     return f'<p class="muted split-legend">split: {keys}</p>'
 
 
+def _tagging_rows(data: dict[str, Any]) -> list[list[str]]:
+    return [
+        [_e(t["service"]), _e(TAGGER_LABELS[t["tagged_by"]]), _e(t["spans"])]
+        for t in data["tagging_services"]
+    ]
+
+
 def _section(anchor: str, title: str, table: str, empty: str, count: int) -> str:
     heading = f'<h2 id="{anchor}">{_e(title)} <span class="count">{count}</span></h2>'
     return f"<section>{heading}{table if count else f'<p class=muted>{_e(empty)}</p>'}</section>"
@@ -169,6 +176,13 @@ def coverage_body(data: dict[str, Any], since: str | None, until: str | None) ->
             unmatched,
             "none: every trace belongs to a chain",
             len(data["unmatched"]["endpoints"]),
+        )
+        + _section(
+            "tagging",
+            "Services whose spans carry tags",
+            html_table(("service", "tagged by", "spans"), _tagging_rows(data), "tagging"),
+            "none: every chain is recognised at query time",
+            len(data["tagging_services"]),
         )
     )
 
