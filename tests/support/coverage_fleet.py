@@ -13,7 +13,9 @@
   chain;
 * ``ws-gateway`` (without chainmap, no Collector) is classified at query time.
 
-Every span is made by the OpenTelemetry SDK; the processor's and the plain services' spans
+Every span is made by the OpenTelemetry SDK (a call to another service is a child of the
+caller's client span in this process: the processor reads the caller's tags from it, as it
+reads the baggage a real hop carries); the processor's and the plain services' spans
 are stored as serve stores them (``spans_to_arrow``), the Collector's output through
 ``chainmap ingest`` of its file exporter's OTLP/JSON.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -246,8 +249,6 @@ def collector_output(directory: Path, base_ns: int) -> Path:
     port = free_port()
     output = directory / "collector-spans.json"
     transform = processor_config(collector_catalog())
-    import yaml
-
     config = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
         "processors": yaml.safe_load(transform)["processors"],
