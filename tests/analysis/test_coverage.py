@@ -7,6 +7,7 @@ the traces health counts."""
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,15 @@ from chainmap_otel.analysis.discovery import discover
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.errors import ParameterError
+from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
-from tests.support.coverage_fleet import EXPECTED, UNMATCHED, current_catalog, load_fleet
+from tests.support.coverage_fleet import (
+    EXPECTED,
+    UNMATCHED,
+    current_catalog,
+    load_fleet,
+    source_and_plain_spans,
+)
 
 _S = 1_000_000_000
 
@@ -166,3 +174,20 @@ def test_counts_stay_exact_when_the_detail_rows_are_cut(
         ("D1", ""),
         ("D1", "source"),
     ]
+
+
+def test_without_the_collector_the_rest_of_the_fleet_counts_the_same(store: TraceStore) -> None:
+    """The fleet's SDK spans alone (no Collector built needed): every number but the
+    Collector's, which are zero; data-bridge's health checks are not there to be unmatched."""
+    base = time.time_ns() - 5 * 60 * _S
+    store.insert_arrow(spans_to_arrow(source_and_plain_spans(base)))
+    data = coverage_json(store, current_catalog(), TimeWindow(base - 60 * _S, base + 120 * _S))
+    chains = by_chain(data)
+    for chain_id, expected in EXPECTED.items():
+        by = dict(expected["tagged_by"], collector=0)
+        disagree = (0, 0) if chain_id == "C1" else expected["disagree"]
+        assert chains[chain_id]["tagged_by"] == by, chain_id
+        assert (chains[chain_id]["tag_not_rules"], chains[chain_id]["rules_not_tag"]) == disagree
+    assert [
+        (e["service"], e["route"], e["method"], e["traces"]) for e in data["unmatched"]["endpoints"]
+    ] == [e for e in UNMATCHED if e[0] != "data-bridge"]
