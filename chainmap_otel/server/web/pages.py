@@ -141,7 +141,7 @@ def page(
 <script src="/static/app.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
+<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/coverage">coverage</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
 <form class="lookup" action="/traces" method="get">
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
 <button>open trace</button></form>
@@ -614,10 +614,12 @@ def web_router() -> APIRouter:
 def install_web(app: FastAPI) -> None:
     """Mount the pages, the trace pages, the offline API docs and ``static/``."""
     from chainmap_otel.server.web.alerts import install_alerts_page
+    from chainmap_otel.server.web.coverage import install_coverage_page
     from chainmap_otel.server.web.traces import install_api_docs, trace_pages_router
 
     app.include_router(web_router())
     app.include_router(trace_pages_router())
     install_alerts_page(app)
+    install_coverage_page(app)
     install_api_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
