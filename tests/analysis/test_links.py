@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chainmap_otel import track
+from chainmap_otel.analysis.coverage import coverage
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import topologies
@@ -184,3 +185,17 @@ def test_the_trace_view_lists_the_traces_linked_both_ways(
     assert back["span_id"] == f"{consumer.context.span_id:016x}"
     assert (back["service"], back["name"]) == ("trading-engine", "send order-events")
     assert back["wait_ms"] == onward["wait_ms"]
+
+
+def test_coverage_counts_the_consumer_as_part_of_the_producers_instance(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """The consumer's root carries B3 from the message, not from a rule of its own: no
+    second instance, and no disagreement between its tag and the rules."""
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    found = coverage(store, catalog, parse_window()).to_json()
+    b3 = next(c for c in found["chains"] if c["chain_id"] == "B3")
+    assert b3["instances"] == 1 and b3["disagreements"] == 0, b3
