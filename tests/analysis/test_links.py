@@ -56,6 +56,11 @@ class Fleet:
     def spans(self) -> tuple[ReadableSpan, ...]:
         return self.exporter.get_finished_spans()
 
+    def close(self) -> None:
+        track.use_tracer_provider(None)
+        for provider in self.providers.values():
+            provider.shutdown()
+
 
 @pytest.fixture
 def fleet(catalog: ChainCatalog) -> Iterator[Fleet]:
@@ -63,9 +68,7 @@ def fleet(catalog: ChainCatalog) -> Iterator[Fleet]:
     set_active_catalog(catalog)  # the chain ids settlement's propagator accepts
     yield fleet
     set_active_catalog(ChainCatalog())
-    track.use_tracer_provider(None)
-    for provider in fleet.providers.values():
-        provider.shutdown()
+    fleet.close()
 
 
 def place_order(fleet: Fleet, headers: dict[str, str]) -> None:
