@@ -93,10 +93,14 @@ class DecodedSpans:
     reasons: list[str] = field(default_factory=list)
     #: The accepted spans (``TRACE_COLUMNS``), None when there are none.
     table: Any = None
+    #: Or the request as it came, all of its ``body_spans`` spans accepted, for the engine
+    #: to decode (see :mod:`~chainmap_otel.ingest.engine_decode`).
+    body: bytes | None = None
+    body_spans: int = 0
 
     @property
     def accepted(self) -> int:
-        return 0 if self.table is None else int(self.table.num_rows)
+        return self.body_spans + (0 if self.table is None else int(self.table.num_rows))
 
     @property
     def rows(self) -> list[Row]:
