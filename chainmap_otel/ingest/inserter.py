@@ -67,6 +67,11 @@ _STORE_TROUBLE = re.compile(
     re.IGNORECASE,
 )
 
+#: Errors that share a code with store trouble but are about the rows: "Too many partitions
+#: for single INSERT block" is TOO_MANY_PARTS (252) too. Only the engine-decoded path can
+#: meet it (its batches are not split by day before the insert); it falls back to Python.
+_ROWS_TROUBLE = re.compile(r"Too many partitions for single INSERT block", re.IGNORECASE)
+
 
 @dataclass
 class BatchOutcome:
@@ -286,6 +291,8 @@ class BatchInserter:
 
     def _unavailable(self, error: str) -> bool:
         """Whether a failed insert is the store's trouble (wait) rather than the rows' (bisect)."""
+        if _ROWS_TROUBLE.search(error):
+            return False
         if _STORE_TROUBLE.search(error):
             return True
         try:
