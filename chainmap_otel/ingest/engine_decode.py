@@ -14,8 +14,9 @@ The engine path must store exactly what the Python decoder (:mod:`.validate`) st
 * the body parses with a *lean* copy of the OTLP schema whose ``AnyValue`` holds only
   ``string_value``, ``bool_value`` and ``int_value``, and whose enums are ``uint32``
   (the engine reads them so too);
-* it is canonical: re-encoding the parsed message gives exactly its length, and it has no
-  field the lean schema lacks. A double, array, map or bytes value (which Python renders
+* it is canonical: with the fields the lean schema lacks discarded, re-encoding the parsed
+  message gives exactly its length (a canonical encoding is never longer than another
+  encoding of the same message, so equal length means canonical and nothing discarded). A double, array, map or bytes value (which Python renders
   as Go does), an unknown field, a repeated singular field, two members of one ``oneof``,
   a negative enum in ten bytes or any other non-minimal encoding makes the size differ;
 * every span passes the decoder's checks (ids, times, event times, link ids), so the count
@@ -70,11 +71,11 @@ def engine_spans(body: bytes) -> int | None:
         request.ParseFromString(body)
     except Exception:
         return None  # the Python decoder says why it does not parse
-    size = request.ByteSize()
-    if size != len(body):
-        return None
+    # Without unknown fields, a canonical re-encoding is never longer than any encoding of
+    # the same message (enums are uint32 here), and as long only when the body is canonical
+    # and had nothing the lean schema lacks.
     request.DiscardUnknownFields()
-    if request.ByteSize() != size:
+    if request.ByteSize() != len(body):
         return None
     zero_trace = _ZERO_TRACE_ID
     zero_span = _ZERO_SPAN_ID
@@ -99,12 +100,14 @@ def engine_spans(body: bytes) -> int | None:
                     or end > max_time
                 ):
                     return None
-                if span.events:
-                    for event in span.events:
+                events = span.events
+                if events:
+                    for event in events:
                         if event.time_unix_nano > max_time:
                             return None
-                if span.links:
-                    for link in span.links:
+                links = span.links
+                if links:
+                    for link in links:
                         link_trace = link.trace_id
                         link_span = link.span_id
                         if (link_trace and len(link_trace) != 16) or (
