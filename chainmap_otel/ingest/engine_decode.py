@@ -16,9 +16,10 @@ The engine path must store exactly what the Python decoder (:mod:`.validate`) st
   (the engine reads them so too);
 * it is canonical: with the fields the lean schema lacks discarded, re-encoding the parsed
   message gives exactly its length (a canonical encoding is never longer than another
-  encoding of the same message, so equal length means canonical and nothing discarded). A double, array, map or bytes value (which Python renders
-  as Go does), an unknown field, a repeated singular field, two members of one ``oneof``,
-  a negative enum in ten bytes or any other non-minimal encoding makes the size differ;
+  encoding of the same message, so equal length means canonical and nothing discarded).
+  A double, array, map or bytes value (which Python renders as Go does), an unknown
+  field, a repeated singular field, two members of one ``oneof``, a negative enum in ten
+  bytes or any other non-minimal encoding makes the size differ;
 * every span passes the decoder's checks (ids, times, event times, link ids), so the count
   of accepted spans is the exact count and nothing is rejected.
 
