@@ -26,6 +26,7 @@ from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import topologies
 from chainmap_otel.analysis.trace_spans import whole_trace
+from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import set_active_catalog
@@ -202,3 +203,21 @@ def test_coverage_counts_the_consumer_as_part_of_the_producers_instance(
     found = coverage(store, catalog, parse_window()).to_json()
     b3 = next(c for c in found["chains"] if c["chain_id"] == "B3")
     assert b3["instances"] == 1 and b3["disagreements"] == 0, b3
+
+
+def test_trace_search_of_the_chain_finds_the_consumers_trace_too(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """One instance, two traces: searching the chain lists both, the producer's and the
+    consumer's (whose spans carry the chain through the message)."""
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    spans = {s.name: s for s in fleet.spans()}
+    expected = {
+        f"{spans[name].context.trace_id:032x}"
+        for name in ("send order-events", "process order-events")
+    }
+    found = search_traces(store, catalog, parse_window(), TraceQuery(chain="B3")).to_json()
+    assert {t["trace_id"] for t in found["traces"]} == expected
