@@ -25,7 +25,8 @@ otherwise a documented ``chainmap.*`` / ``ml.*`` namespace:
 ``chainmap.trading.decision_id`` / ``chainmap.trading.order_id`` / ``chainmap.trading.symbol``
 ``messaging.destination.name``      queue or topic (:func:`publish`, :func:`consume`), with
                                     ``messaging.operation.type`` ``send`` / ``process``,
-                                    ``messaging.system``, ``messaging.message.id``
+                                    ``messaging.system``, ``messaging.message.id``,
+                                    ``messaging.batch.message_count`` (:func:`consume_batch`)
 ==================================  =====================================================
 
 ``with chain("B3"):`` (or ``@chain("B3")``) starts an INTERNAL span carrying
@@ -39,18 +40,19 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from opentelemetry import baggage, trace
 from opentelemetry import context as context_api
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
+from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH
 from chainmap_otel.tagging.carrier import extract_headers, inject_headers
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ __all__ = [
     "ATTR_MARKET_DATA_LATENCY_MS",
     "ATTR_MARKET_DATA_SYMBOL",
     "ATTR_MARKET_DATA_TYPE",
+    "ATTR_MESSAGING_BATCH_COUNT",
     "ATTR_MESSAGING_DESTINATION",
     "ATTR_MESSAGING_MESSAGE_ID",
     "ATTR_MESSAGING_OPERATION_NAME",
@@ -96,6 +99,7 @@ __all__ = [
     "chain_exception_handler",
     "chains_of",
     "consume",
+    "consume_batch",
     "inference",
     "install_exception_handler",
     "market_data",
@@ -137,6 +141,9 @@ ATTR_MESSAGING_DESTINATION = "messaging.destination.name"
 ATTR_MESSAGING_OPERATION_NAME = "messaging.operation.name"
 ATTR_MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 ATTR_MESSAGING_MESSAGE_ID = "messaging.message.id"
+ATTR_MESSAGING_BATCH_COUNT = "messaging.batch.message_count"
+#: Most producers one batch consumer span links to (:func:`consume_batch`).
+_MAX_BATCH_LINKS = 128
 _ATTR_CHAIN_PUSH = "chain.push"  # read by ChainSpanProcessor at span start
 _ATTR_CHAIN_IDS = "chain.ids"  # written by ChainSpanProcessor
 
@@ -504,6 +511,44 @@ def consume(
     # The producer is linked, not the parent: the consumer's work is a trace of its own.
     ctx = trace.set_span_in_context(trace.INVALID_SPAN, ctx)
     return SpanScope(f"process {destination}", attrs, SpanKind.CONSUMER, context=ctx, links=links)
+
+
+def consume_batch(
+    messages: Iterable[Mapping[str, object]],
+    destination: str,
+    *,
+    system: str | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> SpanScope:
+    """``with consume_batch([m.headers for m in batch], "orders"): handle(batch)``: one
+    CONSUMER span for a batch, in a new trace, with a link to each message's producer (at
+    most 128) and the chains of every message: their stacks merged in
+    message order, each chain once, at most 8 deep. Other baggage entries are not carried
+    (the messages may disagree). Headers are untrusted as in :func:`consume`."""
+    attrs = _messaging_attrs(destination, "process", system, None, attributes)
+    links: list[Link] = []
+    chains: list[str] = []
+    count = 0
+    try:
+        for headers in messages:
+            count += 1
+            if count > _MAX_BATCH_LINKS:
+                continue
+            ctx = extract_headers(headers)
+            producer = trace.get_current_span(ctx).get_span_context()
+            if producer.is_valid:
+                links.append(Link(producer))
+            stack = baggage.get_baggage(BAGGAGE_KEY, ctx)
+            if isinstance(stack, str):
+                chains.extend(c for c in stack.split(",") if c and c not in chains)
+    except Exception:
+        logger.debug("chainmap: could not read a batch's messages", exc_info=True)
+    attrs[ATTR_MESSAGING_BATCH_COUNT] = count
+    batch = Context()
+    if chains:
+        batch = baggage.set_baggage(BAGGAGE_KEY, ",".join(chains[:MAX_STACK_DEPTH]), batch)
+    batch = trace.set_span_in_context(trace.INVALID_SPAN, batch)
+    return SpanScope(f"process {destination}", attrs, SpanKind.CONSUMER, context=batch, links=links)
 
 
 class TrainingStage(SpanScope):

@@ -158,6 +158,52 @@ def test_publish_into_headers_that_refuse_writes_does_not_raise(
     assert attrs(by_name(exporter)["send order-events"])["chain.ids"] == "B3"
 
 
+def test_a_batch_consumer_links_every_producer_and_carries_all_their_chains(
+    provider_for: Callable[[str], TracerProvider],
+    exporter: InMemorySpanExporter,
+    use_provider: Callable[[TracerProvider], None],
+) -> None:
+    batch: list[dict[str, str]] = [{}, {}, {}]
+    use_provider(provider_for("trading-engine"))
+    with track.chain("B3"), track.publish(batch[0], "events"):
+        pass
+    with track.chain("A1"), track.publish(batch[1], "events"):
+        pass
+    with track.chain("B3"), track.publish(batch[2], "events"):
+        pass
+    use_provider(provider_for("reporting"))
+    hostile: list[Any] = [*batch, BrokenHeaders(), {"traceparent": 7}]
+    with track.consume_batch(hostile, "events"), track.stage("aggregate"):
+        pass
+    spans = exporter.get_finished_spans()
+    producers = [s for s in spans if s.name == "send events"]
+    consumer = by_name(exporter)["process events"]
+    assert consumer.parent is None and consumer.kind is SpanKind.CONSUMER
+    assert [link.context.span_id for link in consumer.links] == [
+        p.context.span_id for p in producers
+    ]
+    assert attrs(consumer)["messaging.batch.message_count"] == 5
+    for span in (consumer, by_name(exporter)["aggregate"]):
+        assert attrs(span)["chain.ids"] == "B3,A1", span.name
+        assert "chain.entry" not in attrs(span)
+
+
+def test_a_batch_that_cannot_be_read_gives_an_unlinked_consumer_without_error(
+    provider_for: Callable[[str], TracerProvider],
+    exporter: InMemorySpanExporter,
+    use_provider: Callable[[TracerProvider], None],
+) -> None:
+    def broken() -> Iterator[dict[str, str]]:
+        yield {"traceparent": "garbage"}
+        raise RuntimeError("the broker went away")
+
+    use_provider(provider_for("reporting"))
+    with track.consume_batch(broken(), "events"):
+        pass
+    consumer = by_name(exporter)["process events"]
+    assert consumer.links == () and "chain.ids" not in attrs(consumer)
+
+
 def test_a_destination_is_required() -> None:
     with pytest.raises(ValueError, match="destination"):
         track.consume({}, "")
