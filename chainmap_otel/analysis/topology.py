@@ -12,7 +12,12 @@ the whole minutes the edge rollup covers, read from it instead, see below):
   ``peer.service``, else ``server.address`` (``net.peer.name``), else ``db.name``, else
   ``unknown`` (``virtual_node``); a PRODUCER without a consumer: a **messaging** node
   (``messaging.system`` when nothing better names it);
-* a root SERVER span: an edge from the ``user`` node (``virtual_node``).
+* a root SERVER span: an edge from the ``user`` node (``virtual_node``);
+* across traces, a CONSUMER span whose span links point to a PRODUCER span of another trace:
+  producer service -> consumer service (``messaging_system``, one call per link), its latency
+  the **queue wait** (consumer start minus producer end), paired live over the whole window by
+  ``sql/link_edges.sql`` (producers up to :data:`LINK_LOOKBACK_SECONDS` before it); the
+  producer's own trace still shows its edge to the messaging node.
 
 That is chainmap's default naming of database and virtual nodes; the servicegraph
 connector's (``virtual_node_peer_attributes``, ``database_name_attributes``) is selectable,
@@ -83,6 +88,9 @@ _TYPE_RANK = {"service": 4, "user": 3, "caller": 3, "database": 2, "messaging": 
 #: Node id prefix of the caller of a chain's entry span: ``caller:<its service>``.
 CALLER_PREFIX = "caller:"
 ALL_TRAFFIC = ""
+#: How long before a topology window a producer may have published for its consumer in the
+#: window to be paired with it through a span link (``sql/link_edges.sql``).
+LINK_LOOKBACK_SECONDS = 3600
 
 
 def iso_time(ns: int) -> str:
@@ -311,6 +319,16 @@ def split_hours(
     return (hour_first, hour_last), (first, hour_first), (hour_last, last)
 
 
+def link_params(window: TimeWindow) -> dict[str, int]:
+    """Bind values of ``sql/link_edges.sql``: consumers starting in ``window``, producers
+    from :data:`LINK_LOOKBACK_SECONDS` before it."""
+    return {
+        "link_start": window.start_ns,
+        "link_end": window.end_ns,
+        "link_lookback": LINK_LOOKBACK_SECONDS * 1_000_000_000,
+    }
+
+
 def edge_rows(
     store: TraceStore,
     catalog: ChainCatalog,
@@ -342,6 +360,7 @@ def edge_rows(
         trace_edges=inner,
         edge_hour=hour_table,
         edge_minute=minute_table,
+        link_edges="UNION ALL\n" + load_sql("link_edges", store.database),
     )
     seconds = {
         f"{name}_{end}": bound // 1_000_000_000
@@ -357,6 +376,7 @@ def edge_rows(
         **edge_rollup.range_params(head, tail),
         **seconds,
         **edge_rollup.histogram_params(),
+        **link_params(window),
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
     }

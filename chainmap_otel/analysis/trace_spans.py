@@ -41,6 +41,10 @@ DEFAULT_MAX_SPANS = 10_000
 MAX_SPANS_LIMIT = 50_000
 #: The attribute opentelemetry-instrumentation-asgi sets on its send/receive spans.
 ASGI_EVENT_ATTRIBUTE = "asgi.event.type"
+#: How far after a trace (consumers) and before it (producers) linked traces are looked for.
+LINKED_REACH_NS = 3600 * 10**9
+#: Most linked spans listed per direction.
+MAX_LINKED = 50
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _LOOKUP_RANGE = (
     "Timestamp >= fromUnixTimestamp64Nano({first_ns:Int64}) "
@@ -172,6 +176,7 @@ def whole_trace(
         )
     services = sorted({s["service"] for s in spans})
     chains = sorted({c for s in spans for c in s["chain_ids"]})
+    linked = linked_traces(store, wanted, spans, int(first_ns), int(end_ns))
     return {
         "trace_id": wanted,
         "start_unix_nano": int(first_ns),
@@ -186,5 +191,60 @@ def whole_trace(
         "error_count": sum(1 for s in spans if s["status"] == "error" and not s["asgi_internal"]),
         "asgi_internal_count": sum(1 for s in spans if s["asgi_internal"]),
         "spans": spans,
+        "linked_traces": linked,
         "critical_path": [section.to_json() for section in compute_sections(timings)],
     }
+
+
+def linked_traces(
+    store: TraceStore, trace_id: str, spans: list[dict[str, Any]], first_ns: int, end_ns: int
+) -> list[dict[str, Any]]:
+    """The spans of other traces joined to this one by span links, earliest first:
+    ``links_to`` the spans this trace's spans link to (a consumer's producer), ``linked_from``
+    the spans linking to a span of this trace (its consumers); both within
+    :data:`LINKED_REACH_NS` of the trace. ``span_id`` is the span of this trace the link joins; ``wait_ms`` the gap from
+    the linked-to span's end to the linking span's start (a message's queue wait)."""
+    outgoing = {
+        (link["trace_id"], link["span_id"]): span
+        for span in spans
+        for link in span["links"]
+        if link["trace_id"] != trace_id
+    }
+    rows = store.query(
+        load_sql("trace_links", store.database),
+        {
+            "trace_id": trace_id,
+            "linked_start": first_ns - LINKED_REACH_NS,
+            "linked_end": end_ns + LINKED_REACH_NS,
+            "link_traces": sorted({t for t, _ in outgoing}),
+            "link_spans": sorted({s for _, s in outgoing}),
+            "max_linked": MAX_LINKED,
+        },
+    ).result_rows
+    by_id = {s["span_id"]: s for s in spans}
+    found = []
+    for direction, other, span_id, service, name, kind, start, duration, status, joined in rows:
+        producer = direction == "links_to"
+        mine = outgoing.get((str(other), str(span_id))) if producer else by_id.get(str(joined))
+        if mine is None:
+            continue
+        if producer:
+            wait = int(mine["start_unix_nano"]) - (int(start) + int(duration))
+        else:
+            wait = int(start) - (int(mine["start_unix_nano"]) + int(mine["duration_ns"]))
+        found.append(
+            {
+                "direction": str(direction),
+                "trace_id": str(other),
+                "linked_span_id": str(span_id),
+                "service": str(service),
+                "name": str(name),
+                "kind": str(kind) or "unspecified",
+                "start_unix_nano": int(start),
+                "duration_ns": int(duration),
+                "status": "error" if status == "error" else "ok" if status == "ok" else "unset",
+                "span_id": mine["span_id"],
+                "wait_ms": round(max(wait, 0) / 1e6, 3),
+            }
+        )
+    return found

@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, HTTPException
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from chainmap_otel import track
@@ -42,6 +44,18 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS orders_account ON orders (account, created_at DESC);
+CREATE TABLE IF NOT EXISTS order_events (
+    id BIGSERIAL PRIMARY KEY,
+    payload JSONB NOT NULL,
+    headers JSONB NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    order_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    amount DOUBLE PRECISION NOT NULL,
+    settled_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 """
 INSERT_TICK = "INSERT INTO ticks (symbol, price, volume) VALUES (%s, %s, %s)"
 LATEST_PRICE = "SELECT price, received_at FROM ticks WHERE symbol = %s ORDER BY id DESC LIMIT 1"
@@ -59,6 +73,16 @@ SELECT symbol,
        sum(CASE WHEN side = 'buy' THEN quantity ELSE -quantity END) AS position,
        sum(CASE WHEN side = 'buy' THEN -quantity * price ELSE quantity * price END) AS cash
 FROM orders WHERE status = 'filled' GROUP BY symbol ORDER BY symbol
+"""
+INSERT_EVENT = "INSERT INTO order_events (payload, headers) VALUES (%s, %s) RETURNING id"
+CLAIM_EVENTS = """
+DELETE FROM order_events WHERE id IN (
+    SELECT id FROM order_events ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s
+) RETURNING id, payload, headers
+"""
+INSERT_SETTLEMENT = """
+INSERT INTO settlements (order_id, account, amount) VALUES (%s, %s, %s)
+ON CONFLICT (order_id) DO NOTHING
 """
 POOL_SIZE = 4
 
@@ -104,6 +128,19 @@ class Order(BaseModel):
     quantity: float
     price: float
     status: str
+
+
+class OrderEvent(BaseModel):
+    """A message of the ``order_events`` queue: the order and the headers its producer set."""
+
+    payload: dict[str, Any]
+    headers: dict[str, str]
+
+
+class Settlement(BaseModel):
+    order_id: str
+    account: str
+    amount: float
 
 
 _pool: ConnectionPool | None = None
@@ -209,3 +246,35 @@ def pnl_report() -> list[dict[str, Any]]:
     with pool().connection() as connection:
         rows = connection.execute(PNL_REPORT).fetchall()
     return [{"symbol": s, "position": p, "cash": c} for s, p, c in rows]
+
+
+@app.post("/order-events", status_code=201)
+def publish_order_event(event: OrderEvent) -> dict[str, int]:
+    """Enqueue an order event (the ``order_events`` table is the demo's message queue)."""
+    with pool().connection() as connection:
+        row = connection.execute(
+            INSERT_EVENT, (Jsonb(event.payload), Jsonb(event.headers))
+        ).fetchone()
+    return {"id": int(row[0]) if row else 0}
+
+
+@app.post("/order-events/claim")
+def claim_order_events(limit: int = 20) -> list[dict[str, Any]]:
+    """Hand the oldest events to a consumer and remove them from the queue.
+
+    A broker's own work, polled all the time: it runs without instrumentation (the poll
+    request is excluded from tracing too, see ``demo.stack.service_env``), so it adds no
+    traces; the consumer's spans start from each event's headers.
+    """
+    with suppress_instrumentation(), pool().connection() as connection:
+        rows = connection.execute(CLAIM_EVENTS, (min(max(limit, 1), 100),)).fetchall()
+    return [{"id": i, "payload": payload, "headers": headers} for i, payload, headers in rows]
+
+
+@app.post("/settlements", status_code=201)
+def store_settlement(settlement: Settlement) -> dict[str, str]:
+    with pool().connection() as connection:
+        connection.execute(
+            INSERT_SETTLEMENT, (settlement.order_id, settlement.account, settlement.amount)
+        )
+    return {"order_id": settlement.order_id, "status": "settled"}

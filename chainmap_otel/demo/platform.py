@@ -66,6 +66,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "orders (rejects some) and the /ws/orders stream",
     ),
     ServiceSpec(
+        "settlement-service",
+        8009,
+        "chainmap_otel.demo.settlement:app",
+        "SETTLEMENT_SERVICE_URL",
+        "settles filled orders from the order-events queue, asynchronously",
+    ),
+    ServiceSpec(
         "data-bridge",
         8001,
         "chainmap_otel.demo.data_bridge:app",

@@ -1,7 +1,7 @@
 """What the demo prints after the load: all of it computed by the analysis library.
 
 Chains observed (with expected edges seen or missing), each chain's topology as a
-terminal tree (and Mermaid in the JSON summary), the health table, the top
+terminal tree (and Mermaid in the JSON summary) with its hops through a queue, the health table, the top
 critical-path contributors of the slowest request/response chain, and the chains
 a failing service affects.
 """
@@ -22,7 +22,7 @@ from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.impact import chain_subgraph, impact
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.analysis.topology import Topology, topologies
+from chainmap_otel.analysis.topology import Edge, Topology, topologies
 from chainmap_otel.cli.app import fitted_table
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.store import open_store
@@ -76,6 +76,7 @@ class DemoAnalysis:
             "trace_edges": [[s, t] for s, t in sorted(topology.edge_set())],
             "expected_edges": [list(edge) for edge in expected],
             "missing_expected_edges": [list(edge) for edge in expected if edge not in seen],
+            "queue_hops": [edge.to_json() for edge in queue_hops(topology)],
             "mermaid": mermaid(topology),
         }
 
@@ -140,6 +141,18 @@ def analyse(store_url: str, chains_file: Path, since_ns: int) -> DemoAnalysis:
     )
 
 
+def queue_hops(topology: Topology) -> list[Edge]:
+    """The chain's hops through a queue: messaging edges from a service to a consumer's
+    service (paired through span links across traces, or parent and child in one trace);
+    their latency is the time messages waited in the queue when paired through links."""
+    services = {node.id for node in topology.nodes if node.type == "service"}
+    return [
+        edge
+        for edge in topology.edges
+        if edge.connection_type == "messaging_system" and edge.target in services
+    ]
+
+
 def mermaid(topology: Topology) -> str:
     lines = ["graph LR"]
     for edge in sorted(topology.edges, key=lambda e: (e.source, e.target)):
@@ -199,6 +212,12 @@ def render(result: DemoAnalysis, console: Console) -> None:
         title = f"[bold]{escape(chain_id)}[/] {escape(chain['name'])} [dim]({chain['traces']} traces)[/]"
         definition = result.catalog.by_id[chain_id]
         console.print(topology_tree(title, definition, result.topologies[chain_id]))
+        for hop in chain["queue_hops"]:
+            console.print(
+                f"  [cyan]continues through a queue:[/] {escape(hop['source'])} -> "
+                f"{escape(hop['target'])}, {hop['calls']} messages, queue wait "
+                f"p50 {hop['p50_ms']:.0f} ms, p95 {hop['p95_ms']:.0f} ms"
+            )
         if chain["missing_expected_edges"]:
             missing = ", ".join(f"{s} -> {t}" for s, t in chain["missing_expected_edges"])
             console.print(f"  [yellow]expected but not seen:[/] {missing}")

@@ -3,7 +3,7 @@
 Order of events, and why:
 
 1. PostgreSQL (embedded in the data dir) and ``chainmap serve`` on the embedded chDB
-   store in its own process; the platform's eight services under
+   store in its own process; the platform's nine services under
    ``opentelemetry-instrument``, exporting OTLP/HTTP to it.
 2. Load for ``duration`` seconds with a progress bar.
 3. Flush: the services get SIGTERM (uvicorn shuts down, the SDK's exit hook exports
@@ -167,7 +167,7 @@ class DemoRun:
         def ready(process: ManagedProcess) -> None:
             answered[process.name] = {"url": process.url, "pid": process.pid, "health": 200}
 
-        with self.console.status("Starting the platform (8 services) ..."):
+        with self.console.status(f"Starting the platform ({len(SERVICES)} services) ..."):
             wait_for_services(list(self.services.values()), on_ready=ready)
         self.summary["services"] = {name: answered[name] for name in self.services}
         moved = [f"{n} :{ports[n]}" for n in ports if ports[n] != _seed_port(n)]

@@ -254,7 +254,8 @@ def service_env(
             "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=demo,service.namespace=trading",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "500",
-            "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "/health",
+            # The queue's poll is the broker's work, not a request of the platform.
+            "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "/health,/order-events/claim",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -5,6 +5,8 @@ child span with its criticality, inside :func:`chainmap_otel.track.order_executi
 The exchange simulator rejects a fraction of orders (``DEMO_ORDER_REJECT_RATE``):
 the exception reaches :func:`chainmap_otel.track.chain_exception_handler`, which
 answers 500 and logs the chains the failure affects (B3, and B1/A2 above it).
+A filled order is published as an order event for settlement-service, which settles it
+asynchronously in a trace of its own, linked to this one and still in chain B3.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel
 
 from chainmap_otel import track
 from chainmap_otel.demo.platform import ORDER_REJECT_RATE, PeerClients, fault
+from chainmap_otel.demo.settlement import ORDER_EVENTS, QUEUE_PEER, QUEUE_SYSTEM
 from chainmap_otel.demo.streams import Subscriptions
 
 
@@ -76,8 +79,26 @@ async def place_order(request: OrderRequest) -> dict[str, Any]:
         with track.stage("persist", criticality="high"):
             response = await CLIENTS.http.post("/orders", json=order)
             response.raise_for_status()
+        await publish_order_event(order)
     STREAMS.publish(request.account, {"type": "fill", **order})
     return order
+
+
+async def publish_order_event(order: dict[str, Any]) -> None:
+    """Hand the filled order to settlement through the order-events queue (database-service's
+    ``order_events`` table): the event's headers carry this trace and chain B3 on."""
+    headers: dict[str, str] = {}
+    with track.publish(
+        headers,
+        ORDER_EVENTS,
+        system=QUEUE_SYSTEM,
+        message_id=order["order_id"],
+        attributes=QUEUE_PEER,
+    ):
+        response = await CLIENTS.http.post(
+            "/order-events", json={"payload": order, "headers": headers}
+        )
+        response.raise_for_status()
 
 
 async def _snapshots(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

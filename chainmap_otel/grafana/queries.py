@@ -36,6 +36,7 @@ from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.topology import LINK_LOOKBACK_SECONDS
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.sqltext import render_sql, strip_comments
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -223,6 +224,8 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         trace_edges=inner,
         edge_hour=f"{database}.{edge_rollup.HOUR_TABLE}",
         edge_minute=f"{database}.{edge_rollup.EDGE_TABLE}",
+        # Consumers paired with their producers through span links, live over the range.
+        link_edges="UNION ALL\n" + load_sql("link_edges", database),
     )
     values = {name: sql_literal(value) for name, value in params.items()}
     values.update(
@@ -254,6 +257,9 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
             )
         },
         catalog=str(edge_rollup.catalog_fingerprint(catalog, naming)),
+        link_start="gf_from_ns",
+        link_end="gf_to_ns",
+        link_lookback=str(LINK_LOOKBACK_SECONDS * 1_000_000_000),
     )
     return inline(sql, values)
 

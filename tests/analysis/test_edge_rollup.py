@@ -13,7 +13,7 @@ from chainmap_otel.analysis.rollups import entries, protocol, refresh
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, split_hours, split_window, topology
-from chainmap_otel.storage.schema import latest_version
+from chainmap_otel.storage.schema import schema_versions
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture
@@ -22,6 +22,11 @@ from tests.analysis.test_topology import edge_rows as json_edges
 
 MINUTE = 60 * 1_000_000_000
 HOUR = 60 * MINUTE
+
+
+def versions_from(first: int) -> list[int]:
+    """The shipped schema versions from ``first`` on (numbers another branch holds may be absent)."""
+    return [v.version for v in schema_versions("otel") if v.version >= first]
 
 
 def wanted(catalog: ChainCatalog) -> list[str]:
@@ -202,7 +207,7 @@ def test_schema_apply_backfills_the_rollup_and_old_schema_reads_live(
     assert json_edges(before.to_json()) == sorted(fixture["expected_chain_edges"]["B3"])
     lines: list[str] = []
     report = refresh.apply_schema_with_rollup(store, catalog, progress=lines.append)
-    assert report.applied_versions == list(range(3, latest_version() + 1))
+    assert report.applied_versions == versions_from(3)
     assert any("edge rollup: pairing traces" in line for line in lines)
     state = edge_rollup.read_state(store, catalog)
     assert state.covers and state.since_ns == protocol.floor_minute(now_ns)
@@ -477,7 +482,7 @@ def test_schema_apply_adds_the_hour_level_to_a_minute_rollup(
     lines: list[str] = []
     assert refresh.apply_schema_with_rollup(
         store, catalog, progress=lines.append, until_ns=closed(h)
-    ).applied_versions == list(range(4, latest_version() + 1))
+    ).applied_versions == versions_from(4)
     assert any("merging hours" in line for line in lines)
     state = edge_rollup.read_state(store, catalog)
     assert (state.hours.since_ns, state.hours.watermark_ns) == (h - 2 * HOUR, h)
@@ -528,7 +533,7 @@ def test_schema_7_rebuilds_a_rollup_made_without_histograms(
     report = refresh.apply_schema_with_rollup(
         store, catalog, progress=lines.append, until_ns=closed(h)
     )
-    assert report.applied_versions == list(range(7, latest_version() + 1))
+    assert report.applied_versions == versions_from(7)
     # Restarted from the oldest stored span, not resumed from the old watermark.
     assert any("edge rollup: pairing traces from" in line for line in lines)
     state = edge_rollup.read_state(store, catalog)

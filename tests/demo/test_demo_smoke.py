@@ -35,6 +35,7 @@ SERVICES = {
     "ai-sentiment-model",
     "trading-engine",
     "database-service",
+    "settlement-service",
 }
 
 pytestmark = pytest.mark.slow
@@ -128,6 +129,34 @@ def test_websocket_chains_and_database_node(run: tuple[dict[str, Any], str, Path
     assert summary["load"]["websocket_messages"]["WebSocket /ws/market (C1)"] > 0
     nodes = {node["id"]: node for node in chains["A1"]["nodes"]}
     assert nodes["postgresql"]["type"] == "database"
+
+
+def test_trade_execution_continues_through_the_order_events_queue(
+    run: tuple[dict[str, Any], str, Path],
+) -> None:
+    """trading-engine publishes each filled order; settlement-service settles it in a trace of
+    its own linked to the producer's: B3's topology pairs the two through the link and goes
+    on to the consumer's services, and the report shows the hop with its queue wait."""
+    summary, stdout, _ = run
+    b3 = summary["analysis"]["chains"]["B3"]
+    assert ["trading-engine", "settlement-service"] in b3["edges"], b3["trace_edges"]
+    assert ["settlement-service", "database-service"] in b3["edges"], b3["trace_edges"]
+    # The producer's own trace keeps its edge to the queue's node.
+    assert ["trading-engine", "order-events"] in b3["trace_edges"]
+    nodes = {node["id"]: node["type"] for node in b3["nodes"]}
+    assert nodes["settlement-service"] == "service" and nodes["order-events"] == "messaging"
+    [hop] = b3["queue_hops"]
+    assert (hop["source"], hop["target"], hop["connection_type"]) == (
+        "trading-engine",
+        "settlement-service",
+        "messaging_system",
+    )
+    assert hop["calls"] > 0
+    assert 0 < hop["p50_ms"] < 10_000  # the consumer polls every 0.2 s
+    assert "continues through a queue: trading-engine -> settlement-service" in stdout
+    # The consumer's traces are not counted as B3 instances of their own.
+    health = {entry["chain_id"]: entry for entry in summary["analysis"]["health"]}
+    assert health["B3"]["traces"] > 0
 
 
 def test_injected_errors_are_attributed_to_trade_execution(

@@ -21,7 +21,7 @@ from chainmap_otel.config import ALL_ENV_VARS
 from chainmap_otel.grafana import dashboards
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import example_catalog_path
-from chainmap_otel.tagging.definitions import load_catalog, parse_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog, parse_catalog
 from tests.analysis.conftest import insert_spans
 from tests.grafana.conftest import Traffic
 from tests.grafana.datasource import QueryContext, panel_sql
@@ -357,3 +357,41 @@ def test_where_the_time_goes_with_concurrent_spans_is_exclusive_time(
     assert {s["service"]: s["share"] for s in path["services"]} == pytest.approx(
         {"svc-root": 0.3, "svc-b": 0.7}, abs=1e-6
     )
+
+
+def test_topology_frames_pair_a_consumer_with_its_producer_through_the_link(
+    chdb_store: TraceStore, chdb_path: Path
+) -> None:
+    """The Node Graph draws the queue hop as chainmap's topology does: trading-engine ->
+    settlement, paired through the consumer's span link, with the same calls."""
+    from chainmap_otel.tagging.active import set_active_catalog
+    from tests.analysis.test_links import Fleet, place_order, settle, store_spans
+    from tests.grafana.conftest import open_database
+    from tests.server import chain_traffic
+
+    catalog = chain_traffic.catalog()
+    store = open_database(chdb_path, "gl")
+    fleet = Fleet(catalog)
+    set_active_catalog(catalog)
+    try:
+        for _ in range(2):
+            headers: dict[str, str] = {}
+            place_order(fleet, headers)
+            settle(fleet, headers)
+        store_spans(store, fleet)
+        now_s = int(time.time())
+        ctx = QueryContext(from_s=now_s - 3600, to_s=now_s + 1, interval_s=60)
+        linked = Traffic(store, catalog, ctx, [], [])
+        drawn = node_graph(linked, "B3")
+        assert_same_graph(drawn, library_graph(linked, "B3"))
+        hop = next(
+            e
+            for e in drawn["edges"].values()
+            if (e["source"], e["target"]) == ("trading-engine", "settlement")
+        )
+        assert hop["mainstat"] == 2
+    finally:
+        set_active_catalog(ChainCatalog())
+        fleet.close()
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()

@@ -477,6 +477,24 @@ def test_span_links_lead_to_the_linked_trace(tab: Tab, site: Site) -> None:
     assert tab.page.get_attribute("#trace-view", "data-rows") == "3"
 
 
+def test_linked_traces_are_shown_inline_both_ways(tab: Tab, site: Site) -> None:
+    """The big trace's span links to the loop trace's root: the loop trace names the big
+    trace as one that continues it, and the big trace's linking row leads to the loop."""
+    tab.open(f"/traces/{site.loop}")
+    tab.wait("#trace-view[data-loaded] .linked-traces a.linked-trace")
+    onward = tab.page.locator(".linked-traces a.linked-trace.linked_from")
+    assert onward.count() == 1
+    assert onward.get_attribute("href") == f"/traces/{site.big}"
+    root = trace_fixtures.hex_id("loop/root", 16)
+    assert tab.page.locator(f'.wf-row[data-span-id="{root}"] a.link-tag').count() == 1
+    onward.click()
+    tab.wait("#trace-view[data-loaded] .linked-traces a.linked-trace.links_to")
+    linking = trace_fixtures.hex_id("big/s0", 16)
+    tag = tab.page.locator(f'.wf-row[data-span-id="{linking}"] a.link-tag')
+    assert tag.get_attribute("href") == f"/traces/{site.loop}"
+    assert not tab.problems, tab.problems
+
+
 def _pct(part: float, whole: float) -> str:
     """A share as trace.js writes it."""
     value = part / whole * 100 if whole > 0 else 0

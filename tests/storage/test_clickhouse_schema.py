@@ -16,6 +16,7 @@ from chainmap_otel.storage.schema import (
     current_version,
     latest_version,
     schema_dir,
+    schema_versions,
     show_schema,
 )
 from chainmap_otel.storage.store import TraceStore, open_store
@@ -23,6 +24,8 @@ from chainmap_otel.storage.store import TraceStore, open_store
 COLLECTOR_DDL = Path(__file__).parent / "fixtures" / "collector_clickhouseexporter_traces.sql"
 NOW = time.time_ns() // 60_000_000_000 * 60_000_000_000  # a minute boundary
 DAY = 86_400_000_000_000
+#: Every version in schemas/clickhouse/, in order (numbers another branch holds may be absent).
+VERSIONS = [v.version for v in schema_versions("otel")]
 
 
 @pytest.fixture
@@ -52,7 +55,9 @@ def _row(
     ts: int = NOW,
     duration: int = 4_000_000,
     name: str = "GET /quote",
+    links: tuple[str, str] | None = None,
 ) -> tuple[object, ...]:
+    """One otel_traces row; ``links`` a (trace id, span id) the span links to."""
     return (
         ts,
         trace,
@@ -72,10 +77,10 @@ def _row(
         [],
         [],
         [],
-        [],
-        [],
-        [],
-        [],
+        [links[0]] if links else [],
+        [links[1]] if links else [],
+        [""] if links else [],
+        [{}] if links else [],
     )
 
 
@@ -208,7 +213,7 @@ def test_spans_stored_before_install_are_backfilled_once(empty_store: TraceStore
     lines: list[str] = []
     report = apply_schema(empty_store, progress=lines.append)
     assert report.backfilled_spans == 6
-    assert report.applied_versions == list(range(1, latest_version() + 1))
+    assert report.applied_versions == VERSIONS
     assert any("copying 6 stored spans from 1 partitions" in line for line in lines)
     assert any("1/1, 6/6 spans" in line for line in lines)
     _check_both_forms_read_alike(empty_store)
@@ -226,9 +231,9 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    # Versions 2 and 5 add views over otel_traces, versions 9, 10 and 11 create them anew:
+    # Versions 2 and 5 add views over otel_traces, versions 9, 10, 11 and 13 create them anew:
     # each copies the three partitions.
-    assert sum("partition " in line for line in lines) == 15
+    assert sum("partition " in line for line in lines) == 18
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -284,7 +289,9 @@ def test_version_11_keeps_each_minutes_first_and_last_entry(
             _row(f"t{i}", "r", "", "Server", "Unset", tagged, ts=minute + i * 10**9) for i in (5, 9)
         ]
     )
-    monkeypatch.setattr(schema, "schema_versions", every)
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 11]
+    )
     report = apply_schema(empty_store, progress=lambda line: None)
     assert (report.applied_versions, report.backfilled_spans) == ([11], 2)
     extent = (
@@ -297,9 +304,47 @@ def test_version_11_keeps_each_minutes_first_and_last_entry(
     assert empty_store.query(extent).result_rows == [(4, minute + 2, minute + 9 * 10**9)]
 
 
+def test_version_13_counts_a_linked_root_as_no_second_entry(
+    empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store at version 11 holding a chain's entry and the linked consumer root that
+    inherited the chain through the message: version 13 recounts chainmap_chain_minute with
+    the consumer left out; new linked roots are left out too, while a root without links
+    keeps its inherited chain and a linked root still counts the chains it enters itself."""
+    import chainmap_otel.storage.schema as schema
+
+    every = schema.schema_versions
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 11]
+    )
+    apply_schema(empty_store, progress=lambda line: None)
+    entry = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
+    inherited = {"chain.ids": "A", "chain.id": "A"}
+    producer = _row("tp", "p", "", "Server", "Unset", entry)
+    consumer = _row(
+        "tc", "c", "", "Consumer", "Unset", inherited, service="settle", links=("tp", "p")
+    )
+    empty_store.insert_spans(rows=[producer, consumer])
+    calls = "SELECT ChainId, sum(Calls) FROM chainmap_chain_minute GROUP BY ChainId ORDER BY 1"
+    assert empty_store.query(calls).result_rows == [("A", 2)]  # counted once per trace
+    monkeypatch.setattr(schema, "schema_versions", every)
+    report = apply_schema(empty_store, progress=lambda line: None)
+    assert (report.applied_versions, report.backfilled_spans) == ([13], 2)
+    assert empty_store.query(calls).result_rows == [("A", 1)]
+    pushes_b = {"chain.ids": "A,B", "chain.id": "B", "chain.entry": "true", "chain.entry_ids": "B"}
+    empty_store.insert_spans(
+        rows=[
+            _row("tc2", "c", "", "Consumer", "Unset", inherited, links=("tp", "p")),
+            _row("tc3", "c", "", "Consumer", "Unset", pushes_b, links=("tp", "p")),
+            _row("tb", "r", "", "Server", "Unset", inherited),
+        ]
+    )
+    assert empty_store.query(calls).result_rows == [("A", 2), ("B", 1)]
+
+
 def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
     first = apply_schema(empty_store, progress=lambda line: None)
-    assert first.applied_versions == list(range(1, latest_version() + 1))
+    assert first.applied_versions == VERSIONS
     tables = empty_store.query(
         "SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
         {"db": empty_store.database},
@@ -324,7 +369,7 @@ def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
     assert second.applied_versions == [] and not second.changed
     assert current_version(empty_store) == latest_version()
     versions = empty_store.query("SELECT version FROM chainmap_schema_version ORDER BY version")
-    assert [v[0] for v in versions.result_rows] == list(range(1, latest_version() + 1))
+    assert [v[0] for v in versions.result_rows] == VERSIONS
 
 
 def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:

@@ -9,7 +9,9 @@
 -- inferred_entries.sql), the own chains of all its ancestors. One row per fact and its
 -- fields, counted, for the spans starting in the window. Exact counts:
 -- * entry: a chain of the span's own chains no ancestor holds (the chain's entry, one per
---   instance), by tagger ('query_time' for an untagged span) and service;
+--   instance), by tagger ('query_time' for an untagged span) and service; a root span with
+--   span links counts the chains of its tag it does not enter itself (chain.entry_ids) as
+--   held above it: they came from the linked producer, whose instance it continues;
 -- * tag_not_rules_total: a tagged span enters a chain its rules do not match (nor
 --   chain.push, the track helpers' explicit push); rules_not_tag_total: the rules match a
 --   chain on a tagged span that neither its tag nor an ancestor holds; by tagger;
@@ -38,7 +40,8 @@ FROM (
         groupArray(own) AS owns,
         groupArray((in_window, tagger, tag, rules, pushed, own, service, route, method, kind,
                     ParentSpanId = '')) AS spans,
-        arrayMap(i -> if(parent_index[i] > 0, owns[parent_index[i]], CAST([], 'Array(String)')),
+        groupArray(carried) AS carried_all,
+        arrayMap(i -> if(parent_index[i] > 0, owns[parent_index[i]], carried_all[i]),
                  arrayEnumerate(ids)) AS parents,
         arrayFold((acc, round) -> (
             arrayMap(i -> if(acc.2[i] > 0, arrayDistinct(arrayConcat(acc.1[i], acc.1[acc.2[i]])),
@@ -59,6 +62,13 @@ FROM (
             {{classify}} AS rules,
             arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.push'])) AS pushed,
             if(tagged, tag, rules) AS own,
+            -- A linked root (a message's consumer) inherits its tag from the linked producer
+            -- through the message's baggage: those chains count as held above it, as
+            -- membership through a span link says (schema 13 counts them likewise).
+            if(ParentSpanId = '' AND notEmpty(`Links.SpanId`),
+               arrayFilter(x -> NOT has(splitByChar(',', SpanAttributes['chain.entry_ids']), x),
+                           tag),
+               CAST([], 'Array(String)')) AS carried,
             toString(ServiceName) AS service,
             {{route_sql}} AS route,
             {{method_sql}} AS method,

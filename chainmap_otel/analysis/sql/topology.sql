@@ -11,11 +11,14 @@
 -- the bucket's upper bound in ns, summed per key with sumMap throughout (the rollup's rows
 -- and the live part's, bucketed here as edge_rollup.sql does), and their sums in ns.
 -- edge_hour / edge_minute are the rollup tables, or an empty stand-in where one is not read.
+-- link_edges is empty or `UNION ALL` and link_edges.sql, which pairs consumers with their
+-- producers across traces through span links, live over the whole window (the rollup does not
+-- hold these edges).
 -- Bound: {wanted:Array(String)} chain ids ('' = all traffic), {catalog:UInt64},
 -- {hour_start:Int64} / {hour_end:Int64} and {minute_head_start:Int64} / {minute_head_end:Int64}
 -- / {minute_tail_start:Int64} / {minute_tail_end:Int64} (Unix seconds, whole hours and
 -- minutes; equal when a range is empty), {latency_bounds_ns:Array(UInt64)} plus
--- trace_edges' parameters.
+-- trace_edges' and link_edges' parameters.
 SELECT
     chain,
     source,
@@ -112,6 +115,7 @@ FROM (
     ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
                            if(edge.8 = 1, edge.7, arrayPushFront(edge.7, ''))) AS chain
     GROUP BY chain, source, target, connection_type, target_type
+{{link_edges}}
 )
 GROUP BY chain, source, target, connection_type, target_type
 ORDER BY chain, source, target, connection_type

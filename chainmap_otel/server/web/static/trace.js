@@ -85,6 +85,11 @@
     this.showAsgi = false;
     this.matches = [];
     this.cursor = {error: -1, match: -1};
+    // Spans of other traces joined to this one by span links, by the span of this trace.
+    this.linked = {};
+    (trace.linked_traces || []).forEach(function (l) {
+      (self.linked[l.span_id] = self.linked[l.span_id] || []).push(l);
+    });
     this.build();
     this.flatten();
     this.render();
@@ -207,6 +212,23 @@
       this.root.appendChild(compare);
     }
 
+    if ((t.linked_traces || []).length) {
+      // A message's consumers continue the trace elsewhere (linked_from); a consumer's
+      // trace began at its producer (links_to). Each leads to the other trace.
+      var linked = el("div", "linked-traces");
+      linked.appendChild(el("span", "muted", "linked traces "));
+      t.linked_traces.forEach(function (l) {
+        var onward = l.direction === "linked_from";
+        var a = el("a", "linked-trace " + l.direction, (onward ? "→ " : "← ") + l.service + " · " + l.name);
+        a.href = "/traces/" + encodeURIComponent(l.trace_id);
+        a.setAttribute("data-trace-id", l.trace_id);
+        a.title = (onward ? "continues in trace " : "started by trace ") + l.trace_id + ", " + ms(l.wait_ms * 1e6) + " between them (the queue wait of a message)";
+        linked.appendChild(a);
+        linked.appendChild(el("span", "muted wait", ms(l.wait_ms * 1e6) + (onward ? " later" : " earlier")));
+      });
+      this.root.appendChild(linked);
+    }
+
     var axis = el("div", "wf-axis");
     var axisLabel = el("div", "wf-label", "service · operation");
     var ticks = el("div", "wf-ticks");
@@ -288,6 +310,12 @@
     label.appendChild(svc);
     if (span.status === "error") { label.appendChild(el("span", "err-mark", "!")); }
     span.entry_ids.forEach(function (c) { label.appendChild(el("span", "entry-tag", c + " entry")); });
+    (this.linked[span.span_id] || []).forEach(function (l) {
+      var tag = el("a", "link-tag", (l.direction === "linked_from" ? "↪ " : "↩ ") + l.service);
+      tag.href = "/traces/" + encodeURIComponent(l.trace_id);
+      tag.title = l.service + " · " + l.name + " in trace " + l.trace_id;
+      label.appendChild(tag);
+    });
     label.appendChild(el("span", "op", " " + span.name));
     label.title = span.service + " · " + span.name + " (" + span.kind + ")";
     row.appendChild(label);

@@ -1,0 +1,223 @@
+"""Chains across traces: a consumer linked to its producer, from real SDK spans in chDB.
+
+trading-engine places an order in chain B3 and publishes an order event; settlement consumes
+it in a trace of its own, linked to the producer span (``track.publish`` / ``track.consume``),
+and writes to PostgreSQL. Topology pairs the two through the link; health counts one B3
+instance, not one per trace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from chainmap_otel import track
+from chainmap_otel.analysis.coverage import coverage
+from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
+from chainmap_otel.analysis.topology import topologies
+from chainmap_otel.analysis.trace_spans import whole_trace
+from chainmap_otel.analysis.traces import TraceQuery, search_traces
+from chainmap_otel.ingest.sdk_spans import spans_to_arrow
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.active import set_active_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog
+
+WAIT_S = 0.05
+
+
+class Fleet:
+    def __init__(self, catalog: ChainCatalog) -> None:
+        from chainmap_otel.tagging.processor import ChainSpanProcessor
+
+        self.catalog = catalog
+        self.exporter = InMemorySpanExporter()
+        self.providers: dict[str, TracerProvider] = {}
+        self._processor = ChainSpanProcessor
+
+    def use(self, service: str) -> TracerProvider:
+        provider = self.providers.get(service)
+        if provider is None:
+            provider = TracerProvider(resource=Resource.create({"service.name": service}))
+            provider.add_span_processor(self._processor(self.catalog))
+            provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+            self.providers[service] = provider
+        track.use_tracer_provider(provider)
+        return provider
+
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        return self.exporter.get_finished_spans()
+
+    def close(self) -> None:
+        track.use_tracer_provider(None)
+        for provider in self.providers.values():
+            provider.shutdown()
+
+
+@pytest.fixture
+def fleet(catalog: ChainCatalog) -> Iterator[Fleet]:
+    fleet = Fleet(catalog)
+    set_active_catalog(catalog)  # the chain ids settlement's propagator accepts
+    yield fleet
+    set_active_catalog(ChainCatalog())
+    fleet.close()
+
+
+def place_order(fleet: Fleet, headers: dict[str, str]) -> None:
+    """trading-engine's POST /orders (B3's entry), publishing an order event."""
+    tracer = fleet.use("trading-engine").get_tracer("test")
+    with tracer.start_as_current_span(
+        "POST /orders",
+        kind=SpanKind.SERVER,
+        attributes={"http.route": "/orders", "http.method": "POST"},
+    ):
+        with track.publish(headers, "order-events", system="demo-queue"):
+            pass
+
+
+def settle(fleet: Fleet, headers: dict[str, str], *, fail: bool = False) -> None:
+    """settlement's consumer: a new trace linked to the producer, writing to PostgreSQL."""
+    tracer = fleet.use("settlement").get_tracer("test")
+    try:
+        with track.consume(headers, "order-events", system="demo-queue"):
+            with tracer.start_as_current_span(
+                "INSERT settlements", kind=SpanKind.CLIENT, attributes={"db.system": "postgresql"}
+            ):
+                if fail:
+                    raise RuntimeError("settlement refused")
+    except RuntimeError:
+        pass
+
+
+def store_spans(store: TraceStore, fleet: Fleet) -> None:
+    store.insert_arrow(spans_to_arrow(fleet.spans()))
+
+
+def edges(topology: Any) -> list[tuple[str, str, str, int, int]]:
+    return sorted(
+        (e.source, e.target, e.connection_type, e.calls, e.errors) for e in topology.edges
+    )
+
+
+def test_consumer_is_paired_with_its_producer_through_the_link(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    for fail in (False, True):
+        headers: dict[str, str] = {}
+        place_order(fleet, headers)
+        time.sleep(WAIT_S)
+        settle(fleet, headers, fail=fail)
+    store_spans(store, fleet)
+    per_chain = topologies(store, catalog, parse_window(), chain_ids=["B3"])
+
+    link = ("trading-engine", "settlement", "messaging_system", 2, 1)
+    for key in ("B3", None):
+        found = edges(per_chain[key])
+        assert link in found, (key, found)
+        # The consumer's own trace belongs to the chain: its database edge is in B3's topology.
+        assert ("settlement", "postgresql", "database", 2, 1) in found, (key, found)
+        # The producer's trace keeps its edge to the queue node.
+        assert ("trading-engine", "demo-queue", "messaging_system", 2, 0) in found, (key, found)
+    queue_hop = next(e for e in per_chain["B3"].edges if e.target == "settlement")
+    # The edge latency is the queue wait: the consumer started WAIT_S after the producer ended.
+    assert WAIT_S * 1000 <= queue_hop.p50_ms < 5000
+    assert sum(queue_hop.client_buckets) == sum(queue_hop.server_buckets) == 2
+    nodes = {n.id: n.type for n in per_chain["B3"].nodes}
+    assert nodes["settlement"] == "service"
+
+
+def test_a_link_to_a_producer_outside_the_window_lookback_is_not_paired(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    consumer = next(s for s in fleet.spans() if s.kind is SpanKind.CONSUMER)
+    # A window starting just before the consumer, with no lookback: the producer is outside.
+    start = consumer.start_time or 0
+    window = TimeWindow(start - 1_000, start + 60 * 1_000_000_000)
+    store_spans(store, fleet)
+    monkeypatch.setattr(importlib.import_module(topologies.__module__), "LINK_LOOKBACK_SECONDS", 0)
+    found = edges(topologies(store, catalog, window, chain_ids=[])[None])
+    assert not any(target == "settlement" for _, target, *_ in found), found
+
+
+def test_health_counts_one_instance_per_producer_entry_not_one_per_trace(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    consumer = next(s for s in fleet.spans() if s.kind is SpanKind.CONSUMER)
+    assert (consumer.attributes or {}).get("chain.ids") == "B3"
+    [chain] = health(store, catalog, parse_window(), chain_ids=["B3"])
+    assert chain["traces"] == 1, chain
+
+
+def test_the_trace_view_lists_the_traces_linked_both_ways(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    time.sleep(WAIT_S)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    spans = {s.name: s for s in fleet.spans()}
+    producer, consumer = spans["send order-events"], spans["process order-events"]
+    producer_trace = f"{producer.context.trace_id:032x}"
+    consumer_trace = f"{consumer.context.trace_id:032x}"
+
+    [onward] = whole_trace(store, producer_trace)["linked_traces"]
+    assert onward["direction"] == "linked_from" and onward["trace_id"] == consumer_trace
+    assert onward["span_id"] == f"{producer.context.span_id:016x}"
+    assert onward["linked_span_id"] == f"{consumer.context.span_id:016x}"
+    assert (onward["service"], onward["name"]) == ("settlement", "process order-events")
+    assert onward["wait_ms"] >= WAIT_S * 1000
+
+    [back] = whole_trace(store, consumer_trace)["linked_traces"]
+    assert back["direction"] == "links_to" and back["trace_id"] == producer_trace
+    assert back["span_id"] == f"{consumer.context.span_id:016x}"
+    assert (back["service"], back["name"]) == ("trading-engine", "send order-events")
+    assert back["wait_ms"] == onward["wait_ms"]
+
+
+def test_coverage_counts_the_consumer_as_part_of_the_producers_instance(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """The consumer's root carries B3 from the message, not from a rule of its own: no
+    second instance, and no disagreement between its tag and the rules."""
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    found = coverage(store, catalog, parse_window()).to_json()
+    b3 = next(c for c in found["chains"] if c["chain_id"] == "B3")
+    assert b3["instances"] == 1 and b3["disagreements"] == 0, b3
+
+
+def test_trace_search_of_the_chain_finds_the_consumers_trace_too(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    """One instance, two traces: searching the chain lists both, the producer's and the
+    consumer's (whose spans carry the chain through the message)."""
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle(fleet, headers)
+    store_spans(store, fleet)
+    spans = {s.name: s for s in fleet.spans()}
+    expected = {
+        f"{spans[name].context.trace_id:032x}"
+        for name in ("send order-events", "process order-events")
+    }
+    found = search_traces(store, catalog, parse_window(), TraceQuery(chain="B3")).to_json()
+    assert {t["trace_id"] for t in found["traces"]} == expected
