@@ -146,10 +146,16 @@ class LevelRun:
 @dataclass(frozen=True)
 class SliceWork:
     """What rolling up one slice of a level runs: the INSERT ``sql()`` (built once, when a
-    slice is due) bound with ``params(start, end)`` (ns)."""
+    slice is due) bound with ``params(start, end)`` (ns); or, for a rollup computed in
+    Python (the critical paths), ``run(start, end)``, which reads and inserts itself."""
 
-    sql: Callable[[], str]
-    params: Callable[[int, int], Mapping[str, Any]]
+    sql: Callable[[], str] | None = None
+    params: Callable[[int, int], Mapping[str, Any]] | None = None
+    run: Callable[[int, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.sql is None or self.params is None):
+            raise ValueError("SliceWork takes either sql and params or run")
 
 
 @dataclass(frozen=True)
@@ -219,10 +225,14 @@ class Level:
             self.write(store, run.state, key)
 
         def roll(since: int, start: int, end: int) -> None:
-            if not sql:
-                sql.append(work.sql())
             mark(since, start, end)
-            store.command(sql[0], dict(work.params(start, end)))
+            if work.run is not None:
+                work.run(start, end)
+            else:
+                assert work.sql is not None and work.params is not None
+                if not sql:
+                    sql.append(work.sql())
+                store.command(sql[0], dict(work.params(start, end)))
             mark(since, end, end)
 
         if state.interrupted:

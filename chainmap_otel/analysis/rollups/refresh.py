@@ -1,7 +1,8 @@
 """Every rollup of closed slices, refreshed together: the edges
 (:mod:`~chainmap_otel.analysis.rollups.edges`), the inferred entries
-(:mod:`~chainmap_otel.analysis.rollups.entries`) and the merged traces
-(:mod:`~chainmap_otel.analysis.rollups.traces`), by ``chainmap schema apply`` (after the DDL),
+(:mod:`~chainmap_otel.analysis.rollups.entries`), the merged traces
+(:mod:`~chainmap_otel.analysis.rollups.traces`) and the critical paths
+(:mod:`~chainmap_otel.analysis.rollups.critical_paths`), by ``chainmap schema apply`` (after the DDL),
 ``chainmap rollup refresh`` and ``chainmap serve``'s background loop, and rewound together
 (:func:`rewind_rollups`) by ``chainmap ingest`` after it stored spans below their
 watermarks. Reads never refresh.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from chainmap_otel.analysis.rollups import edges, entries
+from chainmap_otel.analysis.rollups import critical_paths, edges, entries
 from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.rollups.protocol import ProgressCallback, closed_until
 from chainmap_otel.errors import StoreError
@@ -57,23 +58,26 @@ def refresh_rollups(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
 ) -> edges.RefreshReport:
-    """Refresh every rollup of closed slices: the edges and the inferred entries up to
-    ``until_ns`` (default ``now - LAG``), the merged traces up to ``until_ns - SLACK`` (a
+    """Refresh every rollup of closed slices: the edges, the inferred entries and the
+    critical paths up to ``until_ns`` (default ``now - LAG``), the merged traces up to
+    ``until_ns - SLACK`` (a
     trace's rows arrive up to its slack later). ``stop`` ends each between two slices;
     tables an older schema lacks are skipped. Returns what the edge rollup did."""
     until = until_ns if until_ns is not None else closed_until()
     report = edges.refresh_edges(store, catalog, until, progress=progress, stop=stop)
     entries.refresh_entries(store, until, stop=stop, progress=progress)
     trace_rollup.refresh_traces(store, until - trace_rollup.SLACK_NS, stop, progress)
+    critical_paths.refresh_critical_paths(store, until, stop=stop, progress=progress)
     return report
 
 
 def rewind_rollups(store: TraceStore, start_ns: int) -> list[str]:
     """Move every rollup back to ``start_ns`` (spans were stored there after the rollups
     passed it, e.g. by ``chainmap ingest``): the edges of every classification, the inferred
-    entries and the merged traces; the next refresh rolls that part up again and reads pair
+    entries, the merged traces and the critical paths; the next refresh rolls that part up
+    again and reads pair
     it live until then. Returns the names of the rollups moved back."""
-    rollups = (edges.JOB, entries.JOB, trace_rollup.JOB)
+    rollups = (edges.JOB, entries.JOB, trace_rollup.JOB, critical_paths.JOB)
     return [rollup.name for rollup in rollups if rollup.rewind(store, start_ns)]
 
 
