@@ -107,6 +107,7 @@ WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
     label="critical-path rollup",
     work="walking traces",
     slice_seconds=SLICE_SECONDS,
+    slice_rows=SPANS_PER_READ,
 )
 JOB = SliceRollup(ROLLUP, (LEVEL,))
 
