@@ -279,6 +279,7 @@ def chain_critical_path(
         rolled=_NO_ROLLUP_SQL if watermark is None else f"{store.database}.chainmap_critical_path",
         member=member,
         spans=spans,
+        slow_q=repr(1 - SLOW_FRACTION),
     )
     bound = {
         **member_params,
@@ -290,9 +291,8 @@ def chain_critical_path(
         "reach_ns": reach,
         "read_to_ns": end,
         "cap": sample_cap,
-        "slow_q": 1 - SLOW_FRACTION,
     }
-    (traces, threshold), sample, slowest = store.query(rank_sql, bound).result_rows[0]
+    traces, threshold, sample, slowest = store.query(rank_sql, bound).result_rows[0]
     traces = int(traces)
     slow_count = min(sample_cap, math.ceil(traces * SLOW_FRACTION)) if traces else 0
     slowest = slowest[:slow_count]

@@ -1,8 +1,9 @@
 -- The traces of chain {chain:String} starting in the window [{start_ns:Int64}, {end_ns:Int64}),
 -- each with the latency of the chain's part (its marked entry span's duration, else the
 -- trace's extent), counted and ranked for the per-chain critical path: how many, the slow
--- threshold ({slow_q:Float64} quantile), a deterministic sample of {cap:UInt32} (least
--- cityHash64(TraceId)) and the {cap:UInt32} slowest, each marked rolled up or live.
+-- threshold (the {{slow_q}} quantile, a constant of analysis.critical_path), a deterministic
+-- sample of {cap:UInt32} (least cityHash64(TraceId)) and the {cap:UInt32} slowest, each
+-- marked rolled up or live.
 -- Traces starting below {rolled_to_ns:Int64} are read from chainmap_critical_path (the
 -- chain's own part when a span marks its entry there, else the whole trace), the others
 -- live from the spans ({from_ns:Int64} = the rolled-up end, read {reach_ns:Int64} earlier
@@ -40,20 +41,28 @@ WITH rolled AS (
     )
     WHERE has(EntryChains, {chain:String}) OR ({{member}})
 )
+-- The live part is read once (a CTE is run again where it is named): one row of its count,
+-- quantile state and its own sample and slowest, merged here with the rolled-up part's
+-- (read three times, each cheap: a range of the table's sorting key, ORDER BY ... LIMIT).
 SELECT
-    (SELECT (sum(n), quantileExactMerge({slow_q:Float64})(s)) FROM (
-        SELECT count() AS n, quantileExactState({slow_q:Float64})(LatencyNs) AS s FROM rolled
-        UNION ALL
-        SELECT count() AS n, quantileExactState({slow_q:Float64})(LatencyNs) AS s FROM live)),
-    (SELECT groupArray((TraceId, Rolled)) FROM (
-        SELECT * FROM (
-            (SELECT * FROM rolled ORDER BY cityHash64(TraceId), TraceId LIMIT {cap:UInt32})
-            UNION ALL
-            (SELECT * FROM live ORDER BY cityHash64(TraceId), TraceId LIMIT {cap:UInt32}))
-        ORDER BY cityHash64(TraceId), TraceId LIMIT {cap:UInt32})),
-    (SELECT groupArray((TraceId, Rolled)) FROM (
-        SELECT * FROM (
-            (SELECT * FROM rolled ORDER BY LatencyNs DESC, TraceId LIMIT {cap:UInt32})
-            UNION ALL
-            (SELECT * FROM live ORDER BY LatencyNs DESC, TraceId LIMIT {cap:UInt32}))
-        ORDER BY LatencyNs DESC, TraceId LIMIT {cap:UInt32}))
+    live_n + (SELECT count() FROM rolled),
+    arrayReduce('quantileExactMerge({{slow_q}})',
+        [live_q, (SELECT quantileExactState({{slow_q}})(LatencyNs) FROM rolled)]),
+    arrayMap(x -> (x.2, x.3), arraySlice(arraySort(arrayConcat(live_sample, (
+        SELECT groupArray((cityHash64(TraceId), TraceId, toUInt8(1))) FROM (
+            SELECT TraceId FROM rolled ORDER BY cityHash64(TraceId), TraceId
+            LIMIT {cap:UInt32})))), 1, {cap:UInt32})),
+    arrayMap(x -> (x.2, x.3), arraySlice(arraySort(arrayConcat(live_slowest, (
+        SELECT groupArray((-toInt64(LatencyNs), TraceId, toUInt8(1))) FROM (
+            SELECT TraceId, LatencyNs FROM rolled ORDER BY LatencyNs DESC, TraceId
+            LIMIT {cap:UInt32})))), 1, {cap:UInt32}))
+FROM (
+    SELECT
+        count() AS live_n,
+        quantileExactState({{slow_q}})(LatencyNs) AS live_q,
+        groupArraySorted({cap:UInt32})((cityHash64(TraceId), TraceId, toUInt8(0)))
+            AS live_sample,
+        groupArraySorted({cap:UInt32})((-toInt64(LatencyNs), TraceId, toUInt8(0)))
+            AS live_slowest
+    FROM live
+)
