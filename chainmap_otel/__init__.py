@@ -32,6 +32,7 @@ from chainmap_otel.tagging.processor import ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
 
 if TYPE_CHECKING:
+    from chainmap_otel.analysis.coverage import coverage
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
     from chainmap_otel.analysis.discovery import discover
     from chainmap_otel.analysis.drift import drift
@@ -64,6 +65,7 @@ _LAZY = {
     "critical_path": "chainmap_otel.analysis",
     "chain_critical_path": "chainmap_otel.analysis",
     "health": "chainmap_otel.analysis",
+    "coverage": "chainmap_otel.analysis",
     "impact": "chainmap_otel.analysis",
     "drift": "chainmap_otel.analysis",
     "discover": "chainmap_otel.analysis",
@@ -102,6 +104,7 @@ __all__ = [
     "chain_critical_path",
     "collector_config",
     "configure",
+    "coverage",
     "create_app",
     "critical_path",
     "discover",

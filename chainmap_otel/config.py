@@ -275,6 +275,15 @@ CHAINMAP_METRICS_FRESH_WAIT = EnvVar(
     low=0,
     high=10,
 )
+CHAINMAP_METRICS_COVERAGE_WINDOW = EnvVar(
+    "CHAINMAP_METRICS_COVERAGE_WINDOW",
+    "15m",
+    "The window ending at each refresh over which /metrics reports rule coverage "
+    "(chainmap_chain_instances by tagger, disagreements, unmatched endpoints): the same "
+    "numbers as `chainmap coverage --window` of that length (1m..24h).",
+    low=60,
+    high=86400,
+)
 CHAINMAP_RESPONSE_HEADERS = EnvVar(
     "CHAINMAP_RESPONSE_HEADERS",
     "true",
@@ -411,6 +420,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_READ_NICE,
     CHAINMAP_METRICS_REFRESH_INTERVAL,
     CHAINMAP_METRICS_FRESH_WAIT,
+    CHAINMAP_METRICS_COVERAGE_WINDOW,
     CHAINMAP_REGISTRY_URL,
     CHAINMAP_API_TOKEN,
     CHAINMAP_MONITOR_INTERVAL,

@@ -1,5 +1,5 @@
 """Analysis of stored traces: topology, critical path, health, impact, drift, discovery,
-trace search.
+trace search, coverage of the chain rules.
 
 Computation runs as SQL inside ClickHouse (files under ``sql/``); results become
 networkx graphs and plain JSON-ready dicts. Field names of every JSON result are
@@ -8,6 +8,7 @@ documented in the module that produces it and in ``docs/json-contract.md``.
 
 from __future__ import annotations
 
+from chainmap_otel.analysis.coverage import Coverage, coverage
 from chainmap_otel.analysis.critical_path import (
     ChainCriticalPath,
     chain_critical_path,
@@ -25,6 +26,7 @@ from chainmap_otel.analysis.traces import TraceQuery, TraceSearch, search_traces
 
 __all__ = [
     "ChainCriticalPath",
+    "Coverage",
     "Discovery",
     "TimeWindow",
     "Topology",
@@ -32,6 +34,7 @@ __all__ = [
     "TraceSearch",
     "chain_critical_path",
     "classify_expression",
+    "coverage",
     "critical_path",
     "discover",
     "drift",

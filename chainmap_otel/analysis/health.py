@@ -15,10 +15,12 @@ Definitions:
   rounds its start down to a whole minute: a window starting mid-minute still counts that
   minute's traffic.
 * ``rate_per_s`` = traces / ``rate_seconds``, the part of the window that has data: from
-  the first minute in the window holding any entry row of the store (any chain, or an
-  untagged root span) to the end of the last such minute, clipped to the window. A store
-  that started receiving spans 10 minutes ago reads the same rate over 15m, 1h or 7d; a
+  the first entry span in the window (any chain, or an untagged root span; the window's
+  start rounded down to its minute, as the counts are) to the last one, at least a second.
+  A store that started receiving spans 90 s ago reads the same rate over 15m, 1h or 7d; a
   chain idle while others had traffic gets a true 0. Without any data, the whole window.
+  Each sparkline point is divided by the part of its step that has data in the same way
+  (:func:`observed_steps`), so a partly elapsed last step does not read as a drop.
 * ``status`` ``no_slo``: the chain defines no objectives, so there is no verdict; its
   traces, error ratio and latency are still reported. ``no_data``: no trace of the chain
   in the window and no burn-rate rule firing from older traffic (an idle chain is not
@@ -264,33 +266,50 @@ GROUP BY chain"""
     return totals
 
 
-#: The minutes holding any entry row (any chain, or an untagged root) in a range: the part
-#: of a window that has data.
-_DATA_EXTENT_SQL = """SELECT count(), toUnixTimestamp(min(Minute)), toUnixTimestamp(max(Minute))
+#: The first and last entry span start (Unix ns) among the entry rows (any chain, or an
+#: untagged root) of the minutes in a range: the part of a window that has data.
+_DATA_EXTENT_SQL = """SELECT count(), toInt64(toUnixTimestamp64Nano(min(FirstSeen))),
+       toInt64(toUnixTimestamp64Nano(max(LastSeen)))
 FROM {db}.chainmap_chain_minute
 WHERE Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
 
 
 def data_extent(store: TraceStore, start_s: int, end_s: int) -> tuple[int, int] | None:
-    """``[first minute, end of the last minute)`` holding entry rows in ``[start, end)``
-    (Unix seconds, clipped to it), or None when the range holds none."""
+    """``(first, last)`` entry span start, Unix ns, among the entry rows of the minutes in
+    ``[start, end)`` (Unix seconds), or None when those minutes hold none."""
     count, first, last = store.query(
         _DATA_EXTENT_SQL.format(db=store.database), {"start": start_s, "end": end_s}
     ).result_rows[0]
     if not count:
         return None
-    return max(start_s, int(first)), min(end_s, int(last) + 60)
+    return int(first), int(last)
 
 
 def observed_window(store: TraceStore, window: TimeWindow) -> TimeWindow:
-    """The part of ``window`` (rounded out to whole minutes) that has data: what rates are
-    divided by (``rate_seconds``), the same for every chain and every per-operation rate."""
+    """The part of ``window`` (its start rounded down to a minute, as the counts are) that has
+    data: from the first entry span in it to the last, at least one second. What rates are
+    divided by (``rate_seconds``), the same for every chain and every per-operation rate;
+    without data, the whole window."""
     end_s = -(-window.end_ns // _NS)
     main_start = window.start_ns // _NS // 60 * 60
     extent = data_extent(store, main_start, end_s)
     if extent is None:
         return TimeWindow(main_start * _NS, window.end_ns)
-    return TimeWindow(extent[0] * _NS, min(window.end_ns, extent[1] * _NS))
+    start = max(main_start * _NS, extent[0])
+    return TimeWindow(start, min(window.end_ns, max(extent[1], start + _NS)))
+
+
+def observed_steps(store: TraceStore, start: int, step: int, count: int) -> list[float]:
+    """Seconds of each of ``count`` steps of ``step`` seconds from ``start`` that have data
+    (:func:`observed_window` of the steps' span): what each sparkline point's rate is divided
+    by, so the points agree with the window's rate. A step without data keeps its length."""
+    covered = observed_window(store, TimeWindow(start * _NS, (start + count * step) * _NS))
+    seconds = []
+    for index in range(count):
+        lo = max((start + index * step) * _NS, covered.start_ns)
+        hi = min((start + (index + 1) * step) * _NS, covered.end_ns)
+        seconds.append((hi - lo) / _NS if hi - lo >= _NS else float(step if hi <= lo else 1))
+    return seconds
 
 
 def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, int, int]:
@@ -463,8 +482,10 @@ def chain_series(
 ) -> dict[str, dict[str, Any]]:
     """Per chain, up to ``points`` equal steps of whole minutes ending at the window's end
     (rounded up to a minute), oldest first:
-    ``{"start", "step_seconds", "rate_per_s", "errors", "p95_ms"}``; a step without traffic
-    has rate 0, errors 0 and p95 ``None``. From the same entry rows as :func:`health`."""
+    ``{"start", "step_seconds", "seconds", "rate_per_s", "errors", "p95_ms"}``: ``seconds``
+    is the part of each step that has data (:func:`observed_steps`), what its rate is divided
+    by; a step without traffic has rate 0, errors 0 and p95 ``None``. From the same entry rows
+    as :func:`health`."""
     chains = [
         require_chain(catalog, cid).id for cid in (catalog.ids if chain_ids is None else chain_ids)
     ]
@@ -480,10 +501,12 @@ def chain_series(
     }
     watermark = entries.analysis_watermark(store)
     live = _bind_live(bound, watermark, start, end)
+    observed = observed_steps(store, start, step, count) if chains else [float(step)] * count
     out: dict[str, dict[str, Any]] = {
         cid: {
             "start": TimeWindow(start * _NS, start * _NS).to_json()["since"],
             "step_seconds": step,
+            "seconds": [_round(s) for s in observed],
             "rate_per_s": [0.0] * count,
             "errors": [0] * count,
             "p95_ms": [None] * count,
@@ -498,7 +521,7 @@ def chain_series(
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:
             continue
-        series["rate_per_s"][index] = _round(int(calls) / step)
+        series["rate_per_s"][index] = _round(int(calls) / observed[index])
         series["errors"][index] = int(errors)
         series["p95_ms"][index] = round(float(quantiles[1]) / 1e6, 3) if calls else None
     return out

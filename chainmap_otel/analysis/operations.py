@@ -20,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainmap_otel.analysis.health import SERIES_POINTS, observed_window, series_steps
+from chainmap_otel.analysis.health import (
+    SERIES_POINTS,
+    observed_steps,
+    observed_window,
+    series_steps,
+)
 from chainmap_otel.analysis.membership import classify_expression, require_chain
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, check_limit
@@ -81,6 +86,7 @@ class ChainOperations:
     rate_seconds: float
     series_start: str
     step_seconds: int
+    series_seconds: list[float]
     total: int
     operations: list[Operation] = field(default_factory=list)
 
@@ -90,6 +96,7 @@ class ChainOperations:
             "window": self.window.to_json(),
             "rate_seconds": self.rate_seconds,
             "series_start": self.series_start,
+            "series_seconds": self.series_seconds,
             "step_seconds": self.step_seconds,
             "operations_total": self.total,
             "operations": [o.to_json() for o in self.operations],
@@ -114,6 +121,7 @@ def chain_operations(
     classify, params = classify_expression(ChainCatalog((chain,), catalog.source))
     start, step, count = series_steps(window, points)
     seconds = observed_window(store, window).seconds
+    observed = observed_steps(store, start, step, count)
     rows = store.query(
         load_sql("chain_operations", store.database, classify=classify),
         {
@@ -134,7 +142,7 @@ def chain_operations(
         p95: list[float | None] = [None] * count
         for bucket, step_calls, step_errors, step_p95 in steps:
             if 0 <= int(bucket) < count:
-                rate[int(bucket)] = round(int(step_calls) / step, 6)
+                rate[int(bucket)] = round(int(step_calls) / observed[int(bucket)], 6)
                 failed[int(bucket)] = int(step_errors)
                 p95[int(bucket)] = _ms(step_p95)
         p50_ns, p95_ns, p99_ns = quantiles
@@ -160,6 +168,7 @@ def chain_operations(
         rate_seconds=round(seconds, 6),
         series_start=str(TimeWindow(start * _NS, start * _NS).to_json()["since"]),
         step_seconds=step,
+        series_seconds=[round(s, 6) for s in observed],
         total=total,
         operations=operations,
     )

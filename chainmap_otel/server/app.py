@@ -34,7 +34,9 @@ from chainmap_otel.ingest.receivers.otlp_http import otlp_http_router
 from chainmap_otel.ingest.wal import FSYNC_MODES, WriteAheadLog
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 from chainmap_otel.registry.reload import CatalogHolder
+from chainmap_otel.server.api.alerts import install_alerts_api
 from chainmap_otel.server.api.chains import install_api, resolve_catalog, store_check_refresher
+from chainmap_otel.server.api.coverage import install_coverage_api
 from chainmap_otel.server.api.metrics import install_metrics, store_series_refresher
 from chainmap_otel.server.api.registry import install_registry_api
 from chainmap_otel.server.api.search import traces_router
@@ -228,9 +230,11 @@ def create_app(
         otlp_http_router(span_writer, limit, budget, decode_pool), dependencies=guard
     )
     install_registry_api(app)
+    install_alerts_api(app)
     install_api(app)
     app.include_router(traces_router())
     install_trace_api(app)
+    install_coverage_api(app)
     install_metrics(app)
     install_web(app)
     # Without a bind address to go by, only CHAINMAP_ALLOWED_HOSTS restricts the names.

@@ -19,11 +19,11 @@ from typing import Any
 
 from starlette.datastructures import State
 
-from chainmap_otel import config
 from chainmap_otel.monitor.alerts import AlertStore
 from chainmap_otel.monitor.monitor import ChainMonitor
 from chainmap_otel.monitor.webhook import WebhookNotifier
 from chainmap_otel.registry.reload import CatalogHolder, RegistryCatalogSource
+from chainmap_otel.server.settings import MonitorSettings
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -71,22 +71,14 @@ class Operations:
         *,
         seed: ChainCatalog | None = None,
         registry_url: str | None = None,
-        interval_s: float | None = None,
-        for_s: float | None = None,
-        webhook_urls: list[str] | None = None,
+        settings: MonitorSettings | None = None,
     ) -> None:
         self.store = store
         self.holder = holder
         # ``seed``: the chains file the user gave, stored in an empty registry (None: the
         # user gave none, so the registry's chains are analysed, even none).
         self.source = RegistryCatalogSource(holder, seed=seed, url=registry_url)
-        self.interval_s = (
-            interval_s
-            if interval_s is not None
-            else config.env_seconds(config.CHAINMAP_MONITOR_INTERVAL)
-        )
-        self.for_s = for_s if for_s is not None else config.env_seconds(config.CHAINMAP_ALERT_FOR)
-        self.webhook_urls = webhook_urls if webhook_urls is not None else config.webhook_urls()
+        self.settings = settings if settings is not None else MonitorSettings.from_env()
         self.listen_url = ""
         self.monitor: ChainMonitor | None = None
         self.notifier: WebhookNotifier | None = None
@@ -94,7 +86,7 @@ class Operations:
         self._starter: threading.Thread | None = None
 
     def external_url(self) -> str:
-        return config.env_str(config.CHAINMAP_EXTERNAL_URL) or self.listen_url
+        return self.settings.external_url or self.listen_url
 
     def start(self) -> None:
         self.source.start()
@@ -110,12 +102,13 @@ class Operations:
         if self._stop.is_set() or self.source.database is None:
             return
         alerts = AlertStore(self.source.database)
-        if self.webhook_urls:
+        settings = self.settings
+        if settings.webhook_urls:
             self.notifier = WebhookNotifier(
-                self.webhook_urls,
+                list(settings.webhook_urls),
                 alerts,
-                timeout_s=config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_TIMEOUT) or 5.0,
-                max_age_s=config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_MAX_AGE),
+                timeout_s=settings.webhook_timeout_s,
+                max_age_s=settings.webhook_max_age_s,
             )
             # Re-queues what a previous run left pending, before the monitor adds anything.
             self.notifier.start()
@@ -124,17 +117,17 @@ class Operations:
             lambda: self.holder.current,
             alerts,
             self.notifier,
-            interval_s=self.interval_s,
-            for_s=self.for_s,
-            repeat_s=config.env_seconds(config.CHAINMAP_ALERT_REPEAT_INTERVAL),
+            interval_s=settings.interval_s,
+            for_s=settings.for_s,
+            repeat_s=settings.repeat_s,
             external_url=self.external_url,
         )
         self.monitor.start()
         logger.info(
             "chain monitor: every %gs, alerts fire after %gs, %d webhook receivers",
-            self.interval_s,
-            self.for_s,
-            len(self.webhook_urls),
+            settings.interval_s,
+            settings.for_s,
+            len(settings.webhook_urls),
         )
 
     def stop(self) -> None:
@@ -218,7 +211,7 @@ class Operations:
             "monitoring_status": {
                 **self.monitoring_status(),
                 "webhooks": {
-                    "urls": len(self.webhook_urls),
+                    "urls": len(self.settings.webhook_urls),
                     "delivered": notifier.stats.delivered if notifier else 0,
                     "failed": notifier.stats.failed if notifier else 0,
                     "dropped": notifier.stats.dropped if notifier else 0,

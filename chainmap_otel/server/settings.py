@@ -13,7 +13,7 @@ from typing import Any
 
 from chainmap_otel import config
 
-__all__ = ["ServeSettings"]
+__all__ = ["MonitorSettings", "ServeSettings"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,7 @@ class ServeSettings:
     @classmethod
     def from_env(cls, **overrides: Any) -> ServeSettings:
         """The settings from the environment, with ``overrides`` (None: not given) on top."""
-        unknown = set(overrides) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown serve settings: {', '.join(sorted(unknown))}")
-        given = {k: v for k, v in overrides.items() if v is not None}
-        for name, value in given.items():
-            var = _BOUNDED.get(name)
-            if var is not None and not var.within(value):
-                raise ValueError(f"{name}={value!r} is outside {var.bounds} ({var.name})")
+        given = _given(cls, overrides, _BOUNDED)
         from_environment: dict[str, Any] = {
             "store_url": None,
             "host": config.env_str(config.CHAINMAP_SERVE_HOST),
@@ -63,6 +56,54 @@ class ServeSettings:
     @property
     def registry_on(self) -> bool:
         return self.registry_url != "off"
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What the chain monitor and its webhook notifier of ``chainmap serve`` run with."""
+
+    interval_s: float
+    for_s: float
+    repeat_s: float
+    webhook_urls: tuple[str, ...]
+    webhook_timeout_s: float
+    webhook_max_age_s: float
+    external_url: str
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> MonitorSettings:
+        """The settings from the environment, with ``overrides`` (None: not given) on top."""
+        given = _given(cls, overrides, {})
+        from_environment: dict[str, Any] = {
+            "interval_s": config.env_seconds(config.CHAINMAP_MONITOR_INTERVAL),
+            "for_s": config.env_seconds(config.CHAINMAP_ALERT_FOR),
+            "repeat_s": config.env_seconds(config.CHAINMAP_ALERT_REPEAT_INTERVAL),
+            "webhook_urls": tuple(config.webhook_urls()),
+            # A zero timeout would fail every delivery at once: the default instead.
+            "webhook_timeout_s": config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_TIMEOUT)
+            or config.parse_seconds(config.CHAINMAP_ALERT_WEBHOOK_TIMEOUT.default),
+            "webhook_max_age_s": config.env_seconds(config.CHAINMAP_ALERT_WEBHOOK_MAX_AGE),
+            "external_url": config.env_str(config.CHAINMAP_EXTERNAL_URL),
+        }
+        if "webhook_urls" in given:
+            given["webhook_urls"] = tuple(given["webhook_urls"])
+        return cls(**{**from_environment, **given})
+
+
+def _given(
+    cls: type, overrides: dict[str, Any], bounded: dict[str, config.EnvVar]
+) -> dict[str, Any]:
+    """The overrides that were given (not None), checked: an unknown name is a ``TypeError``,
+    a value outside its variable's declared range a ``ValueError`` naming the rule."""
+    unknown = set(overrides) - {f.name for f in fields(cls)}
+    if unknown:
+        raise TypeError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in given.items():
+        var = bounded.get(name)
+        if var is not None and not var.within(value):
+            raise ValueError(f"{name}={value!r} is outside {var.bounds} ({var.name})")
+    return given
 
 
 #: The settings whose variable declares a range an argument must respect too.

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from chainmap_otel.storage.store import TraceStore
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.support.catalog import ANALYSIS_CHAINS, chains_catalog, chains_yaml
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MS = 1_000_000
@@ -95,64 +96,9 @@ def load(store: TraceStore, now_ns: int) -> Callable[[str], dict[str, Any]]:
     return run
 
 
-CATALOG_YAML = """
-version: 1
-chains:
-  - id: B1
-    name: API request
-    category: api
-    entry:
-      - service: api-gateway
-        kind: server
-        route: /api/v1/*
-    slo:
-      latency_ms: {p95: 800, p99: 1500}
-      error_rate: 0.02
-      window: 30d
-  - id: A2
-    name: AI decision
-    category: ai_decision
-    criticality: critical
-    entry:
-      - service: ai-orchestration
-        kind: server
-        route: /decisions*
-    slo:
-      latency_ms: {p95: 1200}
-      error_rate: 0.02
-      window: 7d
-    expected:
-      edges:
-        - ai-orchestration -> ai-market-model
-        - ai-orchestration -> trading-engine
-  - id: B3
-    name: Trade execution
-    category: trading
-    criticality: critical
-    entry:
-      - service: trading-engine
-        kind: server
-        route: /orders*
-        method: [POST]
-    slo:
-      latency_ms: {p95: 500, p99: 1000}
-      error_rate: 0.01
-      window: 30d
-    expected:
-      edges:
-        - trading-engine -> database-service
-        - database-service -> postgresql
-  - id: C9
-    name: Legacy reports
-    category: batch
-    criticality: low
-    entry:
-      - service: {regex: "^report-[a-z]+$"}
-        attributes:
-          job.type: "nightly*"
-"""
+CATALOG_YAML = chains_yaml(ANALYSIS_CHAINS)
 
 
 @pytest.fixture
 def catalog() -> ChainCatalog:
-    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    return chains_catalog(ANALYSIS_CHAINS)

@@ -31,8 +31,10 @@ def entries(
     ago_ms: float,
     durations_ms: list[float] | None = None,
     tagged: bool = True,
+    every_ms: float = 0,
 ) -> list[dict[str, Any]]:
-    """``count`` B3 entry spans (``errors`` of them failed) ``ago_ms`` before the base time."""
+    """``count`` B3 entry spans (``errors`` of them failed) from ``ago_ms`` before the base
+    time, one every ``every_ms``."""
     spans = []
     for i in range(count):
         attributes = {"http.route": "/orders", "http.request.method": "POST"}
@@ -52,7 +54,7 @@ def entries(
                 "service": "trading-engine",
                 "kind": "Server",
                 "name": "POST /orders",
-                "start_ms": -ago_ms,
+                "start_ms": -ago_ms + i * every_ms,
                 "duration_ms": durations_ms[i] if durations_ms else 10,
                 "status": "Error" if i < errors else "Unset",
                 "attributes": attributes,
@@ -73,14 +75,15 @@ def b3(store: TraceStore, catalog: ChainCatalog, since: str = "1h") -> dict[str,
 
 def test_counts_latency_and_errors(store: TraceStore, catalog: ChainCatalog, base: int) -> None:
     durations = [float(i) for i in range(1, 101)]
-    insert_spans(store, entries("a", 100, 7, 2 * MIN, durations), base)
+    insert_spans(store, entries("a", 100, 7, 2 * MIN, durations, every_ms=450), base)
     result = b3(store, catalog)
     assert result["traces"] == 100
     assert result["errors"] == 7
     assert result["error_ratio"] == pytest.approx(0.07)
-    # The rate is over the part of the window with data: the one minute holding the spans.
-    assert result["rate_seconds"] == 60
-    assert result["rate_per_s"] == pytest.approx(100 / 60)
+    # The rate is over the part of the window with data: from the first span to the last,
+    # 99 intervals of 450 ms (not the whole minutes the spans fall in).
+    assert result["rate_seconds"] == pytest.approx(44.55)
+    assert result["rate_per_s"] == pytest.approx(100 / 44.55)
     assert result["p50_ms"] == pytest.approx(50, abs=2)
     assert result["p95_ms"] == pytest.approx(95, abs=2)
     assert result["p99_ms"] == pytest.approx(99, abs=2)
@@ -219,7 +222,7 @@ def test_slow_count_interpolates_buckets() -> None:
 def test_rate_is_over_the_part_of_the_window_with_data(
     store: TraceStore, catalog: ChainCatalog, base: int
 ) -> None:
-    # Spans in the minutes 2 and 6 minutes ago; the store holds nothing older.
+    # Spans 6 and 2 minutes ago; the store holds nothing older.
     insert_spans(store, entries("r", 30, 0, 6 * MIN), base)
     insert_spans(store, entries("s", 30, 0, 2 * MIN), base)
     rates = {
@@ -227,11 +230,11 @@ def test_rate_is_over_the_part_of_the_window_with_data(
         for label in ("15m", "1h", "7d")
     }
     assert {r["traces"] for r in rates.values()} == {60}
-    assert {r["rate_seconds"] for r in rates.values()} == {300}
-    assert [r["rate_per_s"] for r in rates.values()] == [pytest.approx(60 / 300)] * 3
+    assert {r["rate_seconds"] for r in rates.values()} == {240}
+    assert [r["rate_per_s"] for r in rates.values()] == [pytest.approx(60 / 240)] * 3
     # A chain idle while the store had traffic gets a true zero over the same stretch.
     idle = health(store, catalog, parse_window("1h"), ["A2"])[0]
-    assert idle["rate_per_s"] == 0 and idle["rate_seconds"] == 300
+    assert idle["rate_per_s"] == 0 and idle["rate_seconds"] == 240
 
 
 def test_a_chain_without_objectives_is_no_slo_with_its_errors(
@@ -261,7 +264,12 @@ def test_chain_list_order_and_series(store: TraceStore, catalog: ChainCatalog, b
     assert b3_series["step_seconds"] == 120 and len(b3_series["rate_per_s"]) == 30
     assert len(b3_series["errors"]) == len(b3_series["p95_ms"]) == 30
     assert sum(b3_series["errors"]) == 15
-    assert sum(b3_series["rate_per_s"]) * 120 == pytest.approx(100)
+    # Each step's rate is over the part of it with data: rate x seconds gives back the traces.
+    assert len(b3_series["seconds"]) == 30 and set(b3_series["seconds"]) <= {1.0, 120.0}
+    assert sum(
+        rate * seconds
+        for rate, seconds in zip(b3_series["rate_per_s"], b3_series["seconds"], strict=True)
+    ) == pytest.approx(100)
     busy = [i for i, p95 in enumerate(b3_series["p95_ms"]) if p95 is not None]
     assert len(busy) == 1 and b3_series["p95_ms"][busy[0]] == pytest.approx(10, abs=1)
     assert series["A2"]["errors"] == [0] * 30 and set(series["A2"]["p95_ms"]) == {None}

@@ -64,8 +64,8 @@ def test_the_chains_operations_with_the_entry_agreeing_with_health(
     assert found.rate_seconds == b3["rate_seconds"]
     assert entry.p50_ms == 140.0 and rows[("database-service", "client q", "client")].p99_ms == 50.0
     for operation in found.operations:
-        steps = operation.series_rate_per_s
-        assert round(sum(steps) * found.step_seconds) == operation.calls
+        steps = zip(operation.series_rate_per_s, found.series_seconds, strict=True)
+        assert round(sum(rate * seconds for rate, seconds in steps)) == operation.calls
         assert sum(operation.series_errors) == operation.errors
         assert {p for p in operation.series_p95_ms if p is not None} == {operation.p95_ms}
     # The outer chain holds every span of the trace.

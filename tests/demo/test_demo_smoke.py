@@ -200,7 +200,9 @@ def test_a_newcomer_finds_a_slow_failing_trace_of_the_demo_in_two_clicks(
         wait_until_serving(serve, f"{url}/v1/traces", log)
         slowest_failing = httpx.get(
             f"{url}/api/v1/traces",
-            params={"chain": "B3", "status": "error", "order": "duration", "since": "1h"},
+            # The chain page's second list: traces where the chain itself failed (its entry
+            # span), slowest first; a trace where only a deeper span failed is not in it.
+            params={"chain": "B3", "chain_status": "error", "order": "duration", "since": "1h"},
             timeout=60,
         ).json()["traces"][0]
         with chromium() as browser, open_tab(browser, url, tmp_path) as tab:

@@ -8,17 +8,7 @@ from rich.console import Console
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.analysis.topology import Edge, Node, Topology
 from chainmap_otel.demo.report import topology_tree
-from chainmap_otel.tagging.definitions import parse_catalog
-
-CHAINS = """version: 1
-chains:
-  - id: B1
-    name: API request
-    category: api
-    entry:
-      - service: api-gateway
-        kind: server
-"""
+from tests.support.catalog import chains_catalog
 
 
 def edge(source: str, target: str, calls: int) -> Edge:
@@ -26,7 +16,7 @@ def edge(source: str, target: str, calls: int) -> Edge:
 
 
 def test_a_shared_node_shows_this_branchs_calls_of_all_its_calls() -> None:
-    chain = parse_catalog(CHAINS).by_id["B1"]
+    chain = chains_catalog(("B1",)).by_id["B1"]
     edges = [
         edge("api-gateway", "trading-engine", 100),
         edge("api-gateway", "ai-orchestration", 50),

@@ -43,6 +43,7 @@ FIXTURES = (
     "database_client",
     "compare_added_span",
     "compare_typical",
+    "coverage_stale_tag",
 )
 runner = CliRunner()
 
@@ -142,6 +143,7 @@ def test_every_documented_shape_is_the_real_json(
             (("traces", "compare", hex_id("added-a", 32), hex_id("added-b", 32), *reads), 0, None),
             (("traces", "compare", hex_id("typ-5", 32), "--chain", "B1", *reads), 0, None),
         ],
+        "chainmap coverage": [(("coverage", *reads), 0, None)],
         "chainmap discover": [(("discover", "--min-traces", "1", *reads), 0, None)],
         "chainmap registry list": [
             (("registry", "list", *registry), 0, None),

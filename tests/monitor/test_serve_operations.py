@@ -253,6 +253,11 @@ def assert_the_banner_does_not_move_the_page(serve: OpsServe) -> None:
     with chromium() as browser, open_tab(browser, serve.url, serve.root) as tab:
         tab.open("/alerts")
         without = tab.page.evaluate(top)
+        firing = tab.page.locator("section:has(#firing) a[href^='/chains/']").evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))"
+        )
+        assert {"/chains/CK", "/chains/PAY"} <= set(firing)
+        tab.shot("web-view-alerts.png", full_page=True)
         tab.open("/")
         tab.page.wait_for_selector("#chain-alerts:not([hidden])", timeout=30_000)
         assert tab.page.evaluate(top) == without

@@ -26,6 +26,7 @@ from chainmap_otel.registry import EmbeddedPostgres
 from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server import create_app
 from chainmap_otel.server.operations import Operations
+from chainmap_otel.server.settings import MonitorSettings
 from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.definitions import CATEGORIES, CRITICALITIES, PERCENTILES, SPAN_KINDS
 from tests.server import chain_traffic
@@ -98,8 +99,7 @@ def api(
         store,
         CatalogHolder(chain_traffic.catalog()),
         registry_url=postgres_server.uri(name),
-        interval_s=3600,
-        webhook_urls=[],
+        settings=MonitorSettings.from_env(interval_s=3600, webhook_urls=[]),
     )
     operations.start()
     try:

@@ -19,68 +19,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from chainmap_otel.storage.store import TraceStore
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.support.catalog import SERVED_CHAINS, chains_catalog, chains_yaml
 
 MS = 1_000_000
 
-CHAINS_YAML = """
-version: 1
-chains:
-  - id: B1
-    name: API request
-    category: api
-    criticality: high
-    entry:
-      - service: api-gateway
-        kind: server
-        route: /api/v1/*
-    slo:
-      latency_ms: {p95: 800, p99: 1500}
-      error_rate: 0.02
-      window: 30d
-  - id: A2
-    name: AI trading decision
-    category: ai_decision
-    criticality: critical
-    entry:
-      - service: ai-orchestration
-        kind: server
-        route: /decisions*
-    slo:
-      latency_ms: {p95: 1200}
-      error_rate: 0.02
-      window: 7d
-    expected:
-      edges:
-        - ai-orchestration -> ai-market-model
-        - ai-orchestration -> trading-engine
-  - id: B3
-    name: Trade execution
-    category: trading
-    criticality: critical
-    description: Risk check, order placement and persistence of an order.
-    entry:
-      - service: trading-engine
-        kind: server
-        route: /orders*
-        method: [POST]
-    slo:
-      latency_ms: {p95: 500, p99: 1000}
-      error_rate: 0.01
-      window: 30d
-    expected:
-      edges:
-        - trading-engine -> database-service
-        - database-service -> postgresql
-  - id: C1
-    name: WebSocket market stream
-    category: user_experience
-    criticality: medium
-    entry:
-      - service: data-bridge
-        route: /ws/market*
-        kind: server
-"""
+CHAINS_YAML = chains_yaml(SERVED_CHAINS)
 
 TRADES = 20
 FAILED_TRADES = 3
@@ -88,7 +32,7 @@ REPORTS = 12
 
 
 def catalog() -> ChainCatalog:
-    return parse_catalog(CHAINS_YAML, source="test-chains.yaml")
+    return chains_catalog(SERVED_CHAINS)
 
 
 def trace_id(name: str) -> str:

@@ -93,10 +93,11 @@ def test_chain_list_has_status_order_criticality_and_series(client: httpx.Client
     # No objectives and no traffic: "no data" says more than "no SLO".
     assert c1["health"]["status"] == "no_data" and body["chains"][-1]["id"] == "C1"
     series = b3["series"]
-    assert set(series) == {"start", "step_seconds", "rate_per_s", "errors", "p95_ms"}
+    assert set(series) == {"start", "step_seconds", "seconds", "rate_per_s", "errors", "p95_ms"}
     assert len(series["rate_per_s"]) == len(series["errors"]) == len(series["p95_ms"]) == 30
     assert sum(series["errors"]) == chain_traffic.FAILED_TRADES
-    assert round(sum(series["rate_per_s"]) * series["step_seconds"]) == chain_traffic.TRADES
+    steps = zip(series["rate_per_s"], series["seconds"], strict=True)
+    assert round(sum(rate * seconds for rate, seconds in steps)) == chain_traffic.TRADES
     assert set(body["window"]) == {"since", "until", "seconds"}
 
 

@@ -16,9 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.server import create_app
 from chainmap_otel.storage.store import TraceStore
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
-from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import insert_spans, load_fixture
 from tests.server.conftest import ServerThread
+from tests.support.catalog import chains_catalog
 
 #: The connector's default ``latency_histogram_buckets`` (seconds), written out as its
 #: connector.go has them: chainmap's own constant must produce exactly these.
@@ -48,7 +49,7 @@ Series = tuple[str, str, str, str]
 
 @pytest.fixture
 def catalog() -> ChainCatalog:
-    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    return chains_catalog()
 
 
 @pytest.fixture

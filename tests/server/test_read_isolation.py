@@ -30,9 +30,10 @@ from chainmap_otel.server.api import chains as api
 from chainmap_otel.server.api.metrics import StoreSeries
 from chainmap_otel.server.http.pool import ReadStores
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
-from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import insert_spans, load_fixture
 from tests.server.conftest import ServerThread
+from tests.support.catalog import chains_catalog
 from tests.support.otlp_payloads import request_of, sdk_spans
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -90,7 +91,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 @pytest.fixture
 def catalog() -> ChainCatalog:
-    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    return chains_catalog()
 
 
 Started = tuple[ServerThread, Hold, SpanWriter]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chainmap_otel.server.settings import ServeSettings
+from chainmap_otel.server.settings import MonitorSettings, ServeSettings
 
 
 def test_arguments_win_over_the_environment_which_wins_over_defaults(
@@ -32,5 +32,20 @@ def test_bad_arguments_are_refused_naming_the_rule() -> None:
         match=r"queue_spans=0 is outside 1\.\. \(CHAINMAP_SERVE_QUEUE_SPANS\)",
     ):
         ServeSettings.from_env(queue_spans=0)
-    with pytest.raises(TypeError, match="unknown serve settings: port"):
+    with pytest.raises(TypeError, match="unknown ServeSettings fields: port"):
         ServeSettings.from_env(port=1)
+
+
+def test_the_monitor_settings_resolve_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAINMAP_MONITOR_INTERVAL", "10s")
+    monkeypatch.setenv("CHAINMAP_ALERT_FOR", "1m")
+    monkeypatch.setenv("CHAINMAP_ALERT_WEBHOOK_URLS", "http://a/hook, ftp://b/x")
+    monkeypatch.setenv("CHAINMAP_ALERT_WEBHOOK_TIMEOUT", "0")  # would fail every delivery
+    monkeypatch.setenv("CHAINMAP_EXTERNAL_URL", "https://chainmap.example")
+    settings = MonitorSettings.from_env(for_s=5)
+    assert (settings.interval_s, settings.for_s) == (10, 5)
+    assert settings.webhook_urls == ("http://a/hook",)  # the ftp URL is logged and skipped
+    assert settings.webhook_timeout_s == 5 and settings.external_url == "https://chainmap.example"
+    assert MonitorSettings.from_env(webhook_urls=[]).webhook_urls == ()
+    with pytest.raises(TypeError, match="unknown MonitorSettings fields: interval"):
+        MonitorSettings.from_env(interval=1)

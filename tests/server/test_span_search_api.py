@@ -18,9 +18,10 @@ from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.server import create_app
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
-from tests.analysis.conftest import CATALOG_YAML, hex_id, insert_spans, load_fixture
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import hex_id, insert_spans, load_fixture
 from tests.server.conftest import ServerThread
+from tests.support.catalog import chains_catalog
 
 NEST, DIRECT, QUICK = (hex_id(name, 32) for name in ("nest", "direct", "quick"))
 BASE_NS = (time.time_ns() - 600 * 10**9) // 10**9 * 10**9
@@ -29,7 +30,7 @@ WINDOW = {"since": iso_time(BASE_NS - 60 * 10**9), "until": iso_time(BASE_NS + 6
 
 @pytest.fixture(scope="module")
 def catalog() -> ChainCatalog:
-    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    return chains_catalog()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.server import create_app
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
-from tests.analysis.conftest import CATALOG_YAML, hex_id, insert_spans, load_fixture
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.conftest import hex_id, insert_spans, load_fixture
 from tests.server.conftest import ServerThread
+from tests.support.catalog import chains_catalog
 
 SLOW, ORDER, REPORT = (hex_id(name, 32) for name in ("slow", "order", "report"))
 SINCE, UNTIL = "1h", "2099-01-01T00:00:00Z"
@@ -26,7 +27,7 @@ SINCE, UNTIL = "1h", "2099-01-01T00:00:00Z"
 
 @pytest.fixture(scope="module")
 def catalog() -> ChainCatalog:
-    return parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    return chains_catalog()
 
 
 @pytest.fixture(scope="module")

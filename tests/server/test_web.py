@@ -116,6 +116,9 @@ def test_sparkline_scales_to_the_series_and_skips_gaps() -> None:
     assert ">no data</span>" in sparkline([], "none")
     one = re.search(r'points="([^"]+)"', sparkline([1.0], "one"))
     assert one is not None and one.group(1) == "0.0,1.0 80.0,1.0"
+    # One value among empty steps (a p95 with traffic in one step only) is a dot, not nothing.
+    dot = sparkline([None, 5.0, None, None, None], "dot")
+    assert '<circle cx="20.0" cy="1.0" r="2"/>' in dot and "polyline" not in dot
 
 
 def test_chain_page_embeds_its_topology_for_the_graph_library(client: httpx.Client) -> None:

@@ -177,6 +177,31 @@ def test_graph_zooms_pans_and_fits_again(tab: Tab) -> None:
     assert fitted["inside"] and fitted["zoom"] == pytest.approx(before["zoom"], rel=0.01)
 
 
+def test_chain_page_shows_red_per_operation_with_drawn_sparklines(tab: Tab, site: Site) -> None:
+    tab.open("/chains/B3")
+    tab.wait("[data-topology][data-drawn]")
+    api = site.client.get("/api/v1/chains/B3/operations", params={"since": "1h"}).json()
+    section = "section:has(> h2#operations)"
+    rows = tab.page.locator(f"{section} tbody tr")
+    assert rows.count() == len(api["operations"]) > 0
+    shown = rows.evaluate_all(
+        "rows => rows.map(r => [r.cells[0].innerText.trim(), r.cells[1].innerText.trim()])"
+    )
+    assert shown == [[o["service"], o["operation"]] for o in api["operations"]]
+    # Every row's rate sparkline is drawn at a visible size.
+    boxes = tab.page.locator(f"{section} svg.spark.rate").evaluate_all(
+        "svgs => svgs.map(s => s.getBoundingClientRect()).map(b => [b.width, b.height])"
+    )
+    assert len(boxes) == len(shown) and all(w > 20 and h > 5 for w, h in boxes)
+    # The p95 trend draws something for every operation that had traffic (a dot for one step).
+    marks = tab.page.locator(f"{section} svg.spark.p95").evaluate_all(
+        "svgs => svgs.map(s => s.querySelector('polyline, circle').getBBox().width + 1)"
+    )
+    assert len(marks) == len(shown) and all(m >= 1 for m in marks)
+    assert not tab.problems
+    tab.shot("web-view-operations.png", element=section)
+
+
 def test_node_click_shows_its_chains_and_traces(tab: Tab, site: Site) -> None:
     tab.open("/chains/B3")
     tab.wait("[data-topology][data-drawn]")

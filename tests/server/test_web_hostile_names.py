@@ -133,6 +133,7 @@ def test_pages_draw_hostile_names_as_text_and_run_none_of_them(
         ("/chains/HX", "[data-topology][data-drawn]"),
         ("/search?chain=HX", "#search-results[data-state='done']"),
         (f"/traces/{trace}", "#trace-view[data-loaded] .wf-row"),
+        ("/coverage", "table.coverage"),
     ]
     with chromium() as browser, open_tab(browser, url, tmp_path) as tab:
         dialogs: list[str] = []
@@ -156,5 +157,9 @@ def test_pages_draw_hostile_names_as_text_and_run_none_of_them(
         assert "Checkout <!--<script </script><script>window.pwned=6</script>" in (
             tab.page.inner_text("table.chains")
         )
+        assert tab.page.evaluate("() => window.pwned") is None
+        tab.open("/coverage")
+        tab.wait("table.coverage")
+        assert CHAIN_NAME.split(" \u2028")[0] in tab.page.inner_text("table.coverage")
         assert tab.page.evaluate("() => window.pwned") is None
     assert not dialogs

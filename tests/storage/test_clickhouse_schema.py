@@ -226,9 +226,9 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    # Versions 2 and 5 add views over otel_traces, versions 9 and 10 create them anew: each
-    # copies the three partitions.
-    assert sum("partition " in line for line in lines) == 12
+    # Versions 2 and 5 add views over otel_traces, versions 9, 10 and 11 create them anew:
+    # each copies the three partitions.
+    assert sum("partition " in line for line in lines) == 15
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -262,6 +262,41 @@ def test_version_10_recounts_a_summary_with_untagged_spans_once(
     empty_store.insert_spans(rows=[_row("t10", "c", "n", "Client", "Unset", {}, service="node")])
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
+
+
+def test_version_11_keeps_each_minutes_first_and_last_entry(
+    empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store at version 10 holding root spans: version 11 recounts chainmap_chain_minute once,
+    with the first and last entry span start of each row, and new spans flow through its
+    new views."""
+    import chainmap_otel.storage.schema as schema
+
+    every = schema.schema_versions
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 10]
+    )
+    apply_schema(empty_store, progress=lambda line: None)
+    minute = NOW // 60_000_000_000 * 60_000_000_000
+    tagged = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
+    empty_store.insert_spans(
+        rows=[
+            _row(f"t{i}", "r", "", "Server", "Unset", tagged, ts=minute + i * 10**9) for i in (5, 9)
+        ]
+    )
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 11]
+    )
+    report = apply_schema(empty_store, progress=lambda line: None)
+    assert (report.applied_versions, report.backfilled_spans) == ([11], 2)
+    extent = (
+        "SELECT sum(Calls), toUnixTimestamp64Nano(min(FirstSeen)), "
+        "toUnixTimestamp64Nano(max(LastSeen)) FROM chainmap_chain_minute WHERE ChainId = 'A'"
+    )
+    assert empty_store.query(extent).result_rows == [(2, minute + 5 * 10**9, minute + 9 * 10**9)]
+    empty_store.insert_spans(rows=[_row("t7", "r", "", "Server", "Unset", tagged, ts=minute + 7)])
+    empty_store.insert_spans(rows=[_row("t2", "r", "", "Server", "Unset", tagged, ts=minute + 2)])
+    assert empty_store.query(extent).result_rows == [(4, minute + 2, minute + 9 * 10**9)]
 
 
 def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:

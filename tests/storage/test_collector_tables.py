@@ -28,8 +28,8 @@ from chainmap_otel.ingest.decode import decode_json
 from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.tagging.definitions import parse_catalog
 from tests.analysis.conftest import CATALOG_YAML, insert_spans, load_fixture
+from tests.support.catalog import chains_catalog
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEXT_INDEXES = """INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
@@ -71,7 +71,7 @@ def create(store: TraceStore, fixture: str, indexes: str = "") -> None:
 def test_newer_collector_ddl_analyses_like_chainmap_tables(
     indexes: str, url: str, now_ns: int
 ) -> None:
-    catalog = parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    catalog = chains_catalog()
     fixture = load_fixture("nested_chains")
     with open_store(url) as store:
         create(store, "collector_traces_pr50878.sql", indexes)
@@ -238,7 +238,7 @@ def test_writers_use_the_current_collector_encodings(url: str, now_ns: int) -> N
 
 
 def test_unknown_kind_and_status_enums_read_as_neither(url: str, now_ns: int) -> None:
-    catalog = parse_catalog(CATALOG_YAML, source="test-chains.yaml")
+    catalog = chains_catalog()
     tags = {"chain.ids": "B3", "chain.id": "B3", "chain.entry": "true", "chain.entry_ids": "B3"}
     spans = [
         {

@@ -86,19 +86,23 @@ class Tab:
         collected: dict[str, Any] = self.page.evaluate(COLLECT_ROWS)
         return collected
 
-    def shot(self, name: str, full_page: bool = False) -> None:
-        """A screenshot; a full page one through a viewport as tall as the page, so that
-        the graph has redrawn at that size (a full-page capture catches it mid-resize).
-        Copied into ``docs/`` when ``UPDATE_SCREENSHOTS=1``."""
+    def shot(self, name: str, full_page: bool = False, element: str | None = None) -> None:
+        """A screenshot of the viewport, of one ``element`` (a selector), or of the full page
+        through a viewport as tall as the page, so that the graph has redrawn at that size
+        (a full-page capture catches it mid-resize). Copied into ``docs/`` when
+        ``UPDATE_SCREENSHOTS=1``."""
         path = self.shots / name
         size = self.page.viewport_size
-        if full_page:
+        if element is not None:
+            self.page.locator(element).screenshot(path=str(path))
+        elif full_page:
             height = self.page.evaluate("() => document.documentElement.scrollHeight")
             self.page.set_viewport_size({"width": size["width"], "height": height})
             self.page.evaluate(SETTLE)
-        self.page.screenshot(path=str(path))
-        if full_page:
+            self.page.screenshot(path=str(path))
             self.page.set_viewport_size(size)
+        else:
+            self.page.screenshot(path=str(path))
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
             shutil.copy(path, DOCS / name)
 

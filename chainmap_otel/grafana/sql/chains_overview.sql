@@ -3,7 +3,7 @@
 -- entry_rows_sql, i.e. chainmap_chain_minute with untagged root rows classified by the rules,
 -- plus inferred entries rolled up below the entries watermark and paired live above it).
 -- The per-minute rows round the range's start down to its minute (as `chainmap health`
--- does); the rate is over the part of the range that has data; burn rates look back 5m,
+-- does); the rate is over the part of the range that has data (first to last entry span); burn rates look back 5m,
 -- 30m, 1h, 6h and 3d from the range's end; the SLO tally looks back each chain's SLO window
 -- ({{slo_seconds}}). {{chains}}: VALUES rows (chain, name, criticality);
 -- {{objectives}}: VALUES rows (chain, objective, threshold_ms, budget), threshold 0 = errors.
@@ -20,11 +20,14 @@ WITH
      WHERE Rollup = 'entries' AND Catalog = 0) AS gf_entries_watermark,
     greatest(gf_entries_watermark, gf_scan_start * 1000000000) AS gf_inf_start,
     gf_end * 1000000000 AS gf_inf_end,
-    (SELECT (count(), toInt64(toUnixTimestamp(min(Minute))), toInt64(toUnixTimestamp(max(Minute))))
+    (SELECT (count(), toInt64(toUnixTimestamp64Nano(min(FirstSeen))),
+             toInt64(toUnixTimestamp64Nano(max(LastSeen))))
      FROM {{db}}.chainmap_chain_minute
      WHERE Minute >= toDateTime(gf_main_start) AND Minute < toDateTime(gf_end)) AS gf_extent,
+    greatest(gf_main_start * 1000000000, gf_extent.2) AS gf_observed_start,
     if(gf_extent.1 = 0, gf_end - gf_main_start,
-       least(gf_end, gf_extent.3 + 60) - greatest(gf_main_start, gf_extent.2)) AS gf_rate_seconds,
+       (least(gf_end * 1000000000, greatest(gf_extent.3, gf_observed_start + 1000000000))
+        - gf_observed_start) / 1e9) AS gf_rate_seconds,
     gf_tallies AS (
     SELECT
         chain,

@@ -23,6 +23,15 @@ the stored traces' (the same a health or topology query answers):
   edge the server and client span durations, a database edge the client span's for both, a
   ``user`` edge the server span's and 0, a virtual node 0 and the client span's), ``_sum``
   in seconds and ``_count`` equal to the edge's ``request_total``;
+* rule coverage over the last ``CHAINMAP_METRICS_COVERAGE_WINDOW`` (default 15m; its length is
+  ``chainmap_coverage_window_seconds``), the numbers of ``chainmap coverage`` and
+  ``GET /api/v1/coverage`` for that window (:mod:`~chainmap_otel.analysis.coverage`):
+  the gauges ``chainmap_chain_instances`` per ``chain_id`` and ``tagged_by`` (``source``,
+  ``collector``, ``query_time``), ``chainmap_chain_rule_disagreements`` per ``chain_id`` and
+  ``kind`` (``tag_not_rules``, ``rules_not_tag``), ``chainmap_unmatched_traces`` (traces in
+  no chain) and ``chainmap_unmatched_endpoint_traces`` per ``service``, ``route`` and
+  ``method`` for the ``COVERAGE_ENDPOINTS`` endpoints with the most such traces only, so
+  the label sets stay bounded (the chains are the catalog's and the ids a tag names);
 * serve's own counters, read live at each scrape: spans received, stored, dropped,
   refused requests, queued spans, edge-rollup lag (as of the snapshot's watermark), reads
   running and refused, alert evaluations and webhook deliveries, failures and drops.
@@ -56,6 +65,7 @@ from chainmap_otel import config
 from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.errors import StoreError
 from chainmap_otel.server.http.pool import Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -63,6 +73,7 @@ from chainmap_otel.tagging.definitions import ChainCatalog
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "COVERAGE_ENDPOINTS",
     "ChainMetricsCollector",
     "StoreSeries",
     "install_metrics",
@@ -71,6 +82,8 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
+#: Unmatched endpoints /metrics labels (the ones with the most traces): bounded cardinality.
+COVERAGE_ENDPOINTS = 10
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,10 @@ class StoreSeries:
     @classmethod
     def compute(cls, store: TraceStore, catalog: ChainCatalog) -> StoreSeries:
         """Every chain and service-graph series; raises StoreError when the store fails."""
-        families = tuple(ChainMetricsCollector._chains(store, catalog))
+        families = (
+            *ChainMetricsCollector._chains(store, catalog),
+            *ChainMetricsCollector._coverage(store, catalog),
+        )
         return cls(families, _rollup_watermark(store, catalog))
 
 
@@ -218,6 +234,63 @@ class ChainMetricsCollector:
         yield graph_failed
         yield graph_server
         yield graph_client
+
+    @staticmethod
+    def _coverage(store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
+        from chainmap_otel.analysis.coverage import TAGGERS, coverage
+
+        seconds = config.env_seconds(config.CHAINMAP_METRICS_COVERAGE_WINDOW)
+        try:
+            found = coverage(store, catalog, TimeWindow.last(seconds), COVERAGE_ENDPOINTS)
+        except StoreError as exc:
+            # It reads span rows, unlike the series above: a window too heavy for the store
+            # (CHAINMAP_QUERY_TIMEOUT_S, memory) costs these series, not chain RED.
+            logger.warning("/metrics: rule coverage over the last %gs left out: %s", seconds, exc)
+            return
+        window = GaugeMetricFamily(
+            "chainmap_coverage_window_seconds",
+            "Length of the window the coverage series count over (ending at the refresh)",
+        )
+        window.add_metric([], seconds)
+        yield window
+        instances = GaugeMetricFamily(
+            "chainmap_chain_instances",
+            "Chain instances in the coverage window by what recognised them: tagged at the "
+            "source, by the Collector, or classified at query time",
+            labels=["chain_id", "tagged_by"],
+        )
+        disagreements = GaugeMetricFamily(
+            "chainmap_chain_rule_disagreements",
+            "Chain instances in the coverage window where a tag and the current rules disagree",
+            labels=["chain_id", "kind"],
+        )
+        for chain in found.chains:
+            for tagger in TAGGERS:
+                instances.add_metric([chain["chain_id"], tagger], chain["tagged_by"][tagger])
+            for kind in ("tag_not_rules", "rules_not_tag"):
+                disagreements.add_metric([chain["chain_id"], kind], chain[kind])
+        yield instances
+        yield disagreements
+        unmatched = GaugeMetricFamily(
+            "chainmap_unmatched_traces",
+            "Traces in the coverage window that belong to no chain (no tag, no rule match)",
+        )
+        unmatched.add_metric([], found.unmatched_traces)
+        yield unmatched
+        endpoints = GaugeMetricFamily(
+            "chainmap_unmatched_endpoint_traces",
+            f"Traces in the coverage window whose root endpoint matches no chain, for the "
+            f"{COVERAGE_ENDPOINTS} endpoints with the most",
+            labels=["service", "route", "method"],
+        )
+        # Endpoints that differ only in span kind are one series.
+        by_endpoint: dict[tuple[str, str, str], int] = {}
+        for e in found.unmatched:
+            key = (e["service"], e["route"], e["method"])
+            by_endpoint[key] = by_endpoint.get(key, 0) + e["traces"]
+        for labels, traces in by_endpoint.items():
+            endpoints.add_metric(list(labels), traces)
+        yield endpoints
 
     def _serve(self, series: StoreSeries | None) -> Iterator[Metric]:
         writer = getattr(self.state, "span_writer", None)

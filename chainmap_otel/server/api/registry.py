@@ -1,12 +1,12 @@
-"""The registry's write endpoints and the alerts endpoint of ``chainmap serve``.
+"""The registry's write endpoints of ``chainmap serve``, and the registry's parts of the
+chain list and of ``/health/detailed``.
 
 ``POST /api/v1/chains``, ``PUT /api/v1/chains/{id}`` and ``DELETE /api/v1/chains/{id}``
 write the registry (the reads, ``GET /api/v1/chains[/{id}]``, stay in the chain API and
 gain the registry's ``version``). Writes need ``Authorization: Bearer
 $CHAINMAP_API_TOKEN``; without a configured token they answer 403 saying how to enable
 them. ``PUT``/``DELETE`` need ``If-Match`` with the chain's version (its ``ETag``): a
-write based on an older version gets 412. ``GET /api/v1/alerts`` lists active alerts,
-``?history=24h`` the transitions of that period.
+write based on an older version gets 412.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from chainmap_otel import config
-from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
 from chainmap_otel.errors import (
     ChainDefinitionError,
     NotFoundError,
@@ -40,16 +39,13 @@ __all__ = [
     "add_registry_fields",
     "install_registry_api",
     "operations_health",
+    "registry_errors",
     "require_write_token",
 ]
 
 _PREFIX = "/api/v1/chains"
-#: Longest alert history one request may ask for: the longest analysis window.
-MAX_HISTORY_SECONDS = MAX_WINDOW_DAYS * 86400
 #: Largest definition body accepted (a chain is a few hundred bytes).
 MAX_DEFINITION_BYTES = 64 * 1024
-#: Most webhook deliveries one answer lists.
-MAX_DELIVERIES = 1000
 #: A chain version as If-Match carries it: ASCII digits (``str.isdigit`` also takes "²").
 _VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
 
@@ -129,7 +125,9 @@ def _chain_id(chain_id: str) -> str:
 
 
 @contextmanager
-def _registry_errors() -> Iterator[None]:
+def registry_errors() -> Iterator[None]:
+    """The registry's errors as HTTP answers: 422 bad definition, 412 stale version, 404, 400
+    bad query, 503 registry unreachable."""
     try:
         yield
     except ChainDefinitionError as exc:
@@ -186,7 +184,7 @@ def registry_router() -> APIRouter:
     async def create_chain(request: Request) -> JSONResponse:
         raw = await _definition(request)
         registry = _registry(request)
-        with _registry_errors():
+        with registry_errors():
             stored = await _threaded(registry.create, raw, "api", "created through the API")
         await _threaded(_operations(request).source.reload)
         return _stored(stored, 201)
@@ -197,7 +195,7 @@ def registry_router() -> APIRouter:
         expected = _if_match(request, required=True)
         raw = await _definition(request)
         registry = _registry(request)
-        with _registry_errors():
+        with registry_errors():
             stored = await _threaded(
                 registry.update, chain_id, raw, expected, "api", "changed through the API"
             )
@@ -211,7 +209,7 @@ def registry_router() -> APIRouter:
         chain_id = _chain_id(chain_id)
         expected = _if_match(request, required=True)
         registry = _registry(request)
-        with _registry_errors():
+        with registry_errors():
             stored = await _threaded(
                 registry.delete, chain_id, expected, "api", "deleted through the API"
             )
@@ -222,7 +220,7 @@ def registry_router() -> APIRouter:
     def chain_history(request: Request, chain_id: str) -> dict[str, Any]:
         chain_id = _chain_id(chain_id)
         registry = _registry(request)
-        with _registry_errors():
+        with registry_errors():
             versions = registry.history(chain_id)
         return {"chain_id": chain_id, "versions": [v.to_json() for v in versions]}
 
@@ -235,62 +233,9 @@ async def _threaded(func: Any, *args: Any) -> Any:
     return await run_in_threadpool(func, *args)
 
 
-def alerts_router() -> APIRouter:
-    router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-
-    @router.get("", summary="Active alerts, or the alert history of a period")
-    def alerts(request: Request, history: str | None = None) -> dict[str, Any]:
-        seconds = None
-        if history is not None:
-            seconds = config.parse_seconds(history)
-            if seconds is None or not 0 < seconds <= MAX_HISTORY_SECONDS:
-                raise HTTPException(
-                    400,
-                    f"query parameter history={history[:80]!r} must be a duration of at most "
-                    f"{MAX_WINDOW_DAYS}d; use e.g. 24h or 7d",
-                )
-        operations: Operations | None = getattr(request.app.state, "operations", None)
-        if operations is None:
-            # No registry, hence no monitor: nothing is or was ever firing (not an error, so
-            # the web view's alerts banner stays quiet).
-            empty: dict[str, Any] = {"enabled": False}
-            return (
-                {**empty, "alerts": []}
-                if seconds is None
-                else {
-                    **empty,
-                    "history_seconds": seconds,
-                    "events": [],
-                }
-            )
-        if seconds is None:
-            return {"enabled": True, "alerts": operations.active_alerts()}
-        with _registry_errors():
-            return {
-                "enabled": True,
-                "history_seconds": seconds,
-                "events": operations.alert_history(seconds),
-            }
-
-    @router.get("/deliveries", summary="The webhook delivery log, newest first")
-    def deliveries(request: Request, limit: int = 100) -> dict[str, Any]:
-        if not 1 <= limit <= MAX_DELIVERIES:
-            raise HTTPException(
-                400, f"query parameter limit={limit} must be between 1 and {MAX_DELIVERIES}"
-            )
-        operations: Operations | None = getattr(request.app.state, "operations", None)
-        if operations is None:
-            return {"enabled": False, "deliveries": []}
-        with _registry_errors():
-            return {"enabled": True, "deliveries": operations.deliveries(limit)}
-
-    return router
-
-
 def install_registry_api(app: FastAPI) -> None:
-    """Add the registry write routes and ``/api/v1/alerts`` (before the chain API's routes)."""
+    """Add the registry write routes (before the chain API's routes)."""
     app.include_router(registry_router())
-    app.include_router(alerts_router())
 
 
 def add_registry_fields(request: Request, chains: list[dict[str, Any]]) -> int | None:

@@ -141,7 +141,7 @@ def page(
 <script src="/static/app.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
+<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/coverage">coverage</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
 <form class="lookup" action="/traces" method="get">
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
 <button>open trace</button></form>
@@ -180,7 +180,8 @@ def _p95_cell(p95: float, slo: dict[str, Any] | None, traces: int) -> str:
 
 
 def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
-    """A tiny inline SVG line of ``values`` (gaps for ``None``), scaled to its own maximum."""
+    """A tiny inline SVG line of ``values`` (gaps for ``None`` bridged), scaled to its own
+    maximum; one step (a short window) is a level line, one value among empty steps a dot."""
     points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
     if not points:
         return '<span class="muted" title="no traffic in the window">no data</span>'
@@ -189,11 +190,16 @@ def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
     if len(values) == 1:  # one step (a short window): a level line across the box
         points = [(0, points[0][1]), (1, points[0][1])]
     step = width / max(1, len(values) - 1)
-    line = " ".join(f"{i * step:.1f},{height - 1 - v / top * (height - 2):.1f}" for i, v in points)
+    xy = [(i * step, height - 1 - v / top * (height - 2)) for i, v in points]
+    mark = (
+        f'<circle cx="{xy[0][0]:.1f}" cy="{xy[0][1]:.1f}" r="2"/>'
+        if len(xy) == 1
+        else f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in xy)}"/>'
+    )
     return (
         f'<svg class="spark {_e(css)}" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_e(title)}">'
-        f'<title>{_e(title)}</title><polyline points="{line}"/></svg>'
+        f"<title>{_e(title)}</title>{mark}</svg>"
     )
 
 
@@ -608,10 +614,12 @@ def web_router() -> APIRouter:
 def install_web(app: FastAPI) -> None:
     """Mount the pages, the trace pages, the offline API docs and ``static/``."""
     from chainmap_otel.server.web.alerts import install_alerts_page
+    from chainmap_otel.server.web.coverage import install_coverage_page
     from chainmap_otel.server.web.traces import install_api_docs, trace_pages_router
 
     app.include_router(web_router())
     app.include_router(trace_pages_router())
     install_alerts_page(app)
+    install_coverage_page(app)
     install_api_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
