@@ -322,14 +322,30 @@ def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, 
     return end - count * step, step, count
 
 
-def _bind_live(bound: dict[str, Any], watermark: int | None, start_s: int, end_s: int) -> bool:
-    """Bind the inferred entries' live range, ``[max(watermark, start), end)``; whether it is
-    not empty (a window ending below the rollup's watermark reads the rollup alone)."""
+def _bind_live(
+    store: TraceStore,
+    rules: EntryRules,
+    bound: dict[str, Any],
+    watermark: int | None,
+    start_s: int,
+    end_s: int,
+) -> bool:
+    """Bind the inferred entries' live range, ``[max(watermark, start), end)``; whether the
+    live SQL must run: the range is not empty (a window ending below the rollup's watermark
+    reads the rollup alone) and a span there may be such an entry
+    (``sql/inferred_entry_candidates.sql``: none in a fleet tagged by chainmap whose untagged
+    spans are of services no rule names). That check costs a few ms, the live SQL's planning
+    alone tens."""
     if watermark is None:
         return False
     first = max(watermark, start_s * _NS)
-    bound |= entries.live_params(first, end_s * _NS)
-    return first < end_s * _NS
+    live = entries.live_params(first, end_s * _NS)
+    bound |= live
+    if first >= end_s * _NS:
+        return False
+    check = load_sql("inferred_entry_candidates", store.database, candidate=rules.candidate)
+    found = store.query(check, {**rules.params, **live}).result_rows[0][0]
+    return bool(found)
 
 
 def _round(value: float) -> float:
@@ -432,7 +448,7 @@ def health(
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(bound, watermark, scan_start, end_s)
+    live = _bind_live(store, rules, bound, watermark, scan_start, end_s)
     # Each chain's SLO window ends with the others' and starts where its own length says.
     bound["slo_chains"] = [c.id for c in chains]
     bound["slo_starts"] = [
@@ -500,7 +516,7 @@ def chain_series(
         "step": step,
     }
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(bound, watermark, start, end)
+    live = _bind_live(store, rules, bound, watermark, start, end)
     observed = observed_steps(store, start, step, count) if chains else [float(step)] * count
     out: dict[str, dict[str, Any]] = {
         cid: {
