@@ -160,6 +160,13 @@ CHAINMAP_SERVE_DECODE_PROCESSES = EnvVar(
     low=0,
     high=64,
 )
+CHAINMAP_SERVE_ENGINE_DECODE = EnvVar(
+    "CHAINMAP_SERVE_ENGINE_DECODE",
+    "true",
+    "Whether `chainmap serve` has the embedded ClickHouse engine decode OTLP protobuf "
+    "requests in batches (the request is only checked on arrival and logged as it came); "
+    "false decodes every request in Python. A server store always decodes in Python.",
+)
 CHAINMAP_SERVE_WAL_DIR = EnvVar(
     "CHAINMAP_SERVE_WAL_DIR",
     "",
@@ -399,6 +406,7 @@ ALL_ENV_VARS: tuple[EnvVar, ...] = (
     CHAINMAP_SERVE_QUEUE_BYTES,
     CHAINMAP_SERVE_MAX_INFLIGHT_BYTES,
     CHAINMAP_SERVE_DECODE_PROCESSES,
+    CHAINMAP_SERVE_ENGINE_DECODE,
     CHAINMAP_SERVE_WAL_DIR,
     CHAINMAP_SERVE_WAL_FSYNC,
     CHAINMAP_SERVE_WAL_SEGMENT_BYTES,

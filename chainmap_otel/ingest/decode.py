@@ -35,13 +35,11 @@ from chainmap_otel.ingest.decode_json import (
 )
 from chainmap_otel.ingest.validate import (
     MAX_REASONS,
-    MAX_VALUE_DEPTH,
     DecodedSpans,
-    Rejected,
     Wording,
+    attribute_map,
     decode_spans,
 )
-from chainmap_otel.storage.columns import attribute_text
 
 __all__ = [
     "MAX_REASONS",
@@ -60,51 +58,28 @@ __all__ = [
 # --------------------------------------------------------------------------- protobuf
 
 
-def _pb_value(value: Any, depth: int = 0) -> Any:
-    """An OTLP ``AnyValue`` message as a Python value (what pdata's ``AsRaw`` gives)."""
-    if depth > MAX_VALUE_DEPTH:
-        raise Rejected(f"an attribute value nests deeper than {MAX_VALUE_DEPTH} levels")
+#: The members the store renders as they are read (strindex values are stored as "").
+_SCALARS = frozenset({"string_value", "int_value", "bool_value", "double_value", "bytes_value"})
+
+
+def _pb_member(value: Any) -> tuple[str | None, Any]:
+    """An ``AnyValue`` message as :data:`~.validate.Member` sees it."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return kind, value.string_value
     if kind == "int_value":
-        return value.int_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "double_value":
-        return value.double_value
+        return kind, value.int_value
+    if kind in _SCALARS:
+        return kind, getattr(value, kind)
     if kind == "array_value":
-        return [_pb_value(v, depth + 1) for v in value.array_value.values]
+        return kind, value.array_value.values
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return value.bytes_value
-    return None
-
-
-def _pb_text(value: Any) -> str:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        text: str = value.string_value
-        return text
-    if kind == "int_value":
-        return str(value.int_value)
-    return attribute_text(_pb_value(value))
+        return kind, [(kv.key, kv.value) for kv in value.kvlist_value.values]
+    return None, None
 
 
 def _pb_attributes(attributes: Iterable[Any]) -> dict[str, str]:
-    # The hot loop of the ingest path: strings and ints inline, the rest via _pb_text.
-    out: dict[str, str] = {}
-    for kv in attributes:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        if kind == "string_value":
-            out[kv.key] = value.string_value
-        elif kind == "int_value":
-            out[kv.key] = str(value.int_value)
-        else:
-            out[kv.key] = _pb_text(value)
-    return out
+    return attribute_map([(kv.key, kv.value) for kv in attributes], _pb_member)
 
 
 def _describe(span: Any) -> tuple[str, str]:

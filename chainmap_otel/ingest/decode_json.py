@@ -33,14 +33,13 @@ from typing import Any
 
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.validate import (
-    MAX_VALUE_DEPTH,
     DecodedSpans,
     Malformed,
     Rejected,
     Wording,
+    attribute_map,
     decode_spans,
 )
-from chainmap_otel.storage.columns import attribute_text
 
 __all__ = [
     "decode_document",
@@ -144,60 +143,58 @@ def _double(number: Any) -> float:
     raise Malformed(f"doubleValue must be a number, got {number!r}")
 
 
-def _value(value: Any, depth: int = 0) -> Any:
-    """An OTLP/JSON ``AnyValue`` object as the Python value pdata's ``AsRaw`` gives."""
-    if depth > MAX_VALUE_DEPTH:
-        raise Rejected(f"an attribute value nests deeper than {MAX_VALUE_DEPTH} levels")
+def _member(value: Any) -> tuple[str | None, Any]:
+    """An OTLP/JSON ``AnyValue`` object as :data:`~.validate.Member` sees it."""
     if not isinstance(value, dict):
         if value is None:
-            return None
+            return None, None
         raise Malformed(f"attribute value must be an AnyValue object, got {value!r}")
     if "stringValue" in value:
         text = value["stringValue"]
         if not isinstance(text, str):
             raise Malformed(f"stringValue must be a string, got {text!r}")
-        return text
+        return "string_value", text
     if "intValue" in value:
-        return _int_value(value["intValue"])
+        return "int_value", _int_value(value["intValue"])
     if "boolValue" in value:
         flag = value["boolValue"]
         if not isinstance(flag, bool):
             raise Malformed(f"boolValue must be true or false, got {flag!r}")
-        return flag
+        return "bool_value", flag
     if "doubleValue" in value:
-        return _double(value["doubleValue"])
+        return "double_value", _double(value["doubleValue"])
     if "arrayValue" in value:
-        values = (value["arrayValue"] or {}).get("values") or []
-        return [_value(v, depth + 1) for v in values]
+        return "array_value", (value["arrayValue"] or {}).get("values") or []
     if "kvlistValue" in value:
-        return _key_values((value["kvlistValue"] or {}).get("values"), raw=True, depth=depth + 1)
+        return "kvlist_value", _pairs((value["kvlistValue"] or {}).get("values"))
     if "bytesValue" in value:
         data = value["bytesValue"]
         try:
-            return base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
+            raw = base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
         except (binascii.Error, AttributeError, ValueError):
             raise Malformed(f"bytesValue must be base64, got {data!r}") from None
-    return None
+        return "bytes_value", raw
+    return None, None
 
 
-def _key_values(items: Any, raw: bool = False, depth: int = 0) -> dict[str, Any]:
+def _pairs(items: Any) -> list[tuple[str, Any]]:
+    """A list of key/value objects as ``(key, AnyValue object)`` pairs."""
     if not items:
-        return {}
+        return []
     if not isinstance(items, list):
         raise Malformed(f"attributes must be a list of key/value objects, got {items!r}")
-    out: dict[str, Any] = {}
+    out: list[tuple[str, Any]] = []
     for kv in items:
         key = kv.get("key", "")
         if not isinstance(key, str):
             raise Malformed(f"attribute key must be a string, got {key!r}")
-        value = _value(kv.get("value"), depth)
-        out[key] = value if raw else attribute_text(value)
+        out.append((key, kv.get("value")))
     return out
 
 
 def _attributes(items: Any) -> dict[str, str]:
     """An ``attributes`` list as the stored map (the reader's ``attributes_of``)."""
-    return _key_values(items)
+    return attribute_map(_pairs(items), _member)
 
 
 def _str(value: Any, what: str) -> str:

@@ -2,8 +2,9 @@
 
 Registered as the ``chainmap_clickhouse`` traces exporter, so
 ``OTEL_TRACES_EXPORTER=chainmap_clickhouse opentelemetry-instrument ...`` stores
-spans with no code and no Collector. The store URL comes from the argument or
-``CHAINMAP_CLICKHOUSE_URL`` (default: the embedded chDB store in the data dir).
+spans with no code and no Collector. Its settings (the store URL, buffer, linger, batch
+size) are resolved once, from the arguments or the ``CHAINMAP_*`` variables
+(:class:`ExporterSettings`).
 
 Built on the SDK's model (``BatchSpanProcessor``): ``export()`` only puts the
 spans on a bounded queue and returns, so the application never waits for the
@@ -43,6 +44,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -64,14 +66,75 @@ DROP_REASONS = ("buffer_full", "invalid", "refused", "shutdown")
 _LOGGED_INVALID = 5
 
 
+@dataclass(frozen=True)
+class ExporterSettings:
+    """What a :class:`ClickHouseSpanExporter` runs with, resolved once at construction:
+    argument > environment (``CHAINMAP_*``, see :mod:`chainmap_otel.config`) > default.
+
+    A malformed or out-of-range variable is logged and its default used (``config``); an
+    argument outside the variable's declared range is a ``ValueError`` naming the rule.
+    """
+
+    #: The trace store (``CHAINMAP_CLICKHOUSE_URL``, else the embedded store in the data dir).
+    url: str
+    #: Seconds ``shutdown`` waits for queued spans; the socket timeout of a server store.
+    timeout: float
+    #: Spans held while the store is slow or down (``CHAINMAP_EXPORT_BUFFER_SPANS``).
+    buffer_spans: int
+    #: Apply a missing or older schema on first use (``CHAINMAP_SCHEMA_AUTO_APPLY``).
+    auto_apply_schema: bool
+    table: str
+    #: How long small exports are gathered into one insert (``CHAINMAP_EXPORT_LINGER_MS``).
+    linger_s: float
+    #: Spans that make an insert at once (``CHAINMAP_EXPORT_BATCH_SPANS``, at most the buffer).
+    batch_spans: int
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ExporterSettings:
+        """The settings from the environment, with ``overrides`` (None: not given) on top."""
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown exporter settings: {', '.join(sorted(unknown))}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        timeout = given.get("timeout", _DEFAULT_TIMEOUT_S)
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds, not {timeout}")
+        for name, (var, scale, rule) in _BOUNDED.items():
+            if name in given and not var.within(given[name] * scale):
+                raise ValueError(f"{name} must be {rule}, not {given[name]} ({var.name})")
+        settings = cls(
+            **{
+                "url": config.clickhouse_url(),
+                "timeout": _DEFAULT_TIMEOUT_S,
+                "buffer_spans": config.env_int(config.CHAINMAP_EXPORT_BUFFER_SPANS),
+                "auto_apply_schema": config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY),
+                "table": "otel_traces",
+                "linger_s": config.env_int(config.CHAINMAP_EXPORT_LINGER_MS) / 1000,
+                "batch_spans": config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS),
+                **given,
+            }
+        )
+        if settings.batch_spans > settings.buffer_spans:
+            settings = replace(settings, batch_spans=settings.buffer_spans)
+        return settings
+
+
+_DEFAULT_TIMEOUT_S = 10.0
+#: Arguments bounded by their variable's range: (variable, argument -> variable unit, rule).
+_BOUNDED = {
+    "buffer_spans": (config.CHAINMAP_EXPORT_BUFFER_SPANS, 1, "at least 1"),
+    "linger_s": (config.CHAINMAP_EXPORT_LINGER_MS, 1000, "0 or more seconds"),
+    "batch_spans": (config.CHAINMAP_EXPORT_BATCH_SPANS, 1, "at least 1"),
+}
+
+
 class ClickHouseSpanExporter(SpanExporter):
     """Writes SDK spans into the trace store's ``otel_traces`` from one worker thread.
 
-    Arguments override the environment: ``url`` (``CHAINMAP_CLICKHOUSE_URL``),
-    ``buffer_spans`` (``CHAINMAP_EXPORT_BUFFER_SPANS``), ``auto_apply_schema``
-    (``CHAINMAP_SCHEMA_AUTO_APPLY``), ``linger_s`` (``CHAINMAP_EXPORT_LINGER_MS``),
-    ``batch_spans`` (``CHAINMAP_EXPORT_BATCH_SPANS``); ``timeout`` is the seconds
-    ``shutdown`` waits for queued spans to be stored.
+    Arguments override the environment (see :class:`ExporterSettings`, resolved once and
+    kept as :attr:`settings`): ``url``, ``buffer_spans``, ``auto_apply_schema``,
+    ``linger_s``, ``batch_spans``; ``timeout`` is the seconds ``shutdown`` waits for queued
+    spans to be stored. ``settings`` gives them all at once instead.
 
     Every insert costs a fixed ~25-30 ms in ClickHouse (a part per table and the
     materialized views), so exports are gathered: the SDK's 512-span batches of
@@ -82,40 +145,29 @@ class ClickHouseSpanExporter(SpanExporter):
         self,
         url: str | None = None,
         *,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         buffer_spans: int | None = None,
         auto_apply_schema: bool | None = None,
-        table: str = "otel_traces",
+        table: str | None = None,
         linger_s: float | None = None,
         batch_spans: int | None = None,
+        settings: ExporterSettings | None = None,
     ) -> None:
-        if linger_s is None:
-            linger_s = config.env_int(config.CHAINMAP_EXPORT_LINGER_MS) / 1000
-        if batch_spans is None:
-            batch_spans = config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS)
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, not {timeout}")
-        if buffer_spans is not None and buffer_spans < 1:
-            raise ValueError(f"buffer_spans must be at least 1, not {buffer_spans}")
-        if linger_s < 0:
-            raise ValueError(f"linger_s must be 0 or more seconds, not {linger_s}")
-        if batch_spans < 1:
-            raise ValueError(f"batch_spans must be at least 1, not {batch_spans}")
-        self._url = url
-        self._timeout = timeout
-        self._buffer_limit = (
-            buffer_spans
-            if buffer_spans is not None
-            else config.env_int(config.CHAINMAP_EXPORT_BUFFER_SPANS)
-        )
-        self._auto_apply = (
-            auto_apply_schema
-            if auto_apply_schema is not None
-            else config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY)
-        )
-        self._table = table
-        self._linger = linger_s
-        self._batch_spans = min(batch_spans, self._buffer_limit)
+        arguments = {
+            "url": url,
+            "timeout": timeout,
+            "buffer_spans": buffer_spans,
+            "auto_apply_schema": auto_apply_schema,
+            "table": table,
+            "linger_s": linger_s,
+            "batch_spans": batch_spans,
+        }
+        if settings is None:
+            settings = ExporterSettings.from_env(**arguments)
+        elif any(value is not None for value in arguments.values()):
+            raise TypeError("pass either settings or individual arguments, not both")
+        #: What this exporter runs with.
+        self.settings = settings
         self._instance = uuid.uuid4().hex
         self._batches = itertools.count(1)
         #: Spans committed to the store.
@@ -187,7 +239,9 @@ class ClickHouseSpanExporter(SpanExporter):
     def shutdown(self, timeout: float | None = None) -> None:
         """Store what is queued, for at most ``timeout`` seconds in all (default: the
         constructor's); what is not stored by then is counted as dropped (``shutdown``)."""
-        deadline = time.monotonic() + (self._timeout if timeout is None else max(0.0, timeout))
+        deadline = time.monotonic() + (
+            self.settings.timeout if timeout is None else max(0.0, timeout)
+        )
         with self._cond:
             if self._stopped:
                 return
@@ -219,7 +273,7 @@ class ClickHouseSpanExporter(SpanExporter):
     # -- the queue (lock held) ---------------------------------------------------------------
 
     def _trim(self) -> None:
-        excess = self._queued + self._in_flight - self._buffer_limit
+        excess = self._queued + self._in_flight - self.settings.buffer_spans
         while excess > 0 and self._queue:
             oldest = self._queue[0]
             if len(oldest) <= excess:
@@ -230,7 +284,9 @@ class ClickHouseSpanExporter(SpanExporter):
                 dropped = excess
             self._queued -= dropped
             excess -= dropped
-            self._drop("buffer_full", dropped, f"beyond the buffer of {self._buffer_limit} spans")
+            self._drop(
+                "buffer_full", dropped, f"beyond the buffer of {self.settings.buffer_spans} spans"
+            )
 
     def _drop(self, reason: str, count: int, why: str) -> None:
         self._counts[reason] += count
@@ -272,18 +328,18 @@ class ClickHouseSpanExporter(SpanExporter):
                 if self._stopped:
                     return None
                 self._cond.wait()
-            deadline = time.monotonic() + self._linger
+            deadline = time.monotonic() + self.settings.linger_s
             while (
-                self._queued < self._batch_spans
+                self._queued < self.settings.batch_spans
                 and not self._flushing
                 and not self._stopped
                 and (remaining := deadline - time.monotonic()) > 0
             ):
                 self._cond.wait(remaining)
             batch: list[ReadableSpan] = []
-            while self._queue and len(batch) < self._batch_spans:
+            while self._queue and len(batch) < self.settings.batch_spans:
                 head = self._queue.popleft()
-                room = self._batch_spans - len(batch)
+                room = self.settings.batch_spans - len(batch)
                 if len(head) > room:
                     self._queue.appendleft(head[room:])
                     head = head[:room]
@@ -297,7 +353,7 @@ class ClickHouseSpanExporter(SpanExporter):
     def _run(self) -> None:
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            _import_worker_modules(self._url)
+            _import_worker_modules(self.settings.url)
             inserter = self._new_inserter()
             while True:
                 batch = self._take()
@@ -314,7 +370,7 @@ class ClickHouseSpanExporter(SpanExporter):
 
         def insert(table: Any, batch_token: str) -> None:
             store = self._connected_store()
-            store.insert_arrow(table, table=self._table, deduplication_token=batch_token)
+            store.insert_arrow(table, table=self.settings.table, deduplication_token=batch_token)
 
         def probe() -> None:
             try:
@@ -326,7 +382,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 raise
 
         def landed(table: Any) -> bool:
-            return store_landed(self._connected_store(), self._table)(table)
+            return store_landed(self._connected_store(), self.settings.table)(table)
 
         inserter = BatchInserter(insert, probe, landed=landed)
         with self._cond:
@@ -341,7 +397,7 @@ class ClickHouseSpanExporter(SpanExporter):
         if table is not None and table.num_rows:
             # A socket timeout bounds each read of a call, not the call: say so when a call
             # outlives the timeout (a store that accepts connections and never answers).
-            stalled = threading.Timer(self._timeout, self._log_stall, (table.num_rows,))
+            stalled = threading.Timer(self.settings.timeout, self._log_stall, (table.num_rows,))
             stalled.daemon = True
             stalled.start()
             try:
@@ -377,10 +433,10 @@ class ClickHouseSpanExporter(SpanExporter):
             "(%s); %d spans are buffered, up to %d, older ones are dropped beyond that",
             self._display_url(),
             spans,
-            self._timeout,
+            self.settings.timeout,
             (self._inserter.last_error if self._inserter else "") or "no answer yet",
             buffered,
-            self._buffer_limit,
+            self.settings.buffer_spans,
         )
 
     def _connected_store(self) -> TraceStore:
@@ -389,12 +445,12 @@ class ClickHouseSpanExporter(SpanExporter):
             from chainmap_otel.storage.store import open_store
 
             store = open_store(
-                self._url,
-                connect_timeout=min(10.0, self._timeout),
-                send_receive_timeout=self._timeout,
+                self.settings.url,
+                connect_timeout=min(10.0, self.settings.timeout),
+                send_receive_timeout=self.settings.timeout,
             )
             try:
-                if self._auto_apply and current_version(store) < latest_version():
+                if self.settings.auto_apply_schema and current_version(store) < latest_version():
                     apply_schema(store)
             except BaseException:
                 store.close()
@@ -407,7 +463,7 @@ class ClickHouseSpanExporter(SpanExporter):
             return self._store.url_for_display
         from chainmap_otel.storage.store import mask_url
 
-        return mask_url(self._url or config.clickhouse_url())
+        return mask_url(self.settings.url)
 
 
 #: Held while the worker imports what it needs (the first export pulls in pyarrow and the
@@ -422,14 +478,14 @@ os.register_at_fork(
 )
 
 
-def _import_worker_modules(url: str | None) -> None:
+def _import_worker_modules(url: str) -> None:
     with _WORKER_IMPORTS:
         import chainmap_otel.ingest.inserter
         import chainmap_otel.ingest.sdk_spans
         import chainmap_otel.storage.schema
         import chainmap_otel.storage.store  # noqa: F401
 
-        if not (url or config.clickhouse_url()).startswith("chdb:"):
+        if not url.startswith("chdb:"):
             import clickhouse_connect  # noqa: F401
 
 

@@ -67,6 +67,11 @@ _STORE_TROUBLE = re.compile(
     re.IGNORECASE,
 )
 
+#: Errors that share a code with store trouble but are about the rows: "Too many partitions
+#: for single INSERT block" is TOO_MANY_PARTS (252) too. Only the engine-decoded path can
+#: meet it (its batches are not split by day before the insert); it falls back to Python.
+_ROWS_TROUBLE = re.compile(r"Too many partitions for single INSERT block", re.IGNORECASE)
+
 
 @dataclass
 class BatchOutcome:
@@ -79,6 +84,19 @@ class BatchOutcome:
     #: True when the writer stopped while the store was down: nothing more was tried.
     unfinished: bool = False
     reasons: list[str] = field(default_factory=list)
+
+    def merge(self, other: BatchOutcome) -> None:
+        self.written += other.written
+        self.dropped += other.dropped
+        self.partial += other.partial
+        self.unfinished = self.unfinished or other.unfinished
+        self.reasons.extend(other.reasons[: max(0, _LOGGED_DROPS - len(self.reasons))])
+
+
+#: Inserts request bodies under a deduplication token, the engine decoding them.
+InsertBodies = Callable[[Sequence[bytes], str], object]
+#: Decodes request bodies in Python into one Arrow table.
+DecodeBodies = Callable[[Sequence[bytes]], pa.Table]
 
 
 class _Stopped(Exception):
@@ -153,6 +171,50 @@ class BatchInserter:
             outcome.unfinished = True
         return outcome
 
+    def write_bodies(
+        self,
+        bodies: Sequence[bytes],
+        token: str,
+        parts: Sequence[tuple[int, str]],
+        insert: InsertBodies,
+        decode: DecodeBodies,
+    ) -> BatchOutcome:
+        """Store OTLP request bodies with one insert the engine decodes; ``parts`` holds
+        ``(spans, sender)`` per body.
+
+        When the store refuses the insert (not an outage), the bodies are decoded in
+        Python and written as :meth:`write` writes a table, so one bad span still costs
+        only itself (and a batch over too many days is split by partition).
+        """
+        spans = sum(count for count, _ in parts)
+        outcome = BatchOutcome()
+        try:
+            error = self._insert_until_reachable(lambda: insert(bodies, token), spans)
+            if error is None:
+                outcome.written = spans
+                return outcome
+            logger.warning(
+                "the store refused an insert of %d requests (%d spans) decoded by the engine; "
+                "decoding them in Python to isolate the cause: %s",
+                len(bodies),
+                spans,
+                error,
+            )
+            table = decode(bodies)
+            if self._has_landed(table):
+                outcome.written = outcome.partial = table.num_rows
+                logger.error(
+                    "an insert of %d spans failed after they were stored; not inserting them "
+                    "again, so chainmap's aggregates may miss them: %s",
+                    table.num_rows,
+                    error,
+                )
+                return outcome
+        except _Stopped:
+            outcome.unfinished = True
+            return outcome
+        return self.write(table, f"{token}-py", senders_of(parts))
+
     def _write_group(
         self,
         table: pa.Table,
@@ -165,7 +227,10 @@ class BatchInserter:
         work: list[tuple[pa.Table, int, pa.Array | None, str]] = [(table, 0, offsets, token)]
         while work:
             part, base, rows, part_token = work.pop()
-            error = self._insert_until_reachable(part, part_token)
+            error = self._insert_until_reachable(
+                lambda: self._insert(part, part_token),  # noqa: B023 - called at once
+                part.num_rows,
+            )
             if error is None:
                 outcome.written += part.num_rows
                 continue
@@ -190,12 +255,12 @@ class BatchInserter:
             work.append((part.slice(half), base + half, right_rows, f"{part_token}-r"))
             work.append((part.slice(0, half), base, left_rows, f"{part_token}-l"))
 
-    def _insert_until_reachable(self, table: pa.Table, token: str) -> str | None:
-        """None once inserted; the error text when the store is up but refuses the rows."""
+    def _insert_until_reachable(self, insert: Callable[[], object], spans: int) -> str | None:
+        """None once ``insert`` ran; the error text when the store is up but refuses the rows."""
         delay = self._backoff
         while True:
             try:
-                self._insert(table, token)
+                insert()
             except Exception as exc:
                 error = " ".join(str(exc).split())[:500]
             else:
@@ -209,7 +274,7 @@ class BatchInserter:
                 return error
             logger.warning(
                 "trace store unavailable, retrying an insert of %d spans in %.1fs: %s",
-                table.num_rows,
+                spans,
                 delay,
                 error,
             )
@@ -226,6 +291,8 @@ class BatchInserter:
 
     def _unavailable(self, error: str) -> bool:
         """Whether a failed insert is the store's trouble (wait) rather than the rows' (bisect)."""
+        if _ROWS_TROUBLE.search(error):
+            return False
         if _STORE_TROUBLE.search(error):
             return True
         try:

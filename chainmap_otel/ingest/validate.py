@@ -30,16 +30,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainmap_otel.storage.arrow import FlatSpans
-from chainmap_otel.storage.columns import MAX_TIME_NANOS, SPAN_KIND_NAMES, STATUS_CODE_NAMES
+from chainmap_otel.storage.columns import (
+    MAX_TIME_NANOS,
+    SPAN_KIND_NAMES,
+    STATUS_CODE_NAMES,
+    attribute_text,
+)
 
 __all__ = [
     "MAX_REASONS",
     "MAX_VALUE_DEPTH",
     "DecodedSpans",
     "Malformed",
+    "Member",
     "Rejected",
     "Wording",
+    "any_value",
     "append_spans",
+    "attribute_map",
     "check_times",
     "decode_spans",
     "table_rows",
@@ -53,6 +61,10 @@ MAX_VALUE_DEPTH = 32
 Row = tuple[Any, ...]
 #: A reader's conversion of an ``attributes`` field to the stored map.
 AttributesOf = Callable[[Any], dict[str, str]]
+#: How a reader sees one ``AnyValue``: the member set (``"string_value"``, ...) and its value
+#: as Python has it, the element ``AnyValue``s of an ``array_value``, the ``(key, AnyValue)``
+#: pairs of a ``kvlist_value``; ``(None, None)`` when no member the store renders is set.
+Member = Callable[[Any], tuple[str | None, Any]]
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
@@ -93,10 +105,14 @@ class DecodedSpans:
     reasons: list[str] = field(default_factory=list)
     #: The accepted spans (``TRACE_COLUMNS``), None when there are none.
     table: Any = None
+    #: Or the request as it came, all of its ``body_spans`` spans accepted, for the engine
+    #: to decode (see :mod:`~chainmap_otel.ingest.engine_decode`).
+    body: bytes | None = None
+    body_spans: int = 0
 
     @property
     def accepted(self) -> int:
-        return 0 if self.table is None else int(self.table.num_rows)
+        return self.body_spans + (0 if self.table is None else int(self.table.num_rows))
 
     @property
     def rows(self) -> list[Row]:
@@ -133,6 +149,39 @@ class DecodedSpans:
         room = MAX_REASONS - len(self.reasons)
         if room > 0:
             self.reasons.extend(other.reasons[:room])
+
+
+def any_value(value: Any, member: Member, depth: int = 0) -> Any:
+    """An ``AnyValue`` as the Python value pdata's ``AsRaw`` gives, read through ``member``
+    (the one definition for protobuf and OTLP/JSON); too deep a value rejects its span."""
+    if depth > MAX_VALUE_DEPTH:
+        raise Rejected(f"an attribute value nests deeper than {MAX_VALUE_DEPTH} levels")
+    kind, payload = member(value)
+    return _python(kind, payload, member, depth)
+
+
+def _python(kind: str | None, payload: Any, member: Member, depth: int) -> Any:
+    if kind == "array_value":
+        return [any_value(item, member, depth + 1) for item in payload]
+    if kind == "kvlist_value":
+        return {key: any_value(item, member, depth + 1) for key, item in payload}
+    return payload
+
+
+def attribute_map(pairs: Iterable[tuple[str, Any]], member: Member) -> dict[str, str]:
+    """``(key, AnyValue)`` pairs as the stored map: values as
+    :func:`~chainmap_otel.storage.columns.attribute_text` renders them, a repeated key at its
+    first position with its last value. Strings and ints, most values, are done inline."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        kind, payload = member(value)
+        if kind == "string_value":
+            out[key] = payload
+        elif kind == "int_value":
+            out[key] = str(payload)
+        else:
+            out[key] = attribute_text(_python(kind, payload, member, 0))
+    return out
 
 
 def check_times(start: int, end: int) -> None:

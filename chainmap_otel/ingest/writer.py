@@ -29,18 +29,28 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from chainmap_otel.ingest.inserter import BatchInserter, BatchOutcome, concat, senders_of
-from chainmap_otel.ingest.wal import WalFullError, WriteAheadLog
+from chainmap_otel.ingest.engine_decode import decode_bodies, engine_spans
+from chainmap_otel.ingest.inserter import (
+    BatchInserter,
+    BatchOutcome,
+    InsertBodies,
+    concat,
+    senders_of,
+)
+from chainmap_otel.ingest.wal import WalFullError, WalRecord, WriteAheadLog
 from chainmap_otel.storage.arrow import from_ipc, to_ipc
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RequestBudget", "SpanWriter", "WriterClosedError", "WriterStats"]
 
+#: A pause in arrivals that ends a batch's linger early.
+QUIET_S = 0.1
 #: Backoff between attempts at a batch the writer failed to handle.
 RETRY_BACKOFF_S = 0.5
 MAX_RETRY_BACKOFF_S = 30.0
@@ -73,7 +83,11 @@ class WriterStats:
 @dataclass(slots=True)
 class _Entry:
     seq: int
-    table: pa.Table
+    #: The request's spans: decoded (an Arrow table) or as it came (an OTLP protobuf body
+    #: the engine decodes, see :mod:`~chainmap_otel.ingest.engine_decode`).
+    table: pa.Table | None
+    body: bytes | None
+    spans: int
     sender: str
     size: int
     received: float  # wall clock
@@ -105,9 +119,11 @@ class RequestBudget:
 class SpanWriter:
     """A bounded span queue drained into the store by one background thread.
 
-    A batch is inserted once ``batch_spans`` are queued or ``linger_s`` after its
-    first request arrived, whichever comes first (at once when flushing or
-    closing). Without ``wal`` a 2xx only means queued in memory.
+    A batch is inserted once ``batch_spans`` are queued, ``linger_s`` after its
+    first request arrived, or when no request came for ``quiet_s``, whichever
+    comes first (at once when flushing or closing). Without ``wal`` a 2xx only means queued in memory. With ``insert_bodies``
+    the writer takes OTLP protobuf bodies as they came (:meth:`offer_body`) and has the
+    engine decode each batch's bodies in one insert.
     """
 
     def __init__(
@@ -119,7 +135,9 @@ class SpanWriter:
         max_queued_bytes: int = 256 * 1024 * 1024,
         batch_spans: int = 50_000,
         linger_s: float = 1.0,
+        quiet_s: float = QUIET_S,
         name: str = "chainmap-span-writer",
+        insert_bodies: InsertBodies | None = None,
     ) -> None:
         if max_queued_spans < 1:
             raise ValueError(f"max_queued_spans must be >= 1, got {max_queued_spans}")
@@ -127,14 +145,17 @@ class SpanWriter:
             raise ValueError(f"max_queued_bytes must be >= 1, got {max_queued_bytes}")
         if batch_spans < 1:
             raise ValueError(f"batch_spans must be >= 1, got {batch_spans}")
-        if linger_s < 0:
-            raise ValueError(f"linger_s must be >= 0, got {linger_s}")
+        if linger_s < 0 or quiet_s < 0:
+            raise ValueError(f"linger_s and quiet_s must be >= 0, got {linger_s}, {quiet_s}")
         self._inserter = inserter
+        self._insert_bodies = insert_bodies
         self._wal = wal
         self._max_queued = max_queued_spans
         self._max_bytes = max_queued_bytes
         self._batch_spans = batch_spans
         self._linger = linger_s
+        self._quiet = quiet_s
+        self._last_arrival = 0.0  # monotonic
         self._flushing = 0
         self._queue: collections.deque[_Entry] = collections.deque()
         self._queued = 0
@@ -164,6 +185,11 @@ class SpanWriter:
         return self._max_bytes
 
     @property
+    def takes_bodies(self) -> bool:
+        """Whether :meth:`offer_body` takes OTLP bodies for the engine to decode."""
+        return self._insert_bodies is not None
+
+    @property
     def durable(self) -> bool:
         """Whether an accepted request is in the write-ahead log."""
         return self._wal is not None
@@ -172,14 +198,32 @@ class SpanWriter:
         """Queue what the write-ahead log holds from the last run, then start draining."""
         if self._wal is not None:
             for record in self._wal.open():
-                table = from_ipc(record.payload)
-                self._queue.append(
-                    _Entry(record.seq, table, record.sender, table.nbytes, record.written_at)
-                )
-                self._queued += table.num_rows
-                self._queued_bytes += table.nbytes
+                entry = self._replayed(record)
+                self._queue.append(entry)
+                self._queued += entry.spans
+                self._queued_bytes += entry.size
             self._replay = self._wal.inflight
         self._thread.start()
+
+    def _replayed(self, record: WalRecord) -> _Entry:
+        payload = record.payload
+        body: bytes | None = None
+        if payload[:4] == _ARROW_STREAM:
+            table: pa.Table | None = from_ipc(payload)
+        else:
+            # An OTLP body (never starts with 0xff: wire type 7 does not exist).
+            count = engine_spans(payload) if self._insert_bodies is not None else None
+            if count is not None:
+                body, table = payload, None
+            else:
+                table = decode_bodies([payload])
+        if table is not None:
+            count = table.num_rows
+            size = table.nbytes
+        else:
+            size = len(payload)
+        assert count is not None
+        return _Entry(record.seq, table, body, count, record.sender, size, record.written_at)
 
     def offer(self, table: pa.Table, sender: str = "", ipc: bytes | None = None) -> bool:
         """Queue (and log) all of ``table`` or none of it; False when the queue is full.
@@ -190,12 +234,31 @@ class SpanWriter:
         refused forever. Raises ``OSError`` when the log cannot be written; the
         request is then not acknowledged (and counted as refused).
         """
-        count = table.num_rows
+        return self._offer(
+            table, None, table.num_rows, table.nbytes, sender, lambda: ipc or to_ipc(table)
+        )
+
+    def offer_body(self, body: bytes, spans: int, sender: str = "") -> bool:
+        """Queue (and log) an OTLP protobuf body of ``spans`` spans, all checked by
+        :func:`~chainmap_otel.ingest.engine_decode.engine_spans`, as :meth:`offer` does a
+        table; the log keeps the body as it came."""
+        if self._insert_bodies is None:
+            raise ValueError("this span writer takes decoded tables only (no insert_bodies)")
+        return self._offer(None, body, spans, len(body), sender, lambda: body)
+
+    def _offer(
+        self,
+        table: pa.Table | None,
+        body: bytes | None,
+        count: int,
+        size: int,
+        sender: str,
+        payload: Callable[[], bytes],
+    ) -> bool:
         if self._closing:
             raise WriterClosedError("the span writer is shutting down")
         if not count:
             return True
-        size = table.nbytes
         with self._cond:
             if self._closing:
                 raise WriterClosedError("the span writer is shutting down")
@@ -208,17 +271,21 @@ class SpanWriter:
             # Reserved now, so concurrent requests cannot overshoot while this one is logged.
             self._queued += count
             self._queued_bytes += size
+
+        def entry(seq: int) -> _Entry:
+            return _Entry(seq, table, body, count, sender, size, time.time())
+
         if self._wal is None:
-            self._enqueue(next(self._seq), table, sender, size)
+            self._enqueue(entry(next(self._seq)))
             return True
         logged: list[int] = []
 
         def on_logged(seq: int) -> None:
             logged.append(seq)
-            self._enqueue(seq, table, sender, size)
+            self._enqueue(entry(seq))
 
         try:
-            self._wal.append(ipc if ipc is not None else to_ipc(table), sender, on_logged)
+            self._wal.append(payload(), sender, on_logged)
         except WalFullError:
             self._unreserve(count, size, refused=True)
             return False
@@ -236,11 +303,12 @@ class SpanWriter:
             raise
         return True
 
-    def _enqueue(self, seq: int, table: pa.Table, sender: str, size: int) -> None:
+    def _enqueue(self, entry: _Entry) -> None:
         # Under the log's lock when logging: the queue stays in sequence order.
         with self._cond:
-            self._queue.append(_Entry(seq, table, sender, size, time.time()))
-            self._accepted += table.num_rows
+            self._queue.append(entry)
+            self._last_arrival = time.monotonic()
+            self._accepted += entry.spans
             self._cond.notify_all()
 
     def _unreserve(self, count: int, size: int, *, refused: bool) -> None:
@@ -350,24 +418,24 @@ class SpanWriter:
                 self._cond.wait()
             # Every insert makes a part (and runs the materialized views): gather
             # requests for a moment rather than inserting each small one alone.
+            # Until senders pause: a burst's tail does not wait for the whole linger.
             deadline = time.monotonic() + self._linger
-            while (
-                self._queued < self._batch_spans
-                and not self._closing
-                and not self._flushing
-                and (remaining := deadline - time.monotonic()) > 0
-            ):
+            while self._queued < self._batch_spans and not self._closing and not self._flushing:
+                now = time.monotonic()
+                remaining = min(deadline - now, self._last_arrival + self._quiet - now)
+                if remaining <= 0:
+                    break
                 self._cond.wait(remaining)
             batch = [self._queue.popleft()]
-            rows = batch[0].table.num_rows
-            while self._queue and rows + self._queue[0].table.num_rows <= self._batch_spans:
+            rows = batch[0].spans
+            while self._queue and rows + self._queue[0].spans <= self._batch_spans:
                 entry = self._queue.popleft()
-                rows += entry.table.num_rows
+                rows += entry.spans
                 batch.append(entry)
             return self._in_flight_now(batch)
 
     def _in_flight_now(self, batch: list[_Entry]) -> list[_Entry]:
-        rows = sum(entry.table.num_rows for entry in batch)
+        rows = sum(entry.spans for entry in batch)
         self._queued -= rows
         self._queued_bytes -= sum(entry.size for entry in batch)
         self._in_flight = rows
@@ -410,11 +478,27 @@ class SpanWriter:
             self._stage = f"record a batch in the write-ahead log {self._wal.directory}"
             self._wal.begin(first, last)
         self._stage = "insert a batch"
-        outcome = self._inserter.write(
-            concat([entry.table for entry in batch]),
-            self._token(first, last),
-            senders_of([(entry.table.num_rows, entry.sender) for entry in batch]),
-        )
+        token = self._token(first, last)
+        outcome = BatchOutcome()
+        decoded = [entry for entry in batch if entry.table is not None]
+        if decoded:
+            outcome = self._inserter.write(
+                concat([entry.table for entry in decoded if entry.table is not None]),
+                token,
+                senders_of([(entry.spans, entry.sender) for entry in decoded]),
+            )
+        bodies = [entry for entry in batch if entry.body is not None]
+        if bodies and not outcome.unfinished:
+            insert = self._insert_bodies
+            assert insert is not None  # bodies are only queued with it
+            of_bodies = self._inserter.write_bodies(
+                [entry.body for entry in bodies if entry.body is not None],
+                token + "-e",
+                [(entry.spans, entry.sender) for entry in bodies],
+                insert,
+                decode_bodies,
+            )
+            outcome.merge(of_bodies)
         if outcome.unfinished:
             return False
         self._finish(batch, outcome)
@@ -456,7 +540,7 @@ class SpanWriter:
             return not self._closing
 
     def _give_up(self, batch: list[_Entry]) -> None:
-        rows = sum(entry.table.num_rows for entry in batch)
+        rows = sum(entry.spans for entry in batch)
         logger.error(
             "dropping a batch of %d requests (%d spans) the writer failed %d times to handle",
             len(batch),
@@ -469,8 +553,12 @@ class SpanWriter:
         # Stopping before the batch was stored: the log keeps it for the next start.
         with self._cond:
             self._in_flight = 0
-            self._queued += sum(entry.table.num_rows for entry in batch)
+            self._queued += sum(entry.spans for entry in batch)
             self._cond.notify_all()
+
+
+#: How an Arrow IPC stream (a decoded request in the log) begins: the continuation marker.
+_ARROW_STREAM = b"\xff\xff\xff\xff"
 
 
 def _retryable(exc: Exception) -> bool:

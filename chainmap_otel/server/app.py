@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
+from chainmap_otel.ingest.engine_decode import insert_bodies
 from chainmap_otel.ingest.inserter import BatchInserter, store_landed
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.receivers.otlp_grpc import OtlpGrpcReceiver
@@ -74,8 +75,11 @@ def new_span_writer(
     *,
     queue_bytes: int | None = None,
     wal: WriteAheadLog | None = None,
+    engine_decode: bool = False,
 ) -> SpanWriter:
-    """A (not yet started) writer into ``store``'s ``otel_traces``, durable with ``wal``."""
+    """A (not yet started) writer into ``store``'s ``otel_traces``, durable with ``wal``;
+    with ``engine_decode`` (and an embedded store) it takes OTLP protobuf bodies for the
+    engine to decode in batches."""
 
     def insert(table: Any, token: str) -> None:
         store.insert_arrow(table, deduplication_token=token)
@@ -93,8 +97,18 @@ def new_span_writer(
         if queue_bytes is not None
         else config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES)
     )
+
+    def insert_batch(bodies: Sequence[bytes], token: str) -> None:
+        insert_bodies(store, bodies, token)
+
     inserter = BatchInserter(insert, probe, landed=store_landed(store))
-    return SpanWriter(inserter, wal=wal, max_queued_spans=spans, max_queued_bytes=size)
+    return SpanWriter(
+        inserter,
+        wal=wal,
+        max_queued_spans=spans,
+        max_queued_bytes=size,
+        insert_bodies=insert_batch if engine_decode and store.inserts_select else None,
+    )
 
 
 def open_wal(store: TraceStore, directory: str | Path | None = None) -> WriteAheadLog:
@@ -309,7 +323,11 @@ def run_server(
 
             apply(store)
         writer = new_span_writer(
-            store, settings.queue_spans, queue_bytes=settings.queue_bytes, wal=open_wal(store)
+            store,
+            settings.queue_spans,
+            queue_bytes=settings.queue_bytes,
+            wal=open_wal(store),
+            engine_decode=settings.engine_decode,
         )
         writer.start()
         resources.callback(_close_writer, writer)

@@ -29,6 +29,7 @@ class ServeSettings:
     queue_bytes: int
     max_inflight_bytes: int
     decode_processes: int
+    engine_decode: bool
     idle_timeout_s: int
     apply_schema: bool
     registry_url: str
@@ -47,6 +48,7 @@ class ServeSettings:
             "queue_bytes": config.env_int(config.CHAINMAP_SERVE_QUEUE_BYTES),
             "max_inflight_bytes": config.env_int(config.CHAINMAP_SERVE_MAX_INFLIGHT_BYTES),
             "decode_processes": config.env_int(config.CHAINMAP_SERVE_DECODE_PROCESSES),
+            "engine_decode": config.env_bool(config.CHAINMAP_SERVE_ENGINE_DECODE),
             "idle_timeout_s": config.env_int(config.CHAINMAP_SERVE_IDLE_TIMEOUT_S),
             "apply_schema": config.env_bool(config.CHAINMAP_SCHEMA_AUTO_APPLY),
             "registry_url": config.registry_url(),

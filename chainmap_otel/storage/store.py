@@ -357,18 +357,7 @@ class TraceStore:
         if count == 0:
             return 0
         validate_identifier(table, "table")
-        # Without a token: no deduplication, as before the tables had a deduplication window.
-        settings: dict[str, Any] = {"insert_deduplicate": 0}
-        if deduplication_token is not None:
-            if not _TOKEN.match(deduplication_token):
-                raise ValueError(
-                    f"deduplication_token {deduplication_token!r} is not [A-Za-z0-9_-]+"
-                )
-            settings = {
-                "insert_deduplicate": 1,
-                "insert_deduplication_token": deduplication_token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-            }
+        settings = _insert_settings(deduplication_token)
         try:
             handle = _chdb_handle(self.client) if self.embedded else None
             if handle is None:
@@ -376,10 +365,7 @@ class TraceStore:
             else:
                 # Python(batch) names the local variable holding the Arrow table.
                 sql = _ARROW_INSERT.format(db=self.database, table=table)
-                sql += " SETTINGS " + ", ".join(
-                    f"{key} = '{value}'" if isinstance(value, str) else f"{key} = {value}"
-                    for key, value in settings.items()
-                )
+                sql += _settings_clause(settings)
                 with handle.lock:
                     if handle.conn is None:
                         raise StoreError("the store is closed")
@@ -387,6 +373,40 @@ class TraceStore:
         except Exception as exc:
             raise self._error(f"insert of {count} spans into {table} failed", exc) from None
         return count
+
+    @property
+    def inserts_select(self) -> bool:
+        """Whether :meth:`insert_select` works here: the engine runs in this process and
+        reads the files this process writes (embedded chDB)."""
+        return self.embedded and _chdb_handle(self.client) is not None
+
+    def insert_select(
+        self,
+        select: str,
+        settings: Mapping[str, str | int],
+        *,
+        table: str = TRACES_TABLE,
+        deduplication_token: str | None = None,
+    ) -> None:
+        """``INSERT INTO table (TRACE_COLUMNS) <select>`` with ``settings``.
+
+        The engine-side decode of the span writer (``select`` reads files the engine opens
+        itself). Deduplication as in :meth:`insert_arrow`. Embedded stores only.
+        """
+        validate_identifier(table, "table")
+        handle = _chdb_handle(self.client) if self.embedded else None
+        if handle is None:
+            raise StoreError(f"insert_select needs the embedded store, not {self.url_for_display}")
+        every = {**_insert_settings(deduplication_token), **settings}
+        sql = f'INSERT INTO "{self.database}"."{table}" ({_INSERT_COLUMNS}) {select}'
+        sql += _settings_clause(every)
+        try:
+            with handle.lock:
+                if handle.conn is None:
+                    raise StoreError("the store is closed")
+                handle.conn.query(sql, "TabSeparated")
+        except Exception as exc:
+            raise self._error(f"insert into {table} failed", exc) from None
 
     def table_exists(self, table: str) -> bool:
         result = self.query(
@@ -504,6 +524,28 @@ def missing_traces_hint(location: StoreURL, databases: Sequence[str]) -> str:
         f"; {TRACES_TABLE} exists in database {names} of the same server: point chainmap at it "
         f"with the store URL {url} (--store or CHAINMAP_CLICKHOUSE_URL, `.../DBNAME`)"
     )
+
+
+def _insert_settings(deduplication_token: str | None) -> dict[str, Any]:
+    # Without a token: no deduplication, as before the tables had a deduplication window.
+    if deduplication_token is None:
+        return {"insert_deduplicate": 0}
+    if not _TOKEN.match(deduplication_token):
+        raise ValueError(f"deduplication_token {deduplication_token!r} is not [A-Za-z0-9_-]+")
+    return {
+        "insert_deduplicate": 1,
+        "insert_deduplication_token": deduplication_token,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+
+
+def _settings_clause(settings: Mapping[str, Any]) -> str:
+    rendered = []
+    for key, value in settings.items():
+        if isinstance(value, str):
+            value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        rendered.append(f"{key} = {value}")
+    return " SETTINGS " + ", ".join(rendered)
 
 
 def _chdb_handle(client: Any) -> Any:

@@ -44,11 +44,11 @@ def read(sources: tuple[Source, ...], attributes: Mapping[str, Any]) -> str | No
     """The field's value in a span's attributes: the first non-empty source, or None."""
     for source in sources:
         value = attributes.get(source.key)
-        if value is None:
+        if value is None or value == "":
             continue
-        text = str(value)
+        text = value if type(value) is str else str(value)
         if source.path_only:
-            text = text.split("?", 1)[0]
+            text = text.partition("?")[0]
         if text:
             return text
     return None

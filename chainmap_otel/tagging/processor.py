@@ -151,14 +151,19 @@ class _Tagger:
         ctx = parent_context if parent_context is not None else get_current()
         parent: Any = ctx.get(_SPAN_KEY)
         raw: object = None
-        if parent is not None:
+        # A local SDK span holds its attributes: read the stack there without asking its
+        # span context (most spans have one); a remote or non-recording parent has none.
+        held: Any = getattr(parent, "_attributes", None) if parent is not None else None
+        if held is not None:
+            raw = getattr(held, "_dict", held).get(ATTR_CHAIN_IDS)
+        elif parent is not None:
             parent_context_ = parent.get_span_context()
-            if parent_context_.is_valid and not parent_context_.is_remote:
+            if not parent_context_.is_valid or parent_context_.is_remote:
+                raw = baggage.get_baggage(BAGGAGE_KEY, ctx)
+            else:
                 parent_attributes = _attributes_of(parent)
                 if parent_attributes:
                     raw = parent_attributes.get(ATTR_CHAIN_IDS)
-            else:
-                raw = baggage.get_baggage(BAGGAGE_KEY, ctx)
         else:
             raw = baggage.get_baggage(BAGGAGE_KEY, ctx)
         stack: tuple[str, ...] = ()

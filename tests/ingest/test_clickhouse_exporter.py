@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
+from chainmap_otel.ingest.exporter import ClickHouseSpanExporter, ExporterSettings
 from chainmap_otel.storage.columns import TRACE_COLUMNS
 from chainmap_otel.storage.store import TraceStore, open_store
 
@@ -181,17 +181,25 @@ def test_an_unreachable_store_never_blocks_the_app_and_every_drop_is_counted(
     assert exporter.export(spans) is SpanExportResult.FAILURE
 
 
-def test_buffered_spans_are_stored_once_the_store_answers(db_url: str) -> None:
+def test_buffered_spans_are_stored_once_the_store_takes_inserts_again(db_url: str) -> None:
     spans = _recorded_spans()
-    exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=5)
-    assert exporter.export(spans) is SpanExportResult.SUCCESS
-    assert exporter.force_flush(timeout_millis=100) is False
-    exporter._url = db_url  # the store comes back (as at a new address)
+    exporter = ClickHouseSpanExporter(db_url, timeout=5)
+    assert exporter.export(spans[:1]) is SpanExportResult.SUCCESS
+    assert exporter.force_flush() is True
+    with open_store(db_url) as store:
+        # The store refuses inserts (TOO_MANY_PARTS) until the setting is put back.
+        store.command("ALTER TABLE otel_traces MODIFY SETTING max_parts_in_total = 1")
+        try:
+            assert exporter.export(spans) is SpanExportResult.SUCCESS
+            assert exporter.force_flush(timeout_millis=300) is False
+            assert (exporter.buffered_spans, exporter.dropped_spans) == (3, 0)
+        finally:
+            store.command("ALTER TABLE otel_traces MODIFY SETTING max_parts_in_total = 100000")
     assert exporter.force_flush() is True  # wakes the waiting retry
-    assert (exporter.exported_spans, exporter.buffered_spans, exporter.dropped_spans) == (3, 0, 0)
+    assert (exporter.exported_spans, exporter.buffered_spans, exporter.dropped_spans) == (4, 0, 0)
     exporter.shutdown()
     with open_store(db_url) as store:
-        assert store.query("SELECT count() FROM otel_traces").result_rows == [(3,)]
+        assert store.query("SELECT count() FROM otel_traces").result_rows == [(4,)]
 
 
 def _span_at(tracer: Any, name: str, start: int, **attributes: Any) -> None:
@@ -225,7 +233,8 @@ def test_poison_spans_cost_only_themselves(db_url: str) -> None:
 
 
 FORK = """
-import os, sys
+import logging, os, sys
+logging.basicConfig(level=logging.WARNING)
 from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
 from tests.ingest.test_clickhouse_exporter import _recorded_spans
 exporter = ClickHouseSpanExporter("http://127.0.0.1:9/otel", timeout=0.5)
@@ -233,9 +242,10 @@ exporter.export(_recorded_spans())
 assert exporter.buffered_spans == 3
 pid = os.fork()
 if pid == 0:
-    ok = exporter.buffered_spans == 0 and exporter._worker is None
+    ok = exporter.buffered_spans == 0
     exporter.export(_recorded_spans()[:1])
-    ok = ok and exporter.buffered_spans == 1 and exporter._worker.is_alive()
+    ok = ok and exporter.buffered_spans == 1
+    exporter.force_flush(timeout_millis=2000)  # its worker tries the (unreachable) store
     exporter.shutdown()
     ok = ok and exporter.drop_counts["shutdown"] == 1
     os._exit(0 if ok else 3)
@@ -255,6 +265,8 @@ def test_a_forked_child_starts_with_an_empty_queue_and_its_own_worker() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "3"]  # the child's spans are the child's, not resent
+    # The child's own worker tried to store its one span (and only it).
+    assert "retrying an insert of 1 spans" in out.stderr
 
 
 def test_exporting_makes_no_spans_of_its_own(db_url: str) -> None:
@@ -282,7 +294,7 @@ def test_the_entry_point_builds_from_the_environment_alone(tmp_path: Path) -> No
         "cls = ep.load()\n"
         "exporter = cls()\n"
         "print('clickhouse_connect' in sys.modules, 'chdb' in sys.modules,"
-        " exporter._linger, exporter._batch_spans)\n"
+        " exporter.settings.linger_s, exporter.settings.batch_spans)\n"
     )
     env = {
         "CHAINMAP_CLICKHOUSE_URL": f"chdb://{tmp_path}/store",
@@ -302,3 +314,26 @@ def test_bad_arguments_are_rejected() -> None:
         ClickHouseSpanExporter(timeout=0)
     with pytest.raises(ValueError, match="buffer_spans"):
         ClickHouseSpanExporter(buffer_spans=0)
+    with pytest.raises(TypeError, match="either settings"):
+        ClickHouseSpanExporter(settings=ExporterSettings.from_env(), timeout=1)
+
+
+def test_settings_are_resolved_once_from_arguments_then_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHAINMAP_CLICKHOUSE_URL", "http://clickhouse.example:8123/otel")
+    monkeypatch.setenv("CHAINMAP_EXPORT_LINGER_MS", "250")
+    monkeypatch.setenv("CHAINMAP_EXPORT_BATCH_SPANS", "not a number")  # logged, default used
+    monkeypatch.setenv("CHAINMAP_EXPORT_BUFFER_SPANS", "1000")
+    exporter = ClickHouseSpanExporter(linger_s=0.5)
+    monkeypatch.setenv("CHAINMAP_EXPORT_LINGER_MS", "9999")  # read once: no effect now
+    assert exporter.settings == ExporterSettings(
+        url="http://clickhouse.example:8123/otel",
+        timeout=10.0,
+        buffer_spans=1000,
+        auto_apply_schema=True,
+        table="otel_traces",
+        linger_s=0.5,
+        batch_spans=1000,  # the default 16384, capped by the buffer
+    )
+    exporter.shutdown()

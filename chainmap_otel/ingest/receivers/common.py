@@ -10,13 +10,15 @@ from concurrent.futures.process import BrokenProcessPool
 from google.rpc import code_pb2
 
 from chainmap_otel.errors import IngestError
+from chainmap_otel.ingest.decode import decode_protobuf
+from chainmap_otel.ingest.engine_decode import decode_for_engine
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool, as_decoded
 from chainmap_otel.ingest.validate import DecodedSpans
 from chainmap_otel.ingest.writer import SpanWriter, WriterClosedError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Refusal", "accept", "decode_in_pool"]
+__all__ = ["Refusal", "accept", "decode_in_pool", "decode_in_process"]
 
 
 class Refusal(Exception):
@@ -37,10 +39,13 @@ def accept(
     Shared by both receivers (gRPC maps the reply's status to its codes).
     """
     table = decoded.to_arrow()
-    if table is None:
+    if table is None and decoded.body is None:
         return
     try:
-        queued = writer.offer(table, sender, ipc)
+        if decoded.body is not None:
+            queued = writer.offer_body(decoded.body, decoded.body_spans, sender)
+        else:
+            queued = writer.offer(table, sender, ipc)
     except WriterClosedError:
         raise Refusal(
             503, code_pb2.UNAVAILABLE, "the server is shutting down; retry later"
@@ -59,10 +64,16 @@ def accept(
         )
 
 
-def decode_in_pool(pool: DecodePool, body: bytes) -> tuple[DecodedSpans, bytes | None]:
-    """Decode a protobuf body in the pool; raises the refusal reply for a bad body or a broken pool."""
+def decode_in_pool(
+    pool: DecodePool, body: bytes, engine: bool = False
+) -> tuple[DecodedSpans, bytes | None]:
+    """Decode a protobuf body in the pool; raises the refusal reply for a bad body or a broken pool.
+
+    With ``engine`` (the writer takes bodies) a body the engine path takes is only checked
+    in the worker and comes back as the body itself.
+    """
     try:
-        return as_decoded(pool.submit(body).result())
+        return as_decoded(pool.submit(body, engine).result(), body)
     except IngestError as exc:
         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
     except (BrokenProcessPool, RuntimeError) as exc:
@@ -70,3 +81,11 @@ def decode_in_pool(pool: DecodePool, body: bytes) -> tuple[DecodedSpans, bytes |
         raise Refusal(
             503, code_pb2.UNAVAILABLE, "the decoder is unavailable; retry later"
         ) from None
+
+
+def decode_in_process(body: bytes, engine: bool = False) -> DecodedSpans:
+    """Decode a protobuf body here (as :func:`decode_in_pool` does in a worker)."""
+    try:
+        return decode_for_engine(body) if engine else decode_protobuf(body)
+    except IngestError as exc:
+        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc

@@ -34,20 +34,28 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DecodePool", "decode_in_worker"]
 
-Decoded = tuple[bytes | None, int, list[str]]
+#: A worker's answer: Arrow IPC of the accepted spans, rejected count, reasons, and the
+#: span count when the engine path takes the body as it is (None: decoded here).
+Decoded = tuple[bytes | None, int, list[str], int | None]
 
 
-def decode_in_worker(body: bytes) -> Decoded:
-    """In a worker: the request's accepted spans as Arrow IPC, the rejected count and reasons.
+def decode_in_worker(body: bytes, engine: bool = False) -> Decoded:
+    """In a worker: the request's accepted spans as Arrow IPC, the rejected count and reasons;
+    with ``engine``, only the span count when the engine path takes the body.
 
     Raises :class:`~chainmap_otel.errors.IngestError` (pickled back) for a malformed body.
     """
     from chainmap_otel.ingest.decode import decode_protobuf
+    from chainmap_otel.ingest.engine_decode import engine_spans
     from chainmap_otel.storage.arrow import to_ipc
 
+    if engine:
+        count = engine_spans(body)
+        if count is not None:
+            return None, 0, [], count
     decoded = decode_protobuf(body)
     ipc = to_ipc(decoded.table) if decoded.table is not None else None
-    return ipc, decoded.rejected, decoded.reasons
+    return ipc, decoded.rejected, decoded.reasons, None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -59,14 +67,20 @@ def _die_with_parent(parent: int) -> None:
 
 def _warm() -> None:
     import chainmap_otel.ingest.decode
-    import chainmap_otel.storage.arrow  # noqa: F401
+    import chainmap_otel.ingest.engine_decode
+    import chainmap_otel.storage.arrow
+
+    chainmap_otel.ingest.engine_decode.engine_spans(b"")
 
 
-def as_decoded(result: Decoded) -> tuple[DecodedSpans, bytes | None]:
-    """The parent's side: ``DecodedSpans`` over the mapped table, and the IPC bytes for the log."""
+def as_decoded(result: Decoded, body: bytes) -> tuple[DecodedSpans, bytes | None]:
+    """The parent's side: ``DecodedSpans`` over the mapped table, and the IPC bytes for the
+    log; or over ``body`` itself when the engine path takes it."""
     from chainmap_otel.storage.arrow import from_ipc
 
-    ipc, rejected, reasons = result
+    ipc, rejected, reasons, engine_spans = result
+    if engine_spans is not None:
+        return DecodedSpans(body=body, body_spans=engine_spans), None
     decoded = DecodedSpans(rejected=rejected, reasons=reasons)
     if ipc is not None:
         decoded.table = from_ipc(ipc)
@@ -90,8 +104,8 @@ class DecodePool:
         for warming in [self._pool.submit(_warm) for _ in range(processes)]:
             warming.result(timeout=120)
 
-    def submit(self, body: bytes) -> Future[Decoded]:
-        return self._pool.submit(decode_in_worker, body)
+    def submit(self, body: bytes, engine: bool = False) -> Future[Decoded]:
+        return self._pool.submit(decode_in_worker, body, engine)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

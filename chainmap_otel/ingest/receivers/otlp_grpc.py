@@ -31,9 +31,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chainmap_otel import config
-from chainmap_otel.errors import IngestError
-from chainmap_otel.ingest.decode import decode_protobuf
-from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
+from chainmap_otel.ingest.receivers.common import (
+    Refusal,
+    accept,
+    decode_in_pool,
+    decode_in_process,
+)
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 
@@ -141,13 +144,11 @@ class OtlpGrpcReceiver:
         try:
             try:
                 ipc = None
+                engine = self._writer.takes_bodies
                 if self._pool is not None:
-                    decoded, ipc = decode_in_pool(self._pool, payload)
+                    decoded, ipc = decode_in_pool(self._pool, payload, engine)
                 else:
-                    try:
-                        decoded = decode_protobuf(payload)
-                    except IngestError as exc:
-                        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+                    decoded = decode_in_process(payload, engine)
                 accept(self._writer, decoded, f"{context.peer()} (grpc)", ipc)
             except Refusal as refusal:
                 if refusal.code == code_pb2.INVALID_ARGUMENT:

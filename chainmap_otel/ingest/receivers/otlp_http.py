@@ -37,7 +37,12 @@ from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.decode import DecodedSpans, decode_json, decode_protobuf
-from chainmap_otel.ingest.receivers.common import Refusal, accept, decode_in_pool
+from chainmap_otel.ingest.receivers.common import (
+    Refusal,
+    accept,
+    decode_in_pool,
+    decode_in_process,
+)
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
 
@@ -170,10 +175,13 @@ def _decode(media: str, body: bytes) -> DecodedSpans:
 
 
 def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str) -> DecodedSpans:
-    try:
-        decoded = _decode(media, body)
-    except IngestError as exc:
-        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+    if media == PROTOBUF:
+        decoded = decode_in_process(body, engine=writer.takes_bodies)
+    else:
+        try:
+            decoded = decode_json(body)
+        except IngestError as exc:
+            raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
     accept(writer, decoded, sender)
     return decoded
 
@@ -181,7 +189,7 @@ def _decode_and_accept(media: str, body: bytes, writer: SpanWriter, sender: str)
 def _pooled_decode_and_accept(
     pool: DecodePool, body: bytes, writer: SpanWriter, sender: str
 ) -> DecodedSpans:
-    decoded, ipc = decode_in_pool(pool, body)
+    decoded, ipc = decode_in_pool(pool, body, engine=writer.takes_bodies)
     accept(writer, decoded, sender, ipc)
     return decoded
 
