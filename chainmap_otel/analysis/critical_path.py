@@ -217,6 +217,22 @@ ORDER BY TraceId, EntryChain = ''
 LIMIT 1 BY TraceId"""
 
 
+#: Stands in for sql/critical_path_live.sql when no span lies past the rolled-up part.
+_NO_LIVE_SQL = "SELECT '' AS TraceId, toUInt64(0) AS LatencyNs, toUInt8(0) AS Rolled WHERE 0"
+_SPANS_AFTER_SQL = """SELECT count() FROM {db}.otel_traces
+WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{end:Int64}}) AND TraceId != ''"""
+
+
+def _spans_after(store: TraceStore, start_ns: int, end_ns: int) -> bool:
+    """Whether a span starts in ``[start, end)``: the live part's SQL costs tens of ms to
+    plan even over nothing (a window ending below the rollup's watermark)."""
+    if start_ns >= end_ns:
+        return False
+    sql = _SPANS_AFTER_SQL.format(db=store.database)
+    return bool(store.query(sql, {"start": start_ns, "end": end_ns}).result_rows[0][0])
+
+
 def member_sql(catalog: ChainCatalog, chain_id: str) -> tuple[str, dict[str, Any]]:
     """The test that a trace belongs to ``chain_id`` over its ``Chains`` (tagged) and
     ``UntaggedFields`` (rule fields of its untagged spans), and its bound parameters."""
@@ -272,13 +288,16 @@ def chain_critical_path(
     watermark = critical_paths.analysis_watermark(store)
     rolled_to = start if watermark is None else max(start, min(end, watermark))
     reach = critical_paths.REACH_SECONDS * 1_000_000_000
-    spans = load_sql("critical_path_spans", store.database, traces="")
+    live_sql = _NO_LIVE_SQL
+    if _spans_after(store, rolled_to, end):
+        spans = load_sql("critical_path_spans", store.database, traces="")
+        live_sql = load_sql("critical_path_live", store.database, member=member, spans=spans)
     rank_sql = load_sql(
         "critical_path_rank",
         store.database,
         rolled=_NO_ROLLUP_SQL if watermark is None else f"{store.database}.chainmap_critical_path",
         member=member,
-        spans=spans,
+        live=live_sql,
         slow_q=repr(1 - SLOW_FRACTION),
     )
     bound = {

@@ -6,8 +6,8 @@
 -- marked rolled up or live.
 -- Traces starting below {rolled_to_ns:Int64} are read from chainmap_critical_path (the
 -- chain's own part when a span marks its entry there, else the whole trace), the others
--- live from the spans ({from_ns:Int64} = the rolled-up end, read {reach_ns:Int64} earlier
--- to leave out traces that started before it). {{member}} is the chain's membership test
+-- live from the spans ({{live}}: sql/critical_path_live.sql, or no rows when no span lies
+-- past the rolled-up end). {{member}} is the chain's membership test
 -- over Chains and UntaggedFields (analysis.critical_path); both parts apply it to the same
 -- columns.
 WITH rolled AS (
@@ -23,23 +23,7 @@ WITH rolled AS (
       AND Start >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({rolled_to_ns:Int64})
 ), live AS (
-    SELECT TraceId, if(has(EntryChains, {chain:String}), entry_ns, extent_ns) AS LatencyNs,
-           0 AS Rolled
-    FROM (
-        SELECT
-            TraceId,
-            groupUniqArrayArray(chains) AS Chains,
-            groupUniqArrayArray(entries) AS EntryChains,
-            groupUniqArrayIf(fields, tagged = 0) AS UntaggedFields,
-            toUInt64(max(start_ns + Duration) - min(start_ns)) AS extent_ns,
-            argMinIf(Duration, (start_ns, SpanId), has(entries, {chain:String})) AS entry_ns
-        FROM (
-{{spans}}
-        )
-        GROUP BY TraceId
-        HAVING min(start_ns) >= {from_ns:Int64} AND min(start_ns) < {end_ns:Int64}
-    )
-    WHERE has(EntryChains, {chain:String}) OR ({{member}})
+{{live}}
 )
 -- The live part is read once (a CTE is run again where it is named): one row of its count,
 -- quantile state and its own sample and slowest, merged here with the rolled-up part's
