@@ -19,6 +19,11 @@ rest live. Building the rollup is ingest-side work, like a
 materialized view's: it is timed separately (one backfill of everything generated, in spans
 rolled up per second), and so are topology from the minute level alone (the cost before the
 hour level) and topology paired entirely live, the cost without the rollup.
+
+The per-chain critical-path aggregate reads the critical-path rollup
+(``chainmap_otel.analysis.rollups.critical_paths``: each trace walked once when its slice
+closes); its backfill is timed the same way, and the aggregate computed entirely live (as on a
+store without the rollup) is timed too.
 """
 
 from __future__ import annotations
@@ -30,15 +35,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chainmap_otel.analysis.coverage import coverage
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.rollups import critical_paths
 from chainmap_otel.analysis.rollups.edges import (
     invalidate_edges,
     read_state,
@@ -337,6 +345,18 @@ def generate(store: TraceStore, spans: int, end_ns: int) -> int:
     return int(store.query(f"SELECT count() FROM {store.database}.otel_traces").result_rows[0][0])
 
 
+@contextmanager
+def critical_path_rollup_unread() -> Iterator[None]:
+    """The aggregate as on a store without the critical-path rollup: every trace live."""
+    with mock.patch.object(critical_paths, "analysis_watermark", lambda store: None):
+        yield
+
+
+def live_critical_path(store: TraceStore, catalog: Any, chain_id: str, window: TimeWindow) -> Any:
+    with critical_path_rollup_unread():
+        return chain_critical_path(store, catalog, chain_id, window)
+
+
 def timed(repeat: int, run: Callable[[], Any]) -> float:
     times = []
     for _ in range(repeat):
@@ -410,8 +430,24 @@ def main() -> None:
         started = time.perf_counter()
         refresh_entries(store)
         print(f"inferred-entry rollup backfill: {time.perf_counter() - started:.1f} s\n")
+        critical_paths.invalidate_critical_paths(store)
+        started = time.perf_counter()
+        critical_paths.refresh_critical_paths(store)
+        build = time.perf_counter() - started
+        walked = store.query(
+            f"SELECT count() FROM {store.database}.otel_traces WHERE Timestamp < "
+            "fromUnixTimestamp64Nano({w:Int64})",
+            {"w": critical_paths.read_state(store).watermark_ns},
+        ).result_rows[0][0]
+        parts = store.query(
+            f"SELECT count() FROM {store.database}.chainmap_critical_path"
+        ).result_rows[0][0]
+        print(
+            f"critical-path rollup backfill: {walked:,} spans, {build:.1f} s "
+            f"({walked / build:,.0f} spans/s, {build / scan:,.0f}x scan), {parts:,} rows\n"
+        )
         wanted = [*catalog.ids, ""]
-        results = [
+        results: list[tuple[str, int, Callable[[], Any]]] = [
             (
                 "topology, all chains + all traffic (whole data)",
                 total,
@@ -456,6 +492,13 @@ def main() -> None:
                     lambda c=chain_id: chain_critical_path(store, catalog, c, everything),
                 )
             )
+        results.append(
+            (
+                "critical-path aggregate B3, live: no rollup (whole data)",
+                total,
+                lambda: live_critical_path(store, catalog, "B3", everything),
+            )
+        )
         print(f"{'query':58} {'ms':>9} {'x scan':>8} {'spans/s':>14}")
         for name, spans, run in results:
             seconds = timed(args.repeat, run)

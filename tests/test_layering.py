@@ -35,7 +35,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
 }
 
 #: TraceStore methods that write; in analysis/ only the rollups (analysis/rollups/) call them.
-STORE_WRITES = {"command", "insert_spans", "insert_arrow"}
+STORE_WRITES = {"command", "insert_spans", "insert_arrow", "insert_columns"}
 
 
 def modules() -> list[tuple[str, ast.Module]]:

@@ -1,26 +1,26 @@
 """Critical paths: Jaeger's algorithm per trace, and where a chain's latency goes.
 
-Per trace (:func:`compute_sections`, the jaeger-ui CriticalPath semantics, iterative):
+Per trace (:func:`critical_path`): the jaeger-ui CriticalPath algorithm,
+:func:`~chainmap_otel.analysis.path_sections.compute_sections`, over the stored spans.
 
-1. a span whose parent is not in the trace is a root; several roots hang under a
-   virtual root spanning them all (its own gaps are not reported);
-2. CONSUMER children of PRODUCER spans are dropped (asynchronous: the producer does not
-   wait for them), with their subtrees;
-3. top-down, each child is clipped to its (already clipped) parent's interval; a child
-   entirely before or after its parent is dropped with its subtree;
-4. from the root's end walk backwards: take the last-finishing child that ends before
-   the current point (any child on the first visit), emit the parent's section after it
-   and descend; with no such child emit the span's own section from its start and
-   return to the parent with the current point set to the span's start.
+Per chain (:func:`chain_critical_path`): only the chain's part of each trace counts (the
+subtree of the span that marks where the chain begins,
+:func:`~chainmap_otel.analysis.path_sections.chain_subtree`; the whole trace when no span
+marks it: a trace classified at query time, or tagged without entry marks). A trace is in
+the window when its first span starts there, and belongs to the chain by the membership rule
+(:mod:`~chainmap_otel.analysis.membership`): a span tagged with it, or an untagged span its
+entry rules match, evaluated now over the rule fields of the trace's untagged spans. The
+chain's traces are counted and ranked by that part's latency; at most ``sample_cap`` of them
+(default :data:`DEFAULT_SAMPLE_CAP`, a deterministic sample by TraceId hash) plus the slowest
+5 % (at most ``sample_cap`` too) give each service's and operation's share of critical-path
+time, for all sampled traces and for the slowest 5 %.
 
-Sections come back in chronological order. Per chain (:func:`chain_critical_path`):
-only the chain's part of each trace counts (the subtree of the span where the chain
-begins, :func:`chain_subtree`; the whole trace when it was classified from its root);
-the chain's traces in the window are ranked by that part's latency; at most ``sample_cap`` of them
-(default :data:`DEFAULT_SAMPLE_CAP`, a deterministic sample by TraceId hash) plus the
-slowest 5 % (at most ``sample_cap`` too) are fetched, only six span columns, and each
-service's and operation's share of critical-path time is summed with numpy, for all
-sampled traces and for the slowest 5 %.
+Traces starting below the critical-path rollup's watermark are read from
+``chainmap_critical_path`` (:mod:`~chainmap_otel.analysis.rollups.critical_paths`: each
+trace's parts walked once, when its slice closed); the others (the live tail, or everything
+on a store without the rollup) are ranked from their spans in one query and the sampled
+ones among them walked here with the same functions, so both give the same answer (tested).
+Every span read is narrowed by time.
 
 JSON: ``docs/json-contract.md`` (checked against the real output by
 ``tests/docs/test_json_contract.py``).
@@ -34,127 +34,44 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from chainmap_otel.analysis.membership import (
     KIND_SQL,
-    WINDOW_SQL,
-    classify_expression,
+    SqlParams,
     require_chain,
-    tagged_chains_sql,
+    rule_sql,
+    tuple_columns,
 )
+from chainmap_otel.analysis.path_sections import (
+    Section,
+    SpanTiming,
+    chain_subtree,
+    compute_sections,
+    entry_chains,
+    part_path,
+)
+from chainmap_otel.analysis.rollups import critical_paths
+from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
+__all__ = [
+    "DEFAULT_SAMPLE_CAP",
+    "ChainCriticalPath",
+    "Section",
+    "Share",
+    "SpanTiming",
+    "chain_critical_path",
+    "chain_subtree",
+    "compute_sections",
+    "critical_path",
+]
+
 #: Traces fetched per chain aggregate (and again at most this many slowest ones).
 DEFAULT_SAMPLE_CAP = 2000
 SLOW_FRACTION = 0.05
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_VIRTUAL_ROOT = "\0root"
-
-
-@dataclass(frozen=True)
-class SpanTiming:
-    """The span fields the algorithm reads; times in Unix nanoseconds."""
-
-    span_id: str
-    parent_id: str
-    service: str
-    name: str
-    kind: str  # lower-case: server, client, producer, consumer, internal
-    start: int
-    end: int
-    entry_ids: str = ""  # chain.entry_ids: the chains that begin at this span
-
-
-@dataclass(frozen=True)
-class Section:
-    span_id: str
-    service: str
-    name: str
-    start_unix_nano: int
-    end_unix_nano: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "span_id": self.span_id,
-            "service": self.service,
-            "name": self.name,
-            "start_unix_nano": self.start_unix_nano,
-            "end_unix_nano": self.end_unix_nano,
-        }
-
-
-def compute_sections(spans: Sequence[SpanTiming]) -> list[Section]:
-    """The critical path of one trace's spans, chronological (see the module docstring)."""
-    if not spans:
-        return []
-    by_id = {s.span_id: s for s in spans}
-    children: dict[str, list[str]] = {}
-    for span in spans:
-        parent = by_id.get(span.parent_id) if span.parent_id != span.span_id else None
-        if parent is None:
-            children.setdefault(_VIRTUAL_ROOT, []).append(span.span_id)
-        elif not (span.kind == "consumer" and parent.kind == "producer"):
-            children.setdefault(parent.span_id, []).append(span.span_id)
-    roots = children.get(_VIRTUAL_ROOT, [])
-    if not roots:  # a parent cycle: nothing to walk from
-        return []
-    # Clip top-down; `interval` holds the kept spans' clipped intervals.
-    interval: dict[str, tuple[int, int]] = {
-        _VIRTUAL_ROOT: (min(by_id[r].start for r in roots), max(by_id[r].end for r in roots))
-    }
-    kept: dict[str, list[str]] = {}
-    queue = [_VIRTUAL_ROOT]
-    while queue:
-        parent_id = queue.pop()
-        p_start, p_end = interval[parent_id]
-        for child_id in children.get(parent_id, ()):
-            child = by_id[child_id]
-            if child_id in interval or child.start >= p_end or child.end <= p_start:
-                continue
-            interval[child_id] = (max(child.start, p_start), min(child.end, p_end))
-            kept.setdefault(parent_id, []).append(child_id)
-            queue.append(child_id)
-    # Children by end time, latest first; a cursor per parent only moves forward because
-    # the point a parent is revisited at (a child's start) only moves back in time.
-    ordered = {
-        pid: sorted(kids, key=lambda k: (-interval[k][1], interval[k][0]))
-        for pid, kids in kept.items()
-    }
-    cursor: dict[str, int] = {}
-    parent_of = {kid: pid for pid, kids in kept.items() for kid in kids}
-    out: list[Section] = []
-
-    def emit(span_id: str, start: int, end: int) -> None:
-        if span_id != _VIRTUAL_ROOT and end > start:
-            span = by_id[span_id]
-            out.append(Section(span_id, span.service, span.name, start, end))
-
-    current, point = _VIRTUAL_ROOT, interval[_VIRTUAL_ROOT][1]
-    first_visit = True
-    while True:
-        kids = ordered.get(current, [])
-        index = cursor.get(current, 0)
-        if not first_visit:
-            while index < len(kids) and interval[kids[index]][1] >= point:
-                index += 1
-        cursor[current] = index
-        if index < len(kids):
-            next_id = kids[index]
-            cursor[current] = index + 1
-            emit(current, interval[next_id][1], point)
-            current, point, first_visit = next_id, interval[next_id][1], True
-            continue
-        start = interval[current][0]
-        emit(current, start, point)
-        if current == _VIRTUAL_ROOT:
-            break
-        current, point, first_visit = parent_of[current], start, False
-    out.reverse()
-    return out
 
 
 _SPANS_SQL = f"""
@@ -184,29 +101,6 @@ def _rows_to_timings(rows: Iterable[Sequence[Any]]) -> dict[str, list[SpanTiming
             )
         )
     return traces
-
-
-def chain_subtree(spans: Sequence[SpanTiming], chain_id: str) -> list[SpanTiming]:
-    """The part of a trace that is the chain: the subtree of the span where it begins.
-
-    A nested chain (B3 inside B1) owns only its entry span and descendants, so its
-    latency is not charged with the outer chains' time. Traces without a tagged entry
-    span (classified from their root at query time) are the chain as a whole.
-    """
-    entries = [s for s in spans if s.entry_ids and chain_id in s.entry_ids.split(",")]
-    if not entries:
-        return list(spans)
-    root = min(entries, key=lambda s: s.start)
-    children: dict[str, list[SpanTiming]] = {}
-    for span in spans:
-        children.setdefault(span.parent_id, []).append(span)
-    subtree, queue = [root], [root.span_id]
-    while queue:
-        for child in children.get(queue.pop(), ()):
-            if child is not root:
-                subtree.append(child)
-                queue.append(child.span_id)
-    return subtree
 
 
 def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
@@ -244,28 +138,6 @@ def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
         )
     spans = _rows_to_timings(rows)[wanted]
     return {"trace_id": wanted, "sections": [s.to_json() for s in compute_sections(spans)]}
-
-
-_CHAIN_TRACES_SQL = f"""
-SELECT count() AS traces,
-       quantileExact({{slow_q:Float64}})(extent) AS slow_threshold,
-       groupArraySorted({{cap:UInt32}})((-extent, TraceId)) AS slowest,
-       arrayMap(x -> x.2, groupArraySorted({{cap:UInt32}})((cityHash64(TraceId), TraceId))) AS sample
-FROM (
-    SELECT TraceId,
-           -- The chain's own latency: its entry span's duration, else the trace's extent.
-           maxIf(Duration, has(splitByChar(',', SpanAttributes['chain.entry_ids']), {{chain_id:String}}))
-               AS entry_duration,
-           if(entry_duration > 0, toInt64(entry_duration),
-              toInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration) - min(toUnixTimestamp64Nano(Timestamp))))
-               AS extent,
-           arrayDistinct(arrayConcat(groupUniqArrayArray({tagged_chains_sql()}),
-               groupUniqArrayArrayIf({{classify}}, SpanAttributes['chain.ids'] = ''))) AS chains
-    FROM {{db}}.otel_traces
-    WHERE {WINDOW_SQL} AND TraceId != ''
-    GROUP BY TraceId
-    HAVING has(chains, {{chain_id:String}})
-)"""
 
 
 @dataclass(frozen=True)
@@ -324,23 +196,81 @@ class ChainCriticalPath:
         }
 
 
-def _shares(
-    keys: list[tuple[str, str | None]],
-    codes: np.ndarray,
-    durations: np.ndarray,
-    mask: np.ndarray,
-    traces: int,
-) -> list[Share]:
-    if traces == 0 or not mask.any():
+#: Stands in for chainmap_critical_path on a store without it (no rows).
+_NO_ROLLUP_SQL = (
+    "(SELECT * FROM (SELECT toDateTime64(0, 9) AS Start, '' AS TraceId, '' AS EntryChain, "
+    "toUInt64(0) AS LatencyNs, CAST([], 'Array(String)') AS Chains, "
+    "CAST([], 'Array(String)') AS EntryChains, "
+    "CAST([], 'Array(Tuple(String, String, String, String, String, String))') "
+    "AS UntaggedFields) WHERE 0)"
+)
+
+
+#: The rolled-up paths of the sampled traces: the chain's own part, else the whole trace.
+_ROLLED_PATHS_SQL = """
+SELECT TraceId, Services, Names, SelfNs
+FROM {db}.chainmap_critical_path
+WHERE EntryChain IN ({{chain:String}}, '') AND TraceId IN {{trace_ids:Array(String)}}
+  AND Start >= fromUnixTimestamp64Nano({{start_ns:Int64}})
+  AND Start < fromUnixTimestamp64Nano({{rolled_to_ns:Int64}})
+ORDER BY TraceId, EntryChain = ''
+LIMIT 1 BY TraceId"""
+
+
+#: Stands in for sql/critical_path_live.sql when no span lies past the rolled-up part.
+_NO_LIVE_SQL = "SELECT '' AS TraceId, toUInt64(0) AS LatencyNs, toUInt8(0) AS Rolled WHERE 0"
+_SPANS_AFTER_SQL = """SELECT count() FROM {db}.otel_traces
+WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{end:Int64}}) AND TraceId != ''"""
+
+
+def _spans_after(store: TraceStore, start_ns: int, end_ns: int) -> bool:
+    """Whether a span starts in ``[start, end)``: the live part's SQL costs tens of ms to
+    plan even over nothing (a window ending below the rollup's watermark)."""
+    if start_ns >= end_ns:
+        return False
+    sql = _SPANS_AFTER_SQL.format(db=store.database)
+    return bool(store.query(sql, {"start": start_ns, "end": end_ns}).result_rows[0][0])
+
+
+def member_sql(catalog: ChainCatalog, chain_id: str) -> tuple[str, dict[str, Any]]:
+    """The test that a trace belongs to ``chain_id`` over its ``Chains`` (tagged) and
+    ``UntaggedFields`` (rule fields of its untagged spans), and its bound parameters."""
+    chain = require_chain(catalog, chain_id)
+    params = SqlParams("cp")
+    rules = [t for t in (rule_sql(r, tuple_columns("u_"), params) for r in chain.entry) if t]
+    untagged = " OR ".join(rules) or "0"
+    return (
+        f"has(Chains, {{chain:String}}) OR arrayExists(u_ -> {untagged}, UntaggedFields)",
+        params.values,
+    )
+
+
+def _shares(totals: dict[tuple[str, str | None], int], traces: int) -> list[Share]:
+    """Each key's share of the summed critical-path time, largest first (ties by key)."""
+    grand = sum(totals.values())
+    if traces == 0 or grand <= 0:
         return []
-    totals = np.bincount(codes[mask], weights=durations[mask], minlength=len(keys))
-    grand = float(totals.sum()) or 1.0
-    order = np.argsort(-totals, kind="stable")
-    return [
-        Share(keys[i][0], keys[i][1], float(totals[i]) / grand, float(totals[i]) / traces / 1e6)
-        for i in order
-        if totals[i] > 0
-    ]
+    order = sorted(
+        ((ns, key) for key, ns in totals.items() if ns > 0),
+        key=lambda item: (-item[0], item[1][0], item[1][1] or ""),
+    )
+    return [Share(key[0], key[1], ns / grand, ns / traces / 1e6) for ns, key in order]
+
+
+def _tally(
+    paths: dict[str, list[tuple[str, str, int]]], trace_ids: Iterable[str]
+) -> tuple[list[Share], list[Share]]:
+    """Service and operation shares over ``trace_ids`` (each with its path's operations)."""
+    services: dict[tuple[str, str | None], int] = {}
+    operations: dict[tuple[str, str | None], int] = {}
+    count = 0
+    for trace_id in trace_ids:
+        count += 1
+        for service, name, ns in paths.get(trace_id, ()):
+            services[(service, None)] = services.get((service, None), 0) + ns
+            operations[(service, name)] = operations.get((service, name), 0) + ns
+    return _shares(services, count), _shares(operations, count)
 
 
 def chain_critical_path(
@@ -351,50 +281,70 @@ def chain_critical_path(
     sample_cap: int = DEFAULT_SAMPLE_CAP,
 ) -> ChainCriticalPath:
     """Critical-path shares of one chain's traces in ``window`` (see the module docstring)."""
-    require_chain(catalog, chain_id)
+    member, member_params = member_sql(catalog, chain_id)
     if sample_cap < 1:
         raise ValueError("sample_cap must be at least 1")
-    classify, params = classify_expression(catalog)
-    sql = _CHAIN_TRACES_SQL.replace("{db}", store.database).replace("{classify}", classify)
+    start, end = window.start_ns, window.end_ns
+    watermark = critical_paths.analysis_watermark(store)
+    rolled_to = start if watermark is None else max(start, min(end, watermark))
+    reach = critical_paths.REACH_SECONDS * 1_000_000_000
+    live_sql = _NO_LIVE_SQL
+    if _spans_after(store, rolled_to, end):
+        spans = load_sql("critical_path_spans", store.database, traces="")
+        live_sql = load_sql("critical_path_live", store.database, member=member, spans=spans)
+    rank_sql = load_sql(
+        "critical_path_rank",
+        store.database,
+        rolled=_NO_ROLLUP_SQL if watermark is None else f"{store.database}.chainmap_critical_path",
+        member=member,
+        live=live_sql,
+        slow_q=repr(1 - SLOW_FRACTION),
+    )
     bound = {
-        **params,
-        **window.params(),
-        "chain_id": chain_id,
+        **member_params,
+        "chain": chain_id,
+        "start_ns": start,
+        "end_ns": end,
+        "rolled_to_ns": rolled_to,
+        "from_ns": rolled_to,
+        "reach_ns": reach,
+        "read_to_ns": end,
         "cap": sample_cap,
-        "slow_q": 1 - SLOW_FRACTION,
     }
-    traces, threshold, slowest, sample = store.query(sql, bound).result_rows[0]
+    traces, threshold, sample, slowest = store.query(rank_sql, bound).result_rows[0]
     traces = int(traces)
     slow_count = min(sample_cap, math.ceil(traces * SLOW_FRACTION)) if traces else 0
-    slow_ids = [str(tid) for _, tid in slowest[:slow_count]]
-    sample_ids = [str(tid) for tid in sample]
-    fetch = sorted(set(slow_ids) | set(sample_ids))
-    timings: dict[str, list[SpanTiming]] = {}
-    if fetch:
-        spans_sql = _SPANS_SQL.replace("{db}", store.database).replace(
-            "{window}", f"AND {WINDOW_SQL}"
-        )
-        timings = _rows_to_timings(
-            store.query(spans_sql, {**window.params(), "trace_ids": fetch}).result_rows
-        )
-    service_keys: dict[tuple[str, str | None], int] = {}
-    op_keys: dict[tuple[str, str | None], int] = {}
-    rows: list[tuple[int, int, int, int]] = []  # trace index, service code, op code, ns
-    trace_index = {tid: i for i, tid in enumerate(fetch)}
-    for tid, spans in timings.items():
-        for section in compute_sections(chain_subtree(spans, chain_id)):
-            s_code = service_keys.setdefault((section.service, None), len(service_keys))
-            o_code = op_keys.setdefault((section.service, section.name), len(op_keys))
-            rows.append(
-                (trace_index[tid], s_code, o_code, section.end_unix_nano - section.start_unix_nano)
+    slowest = slowest[:slow_count]
+    sample_ids = [str(row[0]) for row in sample]
+    slow_ids = [str(row[0]) for row in slowest]
+    paths: dict[str, list[tuple[str, str, int]]] = {}
+    rolled = sorted({str(tid) for tid, from_rollup in (*sample, *slowest) if from_rollup})
+    live = {str(tid) for tid, from_rollup in (*sample, *slowest) if not from_rollup}
+    if rolled:
+        rows = store.query(
+            _ROLLED_PATHS_SQL.format(db=store.database), {**bound, "trace_ids": rolled}
+        ).result_rows
+        for trace_id, services, names, self_ns in rows:
+            paths[str(trace_id)] = list(
+                zip(map(str, services), map(str, names), map(int, self_ns), strict=True)
             )
-    table = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    in_sample = np.isin(np.arange(len(fetch)), [trace_index[t] for t in sample_ids])
-    in_slow = np.isin(np.arange(len(fetch)), [trace_index[t] for t in slow_ids])
-    sample_mask = in_sample[table[:, 0]] if len(table) else np.zeros(0, dtype=bool)
-    slow_mask = in_slow[table[:, 0]] if len(table) else np.zeros(0, dtype=bool)
-    durations = table[:, 3].astype(np.float64)
-    s_keys, o_keys = list(service_keys), list(op_keys)
+    if live:
+        rows = store.query(
+            critical_paths.traces_sql(store.database, narrowed=True),
+            {
+                "from_ns": rolled_to,
+                "to_ns": end,
+                "reach_ns": reach,
+                "read_to_ns": end,
+                "trace_ids": sorted(live),
+            },
+        ).result_rows
+        for row in rows:
+            timings = critical_paths.trace_timings(row)
+            part = chain_id if chain_id in entry_chains(timings) else ""
+            paths[str(row[0])] = part_path(timings, part).operations()
+    services, operations = _tally(paths, sample_ids)
+    slow_services, slow_operations = _tally(paths, slow_ids)
     return ChainCriticalPath(
         chain_id=chain_id,
         window=window,
@@ -403,8 +353,8 @@ def chain_critical_path(
         slow_traces=len(slow_ids),
         slow_threshold_ms=round(float(threshold) / 1e6, 3) if traces else 0.0,
         sample_cap=sample_cap,
-        services=_shares(s_keys, table[:, 1], durations, sample_mask, len(sample_ids)),
-        operations=_shares(o_keys, table[:, 2], durations, sample_mask, len(sample_ids)),
-        slow_services=_shares(s_keys, table[:, 1], durations, slow_mask, len(slow_ids)),
-        slow_operations=_shares(o_keys, table[:, 2], durations, slow_mask, len(slow_ids)),
+        services=services,
+        operations=operations,
+        slow_services=slow_services,
+        slow_operations=slow_operations,
     )

@@ -155,7 +155,9 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(database: str, rules: EntryRules, inferred: bool = True) -> str:
+def entry_rows_sql(
+    database: str, rules: EntryRules, inferred: bool = True, live: bool = True
+) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
     ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
     Latency, LatencyBuckets``. The one definition of what health counts, shared by every health
@@ -163,54 +165,65 @@ def entry_rows_sql(database: str, rules: EntryRules, inferred: bool = True) -> s
     rules (:class:`~chainmap_otel.analysis.membership.EntryRules`) and, when ``inferred``
     (schema 5), the entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`):
     rolled up below ``{inf_start:Int64}`` ns, paired live from it (with
-    ``entries.live_params``). Untagged rows no rule could match are left out before they are
-    classified."""
+    ``entries.live_params``; left out when not ``live``: a range after the window's end,
+    where the live SQL finds nothing but still costs its planning, tens of ms). Untagged rows
+    no rule could match are left out before they are classified."""
     window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
     rows = f"""
-    SELECT toString(ChainId) AS chain, Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
+    SELECT arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain,
+        Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
     FROM {database}.chainmap_chain_minute
-    WHERE ChainId IN {{chains:Array(String)}} AND {window}
-    UNION ALL
-    SELECT arrayJoin({rules.classify}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
-        LatencyBuckets
-    FROM {database}.chainmap_chain_minute
-    WHERE ChainId = '' AND {rules.candidate} AND {window}"""
+    WHERE (ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))
+      AND {window}"""
     if not inferred:
         return rows
+    # The rollup's rows below its watermark and the same SQL live above it, classified once.
+    columns = (
+        "Minute, ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, Calls, Errors, "
+        "DurationSum, Latency, LatencyBuckets, AboveChains, AboveFields"
+    )
     below = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
+    paired = (
+        f"""
+        UNION ALL
+        SELECT {columns}
+        FROM ({load_sql("inferred_entries", database)})"""
+        if live
+        else ""
+    )
     return f"""{rows}
     UNION ALL
     SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
         LatencyBuckets
-    FROM {database}.chainmap_inferred_entry_minute
-    WHERE {below} AND {window}
-      AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000))
-    UNION ALL
-    SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
-        LatencyBuckets
-    FROM ({load_sql("inferred_entries", database)})
+    FROM (
+        SELECT {columns}
+        FROM {database}.chainmap_inferred_entry_minute
+        WHERE {window} AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000)){paired}
+    )
     WHERE {below} AND {window}"""
 
 
-def _health_sql(database: str, rules: EntryRules, windows: Sequence[str], inferred: bool) -> str:
+def _health_sql(
+    database: str, rules: EntryRules, windows: Sequence[str], inferred: bool, live: bool
+) -> str:
     return f"""
 SELECT chain,
        sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
        sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, rules, inferred)}
+FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
 
 
-def _series_sql(database: str, rules: EntryRules, inferred: bool) -> str:
+def _series_sql(database: str, rules: EntryRules, inferred: bool, live: bool) -> str:
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
-FROM ({entry_rows_sql(database, rules, inferred)}
+FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
@@ -307,6 +320,32 @@ def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, 
     step = 60 * max(1, -(-minutes // max(1, points)))
     count = max(1, -(-(minutes * 60) // step))
     return end - count * step, step, count
+
+
+def _bind_live(
+    store: TraceStore,
+    rules: EntryRules,
+    bound: dict[str, Any],
+    watermark: int | None,
+    start_s: int,
+    end_s: int,
+) -> bool:
+    """Bind the inferred entries' live range, ``[max(watermark, start), end)``; whether the
+    live SQL must run: the range is not empty (a window ending below the rollup's watermark
+    reads the rollup alone) and a span there may be such an entry
+    (``sql/inferred_entry_candidates.sql``: none in a fleet tagged by chainmap whose untagged
+    spans are of services no rule names). That check costs a few ms, the live SQL's planning
+    alone tens."""
+    if watermark is None:
+        return False
+    first = max(watermark, start_s * _NS)
+    live = entries.live_params(first, end_s * _NS)
+    bound |= live
+    if first >= end_s * _NS:
+        return False
+    check = load_sql("inferred_entry_candidates", store.database, candidate=rules.candidate)
+    found = store.query(check, {**rules.params, **live}).result_rows[0][0]
+    return bool(found)
 
 
 def _round(value: float) -> float:
@@ -409,8 +448,7 @@ def health(
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
     watermark = entries.analysis_watermark(store)
-    if watermark is not None:
-        bound |= entries.live_params(max(watermark, scan_start * _NS), end_s * _NS)
+    live = _bind_live(store, rules, bound, watermark, scan_start, end_s)
     # Each chain's SLO window ends with the others' and starts where its own length says.
     bound["slo_chains"] = [c.id for c in chains]
     bound["slo_starts"] = [
@@ -418,7 +456,7 @@ def health(
     ]
     covered = observed_window(store, window)
     rows = store.query(
-        _health_sql(store.database, rules, names, watermark is not None),
+        _health_sql(store.database, rules, names, watermark is not None, live),
         bound,
     ).result_rows
     found = {str(row[0]): row for row in rows}
@@ -478,8 +516,7 @@ def chain_series(
         "step": step,
     }
     watermark = entries.analysis_watermark(store)
-    if watermark is not None:
-        bound |= entries.live_params(max(watermark, start * _NS), end * _NS)
+    live = _bind_live(store, rules, bound, watermark, start, end)
     observed = observed_steps(store, start, step, count) if chains else [float(step)] * count
     out: dict[str, dict[str, Any]] = {
         cid: {
@@ -495,7 +532,7 @@ def chain_series(
     if not chains:
         return out
     for chain, bucket, calls, errors, quantiles in store.query(
-        _series_sql(store.database, rules, watermark is not None), bound
+        _series_sql(store.database, rules, watermark is not None, live), bound
     ).result_rows:
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:

@@ -305,6 +305,34 @@ class TraceStore:
             raise self._error(f"insert of {count} spans into {table} failed", exc) from None
         return count
 
+    def insert_columns(
+        self, table: str, columns: Mapping[str, Sequence[Any]], types: Sequence[str]
+    ) -> int:
+        """Insert rows given column by column (``columns``: name -> values, ``types`` their
+        ClickHouse types in that order) into one of chainmap's tables; the row count. On a
+        cluster the insert waits for the shards (``insert_distributed_sync``)."""
+        validate_identifier(table, "table")
+        data = list(columns.values())
+        count = len(data[0]) if data else 0
+        if count == 0:
+            return 0
+        settings: dict[str, Any] = {"insert_deduplicate": 0}
+        if self.cluster:
+            settings["insert_distributed_sync"] = 1
+        try:
+            self.client.insert(
+                table,
+                data,
+                column_names=list(columns),
+                database=self.database,
+                column_type_names=list(types),
+                column_oriented=True,
+                settings=settings,
+            )
+        except Exception as exc:
+            raise self._error(f"insert of {count} rows into {table} failed", exc) from None
+        return count
+
     @staticmethod
     def _arrow_available() -> bool:
         try:

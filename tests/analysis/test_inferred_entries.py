@@ -158,3 +158,31 @@ def test_reads_never_write_and_schema_apply_rolls_up(
     apply_schema_with_rollup(store, catalog, progress=lambda line: None)
     assert (entries.analysis_watermark(store) or 0) > now_ns
     assert counts(store, catalog)["B3"] == (1, 0)  # rolled up, not counted twice
+
+
+def test_the_live_part_runs_only_when_a_span_may_be_an_entry(
+    store: TraceStore, catalog: ChainCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Health leaves the live inferred entries out when no span above the watermark can be
+    one (spans tagged by chainmap's processor, with their entry marks), and runs them, with
+    the same counts as the rollup, once a span tagged without marks arrives."""
+    import importlib
+
+    health_module = importlib.import_module("chainmap_otel.analysis.health")
+    runs: list[bool] = []
+    bind = health_module._bind_live
+
+    def spy(*args: Any) -> bool:
+        runs.append(bind(*args))
+        return runs[-1]
+
+    monkeypatch.setattr(health_module, "_bind_live", spy)
+    now = time.time_ns()
+    insert_spans(store, renamed("m"), now - 60 * 10**9)  # marked: never an inferred entry
+    entries.refresh_entries(store, until_ns=now - 30 * 60 * 10**9)  # watermark below them
+    marked = counts(store, catalog)
+    assert runs == [False]
+    insert_spans(store, ids_only("i"), now - 60 * 10**9)  # no marks: entries below the root
+    live = counts(store, catalog)
+    assert runs == [False, True]
+    assert all(live[c][0] == 2 * marked[c][0] for c in marked), (live, marked)

@@ -1,15 +1,17 @@
-"""The slice protocol every rollup follows (edges, inferred entries, merged traces): each
+"""The slice protocol every rollup follows (edges, inferred entries, merged traces, critical
+paths): each
 honours ``stop``, each is locked per store the same way, and ``rewind_rollups`` moves them
 all back. The per-rollup behaviours (interrupted slices, hours, watermarks, rewinds) are
-pinned by test_edge_rollup.py, test_inferred_entries.py and test_trace_rollup.py."""
+pinned by test_edge_rollup.py, test_inferred_entries.py, test_trace_rollup.py and
+test_critical_path_rollup.py."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from chainmap_otel.analysis.rollups import critical_paths, entries, protocol, refresh
 from chainmap_otel.analysis.rollups import edges as edge_rollup
-from chainmap_otel.analysis.rollups import entries, protocol, refresh
 from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -18,7 +20,13 @@ from tests.analysis.conftest import insert_spans, load_fixture
 MINUTE = 60 * 10**9
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-TABLES = (edge_rollup.EDGE_TABLE, edge_rollup.HOUR_TABLE, entries.TABLE, trace_rollup.TABLE)
+TABLES = (
+    edge_rollup.EDGE_TABLE,
+    edge_rollup.HOUR_TABLE,
+    entries.TABLE,
+    trace_rollup.TABLE,
+    critical_paths.TABLE,
+)
 
 
 def pinned_until() -> int:
@@ -65,6 +73,7 @@ def levels(store: TraceStore, catalog: ChainCatalog) -> dict[str, tuple[int, ...
         "hours": tuple(edges.hours),
         "entries": tuple(entries.read_state(store)),
         "traces": tuple(trace_rollup.read_state(store)),
+        "critical_paths": tuple(critical_paths.read_state(store)),
     }
 
 
@@ -78,11 +87,12 @@ def test_every_rollup_stops_between_slices(store: TraceStore, catalog: ChainCata
     assert rows(store) == dict.fromkeys(TABLES, (0, 0))
     state = levels(store, catalog)
     assert state["minutes"] == state["entries"] == state["traces"] == (first,) * 3
+    assert state["critical_paths"] == (first,) * 3
     assert state["hours"] == (0, 0, 0)
     refresh.refresh_rollups(store, catalog, until)
     assert all(count for count, _ in rows(store).values()), rows(store)
     state = levels(store, catalog)
-    assert state["minutes"] == state["entries"] == (first, until, until)
+    assert state["minutes"] == state["entries"] == state["critical_paths"] == (first, until, until)
     assert state["traces"] == (first, until - trace_rollup.SLACK_NS, until - trace_rollup.SLACK_NS)
     assert state["hours"][1] == until
 
@@ -117,10 +127,10 @@ def test_rewind_rollups_moves_every_rollup_back(store: TraceStore, catalog: Chai
     refresh.refresh_rollups(store, catalog, until)
     before = rows(store)
     point = first + 90 * MINUTE + 30 * 10**9
-    assert refresh.rewind_rollups(store, point) == ["edges", "entries", "traces"]
+    assert refresh.rewind_rollups(store, point) == ["edges", "entries", "traces", "critical_paths"]
     minute = protocol.floor_minute(point)
     state = levels(store, catalog)
-    for name in ("minutes", "entries", "traces"):
+    for name in ("minutes", "entries", "traces", "critical_paths"):
         assert state[name] == (first, minute, minute), name
     assert state["hours"][1:] == (protocol.floor_hour(point),) * 2
     refresh.refresh_rollups(store, catalog, until)

@@ -51,6 +51,8 @@ ROLLUP = "entries"
 TABLE = "chainmap_inferred_entry_minute"
 #: A span's parent is looked for this far before the span's slice.
 REACH_SECONDS = 60
+#: A slice with fewer non-root spans grows by whole slices (up to a day; see the protocol).
+SLICE_SPANS = 500_000
 
 _NS = 1_000_000_000
 
@@ -81,6 +83,7 @@ WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
   AND TraceId != '' AND ParentSpanId != ''""",
     label="inferred-entry rollup",
     work="finding entries below the root",
+    slice_rows=SLICE_SPANS,
 )
 JOB = SliceRollup(ROLLUP, (LEVEL,))
 

@@ -15,7 +15,8 @@ entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`), the mer
 * **Floor.** Slices are closed: they end :data:`LAG_SECONDS` before now (a rollup may ask
   for more), so spans still arriving have that long to land. :func:`closed_until`.
 * **Slices.** A refresh cuts ``[watermark, until)`` into slices aligned to the level's
-  ``slice_seconds`` (none crosses a day partition) and, for each, writes ``Pending = end``,
+  ``slice_seconds`` (a slice with little data grows by whole slices, ``slice_rows``; none
+  crosses a day partition) and, for each, writes ``Pending = end``,
   inserts, then writes ``Watermark = end``; a refresh that finds ``Pending > Watermark`` (a
   crash between the two) deletes that slice's rows and redoes it, so a re-run never counts
   twice. Stretches without data are skipped, not rolled up one slice at a time. A level
@@ -75,6 +76,7 @@ ProgressCallback = Callable[[str], None]
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
 _HOUR_NS = 3600 * _NS
+_DAY_NS = 24 * _HOUR_NS
 #: The end of "every row from here on" (the last second a DateTime holds).
 _END_OF_TIME_NS = (2**32 - 1) * _NS
 
@@ -146,10 +148,16 @@ class LevelRun:
 @dataclass(frozen=True)
 class SliceWork:
     """What rolling up one slice of a level runs: the INSERT ``sql()`` (built once, when a
-    slice is due) bound with ``params(start, end)`` (ns)."""
+    slice is due) bound with ``params(start, end)`` (ns); or, for a rollup computed in
+    Python (the critical paths), ``run(start, end)``, which reads and inserts itself."""
 
-    sql: Callable[[], str]
-    params: Callable[[int, int], Mapping[str, Any]]
+    sql: Callable[[], str] | None = None
+    params: Callable[[int, int], Mapping[str, Any]] | None = None
+    run: Callable[[int, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.sql is None or self.params is None):
+            raise ValueError("SliceWork takes either sql and params or run")
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,10 @@ class Level:
     work: str
     slice_seconds: int = 3600
     grain_seconds: int = 60
+    #: A slice holding fewer rows of its data than this grows by whole slices up to the end
+    #: of its day: a slice's query costs a fixed ~0.2 s to plan, so a backfill of sparse
+    #: data in hour slices would be paid mostly for planning (0: never grows).
+    slice_rows: int = 0
 
     def floor(self, ns: int) -> int:
         grain = self.grain_seconds * _NS
@@ -219,10 +231,14 @@ class Level:
             self.write(store, run.state, key)
 
         def roll(since: int, start: int, end: int) -> None:
-            if not sql:
-                sql.append(work.sql())
             mark(since, start, end)
-            store.command(sql[0], dict(work.params(start, end)))
+            if work.run is not None:
+                work.run(start, end)
+            else:
+                assert work.sql is not None and work.params is not None
+                if not sql:
+                    sql.append(work.sql())
+                store.command(sql[0], dict(work.params(start, end)))
             mark(since, end, end)
 
         if state.interrupted:
@@ -256,7 +272,7 @@ class Level:
         while start < until:
             if stop is not None and stop.is_set():
                 break
-            end = min(until, (start // slice_ns + 1) * slice_ns)
+            end = self._slice_end(store, key, start, until)
             if self._next_data(store, key, start, end) is None:
                 following = self._next_data(store, key, end, until)
                 start = until if following is None else max(end, self.floor(following))
@@ -268,6 +284,34 @@ class Level:
             if run.slices % 24 == 0 or start >= until:
                 say(f"  {self.label}: {run.slices}/{total} slices, up to {_iso(start)}")
         return run
+
+    def _slice_end(self, store: TraceStore, key: int, start_ns: int, until_ns: int) -> int:
+        """The end of the slice starting at ``start_ns``: the next slice boundary, or as many
+        whole slices more as hold at most :attr:`slice_rows` rows of data, up to the end of
+        the day (slices never cross a day partition) and ``until_ns``."""
+        slice_ns = self.slice_seconds * _NS
+        end = min(until_ns, (start_ns // slice_ns + 1) * slice_ns)
+        limit = min(until_ns, (start_ns // _DAY_NS + 1) * _DAY_NS)
+        if not self.slice_rows or end >= limit:
+            return end
+        # The most whole slices after the first holding at most slice_rows: binary search.
+        low, high = 0, -(-(limit - end) // slice_ns)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self._count_data(store, key, start_ns, min(limit, end + middle * slice_ns)) > (
+                self.slice_rows
+            ):
+                high = middle - 1
+            else:
+                low = middle
+        return min(limit, end + low * slice_ns)
+
+    def _count_data(self, store: TraceStore, key: int, start_ns: int, end_ns: int) -> int:
+        params = {"catalog": key, "start": start_ns, "until": end_ns}
+        count, _ = store.query(
+            self.next_data.format(db=store.database), _bound(self.next_data, params)
+        ).result_rows[0]
+        return int(count)
 
     def delete_rows(
         self, store: TraceStore, keys: Sequence[int], start_ns: int, end_ns: int

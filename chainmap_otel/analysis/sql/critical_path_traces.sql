@@ -1,0 +1,24 @@
+-- The traces whose first span starts in [{from_ns:Int64}, {to_ns:Int64}), one row each with
+-- its spans as parallel arrays (what analysis.path_sections walks) and what membership reads:
+-- the tagged chains and the rule fields of the untagged spans, root included (ServiceName,
+-- SpanName, Route, Path, Method, SpanKind spelled 'Server', ...). Spans are read from
+-- {reach_ns:Int64} before the range (they reveal traces that started earlier, which are left
+-- out) up to {read_to_ns:Int64}; {{traces}} may narrow the traces read. The critical-path
+-- rollup reads each slice so; the per-chain aggregate reads its sampled live traces so.
+SELECT
+    TraceId,
+    groupArray(SpanId),
+    groupArray(ParentSpanId),
+    groupArray(service),
+    groupArray(name),
+    groupArray(kind),
+    groupArray(start_ns),
+    groupArray(Duration),
+    groupArray(entry_ids),
+    arraySort(groupUniqArrayArray(chains)) AS Chains,
+    arraySort(groupUniqArrayIf(fields, tagged = 0)) AS UntaggedFields
+FROM (
+{{spans}}
+)
+GROUP BY TraceId
+HAVING min(start_ns) >= {from_ns:Int64} AND min(start_ns) < {to_ns:Int64}
