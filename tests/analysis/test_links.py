@@ -164,6 +164,26 @@ def test_health_counts_one_instance_per_producer_entry_not_one_per_trace(
     assert chain["traces"] == 1, chain
 
 
+def test_critical_path_counts_the_instances_health_counts(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    from chainmap_otel.analysis.critical_path import chain_critical_path
+    from chainmap_otel.analysis.rollups.critical_paths import refresh_critical_paths
+
+    for _ in range(2):
+        headers: dict[str, str] = {}
+        place_order(fleet, headers)
+        settle(fleet, headers)
+    store_spans(store, fleet)
+    window = parse_window()
+    [chain] = health(store, catalog, window, chain_ids=["B3"])
+    live = chain_critical_path(store, catalog, "B3", window).to_json()
+    # Rolled up (a closing time past every span): the same two traces, not four.
+    refresh_critical_paths(store, until_ns=time.time_ns() + 3_600_000_000_000)
+    rolled = chain_critical_path(store, catalog, "B3", window).to_json()
+    assert chain["traces"] == live["all"]["traces"] == rolled["all"]["traces"] == 2
+
+
 def test_the_trace_view_lists_the_traces_linked_both_ways(
     fleet: Fleet, store: TraceStore, catalog: ChainCatalog
 ) -> None:

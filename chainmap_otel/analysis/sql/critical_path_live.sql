@@ -2,13 +2,14 @@
 -- a window past the critical-path rollup's watermark), from their spans (read {reach_ns:Int64}
 -- earlier, to leave out traces that started before it), each with the latency of the chain's
 -- part: critical_path_rank.sql's live part. {{member}} is the chain's membership test over
--- Chains and UntaggedFields, as for the rolled-up rows.
+-- Chains and UntaggedFields, as for the rolled-up rows (a linked root's tags own no part).
 SELECT TraceId, if(has(EntryChains, {chain:String}), entry_ns, extent_ns) AS LatencyNs,
        0 AS Rolled
 FROM (
     SELECT
         TraceId,
-        groupUniqArrayArray(chains) AS Chains,
+        -- A linked root's tags came through its link (critical_path_traces.sql).
+        if(max(linked_root) = 1, [], groupUniqArrayArray(chains)) AS Chains,
         groupUniqArrayArray(entries) AS EntryChains,
         groupUniqArrayIf(fields, tagged = 0) AS UntaggedFields,
         toUInt64(max(start_ns + Duration) - min(start_ns)) AS extent_ns,

@@ -5,6 +5,9 @@
 -- {reach_ns:Int64} before the range (they reveal traces that started earlier, which are left
 -- out) up to {read_to_ns:Int64}; {{traces}} may narrow the traces read. The critical-path
 -- rollup reads each slice so; the per-chain aggregate reads its sampled live traces so.
+-- A trace whose root span links to another trace (a queue's consumer) continues the linked
+-- trace's instance: the chains it holds by tag came through the link and own no whole-trace
+-- part here (as health counts it, schema 13); a chain whose entry a span marks keeps its part.
 SELECT
     TraceId,
     groupArray(SpanId),
@@ -15,7 +18,7 @@ SELECT
     groupArray(start_ns),
     groupArray(Duration),
     groupArray(entry_ids),
-    arraySort(groupUniqArrayArray(chains)) AS Chains,
+    if(max(linked_root) = 1, [], arraySort(groupUniqArrayArray(chains))) AS Chains,
     arraySort(groupUniqArrayIf(fields, tagged = 0)) AS UntaggedFields
 FROM (
 {{spans}}
