@@ -307,7 +307,7 @@ def test_version_11_keeps_each_minutes_first_and_last_entry(
 def test_version_13_counts_a_linked_root_as_no_second_entry(
     empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store at version 11 holding a chain's entry and the linked consumer root that
+    """A store at version 12 holding a chain's entry and the linked consumer root that
     inherited the chain through the message: version 13 recounts chainmap_chain_minute with
     the consumer left out; new linked roots are left out too, while a root without links
     keeps its inherited chain and a linked root still counts the chains it enters itself."""
@@ -315,7 +315,7 @@ def test_version_13_counts_a_linked_root_as_no_second_entry(
 
     every = schema.schema_versions
     monkeypatch.setattr(
-        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 11]
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 12]
     )
     apply_schema(empty_store, progress=lambda line: None)
     entry = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
