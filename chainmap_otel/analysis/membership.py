@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainmap_otel.errors import NotFoundError
-from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.storage.location import validate_identifier
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition, EntryRule, Pattern
 from chainmap_otel.tagging.patterns import glob_to_regex

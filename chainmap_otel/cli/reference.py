@@ -167,7 +167,8 @@ class HttpRoute:
 def http_routes() -> list[HttpRoute]:
     """The routes of ``chainmap serve``'s app, built around a store it never opens."""
     from chainmap_otel.server.app import create_app
-    from chainmap_otel.storage.store import TraceStore, parse_store_url
+    from chainmap_otel.storage.location import parse_store_url
+    from chainmap_otel.storage.store import TraceStore
     from chainmap_otel.tagging.model import ChainCatalog
 
     unopened = TraceStore(None, parse_store_url("chdb:///chainmap-reference-never-opened"))

@@ -41,7 +41,7 @@ def resolve_server(store: str | None, server: str | None) -> ServeClient | None:
         return ServeClient(server)
     from chainmap_otel import config
     from chainmap_otel.storage.advert import advertised_server
-    from chainmap_otel.storage.store import parse_store_url
+    from chainmap_otel.storage.location import parse_store_url
 
     try:
         location = parse_store_url(store if store is not None else config.clickhouse_url())

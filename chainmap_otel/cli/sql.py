@@ -25,7 +25,7 @@ class MembershipTable(StrEnum):
 
 def _default_database() -> str:
     from chainmap_otel import config
-    from chainmap_otel.storage.store import DEFAULT_DATABASE, parse_store_url
+    from chainmap_otel.storage.location import DEFAULT_DATABASE, parse_store_url
 
     url = config.env_str(config.CHAINMAP_CLICKHOUSE_URL)
     return parse_store_url(url).database if url else DEFAULT_DATABASE
@@ -66,7 +66,7 @@ def dashboards(
     """Write the Grafana dashboards (chains overview, chain topology, where the time goes,
     traces) for a chains file; re-run whenever the chains change."""
     from chainmap_otel.grafana.dashboards import write
-    from chainmap_otel.storage.store import validate_identifier
+    from chainmap_otel.storage.location import validate_identifier
 
     with friendly_errors():
         try:

@@ -461,7 +461,7 @@ class ClickHouseSpanExporter(SpanExporter):
     def _display_url(self) -> str:
         if self._store is not None:
             return self._store.url_for_display
-        from chainmap_otel.storage.store import mask_url
+        from chainmap_otel.storage.location import mask_url
 
         return mask_url(self.settings.url)
 

@@ -18,12 +18,8 @@ from pathlib import Path
 
 from chainmap_otel import config
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.store import (
-    TraceStore,
-    parse_store_url,
-    unreadable_columns,
-    validate_identifier,
-)
+from chainmap_otel.storage.location import parse_store_url, validate_identifier
+from chainmap_otel.storage.store import TraceStore, unreadable_columns
 from chainmap_otel.tagging import fields
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from chainmap_otel.storage.store import validate_identifier
+from chainmap_otel.storage.location import validate_identifier
 
 __all__ = ["render_sql", "strip_comments"]
 

@@ -18,7 +18,8 @@ from chainmap_otel.analysis.operations import chain_operations
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.server import create_app
 from chainmap_otel.server.api.chains import resolve_catalog
-from chainmap_otel.storage.store import TraceStore, open_store, parse_store_url
+from chainmap_otel.storage.location import parse_store_url
+from chainmap_otel.storage.store import TraceStore, open_store
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.server import chain_traffic

@@ -12,13 +12,8 @@ from pathlib import Path
 import pytest
 
 from chainmap_otel.errors import StoreError
-from chainmap_otel.storage.store import (
-    TraceStore,
-    lock_holder,
-    mask_url,
-    open_store,
-    parse_store_url,
-)
+from chainmap_otel.storage.location import lock_holder, mask_url, parse_store_url
+from chainmap_otel.storage.store import TraceStore, open_store
 
 
 def test_urls_name_path_database_and_credentials() -> None:
@@ -182,8 +177,8 @@ def test_insert_spans_takes_rows_or_columns(chdb_store: TraceStore) -> None:
 def test_the_cluster_is_the_stores_own(chdb_store: TraceStore) -> None:
     """Shard tables and ON CLUSTER come from the store, set once (env at open, or schema
     apply --cluster), never re-read from the environment statement by statement."""
+    from chainmap_otel.storage.location import parse_store_url
     from chainmap_otel.storage.schema import apply_schema
-    from chainmap_otel.storage.store import parse_store_url
 
     remote = TraceStore(None, parse_store_url("http://ch:8123/otel"), cluster="prod")
     assert remote.cluster_parts() == {"local": "_local", "on_cluster": "ON CLUSTER prod"}

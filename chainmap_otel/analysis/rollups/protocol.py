@@ -48,7 +48,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chainmap_otel.storage.store import TraceStore, validate_identifier
+from chainmap_otel.storage.location import validate_identifier
+from chainmap_otel.storage.store import TraceStore
 
 logger = logging.getLogger(__name__)
 
