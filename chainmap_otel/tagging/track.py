@@ -36,24 +36,34 @@ turns into a pushed chain for that span and its descendants.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from contextlib import AbstractContextManager
-from contextvars import Token
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import baggage, trace
-from opentelemetry import context as context_api
-from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH
-from chainmap_otel.tagging.carrier import extract_headers, inject_headers
+from chainmap_otel.tagging.messaging import (
+    ATTR_MESSAGING_BATCH_COUNT,
+    ATTR_MESSAGING_DESTINATION,
+    ATTR_MESSAGING_MESSAGE_ID,
+    ATTR_MESSAGING_OPERATION_NAME,
+    ATTR_MESSAGING_OPERATION_TYPE,
+    ATTR_MESSAGING_SYSTEM,
+    MessagePublish,
+    consume,
+    consume_batch,
+    publish,
+)
+from chainmap_otel.tagging.scopes import (
+    ATTR_ERROR_TYPE,
+    SpanScope,
+    _attrs,
+    record_error,
+    use_tracer_provider,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -114,9 +124,6 @@ __all__ = [
     "websocket_session",
 ]
 
-SCOPE_NAME = "chainmap_otel.track"
-
-ATTR_ERROR_TYPE = "error.type"
 ATTR_STAGE_NAME = "chainmap.stage.name"
 ATTR_STAGE_CRITICALITY = "chainmap.stage.criticality"
 ATTR_WS_CONNECTION_ID = "chainmap.websocket.connection_id"
@@ -136,14 +143,7 @@ ATTR_TRAINING_METRIC_PREFIX = "ml.training.metric."
 ATTR_DECISION_ID = "chainmap.trading.decision_id"
 ATTR_ORDER_ID = "chainmap.trading.order_id"
 ATTR_TRADING_SYMBOL = "chainmap.trading.symbol"
-ATTR_MESSAGING_SYSTEM = "messaging.system"
-ATTR_MESSAGING_DESTINATION = "messaging.destination.name"
-ATTR_MESSAGING_OPERATION_NAME = "messaging.operation.name"
-ATTR_MESSAGING_OPERATION_TYPE = "messaging.operation.type"
-ATTR_MESSAGING_MESSAGE_ID = "messaging.message.id"
-ATTR_MESSAGING_BATCH_COUNT = "messaging.batch.message_count"
 #: Most producers one batch consumer span links to (:func:`consume_batch`).
-_MAX_BATCH_LINKS = 128
 _ATTR_CHAIN_PUSH = "chain.push"  # read by ChainSpanProcessor at span start
 _ATTR_CHAIN_IDS = "chain.ids"  # written by ChainSpanProcessor
 
@@ -151,24 +151,6 @@ Criticality = Literal["low", "medium", "high", "critical"]
 _CRITICALITIES = frozenset(("low", "medium", "high", "critical"))
 #: Exception class names that end a WebSocket normally rather than fail it.
 _NORMAL_CLOSE = frozenset(("WebSocketDisconnect", "ConnectionClosedOK"))
-
-F = TypeVar("F", bound=Callable[..., Any])
-S = TypeVar("S", bound="SpanScope")
-
-_provider: TracerProvider | None = None
-
-
-def use_tracer_provider(provider: TracerProvider | None) -> None:
-    """Send the helpers' spans to ``provider`` instead of the global one (``None`` restores it).
-
-    For apps that keep several providers, and for tests.
-    """
-    global _provider
-    _provider = provider
-
-
-def _tracer() -> trace.Tracer:
-    return trace.get_tracer(SCOPE_NAME, tracer_provider=_provider)
 
 
 def _payload_size(payload: object) -> int:
@@ -181,16 +163,6 @@ def _payload_size(payload: object) -> int:
     return len(str(payload))
 
 
-def record_error(span: Span, exc: BaseException, description: str | None = None) -> None:
-    """Record ``exc`` on ``span`` as the semantic conventions say: exception event,
-    ``error.type``, status Error."""
-    if not span.is_recording():
-        return
-    span.record_exception(exc)
-    span.set_attribute(ATTR_ERROR_TYPE, type(exc).__qualname__)
-    span.set_status(Status(StatusCode.ERROR, description or f"{type(exc).__name__}: {exc}"))
-
-
 def chains_of(span: Span | None = None) -> list[str]:
     """The chain stack (outermost first) of ``span`` (default: the current span)."""
     target = span if span is not None else trace.get_current_span()
@@ -199,122 +171,12 @@ def chains_of(span: Span | None = None) -> list[str]:
     return [part for part in raw.split(",") if part] if isinstance(raw, str) else []
 
 
-class SpanScope(AbstractContextManager["SpanScope"]):
-    """A span around a block (``with``) or around every call of a function (decorator).
-
-    An exception leaving the block is recorded on the span (exception event,
-    ``error.type``, status Error) and re-raised. Used as a decorator, each call
-    gets its own span; coroutine functions are awaited inside the span.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        attributes: Mapping[str, AttributeValue] | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        *,
-        context: Context | None = None,
-        links: Sequence[Link] = (),
-    ) -> None:
-        self.name = name
-        self.kind = kind
-        self.attributes: dict[str, AttributeValue] = dict(attributes or {})
-        self.context = context
-        self.links = tuple(links)
-        self._span: Span = trace.INVALID_SPAN
-        self._scope: AbstractContextManager[Span] | None = None
-        self._token: Token[Context] | None = None
-        self._started = 0.0
-
-    @property
-    def span(self) -> Span:
-        """The span of the current ``with`` block (a non-recording span outside it)."""
-        return self._span
-
-    def set_attribute(self, key: str, value: AttributeValue) -> None:
-        if self._span.is_recording():
-            self._span.set_attribute(key, value)
-
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self._started) * 1000.0
-
-    def _fresh(self: S) -> S:
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.attributes = dict(self.attributes)
-        clone._span = trace.INVALID_SPAN
-        clone._scope = None
-        clone._token = None
-        return clone
-
-    def __enter__(self: S) -> S:
-        # A given context (a consumer's message) becomes the current one, baggage included.
-        self._token = context_api.attach(self.context) if self.context is not None else None
-        self._scope = _tracer().start_as_current_span(
-            self.name,
-            kind=self.kind,
-            attributes=self.attributes,
-            links=self.links,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        self._span = self._scope.__enter__()
-        self._started = time.perf_counter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        scope, self._scope = self._scope, None
-        try:
-            if self._span.is_recording():
-                self._finish(exc)
-        except Exception:
-            logger.exception("chainmap: finishing span %r failed", self.name)
-        finally:
-            if scope is not None:
-                scope.__exit__(exc_type, exc, tb)
-            token, self._token = self._token, None
-            if token is not None:
-                context_api.detach(token)
-            self._span = trace.INVALID_SPAN
-
-    def _finish(self, exc: BaseException | None) -> None:
-        """Called with the span still open and recording; subclasses add their attributes."""
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            record_error(self._span, exc)
-
-    def __call__(self, func: F) -> F:
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self._fresh():
-                    return await func(*args, **kwargs)
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self._fresh():
-                return func(*args, **kwargs)
-
-        return cast(F, wrapper)
-
-
 def _criticality(value: str | None) -> str | None:
     if value is None:
         return None
     if value not in _CRITICALITIES:
         raise ValueError(f"criticality {value!r} is not one of {', '.join(sorted(_CRITICALITIES))}")
     return value
-
-
-def _attrs(**values: AttributeValue | None) -> dict[str, AttributeValue]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def chain(chain_id: str, name: str | None = None) -> SpanScope:
@@ -428,127 +290,6 @@ def inference(
 ) -> Inference:
     """``with inference("risk-v3", input=features) as call: ...; call.set_output(result)``."""
     return Inference(model_id, model_version, input)
-
-
-def _messaging_attrs(
-    destination: str,
-    operation: str,
-    system: str | None,
-    message_id: str | None,
-    attributes: Mapping[str, AttributeValue] | None,
-) -> dict[str, AttributeValue]:
-    if not isinstance(destination, str) or not destination.strip():
-        raise ValueError(f"destination must be a queue or topic name, got {destination!r}")
-    return dict(attributes or {}) | _attrs(
-        **{
-            ATTR_MESSAGING_DESTINATION: destination,
-            ATTR_MESSAGING_OPERATION_NAME: operation,
-            ATTR_MESSAGING_OPERATION_TYPE: operation,
-            ATTR_MESSAGING_SYSTEM: system,
-            ATTR_MESSAGING_MESSAGE_ID: message_id,
-        }
-    )
-
-
-class MessagePublish(SpanScope):
-    """A PRODUCER span whose context (``traceparent``, baggage with the chain stack) is written
-    into the message's headers when the block starts."""
-
-    def __init__(
-        self,
-        headers: MutableMapping[str, str],
-        destination: str,
-        attributes: dict[str, AttributeValue],
-    ) -> None:
-        super().__init__(f"send {destination}", attributes, SpanKind.PRODUCER)
-        self.headers = headers
-
-    def __enter__(self) -> MessagePublish:
-        super().__enter__()
-        try:
-            inject_headers(self.headers)
-        except Exception:
-            logger.debug("chainmap: could not write the message headers", exc_info=True)
-        return self
-
-
-def publish(
-    headers: MutableMapping[str, str],
-    destination: str,
-    *,
-    system: str | None = None,
-    message_id: str | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-) -> MessagePublish:
-    """``with publish(headers, "orders"): queue.put(body, headers)`` for a queue client with no
-    instrumentation: a PRODUCER span ``send <destination>`` in the current chain, its context
-    injected into ``headers`` so :func:`consume` continues the chain. ``attributes`` adds
-    span attributes (``peer.service`` names the queue's node in topology)."""
-    attrs = _messaging_attrs(destination, "send", system, message_id, attributes)
-    return MessagePublish(headers, destination, attrs)
-
-
-def consume(
-    headers: Mapping[str, object],
-    destination: str,
-    *,
-    system: str | None = None,
-    message_id: str | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-) -> SpanScope:
-    """``with consume(message.headers, "orders"): handle(message)``: a CONSUMER span
-    ``process <destination>`` that starts a new trace linked to the producer's span (the
-    messaging conventions for asynchronous consumers) and carries the message's chain stack,
-    so the consumer's spans belong to the producer's chains.
-
-    Headers are untrusted: missing, malformed or oversized entries are ignored (the span then
-    has no link or no chain); nothing raises.
-    """
-    attrs = _messaging_attrs(destination, "process", system, message_id, attributes)
-    ctx = extract_headers(headers)
-    producer = trace.get_current_span(ctx).get_span_context()
-    links = (Link(producer),) if producer.is_valid else ()
-    # The producer is linked, not the parent: the consumer's work is a trace of its own.
-    ctx = trace.set_span_in_context(trace.INVALID_SPAN, ctx)
-    return SpanScope(f"process {destination}", attrs, SpanKind.CONSUMER, context=ctx, links=links)
-
-
-def consume_batch(
-    messages: Iterable[Mapping[str, object]],
-    destination: str,
-    *,
-    system: str | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-) -> SpanScope:
-    """``with consume_batch([m.headers for m in batch], "orders"): handle(batch)``: one
-    CONSUMER span for a batch, in a new trace, with a link to each message's producer (at
-    most 128) and the chains of every message: their stacks merged in
-    message order, each chain once, at most 8 deep. Other baggage entries are not carried
-    (the messages may disagree). Headers are untrusted as in :func:`consume`."""
-    attrs = _messaging_attrs(destination, "process", system, None, attributes)
-    links: list[Link] = []
-    chains: list[str] = []
-    count = 0
-    try:
-        for headers in messages:
-            count += 1
-            if count > _MAX_BATCH_LINKS:
-                continue
-            ctx = extract_headers(headers)
-            producer = trace.get_current_span(ctx).get_span_context()
-            if producer.is_valid:
-                links.append(Link(producer))
-            stack = baggage.get_baggage(BAGGAGE_KEY, ctx)
-            if isinstance(stack, str):
-                chains.extend(c for c in stack.split(",") if c and c not in chains)
-    except Exception:
-        logger.debug("chainmap: could not read a batch's messages", exc_info=True)
-    attrs[ATTR_MESSAGING_BATCH_COUNT] = count
-    batch = Context()
-    if chains:
-        batch = baggage.set_baggage(BAGGAGE_KEY, ",".join(chains[:MAX_STACK_DEPTH]), batch)
-    batch = trace.set_span_in_context(trace.INVALID_SPAN, batch)
-    return SpanScope(f"process {destination}", attrs, SpanKind.CONSUMER, context=batch, links=links)
 
 
 class TrainingStage(SpanScope):
