@@ -43,7 +43,12 @@ from typing import Any
 
 from chainmap_otel.analysis.membership import classify_expression
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow, check_limit, relative_seconds
+from chainmap_otel.analysis.timewindow import (
+    TimeWindow,
+    check_limit,
+    parse_count,
+    relative_seconds,
+)
 from chainmap_otel.errors import ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -74,21 +79,7 @@ _NS = 1_000_000_000
 
 def parse_limit(value: str | int | None) -> int:
     """``limit`` as given to a surface (text or a number); ``DEFAULT_LIMIT`` when absent."""
-    if value is None or value == "":
-        return DEFAULT_LIMIT
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    low, high = LIMIT_RANGE
-    if not low <= number <= high:
-        raise ParameterError(
-            "limit",
-            value,
-            f"a whole number from {low} to {high}",
-            "{name} {value} must be {allowed}",
-        )
-    return number
+    return parse_count("limit", value, DEFAULT_LIMIT, LIMIT_RANGE)
 
 
 def window_start(window: str | None, since: str | None) -> str | None:

@@ -50,6 +50,28 @@ def check_limit(parameter: str, value: int, allowed: tuple[int, int]) -> int:
     return value
 
 
+def parse_count(
+    parameter: str, value: str | int | None, default: int, allowed: tuple[int, int]
+) -> int:
+    """A count as a surface passes it (text, a number, or absent: ``default``), checked to lie
+    in ``allowed``; else a ParameterError for ``parameter``."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = allowed[0] - 1
+    low, high = allowed
+    if not low <= number <= high:
+        raise ParameterError(
+            parameter,
+            value,
+            f"a whole number from {low} to {high}",
+            "{name} {value} must be {allowed}",
+        )
+    return number
+
+
 @dataclass(frozen=True)
 class TimeWindow:
     """A closed-open interval of span start times, in UTC nanoseconds since the epoch."""

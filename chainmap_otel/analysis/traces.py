@@ -54,7 +54,7 @@ from chainmap_otel.analysis.membership import (
 )
 from chainmap_otel.analysis.rollups.traces import SLACK_NS, analysis_watermark, trace_merge_sql
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_count
 from chainmap_otel.analysis.topology import iso_time
 from chainmap_otel.errors import ParameterError
 from chainmap_otel.storage.store import TraceStore
@@ -239,20 +239,7 @@ def _duration(value: str | float | None, key: str) -> float | None:
 
 
 def _limit(value: str | int | None) -> int:
-    if value is None or value == "":
-        return DEFAULT_LIMIT
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_LIMIT:
-        raise ParameterError(
-            "limit",
-            value,
-            f"a whole number from 1 to {MAX_LIMIT}",
-            "{name} {value} must be {allowed}",
-        )
-    return number
+    return parse_count("limit", value, DEFAULT_LIMIT, (1, MAX_LIMIT))
 
 
 def _attributes(values: Sequence[str]) -> tuple[AttributeFilter, ...]:
