@@ -1,9 +1,16 @@
--- The observed extent of each minute's entry rows: chainmap_chain_minute gains FirstSeen and
--- LastSeen (the first and last entry span start in the row). Rates are divided by the part of
--- the window that has data; until version 10 that part was counted in whole minutes, so a
--- chain seen for 90 s of a minute-rounded window read about half its true rate. The table is
--- emptied and its views created anew, so `chainmap schema apply` copies the stored spans into
--- it again.
+-- Two changes to chainmap_chain_minute, whose table is emptied and views created anew, so
+-- `chainmap schema apply` copies the stored spans into it again:
+-- * The observed extent of each minute's entry rows: FirstSeen and LastSeen (the first and
+--   last entry span start in the row). Rates are divided by the part of the window that has
+--   data; until version 10 that part was counted in whole minutes, so a chain seen for 90 s
+--   of a minute-rounded window read about half its true rate.
+-- * Linked roots are no second entry: a root span with span links (the consumer of a message,
+--   starting a trace of its own linked to the producer's span) carries the producer's chain
+--   stack through the message's baggage; until version 10 chainmap_chain_minute_root_mv
+--   counted it as an entry of those chains, so one chain instance crossing a queue counted
+--   once per trace. Such a root now counts only the chains it enters itself (chain.entry_ids,
+--   through chainmap_chain_minute_mv). Roots without links keep their inherited chains (a
+--   caller that sent baggage without a trace context).
 
 DROP VIEW IF EXISTS "{{db}}"."chainmap_chain_minute_mv{{local}}" {{on_cluster}};
 
@@ -104,6 +111,6 @@ FROM (
             lower(SpanAttributes['chain.entry']) = 'true'
             AND has(splitByChar(',', SpanAttributes['chain.entry_ids']), x)),
         splitByChar(',', SpanAttributes['chain.ids'])) AS ChainId
-    WHERE ParentSpanId = '' AND SpanAttributes['chain.ids'] != ''
+    WHERE ParentSpanId = '' AND SpanAttributes['chain.ids'] != '' AND empty(`Links.SpanId`)
 )
 GROUP BY Minute, ChainId, ServiceName, SpanName, Route, Path, Method, Kind;

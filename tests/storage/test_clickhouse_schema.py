@@ -231,9 +231,9 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    # Versions 2 and 5 add views over otel_traces, versions 9, 10, 11 and 13 create them anew:
+    # Versions 2 and 5 add views over otel_traces, versions 9, 10 and 11 create them anew:
     # each copies the three partitions.
-    assert sum("partition " in line for line in lines) == 18
+    assert sum("partition " in line for line in lines) == 15
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -304,18 +304,18 @@ def test_version_11_keeps_each_minutes_first_and_last_entry(
     assert empty_store.query(extent).result_rows == [(4, minute + 2, minute + 9 * 10**9)]
 
 
-def test_version_13_counts_a_linked_root_as_no_second_entry(
+def test_version_11_counts_a_linked_root_as_no_second_entry(
     empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store at version 12 holding a chain's entry and the linked consumer root that
-    inherited the chain through the message: version 13 recounts chainmap_chain_minute with
+    """A store at version 10 holding a chain's entry and the linked consumer root that
+    inherited the chain through the message: version 11 recounts chainmap_chain_minute with
     the consumer left out; new linked roots are left out too, while a root without links
     keeps its inherited chain and a linked root still counts the chains it enters itself."""
     import chainmap_otel.storage.schema as schema
 
     every = schema.schema_versions
     monkeypatch.setattr(
-        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 12]
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 10]
     )
     apply_schema(empty_store, progress=lambda line: None)
     entry = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
@@ -327,9 +327,11 @@ def test_version_13_counts_a_linked_root_as_no_second_entry(
     empty_store.insert_spans(rows=[producer, consumer])
     calls = "SELECT ChainId, sum(Calls) FROM chainmap_chain_minute GROUP BY ChainId ORDER BY 1"
     assert empty_store.query(calls).result_rows == [("A", 2)]  # counted once per trace
-    monkeypatch.setattr(schema, "schema_versions", every)
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 11]
+    )
     report = apply_schema(empty_store, progress=lambda line: None)
-    assert (report.applied_versions, report.backfilled_spans) == ([13], 2)
+    assert (report.applied_versions, report.backfilled_spans) == ([11], 2)
     assert empty_store.query(calls).result_rows == [("A", 1)]
     pushes_b = {"chain.ids": "A,B", "chain.id": "B", "chain.entry": "true", "chain.entry_ids": "B"}
     empty_store.insert_spans(

@@ -64,7 +64,7 @@ FROM (
             if(tagged, tag, rules) AS own,
             -- A linked root (a message's consumer) inherits its tag from the linked producer
             -- through the message's baggage: those chains count as held above it, as
-            -- membership through a span link says (schema 13 counts them likewise).
+            -- membership through a span link says (schema 11 counts them likewise).
             if(ParentSpanId = '' AND notEmpty(`Links.SpanId`),
                arrayFilter(x -> NOT has(splitByChar(',', SpanAttributes['chain.entry_ids']), x),
                            tag),

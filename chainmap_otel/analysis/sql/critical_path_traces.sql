@@ -7,7 +7,7 @@
 -- rollup reads each slice so; the per-chain aggregate reads its sampled live traces so.
 -- A trace whose root span links to another trace (a queue's consumer) continues the linked
 -- trace's instance: the chains it holds by tag came through the link and own no whole-trace
--- part here (as health counts it, schema 13); a chain whose entry a span marks keeps its part.
+-- part here (as health counts it, schema 11); a chain whose entry a span marks keeps its part.
 SELECT
     TraceId,
     groupArray(SpanId),
