@@ -8,6 +8,8 @@ both), so every field reads a list of attributes in order and takes the first no
 * ``route``: ``http.route``, else ``path``;
 * ``path``: ``url.path``, else the path of ``http.target`` (never its query string);
 * ``method``: ``http.request.method``, else ``http.method``, upper-cased;
+* ``environment`` (a resource attribute): ``deployment.environment.name``, else
+  ``deployment.environment``;
 * ``messaging_destination``: ``messaging.destination.name``, else ``messaging.destination``.
 
 The span processor's rule engine (:mod:`chainmap_otel.tagging.rules`), the query-time
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chainmap_otel.tagging.sampling import adjusted_count_sql
+
 
 @dataclass(frozen=True)
 class Source:
@@ -34,6 +38,12 @@ class Source:
 PATH: tuple[Source, ...] = (Source("url.path"), Source("http.target", path_only=True))
 ROUTE: tuple[Source, ...] = (Source("http.route"), *PATH)
 METHOD: tuple[Source, ...] = (Source("http.request.method"), Source("http.method"))
+#: A resource attribute (read from ``ResourceAttributes``): the semantic conventions renamed
+#: ``deployment.environment`` to ``deployment.environment.name`` (1.27); fleets send either.
+ENVIRONMENT: tuple[Source, ...] = (
+    Source("deployment.environment.name"),
+    Source("deployment.environment"),
+)
 DESTINATION: tuple[Source, ...] = (
     Source("messaging.destination.name"),
     Source("messaging.destination"),
@@ -78,9 +88,12 @@ def method_sql(attributes: str = "SpanAttributes") -> str:
     return f"upper({field_sql(METHOD, attributes)})"
 
 
-#: The schema's placeholders for the aggregate tables' columns (``{{route_sql}}`` ...).
+#: The schema's placeholders for the aggregate tables' columns (``{{route_sql}}`` ...) and
+#: the span's sampling weight (``{{weight_sql}}``, :mod:`chainmap_otel.tagging.sampling`).
 SCHEMA_PLACEHOLDERS: dict[str, str] = {
     "route_sql": field_sql(ROUTE),
     "path_sql": field_sql(PATH),
     "method_sql": method_sql(),
+    "environment_sql": field_sql(ENVIRONMENT, "ResourceAttributes"),
+    "weight_sql": adjusted_count_sql(),
 }
