@@ -72,12 +72,24 @@ def parse_count(
     return number
 
 
+#: Longest environment name accepted (``deployment.environment.name`` values are short).
+MAX_ENVIRONMENT_CHARS = 128
+
+
 @dataclass(frozen=True)
 class TimeWindow:
-    """A closed-open interval of span start times, in UTC nanoseconds since the epoch."""
+    """A closed-open interval of span start times, in UTC nanoseconds since the epoch, and
+    the environment it looks at (``""``: every environment).
+
+    The environment travels with the window because every read surface takes both and
+    every query binds both: ``{environment:String}`` is ``""`` or one value of
+    ``deployment.environment.name`` / ``deployment.environment``
+    (:data:`chainmap_otel.tagging.fields.ENVIRONMENT`).
+    """
 
     start_ns: int
     end_ns: int
+    environment: str = ""
 
     @property
     def seconds(self) -> float:
@@ -91,25 +103,48 @@ class TimeWindow:
     def end(self) -> datetime:
         return datetime.fromtimestamp(self.end_ns / _NS, tz=UTC)
 
-    def params(self) -> dict[str, int]:
-        """Bind values for ``{start_ns:Int64}`` / ``{end_ns:Int64}`` in window SQL."""
-        return {"start_ns": self.start_ns, "end_ns": self.end_ns}
+    def params(self) -> dict[str, int | str]:
+        """Bind values for ``{start_ns:Int64}`` / ``{end_ns:Int64}`` /
+        ``{environment:String}`` in window SQL."""
+        return {"start_ns": self.start_ns, "end_ns": self.end_ns, "environment": self.environment}
 
     def ending(self, seconds: float) -> TimeWindow:
         """The last ``seconds`` of this window's end (burn-rate lookback windows)."""
-        return TimeWindow(self.end_ns - int(seconds * _NS), self.end_ns)
+        return TimeWindow(self.end_ns - int(seconds * _NS), self.end_ns, self.environment)
+
+    def within(self, environment: str) -> TimeWindow:
+        """The same interval in one environment (``""``: all of them)."""
+        return TimeWindow(self.start_ns, self.end_ns, environment)
 
     def to_json(self) -> dict[str, str | float]:
-        return {
+        shown: dict[str, str | float] = {
             "since": self.start.isoformat().replace("+00:00", "Z"),
             "until": self.end.isoformat().replace("+00:00", "Z"),
             "seconds": self.seconds,
         }
+        if self.environment:
+            shown["environment"] = self.environment
+        return shown
 
     @classmethod
-    def last(cls, seconds: float, now: datetime | None = None) -> TimeWindow:
+    def last(cls, seconds: float, now: datetime | None = None, environment: str = "") -> TimeWindow:
         end = _to_ns(now or datetime.now(tz=UTC))
-        return cls(end - int(seconds * _NS), end)
+        return cls(end - int(seconds * _NS), end, environment)
+
+
+def parse_environment(text: str | None, parameter: str = "environment") -> str:
+    """An environment filter: ``""`` (all) or a name of at most
+    :data:`MAX_ENVIRONMENT_CHARS` printable characters; a ParameterError otherwise."""
+    value = (text or "").strip()
+    if len(value) > MAX_ENVIRONMENT_CHARS or not value.isprintable():
+        raise ParameterError(
+            parameter,
+            value[:MAX_ENVIRONMENT_CHARS] + ("..." if len(value) > MAX_ENVIRONMENT_CHARS else ""),
+            f"a deployment.environment.name value of at most {MAX_ENVIRONMENT_CHARS} "
+            "printable characters",
+            "{name} {value} is not an environment name: use {allowed}",
+        )
+    return value
 
 
 def _to_ns(moment: datetime) -> int:
@@ -171,13 +206,16 @@ def parse_window(
     until: str | None = None,
     now: datetime | None = None,
     parameters: tuple[str, str] = ("since", "until"),
+    environment: str | None = None,
 ) -> TimeWindow:
-    """The window ``[since, until)``; defaults: the last hour up to now.
+    """The window ``[since, until)`` in ``environment``; defaults: the last hour up to now,
+    every environment.
 
     A bad bound raises ParameterError naming it by ``parameters`` (the logical names of
     the start and the end: drift's lookback starts at ``history``).
     """
     start_name, end_name = parameters
+    env = parse_environment(environment)
     current = now or datetime.now(tz=UTC)
     if current.tzinfo is None:
         current = current.replace(tzinfo=UTC)
@@ -220,4 +258,4 @@ def parse_window(
             "{name} {value} is not before {related}: the window must start before it ends" + hint,
             bounds,
         )
-    return TimeWindow(start_ns, end_ns)
+    return TimeWindow(start_ns, end_ns, env)

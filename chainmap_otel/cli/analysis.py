@@ -111,10 +111,10 @@ def opened_store(url: str | None) -> Iterator[Any]:
         store.close()
 
 
-def read_window(since: str | None, until: str | None) -> Any:
+def read_window(since: str | None, until: str | None, environment: str | None = None) -> Any:
     from chainmap_otel.analysis.timewindow import parse_window
 
-    return parse_window(since, until)
+    return parse_window(since, until, environment=environment)
 
 
 def serve_client(store: str | None, server: str | None, chains: Path | None) -> ServeClient | None:

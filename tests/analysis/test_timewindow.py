@@ -73,3 +73,18 @@ def test_each_surface_spells_the_parameter() -> None:
     flags = refused.value.describe(lambda name: f"--{name}")
     assert flags.startswith("--since '2h' is not before --until '3h'")
     assert str(refused.value).startswith("since '2h' is not before until '3h'")
+
+
+def test_the_environment_travels_with_the_window_and_is_bounded() -> None:
+    now = datetime(2025, 1, 31, 12, tzinfo=UTC)
+    window = parse_window("1h", None, now=now, environment=" prod ")
+    assert window.environment == "prod"
+    assert window.params()["environment"] == "prod"
+    assert window.ending(60).environment == "prod"
+    assert window.to_json()["environment"] == "prod"
+    assert "environment" not in parse_window("1h", None, now=now).to_json()
+    assert window.within("").params()["environment"] == ""
+    for bad in ("x" * 129, "prod\nstaging", "a\x00b"):
+        with pytest.raises(ParameterError) as caught:
+            parse_window("1h", None, now=now, environment=bad)
+        assert caught.value.parameter == "environment"

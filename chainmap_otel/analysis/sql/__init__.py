@@ -28,6 +28,13 @@ DEFAULT_FRAGMENTS = {
         "AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
     ),
     "trace_window": "1",
+    # The window's environment ({environment:String}, '' for all): over spans, and over
+    # the aggregate tables' Environment column.
+    "span_environment": (
+        "({environment:String} = '' OR "
+        f"{SCHEMA_PLACEHOLDERS['environment_sql']} = {{environment:String}})"
+    ),
+    "row_environment": "({environment:String} = '' OR Environment = {environment:String})",
     # The rule fields (route, path, method) as every surface reads them.
     **SCHEMA_PLACEHOLDERS,
 }

@@ -92,10 +92,12 @@ def restored_plus(value: str | None) -> str | None:
     return _LOST_PLUS.sub(r"+\1", value.strip()) if value else value
 
 
-def parse_api_window(since: str | None, until: str | None) -> TimeWindow:
+def parse_api_window(
+    since: str | None, until: str | None, environment: str | None = None
+) -> TimeWindow:
     """``parse_window`` on the query parameters; a bad one is a 400 naming it."""
     with translated_errors():
-        return parse_window(restored_plus(since), restored_plus(until))
+        return parse_window(restored_plus(since), restored_plus(until), environment=environment)
 
 
 async def one_line_validation_errors(request: Request, exc: Exception) -> Response:
