@@ -293,9 +293,8 @@ def render(result: DemoAnalysis, console: Console) -> None:
 
 def _queue_share(path: dict[str, Any]) -> float:
     """The share of a chain's critical-path time spent waiting in queues, in percent."""
-    return 100 * sum(
-        share["share"] for share in path["all"]["operations"] if share["name"] == QUEUE_WAIT
-    )
+    shares = [s["share"] for s in path["all"]["operations"] if s["name"] == QUEUE_WAIT]
+    return 100.0 * float(sum(shares))
 
 
 def render_impact(data: dict[str, Any], console: Console) -> None:
