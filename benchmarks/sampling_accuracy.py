@@ -4,11 +4,10 @@ same fleet unsampled, through chainmap's health.
     python benchmarks/sampling_accuracy.py
     python benchmarks/sampling_accuracy.py --traces 40000 --probability 0.1 --seed 7
 
-Real SDK spans: a TracerProvider per service with chainmap's span processor tags two chains,
-A1 (data-bridge ``POST /market-data/ticks`` -> database-service) and B3 (trading-engine
-``POST /orders`` -> exchange), ``--traces`` instances each over the last 30 minutes, with
-log-normal latencies and 1 % (A1) / 3 % (B3) failed entries. Every span goes into one chDB
-database (``unsampled``); a sampling pipeline then keeps, in a second one (``sampled``):
+Real SDK spans (``tests/support/sampled_fleet.py``): chainmap's span processor tags two
+chains, A1 and B3, ``--traces`` instances each over the last 30 minutes, with log-normal
+latencies and 1 % (A1) / 3 % (B3) failed entries. Every span goes into one chDB database
+(``unsampled``); a sampling pipeline then keeps, in a second one (``sampled``):
 
 * a consistent-probability head decision: the trace is kept when the 56 low bits of its
   trace id (OTEP 235's randomness) reach the threshold for ``--probability``, and its spans
@@ -27,112 +26,23 @@ stored trace counted once, as a tool that ignores ``ot=th`` reads them) for comp
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import TraceStore, open_store
-from chainmap_otel.tagging.definitions import load_catalog
-from chainmap_otel.tagging.processor import ChainSpanProcessor
-from chainmap_otel.tagging.sampling import MAX_THRESHOLD, threshold_for
-
-CHAINS_FILE = Path(__file__).resolve().parent.parent / "chains.example.yaml"
-#: chain -> (entry service, route, downstream service, median ms, failed share)
-FLEET = {
-    "A1": ("data-bridge", "/market-data/ticks", "database-service", 40.0, 0.01),
-    "B3": ("trading-engine", "/orders", "exchange", 120.0, 0.03),
-}
-SPREAD_NS = 30 * 60 * 10**9
+from tests.support.sampled_fleet import FLEET, catalog, generate, keep_sampled
 
 
-def generate(traces: int, seed: int) -> pa.Table:
-    """Every span of the fleet, tagged by chainmap's processor, as ``otel_traces`` rows."""
-    random.seed(seed)  # the SDK's trace and span ids come from `random` too
-    rng = random.Random(seed)
-    catalog = load_catalog(CHAINS_FILE)
-    exporter = InMemorySpanExporter()
-    providers: dict[str, TracerProvider] = {}
-
-    def tracer(service: str):  # noqa: ANN202 - the SDK's Tracer
-        provider = providers.get(service)
-        if provider is None:
-            provider = TracerProvider(resource=Resource.create({"service.name": service}))
-            provider.add_span_processor(ChainSpanProcessor(catalog))
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            providers[service] = provider
-        return provider.get_tracer("sampling-benchmark")
-
-    end_ns = time.time_ns() - 60 * 10**9
-    for chain, (service, route, downstream, median_ms, failed) in FLEET.items():
-        entry_tracer, down_tracer = tracer(service), tracer(downstream)
-        for _ in range(traces):
-            start = end_ns - rng.randrange(SPREAD_NS)
-            duration = int(median_ms * math.exp(rng.gauss(0, 0.5)) * 1e6)
-            span = entry_tracer.start_span(
-                f"POST {route}",
-                kind=SpanKind.SERVER,
-                attributes={"http.route": route, "http.method": "POST"},
-                start_time=start,
-            )
-            child = down_tracer.start_span(
-                "call",
-                context=set_span_in_context(span),
-                kind=SpanKind.SERVER,
-                start_time=start + duration // 10,
-            )
-            child.end(end_time=start + duration // 10 + duration // 2)
-            if rng.random() < failed:
-                span.set_status(Status(StatusCode.ERROR, "failed"))
-            span.end(end_time=start + duration)
-        del chain
-    table = spans_to_arrow(exporter.get_finished_spans())
-    for provider in providers.values():
-        provider.shutdown()
-    return table
-
-
-def sample(table: pa.Table, probability: float) -> pa.Table:
-    """The rows the pipeline keeps, with their ``TraceState`` (module docstring)."""
-    threshold = round((1 - probability) * MAX_THRESHOLD)
-    head_th = f"ot=th:{threshold_for(probability)}"
-    trace_ids = table.column("TraceId").to_pylist()
-    failed = pc.is_in(table.column("StatusCode"), pa.array(["Error", "STATUS_CODE_ERROR"]))
-    failed_traces = {t for t, f in zip(trace_ids, failed.to_pylist(), strict=True) if f}
-    keep, states = [], []
-    for trace_id in trace_ids:
-        if trace_id in failed_traces:
-            keep.append(True)
-            states.append("ot=th:0")
-        else:
-            kept = int(trace_id, 16) & (MAX_THRESHOLD - 1) >= threshold
-            keep.append(kept)
-            states.append(head_th)
-    column = table.schema.get_field_index("TraceState")
-    table = table.set_column(column, "TraceState", pa.array(states, pa.string()))
-    return table.filter(pa.array(keep))
-
-
-def chain_numbers(store: TraceStore, catalog_path: Path) -> dict[str, dict[str, float]]:
-    catalog = load_catalog(catalog_path)
-    rows = health(store, catalog, parse_window("1h"), chain_ids=list(FLEET))
+def chain_numbers(store: TraceStore) -> dict[str, dict[str, float]]:
+    rows = health(store, catalog(), parse_window("1h"), chain_ids=list(FLEET))
     return {
         row["chain_id"]: {
             "traces": row["traces"],
@@ -155,8 +65,8 @@ def main() -> int:
     args = parser.parse_args()
     path = tempfile.mkdtemp(prefix="chainmap-sampling-")
     started = time.perf_counter()
-    everything = generate(args.traces, args.seed)
-    sampled_rows = sample(everything, args.probability)
+    everything = spans_to_arrow(generate(args.traces, args.seed))
+    sampled_rows = keep_sampled(everything, args.probability)
     print(
         f"{everything.num_rows:,} spans generated, {sampled_rows.num_rows:,} kept "
         f"({sampled_rows.num_rows / everything.num_rows:.1%}) in "
@@ -169,11 +79,15 @@ def main() -> int:
         apply_schema(store, progress=lambda line: None)
         store.insert_arrow(rows)
         stores[name] = store
-        numbers[name] = chain_numbers(store, CHAINS_FILE)
-    unweighted = stores["sampled"].query(
-        f"SELECT ChainId, sum(Calls), sum(Errors) FROM {stores['sampled'].database}"
-        ".chainmap_chain_minute WHERE ChainId IN ('A1', 'B3') GROUP BY ChainId"
-    ).result_rows
+        numbers[name] = chain_numbers(store)
+    unweighted = (
+        stores["sampled"]
+        .query(
+            f"SELECT ChainId, sum(Calls), sum(Errors) FROM {stores['sampled'].database}"
+            ".chainmap_chain_minute WHERE ChainId IN ('A1', 'B3') GROUP BY ChainId"
+        )
+        .result_rows
+    )
     plain = {str(c): (int(n), int(e)) for c, n, e in unweighted}
     ok = True
     print(
@@ -193,12 +107,9 @@ def main() -> int:
             a, b = float(truth[measure]), float(seen[measure])
             ratio = b / a if a else float("nan")
             print(
-                f"{chain:6} {measure:12} {a:12.4f} {b:12.4f} {ratio:8.3f}"
-                f"  {naive[measure]:12.4f}"
+                f"{chain:6} {measure:12} {a:12.4f} {b:12.4f} {ratio:8.3f}  {naive[measure]:12.4f}"
             )
-            if measure in ("rate_per_s", "error_ratio") and not (
-                abs(ratio - 1) <= args.tolerance
-            ):
+            if measure in ("rate_per_s", "error_ratio") and not (abs(ratio - 1) <= args.tolerance):
                 ok = False
     for store in stores.values():
         store.close()
