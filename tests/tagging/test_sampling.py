@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-import chdb
 import pytest
 
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging import fields
 from chainmap_otel.tagging.sampling import adjusted_count, adjusted_count_sql, threshold_for
 
@@ -28,20 +28,22 @@ STATES = [
 ]
 
 
-def _sql(states: list[str]) -> list[float]:
-    literals = ", ".join("'" + s.replace("'", "\\'") + "'" for s in states)
-    query = f"SELECT {adjusted_count_sql('s')} FROM (SELECT arrayJoin([{literals}]) AS s)"
+def _sql(store: TraceStore, states: list[str]) -> list[float]:
+    query = (
+        f"SELECT {adjusted_count_sql('s')} FROM (SELECT arrayJoin({{states:Array(String)}}) AS s)"
+    )
     # arrayJoin keeps the array's order within one block
-    return [float(v) for v in chdb.query(query, "CSV").data().split()]
+    return [float(row[0]) for row in store.query(query, {"states": states}).result_rows]
 
 
-def test_python_and_sql_agree_on_well_formed_and_hostile_states() -> None:
+def test_python_and_sql_agree_on_well_formed_and_hostile_states(chdb_store: TraceStore) -> None:
     rng = random.Random(7)
     states = list(STATES)
     for _ in range(200):
         p = rng.choice([1.0, 0.5, 0.1, 0.01]) * rng.random() or 1.0
         states.append(f"ot=th:{threshold_for(p)}")
-    for python, engine in zip([adjusted_count(s) for s in states], _sql(states), strict=True):
+    engine_weights = _sql(chdb_store, states)
+    for python, engine in zip([adjusted_count(s) for s in states], engine_weights, strict=True):
         assert engine == pytest.approx(python, rel=1e-12)
 
 
@@ -61,12 +63,12 @@ def test_threshold_for_round_trips_and_rejects_impossible_probabilities() -> Non
             threshold_for(bad)
 
 
-def test_environment_reads_the_new_name_before_the_old_one() -> None:
+def test_environment_reads_the_new_name_before_the_old_one(chdb_store: TraceStore) -> None:
     sql = fields.SCHEMA_PLACEHOLDERS["environment_sql"]
     query = (
         f"SELECT {sql} FROM (SELECT arrayJoin([map('deployment.environment.name', 'prod', "
         "'deployment.environment', 'old'), map('deployment.environment', 'staging'), "
         "map('service.name', 'x')]) AS ResourceAttributes)"
     )
-    assert chdb.query(query, "CSV").data().split() == ['"prod"', '"staging"', '""']
+    assert [row[0] for row in chdb_store.query(query).result_rows] == ["prod", "staging", ""]
     assert fields.read(fields.ENVIRONMENT, {"deployment.environment": "staging"}) == "staging"
