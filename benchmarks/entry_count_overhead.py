@@ -33,10 +33,10 @@ from opentelemetry.trace import SpanKind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from processor_overhead import CATALOG, ENTRY_SPAN_ATTRS  # noqa: E402
+from processor_overhead import CATALOG, ENTRY_SPAN_ATTRS
 
-from chainmap_otel.tagging.launcher import count_unsampled_entries  # noqa: E402
-from chainmap_otel.tagging.processor import ChainSpanProcessor  # noqa: E402
+from chainmap_otel.tagging.launcher import count_unsampled_entries
+from chainmap_otel.tagging.processor import ChainSpanProcessor
 
 
 def provider(sampler: Sampler, count: bool, wrap: bool) -> tuple[TracerProvider, MeterProvider]:
