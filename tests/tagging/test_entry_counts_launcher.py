@@ -4,6 +4,8 @@ real ``chainmap serve`` exactly: the configurator wraps the sampler from
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,20 @@ from tests.tagging.test_launcher_e2e import APPS, ROOT
 pytestmark = pytest.mark.slow
 
 REQUESTS = 150
+
+
+def stored_points(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    found = re.search(r"^chainmap_entry_count_points_stored_total (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_for_stored_points(base: str, at_least: float, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stored_points(base) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"serve stored fewer than {at_least} entry points in {timeout}s")
+        time.sleep(0.2)
 
 
 def test_every_entry_is_counted_while_one_in_ten_traces_is_kept(tmp_path: Path) -> None:
@@ -42,8 +58,11 @@ def test_every_entry_is_counted_while_one_in_ten_traces_is_kept(tmp_path: Path) 
         with httpx.Client(timeout=10) as client:
             for _ in range(REQUESTS):
                 assert client.get(f"{gateway.url}/api/v1/ping").status_code == 200
+        # Two more exports (two points each: the B1 entry total, the durations) after the last
+        # request carry every entry; the store is serve's alone until it stops.
+        wait_for_stored_points(base, stored_points(base) + 4)
     finally:
-        gateway.stop()  # the SDK's shutdown exports the last points
+        gateway.stop()
         assert serve.terminate() == 0, serve.log()
     counted = query(
         store_url,
