@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -232,6 +233,14 @@ def test_grpc_metrics_service_stores_the_counts(
         gateway.flush()
     counts = counts_of(serving)
     assert (counts["B1"].entries, counts["B1"].errors) == (100, 4 + 6)
+    with grpc.insecure_channel(serving.grpc_address) as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            export(b"\x0a\xff\xff\xff", timeout=10)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not parse" in (refused.value.details() or "")
 
 
 def _post(serving: Serving, body: bytes, media: str, **headers: str) -> httpx.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import propagate
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -130,3 +131,26 @@ def test_configure_wraps_the_providers_sampler_once(example_catalog: ChainCatalo
     assert provider.sampler is wrapped
     assert "AlwaysOffSampler" in provider.sampler.get_description()
     provider.shutdown()
+
+
+def test_a_downstream_entry_of_an_unsampled_trace_is_counted(
+    example_catalog: ChainCatalog, fleets: list[Fleet]
+) -> None:
+    """The caller did not sample (flags 00) and sent its chain in baggage: the callee's
+    ParentBased sampler drops, the entry it begins is still counted, nested under B1."""
+    fleet = Fleet(example_catalog, ParentBased(ALWAYS_ON))
+    fleets.append(fleet)
+    carrier = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        "baggage": "chain.ids=B1",
+    }
+    incoming = propagate.extract(carrier)
+    tracer = fleet.tracers.get_tracer("t")
+    with tracer.start_as_current_span(
+        "POST /orders", context=incoming, kind=SpanKind.SERVER, attributes=ORDERS
+    ) as span:
+        assert not span.get_span_context().trace_flags.sampled
+    assert fleet.exporter.get_finished_spans() == ()
+    (point,) = fleet.points()[ENTRIES]
+    assert point.attributes == {"chain.id": "B3", "error": False}  # type: ignore[attr-defined]
+    assert point.value == 1  # type: ignore[attr-defined]
