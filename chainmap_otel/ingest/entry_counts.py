@@ -111,9 +111,13 @@ class EntryCountWriter:
                 if point.cumulative:
                     previous = seen.get(point.series) or self._last.get(point.series)
                     now = _Last(
-                        point.start_ns, point.time_ns, point.value, point.sum_ms,
-                        point.bounds, point.buckets,
-                    )  # fmt: skip
+                        point.start_ns,
+                        point.time_ns,
+                        point.value,
+                        point.sum_ms,
+                        point.bounds,
+                        point.buckets,
+                    )
                     if previous is not None and point.time_ns <= previous.time_ns:
                         continue
                     seen[point.series] = now
@@ -137,9 +141,13 @@ class EntryCountWriter:
         result = self._store.query(_LAST_SQL.format(db=self._store.database), {"series": missing})
         for series, (start, time, total, total_sum, bounds, buckets) in result.result_rows:
             self._last[int(series)] = _Last(
-                int(start), int(time), int(total), float(total_sum),
-                tuple(bounds), tuple(buckets),
-            )  # fmt: skip
+                int(start),
+                int(time),
+                int(total),
+                float(total_sum),
+                tuple(bounds),
+                tuple(buckets),
+            )
 
 
 def _increase(point: EntryPoint, previous: _Last | None) -> EntryPoint:
@@ -154,11 +162,20 @@ def _increase(point: EntryPoint, previous: _Last | None) -> EntryPoint:
     ):
         return point
     return EntryPoint(
-        point.instrument, False, point.series, point.start_ns, point.time_ns, point.chain_id,
-        point.service, point.environment, point.error, point.value - previous.total,
-        max(point.sum_ms - previous.total_sum, 0.0), point.bounds,
+        point.instrument,
+        False,
+        point.series,
+        point.start_ns,
+        point.time_ns,
+        point.chain_id,
+        point.service,
+        point.environment,
+        point.error,
+        point.value - previous.total,
+        max(point.sum_ms - previous.total_sum, 0.0),
+        point.bounds,
         tuple(now - before for now, before in zip(point.buckets, previous.buckets, strict=True)),
-    )  # fmt: skip
+    )
 
 
 def _append(rows: dict[str, list[Any]], point: EntryPoint, delta: EntryPoint) -> None:

@@ -217,9 +217,17 @@ def _point(
         if not 0 <= raw < 2**63:
             raise _Rejected(f"{name} point value {raw} is not a count")
         return EntryPoint(
-            name, cumulative, series, start_ns, time_ns, chain_id, service, environment,
-            error, round(raw),
-        )  # fmt: skip
+            name,
+            cumulative,
+            series,
+            start_ns,
+            time_ns,
+            chain_id,
+            service,
+            environment,
+            error,
+            round(raw),
+        )
     bounds, buckets = tuple(point.explicit_bounds), tuple(point.bucket_counts)
     if len(buckets) > MAX_BUCKETS or (buckets and len(buckets) != len(bounds) + 1):
         raise _Rejected(
@@ -229,6 +237,17 @@ def _point(
     if any(b != b or b in (float("inf"), float("-inf")) for b in bounds):
         raise _Rejected(f"{name} point has a bucket bound that is not a finite number")
     return EntryPoint(
-        name, cumulative, series, start_ns, time_ns, chain_id, service, environment, False,
-        int(point.count), point.sum if point.HasField("sum") else 0.0, bounds, buckets,
-    )  # fmt: skip
+        name,
+        cumulative,
+        series,
+        start_ns,
+        time_ns,
+        chain_id,
+        service,
+        environment,
+        False,
+        int(point.count),
+        point.sum if point.HasField("sum") else 0.0,
+        bounds,
+        buckets,
+    )

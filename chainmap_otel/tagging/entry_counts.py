@@ -67,8 +67,22 @@ ATTR_ERROR = "error"
 #: Bucket bounds (ms) the histogram asks for (an SDK View may override them; serve reads
 #: whatever bounds a point carries).
 DURATION_BUCKETS_MS: Sequence[float] = (
-    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-)  # fmt: skip
+    1,
+    2.5,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+)
 
 
 class EntryMetrics:
