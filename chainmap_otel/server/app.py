@@ -28,6 +28,7 @@ from fastapi import Depends, FastAPI
 
 from chainmap_otel import config
 from chainmap_otel.ingest.engine_decode import insert_bodies
+from chainmap_otel.ingest.entry_counts import EntryCountWriter
 from chainmap_otel.ingest.inserter import BatchInserter, store_landed
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.receivers.otlp_grpc import OtlpGrpcReceiver
@@ -167,6 +168,7 @@ def create_app(
     operations: Operations | None = None,
     decode_pool: DecodePool | None = None,
     read_stores: ReadStores | None = None,
+    entry_counts: EntryCountWriter | None = None,
 ) -> FastAPI:
     """The ``chainmap serve`` app: ``POST /v1/traces`` into ``store``, the chain API, the web view.
 
@@ -183,7 +185,8 @@ def create_app(
     ``operations`` (registry, monitor, alerts) is optional. Reads run in the app's read
     pool on connections from ``read_stores`` (one per read thread; without it, on
     ``store``'s own connection); ``/health/detailed`` and ``/metrics`` answer from
-    snapshots that the lifespan's threads refresh.
+    snapshots that the lifespan's threads refresh. ``POST /v1/metrics`` stores the services'
+    chain entry counts with ``entry_counts`` (default: a writer on ``store``).
     """
     catalog = operations.holder.current if operations is not None else resolve_catalog(chains)
     owned = writer is None
@@ -234,6 +237,7 @@ def create_app(
         app.state, on_start=lambda: _read_thread(claim)
     )
     app.state.span_writer = span_writer
+    app.state.entry_counts = entry_counts if entry_counts is not None else EntryCountWriter(store)
     token = (
         ingest_token
         if ingest_token is not None
@@ -241,7 +245,8 @@ def create_app(
     )
     guard = [Depends(require_bearer(token))] if token.enabled else None
     app.include_router(
-        otlp_http_router(span_writer, limit, budget, decode_pool), dependencies=guard
+        otlp_http_router(span_writer, limit, budget, decode_pool, app.state.entry_counts),
+        dependencies=guard,
     )
     install_registry_api(app)
     install_alerts_api(app)
@@ -361,6 +366,8 @@ def run_server(
         if pool is not None:
             resources.callback(pool.close)
             record.update()
+        # Chain entry counts (/v1/metrics) insert and look up on a connection of their own.
+        entry_counts = EntryCountWriter(resources.enter_context(open_store(store_url)))
         receiver: OtlpGrpcReceiver | None = None
         if settings.grpc_port:
             receiver = OtlpGrpcReceiver(
@@ -372,6 +379,7 @@ def run_server(
                 interceptors=(GrpcBearerInterceptor(token),) if token.enabled else (),
                 credentials=tls.grpc_credentials() if tls is not None else None,
                 pool=pool,
+                entry_counts=entry_counts,
             )
             receiver.start()
             resources.callback(receiver.stop)
@@ -386,6 +394,7 @@ def run_server(
             operations=operations,
             decode_pool=pool,
             read_stores=read_stores,
+            entry_counts=entry_counts,
         )
         server = uvicorn.Server(
             uvicorn.Config(

@@ -7,7 +7,8 @@ tags every span with no code change:
 - :class:`ChainmapDistro` sets defaults (OTLP over HTTP/protobuf for traces,
   no metrics/logs exporters) and the response-header propagator;
 - :class:`ChainmapConfigurator` adds :class:`ChainSpanProcessor` through the
-  SDK's ``span_processors`` and, when ``OTEL_PROPAGATORS`` is unset, installs
+  SDK's ``span_processors``, wraps the sampler so unsampled chain entries are counted too
+  (:mod:`chainmap_otel.tagging.entry_counts`) and, when ``OTEL_PROPAGATORS`` is unset, installs
   ``tracecontext,baggage,chainmap`` (propagators cannot be set from a distro:
   ``opentelemetry.propagate`` is imported before it runs).
 
@@ -59,6 +60,7 @@ from chainmap_otel.tagging.active import (
     set_active_catalog,
 )
 from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.entry_counts import EntryCountingSampler
 from chainmap_otel.tagging.processor import ATTR_CHAIN_ID, ChainSpanProcessor
 from chainmap_otel.tagging.propagator import ChainPropagator
 
@@ -183,6 +185,16 @@ class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
                 "chainmap: tagging spans with %d chains from %s", len(catalog), catalog.source
             )
         super()._configure(span_processors=processors, **kwargs)
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider):
+            count_unsampled_entries(provider, processor)
+
+
+def count_unsampled_entries(provider: TracerProvider, processor: ChainSpanProcessor) -> None:
+    """Make ``provider``'s sampler record (not sample) the spans it drops that could begin a
+    chain, so ``processor`` counts every chain entry (tracers made after this call)."""
+    if not isinstance(provider.sampler, EntryCountingSampler):
+        provider.sampler = EntryCountingSampler(provider.sampler, processor, provider)
 
 
 def _watch_chains_file(processor: ChainSpanProcessor) -> ChainsFileWatcher | None:
@@ -211,14 +223,18 @@ def configure(
     ``chains`` is a catalog or a YAML path (default ``$CHAINMAP_CHAINS_FILE``; a
     bad file logs a warning and leaves spans untagged). Adds the processor to
     ``tracer_provider`` (a new one named ``service_name`` if omitted), batches
-    ``exporter`` if given, installs the propagators and returns the provider.
+    ``exporter`` if given, installs the propagators and returns the provider. Chain entries
+    are counted on the global MeterProvider (:mod:`chainmap_otel.tagging.entry_counts`),
+    unsampled ones too for tracers made after this call.
     """
     catalog = chains if isinstance(chains, ChainCatalog) else load_catalog_safely(chains)
     set_active_catalog(catalog)
     if tracer_provider is None:
         resource = Resource.create({SERVICE_NAME: service_name} if service_name else {})
         tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(ChainSpanProcessor(catalog))
+    processor = ChainSpanProcessor(catalog)
+    tracer_provider.add_span_processor(processor)
+    count_unsampled_entries(tracer_provider, processor)
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_propagators:

@@ -5,6 +5,10 @@ for a remote (or missing) parent from the ``chain.ids`` baggage entry. Then the
 span's own (service, kind) rules may push further chains. Per span this is a
 few dict lookups and one attribute update; nothing here raises into the
 application or blocks.
+
+At span end, a span that begins a chain (``chain.entry_ids``) is counted in the chain entry
+metrics (:mod:`chainmap_otel.tagging.entry_counts`, which also says how unsampled entries
+reach ``on_end``).
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import baggage
+from opentelemetry import baggage, metrics
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from chainmap_otel.tagging.active import BAGGAGE_KEY, MAX_STACK_DEPTH, active_catalog, parse_stack
+from chainmap_otel.tagging.entry_counts import EntryMetrics
 from chainmap_otel.tagging.model import ChainCatalog
 from chainmap_otel.tagging.rules import KIND_NAMES, Classifier, KindRules
 
@@ -82,12 +88,27 @@ class ChainSpanProcessor(SpanProcessor):
     """Sets ``chain.id``, ``chain.ids``, ``chain.name``, ``chain.category`` (and
     ``chain.entry``/``chain.entry_ids`` where a chain begins) on every span of a chain.
 
-    ``catalog`` defaults to the process-wide one (``$CHAINMAP_CHAINS_FILE``).
+    ``catalog`` defaults to the process-wide one (``$CHAINMAP_CHAINS_FILE``). With
+    ``count_entries`` every chain entry is counted on ``meter_provider`` (default: the
+    global one) when its span ends.
     """
 
-    def __init__(self, catalog: ChainCatalog | None = None) -> None:
+    def __init__(
+        self,
+        catalog: ChainCatalog | None = None,
+        *,
+        count_entries: bool = True,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
         self._tagger = _Tagger(catalog if catalog is not None else active_catalog())
         self._failures = 0
+        self._count_failures = 0
+        self._entry_metrics: EntryMetrics | None = None
+        if count_entries:
+            try:
+                self._entry_metrics = EntryMetrics(meter_provider)
+            except Exception:
+                logger.exception("chainmap: chain entry metrics are off (creating them failed)")
 
     @property
     def catalog(self) -> ChainCatalog:
@@ -112,7 +133,31 @@ class ChainSpanProcessor(SpanProcessor):
                 logger.exception("chainmap: tagging a span failed; the span is left untagged")
 
     def on_end(self, span: ReadableSpan) -> None:
-        return None
+        counter = self._entry_metrics
+        if counter is None:
+            return
+        attributes = _attributes_of(span)
+        entry_ids = attributes.get(ATTR_CHAIN_ENTRY_IDS) if attributes else None
+        if not entry_ids or type(entry_ids) is not str:
+            return
+        try:
+            counter.record(entry_ids, self._tagger._known, span)
+        except Exception:
+            self._count_failures += 1
+            if self._count_failures == 1:
+                logger.exception("chainmap: counting a chain entry failed; it is not counted")
+
+    def could_enter(self, resource: Resource, kind: SpanKind) -> bool:
+        """Whether a span of ``kind`` in the service ``resource`` can begin a chain by rule
+        (:class:`~chainmap_otel.tagging.entry_counts.EntryCountingSampler` asks)."""
+        tagger = self._tagger
+        if not tagger._known:
+            return False
+        entry = tagger._rules_by_resource.get(id(resource))
+        by_kind = (
+            entry[1] if entry is not None and entry[0] is resource else tagger._rules(resource)
+        )
+        return by_kind[kind._value_] is not None
 
     def shutdown(self) -> None:
         return None

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from chainmap_otel.ingest.entry_counts import EntryCountWriter
 from chainmap_otel.ingest.inserter import BatchInserter
 from chainmap_otel.server import OtlpGrpcReceiver, SpanWriter, create_app, new_span_writer
 from chainmap_otel.storage.store import TraceStore
@@ -86,9 +87,14 @@ def serve(store_factory: Callable[[], TraceStore]) -> Iterator[ServeFactory]:
             )
             writer = SpanWriter(inserter, max_queued_spans=queue_spans)
         writer.start()
-        receiver = OtlpGrpcReceiver(writer, "127.0.0.1", 0, max_message_bytes=max_body_bytes)
+        counts = EntryCountWriter(store)
+        receiver = OtlpGrpcReceiver(
+            writer, "127.0.0.1", 0, max_message_bytes=max_body_bytes, entry_counts=counts
+        )
         receiver.start()
-        server = ServerThread(create_app(store, writer=writer, max_body_bytes=max_body_bytes))
+        server = ServerThread(
+            create_app(store, writer=writer, max_body_bytes=max_body_bytes, entry_counts=counts)
+        )
         server.start()
         started.append((server, receiver, writer))
         return Serving(store, writer, server.url, receiver.address)

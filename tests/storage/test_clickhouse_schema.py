@@ -358,6 +358,7 @@ def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
         "chainmap_critical_path",
         "chainmap_edge_hour",
         "chainmap_edge_minute",
+        "chainmap_entry_counts",
         "chainmap_inferred_entry_minute",
         "chainmap_rollup_state",
         "chainmap_schema_version",
@@ -383,7 +384,7 @@ def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:
         "AND name NOT IN ('chainmap_schema_version', 'chainmap_rollup_state')",
         {"db": empty_store.database},
     ).result_rows
-    assert len(ddl) == 9
+    assert len(ddl) == 10
     for name, query in ddl:
         assert "toIntervalDay(14)" in query, name
 

@@ -9,16 +9,18 @@ from concurrent.futures.process import BrokenProcessPool
 
 from google.rpc import code_pb2
 
-from chainmap_otel.errors import IngestError
+from chainmap_otel.errors import IngestError, StoreError
 from chainmap_otel.ingest.decode import decode_protobuf
 from chainmap_otel.ingest.engine_decode import decode_for_engine
+from chainmap_otel.ingest.entry_counts import EntryCountWriter
+from chainmap_otel.ingest.metric_points import DecodedPoints, decode_metrics
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool, as_decoded
 from chainmap_otel.ingest.validate import DecodedSpans
 from chainmap_otel.ingest.writer import SpanWriter, WriterClosedError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Refusal", "accept", "decode_in_pool", "decode_in_process"]
+__all__ = ["Refusal", "accept", "decode_in_pool", "decode_in_process", "store_entry_counts"]
 
 
 class Refusal(Exception):
@@ -89,3 +91,20 @@ def decode_in_process(body: bytes, engine: bool = False) -> DecodedSpans:
         return decode_for_engine(body) if engine else decode_protobuf(body)
     except IngestError as exc:
         raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+
+
+def store_entry_counts(counts: EntryCountWriter, body: bytes, json_body: bool) -> DecodedPoints:
+    """Decode an OTLP metrics body and store its entry points; the refusal reply for a body
+    that does not parse (400) or a store that cannot take them (503). Both receivers use it."""
+    try:
+        decoded = decode_metrics(body, json_body)
+    except IngestError as exc:
+        raise Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc)) from exc
+    try:
+        counts.write(decoded)
+    except StoreError as exc:
+        logger.warning("chain entry counts not stored: %s", exc)
+        raise Refusal(
+            503, code_pb2.UNAVAILABLE, "the store cannot take chain entry counts now; retry later"
+        ) from None
+    return decoded

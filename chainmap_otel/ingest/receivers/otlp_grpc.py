@@ -12,6 +12,10 @@ Authentication and TLS are the caller's: serve passes its bearer-token intercept
 (every call must carry ``authorization: Bearer <token>`` metadata, UNAUTHENTICATED
 otherwise) and, with TLS configured, ``credentials`` so the port serves TLS only.
 
+With an entry-count writer it also serves ``MetricsService/Export``: the chain entry
+counts of the services' chainmap distro, other metrics dropped and counted
+(:mod:`chainmap_otel.ingest.metric_points`), the same status codes.
+
 The request is registered with a bytes-in handler so a malformed message gets
 INVALID_ARGUMENT with a message instead of grpc's generic deserialisation error.
 """
@@ -26,16 +30,21 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2
 from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
 from chainmap_otel import config
+from chainmap_otel.ingest.entry_counts import EntryCountWriter
 from chainmap_otel.ingest.receivers.common import (
     Refusal,
     accept,
     decode_in_pool,
     decode_in_process,
+    store_entry_counts,
 )
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
@@ -46,6 +55,7 @@ __all__ = ["EXPORT_METHOD", "OtlpGrpcReceiver"]
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 #: Seconds a client is told to wait when the ingest queue is full.
 RETRY_DELAY_S = 1
 _RETRY_INFO = (
@@ -85,8 +95,10 @@ class OtlpGrpcReceiver:
         interceptors: tuple[grpc.ServerInterceptor, ...] = (),
         credentials: grpc.ServerCredentials | None = None,
         pool: DecodePool | None = None,
+        entry_counts: EntryCountWriter | None = None,
     ) -> None:
         self._writer = writer
+        self._entry_counts = entry_counts
         self._pool = pool
         self._budget = budget if budget is not None else RequestBudget(2 * max_message_bytes)
         self._server = grpc.server(
@@ -106,6 +118,19 @@ class OtlpGrpcReceiver:
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_SERVICE, {"Export": handler}),)
         )
+        if entry_counts is not None:
+            metrics_handler = grpc.unary_unary_rpc_method_handler(
+                self._export_metrics,
+                request_deserializer=None,
+                response_serializer=ExportMetricsServiceResponse.SerializeToString,
+            )
+            self._server.add_generic_rpc_handlers(
+                (
+                    grpc.method_handlers_generic_handler(
+                        _METRICS_SERVICE, {"Export": metrics_handler}
+                    ),
+                )
+            )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             if credentials is not None:
@@ -163,5 +188,31 @@ class OtlpGrpcReceiver:
         if decoded.rejected:
             logger.info("OTLP/gRPC request: %s", decoded.error_message)
             response.partial_success.rejected_spans = decoded.rejected
+            response.partial_success.error_message = decoded.error_message
+        return response
+
+    def _export_metrics(self, payload: bytes, context: Any) -> ExportMetricsServiceResponse:
+        assert self._entry_counts is not None
+        size = len(payload)
+        if not self._budget.acquire(size):
+            context.set_trailing_metadata(_RETRY_INFO)
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"more than {self._budget.max_bytes} request bytes are being decoded at once "
+                "(CHAINMAP_SERVE_MAX_INFLIGHT_BYTES); retry later",
+            )
+        try:
+            decoded = store_entry_counts(self._entry_counts, payload, json_body=False)
+        except Refusal as refusal:
+            if refusal.code == code_pb2.INVALID_ARGUMENT:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal.message)
+            context.set_trailing_metadata(_RETRY_INFO)
+            context.abort(grpc.StatusCode.UNAVAILABLE, refusal.message)
+        finally:
+            self._budget.release(size)
+        response = ExportMetricsServiceResponse()
+        if decoded.rejected:
+            logger.info("OTLP/gRPC metrics request: %s", decoded.error_message)
+            response.partial_success.rejected_data_points = decoded.rejected
             response.partial_success.error_message = decoded.error_message
         return response

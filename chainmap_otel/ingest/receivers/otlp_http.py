@@ -19,6 +19,11 @@ Reading, decoding and logging run off the event loop, so the API stays
 responsive while large requests are decoded.
 
 Error bodies are ``google.rpc.Status`` messages in the request's encoding.
+
+``POST /v1/metrics`` takes the chain entry counts of the services' chainmap distro
+(:mod:`chainmap_otel.ingest.metric_points`) with the same encodings, limits and answers
+(``partial_success.rejected_data_points`` for rejected points); other metrics are dropped
+and counted. ``/v1/logs`` is read and dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ import zlib
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -37,11 +45,14 @@ from starlette.requests import ClientDisconnect
 
 from chainmap_otel.errors import IngestError
 from chainmap_otel.ingest.decode import DecodedSpans, decode_json, decode_protobuf
+from chainmap_otel.ingest.entry_counts import EntryCountWriter
+from chainmap_otel.ingest.metric_points import DecodedPoints
 from chainmap_otel.ingest.receivers.common import (
     Refusal,
     accept,
     decode_in_pool,
     decode_in_process,
+    store_entry_counts,
 )
 from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.writer import RequestBudget, SpanWriter
@@ -226,17 +237,35 @@ def _error(media: str, status: int, code: int, message: str) -> Response:
     return Response(body_text, status, headers=headers, media_type=JSON)
 
 
+def _metrics_ok(media: str, decoded: DecodedPoints) -> Response:
+    if media == PROTOBUF:
+        response = ExportMetricsServiceResponse()
+        if decoded.rejected:
+            response.partial_success.rejected_data_points = decoded.rejected
+            response.partial_success.error_message = decoded.error_message
+        return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
+    document: dict[str, object] = {}
+    if decoded.rejected:
+        document["partialSuccess"] = {
+            "rejectedDataPoints": str(decoded.rejected),
+            "errorMessage": decoded.error_message,
+        }
+    return Response(json.dumps(document), 200, media_type=JSON)
+
+
 def otlp_http_router(
     writer: SpanWriter,
     max_body_bytes: int,
     budget: RequestBudget | None = None,
     pool: DecodePool | None = None,
+    entry_counts: EntryCountWriter | None = None,
 ) -> APIRouter:
     """The ``/v1/traces`` route, feeding ``writer``; bodies are capped at ``max_body_bytes``.
 
     ``budget`` bounds the bytes of all requests being read and decoded at once
     (default: its own, of ``2 * max_body_bytes``); with ``pool`` protobuf bodies
-    are decoded in its worker processes.
+    are decoded in its worker processes. With ``entry_counts`` ``/v1/metrics`` stores
+    the chain entry counts there (without, it reads and drops every metric).
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
@@ -303,9 +332,41 @@ def otlp_http_router(
             )
         return Response(b"" if media == PROTOBUF else "{}", 200, media_type=media)
 
-    @router.post("/v1/metrics", include_in_schema=False)
+    @router.post(
+        "/v1/metrics",
+        include_in_schema=entry_counts is not None,
+        summary="OTLP/HTTP metrics export (chain entry counts)",
+    )
     async def export_metrics(request: Request) -> Response:
-        return await drop_signal(request, "metrics")
+        if entry_counts is None:
+            return await drop_signal(request, "metrics")
+        media = JSON
+        held = _Held(budget)
+        try:
+            media = _media_type(request)
+            decompressor = _decompressor(request)
+            body = await _read_body(request, max_body_bytes, held)
+            if decompressor is not None:
+                body = _inflate(body, decompressor, max_body_bytes)
+                held.take(len(body))
+            decoded = await run_in_threadpool(store_entry_counts, entry_counts, body, media == JSON)
+            if decoded.rejected:
+                logger.info("OTLP/HTTP metrics request: %s", decoded.error_message)
+            if decoded.dropped and "metrics" not in told:
+                told.add("metrics")
+                logger.warning(
+                    "chainmap serve keeps only the chain entry counts (chainmap.chain.*) of OTLP "
+                    "metrics: the others from %s are dropped and counted (said once)",
+                    _sender(request),
+                )
+            return _metrics_ok(media, decoded)
+        except Refusal as reply:
+            logger.info("OTLP/HTTP metrics request rejected (%d): %s", reply.status, reply.message)
+            return _error(media, reply.status, reply.code, reply.message)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        finally:
+            held.release()
 
     @router.post("/v1/logs", include_in_schema=False)
     async def export_logs(request: Request) -> Response:

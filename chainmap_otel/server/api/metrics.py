@@ -313,6 +313,30 @@ class ChainMetricsCollector:
                 counter = CounterMetricFamily(name, text)
                 counter.add_metric([], value)
                 yield counter
+        entry_counts = getattr(self.state, "entry_counts", None)
+        if entry_counts is not None:
+            points = entry_counts.stats()
+            for name, value, text in (
+                (
+                    "chainmap_entry_count_points_stored",
+                    points.stored_points,
+                    "Chain entry count points (/v1/metrics) stored",
+                ),
+                (
+                    "chainmap_metric_points_dropped",
+                    points.dropped_points,
+                    "OTLP metric points dropped: not a chain entry instrument",
+                ),
+                (
+                    "chainmap_metric_points_rejected",
+                    points.rejected_points,
+                    "Chain entry count points rejected (partial_success)",
+                ),
+            ):
+                counter = CounterMetricFamily(name, text)
+                counter.add_metric([], value)
+                yield counter
+        if writer is not None:
             for name, value, text in (
                 ("chainmap_span_queue_spans", stats.queued_spans, "Spans waiting to be written"),
                 (
