@@ -380,7 +380,9 @@ def health_command(
             (
                 h["chain_id"],
                 h["status"],
-                f"{h['traces']} ({note})" if (note := sampling_note(h.get("sampling"))) else h["traces"],
+                f"{h['traces']} ({note})"
+                if (note := sampling_note(h.get("sampling")))
+                else h["traces"],
                 f"{h['rate_per_s']:.3f}",
                 f"{h['error_ratio']:.2%}",
                 h["p95_ms"],

@@ -186,5 +186,3 @@ def test_series_operations_metrics_and_grafana_agree_with_health(fleet: Fleet) -
         assert bool(got["sampled"]) is want["sampling"]["sampled"]
         for label, burn in want["burn_rates"].items():
             assert got[f"burn_{label}"] == pytest.approx(burn, abs=1e-5), (chain, label)
-
-

@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 from chainmap_otel.tagging.definitions import ChainCatalog
 from chainmap_otel.tagging.processor import ChainSpanProcessor
@@ -116,7 +118,7 @@ def record(
         provider = TracerProvider(
             resource=Resource.create({"service.name": service, **resource}),
             id_generator=SeededIds(rng),
-            **({"sampler": sampler} if sampler is not None else {}),
+            sampler=sampler,
         )
         provider.add_span_processor(ChainSpanProcessor(catalog))
         provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -202,9 +204,15 @@ class _KeepSpanAttributes(Sampler):
     def __init__(self, delegate: Sampler) -> None:
         self._delegate = delegate
 
-    def should_sample(  # type: ignore[no-untyped-def]
-        self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
-        trace_state=None,
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
     ) -> SamplingResult:
         result = self._delegate.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
