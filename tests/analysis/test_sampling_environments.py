@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 
 from chainmap_otel.analysis.entry_rows import environments
-from chainmap_otel.analysis.health import chain_series, chain_totals, health, health_json
+from chainmap_otel.analysis.health import (
+    chain_series,
+    chain_totals,
+    health,
+    health_json,
+    sampling_note,
+)
 from chainmap_otel.analysis.operations import chain_operations
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.grafana import dashboards
@@ -186,3 +192,17 @@ def test_series_operations_metrics_and_grafana_agree_with_health(fleet: Fleet) -
         assert bool(got["sampled"]) is want["sampling"]["sampled"]
         for label, burn in want["burn_rates"].items():
             assert got[f"burn_{label}"] == pytest.approx(burn, abs=1e-5), (chain, label)
+
+
+def test_the_chain_list_says_how_much_of_a_sampled_count_is_stored(fleet: Fleet) -> None:
+    from chainmap_otel.server.api.chains import chain_list
+    from chainmap_otel.server.web.pages import index_body
+
+    sampled = chain_list(fleet.tail, fleet.catalog, fleet.window)
+    b1 = next(c for c in sampled["chains"] if c["id"] == "B1")["health"]
+    note = sampling_note(b1["sampling"])
+    assert note == f"sampled, ~{b1['sampling']['coverage']:.0%} stored"
+    assert note in index_body(sampled, None, None)
+    whole = chain_list(fleet.truth, fleet.catalog, fleet.window)
+    assert "sampled, ~" not in index_body(whole, None, None)
+    assert sampling_note(whole["chains"][0]["health"]["sampling"]) == ""
