@@ -1,6 +1,6 @@
 """Health under OTEP 235 sampling and per environment, on real SDK spans.
 
-The same seeded requests (tests/support/sampled_fleet.py) are stored whole (the truth) and
+The same seeded requests (tests/support/two_environment_fleet.py) are stored whole (the truth) and
 sampled: tail-sampled with a keep-errors policy (errors ``th:0``, the rest at p = 0.25), or
 head-sampled by the SDK's composable trace-id-ratio sampler. Weighted by their adjusted
 counts, the sampled spans must give the truth's rates, error ratios and p95 within a
@@ -32,7 +32,7 @@ from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.grafana.datasource import QueryContext, panel_sql
-from tests.support import sampled_fleet
+from tests.support import two_environment_fleet as sampled_fleet
 from tests.support.catalog import chains_catalog
 
 NS = 1_000_000_000
