@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.grafana.datasource import QueryContext, panel_sql
 from tests.support import two_environment_fleet as sampled_fleet
-from tests.support.catalog import chains_catalog
+from tests.support.catalog import chains_catalog, chains_yaml
 
 NS = 1_000_000_000
 COUNTS = {"api-gateway": 1500, "trading-engine": 900}
@@ -206,3 +207,27 @@ def test_the_chain_list_says_how_much_of_a_sampled_count_is_stored(fleet: Fleet)
     whole = chain_list(fleet.truth, fleet.catalog, fleet.window)
     assert "sampled, ~" not in index_body(whole, None, None)
     assert sampling_note(whole["chains"][0]["health"]["sampling"]) == ""
+
+
+def test_chainmap_health_prints_how_much_of_a_sampled_count_is_stored(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from chainmap_otel.cli import COMMAND_MODULES, app
+    from tests.analysis.test_cli import url
+
+    for module in COMMAND_MODULES:  # what the chainmap script does before running
+        importlib.import_module(module)
+
+    chains_file = tmp_path / "chains.yaml"
+    chains_file.write_text(chains_yaml(("B1", "B3")), encoding="utf-8")
+    b1 = by_chain(health(fleet.tail, fleet.catalog, fleet.window))["B1"]
+    args = ["health", "--chains", str(chains_file), "--since", "1h"]
+    sampled = CliRunner().invoke(app, [*args, "--store", url(fleet.tail)], terminal_width=200)
+    assert sampled.exit_code == 0, sampled.output
+    assert f"(sampled, ~{b1['sampling']['coverage']:.0%} stored)" in sampled.output
+    whole = CliRunner().invoke(app, [*args, "--store", url(fleet.truth)], terminal_width=200)
+    assert whole.exit_code == 0 and "sampled" not in whole.output
