@@ -1,7 +1,9 @@
 """Chain health, SLO compliance and error-budget burn, from the per-minute aggregates only.
 
-Every number comes from per-minute entry rows (:func:`entry_rows_sql`): ``chainmap_chain_minute``
-(one row per chain, minute and entry operation; see the storage schema) and the entries
+Every number comes from per-minute entry rows
+(:func:`~chainmap_otel.analysis.entry_rows.entry_rows_sql`), in the window's environment:
+``chainmap_chain_minute`` (one row per chain, minute and entry operation; see the storage
+schema) and the entries
 below the root (:mod:`~chainmap_otel.analysis.rollups.entries`), so a 7-day window reads about as
 many rows as a 1-hour one reads spans' worth of work. Tagged entry spans are rows of their
 chain; untagged spans (``ChainId = ''``) are classified at query time by the chains' entry
@@ -29,6 +31,13 @@ Definitions:
   (either Collector spelling): errors / traces. Errors deeper in the trace that the
   entry span absorbed do not count, as for any request-level SLI.
 * ``p50_ms``/``p95_ms``/``p99_ms``: entry-span duration quantiles (merged t-digests).
+* Sampling: every count above is the estimate of the unsampled fleet: each entry span
+  counts its OTEP 235 adjusted count (``1/p`` from ``ot=th`` in its tracestate, 1 without),
+  so rates, error ratios, burn rates and slow fractions (from the weighted latency buckets)
+  are estimates, and percentiles come from the weighted t-digest when an entry in the window
+  was sampled (the stored digest otherwise, so unsampled data read exactly as stored).
+  ``traces`` and ``errors`` are the estimates rounded; ``sampling``
+  (:func:`sampling_json`) gives the stored count and the coverage.
 * SLO objectives from the chain's ``slo`` block: ``error_rate`` (budget = that ratio)
   and each ``latency_ms`` percentile ``pNN: T`` read as "at most (100-NN) % of traces
   slower than T" (budget = 1 - NN/100; slow traces counted from ``LatencyBuckets``,
@@ -56,9 +65,16 @@ from typing import Any
 
 import numpy as np
 
+from chainmap_otel.analysis.entry_rows import (
+    SERIES_POINTS,
+    bind_live,
+    entry_rows_sql,
+    observed_steps,
+    observed_window,
+    series_steps,
+)
 from chainmap_otel.analysis.membership import EntryRules, require_chain
 from chainmap_otel.analysis.rollups import entries
-from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
@@ -81,13 +97,12 @@ STATUSES = ("no_slo", "no_data", "healthy", "degraded", "critical")
 #: Chain lists sort by this (worst first), then by criticality.
 STATUS_ORDER = {"critical": 0, "degraded": 1, "healthy": 2, "no_data": 3, "no_slo": 4}
 CRITICALITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-#: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
-SERIES_POINTS = 30
 _NS = 1_000_000_000
 
 
-def slower_fraction_count(buckets: Mapping[int, int], threshold_ms: float) -> float:
-    """Calls slower than ``threshold_ms`` in a LatencyBuckets map (bucket -> count)."""
+def slower_fraction_count(buckets: Mapping[int, float], threshold_ms: float) -> float:
+    """Calls slower than ``threshold_ms`` in a (weighted) LatencyBuckets map (bucket ->
+    count)."""
     if not buckets:
         return 0.0
     keys = np.fromiter(buckets.keys(), dtype=np.float64)
@@ -100,11 +115,12 @@ def slower_fraction_count(buckets: Mapping[int, int], threshold_ms: float) -> fl
 
 @dataclass(frozen=True)
 class Tally:
-    """Calls, errors and latency buckets of one chain over one window."""
+    """Calls, errors and latency buckets of one chain over one window: the estimate of the
+    unsampled fleet (sums of adjusted counts; the stored counts when nothing was sampled)."""
 
-    calls: int = 0
-    errors: int = 0
-    buckets: Mapping[int, int] = field(default_factory=dict)
+    calls: float = 0
+    errors: float = 0
+    buckets: Mapping[int, float] = field(default_factory=dict)
 
 
 def objective_ratios(chain: ChainDefinition, tally: Tally) -> dict[str, tuple[float, float]]:
@@ -150,57 +166,40 @@ def _window_columns(names: Sequence[str]) -> str:
             else f"Minute >= toDateTime({{w{i}:Int64}})"
         )
         parts.append(
-            f"sumIf(Calls, {cond}), sumIf(Errors, {cond}), sumMapIf(LatencyBuckets, {cond})"
+            f"sumIf(AdjustedCalls, {cond}), sumIf(AdjustedErrors, {cond}), "
+            f"sumMapIf(AdjustedLatencyBuckets, {cond})"
         )
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(
-    database: str, rules: EntryRules, inferred: bool = True, live: bool = True
-) -> str:
-    """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
-    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
-    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health
-    query, ``/metrics`` and Grafana: tagged entry rows, untagged root rows classified by the
-    rules (:class:`~chainmap_otel.analysis.membership.EntryRules`) and, when ``inferred``
-    (schema 5), the entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`):
-    rolled up below ``{inf_start:Int64}`` ns, paired live from it (with
-    ``entries.live_params``; left out when not ``live``: a range after the window's end,
-    where the live SQL finds nothing but still costs its planning, tens of ms). Untagged rows
-    no rule could match are left out before they are classified."""
-    window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
-    rows = f"""
-    SELECT arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain,
-        Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
-    FROM {database}.chainmap_chain_minute
-    WHERE (ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))
-      AND {window}"""
-    if not inferred:
-        return rows
-    # The rollup's rows below its watermark and the same SQL live above it, classified once.
-    columns = (
-        "Minute, ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, Calls, Errors, "
-        "DurationSum, Latency, LatencyBuckets, AboveChains, AboveFields"
-    )
-    below = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
-    paired = (
-        f"""
-        UNION ALL
-        SELECT {columns}
-        FROM ({load_sql("inferred_entries", database)})"""
-        if live
-        else ""
-    )
-    return f"""{rows}
-    UNION ALL
-    SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
-        LatencyBuckets
-    FROM (
-        SELECT {columns}
-        FROM {database}.chainmap_inferred_entry_minute
-        WHERE {window} AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000)){paired}
-    )
-    WHERE {below} AND {window}"""
+#: The window's own minutes (the others are the burn-rate and SLO lookbacks).
+_MAIN = "Minute >= toDateTime({main_start:Int64})"
+#: Percentiles from the weighted digest where entries were sampled; from the stored one
+#: (exactly as before sampling was read) where none was.
+_SERIES_QUANTILES = (
+    "if(sum(SampledCalls) > 0, quantilesTDigestWeightedMerge(0.5, 0.95, 0.99)(AdjustedLatency), "
+    "quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency))"
+)
+
+
+def sampling_json(stored: int, estimated: float, sampled: int) -> dict[str, Any]:
+    """What a number rests on: ``sampled`` (some stored entry carried a sampling threshold),
+    ``stored`` entries, the ``estimated`` unsampled count they stand for and ``coverage``,
+    stored / estimated (1 without traffic)."""
+    return {
+        "sampled": sampled > 0,
+        "stored": stored,
+        "estimated": _round(estimated),
+        "coverage": _round(stored / estimated) if estimated else 1.0,
+    }
+
+
+def sampling_note(sampling: Mapping[str, Any] | None) -> str:
+    """``"sampled, ~N% stored"`` for a sampled number (what the chain list, the chain page
+    and ``chainmap health`` print next to its traces); ``""`` when nothing was sampled."""
+    if not sampling or not sampling.get("sampled"):
+        return ""
+    return f"sampled, ~{float(sampling['coverage']):.0%} stored"
 
 
 def _health_sql(
@@ -208,9 +207,13 @@ def _health_sql(
 ) -> str:
     return f"""
 SELECT chain,
-       sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
-       sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
-       quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
+       sumIf(AdjustedCalls, {_MAIN}) AS calls,
+       sumIf(AdjustedErrors, {_MAIN}) AS errors,
+       if(sumIf(SampledCalls, {_MAIN}) > 0,
+          quantilesTDigestWeightedMergeIf(0.5, 0.95, 0.99)(AdjustedLatency, {_MAIN}),
+          quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, {_MAIN})),
+       sumIf(Calls, {_MAIN}) AS stored,
+       sumIf(SampledCalls, {_MAIN}) AS sampled,
        {_window_columns(windows)}
 FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
@@ -222,7 +225,7 @@ def _series_sql(database: str, rules: EntryRules, inferred: bool, live: bool) ->
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
-       sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
+       sum(AdjustedCalls), sum(AdjustedErrors), {_SERIES_QUANTILES}
 FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
 WHERE chain IN {{chains:Array(String)}}
@@ -230,7 +233,9 @@ GROUP BY chain, bucket
 ORDER BY chain, bucket"""
 
 
-def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
+def chain_totals(
+    store: TraceStore, catalog: ChainCatalog, environment: str = ""
+) -> dict[str, dict[str, Any]]:
     """Per chain over every stored minute, from health's entry rows (:func:`entry_rows_sql`):
     ``calls``, ``errors``, ``duration_ns``, ``buckets`` (log-scale latency bucket -> count)
     and ``first_minute``; chains without an entry are left out."""
@@ -241,111 +246,32 @@ def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str
         "chains": list(catalog.ids),
         "scan_start": 0,
         "end": end_s,
+        "environment": environment,
     }
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
         bound |= entries.live_params(watermark, end_s * _NS)
     rows_sql = entry_rows_sql(store.database, rules, watermark is not None)
     sql = f"""
-SELECT chain, sum(Calls), sum(Errors), sum(DurationSum), sumMap(LatencyBuckets), min(Minute)
+SELECT chain, sum(AdjustedCalls), sum(AdjustedErrors), sum(AdjustedDurationSum),
+       sumMap(AdjustedLatencyBuckets), min(Minute), sum(Calls), sum(SampledCalls)
 FROM ({rows_sql}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
     totals = {}
-    for chain, calls, errors, duration_ns, (keys, values), first in store.query(
+    for chain, calls, errors, duration_ns, (keys, values), first, stored, sampled in store.query(
         sql, bound
     ).result_rows:
         totals[str(chain)] = {
-            "calls": int(calls),
-            "errors": int(errors),
-            "duration_ns": int(duration_ns),
+            "calls": float(calls),
+            "errors": float(errors),
+            "duration_ns": float(duration_ns),
             "buckets": dict(zip(keys, values, strict=True)),
             "first_minute": first,
+            "sampling": sampling_json(int(stored), float(calls), int(sampled)),
         }
     return totals
-
-
-#: The first and last entry span start (Unix ns) among the entry rows (any chain, or an
-#: untagged root) of the minutes in a range: the part of a window that has data.
-_DATA_EXTENT_SQL = """SELECT count(), toInt64(toUnixTimestamp64Nano(min(FirstSeen))),
-       toInt64(toUnixTimestamp64Nano(max(LastSeen)))
-FROM {db}.chainmap_chain_minute
-WHERE Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
-
-
-def data_extent(store: TraceStore, start_s: int, end_s: int) -> tuple[int, int] | None:
-    """``(first, last)`` entry span start, Unix ns, among the entry rows of the minutes in
-    ``[start, end)`` (Unix seconds), or None when those minutes hold none."""
-    count, first, last = store.query(
-        _DATA_EXTENT_SQL.format(db=store.database), {"start": start_s, "end": end_s}
-    ).result_rows[0]
-    if not count:
-        return None
-    return int(first), int(last)
-
-
-def observed_window(store: TraceStore, window: TimeWindow) -> TimeWindow:
-    """The part of ``window`` (its start rounded down to a minute, as the counts are) that has
-    data: from the first entry span in it to the last, at least one second. What rates are
-    divided by (``rate_seconds``), the same for every chain and every per-operation rate;
-    without data, the whole window."""
-    end_s = -(-window.end_ns // _NS)
-    main_start = window.start_ns // _NS // 60 * 60
-    extent = data_extent(store, main_start, end_s)
-    if extent is None:
-        return TimeWindow(main_start * _NS, window.end_ns)
-    start = max(main_start * _NS, extent[0])
-    return TimeWindow(start, min(window.end_ns, max(extent[1], start + _NS)))
-
-
-def observed_steps(store: TraceStore, start: int, step: int, count: int) -> list[float]:
-    """Seconds of each of ``count`` steps of ``step`` seconds from ``start`` that have data
-    (:func:`observed_window` of the steps' span): what each sparkline point's rate is divided
-    by, so the points agree with the window's rate. A step without data keeps its length."""
-    covered = observed_window(store, TimeWindow(start * _NS, (start + count * step) * _NS))
-    seconds = []
-    for index in range(count):
-        lo = max((start + index * step) * _NS, covered.start_ns)
-        hi = min((start + (index + 1) * step) * _NS, covered.end_ns)
-        seconds.append((hi - lo) / _NS if hi - lo >= _NS else float(step if hi <= lo else 1))
-    return seconds
-
-
-def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, int, int]:
-    """``(start, step, count)`` in seconds: up to ``points`` equal steps of whole minutes
-    ending at the window's end rounded up to a minute (every sparkline's x axis)."""
-    end = -(-window.end_ns // (60 * _NS)) * 60
-    minutes = max(1, -(-(window.end_ns - window.start_ns) // (60 * _NS)))
-    step = 60 * max(1, -(-minutes // max(1, points)))
-    count = max(1, -(-(minutes * 60) // step))
-    return end - count * step, step, count
-
-
-def _bind_live(
-    store: TraceStore,
-    rules: EntryRules,
-    bound: dict[str, Any],
-    watermark: int | None,
-    start_s: int,
-    end_s: int,
-) -> bool:
-    """Bind the inferred entries' live range, ``[max(watermark, start), end)``; whether the
-    live SQL must run: the range is not empty (a window ending below the rollup's watermark
-    reads the rollup alone) and a span there may be such an entry
-    (``sql/inferred_entry_candidates.sql``: none in a fleet tagged by chainmap whose untagged
-    spans are of services no rule names). That check costs a few ms, the live SQL's planning
-    alone tens."""
-    if watermark is None:
-        return False
-    first = max(watermark, start_s * _NS)
-    live = entries.live_params(first, end_s * _NS)
-    bound |= live
-    if first >= end_s * _NS:
-        return False
-    check = load_sql("inferred_entry_candidates", store.database, candidate=rules.candidate)
-    found = store.query(check, {**rules.params, **live}).result_rows[0][0]
-    return bool(found)
 
 
 def _round(value: float) -> float:
@@ -358,8 +284,10 @@ def chain_health(
     main: Tally,
     quantiles: Sequence[float],
     tallies: Mapping[str, Tally],
+    sampling: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``)."""
+    """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``) and
+    what they rest on (``sampling``, :func:`sampling_json`)."""
     burns: dict[str, dict[str, float]] = {}
     objectives: list[dict[str, Any]] = []
     slo_ratios = objective_ratios(chain, tallies["slo"])
@@ -393,10 +321,10 @@ def chain_health(
         "chain_id": chain.id,
         "name": chain.name,
         "criticality": chain.criticality,
-        "traces": main.calls,
+        "traces": round(main.calls),
         "rate_per_s": _round(main.calls / window.seconds),
         "rate_seconds": _round(window.seconds),
-        "errors": main.errors,
+        "errors": round(main.errors),
         "error_ratio": _round(main.errors / main.calls) if main.calls else 0.0,
         "p50_ms": p50,
         "p95_ms": p95,
@@ -414,6 +342,7 @@ def chain_health(
         "burn_rates": worst,
         "status": status,
         "reason": reason,
+        "sampling": dict(sampling),
     }
 
 
@@ -442,13 +371,14 @@ def health(
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
+        "environment": window.environment,
     }
     for i, label in enumerate(names[:-1]):
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(store, rules, bound, watermark, scan_start, end_s)
+    live = bind_live(store, rules, bound, watermark, scan_start, end_s)
     # Each chain's SLO window ends with the others' and starts where its own length says.
     bound["slo_chains"] = [c.id for c in chains]
     bound["slo_starts"] = [
@@ -467,12 +397,16 @@ def health(
         if row is None:
             main, quantiles = Tally(), [0.0, 0.0, 0.0]
             tallies = {name: Tally() for name in names}
+            sampling = sampling_json(0, 0.0, 0)
         else:
-            main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
+            main, quantiles = Tally(float(row[1]), float(row[2])), list(row[3])
+            sampling = sampling_json(int(row[4]), main.calls, int(row[5]))
             for i, name in enumerate(names):
-                calls, errors, (keys, values) = row[4 + 3 * i : 7 + 3 * i]
-                tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
-        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
+                calls, errors, (keys, values) = row[6 + 3 * i : 9 + 3 * i]
+                tallies[name] = Tally(
+                    float(calls), float(errors), dict(zip(keys, values, strict=True))
+                )
+        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies, sampling)
     return [results[c.id] for c in chains]
 
 
@@ -514,10 +448,15 @@ def chain_series(
         "scan_start": start,
         "end": end,
         "step": step,
+        "environment": window.environment,
     }
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(store, rules, bound, watermark, start, end)
-    observed = observed_steps(store, start, step, count) if chains else [float(step)] * count
+    live = bind_live(store, rules, bound, watermark, start, end)
+    observed = (
+        observed_steps(store, start, step, count, window.environment)
+        if chains
+        else [float(step)] * count
+    )
     out: dict[str, dict[str, Any]] = {
         cid: {
             "start": TimeWindow(start * _NS, start * _NS).to_json()["since"],
@@ -537,8 +476,8 @@ def chain_series(
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:
             continue
-        series["rate_per_s"][index] = _round(int(calls) / observed[index])
-        series["errors"][index] = int(errors)
+        series["rate_per_s"][index] = _round(float(calls) / observed[index])
+        series["errors"][index] = round(float(errors))
         series["p95_ms"][index] = round(float(quantiles[1]) / 1e6, 3) if calls else None
     return out
 

@@ -11,7 +11,10 @@ the stored traces' (the same a health or topology query answers):
 * ``chainmap_chain_requests_total``, ``chainmap_chain_errors_total`` and the histogram
   ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
   (health's entry rows, :func:`~chainmap_otel.analysis.health.chain_totals`; buckets from
-  their log-scale latency buckets, interpolated like the health's latency objectives);
+  their log-scale latency buckets, interpolated like the health's latency objectives):
+  estimates of the unsampled fleet (each entry span weighs its OTEP 235 adjusted count; the
+  stored counts when nothing was sampled), and ``chainmap_chain_stored_requests_total``,
+  the entry spans stored;
 * ``traces_service_graph_request_total``, ``traces_service_graph_request_failed_total`` and
   the histograms ``traces_service_graph_request_server_seconds`` and
   ``traces_service_graph_request_client_seconds`` with ``client``, ``server``,
@@ -161,7 +164,14 @@ class ChainMetricsCollector:
 
         totals = chain_totals(store, catalog)
         requests = CounterMetricFamily(
-            "chainmap_chain_requests", "Entry spans (traces) of each chain", labels=["chain_id"]
+            "chainmap_chain_requests",
+            "Entry spans (traces) of each chain, estimated for the unsampled fleet",
+            labels=["chain_id"],
+        )
+        stored = CounterMetricFamily(
+            "chainmap_chain_stored_requests",
+            "Entry spans of each chain stored (below requests when traces were sampled)",
+            labels=["chain_id"],
         )
         errors = CounterMetricFamily(
             "chainmap_chain_errors",
@@ -177,6 +187,7 @@ class ChainMetricsCollector:
             found = totals.get(chain.id, {"calls": 0, "errors": 0, "duration_ns": 0, "buckets": {}})
             calls = found["calls"]
             requests.add_metric([chain.id], calls)
+            stored.add_metric([chain.id], found.get("sampling", {}).get("stored", 0))
             errors.add_metric([chain.id], found["errors"])
             buckets = [
                 (
@@ -188,6 +199,7 @@ class ChainMetricsCollector:
             buckets.append(("+Inf", float(calls)))
             latency.add_metric([chain.id], buckets, found["duration_ns"] / _NS)
         yield requests
+        yield stored
         yield errors
         yield latency
 
