@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from chainmap_otel.analysis.entry_counts import EntryCount, entry_counts
 from chainmap_otel.analysis.entry_rows import (
     SERIES_POINTS,
     bind_live,
@@ -407,7 +408,35 @@ def health(
                     float(calls), float(errors), dict(zip(keys, values, strict=True))
                 )
         results[chain.id] = chain_health(chain, covered, main, quantiles, tallies, sampling)
+    counted = entry_counts(
+        store, window, stored={c: int(r["sampling"]["stored"]) for c, r in results.items()}
+    )
+    for chain_id, entry in results.items():
+        prefer_counted(entry, counted.get(chain_id), covered)
     return [results[c.id] for c in chains]
+
+
+def prefer_counted(entry: dict[str, Any], count: EntryCount | None, window: TimeWindow) -> None:
+    """Where the services counted the chain's entries before sampling
+    (:mod:`~chainmap_otel.analysis.entry_counts`), the window's ``traces``, ``errors``,
+    ``rate_per_s`` and ``error_ratio`` are those exact counts and ``counted`` says so, with
+    the trace coverage (stored entry traces / counted entries); percentiles, burn rates and
+    status stay the traces' (weighted by their sampling thresholds). ``counted`` is None
+    where no service counted."""
+    if count is None or count.entries <= 0:
+        entry["counted"] = None
+        return
+    entry["traces"] = count.entries
+    entry["errors"] = count.errors
+    entry["rate_per_s"] = _round(count.entries / window.seconds)
+    entry["error_ratio"] = _round(count.errors / count.entries)
+    entry["counted"] = {
+        "entries": count.entries,
+        "errors": count.errors,
+        "p50_ms": count.p50_ms,
+        "p95_ms": count.p95_ms,
+        "trace_coverage": _round(count.stored / count.entries),
+    }
 
 
 def order_chains(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

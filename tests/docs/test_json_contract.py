@@ -105,12 +105,20 @@ def registry_url_with_alerts(registry_url: str) -> Iterator[str]:
 def test_every_documented_shape_is_the_real_json(
     load: Callable[[str], dict[str, Any]],
     store: TraceStore,
+    now_ns: int,
     catalog: ChainCatalog,
     tmp_path: Path,
     registry_url_with_alerts: str,
 ) -> None:
     for name in FIXTURES:
         load(name)
+    # B1's entries as its service counted them before sampling (health's `counted`).
+    store.command(
+        f"INSERT INTO {store.database}.chainmap_entry_counts (Minute, ChainId, ServiceName, "
+        "Environment, Entries, Errors, DurationCount, DurationSumMs, DurationBuckets) VALUES "
+        f"(toStartOfMinute(fromUnixTimestamp64Nano({now_ns})), 'B1', 'api-gateway', '', 40, 2, "
+        "40, 800.0, map(10.0, 10, 50.0, 30))"
+    )
     chains = tmp_path / "chains.yaml"
     chains.write_text(CATALOG_YAML, encoding="utf-8")
     reads = ("--store", f"chdb://{store.location.path}?database={store.database}")

@@ -342,3 +342,33 @@ def test_a_serve_restart_between_cumulative_exports_does_not_count_twice(
     )
     # Two cumulative points per series (entries, errors, durations): six rows.
     assert rows == [["B1", 100, 10 + 5, 100, 6]]
+
+
+def test_health_reads_the_counted_entries_where_a_service_counted(
+    serve: ServeFactory, services: list[Service]
+) -> None:
+    """The window's traces, errors and rate are the services' exact counts, not the ~10 %
+    of traces stored; ``counted`` gives the coverage, and the chain list agrees."""
+    from chainmap_otel.analysis.health import health
+    from chainmap_otel.server.api.chains import chain_list
+
+    serving = serve()
+    gateway = service(serving.url, DELTA)
+    services.append(gateway)
+    gateway.requests(800, error_every=8, routes=("/api/v1/orders", "/api/v1/trading/x"))
+    gateway.flush()
+    counts = counts_of(serving)
+    window = TimeWindow.last(3600)
+    found = {e["chain_id"]: e for e in health(serving.store, CATALOG, window)}
+    b1 = found["B1"]
+    assert (b1["traces"], b1["errors"]) == (800, 100)
+    assert b1["error_ratio"] == 0.125
+    assert b1["counted"]["trace_coverage"] == pytest.approx(counts["B1"].coverage, abs=1e-6)
+    assert b1["sampling"]["stored"] == counts["B1"].stored < 800
+    assert b1["rate_per_s"] == pytest.approx(800 / b1["rate_seconds"], rel=1e-5)
+    listed = {c["id"]: c["health"] for c in chain_list(serving.store, CATALOG, window)["chains"]}
+    assert {k: listed["B1"][k] for k in ("traces", "errors", "rate_per_s")} == {
+        k: b1[k] for k in ("traces", "errors", "rate_per_s")
+    }
+    # A chain no service counted keeps its traces' numbers.
+    assert all(e["counted"] is None for c, e in found.items() if c not in counts)
