@@ -1,4 +1,5 @@
-"""``chainmap topology|critical-path|health|impact|drift|discover|traces``: read commands.
+"""``chainmap topology|critical-path|impact|drift|discover``: read commands (``health`` is in
+:mod:`chainmap_otel.cli.health`, ``operations`` and ``traces`` in their own modules).
 
 They only read; ``chainmap rollup refresh`` (also here) writes the edge rollup topology
 reads, which ``chainmap serve`` otherwise keeps current on its own.
@@ -132,7 +133,7 @@ def serve_client(store: str | None, server: str | None, chains: Path | None) -> 
     return client
 
 
-def _read_json(
+def read_json(
     store: str | None,
     chains: Path | None,
     since: str | None,
@@ -320,7 +321,7 @@ def critical_path_command(
             wrap=("service", "operation"),
         )
         return
-    aggregate = _read_json(
+    aggregate = read_json(
         store,
         chains,
         since,
@@ -348,58 +349,6 @@ def critical_path_command(
         )
 
 
-@command("health")
-def health_command(
-    chain: str = typer.Option(None, "--chain", help="Only this chain."),
-    store: str = STORE,
-    chains: Path = CHAINS,
-    since: str = SINCE,
-    until: str = UNTIL,
-    format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
-    server: str = SERVER,
-) -> None:
-    """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
-    from chainmap_otel.analysis.health import health_json
-
-    result = _read_json(
-        store,
-        chains,
-        since,
-        until,
-        lambda s, c, w: health_json(s, c, w, chain),
-        server,
-        (f"{CHAIN_API}/health", {"chain": chain}),
-    )
-    if format is ReadFormat.json:
-        print_json(result)
-        return
-    rows = []
-    for h in result["chains"]:
-        burns = h["burn_rates"]
-        rows.append(
-            (
-                h["chain_id"],
-                h["status"],
-                h["traces"],
-                f"{h['rate_per_s']:.3f}",
-                f"{h['error_ratio']:.2%}",
-                h["p95_ms"],
-                h["p99_ms"],
-                f"{burns['1h']:.2f}x" if burns else "-",
-                h["reason"].replace(
-                    "every burn rate is below its multi-window alert threshold",
-                    "burn rates below alert thresholds",
-                ),
-            )
-        )
-    print_table(
-        "chain health",
-        ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
-        rows,
-        cut=("reason",),
-    )
-
-
 @command("impact")
 def impact_command(
     node: str = typer.Argument(..., help="A service, database or virtual node id."),
@@ -413,7 +362,7 @@ def impact_command(
     """Chains that depend on NODE, directly or transitively, with their status."""
     from chainmap_otel.analysis.impact import impact
 
-    result = _read_json(
+    result = read_json(
         store,
         chains,
         since,
@@ -454,7 +403,7 @@ def drift_command(
     from chainmap_otel.analysis.drift import drift, history_window
 
     lookback = history_window(history, until)
-    result = _read_json(
+    result = read_json(
         store,
         chains,
         since,
