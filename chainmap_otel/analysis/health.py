@@ -56,9 +56,16 @@ from typing import Any
 
 import numpy as np
 
+from chainmap_otel.analysis.entry_rows import (
+    SERIES_POINTS,
+    bind_live,
+    entry_rows_sql,
+    observed_steps,
+    observed_window,
+    series_steps,
+)
 from chainmap_otel.analysis.membership import EntryRules, require_chain
 from chainmap_otel.analysis.rollups import entries
-from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
@@ -81,8 +88,6 @@ STATUSES = ("no_slo", "no_data", "healthy", "degraded", "critical")
 #: Chain lists sort by this (worst first), then by criticality.
 STATUS_ORDER = {"critical": 0, "degraded": 1, "healthy": 2, "no_data": 3, "no_slo": 4}
 CRITICALITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-#: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
-SERIES_POINTS = 30
 _NS = 1_000_000_000
 
 
@@ -155,54 +160,6 @@ def _window_columns(names: Sequence[str]) -> str:
     return ",\n       ".join(parts)
 
 
-def entry_rows_sql(
-    database: str, rules: EntryRules, inferred: bool = True, live: bool = True
-) -> str:
-    """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
-    ``[{scan_start}, {end})`` (Unix seconds): ``chain, Minute, Calls, Errors, DurationSum,
-    Latency, LatencyBuckets``. The one definition of what health counts, shared by every health
-    query, ``/metrics`` and Grafana: tagged entry rows, untagged root rows classified by the
-    rules (:class:`~chainmap_otel.analysis.membership.EntryRules`) and, when ``inferred``
-    (schema 5), the entries below the root (:mod:`~chainmap_otel.analysis.rollups.entries`):
-    rolled up below ``{inf_start:Int64}`` ns, paired live from it (with
-    ``entries.live_params``; left out when not ``live``: a range after the window's end,
-    where the live SQL finds nothing but still costs its planning, tens of ms). Untagged rows
-    no rule could match are left out before they are classified."""
-    window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
-    rows = f"""
-    SELECT arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain,
-        Minute, Calls, Errors, DurationSum, Latency, LatencyBuckets
-    FROM {database}.chainmap_chain_minute
-    WHERE (ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))
-      AND {window}"""
-    if not inferred:
-        return rows
-    # The rollup's rows below its watermark and the same SQL live above it, classified once.
-    columns = (
-        "Minute, ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, Calls, Errors, "
-        "DurationSum, Latency, LatencyBuckets, AboveChains, AboveFields"
-    )
-    below = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
-    paired = (
-        f"""
-        UNION ALL
-        SELECT {columns}
-        FROM ({load_sql("inferred_entries", database)})"""
-        if live
-        else ""
-    )
-    return f"""{rows}
-    UNION ALL
-    SELECT arrayJoin({rules.entered}) AS chain, Minute, Calls, Errors, DurationSum, Latency,
-        LatencyBuckets
-    FROM (
-        SELECT {columns}
-        FROM {database}.chainmap_inferred_entry_minute
-        WHERE {window} AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000)){paired}
-    )
-    WHERE {below} AND {window}"""
-
-
 def _health_sql(
     database: str, rules: EntryRules, windows: Sequence[str], inferred: bool, live: bool
 ) -> str:
@@ -230,7 +187,9 @@ GROUP BY chain, bucket
 ORDER BY chain, bucket"""
 
 
-def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str, Any]]:
+def chain_totals(
+    store: TraceStore, catalog: ChainCatalog, environment: str = ""
+) -> dict[str, dict[str, Any]]:
     """Per chain over every stored minute, from health's entry rows (:func:`entry_rows_sql`):
     ``calls``, ``errors``, ``duration_ns``, ``buckets`` (log-scale latency bucket -> count)
     and ``first_minute``; chains without an entry are left out."""
@@ -241,6 +200,7 @@ def chain_totals(store: TraceStore, catalog: ChainCatalog) -> dict[str, dict[str
         "chains": list(catalog.ids),
         "scan_start": 0,
         "end": end_s,
+        "environment": environment,
     }
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
@@ -264,88 +224,6 @@ GROUP BY chain"""
             "first_minute": first,
         }
     return totals
-
-
-#: The first and last entry span start (Unix ns) among the entry rows (any chain, or an
-#: untagged root) of the minutes in a range: the part of a window that has data.
-_DATA_EXTENT_SQL = """SELECT count(), toInt64(toUnixTimestamp64Nano(min(FirstSeen))),
-       toInt64(toUnixTimestamp64Nano(max(LastSeen)))
-FROM {db}.chainmap_chain_minute
-WHERE Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})"""
-
-
-def data_extent(store: TraceStore, start_s: int, end_s: int) -> tuple[int, int] | None:
-    """``(first, last)`` entry span start, Unix ns, among the entry rows of the minutes in
-    ``[start, end)`` (Unix seconds), or None when those minutes hold none."""
-    count, first, last = store.query(
-        _DATA_EXTENT_SQL.format(db=store.database), {"start": start_s, "end": end_s}
-    ).result_rows[0]
-    if not count:
-        return None
-    return int(first), int(last)
-
-
-def observed_window(store: TraceStore, window: TimeWindow) -> TimeWindow:
-    """The part of ``window`` (its start rounded down to a minute, as the counts are) that has
-    data: from the first entry span in it to the last, at least one second. What rates are
-    divided by (``rate_seconds``), the same for every chain and every per-operation rate;
-    without data, the whole window."""
-    end_s = -(-window.end_ns // _NS)
-    main_start = window.start_ns // _NS // 60 * 60
-    extent = data_extent(store, main_start, end_s)
-    if extent is None:
-        return TimeWindow(main_start * _NS, window.end_ns)
-    start = max(main_start * _NS, extent[0])
-    return TimeWindow(start, min(window.end_ns, max(extent[1], start + _NS)))
-
-
-def observed_steps(store: TraceStore, start: int, step: int, count: int) -> list[float]:
-    """Seconds of each of ``count`` steps of ``step`` seconds from ``start`` that have data
-    (:func:`observed_window` of the steps' span): what each sparkline point's rate is divided
-    by, so the points agree with the window's rate. A step without data keeps its length."""
-    covered = observed_window(store, TimeWindow(start * _NS, (start + count * step) * _NS))
-    seconds = []
-    for index in range(count):
-        lo = max((start + index * step) * _NS, covered.start_ns)
-        hi = min((start + (index + 1) * step) * _NS, covered.end_ns)
-        seconds.append((hi - lo) / _NS if hi - lo >= _NS else float(step if hi <= lo else 1))
-    return seconds
-
-
-def series_steps(window: TimeWindow, points: int = SERIES_POINTS) -> tuple[int, int, int]:
-    """``(start, step, count)`` in seconds: up to ``points`` equal steps of whole minutes
-    ending at the window's end rounded up to a minute (every sparkline's x axis)."""
-    end = -(-window.end_ns // (60 * _NS)) * 60
-    minutes = max(1, -(-(window.end_ns - window.start_ns) // (60 * _NS)))
-    step = 60 * max(1, -(-minutes // max(1, points)))
-    count = max(1, -(-(minutes * 60) // step))
-    return end - count * step, step, count
-
-
-def _bind_live(
-    store: TraceStore,
-    rules: EntryRules,
-    bound: dict[str, Any],
-    watermark: int | None,
-    start_s: int,
-    end_s: int,
-) -> bool:
-    """Bind the inferred entries' live range, ``[max(watermark, start), end)``; whether the
-    live SQL must run: the range is not empty (a window ending below the rollup's watermark
-    reads the rollup alone) and a span there may be such an entry
-    (``sql/inferred_entry_candidates.sql``: none in a fleet tagged by chainmap whose untagged
-    spans are of services no rule names). That check costs a few ms, the live SQL's planning
-    alone tens."""
-    if watermark is None:
-        return False
-    first = max(watermark, start_s * _NS)
-    live = entries.live_params(first, end_s * _NS)
-    bound |= live
-    if first >= end_s * _NS:
-        return False
-    check = load_sql("inferred_entry_candidates", store.database, candidate=rules.candidate)
-    found = store.query(check, {**rules.params, **live}).result_rows[0][0]
-    return bool(found)
 
 
 def _round(value: float) -> float:
@@ -443,13 +321,14 @@ def health(
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
+        "environment": window.environment,
     }
     for i, label in enumerate(names[:-1]):
         bound[f"w{i}"] = starts[label]
     scan_start = min([main_start, end_s - BURN_WINDOWS[-1][1], end_s - slo_seconds])
     bound["scan_start"] = scan_start
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(store, rules, bound, watermark, scan_start, end_s)
+    live = bind_live(store, rules, bound, watermark, scan_start, end_s)
     # Each chain's SLO window ends with the others' and starts where its own length says.
     bound["slo_chains"] = [c.id for c in chains]
     bound["slo_starts"] = [
@@ -515,10 +394,15 @@ def chain_series(
         "scan_start": start,
         "end": end,
         "step": step,
+        "environment": window.environment,
     }
     watermark = entries.analysis_watermark(store)
-    live = _bind_live(store, rules, bound, watermark, start, end)
-    observed = observed_steps(store, start, step, count) if chains else [float(step)] * count
+    live = bind_live(store, rules, bound, watermark, start, end)
+    observed = (
+        observed_steps(store, start, step, count, window.environment)
+        if chains
+        else [float(step)] * count
+    )
     out: dict[str, dict[str, Any]] = {
         cid: {
             "start": TimeWindow(start * _NS, start * _NS).to_json()["since"],

@@ -261,7 +261,7 @@ def candidate_expression(
 @dataclass(frozen=True)
 class EntryRules:
     """The entry rules compiled for the per-minute entry rows health reads
-    (:func:`chainmap_otel.analysis.health.entry_rows_sql`): ``classify`` an untagged root
+    (:func:`chainmap_otel.analysis.entry_rows.entry_rows_sql`): ``classify`` an untagged root
     row, ``entered`` a row of the entries rollup (:func:`entered_chains_expression`),
     ``candidate`` the cheap test an untagged row passes before either
     (:func:`candidate_expression`), and their bound parameters."""

@@ -4,11 +4,11 @@ that run as part of the chain, with their sparklines (Jaeger SPM's view, for one
 A span counts for the chain when the chain is among the own chains of the span or one of its
 ancestors (:mod:`~chainmap_otel.analysis.membership`), so an operation's numbers are its
 calls made for this chain, not every call of the service. Rates divide by the part of the
-window that has data (:func:`~chainmap_otel.analysis.health.observed_window`), as chain
+window that has data (:func:`~chainmap_otel.analysis.entry_rows.observed_window`), as chain
 health does, so the chain's entry operation has the chain's rate, traces and errors; its
 quantiles come from t-digests of the spans themselves (health merges per-minute digests, so
 the two can differ by the digests' error). The sparkline steps are the chain list's
-(:func:`~chainmap_otel.analysis.health.series_steps`). At most ``limit`` operations, the
+(:func:`~chainmap_otel.analysis.entry_rows.series_steps`). At most ``limit`` operations, the
 busiest first; ``operations`` says how many there were.
 
 JSON: ``docs/json-contract.md`` (checked against the real output by
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainmap_otel.analysis.health import (
+from chainmap_otel.analysis.entry_rows import (
     SERIES_POINTS,
     observed_steps,
     observed_window,
@@ -121,7 +121,7 @@ def chain_operations(
     classify, params = classify_expression(ChainCatalog((chain,), catalog.source))
     start, step, count = series_steps(window, points)
     seconds = observed_window(store, window).seconds
-    observed = observed_steps(store, start, step, count)
+    observed = observed_steps(store, start, step, count, window.environment)
     rows = store.query(
         load_sql("chain_operations", store.database, classify=classify),
         {

@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from chainmap_otel.analysis.health import entry_rows_sql
+from chainmap_otel.analysis.entry_rows import entry_rows_sql
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
@@ -61,6 +61,9 @@ TABLE_COLUMNS: dict[str, Columns] = {
 #: The dashboard variables and the Grafana formats they are interpolated with.
 CHAIN_VARIABLE = "${chain:sqlstring}"
 TRACE_ID_VARIABLE = "${trace_id:sqlstring}"
+#: The environment the chain panels read (``''``: every environment, as ``chainmap health``
+#: without ``--environment``).
+ENVIRONMENT = "''"
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
 #: Text Grafana would interpolate inside a literal: ``$name``, ``${...}``, ``[[name]]``.
@@ -134,7 +137,7 @@ def _fill(name: str, database: str, **fragments: str) -> str:
 
 
 def _entry_rows(catalog: ChainCatalog, database: str) -> str:
-    """Health's entry rows (:func:`~chainmap_otel.analysis.health.entry_rows_sql`) of every
+    """Health's entry rows (:func:`~chainmap_otel.analysis.entry_rows.entry_rows_sql`) of every
     chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
     ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
     compiled = EntryRules.compile(catalog)
@@ -154,6 +157,7 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
             "inf_start": "gf_inf_start",
             "inf_end": "gf_inf_end",
             "inf_reach": str(entries.REACH_SECONDS * 1_000_000_000),
+            "environment": ENVIRONMENT,
         },
     )
 

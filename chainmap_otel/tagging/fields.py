@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chainmap_otel.tagging.sampling import adjusted_count_sql
+from chainmap_otel.tagging.sampling import adjusted_count_sql, digest_weight_sql
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,13 @@ def method_sql(attributes: str = "SpanAttributes") -> str:
 
 
 #: The schema's placeholders for the aggregate tables' columns (``{{route_sql}}`` ...) and
-#: the span's sampling weight (``{{weight_sql}}``, :mod:`chainmap_otel.tagging.sampling`).
+#: the span's sampling weight (``{{weight_sql}}``, :mod:`chainmap_otel.tagging.sampling`; as
+#: a weighted t-digest's integer weight, ``{{digest_weight_sql}}``).
 SCHEMA_PLACEHOLDERS: dict[str, str] = {
     "route_sql": field_sql(ROUTE),
     "path_sql": field_sql(PATH),
     "method_sql": method_sql(),
     "environment_sql": field_sql(ENVIRONMENT, "ResourceAttributes"),
     "weight_sql": adjusted_count_sql(),
+    "digest_weight_sql": digest_weight_sql(),
 }

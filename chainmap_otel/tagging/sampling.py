@@ -21,6 +21,11 @@ import re
 
 #: 2**56: the threshold's range (OTEP 235's 56 bits of randomness).
 MAX_THRESHOLD = 1 << 56
+#: ClickHouse's weighted t-digest takes an integer weight: the adjusted count times this,
+#: rounded (three decimals of 1/p survive: p = 0.3 weighs 3333, not 3), at most
+#: :data:`MAX_DIGEST_WEIGHT` (p below about 2.3e-7 all weigh the same).
+DIGEST_WEIGHT_SCALE = 1000
+MAX_DIGEST_WEIGHT = (1 << 32) - 1
 
 _OT_ENTRY = re.compile(r"(?:^|,)[ \t]*ot=([^,]*)")
 _THRESHOLD = re.compile(r"^[0-9a-f]{1,14}$")
@@ -59,10 +64,22 @@ def threshold_for(probability: float) -> str:
 def adjusted_count_sql(trace_state: str = "TraceState") -> str:
     """:func:`adjusted_count` as a ClickHouse ``Float64`` expression over a ``String``
     column. The threshold's hex digits are right-padded to 14, decoded big-endian into the
-    low 7 bytes of a UInt64; a missing or malformed ``th`` gives 0, so weight 1."""
+    low 7 bytes of a UInt64; a missing or malformed ``th`` gives 0, so weight 1. The
+    sub-key separator is written ``\\x3b``, not ``;``, so the expression can sit in a schema
+    file, whose statements are split at ``;``."""
     hex_digits = (
         f"extract(extract({trace_state}, '(?:^|,)[ \\t]*ot=([^,]*)'), "
-        "'(?:^|;)[ \\t]*th:([0-9a-f]{1,14})(?:[ \\t]*(?:;|$))')"
+        "'(?:^|\\x3b)[ \\t]*th:([0-9a-f]{1,14})(?:[ \\t]*(?:\\x3b|$))')"
     )
     value = f"reinterpretAsUInt64(reverse(unhex(rightPad({hex_digits}, 14, '0'))))"
     return f"({MAX_THRESHOLD} / ({MAX_THRESHOLD} - {value}))"
+
+
+def digest_weight_sql(trace_state: str = "TraceState") -> str:
+    """The integer weight of a span in a ``quantilesTDigestWeighted`` state:
+    :func:`adjusted_count_sql` scaled by :data:`DIGEST_WEIGHT_SCALE`, rounded and bounded.
+    The scale cancels out of every quantile (only relative weights matter)."""
+    return (
+        f"toUInt64(least(round({adjusted_count_sql(trace_state)} * {DIGEST_WEIGHT_SCALE}), "
+        f"{MAX_DIGEST_WEIGHT}))"
+    )

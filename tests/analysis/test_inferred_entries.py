@@ -170,13 +170,13 @@ def test_the_live_part_runs_only_when_a_span_may_be_an_entry(
 
     health_module = importlib.import_module("chainmap_otel.analysis.health")
     runs: list[bool] = []
-    bind = health_module._bind_live
+    bind = health_module.bind_live
 
     def spy(*args: Any) -> bool:
         runs.append(bind(*args))
         return runs[-1]
 
-    monkeypatch.setattr(health_module, "_bind_live", spy)
+    monkeypatch.setattr(health_module, "bind_live", spy)
     now = time.time_ns()
     insert_spans(store, renamed("m"), now - 60 * 10**9)  # marked: never an inferred entry
     entries.refresh_entries(store, until_ns=now - 30 * 60 * 10**9)  # watermark below them

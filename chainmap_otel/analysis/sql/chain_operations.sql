@@ -5,8 +5,10 @@
 -- are its chain.ids stack, an untagged span's the chains whose entry rules match it
 -- ({{classify}}, compiled for this one chain). The flag is carried down each trace by pointer
 -- jumping (8 rounds, 256 levels), as trace_edges.sql carries chain sets; a trace whose spans
--- are all tagged needs no walk. Traces are cut at the window like topology's.
--- Bound: {start_ns}, {end_ns}, {chain}, {series_start} and {step} (seconds), {limit} and
+-- are all tagged needs no walk. Traces are cut at the window like topology's. Only spans of
+-- the window's environment ({environment}, '' for all) count; membership is walked over
+-- every span of the trace, so a chain entered in another environment still reaches them.
+-- Bound: {start_ns}, {end_ns}, {environment}, {chain}, {series_start} and {step} (seconds), {limit} and
 -- the classifier's parameters; {{db}} and {{classify}} are filled by analysis.sql.load_sql.
 SELECT service, name, kind,
        sum(calls) AS total_calls,
@@ -22,7 +24,7 @@ FROM (
            quantilesTDigestState(0.5, 0.95, 0.99)(span.5) AS digest
     FROM (
         SELECT
-            groupArray((service, name, kind, failed, Duration, start)) AS spans,
+            groupArray((service, name, kind, failed, Duration, start, in_environment)) AS spans,
             groupArray(SpanId) AS ids,
             groupArray(own) AS owns,
             if(has(groupArray(tagged), 0),
@@ -40,6 +42,7 @@ FROM (
                    toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS failed,
                    Duration,
                    toUnixTimestamp64Nano(Timestamp) AS start,
+                   {{span_environment}} AS in_environment,
                    toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
                    toUInt8(if(tagged,
                               has(splitByChar(',', SpanAttributes['chain.ids']), {chain:String}),
@@ -55,7 +58,7 @@ FROM (
         HAVING has(owns, 1)
     )
     ARRAY JOIN spans AS span, member AS in_chain
-    WHERE in_chain
+    WHERE in_chain AND span.7
     GROUP BY service, name, kind, bucket
 )
 GROUP BY service, name, kind

@@ -15,7 +15,8 @@
 -- read from {inf_reach:Int64} ns before the range; an ancestor that is not stored or started
 -- earlier than that counts as carrying no chain. Only traces with a non-root span in the
 -- range are read. Rows have chainmap_inferred_entry_minute's columns, in its order (the job
--- inserts them there; health reads the part after its watermark live).
+-- inserts them there; health reads the part after its watermark live): the stored counts,
+-- the span's environment and the weighted counts of schema 13 (the span's adjusted count).
 SELECT
     toStartOfMinute(toDateTime(intDiv(span.1, 1000000000))) AS Minute,
     ChainId,
@@ -32,12 +33,20 @@ SELECT
     sumMap([toUInt16(greatest(0, floor(log2(greatest(span.8, 1000) / 1000) * 4)))],
            [toUInt64(1)]) AS LatencyBuckets,
     if(ChainId = '', arraySort(ancestors.1), CAST([], 'Array(String)')) AS AboveChains,
-    arraySort(ancestors.2) AS AboveFields
+    arraySort(ancestors.2) AS AboveFields,
+    span.12 AS Environment,
+    sum(span.13) AS AdjustedCalls,
+    sumIf(span.13, span.9) AS AdjustedErrors,
+    sum(span.13 * span.8) AS AdjustedDurationSum,
+    quantilesTDigestWeightedState(0.5, 0.95, 0.99)(span.8, span.14) AS AdjustedLatency,
+    sumMap([toUInt16(greatest(0, floor(log2(greatest(span.8, 1000) / 1000) * 4)))],
+           [span.13]) AS AdjustedLatencyBuckets,
+    countIf(span.13 > 1) AS SampledCalls
 FROM (
     SELECT
         TraceId,
         groupArray((start_ns, service, name, route, path, method, kind, Duration, failed,
-                    entry_ids, candidate)) AS spans,
+                    entry_ids, candidate, environment, weight, digest_weight)) AS spans,
         groupArray(SpanId) AS ids,
         groupArray(chains) AS own,
         groupArray(fields) AS own_fields,
@@ -91,7 +100,10 @@ FROM (
                splitByChar(',', SpanAttributes['chain.entry_ids']),
                CAST([], 'Array(String)')) AS entry_ids,
             ParentSpanId != ''
-                AND Timestamp >= fromUnixTimestamp64Nano({inf_start:Int64}) AS candidate
+                AND Timestamp >= fromUnixTimestamp64Nano({inf_start:Int64}) AS candidate,
+            {{environment_sql}} AS environment,
+            {{weight_sql}} AS weight,
+            {{digest_weight_sql}} AS digest_weight
         FROM {{db}}.otel_traces
         WHERE Timestamp >= fromUnixTimestamp64Nano({inf_start:Int64} - {inf_reach:Int64})
           AND Timestamp < fromUnixTimestamp64Nano({inf_end:Int64})
@@ -109,4 +121,4 @@ ARRAY JOIN if(span_tagged = 1,
               ['']) AS ChainId
 WHERE span.11
 GROUP BY Minute, ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, AboveChains,
-    AboveFields
+    AboveFields, Environment
