@@ -146,9 +146,7 @@ def observed_window(store: TraceStore, window: TimeWindow) -> TimeWindow:
     if extent is None:
         return TimeWindow(main_start * _NS, window.end_ns, window.environment)
     start = max(main_start * _NS, extent[0])
-    return TimeWindow(
-        start, min(window.end_ns, max(extent[1], start + _NS)), window.environment
-    )
+    return TimeWindow(start, min(window.end_ns, max(extent[1], start + _NS)), window.environment)
 
 
 def observed_steps(

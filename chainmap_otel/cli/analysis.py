@@ -73,6 +73,12 @@ SINCE = typer.Option(
     None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h."
 )
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
+ENV = typer.Option(
+    None,
+    "--env",
+    help="Only this environment (deployment.environment.name, else deployment.environment). "
+    "Default: every environment.",
+)
 SERVER = typer.Option(
     None,
     "--server",
@@ -133,7 +139,7 @@ def serve_client(store: str | None, server: str | None, chains: Path | None) -> 
     return client
 
 
-def read_json(
+def _read_json(
     store: str | None,
     chains: Path | None,
     since: str | None,
@@ -141,16 +147,18 @@ def read_json(
     compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
     server: str | None,
     api: tuple[str, dict[str, Any]],
+    environment: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of one analysis: computed on the store, or GET ``api`` = (path, params)
     from the serve API that holds it."""
     client = serve_client(store, server, chains)
     if client is not None:
-        read_window(since, until)
-        result: dict[str, Any] = client.get_json(api[0], {**api[1], "since": since, "until": until})
+        read_window(since, until, environment)
+        params = {**api[1], "since": since, "until": until, "environment": environment}
+        result: dict[str, Any] = client.get_json(api[0], params)
         return result
     catalog = load_chains(chains)
-    window = read_window(since, until)
+    window = read_window(since, until, environment)
     with opened_store(store) as trace_store:
         return compute(trace_store, catalog, window)
 
@@ -321,7 +329,7 @@ def critical_path_command(
             wrap=("service", "operation"),
         )
         return
-    aggregate = read_json(
+    aggregate = _read_json(
         store,
         chains,
         since,
@@ -362,7 +370,7 @@ def impact_command(
     """Chains that depend on NODE, directly or transitively, with their status."""
     from chainmap_otel.analysis.impact import impact
 
-    result = read_json(
+    result = _read_json(
         store,
         chains,
         since,
@@ -403,7 +411,7 @@ def drift_command(
     from chainmap_otel.analysis.drift import drift, history_window
 
     lookback = history_window(history, until)
-    result = read_json(
+    result = _read_json(
         store,
         chains,
         since,

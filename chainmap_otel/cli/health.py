@@ -13,13 +13,14 @@ import typer
 from chainmap_otel.cli.analysis import (
     CHAIN_API,
     CHAINS,
+    ENV,
     SERVER,
     SINCE,
     STORE,
     UNTIL,
     ReadFormat,
-    read_json,
 )
+from chainmap_otel.cli.analysis import _read_json as read_json
 from chainmap_otel.cli.app import command, print_json, print_table
 
 
@@ -30,6 +31,7 @@ def health_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    environment: str = ENV,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -44,6 +46,7 @@ def health_command(
         lambda s, c, w: health_json(s, c, w, chain),
         server,
         (f"{CHAIN_API}/health", {"chain": chain}),
+        environment,
     )
     if format is ReadFormat.json:
         print_json(result)
@@ -68,7 +71,7 @@ def health_command(
             )
         )
     print_table(
-        "chain health",
+        f"chain health in {environment}" if environment else "chain health",
         ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
         rows,
         cut=("reason",),

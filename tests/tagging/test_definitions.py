@@ -136,12 +136,15 @@ def test_slo_overrides_per_environment_fall_back_to_the_chain() -> None:
     assert b1.slo is not None
     staging = b1.in_environment("staging").slo
     assert staging is not None
-    assert dict(staging.latency_ms) == {"p95": 2000.0, "p99": 1500.0}
+    assert dict(staging.latency_ms) == {"p95": 2000.0, "p99": 4000.0}
+    # What staging leaves out (the window) is the chain's.
     assert staging.error_rate == 0.05 and staging.window_seconds == 30 * 86400
     assert staging.environments == {}
     assert b1.in_environment("prod") is b1 and b1.in_environment("") is b1
     shown = b1.to_dict()["slo"]
-    assert shown["environments"] == {"staging": {"latency_ms": {"p95": 2000.0}, "error_rate": 0.05}}
+    assert shown["environments"] == {
+        "staging": {"latency_ms": {"p95": 2000.0, "p99": 4000.0}, "error_rate": 0.05}
+    }
     assert "environments" not in b1.in_environment("staging").to_dict()["slo"]
 
 
