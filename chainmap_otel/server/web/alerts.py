@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from chainmap_otel.errors import RegistryError
-from chainmap_otel.server.web.pages import html_table, page
+from chainmap_otel.server.web.layout import html_table, page
 
 if TYPE_CHECKING:
     from chainmap_otel.server.operations import Operations
