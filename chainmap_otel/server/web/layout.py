@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 
 __all__ = [
     "WINDOWS",
+    "environment_picker",
     "error_page",
     "escape_html",
     "html_table",
@@ -91,17 +92,23 @@ def page(
     window_text: str = "",
     scripts: Sequence[str] = (),
     refresh: bool = False,
+    environment: str = "",
+    environments: Sequence[str] = (),
+    until: str | None = None,
 ) -> HTMLResponse:
     """A full page; pages over a time window get the window picker and the auto-refresh
     (``refresh``: the auto-refresh without a window).
 
     ``scripts`` are more files under ``/static`` the page needs (graph, trace view, ...).
+    ``environment`` (the ``env`` query parameter) is kept by the window picker and the
+    chains link; ``environments`` (the ones seen) make the environment selector.
     """
     tags = "".join(
         f'<script src="/static/{escape_html(name)}" defer></script>\n' for name in scripts
     )
+    kept = {"env": environment} if environment else {}
     windows = " ".join(
-        f'<a href="?{urlencode({"since": w})}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
+        f'<a href="?{escape_html(urlencode({"since": w, **kept}))}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
         for w in WINDOWS
     )
     picker = (
@@ -109,6 +116,8 @@ def page(
         if window_text
         else ""
     )
+    picker += environment_picker(since, until, environment, environments)
+    home = "/" + query_string(None, None, env=environment)
     refresh_attribute = ' data-refresh="10"' if window_text or refresh else ""
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -119,7 +128,7 @@ def page(
 <script src="/static/app.js" defer></script>
 {tags}</head><body>
 <header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/coverage">coverage</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
+<nav><a href="{escape_html(home)}">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/coverage">coverage</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
 <form class="lookup" action="/traces" method="get">
 <input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
 <button>open trace</button></form>
@@ -162,3 +171,20 @@ def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape_html(title)}">'
         f"<title>{escape_html(title)}</title>{mark}</svg>"
     )
+
+
+def environment_picker(
+    since: str | None, until: str | None, environment: str, environments: Sequence[str]
+) -> str:
+    """The environment selector: every environment, then each one seen (and the chosen one,
+    seen or not), as links that keep the window."""
+    names = sorted({*(n for n in environments if n), *([environment] if environment else [])})
+    if not names:
+        return ""
+    choices = [("", "all"), *((name, name) for name in names)]
+    links = " ".join(
+        f'<a href="{escape_html(query_string(since, until, env=value) or "?")}"'
+        f' class="{"on" if value == environment else ""}">{escape_html(text)}</a>'
+        for value, text in choices
+    )
+    return f'<div class="window environments">environment: {links}</div>'

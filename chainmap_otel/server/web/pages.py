@@ -24,9 +24,11 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from chainmap_otel.analysis.by_environment import environment_names
 from chainmap_otel.server.api.chains import API_PREFIX, chain_detail, chain_list
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
+from chainmap_otel.server.web.environments import environments_table
 from chainmap_otel.server.web.layout import (
     error_page,
     html_table,
@@ -106,11 +108,13 @@ def _spark_cells(chain: dict[str, Any]) -> list[str]:
     return cells
 
 
-def index_body(data: dict[str, Any], since: str | None, until: str | None) -> str:
+def index_body(
+    data: dict[str, Any], since: str | None, until: str | None, environment: str = ""
+) -> str:
     rows = []
     for chain in data["chains"]:  # already worst status first, then most critical
         h = chain["health"]
-        link = f"/chains/{quote(chain['id'])}{_query(since, until)}"
+        link = f"/chains/{quote(chain['id'])}{_query(since, until, env=environment)}"
         burn = h["burn_rates"]
         rows.append(
             (
@@ -145,7 +149,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
         rows,
         "chains",
     )
-    api = f"{API_PREFIX}{_query(since, until)}"
+    api = f"{API_PREFIX}{_query(since, until, environment=environment)}"
     if not rows:
         table = (
             '<p class="empty">No chains are defined yet. Give <code>chainmap serve --chains '
@@ -157,7 +161,10 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
     return (
         f'<h1>Chains <a class="json" href="{_e(api)}">JSON</a></h1>{table}'
         f'<p class="muted">{data["catalog"]["chains"]} chains from '
-        f"{_e(data['catalog']['source'])}, worst status and most critical first</p>"
+        f"{_e(data['catalog']['source'])}, worst status and most critical first"
+        + (f" in {_e(environment)}" if environment else "")
+        + "</p>"
+        + environments_table(data, since, until)
     )
 
 
@@ -381,14 +388,19 @@ def _window_params(since: str | None, until: str | None) -> dict[str, str]:
 
 
 def chain_body(
-    store: TraceStore, catalog: ChainCatalog, chain_id: str, since: str | None, until: str | None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    chain_id: str,
+    since: str | None,
+    until: str | None,
+    environment: str | None = None,
 ) -> tuple[str, str]:
     from chainmap_otel.analysis.critical_path import chain_critical_path
     from chainmap_otel.analysis.drift import drift
     from chainmap_otel.analysis.operations import chain_operations
     from chainmap_otel.analysis.topology import topology
 
-    window = parse_api_window(since, until)
+    window = parse_api_window(since, until, environment)
     detail = chain_detail(store, catalog, chain_id, window)
     definition = detail["chain"]
     topo = topology(store, catalog, window, chain_id)
@@ -399,14 +411,18 @@ def chain_body(
         drifted = drift(store, catalog, window, chain_id, parse_api_window("7d", until))["chains"][
             0
         ]
-    q = _query(since, until)
+    q = _query(since, until, environment=window.environment)
     api = f"{API_PREFIX}/{quote(chain_id)}"
     links = " ".join(
         f'<a class="json" href="{_e(href)}">{_e(text)}</a>'
         for text, href in (
             ("JSON", api + q),
             ("topology", f"{api}/topology{q}"),
-            ("mermaid", f"{api}/topology{_query(since, until, format='mermaid')}"),
+            (
+                "mermaid",
+                f"{api}/topology"
+                + _query(since, until, environment=window.environment, format="mermaid"),
+            ),
             ("critical path", f"{api}/critical-path{q}"),
             ("operations", f"{api}/operations{q}"),
         )
@@ -444,35 +460,60 @@ def web_router() -> APIRouter:
         since: str | None,
         build: Callable[[], tuple[str, str]],
         scripts: Sequence[str] = (),
+        selector: tuple[Request, str | None, str | None] | None = None,
     ) -> HTMLResponse:
+        """``selector`` (request, until, env): the page takes an environment, kept in its
+        links, and shows the environment selector."""
         try:
             with translated_errors():
                 body, window_text = build()
+                environment, choices, until = "", [], None
+                if selector is not None:
+                    request, until, env = selector
+                    window = parse_api_window(since, until, env)
+                    environment = window.environment
+                    choices = environment_names(request.app.state.store, window)
         except HTTPException as exc:
             return error_page(exc)
-        return page(title, body, since, window_text=window_text, scripts=scripts)
+        return page(
+            title,
+            body,
+            since,
+            window_text=window_text,
+            scripts=scripts,
+            environment=environment,
+            environments=choices,
+            until=until,
+        )
 
     @router.get("/", response_class=HTMLResponse)
-    def index(request: Request, since: str | None = None, until: str | None = None) -> HTMLResponse:
+    def index(
+        request: Request, since: str | None = None, until: str | None = None, env: str | None = None
+    ) -> HTMLResponse:
         def build() -> tuple[str, str]:
-            data = chain_list(
-                request.app.state.store, request.app.state.catalog, parse_api_window(since, until)
-            )
-            return index_body(data, since, until), _window_text(data["window"])
+            window = parse_api_window(since, until, env)
+            data = chain_list(request.app.state.store, request.app.state.catalog, window)
+            body = index_body(data, since, until, window.environment)
+            return body, _window_text(data["window"])
 
-        return render("chains", since, build, _alerts(request))
+        return render("chains", since, build, _alerts(request), (request, until, env))
 
     @router.get("/chains/{chain_id}", response_class=HTMLResponse)
     def chain_page(
-        request: Request, chain_id: str, since: str | None = None, until: str | None = None
+        request: Request,
+        chain_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        env: str | None = None,
     ) -> HTMLResponse:
         return render(
             chain_id,
             since,
             lambda: chain_body(
-                request.app.state.store, request.app.state.catalog, chain_id, since, until
+                request.app.state.store, request.app.state.catalog, chain_id, since, until, env
             ),
             (*GRAPH_SCRIPTS, "search.js", *_alerts(request)),
+            (request, until, env),
         )
 
     @router.get("/topology", response_class=HTMLResponse)
