@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chainmap_otel.analysis.entry_rows import environments
-from chainmap_otel.analysis.health import chain_totals, health
+from chainmap_otel.analysis.health import chain_totals, health, sampling_json
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 __all__ = ["environment_names", "health_by_environment", "totals_by_environment"]
+
+#: What float sums subtracted leave of a bucket emptied exactly (weighted counts are floats).
+_RESIDUE = 1e-6
 
 
 def environment_names(store: TraceStore, window: TimeWindow) -> list[str]:
@@ -70,6 +73,7 @@ def _remainder(
     rest: dict[str, dict[str, Any]] = {}
     for chain, total in whole.items():
         calls, errors, duration = total["calls"], total["errors"], total["duration_ns"]
+        stored = total["sampling"]["stored"]
         buckets = dict(total["buckets"])
         for part in parts:
             found = part.get(chain)
@@ -78,14 +82,16 @@ def _remainder(
             calls -= found["calls"]
             errors -= found["errors"]
             duration -= found["duration_ns"]
+            stored -= found["sampling"]["stored"]
             for bucket, count in found["buckets"].items():
                 buckets[bucket] = buckets.get(bucket, 0) - count
-        if calls > 0:
+        if stored > 0:
             rest[chain] = {
-                "calls": calls,
-                "errors": errors,
-                "duration_ns": duration,
-                "buckets": {k: v for k, v in buckets.items() if v > 0},
+                "calls": max(calls, 0.0),
+                "errors": max(errors, 0.0),
+                "duration_ns": max(duration, 0.0),
+                "buckets": {k: v for k, v in buckets.items() if v > _RESIDUE},
                 "first_minute": total.get("first_minute"),
+                "sampling": sampling_json(stored, calls, int(round(calls) != stored)),
             }
     return rest

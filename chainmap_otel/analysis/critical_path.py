@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chainmap_otel.analysis import instances
 from chainmap_otel.analysis.membership import (
     KIND_SQL,
     SqlParams,
@@ -137,7 +138,13 @@ def critical_path(store: TraceStore, trace_id: str) -> dict[str, Any]:
             f"trace {wanted} not found in {store.url_for_display}; check the id and the store URL",
         )
     spans = _rows_to_timings(rows)[wanted]
-    return {"trace_id": wanted, "sections": [s.to_json() for s in compute_sections(spans)]}
+    first_ns = min(s.start for s in spans)
+    instance = instances.trace_instance(store, wanted, first_ns, max(s.end for s in spans))
+    return {
+        "trace_id": wanted,
+        "sections": [s.to_json() for s in compute_sections(spans)],
+        "instance": instance.to_json() if instance is not None else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,7 @@ class ChainCriticalPath:
     operations: list[Share]
     slow_services: list[Share]
     slow_operations: list[Share]
+    end_to_end: instances.EndToEnd
 
     def to_json(self) -> dict[str, Any]:
         """The shape in ``docs/json-contract.md``; shares sum to 1 within each list. Each
@@ -193,6 +201,7 @@ class ChainCriticalPath:
                 "services": [s.to_json() for s in self.slow_services],
                 "operations": [s.to_json() for s in self.slow_operations],
             },
+            "through_queues": self.end_to_end.to_json(),
         }
 
 
@@ -343,6 +352,9 @@ def chain_critical_path(
             timings = critical_paths.trace_timings(row)
             part = chain_id if chain_id in entry_chains(timings) else ""
             paths[str(row[0])] = part_path(timings, part).operations()
+    end_to_end = instances.extend_paths(
+        store, chain_id, [*sample_ids, *slow_ids], start - reach, end, paths
+    )
     services, operations = _tally(paths, sample_ids)
     slow_services, slow_operations = _tally(paths, slow_ids)
     return ChainCriticalPath(
@@ -357,4 +369,5 @@ def chain_critical_path(
         operations=operations,
         slow_services=slow_services,
         slow_operations=slow_operations,
+        end_to_end=end_to_end,
     )

@@ -1,7 +1,9 @@
 """Chain health, SLO compliance and error-budget burn, from the per-minute aggregates only.
 
-Every number comes from per-minute entry rows (:func:`entry_rows_sql`): ``chainmap_chain_minute``
-(one row per chain, minute and entry operation; see the storage schema) and the entries
+Every number comes from per-minute entry rows
+(:func:`~chainmap_otel.analysis.entry_rows.entry_rows_sql`), in the window's environment:
+``chainmap_chain_minute`` (one row per chain, minute and entry operation; see the storage
+schema) and the entries
 below the root (:mod:`~chainmap_otel.analysis.rollups.entries`), so a 7-day window reads about as
 many rows as a 1-hour one reads spans' worth of work. Tagged entry spans are rows of their
 chain; untagged spans (``ChainId = ''``) are classified at query time by the chains' entry
@@ -29,6 +31,13 @@ Definitions:
   (either Collector spelling): errors / traces. Errors deeper in the trace that the
   entry span absorbed do not count, as for any request-level SLI.
 * ``p50_ms``/``p95_ms``/``p99_ms``: entry-span duration quantiles (merged t-digests).
+* Sampling: every count above is the estimate of the unsampled fleet: each entry span
+  counts its OTEP 235 adjusted count (``1/p`` from ``ot=th`` in its tracestate, 1 without),
+  so rates, error ratios, burn rates and slow fractions (from the weighted latency buckets)
+  are estimates, and percentiles come from the weighted t-digest when an entry in the window
+  was sampled (the stored digest otherwise, so unsampled data read exactly as stored).
+  ``traces`` and ``errors`` are the estimates rounded; ``sampling``
+  (:func:`sampling_json`) gives the stored count and the coverage.
 * SLO objectives from the chain's ``slo`` block: ``error_rate`` (budget = that ratio)
   and each ``latency_ms`` percentile ``pNN: T`` read as "at most (100-NN) % of traces
   slower than T" (budget = 1 - NN/100; slow traces counted from ``LatencyBuckets``,
@@ -91,8 +100,9 @@ CRITICALITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _NS = 1_000_000_000
 
 
-def slower_fraction_count(buckets: Mapping[int, int], threshold_ms: float) -> float:
-    """Calls slower than ``threshold_ms`` in a LatencyBuckets map (bucket -> count)."""
+def slower_fraction_count(buckets: Mapping[int, float], threshold_ms: float) -> float:
+    """Calls slower than ``threshold_ms`` in a (weighted) LatencyBuckets map (bucket ->
+    count)."""
     if not buckets:
         return 0.0
     keys = np.fromiter(buckets.keys(), dtype=np.float64)
@@ -105,11 +115,12 @@ def slower_fraction_count(buckets: Mapping[int, int], threshold_ms: float) -> fl
 
 @dataclass(frozen=True)
 class Tally:
-    """Calls, errors and latency buckets of one chain over one window."""
+    """Calls, errors and latency buckets of one chain over one window: the estimate of the
+    unsampled fleet (sums of adjusted counts; the stored counts when nothing was sampled)."""
 
-    calls: int = 0
-    errors: int = 0
-    buckets: Mapping[int, int] = field(default_factory=dict)
+    calls: float = 0
+    errors: float = 0
+    buckets: Mapping[int, float] = field(default_factory=dict)
 
 
 def objective_ratios(chain: ChainDefinition, tally: Tally) -> dict[str, tuple[float, float]]:
@@ -155,9 +166,40 @@ def _window_columns(names: Sequence[str]) -> str:
             else f"Minute >= toDateTime({{w{i}:Int64}})"
         )
         parts.append(
-            f"sumIf(Calls, {cond}), sumIf(Errors, {cond}), sumMapIf(LatencyBuckets, {cond})"
+            f"sumIf(AdjustedCalls, {cond}), sumIf(AdjustedErrors, {cond}), "
+            f"sumMapIf(AdjustedLatencyBuckets, {cond})"
         )
     return ",\n       ".join(parts)
+
+
+#: The window's own minutes (the others are the burn-rate and SLO lookbacks).
+_MAIN = "Minute >= toDateTime({main_start:Int64})"
+#: Percentiles from the weighted digest where entries were sampled; from the stored one
+#: (exactly as before sampling was read) where none was.
+_SERIES_QUANTILES = (
+    "if(sum(SampledCalls) > 0, quantilesTDigestWeightedMerge(0.5, 0.95, 0.99)(AdjustedLatency), "
+    "quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency))"
+)
+
+
+def sampling_json(stored: int, estimated: float, sampled: int) -> dict[str, Any]:
+    """What a number rests on: ``sampled`` (some stored entry carried a sampling threshold),
+    ``stored`` entries, the ``estimated`` unsampled count they stand for and ``coverage``,
+    stored / estimated (1 without traffic)."""
+    return {
+        "sampled": sampled > 0,
+        "stored": stored,
+        "estimated": _round(estimated),
+        "coverage": _round(stored / estimated) if estimated else 1.0,
+    }
+
+
+def sampling_note(sampling: Mapping[str, Any] | None) -> str:
+    """``"sampled, ~N% stored"`` for a sampled number (what the chain list, the chain page
+    and ``chainmap health`` print next to its traces); ``""`` when nothing was sampled."""
+    if not sampling or not sampling.get("sampled"):
+        return ""
+    return f"sampled, ~{float(sampling['coverage']):.0%} stored"
 
 
 def _health_sql(
@@ -165,9 +207,13 @@ def _health_sql(
 ) -> str:
     return f"""
 SELECT chain,
-       sumIf(Calls, Minute >= toDateTime({{main_start:Int64}})) AS calls,
-       sumIf(Errors, Minute >= toDateTime({{main_start:Int64}})) AS errors,
-       quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime({{main_start:Int64}})),
+       sumIf(AdjustedCalls, {_MAIN}) AS calls,
+       sumIf(AdjustedErrors, {_MAIN}) AS errors,
+       if(sumIf(SampledCalls, {_MAIN}) > 0,
+          quantilesTDigestWeightedMergeIf(0.5, 0.95, 0.99)(AdjustedLatency, {_MAIN}),
+          quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, {_MAIN})),
+       sumIf(Calls, {_MAIN}) AS stored,
+       sumIf(SampledCalls, {_MAIN}) AS sampled,
        {_window_columns(windows)}
 FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
@@ -179,7 +225,7 @@ def _series_sql(database: str, rules: EntryRules, inferred: bool, live: bool) ->
     return f"""
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
-       sum(Calls), sum(Errors), quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency)
+       sum(AdjustedCalls), sum(AdjustedErrors), {_SERIES_QUANTILES}
 FROM ({entry_rows_sql(database, rules, inferred, live)}
 )
 WHERE chain IN {{chains:Array(String)}}
@@ -207,21 +253,23 @@ def chain_totals(
         bound |= entries.live_params(watermark, end_s * _NS)
     rows_sql = entry_rows_sql(store.database, rules, watermark is not None)
     sql = f"""
-SELECT chain, sum(Calls), sum(Errors), sum(DurationSum), sumMap(LatencyBuckets), min(Minute)
+SELECT chain, sum(AdjustedCalls), sum(AdjustedErrors), sum(AdjustedDurationSum),
+       sumMap(AdjustedLatencyBuckets), min(Minute), sum(Calls), sum(SampledCalls)
 FROM ({rows_sql}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
     totals = {}
-    for chain, calls, errors, duration_ns, (keys, values), first in store.query(
+    for chain, calls, errors, duration_ns, (keys, values), first, stored, sampled in store.query(
         sql, bound
     ).result_rows:
         totals[str(chain)] = {
-            "calls": int(calls),
-            "errors": int(errors),
-            "duration_ns": int(duration_ns),
+            "calls": float(calls),
+            "errors": float(errors),
+            "duration_ns": float(duration_ns),
             "buckets": dict(zip(keys, values, strict=True)),
             "first_minute": first,
+            "sampling": sampling_json(int(stored), float(calls), int(sampled)),
         }
     return totals
 
@@ -236,8 +284,10 @@ def chain_health(
     main: Tally,
     quantiles: Sequence[float],
     tallies: Mapping[str, Tally],
+    sampling: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``)."""
+    """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``) and
+    what they rest on (``sampling``, :func:`sampling_json`)."""
     burns: dict[str, dict[str, float]] = {}
     objectives: list[dict[str, Any]] = []
     slo_ratios = objective_ratios(chain, tallies["slo"])
@@ -271,10 +321,10 @@ def chain_health(
         "chain_id": chain.id,
         "name": chain.name,
         "criticality": chain.criticality,
-        "traces": main.calls,
+        "traces": round(main.calls),
         "rate_per_s": _round(main.calls / window.seconds),
         "rate_seconds": _round(window.seconds),
-        "errors": main.errors,
+        "errors": round(main.errors),
         "error_ratio": _round(main.errors / main.calls) if main.calls else 0.0,
         "p50_ms": p50,
         "p95_ms": p95,
@@ -292,6 +342,7 @@ def chain_health(
         "burn_rates": worst,
         "status": status,
         "reason": reason,
+        "sampling": dict(sampling),
     }
 
 
@@ -347,12 +398,16 @@ def health(
         if row is None:
             main, quantiles = Tally(), [0.0, 0.0, 0.0]
             tallies = {name: Tally() for name in names}
+            sampling = sampling_json(0, 0.0, 0)
         else:
-            main, quantiles = Tally(int(row[1]), int(row[2])), list(row[3])
+            main, quantiles = Tally(float(row[1]), float(row[2])), list(row[3])
+            sampling = sampling_json(int(row[4]), main.calls, int(row[5]))
             for i, name in enumerate(names):
-                calls, errors, (keys, values) = row[4 + 3 * i : 7 + 3 * i]
-                tallies[name] = Tally(int(calls), int(errors), dict(zip(keys, values, strict=True)))
-        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies)
+                calls, errors, (keys, values) = row[6 + 3 * i : 9 + 3 * i]
+                tallies[name] = Tally(
+                    float(calls), float(errors), dict(zip(keys, values, strict=True))
+                )
+        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies, sampling)
     return [results[c.id] for c in chains]
 
 
@@ -422,8 +477,8 @@ def chain_series(
         series, index = out.get(str(chain)), int(bucket)
         if series is None or not 0 <= index < count:
             continue
-        series["rate_per_s"][index] = _round(int(calls) / observed[index])
-        series["errors"][index] = int(errors)
+        series["rate_per_s"][index] = _round(float(calls) / observed[index])
+        series["errors"][index] = round(float(errors))
         series["p95_ms"][index] = round(float(quantiles[1]) / 1e6, 3) if calls else None
     return out
 

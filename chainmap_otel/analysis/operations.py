@@ -26,6 +26,7 @@ from chainmap_otel.analysis.entry_rows import (
     observed_window,
     series_steps,
 )
+from chainmap_otel.analysis.health import sampling_json
 from chainmap_otel.analysis.membership import classify_expression, require_chain
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, check_limit
@@ -42,13 +43,15 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class Operation:
-    """One (service, operation, kind) of the chain: its totals and per-step series."""
+    """One (service, operation, kind) of the chain: its totals and per-step series. Calls and
+    errors are estimates of the unsampled fleet (sums of adjusted counts; the stored counts
+    when no span was sampled, see ``sampling``)."""
 
     service: str
     operation: str
     kind: str
-    calls: int
-    errors: int
+    calls: float
+    errors: float
     rate_per_s: float
     p50_ms: float
     p95_ms: float
@@ -56,15 +59,16 @@ class Operation:
     series_rate_per_s: list[float]
     series_errors: list[int]
     series_p95_ms: list[float | None]
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "operation": self.operation,
             "kind": self.kind,
-            "calls": self.calls,
+            "calls": round(self.calls),
             "rate_per_s": self.rate_per_s,
-            "errors": self.errors,
+            "errors": round(self.errors),
             "error_ratio": round(self.errors / self.calls, 6) if self.calls else 0.0,
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
@@ -74,6 +78,7 @@ class Operation:
                 "errors": self.series_errors,
                 "p95_ms": self.series_p95_ms,
             },
+            "sampling": self.sampling,
         }
 
 
@@ -135,15 +140,15 @@ def chain_operations(
     ).result_rows
     operations = []
     total = 0
-    for service, name, kind, calls, errors, quantiles, steps, found in rows:
+    for service, name, kind, calls, errors, quantiles, steps, found, stored, sampled in rows:
         total = int(found)
         rate = [0.0] * count
         failed = [0] * count
         p95: list[float | None] = [None] * count
         for bucket, step_calls, step_errors, step_p95 in steps:
             if 0 <= int(bucket) < count:
-                rate[int(bucket)] = round(int(step_calls) / observed[int(bucket)], 6)
-                failed[int(bucket)] = int(step_errors)
+                rate[int(bucket)] = round(float(step_calls) / observed[int(bucket)], 6)
+                failed[int(bucket)] = round(float(step_errors))
                 p95[int(bucket)] = _ms(step_p95)
         p50_ns, p95_ns, p99_ns = quantiles
         operations.append(
@@ -151,15 +156,16 @@ def chain_operations(
                 service=str(service),
                 operation=str(name),
                 kind=str(kind),
-                calls=int(calls),
-                errors=int(errors),
-                rate_per_s=round(int(calls) / seconds, 6) if seconds else 0.0,
+                calls=float(calls),
+                errors=float(errors),
+                rate_per_s=round(float(calls) / seconds, 6) if seconds else 0.0,
                 p50_ms=_ms(p50_ns),
                 p95_ms=_ms(p95_ns),
                 p99_ms=_ms(p99_ns),
                 series_rate_per_s=rate,
                 series_errors=failed,
                 series_p95_ms=p95,
+                sampling=sampling_json(int(stored), float(calls), int(sampled)),
             )
         )
     return ChainOperations(

@@ -27,6 +27,7 @@ import typer
 
 from chainmap_otel import config
 from chainmap_otel.cli.app import app, command, console, err_console, fail, print_json, print_table
+from chainmap_otel.cli.paths import print_trace_path
 from chainmap_otel.errors import QueryError
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
@@ -311,23 +312,7 @@ def critical_path_command(
         if format is ReadFormat.json:
             print_json(result)
             return
-        start = result["sections"][0]["start_unix_nano"] if result["sections"] else 0
-        rows = [
-            (
-                s["service"],
-                s["name"],
-                f"{(s['start_unix_nano'] - start) / 1e6:.3f}",
-                f"{(s['end_unix_nano'] - s['start_unix_nano']) / 1e6:.3f}",
-                s["span_id"],
-            )
-            for s in result["sections"]
-        ]
-        print_table(
-            f"critical path of {result['trace_id']}",
-            ("service", "operation", "at ms", "ms", "span"),
-            rows,
-            wrap=("service", "operation"),
-        )
+        print_trace_path(result)
         return
     aggregate = _read_json(
         store,

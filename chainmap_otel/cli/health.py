@@ -36,7 +36,7 @@ def health_command(
     server: str = SERVER,
 ) -> None:
     """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
-    from chainmap_otel.analysis.health import health_json
+    from chainmap_otel.analysis.health import health_json, sampling_note
 
     result = read_json(
         store,
@@ -58,7 +58,9 @@ def health_command(
             (
                 h["chain_id"],
                 h["status"],
-                h["traces"],
+                f"{h['traces']} ({note})"
+                if (note := sampling_note(h.get("sampling")))
+                else h["traces"],
                 f"{h['rate_per_s']:.3f}",
                 f"{h['error_ratio']:.2%}",
                 h["p95_ms"],

@@ -22,6 +22,7 @@ from chainmap_otel.analysis.by_environment import environment_names
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.impact import chain_subgraph, impact
+from chainmap_otel.analysis.instances import QUEUE_WAIT
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import Edge, Topology, topologies
 from chainmap_otel.cli.app import fitted_table
@@ -224,6 +225,14 @@ def render(result: DemoAnalysis, console: Console) -> None:
                 f"{escape(hop['target'])}, {hop['calls']} messages, queue wait "
                 f"p50 {hop['p50_ms']:.0f} ms, p95 {hop['p95_ms']:.0f} ms"
             )
+        through = result.critical_paths.get(chain_id, {}).get("through_queues", {})
+        if through.get("instances"):
+            console.print(
+                f"  [cyan]end to end through the queue:[/] {through['instances']} sampled "
+                f"instances, p50 {through['p50_ms']:.0f} ms, p95 {through['p95_ms']:.0f} ms, "
+                f"{_queue_share(result.critical_paths[chain_id]):.1f} % of the critical path "
+                "waiting in queues"
+            )
         if chain["missing_expected_edges"]:
             missing = ", ".join(f"{s} -> {t}" for s, t in chain["missing_expected_edges"])
             console.print(f"  [yellow]expected but not seen:[/] {missing}")
@@ -289,6 +298,12 @@ def render(result: DemoAnalysis, console: Console) -> None:
             )
         )
     render_impact(result.impact, console)
+
+
+def _queue_share(path: dict[str, Any]) -> float:
+    """The share of a chain's critical-path time spent waiting in queues, in percent."""
+    shares = [s["share"] for s in path["all"]["operations"] if s["name"] == QUEUE_WAIT]
+    return 100.0 * float(sum(shares))
 
 
 def render_impact(data: dict[str, Any], console: Console) -> None:

@@ -36,6 +36,7 @@ def hex_id(name: str, length: int) -> str:
 def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
     """One fixture span as an ``otel_traces`` row in TRACE_COLUMNS order."""
     start = base_ns + int(float(span.get("start_ms", 0)) * MS)
+    links = span.get("links", [])  # [{"trace", "span"}]: span links to other fixture spans
     return (
         start,
         hex_id(span["trace"], 32),
@@ -57,10 +58,10 @@ def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
         [],
         [],
         [],
-        [],
-        [],
-        [],
-        [],
+        [hex_id(link["trace"], 32) for link in links],
+        [hex_id(link["trace"] + "/" + link["span"], 16) for link in links],
+        ["" for _ in links],
+        [{} for _ in links],
     )
 
 

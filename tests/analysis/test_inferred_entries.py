@@ -15,7 +15,7 @@ from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
-from tests.analysis.conftest import insert_spans, load_fixture
+from tests.analysis.conftest import insert_spans, load_fixture, span_row
 
 
 def ids_only(prefix: str, failed_at: str = "") -> list[dict[str, Any]]:
@@ -186,3 +186,34 @@ def test_the_live_part_runs_only_when_a_span_may_be_an_entry(
     live = counts(store, catalog)
     assert runs == [False, True]
     assert all(live[c][0] == 2 * marked[c][0] for c in marked), (live, marked)
+
+
+def test_sampled_entries_below_the_root_are_weighted_live_and_rolled_up(
+    store: TraceStore, catalog: ChainCatalog, now_ns: int
+) -> None:
+    """Spans kept with probability 1/2 (``ot=th:8``) in ``prod``: the entries the rollup and
+    its live tail find count twice each, in prod only."""
+    spans = ids_only("s", failed_at="te")
+    for span in spans:
+        span["resource"] = {"deployment.environment.name": "prod"}
+    rows = [span_row(span, now_ns) for span in spans]
+    store.insert_spans(rows=[(*row[:4], "ot=th:8", *row[5:]) for row in rows])
+
+    def estimated(environment: str) -> dict[str, tuple[float, int, int]]:
+        window = parse_window("1h", environment=environment)
+        return {
+            h["chain_id"]: (h["sampling"]["estimated"], h["sampling"]["stored"], h["errors"])
+            for h in health(store, catalog, window, ["B1", "A2", "B3"])
+        }
+
+    entries.refresh_entries(store, until_ns=now_ns - 600 * 1_000_000_000)  # all live
+    expected = {"B1": (2.0, 1, 0), "A2": (2.0, 1, 0), "B3": (2.0, 1, 2)}
+    assert estimated("prod") == estimated("") == expected
+    assert entries.refresh_entries(store, until_ns=time.time_ns() - 60 * 1_000_000_000) > now_ns
+    rolled = store.query(
+        f"SELECT ChainId, Environment, sum(AdjustedCalls), sum(SampledCalls) "
+        f"FROM {store.database}.{entries.TABLE} GROUP BY ChainId, Environment ORDER BY ChainId"
+    ).result_rows
+    assert rolled == [("A2", "prod", 2.0, 1), ("B3", "prod", 2.0, 1)]
+    assert estimated("prod") == expected
+    assert estimated("staging") == {"B1": (0.0, 0, 0), "A2": (0.0, 0, 0), "B3": (0.0, 0, 0)}

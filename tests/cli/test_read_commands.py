@@ -224,3 +224,22 @@ def test_operations_json_is_the_library_json_and_the_table_fits(
     refused = run(store, chains_file, "operations", "B3", "--limit", "0")
     assert refused.exit_code == 1
     assert refused.output.strip() == "error: --limit=0 is out of range: use 1 to 1000"
+
+
+def test_critical_path_of_a_trace_prints_the_instance_through_the_queue(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
+) -> None:
+    from tests.analysis.conftest import hex_id
+
+    load("queue_hop")
+    producer = hex_id("q1", 32)
+    table = run(store, chains_file, "critical-path", producer)
+    assert table.exit_code == 0, table.output
+    data = json.loads(run(store, chains_file, "critical-path", producer, "-f", "json").stdout)
+    instance = data["instance"]
+    assert f"end to end {instance['end_to_end_ms']:.3f} ms over 2 traces" in table.stdout
+    assert "order_events" in table.stdout and "queue wait" in table.stdout
+    assert hex_id("q2", 32) in table.stdout
+    # The consumer's own trace starts no instance: its table alone.
+    consumer = run(store, chains_file, "critical-path", hex_id("q2", 32))
+    assert consumer.exit_code == 0 and "end to end" not in consumer.stdout

@@ -154,6 +154,14 @@ def test_trade_execution_continues_through_the_order_events_queue(
     assert hop["calls"] > 0
     assert 0 < hop["p50_ms"] < 10_000  # the consumer polls every 0.2 s
     assert "continues through a queue: trading-engine -> settlement-service" in stdout
+    # B3's critical path runs through the queue into settlement: the wait is a section.
+    path = summary["analysis"]["critical_paths"]["B3"]
+    assert path["through_queues"]["instances"] > 0
+    assert path["through_queues"]["p50_ms"] >= hop["p50_ms"] * 0.5
+    operations = {(s["service"], s.get("name")) for s in path["all"]["operations"]}
+    assert ("order-events (queue)", "queue wait") in operations, operations
+    assert any(service == "settlement-service" for service, _ in operations), operations
+    assert "end to end through the queue" in stdout
     # The consumer's traces are not counted as B3 instances of their own.
     health = {entry["chain_id"]: entry for entry in summary["analysis"]["health"]}
     assert health["B3"]["traces"] > 0

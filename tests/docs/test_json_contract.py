@@ -44,6 +44,7 @@ FIXTURES = (
     "compare_added_span",
     "compare_typical",
     "coverage_stale_tag",
+    "queue_hop",
 )
 runner = CliRunner()
 
@@ -124,7 +125,10 @@ def test_every_documented_shape_is_the_real_json(
             (("topology", "--chain", "B1", *reads), 0, None),
         ],
         "chainmap topology --format grafana": [(("topology", *reads), 0, None)],
-        "chainmap critical-path TRACE_ID": [(("critical-path", trace, *reads), 0, None)],
+        "chainmap critical-path TRACE_ID": [
+            (("critical-path", trace, *reads), 0, None),
+            (("critical-path", hex_id("q1", 32), *reads), 0, None),
+        ],
         "chainmap critical-path --chain ID": [
             (("critical-path", "--chain", "B3", *reads), 0, None)
         ],

@@ -1,5 +1,8 @@
 -- RED per operation of one chain's spans in the window: calls, errors and duration quantiles
--- per (service, operation, kind), totals and per step (the sparklines).
+-- per (service, operation, kind), totals and per step (the sparklines). Calls and errors sum
+-- each span's adjusted count ({{weight_sql}}, OTEP 235; 1 for an unsampled span), quantiles
+-- come from a weighted t-digest where a span was sampled, else from the plain one; the stored
+-- spans and the sampled ones among them are counted too.
 -- A span is the chain's when the chain is among the own chains of one of its
 -- ancestors-or-self (the membership rule, analysis.membership): a tagged span's own chains
 -- are its chain.ids stack, an untagged span's the chains whose entry rules match it
@@ -13,18 +16,27 @@
 SELECT service, name, kind,
        sum(calls) AS total_calls,
        sum(errors) AS total_errors,
-       quantilesTDigestMerge(0.5, 0.95, 0.99)(digest) AS q,
-       groupArray((bucket, calls, errors, finalizeAggregation(digest)[2])) AS steps,
-       count() OVER () AS operations
+       if(sum(sampled) > 0, quantilesTDigestWeightedMerge(0.5, 0.95, 0.99)(weighted),
+          quantilesTDigestMerge(0.5, 0.95, 0.99)(digest)) AS q,
+       groupArray((bucket, calls, errors,
+                   if(sampled > 0, finalizeAggregation(weighted)[2],
+                      finalizeAggregation(digest)[2]))) AS steps,
+       count() OVER () AS operations,
+       sum(stored) AS total_stored,
+       sum(sampled) AS total_sampled
 FROM (
     SELECT span.1 AS service, span.2 AS name, span.3 AS kind,
            intDiv(toInt64(intDiv(span.6, 1000000000)) - {series_start:Int64}, {step:Int64}) AS bucket,
-           count() AS calls,
-           sum(span.4) AS errors,
-           quantilesTDigestState(0.5, 0.95, 0.99)(span.5) AS digest
+           sum(span.8) AS calls,
+           sumIf(span.8, span.4 = 1) AS errors,
+           count() AS stored,
+           countIf(span.8 > 1) AS sampled,
+           quantilesTDigestState(0.5, 0.95, 0.99)(span.5) AS digest,
+           quantilesTDigestWeightedState(0.5, 0.95, 0.99)(span.5, span.9) AS weighted
     FROM (
         SELECT
-            groupArray((service, name, kind, failed, Duration, start, in_environment)) AS spans,
+            groupArray((service, name, kind, failed, Duration, start, in_environment, weight,
+                        digest_weight)) AS spans,
             groupArray(SpanId) AS ids,
             groupArray(own) AS owns,
             if(has(groupArray(tagged), 0),
@@ -43,6 +55,8 @@ FROM (
                    Duration,
                    toUnixTimestamp64Nano(Timestamp) AS start,
                    {{span_environment}} AS in_environment,
+                   {{weight_sql}} AS weight,
+                   {{digest_weight_sql}} AS digest_weight,
                    toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
                    toUInt8(if(tagged,
                               has(splitByChar(',', SpanAttributes['chain.ids']), {chain:String}),

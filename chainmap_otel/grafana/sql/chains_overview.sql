@@ -5,7 +5,11 @@
 -- The per-minute rows round the range's start down to its minute (as `chainmap health`
 -- does); the rate is over the part of the range that has data (first to last entry span); burn rates look back 5m,
 -- 30m, 1h, 6h and 3d from the range's end; the SLO tally looks back each chain's SLO window
--- ({{slo_seconds}}). {{chains}}: VALUES rows (chain, name, criticality);
+-- ({{slo_seconds}}). Counts, rates, burn rates and percentiles are the estimate of the
+-- unsampled fleet (the Adjusted* columns: each entry span weighs its OTEP 235 adjusted count;
+-- percentiles from the weighted digest where an entry was sampled), as health reads them;
+-- stored, stored_pct and sampled say what that estimate rests on.
+-- {{chains}}: VALUES rows (chain, name, criticality);
 -- {{objectives}}: VALUES rows (chain, environment, objective, threshold_ms, budget), threshold
 -- 0 = errors, environment '' the chain's own objectives; a chain with objectives of its own
 -- in the dashboard's environment ({{environment}}, in {{overridden}}) is judged by those.
@@ -34,23 +38,36 @@ WITH
     gf_tallies AS (
     SELECT
         chain,
-        sumIf(Calls, Minute >= toDateTime(gf_main_start)) AS calls,
-        sumIf(Errors, Minute >= toDateTime(gf_main_start)) AS errors,
-        quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency, Minute >= toDateTime(gf_main_start)) AS q,
-        (sumIf(Calls, Minute >= toDateTime(gf_w5m)), sumIf(Errors, Minute >= toDateTime(gf_w5m)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w5m))) AS t5m,
-        (sumIf(Calls, Minute >= toDateTime(gf_w30m)), sumIf(Errors, Minute >= toDateTime(gf_w30m)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w30m))) AS t30m,
-        (sumIf(Calls, Minute >= toDateTime(gf_w1h)), sumIf(Errors, Minute >= toDateTime(gf_w1h)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w1h))) AS t1h,
-        (sumIf(Calls, Minute >= toDateTime(gf_w6h)), sumIf(Errors, Minute >= toDateTime(gf_w6h)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w6h))) AS t6h,
-        (sumIf(Calls, Minute >= toDateTime(gf_w3d)), sumIf(Errors, Minute >= toDateTime(gf_w3d)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(gf_w3d))) AS t3d,
-        (sumIf(Calls, Minute >= toDateTime(slo_start)), sumIf(Errors, Minute >= toDateTime(slo_start)),
-         sumMapIf(LatencyBuckets, Minute >= toDateTime(slo_start))) AS tslo
+        sumIf(AdjustedCalls, Minute >= toDateTime(gf_main_start)) AS calls,
+        sumIf(AdjustedErrors, Minute >= toDateTime(gf_main_start)) AS errors,
+        sumIf(Calls, Minute >= toDateTime(gf_main_start)) AS stored,
+        sumIf(SampledCalls, Minute >= toDateTime(gf_main_start)) AS sampled,
+        if(sampled > 0,
+           quantilesTDigestWeightedMergeIf(0.5, 0.95, 0.99)(AdjustedLatency,
+               Minute >= toDateTime(gf_main_start)),
+           quantilesTDigestMergeIf(0.5, 0.95, 0.99)(Latency,
+               Minute >= toDateTime(gf_main_start))) AS q,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(gf_w5m)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(gf_w5m)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(gf_w5m))) AS t5m,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(gf_w30m)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(gf_w30m)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(gf_w30m))) AS t30m,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(gf_w1h)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(gf_w1h)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(gf_w1h))) AS t1h,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(gf_w6h)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(gf_w6h)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(gf_w6h))) AS t6h,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(gf_w3d)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(gf_w3d)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(gf_w3d))) AS t3d,
+        (sumIf(AdjustedCalls, Minute >= toDateTime(slo_start)),
+         sumIf(AdjustedErrors, Minute >= toDateTime(slo_start)),
+         sumMapIf(AdjustedLatencyBuckets, Minute >= toDateTime(slo_start))) AS tslo
     FROM (
-        SELECT chain, Minute, Calls, Errors, Latency, LatencyBuckets,
+        SELECT chain, Minute, Calls, Latency, AdjustedCalls, AdjustedErrors, AdjustedLatency,
+               AdjustedLatencyBuckets, SampledCalls,
                intDiv(gf_end - {{slo_seconds}}, 60) * 60 AS slo_start
         FROM ({{entry_rows}}
         )
@@ -62,10 +79,10 @@ SELECT
     c.chain AS chain,
     c.name AS name,
     c.criticality AS criticality,
-    t.calls AS traces,
+    toUInt64(round(t.calls)) AS traces,
     round(t.calls / gf_rate_seconds, 6) AS rate_per_s,
     gf_rate_seconds AS rate_seconds,
-    t.errors AS errors,
+    toUInt64(round(t.errors)) AS errors,
     round(if(t.calls > 0, 100 * t.errors / t.calls, 0), 4) AS error_pct,
     round(if(t.calls > 0, t.q[1] / 1e6, 0), 3) AS p50_ms,
     round(if(t.calls > 0, t.q[2] / 1e6, 0), 3) AS p95_ms,
@@ -80,7 +97,10 @@ SELECT
     multiIf(o.objectives > 0 AND o.critical > 0, 'critical',
             o.objectives > 0 AND o.degraded > 0, 'degraded',
             ifNull(t.calls, 0) = 0, 'no_data',
-            o.objectives = 0, 'no_slo', 'healthy') AS status
+            o.objectives = 0, 'no_slo', 'healthy') AS status,
+    ifNull(t.stored, 0) AS stored,
+    round(if(t.calls > 0, 100 * t.stored / t.calls, 100), 2) AS stored_pct,
+    ifNull(t.sampled, 0) > 0 AS sampled
 FROM (SELECT * FROM VALUES('chain String, name String, criticality String',
 {{chains}})) AS c
 LEFT JOIN gf_tallies AS t ON t.chain = c.chain

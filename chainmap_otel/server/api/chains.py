@@ -123,6 +123,7 @@ _SUMMARY_KEYS = (
     "p95_ms",
     "p99_ms",
     "burn_rates",
+    "sampling",
 )
 
 

@@ -12,7 +12,10 @@ the stored traces' (the same a health or topology query answers):
   ``chainmap_chain_request_duration_seconds`` per ``chain_id`` and ``environment`` (each
   ``deployment.environment.name`` stored, ``""`` for spans naming none), over every stored
   minute (health's entry rows, :func:`~chainmap_otel.analysis.health.chain_totals`; buckets
-  from their log-scale latency buckets, interpolated like the health's latency objectives);
+  from their log-scale latency buckets, interpolated like the health's latency objectives):
+  estimates of the unsampled fleet (each entry span weighs its OTEP 235 adjusted count; the
+  stored counts when nothing was sampled), and ``chainmap_chain_stored_requests_total``,
+  the entry spans stored;
 * ``traces_service_graph_request_total``, ``traces_service_graph_request_failed_total`` and
   the histograms ``traces_service_graph_request_server_seconds`` and
   ``traces_service_graph_request_client_seconds`` with ``client``, ``server``,
@@ -165,7 +168,12 @@ class ChainMetricsCollector:
         by_environment = totals_by_environment(store, catalog, names)
         requests = CounterMetricFamily(
             "chainmap_chain_requests",
-            "Entry spans (traces) of each chain",
+            "Entry spans (traces) of each chain, estimated for the unsampled fleet",
+            labels=["chain_id", "environment"],
+        )
+        stored = CounterMetricFamily(
+            "chainmap_chain_stored_requests",
+            "Entry spans of each chain stored (below requests when traces were sampled)",
             labels=["chain_id", "environment"],
         )
         errors = CounterMetricFamily(
@@ -185,6 +193,7 @@ class ChainMetricsCollector:
                 calls = found["calls"]
                 labels = [chain.id, environment]
                 requests.add_metric(labels, calls)
+                stored.add_metric(labels, found.get("sampling", {}).get("stored", 0))
                 errors.add_metric(labels, found["errors"])
                 buckets = [
                     (
@@ -196,6 +205,7 @@ class ChainMetricsCollector:
                 buckets.append(("+Inf", float(calls)))
                 latency.add_metric(labels, buckets, found["duration_ns"] / _NS)
         yield requests
+        yield stored
         yield errors
         yield latency
 

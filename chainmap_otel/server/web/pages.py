@@ -108,6 +108,14 @@ def _spark_cells(chain: dict[str, Any]) -> list[str]:
     return cells
 
 
+def _traces_cell(h: dict[str, Any]) -> str:
+    """Traces, and ``sampled, ~N% stored`` when the count is an estimate from sampled ones."""
+    from chainmap_otel.analysis.health import sampling_note
+
+    note = sampling_note(h.get("sampling"))
+    return _e(h["traces"]) + (f' <span class="muted">({_e(note)})</span>' if note else "")
+
+
 def index_body(
     data: dict[str, Any], since: str | None, until: str | None, environment: str = ""
 ) -> str:
@@ -122,7 +130,7 @@ def index_body(
                 status_badge(h["status"]),
                 _e(chain["category"]),
                 _e(chain["criticality"]),
-                _e(h["traces"]),
+                _traces_cell(h),
                 _e(f"{h['rate_per_s']:.3f}/s"),
                 _e(_pct(h["error_ratio"])) if h["traces"] else '<span class="muted">-</span>',
                 _p95_cell(h["p95_ms"], chain["slo"], h["traces"]),
@@ -201,7 +209,7 @@ def _burn_table(slo: dict[str, Any] | None) -> str:
 def _health_block(h: dict[str, Any]) -> str:
     facts = [
         ("status", status_badge(h["status"])),
-        ("traces", _e(h["traces"])),
+        ("traces", _traces_cell(h)),
         ("rate", _e(f"{h['rate_per_s']:.3f}/s")),
         ("errors", _e(f"{h['errors']} ({_pct(h['error_ratio'])})")),
         ("p50", _e(_ms(h["p50_ms"]))),

@@ -227,6 +227,9 @@
         linked.appendChild(el("span", "muted wait", ms(l.wait_ms * 1e6) + (onward ? " later" : " earlier")));
       });
       this.root.appendChild(linked);
+      if (t.linked_traces.some(function (l) { return l.direction === "linked_from"; })) {
+        this.instancePath(t.trace_id);
+      }
     }
 
     var axis = el("div", "wf-axis");
@@ -512,6 +515,35 @@
     d.appendChild(links);
     d.appendChild(table("resource", span.resource));
     d.hidden = false;
+  };
+
+  // The chain instance this trace starts, when its critical path runs on through a queue
+  // into a linked trace: end to end, with each section (queue waits marked) leading to
+  // its trace.
+  View.prototype.instancePath = function (traceId) {
+    var box = el("div", "instance-path");
+    this.root.insertBefore(box, this.root.querySelector(".linked-traces").nextSibling);
+    fetch("/api/v1/chains/traces/" + encodeURIComponent(traceId) + "/critical-path")
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (cp) {
+        if (!cp || !cp.instance) { box.remove(); return; }
+        var inst = cp.instance;
+        box.appendChild(el("span", "muted", "chain instance end to end " + ms(inst.end_to_end_ms * 1e6) +
+          " over " + inst.traces.length + " traces; its critical path: "));
+        var list = el("ol", "instance-sections");
+        inst.sections.forEach(function (s) {
+          var item = el("li", s.queue ? "queue" : "");
+          var a = el("a", "", s.service + " · " + s.name);
+          a.href = "/traces/" + encodeURIComponent(s.trace_id);
+          a.setAttribute("data-trace-id", s.trace_id);
+          item.appendChild(a);
+          item.appendChild(el("span", "muted", " " + ms(s.end_unix_nano - s.start_unix_nano)));
+          list.appendChild(item);
+        });
+        box.appendChild(list);
+        box.setAttribute("data-sections", String(inst.sections.length));
+      })
+      .catch(function () { box.remove(); });
   };
 
   function start() {
