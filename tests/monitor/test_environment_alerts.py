@@ -5,6 +5,7 @@ webhook, ``/api/v1/alerts``, the alerts page and ``chainmap_alerts_firing``."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -119,6 +120,13 @@ def test_an_error_burst_in_staging_fires_only_stagings_alert(
     assert prod["status"] == "healthy" and prod["traces"] == 20
     shown = env_serve.get("/api/v1/chains/CK?environment=staging").json()["chain"]["slo"]
     assert shown["error_rate"] == 0.05 and "environments" not in shown
+
+    via_cli = env_serve.cli("alerts", "--server", env_serve.url, "--format", "json")
+    assert via_cli.returncode == 0, via_cli.stderr
+    listed = json.loads(via_cli.stdout)["alerts"]
+    assert {a["environment"] for a in listed} == {"staging"}
+    table = env_serve.cli("alerts", "--server", env_serve.url, "--wide")
+    assert "environment" in table.stdout and "staging" in table.stdout, table.stdout
 
     families = {
         f.name: f
