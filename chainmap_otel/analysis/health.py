@@ -355,7 +355,8 @@ def health(
 ) -> list[dict[str, Any]]:
     """Health of each chain (default: all of ``catalog``) for ``window``, one query."""
     chains = [
-        require_chain(catalog, cid) for cid in (catalog.ids if chain_ids is None else chain_ids)
+        require_chain(catalog, cid).in_environment(window.environment)
+        for cid in (catalog.ids if chain_ids is None else chain_ids)
     ]
     if not chains:
         return []

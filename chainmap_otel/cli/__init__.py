@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chainmap_otel.cli.store",
     "chainmap_otel.cli.demo",
     "chainmap_otel.cli.analysis",
+    "chainmap_otel.cli.health",
     "chainmap_otel.cli.coverage",
     "chainmap_otel.cli.collector",
     "chainmap_otel.cli.sql",

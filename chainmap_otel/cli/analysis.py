@@ -1,4 +1,5 @@
-"""``chainmap topology|critical-path|health|impact|drift|discover|traces``: read commands.
+"""``chainmap topology|critical-path|impact|drift|discover``: read commands (``health`` is in
+:mod:`chainmap_otel.cli.health`, ``operations`` and ``traces`` in their own modules).
 
 They only read; ``chainmap rollup refresh`` (also here) writes the edge rollup topology
 reads, which ``chainmap serve`` otherwise keeps current on its own.
@@ -73,6 +74,12 @@ SINCE = typer.Option(
     None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h."
 )
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
+ENV = typer.Option(
+    None,
+    "--env",
+    help="Only this environment (deployment.environment.name, else deployment.environment). "
+    "Default: every environment.",
+)
 SERVER = typer.Option(
     None,
     "--server",
@@ -141,16 +148,18 @@ def _read_json(
     compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
     server: str | None,
     api: tuple[str, dict[str, Any]],
+    environment: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of one analysis: computed on the store, or GET ``api`` = (path, params)
     from the serve API that holds it."""
     client = serve_client(store, server, chains)
     if client is not None:
-        read_window(since, until)
-        result: dict[str, Any] = client.get_json(api[0], {**api[1], "since": since, "until": until})
+        read_window(since, until, environment)
+        params = {**api[1], "since": since, "until": until, "environment": environment}
+        result: dict[str, Any] = client.get_json(api[0], params)
         return result
     catalog = load_chains(chains)
-    window = read_window(since, until)
+    window = read_window(since, until, environment)
     with opened_store(store) as trace_store:
         return compute(trace_store, catalog, window)
 
@@ -331,60 +340,6 @@ def critical_path_command(
             rows,
             wrap=("service", "operation"),
         )
-
-
-@command("health")
-def health_command(
-    chain: str = typer.Option(None, "--chain", help="Only this chain."),
-    store: str = STORE,
-    chains: Path = CHAINS,
-    since: str = SINCE,
-    until: str = UNTIL,
-    format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
-    server: str = SERVER,
-) -> None:
-    """Rate, errors, latency, SLO burn and status per chain (from per-minute aggregates)."""
-    from chainmap_otel.analysis.health import health_json, sampling_note
-
-    result = _read_json(
-        store,
-        chains,
-        since,
-        until,
-        lambda s, c, w: health_json(s, c, w, chain),
-        server,
-        (f"{CHAIN_API}/health", {"chain": chain}),
-    )
-    if format is ReadFormat.json:
-        print_json(result)
-        return
-    rows = []
-    for h in result["chains"]:
-        burns = h["burn_rates"]
-        rows.append(
-            (
-                h["chain_id"],
-                h["status"],
-                f"{h['traces']} ({note})"
-                if (note := sampling_note(h.get("sampling")))
-                else h["traces"],
-                f"{h['rate_per_s']:.3f}",
-                f"{h['error_ratio']:.2%}",
-                h["p95_ms"],
-                h["p99_ms"],
-                f"{burns['1h']:.2f}x" if burns else "-",
-                h["reason"].replace(
-                    "every burn rate is below its multi-window alert threshold",
-                    "burn rates below alert thresholds",
-                ),
-            )
-        )
-    print_table(
-        "chain health",
-        ("chain", "status", "traces", "rate/s", "errors", "p95 ms", "p99 ms", "burn 1h", "reason"),
-        rows,
-        cut=("reason",),
-    )
 
 
 @command("impact")

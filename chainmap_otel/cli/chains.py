@@ -64,21 +64,33 @@ def validate(file: Path = typer.Argument(..., help="Chain definitions YAML.")) -
 def list_chains(
     file: Path = typer.Argument(..., help="Chain definitions YAML."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    env: str = typer.Option(
+        None,
+        "--env",
+        help="Show the SLO in effect in this deployment.environment.name (its "
+        "slo.environments overrides applied).",
+    ),
 ) -> None:
     """List the chains of a file."""
+    from chainmap_otel.analysis.timewindow import parse_environment
+
     with friendly_errors():
         catalog = load_catalog(file)
+        environment = parse_environment(env, "env")
+    shown = [chain.in_environment(environment) for chain in catalog]
     if format is OutputFormat.json:
-        print_json({"chains": [chain.to_dict() for chain in catalog]})
+        print_json({"chains": [chain.to_dict() for chain in shown]})
         return
     rows = []
-    for chain in catalog:
+    for chain in shown:
         slo = chain.slo
         slo_text = ""
         if slo is not None:
             bits = [f"{p}<{v:g}ms" for p, v in slo.latency_ms.items()]
             if slo.error_rate is not None:
                 bits.append(f"errors<{slo.error_rate:.2%}")
+            if slo.environments:
+                bits.append("own objectives in " + ", ".join(sorted(slo.environments)))
             slo_text = ", ".join(bits)
         rows.append(
             (

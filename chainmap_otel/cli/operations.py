@@ -11,6 +11,7 @@ import typer
 from chainmap_otel.cli.analysis import (
     CHAIN_API,
     CHAINS,
+    ENV,
     SERVER,
     SINCE,
     STORE,
@@ -46,6 +47,7 @@ def operations_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    environment: str = ENV,
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -56,10 +58,14 @@ def operations_command(
     check_limit("limit", limit, LIMIT_RANGE)  # also before asking a serve
     client = serve_client(store, server, chains)
     if client is not None:
+        read_window(since, until, environment)
         path = f"{CHAIN_API}/{urllib.parse.quote(chain, safe='')}/operations"
-        result = client.get_json(path, {"limit": limit, "since": since, "until": until})
+        params: dict[str, str | int | None] = {"limit": limit, "since": since, "until": until}
+        if environment:
+            params["environment"] = environment
+        result = client.get_json(path, params)
     else:
-        window = read_window(since, until)
+        window = read_window(since, until, environment)
         with opened_store(store) as trace_store:
             found = chain_operations(trace_store, load_chains(chains), window, chain, limit)
         result = found.to_json()

@@ -277,11 +277,12 @@ def alerts(
             return
         print_table(
             f"Alert transitions of the last {history}",
-            ["at", "chain", "state", "objective", "window", "severity"],
+            ["at", "chain", "environment", "state", "objective", "window", "severity"],
             [
                 (
                     e["at"],
                     e["chain_id"],
+                    e["labels"].get("environment", ""),
                     e["state"],
                     e["labels"].get("objective", ""),
                     e["labels"].get("window", ""),
@@ -292,7 +293,15 @@ def alerts(
         )
         return
     active = read("active", None)
-    active.sort(key=lambda a: (a["state"] != "firing", a["chain_id"], a["objective"], a["rule"]))
+    active.sort(
+        key=lambda a: (
+            a["state"] != "firing",
+            a["chain_id"],
+            a.get("environment", ""),
+            a["objective"],
+            a["rule"],
+        )
+    )
     if format is OutputFormat.json:
         print_json({"alerts": active})
         return
@@ -301,10 +310,11 @@ def alerts(
         return
     print_table(
         "Active alerts",
-        ["chain", "state", "severity", "objective", "window", "since", "summary"],
+        ["chain", "environment", "state", "severity", "objective", "window", "since", "summary"],
         [
             (
                 a["chain_id"],
+                a.get("environment", ""),
                 a["state"],
                 a["severity"],
                 a["objective"],

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from chainmap_otel.analysis.by_environment import environment_names
 from chainmap_otel.analysis.critical_path import chain_critical_path
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.impact import chain_subgraph, impact
@@ -54,6 +55,8 @@ class DemoAnalysis:
     critical_path: dict[str, Any] | None
     critical_paths: dict[str, dict[str, Any]] = field(default_factory=dict)
     impact: dict[str, Any] = field(default_factory=dict)
+    #: The deployment environments the platform's spans name (the demo sets ``demo``).
+    environments: list[str] = field(default_factory=list)
 
     def observed(self) -> list[str]:
         return [h["chain_id"] for h in self.health if h["traces"] > 0]
@@ -89,6 +92,7 @@ class DemoAnalysis:
             "all_traffic_edges": [[s, t] for s, t in sorted(self.topologies[None].edge_set())]
             if None in self.topologies
             else [],
+            "environments": self.environments,
             "health": self.health,
             "critical_path": self.critical_path,
             "critical_paths": self.critical_paths,
@@ -119,6 +123,7 @@ def analyse(store_url: str, chains_file: Path, since_ns: int) -> DemoAnalysis:
     with open_store(store_url) as store:
         tops = topologies(store, catalog, window)
         table = health(store, catalog, window)
+        environments = environment_names(store, window)
         observed = [h for h in table if h["traces"] > 0]
         request_chains = [h for h in observed if not _is_streaming(h["chain_id"], catalog)]
         slowest = max(request_chains, key=lambda h: h["p95_ms"], default=None)
@@ -139,6 +144,7 @@ def analyse(store_url: str, chains_file: Path, since_ns: int) -> DemoAnalysis:
         critical_path=paths.get(slowest["chain_id"]) if slowest else None,
         critical_paths=paths,
         impact=affected,
+        environments=environments,
     )
 
 
@@ -258,7 +264,10 @@ def render(result: DemoAnalysis, console: Console) -> None:
         "p99",
         "status",
     )
-    console.print(fitted_table("Chain health (latencies in ms)", headers, rows, wrap=("name",)))
+    named = [name for name in result.environments if name]
+    where = f" in {', '.join(named)}" if named else ""
+    title = f"Chain health{where} (latencies in ms)"
+    console.print(fitted_table(title, headers, rows, wrap=("name",)))
 
     path = result.critical_path
     if path is not None:

@@ -81,6 +81,30 @@ def _chain_variable(catalog: ChainCatalog) -> dict[str, Any]:
     }
 
 
+def _environment_variable(database: str) -> dict[str, Any]:
+    """The ``environment`` variable: the environments of the time range's entry spans, and
+    All, whose value ``''`` (inserted as written, not quoted) means every environment."""
+    query = (
+        f"SELECT DISTINCT toString(Environment) FROM {database}.chainmap_chain_minute "
+        "WHERE $__timeFilter(Minute) AND Environment != '' ORDER BY 1"
+    )
+    return {
+        "name": "environment",
+        "label": "Environment",
+        "type": "query",
+        "datasource": _datasource(),
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "sort": 1,
+        "current": {"text": "All", "value": "$__all"},
+        "options": [],
+        "multi": False,
+        "includeAll": True,
+        "allValue": "''",
+    }
+
+
 def _dashboard(
     uid: str, title: str, description: str, panels: list[dict[str, Any]], variables: list[Any]
 ) -> dict[str, Any]:
@@ -118,7 +142,8 @@ def chains_overview(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         [_target("A", queries.chains_overview_sql(catalog, database), FORMAT_TABLE, "table")],
         "Per chain over the time range: entry-span rate, errors, latency percentiles, SLO "
         "compliance and burn rates (5m to 3d, ending at the range's end) and the "
-        "multi-window, multi-burn-rate status, as `chainmap health` computes them.",
+        "multi-window, multi-burn-rate status, as `chainmap health --env $environment` "
+        "computes them (an environment with objectives of its own is judged by those).",
     )
     series = _panel(
         2,
@@ -140,7 +165,7 @@ def chains_overview(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         "chainmap: chains overview",
         "Health of every chain, from the per-minute aggregates chainmap maintains.",
         [table, series],
-        [],
+        [_environment_variable(database)],
     )
 
 
@@ -196,7 +221,7 @@ def where_the_time_goes(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         "chainmap: where the time goes",
         "Where a chain's latency is spent, per service and per operation.",
         panels,
-        [_chain_variable(catalog)],
+        [_chain_variable(catalog), _environment_variable(database)],
     )
 
 

@@ -39,7 +39,8 @@ from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.topology import LINK_LOOKBACK_SECONDS
 from chainmap_otel.errors import QueryError
 from chainmap_otel.storage.sqltext import render_sql, strip_comments
-from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.definitions import SLO, ChainCatalog
+from chainmap_otel.tagging.fields import SCHEMA_PLACEHOLDERS
 
 #: Matcher fields over the merged root columns of ``chainmap_trace_summary`` (see
 #: ``chain_traces.sql``): the same fields the minute rows store, no attributes.
@@ -61,9 +62,15 @@ TABLE_COLUMNS: dict[str, Columns] = {
 #: The dashboard variables and the Grafana formats they are interpolated with.
 CHAIN_VARIABLE = "${chain:sqlstring}"
 TRACE_ID_VARIABLE = "${trace_id:sqlstring}"
-#: The environment the chain panels read (``''``: every environment, as ``chainmap health``
-#: without ``--environment``).
-ENVIRONMENT = "''"
+#: The environment the chain panels read: the dashboards' ``environment`` variable, whose
+#: All is ``''`` (every environment, as ``chainmap health`` without ``--env``).
+ENVIRONMENT = "${environment:sqlstring}"
+#: The environment filter over the per-minute tables and over spans (their resource's
+#: deployment.environment.name, else deployment.environment).
+ROW_ENVIRONMENT = f"({ENVIRONMENT} = '' OR Environment = {ENVIRONMENT})"
+SPAN_ENVIRONMENT = (
+    f"({ENVIRONMENT} = '' OR {SCHEMA_PLACEHOLDERS['environment_sql']} = {ENVIRONMENT})"
+)
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
 #: Text Grafana would interpolate inside a literal: ``$name``, ``${...}``, ``[[name]]``.
@@ -162,41 +169,70 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
     )
 
 
+def _objective_rows(chain_id: str, environment: str, slo: SLO) -> list[str]:
+    """VALUES rows (chain, environment, objective, threshold_ms, budget) of one SLO."""
+    rows = []
+    if slo.error_rate is not None:
+        rows.append(
+            f"({sql_literal(chain_id)}, {sql_literal(environment)}, 'error_rate', 0, "
+            f"{slo.error_rate!r})"
+        )
+    for percentile, threshold in slo.latency_ms.items():
+        budget = 1 - int(percentile[1:]) / 100
+        name = f"latency_{percentile}<{threshold:g}ms"
+        rows.append(
+            f"({sql_literal(chain_id)}, {sql_literal(environment)}, {sql_literal(name)}, "
+            f"{float(threshold)!r}, {budget!r})"
+        )
+    return rows
+
+
 def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
-    """Per chain rate, errors, latency, SLO compliance, burn rates and status."""
+    """Per chain rate, errors, latency, SLO compliance, burn rates and status, in the
+    ``environment`` variable's environment, judged by its objectives (``slo.environments``)."""
     chains = ",\n".join(
         f"({sql_literal(c.id)}, {sql_literal(c.name)}, {sql_literal(c.criticality)})"
         for c in catalog
     )
     objectives: list[str] = []
     windows: list[tuple[str, int]] = []
+    overridden: list[str] = []
     for chain in catalog:
         slo = chain.slo
         if slo is None:
             continue
         windows.append((chain.id, slo.window_seconds))
-        if slo.error_rate is not None:
-            objectives.append(f"({sql_literal(chain.id)}, 'error_rate', 0, {slo.error_rate!r})")
-        for percentile, threshold in slo.latency_ms.items():
-            budget = 1 - int(percentile[1:]) / 100
-            name = f"latency_{percentile}<{threshold:g}ms"
-            objectives.append(
-                f"({sql_literal(chain.id)}, {sql_literal(name)}, {float(threshold)!r}, {budget!r})"
-            )
+        objectives.extend(_objective_rows(chain.id, "", slo))
+        for environment in slo.environments:
+            effective = slo.effective(environment)
+            overridden.append(f"({sql_literal(chain.id)}, {sql_literal(environment)})")
+            objectives.extend(_objective_rows(chain.id, environment, effective))
+            # A chain id has no '|': "id|environment" names one environment's window.
+            windows.append((f"{chain.id}|{environment}", effective.window_seconds))
     if not objectives:
-        objectives.append("('', '', 0, 1)")
+        objectives.append("('', '', '', 0, 1)")
+    base = [(c, s) for c, s in windows if "|" not in c]
+    own = [(c, s) for c, s in windows if "|" in c]
     slo_seconds = (
-        f"transform(chain, {sql_literal([c for c, _ in windows])}, "
-        f"{sql_literal([s for _, s in windows])}, 0)"
-        if windows
+        f"transform(chain, {sql_literal([c for c, _ in base])}, "
+        f"{sql_literal([s for _, s in base])}, 0)"
+        if base
         else "0"
     )
+    if own:
+        slo_seconds = (
+            f"transform(concat(chain, '|', {ENVIRONMENT}), {sql_literal([c for c, _ in own])}, "
+            f"{sql_literal([s for _, s in own])}, {slo_seconds})"
+        )
     return strip_comments(
         _fill(
             "chains_overview",
             database,
             chains=chains or "('', '', '')",
             objectives=",\n".join(objectives),
+            overridden=", ".join(overridden) or "('', '')",
+            environment=ENVIRONMENT,
+            row_environment=ROW_ENVIRONMENT,
             slo_seconds=slo_seconds,
             max_slo_seconds=str(max((s for _, s in windows), default=0)),
             entry_rows=_entry_rows(catalog, database),
@@ -298,6 +334,7 @@ def self_time_sql(catalog: ChainCatalog, database: str, by_operation: bool) -> s
             database,
             group=group,
             classify=membership_expression(catalog, "otel_traces"),
+            span_environment=SPAN_ENVIRONMENT,
         )
     )
 

@@ -1,4 +1,5 @@
-"""Burn-rate alerts: one state machine per chain x objective x rule, kept in PostgreSQL.
+"""Burn-rate alerts: one state machine per chain x environment x objective x rule, kept in
+PostgreSQL (the environment in the ``environment`` label: absent for data that names none).
 
 States follow Prometheus' alerting rules: ``inactive`` -> ``pending`` when the rule's
 long and short burn rates are both above its threshold -> ``firing`` once that has held
@@ -65,15 +66,21 @@ class Alert:
     resolved_at: datetime | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    #: The ``deployment.environment.name`` evaluated (``""``: the data naming none).
+    environment: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.chain_id}|{self.objective}|{self.rule}"
+        """Unique per state machine; alerts of data without an environment keep the key they
+        had before alerts were per environment, so a restart resumes them."""
+        base = f"{self.chain_id}|{self.objective}|{self.rule}"
+        return f"{base}|{self.environment}" if self.environment else base
 
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "chain_id": self.chain_id,
+            "environment": self.environment,
             "objective": self.objective,
             "rule": self.rule,
             "severity": self.severity,
@@ -140,6 +147,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         resolved_at=row[7],
         labels=dict(row[8] or {}),
         annotations=dict(row[9] or {}),
+        environment=str((row[8] or {}).get("environment", "")),
     )
 
 
@@ -209,6 +217,7 @@ class AlertStore:
             {
                 "key": r[0],
                 "chain_id": r[1],
+                "environment": str((r[4] or {}).get("environment", "")),
                 "state": r[2],
                 "at": _iso(r[3]),
                 "labels": r[4],

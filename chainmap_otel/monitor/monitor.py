@@ -1,8 +1,10 @@
 """The SLO monitor of ``chainmap serve``: burn-rate rules evaluated into alerts, continuously.
 
 Every ``interval_s`` the monitor reads each chain's health (``analysis.health``: the
-per-minute aggregates only, so an evaluation costs one query whatever the windows), runs
-the alert state machine of every chain x objective x rule, stores what changed and
+per-minute aggregates only, so an evaluation costs one query per environment whatever the
+windows) in every environment seen in the evaluation window, each judged by its own
+objectives (``slo.environments``), runs the alert state machine of every chain x
+environment x objective x rule, stores what changed and
 queues Alertmanager-format notifications for alerts that start or stop firing. A firing
 alert carries the chain's context: the services on its path, the ones failing and the
 other chains that share them. It runs in its own daemon thread; an evaluation that fails
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.monitor.alerts import ALERT_NAME, RULES, Alert, AlertStore, Rule, advance
@@ -106,7 +109,9 @@ class ChainMonitor:
             alerts = self.alert_store.load()
         order = {"firing": 0, "pending": 1}
         found = [a for a in alerts.values() if a.state in order]
-        return sorted(found, key=lambda a: (order[a.state], a.chain_id, a.objective, a.rule))
+        return sorted(
+            found, key=lambda a: (order[a.state], a.chain_id, a.environment, a.objective, a.rule)
+        )
 
     def status(self) -> dict[str, Any]:
         return {
@@ -136,40 +141,50 @@ class ChainMonitor:
             alerts = dict(self._alerts)
         if resuming:
             self._resume_repeats(alerts, now)
-        entries = health(
-            store=self.store, catalog=catalog, window=TimeWindow.last(EVALUATION_WINDOW_S, now)
-        )
+        window = TimeWindow.last(EVALUATION_WINDOW_S, now)
         context = _LazyContext(self.store, catalog, now)
         changed: list[Alert] = []
         transitions: list[Alert] = []
         seen: set[str] = set()
-        for entry in entries:
-            chain = catalog.get(entry["chain_id"])
-            if chain is None or entry["slo"] is None:
-                continue
-            for objective in entry["slo"]["objectives"]:
-                burns = objective["burn_rates"]
-                for rule in RULES:
-                    key = f"{chain.id}|{objective['objective']}|{rule.name}"
-                    seen.add(key)
-                    before = alerts.get(key) or Alert(
-                        chain.id, objective["objective"], rule.name, rule.severity
-                    )
-                    holds = burns[rule.long] > rule.threshold and burns[rule.short] > rule.threshold
-                    after = advance(before, holds, now, self.for_s)
-                    if after.state == "firing" and before.state != "firing":
-                        after = replace(
-                            after,
-                            labels=_labels(chain, objective["objective"], rule),
-                            annotations=_annotations(chain, objective, rule, context),
+        for environment in evaluated_environments(self.store, window):
+            entries = health(store=self.store, catalog=catalog, window=window.within(environment))
+            for entry in entries:
+                chain = catalog.get(entry["chain_id"])
+                if chain is None or entry["slo"] is None:
+                    continue
+                for objective in entry["slo"]["objectives"]:
+                    burns = objective["burn_rates"]
+                    for rule in RULES:
+                        fresh = Alert(
+                            chain.id,
+                            objective["objective"],
+                            rule.name,
+                            rule.severity,
+                            environment=environment,
                         )
-                    elif not after.labels:
-                        after = replace(after, labels=_labels(chain, objective["objective"], rule))
-                    if after != before and (after.state != "inactive" or key in alerts):
-                        changed.append(after)
-                        alerts[key] = after
-                    if after.state != before.state:
-                        transitions.append(after)
+                        key = fresh.key
+                        seen.add(key)
+                        before = alerts.get(key) or fresh
+                        holds = (
+                            burns[rule.long] > rule.threshold and burns[rule.short] > rule.threshold
+                        )
+                        after = advance(before, holds, now, self.for_s)
+                        labels = _labels(chain, objective["objective"], rule, environment)
+                        if after.state == "firing" and before.state != "firing":
+                            after = replace(
+                                after,
+                                labels=labels,
+                                annotations=_annotations(
+                                    chain, objective, rule, context, environment
+                                ),
+                            )
+                        elif not after.labels:
+                            after = replace(after, labels=labels)
+                        if after != before and (after.state != "inactive" or key in alerts):
+                            changed.append(after)
+                            alerts[key] = after
+                        if after.state != before.state:
+                            transitions.append(after)
         for key, alert in list(alerts.items()):
             if key not in seen and alert.state in ("pending", "firing"):
                 # The chain or its objective was removed: its alert ends with it.
@@ -242,18 +257,33 @@ class ChainMonitor:
         if self.notifier is None or not alerts:
             return
         external = self.external_url().rstrip("/")
-        by_chain: dict[str, list[Alert]] = {}
+        groups: dict[tuple[str, str], list[Alert]] = {}
         for alert in alerts:
-            by_chain.setdefault(alert.chain_id, []).append(alert)
-        for group in by_chain.values():
-            payload = alertmanager_payload(
-                group, external, lambda a: f"{external}/chains/{a.chain_id}"
-            )
+            groups.setdefault((alert.chain_id, alert.environment), []).append(alert)
+        for group in groups.values():
+            payload = alertmanager_payload(group, external, lambda a: chain_url(external, a))
             self.notifier.notify(payload)
 
 
-def _labels(chain: ChainDefinition, objective: str, rule: Rule) -> dict[str, str]:
-    return {
+def chain_url(external: str, alert: Alert) -> str:
+    """The chain's page in the alert's environment (an alert's ``generatorURL``)."""
+    query = f"?env={quote(alert.environment, safe='')}" if alert.environment else ""
+    return f"{external}/chains/{quote(alert.chain_id, safe='')}{query}"
+
+
+def evaluated_environments(store: TraceStore, window: TimeWindow) -> list[str]:
+    """The environments the monitor judges separately: each one seen in ``window``, and
+    ``""`` (the data naming no environment) when some is seen or nothing names one."""
+    from chainmap_otel.analysis.by_environment import environment_names
+
+    names = environment_names(store, window)
+    return names if any(names) else [""]
+
+
+def _labels(
+    chain: ChainDefinition, objective: str, rule: Rule, environment: str = ""
+) -> dict[str, str]:
+    labels = {
         "alertname": ALERT_NAME,
         "chain_id": chain.id,
         "chain_name": chain.name,
@@ -262,16 +292,24 @@ def _labels(chain: ChainDefinition, objective: str, rule: Rule) -> dict[str, str
         "criticality": chain.criticality,
         "window": rule.name,
     }
+    if environment:  # Alertmanager reads an empty label as an absent one
+        labels["environment"] = environment
+    return labels
 
 
 def _annotations(
-    chain: ChainDefinition, objective: dict[str, Any], rule: Rule, context: _LazyContext
+    chain: ChainDefinition,
+    objective: dict[str, Any],
+    rule: Rule,
+    context: _LazyContext,
+    environment: str = "",
 ) -> dict[str, str]:
     burns = objective["burn_rates"]
     services, failing, sharing = context.of(chain.id)
+    where = f" in {environment}" if environment else ""
     return {
         "summary": (
-            f"{chain.name} ({chain.id}) is burning its {objective['objective']} error budget "
+            f"{chain.name} ({chain.id}){where} is burning its {objective['objective']} error budget "
             f"{burns[rule.long]:.1f}x over {rule.long} and {burns[rule.short]:.1f}x over "
             f"{rule.short} (threshold {rule.threshold:g}x)"
         ),

@@ -88,8 +88,10 @@ def _common(maps: Sequence[dict[str, str]]) -> dict[str, str]:
 def alertmanager_payload(
     alerts: Sequence[Alert], external_url: str, generator_url: Callable[[Alert], str]
 ) -> dict[str, Any]:
-    """One webhook message for ``alerts`` of one chain (its group)."""
+    """One webhook message for ``alerts`` of one chain in one environment (its group)."""
     group_labels = {"chain_id": alerts[0].chain_id} if alerts else {}
+    if alerts and alerts[0].environment:
+        group_labels["environment"] = alerts[0].environment
     status = "firing" if any(a.state == "firing" for a in alerts) else "resolved"
     items = []
     for alert in alerts:

@@ -39,6 +39,7 @@ from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server.api.alerts import install_alerts_api
 from chainmap_otel.server.api.chains import install_api, resolve_catalog, store_check_refresher
 from chainmap_otel.server.api.coverage import install_coverage_api
+from chainmap_otel.server.api.environments import install_environments_api
 from chainmap_otel.server.api.metrics import install_metrics, store_series_refresher
 from chainmap_otel.server.api.registry import install_registry_api
 from chainmap_otel.server.api.search import traces_router
@@ -254,6 +255,7 @@ def create_app(
     app.include_router(traces_router())
     install_trace_api(app)
     install_coverage_api(app)
+    install_environments_api(app)
     install_metrics(app)
     install_web(app)
     # Without a bind address to go by, only CHAINMAP_ALLOWED_HOSTS restricts the names.

@@ -23,7 +23,9 @@ from chainmap_otel import config
 from chainmap_otel.errors import ChainDefinitionError
 
 __all__ = [
+    "INT_RANGE",
     "MAX_YAML_DEPTH",
+    "SHOWN_CHARS",
     "LineDict",
     "LineList",
     "joined_surrogates",
@@ -33,7 +35,9 @@ __all__ = [
     "plain_data",
     "printable",
     "read_chains_text",
+    "shown_value",
     "text_problem",
+    "type_name",
 ]
 
 #: Nesting a chains file never needs; deeper documents are refused before Python recursion runs out.
@@ -306,3 +310,32 @@ def plain_data(value: Any) -> Any:
     if isinstance(value, list):
         return [plain_data(v) for v in value]
     return joined_surrogates(value) if isinstance(value, str) else value
+
+
+#: Longest value quoted back in an error message.
+SHOWN_CHARS = 80
+#: Integers a definition may hold anywhere: what PostgreSQL's bigint and ClickHouse's Int64 hold.
+INT_RANGE = range(-(2**63), 2**63)
+
+
+def shown_value(value: Any) -> str:
+    """``repr(value)`` cut to a readable length: errors never print a huge value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE:
+        return f"<a number of {len(str(abs(value)))} digits>"
+    text = repr(value) if not isinstance(value, dict | list) else f"<{type_name(value)}>"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def type_name(value: Any) -> str:
+    """What a YAML value is, as an error message says it ("a mapping", "a number", ...)."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    return "nothing" if value is None else type(value).__name__

@@ -14,7 +14,9 @@ from typing import Any
 
 from chainmap_otel.errors import ChainDefinitionError
 from chainmap_otel.tagging.chainsfile import (
+    INT_RANGE,
     MAX_YAML_DEPTH,
+    SHOWN_CHARS,
     LineDict,
     LineList,
     joined_surrogates,
@@ -26,6 +28,12 @@ from chainmap_otel.tagging.chainsfile import (
 )
 from chainmap_otel.tagging.chainsfile import (
     line_of as _line_of,
+)
+from chainmap_otel.tagging.chainsfile import (
+    shown_value as _shown,
+)
+from chainmap_otel.tagging.chainsfile import (
+    type_name as _type_name,
 )
 from chainmap_otel.tagging.model import (
     CATEGORIES,
@@ -40,8 +48,10 @@ from chainmap_otel.tagging.model import (
     EntryRule,
     ExpectedTopology,
     Pattern,
+    SLOOverride,
     duration_seconds,
 )
+from chainmap_otel.tagging.objectives import MAX_LATENCY_MS, MAX_SLO_WINDOW_S, SLOParsing
 from chainmap_otel.tagging.patterns import glob_to_regex, regex_error
 
 __all__ = [
@@ -49,6 +59,8 @@ __all__ = [
     "CRITICALITIES",
     "ID_PATTERN",
     "MATCHER_FIELDS",
+    "MAX_LATENCY_MS",
+    "MAX_SLO_WINDOW_S",
     "PERCENTILES",
     "SLO",
     "SPAN_KINDS",
@@ -57,6 +69,7 @@ __all__ = [
     "EntryRule",
     "ExpectedTopology",
     "Pattern",
+    "SLOOverride",
     "duration_seconds",
     "load_catalog",
     "load_definitions",
@@ -65,27 +78,8 @@ __all__ = [
 ]
 
 _CHAIN_KEYS = ("id", "name", "category", "criticality", "description", "entry", "slo", "expected")
-_SLO_KEYS = ("latency_ms", "error_rate", "window")
 _EXPECTED_KEYS = ("services", "edges")
 _PATTERN_KINDS = ("equals", "glob", "regex")
-
-
-#: Longest value quoted back in an error message.
-_SHOWN_CHARS = 80
-#: Largest latency objective: one day (longer is no latency objective).
-MAX_LATENCY_MS = 86_400_000
-#: Longest SLO window: ten years (the longest window analysis reads).
-MAX_SLO_WINDOW_S = 3660 * 86400
-#: Integers a definition may hold anywhere: what PostgreSQL's bigint and ClickHouse's Int64 hold.
-_INT_RANGE = range(-(2**63), 2**63)
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)`` cut to a readable length: errors never print a huge value."""
-    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
-        return f"<a number of {len(str(abs(value)))} digits>"
-    text = repr(value) if not isinstance(value, dict | list) else f"<{_type_name(value)}>"
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 class _Problems:
@@ -96,8 +90,8 @@ class _Problems:
         self.places: set[str] = set()
 
     def add(self, line: int, where: str, message: str) -> None:
-        if len(where) > _SHOWN_CHARS:
-            where = where[: _SHOWN_CHARS - 3] + "..."
+        if len(where) > SHOWN_CHARS:
+            where = where[: SHOWN_CHARS - 3] + "..."
         where, message = printable(where), printable(message)
         if where in self.places:
             return  # one problem per field: the first found says it
@@ -112,21 +106,9 @@ class _Problems:
         ]
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int | float):
-        return "a number"
-    return "nothing" if value is None else type(value).__name__
+class _Parser(SLOParsing):
+    problems: _Problems
 
-
-class _Parser:
     def __init__(self, source: str) -> None:
         self.problems = _Problems(source)
         self.source = source
@@ -147,7 +129,7 @@ class _Parser:
             return text
         if isinstance(value, bool) or value is None:
             return value
-        if isinstance(value, int) and value not in _INT_RANGE:
+        if isinstance(value, int) and value not in INT_RANGE:
             self.problems.add(
                 line, place, f"{_shown(value)} is out of range; numbers are at most 2^63 - 1"
             )
@@ -307,67 +289,6 @@ class _Parser:
                         pairs.append((key, pat))
                 fields["attributes"] = tuple(pairs)
         return EntryRule(**{k: v for k, v in fields.items() if v is not None})
-
-    def slo(self, raw: Any, line: int, where: str) -> SLO | None:
-        if not isinstance(raw, dict):
-            self.problems.add(line, where, f"expected a mapping, got {_type_name(raw)}")
-            return None
-        self.unknown_keys(raw, _SLO_KEYS, where)  # type: ignore[arg-type]
-        latency: dict[str, float] = {}
-        if "latency_ms" in raw:
-            lat = raw["latency_ms"]
-            lline = _line_of(raw, "latency_ms", line)
-            if not isinstance(lat, dict):
-                self.problems.add(
-                    lline, f"{where}.latency_ms", "expected a mapping like {p95: 300, p99: 800}"
-                )
-            else:
-                for key, value in lat.items():
-                    kline = _line_of(lat, key, lline)
-                    if key not in PERCENTILES:
-                        self.problems.add(
-                            kline,
-                            f"{where}.latency_ms.{key}",
-                            f"unknown percentile; use one of {', '.join(PERCENTILES)}",
-                        )
-                    elif (
-                        isinstance(value, bool)
-                        or not isinstance(value, int | float)
-                        or not 0 < value <= MAX_LATENCY_MS
-                    ):
-                        self.problems.add(
-                            kline,
-                            f"{where}.latency_ms.{key}",
-                            f"expected a positive number of milliseconds up to {MAX_LATENCY_MS} "
-                            "(one day)",
-                        )
-                    else:
-                        latency[key] = float(value)
-        error_rate = None
-        if "error_rate" in raw:
-            value = raw["error_rate"]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-                self.problems.add(
-                    _line_of(raw, "error_rate", line),
-                    f"{where}.error_rate",
-                    "expected the allowed error ratio between 0 and 1, e.g. 0.01 for a 99% objective",
-                )
-            else:
-                error_rate = float(value)
-        window = 30 * 86400
-        if "window" in raw:
-            text = raw["window"]
-            seconds = duration_seconds(text) if isinstance(text, str) and len(text) < 20 else None
-            if seconds is None or not 0 < seconds <= MAX_SLO_WINDOW_S:
-                self.problems.add(
-                    _line_of(raw, "window", line),
-                    f"{where}.window",
-                    f"bad duration {_shown(raw['window'])}; write e.g. 30d, 6h, 15m "
-                    f"(at most {MAX_SLO_WINDOW_S // 86400}d)",
-                )
-            else:
-                window = seconds
-        return SLO(latency_ms=latency, error_rate=error_rate, window_seconds=window)
 
     def expected(self, raw: Any, line: int, where: str) -> ExpectedTopology | None:
         if not isinstance(raw, dict):

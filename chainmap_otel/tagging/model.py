@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chainmap_otel.tagging.patterns import string_test
@@ -103,14 +103,64 @@ class EntryRule:
 
 
 @dataclass(frozen=True)
+class SLOOverride:
+    """One environment's objectives (``slo.environments.<name>``): what it sets replaces the
+    chain's (latency per percentile); what it leaves out falls back to the chain's."""
+
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    error_rate: float | None = None
+    window_seconds: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.latency_ms:
+            out["latency_ms"] = dict(self.latency_ms)
+        if self.error_rate is not None:
+            out["error_rate"] = self.error_rate
+        if self.window_seconds is not None:
+            out["window_seconds"] = self.window_seconds
+        return out
+
+
+@dataclass(frozen=True)
 class SLO:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     error_rate: float | None = None
     window_seconds: int = 30 * 86400
+    #: Overrides per ``deployment.environment.name`` (a staging fleet is slower, noisier).
+    environments: Mapping[str, SLOOverride] = field(default_factory=dict)
 
     @property
     def error_budget(self) -> float | None:
         return self.error_rate
+
+    def effective(self, environment: str) -> SLO:
+        """The objectives health judges ``environment`` by: the chain's, with that
+        environment's overrides applied (``""`` or an environment without overrides: the
+        chain's own)."""
+        override = self.environments.get(environment) if environment else None
+        if override is None:
+            return self
+        return SLO(
+            latency_ms={**self.latency_ms, **override.latency_ms},
+            error_rate=self.error_rate if override.error_rate is None else override.error_rate,
+            window_seconds=self.window_seconds
+            if override.window_seconds is None
+            else override.window_seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``chainmap chains list`` and the API show it (``environments`` only when set)."""
+        out: dict[str, Any] = {
+            "latency_ms": dict(self.latency_ms),
+            "error_rate": self.error_rate,
+            "window_seconds": self.window_seconds,
+        }
+        if self.environments:
+            out["environments"] = {
+                name: override.to_dict() for name, override in self.environments.items()
+            }
+        return out
 
 
 @dataclass(frozen=True)
@@ -131,6 +181,13 @@ class ChainDefinition:
     expected: ExpectedTopology | None = None
     source: str = ""
 
+    def in_environment(self, environment: str) -> ChainDefinition:
+        """This chain judged in ``environment``: its SLO is the effective one there
+        (:meth:`SLO.effective`); ``""`` or no overrides for it: the chain itself."""
+        if self.slo is None or not environment or environment not in self.slo.environments:
+            return self
+        return replace(self, slo=self.slo.effective(environment))
+
     def to_dict(self) -> dict[str, Any]:
         """The definition in the YAML's field names: the JSON of ``chainmap chains list``
         and ``GET /api/v1/chains/{id}`` (``slo.window`` in seconds as ``window_seconds``)."""
@@ -142,13 +199,7 @@ class ChainDefinition:
             "criticality": self.criticality,
             "description": self.description,
             "entry": [rule.to_dict() for rule in self.entry],
-            "slo": None
-            if slo is None
-            else {
-                "latency_ms": dict(slo.latency_ms),
-                "error_rate": slo.error_rate,
-                "window_seconds": slo.window_seconds,
-            },
+            "slo": None if slo is None else slo.to_dict(),
             "expected": None
             if expected is None
             else {

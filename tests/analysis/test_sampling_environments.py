@@ -179,7 +179,8 @@ def test_series_operations_metrics_and_grafana_agree_with_health(fleet: Fleet) -
         "targets"
     ][0]["rawSql"]
     ctx = QueryContext(from_s=window.start_ns // NS, to_s=window.end_ns // NS)
-    result = store.query(panel_sql(sql, {}, ctx))
+    # The dashboard's environment variable on All ('').
+    result = store.query(panel_sql(sql, {"environment": ""}, ctx))
     rows = {r[0]: dict(zip(result.column_names, r, strict=True)) for r in result.result_rows}
     grafana_window = TimeWindow(ctx.from_s * NS, ctx.to_s * NS)
     for chain, want in by_chain(health_json(store, catalog, grafana_window)["chains"]).items():

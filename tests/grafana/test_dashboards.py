@@ -47,8 +47,13 @@ def targets(board: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, A
             yield panel, target
 
 
+#: The ``environment`` variable on All: Grafana inserts a custom all value as written
+#: (unformatted), ``''``, which is what ``${environment:sqlstring}`` of "" gives too.
+ALL_ENVIRONMENTS = {"environment": ""}
+
+
 def run(traffic: Traffic, sql: str, **variables: str) -> list[dict[str, Any]]:
-    return traffic.rows(panel_sql(sql, variables, traffic.ctx))
+    return traffic.rows(panel_sql(sql, {**ALL_ENVIRONMENTS, **variables}, traffic.ctx))
 
 
 def board(traffic: Traffic, name: str) -> dict[str, Any]:
@@ -94,7 +99,7 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
 def test_every_target_runs_and_returns_its_panel_fields(traffic: Traffic, name: str) -> None:
     chain = "B3"
     built = board(traffic, name)
-    variables = {"chain": chain, "trace_id": traffic.tagged[0]}
+    variables = {"chain": chain, "trace_id": traffic.tagged[0], **ALL_ENVIRONMENTS}
     for panel in built["panels"]:
         frames = {
             t["refId"]: traffic.rows(panel_sql(t["rawSql"], variables, traffic.ctx))
@@ -395,3 +400,15 @@ def test_topology_frames_pair_a_consumer_with_its_producer_through_the_link(
         fleet.close()
         store.command(f"DROP DATABASE IF EXISTS {store.database}")
         store.close()
+
+
+def test_the_environment_variable_lists_the_environments_and_all_is_every_one(
+    traffic: Traffic,
+) -> None:
+    for name in ("chains-overview.json", "where-the-time-goes.json"):
+        variables = {v["name"]: v for v in board(traffic, name)["templating"]["list"]}
+        environment = variables["environment"]
+        assert environment["includeAll"] is True and environment["allValue"] == "''"
+        assert environment["type"] == "query"
+        listed = run(traffic, environment["query"])
+        assert all(row[next(iter(row))] for row in listed)  # named ones only: All is ''

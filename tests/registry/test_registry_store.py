@@ -167,3 +167,25 @@ def test_discovery_candidates_are_saved_once_and_accepted_into_the_registry(
     assert stored.version == 1 and registry.catalog().get("REPORTS") is not None
     with pytest.raises(QueryError, match="already accepted"):
         accept_candidate(registry, first[0][0])
+
+
+def test_objectives_per_environment_are_validated_and_kept(registry: ChainRegistry) -> None:
+    chain = {
+        "id": "CK",
+        "name": "Checkout",
+        "category": "api",
+        "entry": [{"service": "checkout"}],
+        "slo": {"error_rate": 0.01, "environments": {"staging": {"error_rate": 1.5, "p95": 3}}},
+    }
+    with pytest.raises(ChainDefinitionError) as caught:
+        registry.create(chain, author="t")
+    problems = caught.value.problems
+    assert any("slo.environments.staging.error_rate: expected the allowed" in p for p in problems)
+    assert any("slo.environments.staging.p95: unknown key" in p for p in problems)
+    assert registry.current() == []
+    chain["slo"] = {"error_rate": 0.01, "environments": {"staging": {"error_rate": 0.1}}}
+    registry.create(chain, author="t")
+    stored = registry.catalog().get("CK")
+    assert stored is not None and stored.slo is not None
+    assert stored.slo.effective("staging").error_rate == 0.1
+    assert stored.slo.effective("prod").error_rate == 0.01

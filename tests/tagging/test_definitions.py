@@ -128,3 +128,54 @@ chains:
     assert rule.name is not None and rule.name.kind == "equals"
     assert dict(rule.attributes)["tenant"].kind == "regex"
     assert dict(rule.attributes)["flag"].value == "true"
+
+
+def test_slo_overrides_per_environment_fall_back_to_the_chain() -> None:
+    catalog = load_catalog(ROOT / "chains.example.yaml")
+    b1 = catalog.by_id["B1"]
+    assert b1.slo is not None
+    staging = b1.in_environment("staging").slo
+    assert staging is not None
+    assert dict(staging.latency_ms) == {"p95": 2000.0, "p99": 4000.0}
+    # What staging leaves out (the window) is the chain's.
+    assert staging.error_rate == 0.05 and staging.window_seconds == 30 * 86400
+    assert staging.environments == {}
+    assert b1.in_environment("prod") is b1 and b1.in_environment("") is b1
+    shown = b1.to_dict()["slo"]
+    assert shown["environments"] == {
+        "staging": {"latency_ms": {"p95": 2000.0, "p99": 4000.0}, "error_rate": 0.05}
+    }
+    assert "environments" not in b1.in_environment("staging").to_dict()["slo"]
+
+
+def test_bad_environment_overrides_name_the_chain_and_the_key() -> None:
+    text = """\
+chains:
+  - id: B1
+    name: API
+    category: api
+    entry: {service: gw}
+    slo:
+      error_rate: 0.01
+      environments:
+        staging: {error_rate: 2, latency: {p95: 10}, latency_ms: {p97: 3}}
+        prod: {}
+        qa: fast
+"""
+    assert problems(text) == [
+        "chains.yaml:9: chains[0].slo.environments.staging.latency: unknown key; allowed keys "
+        "are latency_ms, error_rate, window",
+        "chains.yaml:9: chains[0].slo.environments.staging.latency_ms.p97: unknown percentile; "
+        "use one of p50, p75, p90, p95, p99",
+        "chains.yaml:9: chains[0].slo.environments.staging.error_rate: expected the allowed "
+        "error ratio between 0 and 1, e.g. 0.01 for a 99% objective",
+        "chains.yaml:10: chains[0].slo.environments.prod: expected a mapping with latency_ms, "
+        "error_rate or window, got an empty mapping",
+        "chains.yaml:11: chains[0].slo.environments.qa: expected a mapping with latency_ms, "
+        "error_rate or window, got a string",
+    ]
+    listed = text.split("    slo:")[0] + "    slo: {environments: [staging]}\n"
+    assert problems(listed) == [
+        "chains.yaml:6: chains[0].slo.environments: expected a mapping of environment name -> "
+        "objectives, e.g. {staging: {error_rate: 0.05}}"
+    ]

@@ -10,7 +10,9 @@
 -- percentiles from the weighted digest where an entry was sampled), as health reads them;
 -- stored, stored_pct and sampled say what that estimate rests on.
 -- {{chains}}: VALUES rows (chain, name, criticality);
--- {{objectives}}: VALUES rows (chain, objective, threshold_ms, budget), threshold 0 = errors.
+-- {{objectives}}: VALUES rows (chain, environment, objective, threshold_ms, budget), threshold
+-- 0 = errors, environment '' the chain's own objectives; a chain with objectives of its own
+-- in the dashboard's environment ({{environment}}, in {{overridden}}) is judged by those.
 WITH
     toInt64(toUnixTimestamp($__toTime)) AS gf_end,
     intDiv(toInt64(toUnixTimestamp($__fromTime)), 60) * 60 AS gf_main_start,
@@ -27,7 +29,8 @@ WITH
     (SELECT (count(), toInt64(toUnixTimestamp64Nano(min(FirstSeen))),
              toInt64(toUnixTimestamp64Nano(max(LastSeen))))
      FROM {{db}}.chainmap_chain_minute
-     WHERE Minute >= toDateTime(gf_main_start) AND Minute < toDateTime(gf_end)) AS gf_extent,
+     WHERE Minute >= toDateTime(gf_main_start) AND Minute < toDateTime(gf_end)
+       AND {{row_environment}}) AS gf_extent,
     greatest(gf_main_start * 1000000000, gf_extent.2) AS gf_observed_start,
     if(gf_extent.1 = 0, gf_end - gf_main_start,
        (least(gf_end * 1000000000, greatest(gf_extent.3, gf_observed_start + 1000000000))
@@ -129,10 +132,11 @@ LEFT JOIN (
                 [tw.t5m, tw.t30m, tw.t1h, tw.t6h, tw.t3d, tw.tslo]) AS bad,
             bad[1] AS bad_5m, bad[2] AS bad_30m, bad[3] AS bad_1h, bad[4] AS bad_6h,
             bad[5] AS bad_3d, bad[6] AS bad_slo
-        FROM (SELECT * FROM VALUES('chain String, objective String, threshold_ms Float64, budget Float64',
+        FROM (SELECT * FROM VALUES('chain String, environment String, objective String, threshold_ms Float64, budget Float64',
 {{objectives}})) AS ob
         LEFT JOIN gf_tallies AS tw ON tw.chain = ob.chain
         WHERE ob.chain != ''
+          AND ob.environment = if((ob.chain, {{environment}}) IN ({{overridden}}), {{environment}}, '')
     )
     GROUP BY chain
 ) AS o ON o.chain = c.chain

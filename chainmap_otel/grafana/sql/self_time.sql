@@ -4,7 +4,8 @@
 -- and critical path decide) minus the union of its children's intervals clipped to it; CONSUMER children of a
 -- PRODUCER do not count (the producer does not wait for them), as in jaeger-ui's critical
 -- path. Without concurrent children this is exactly the critical-path share; with concurrent
--- children each branch keeps its own time (see docs/sql.md). {{group}}: the grouping columns.
+-- children each branch keeps its own time (see docs/sql.md). {{group}}: the grouping columns;
+-- {{span_environment}}: the spans of the dashboard's environment (all when it is '').
 SELECT
     {{group}},
     round(self_ns / sum(self_ns) OVER (), 6) AS share,
@@ -44,7 +45,7 @@ FROM (
                     toUnixTimestamp64Nano(Timestamp) AS s,
                     s + toInt64(Duration) AS e
                 FROM {{db}}.otel_traces
-                WHERE $__timeFilter(Timestamp) AND TraceId != ''
+                WHERE $__timeFilter(Timestamp) AND TraceId != '' AND {{span_environment}}
                   AND (has(splitByChar(',', SpanAttributes['chain.ids']), ${chain:sqlstring})
                        OR (SpanAttributes['chain.ids'] = '' AND TraceId IN (
                            SELECT TraceId FROM {{db}}.otel_traces

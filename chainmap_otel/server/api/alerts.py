@@ -1,5 +1,6 @@
 """The alerts endpoints of ``chainmap serve``: ``GET /api/v1/alerts`` lists the active alerts
-(``?history=24h``: the transitions of that period instead), ``GET /api/v1/alerts/deliveries``
+(``?history=24h``: the transitions of that period instead; ``?environment=staging``: that
+environment's only), ``GET /api/v1/alerts/deliveries``
 the webhook delivery log. Without a registry there is no monitor: nothing is or was ever
 firing, which is not an error (the web view's alerts banner stays quiet)."""
 
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from chainmap_otel import config
-from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS
+from chainmap_otel.analysis.timewindow import MAX_WINDOW_DAYS, parse_environment
 from chainmap_otel.server.api.registry import registry_errors
+from chainmap_otel.server.http.errors import translated_errors
 
 if TYPE_CHECKING:
     from chainmap_otel.server.operations import Operations
@@ -28,7 +30,11 @@ def alerts_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
     @router.get("", summary="Active alerts, or the alert history of a period")
-    def alerts(request: Request, history: str | None = None) -> dict[str, Any]:
+    def alerts(
+        request: Request, history: str | None = None, environment: str | None = None
+    ) -> dict[str, Any]:
+        with translated_errors():
+            env = parse_environment(environment)
         seconds = None
         if history is not None:
             seconds = config.parse_seconds(history)
@@ -44,12 +50,12 @@ def alerts_router() -> APIRouter:
                 return {"enabled": False, "alerts": []}
             return {"enabled": False, "history_seconds": seconds, "events": []}
         if seconds is None:
-            return {"enabled": True, "alerts": operations.active_alerts()}
+            return {"enabled": True, "alerts": _in(env, operations.active_alerts())}
         with registry_errors():
             return {
                 "enabled": True,
                 "history_seconds": seconds,
-                "events": operations.alert_history(seconds),
+                "events": _in(env, operations.alert_history(seconds)),
             }
 
     @router.get("/deliveries", summary="The webhook delivery log, newest first")
@@ -65,6 +71,13 @@ def alerts_router() -> APIRouter:
             return {"enabled": True, "deliveries": operations.deliveries(limit)}
 
     return router
+
+
+def _in(environment: str, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts of ``environment`` (``""``: all of them)."""
+    if not environment:
+        return alerts
+    return [a for a in alerts if a.get("environment", "") == environment]
 
 
 def install_alerts_api(app: FastAPI) -> None:

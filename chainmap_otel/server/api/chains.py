@@ -128,29 +128,40 @@ _SUMMARY_KEYS = (
 
 
 def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> dict[str, Any]:
-    """The catalog's chains with their current health summary (one health query)."""
+    """The catalog's chains with their current health summary (one health query), and, when
+    the window is in every environment and holds more than one named one, each chain's
+    summary per environment side by side (``environments``: name -> summary, one health
+    query each)."""
+    from chainmap_otel.analysis.by_environment import environment_names, health_by_environment
     from chainmap_otel.analysis.health import chain_series, health, order_chains
 
     entries = order_chains(health(store, catalog, window))
     series = chain_series(store, catalog, window)
+    named = [] if window.environment else [n for n in environment_names(store, window) if n]
+    columns = health_by_environment(store, catalog, window, named) if len(named) > 1 else {}
     chains = []
     for found in entries:
         chain = catalog.by_id[str(found["chain_id"])]
-        chains.append(
-            {
-                "id": chain.id,
-                "name": chain.name,
-                "category": chain.category,
-                "criticality": chain.criticality,
-                "description": chain.description,
-                "slo": chain.to_dict()["slo"],
-                "health": {key: found[key] for key in _SUMMARY_KEYS},
-                "series": series[chain.id],
+        listed = {
+            "id": chain.id,
+            "name": chain.name,
+            "category": chain.category,
+            "criticality": chain.criticality,
+            "description": chain.description,
+            "slo": chain.in_environment(window.environment).to_dict()["slo"],
+            "health": {key: found[key] for key in _SUMMARY_KEYS},
+            "series": series[chain.id],
+        }
+        if columns:
+            listed["environments"] = {
+                name: {key: column[chain.id][key] for key in _SUMMARY_KEYS}
+                for name, column in columns.items()
             }
-        )
+        chains.append(listed)
     return {
         "window": window.to_json(),
         "catalog": {"source": catalog.source, "chains": len(catalog)},
+        "environments": list(columns),
         "chains": chains,
     }
 
@@ -164,7 +175,7 @@ def chain_detail(
     chain = _require_chain(catalog, chain_id)
     return {
         "window": window.to_json(),
-        "chain": chain.to_dict(),
+        "chain": chain.in_environment(window.environment).to_dict(),
         "health": health(store, catalog, window, [chain.id])[0],
     }
 
@@ -202,9 +213,12 @@ def api_router() -> APIRouter:
 
     @router.get("", summary="The catalog's chains with their current status")
     def list_chains(
-        request: Request, since: str | None = None, until: str | None = None
+        request: Request,
+        since: str | None = None,
+        until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             listed = chain_list(_store(request), _catalog(request), window)
         add_registry_fields(request, listed["chains"])
@@ -222,12 +236,13 @@ def api_router() -> APIRouter:
         chain: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
         from chainmap_otel.analysis.health import health_json
 
         if chain is not None:
             _require_chain(_catalog(request), chain, "chain")
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             return health_json(_store(request), _catalog(request), window, chain)
 
@@ -292,9 +307,10 @@ def api_router() -> APIRouter:
         chain_id: str,
         since: str | None = None,
         until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
         _require_chain(_catalog(request), chain_id)
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             detail = chain_detail(_store(request), _catalog(request), chain_id, window)
         version = add_registry_fields(request, [detail["chain"]])
@@ -340,11 +356,12 @@ def api_router() -> APIRouter:
         limit: int = 50,
         since: str | None = None,
         until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
         from chainmap_otel.analysis.operations import chain_operations
 
         _require_chain(_catalog(request), chain_id)
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             result = chain_operations(_store(request), _catalog(request), window, chain_id, limit)
         return result.to_json()
@@ -493,11 +510,14 @@ def health_router() -> APIRouter:
 
     @router.get("/chains", summary="Status of every chain over the last hour")
     def chains_health(
-        request: Request, since: str | None = None, until: str | None = None
+        request: Request,
+        since: str | None = None,
+        until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
         from chainmap_otel.analysis.health import health
 
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             entries = health(_store(request), _catalog(request), window)
         counts = {status: 0 for status in _STATUS_RANK}

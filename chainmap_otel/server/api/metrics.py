@@ -9,9 +9,10 @@ gets the newest snapshot, whose age is ``chainmap_metrics_age_seconds``. The num
 the stored traces' (the same a health or topology query answers):
 
 * ``chainmap_chain_requests_total``, ``chainmap_chain_errors_total`` and the histogram
-  ``chainmap_chain_request_duration_seconds`` per ``chain_id``, over every stored minute
-  (health's entry rows, :func:`~chainmap_otel.analysis.health.chain_totals`; buckets from
-  their log-scale latency buckets, interpolated like the health's latency objectives):
+  ``chainmap_chain_request_duration_seconds`` per ``chain_id`` and ``environment`` (each
+  ``deployment.environment.name`` stored, ``""`` for spans naming none), over every stored
+  minute (health's entry rows, :func:`~chainmap_otel.analysis.health.chain_totals`; buckets
+  from their log-scale latency buckets, interpolated like the health's latency objectives):
   estimates of the unsampled fleet (each entry span weighs its OTEP 235 adjusted count; the
   stored counts when nothing was sampled), and ``chainmap_chain_stored_requests_total``,
   the entry spans stored;
@@ -65,7 +66,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from chainmap_otel import config
-from chainmap_otel.analysis.health import chain_totals, slower_fraction_count
+from chainmap_otel.analysis.by_environment import environment_names, totals_by_environment
+from chainmap_otel.analysis.health import slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.errors import StoreError
@@ -162,48 +164,57 @@ class ChainMetricsCollector:
     def _chains(store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
         from chainmap_otel.analysis.topology import topologies
 
-        totals = chain_totals(store, catalog)
+        names = environment_names(store, TimeWindow(0, time.time_ns()))
+        by_environment = totals_by_environment(store, catalog, names)
         requests = CounterMetricFamily(
             "chainmap_chain_requests",
             "Entry spans (traces) of each chain, estimated for the unsampled fleet",
-            labels=["chain_id"],
+            labels=["chain_id", "environment"],
         )
         stored = CounterMetricFamily(
             "chainmap_chain_stored_requests",
             "Entry spans of each chain stored (below requests when traces were sampled)",
-            labels=["chain_id"],
+            labels=["chain_id", "environment"],
         )
         errors = CounterMetricFamily(
             "chainmap_chain_errors",
             "Failed traces of each chain (entry span Error)",
-            labels=["chain_id"],
+            labels=["chain_id", "environment"],
         )
         latency = HistogramMetricFamily(
             "chainmap_chain_request_duration_seconds",
             "Entry-span duration of each chain's traces",
-            labels=["chain_id"],
+            labels=["chain_id", "environment"],
         )
-        for chain in catalog:
-            found = totals.get(chain.id, {"calls": 0, "errors": 0, "duration_ns": 0, "buckets": {}})
-            calls = found["calls"]
-            requests.add_metric([chain.id], calls)
-            stored.add_metric([chain.id], found.get("sampling", {}).get("stored", 0))
-            errors.add_metric([chain.id], found["errors"])
-            buckets = [
-                (
-                    f"{bound:g}",
-                    float(round(calls - slower_fraction_count(found["buckets"], bound * 1000))),
-                )
-                for bound in LATENCY_BUCKETS_SECONDS
-            ]
-            buckets.append(("+Inf", float(calls)))
-            latency.add_metric([chain.id], buckets, found["duration_ns"] / _NS)
+        none: dict[str, Any] = {"calls": 0, "errors": 0, "duration_ns": 0, "buckets": {}}
+        for environment, totals in sorted(by_environment.items()):
+            for chain in catalog:
+                found = totals.get(chain.id, none)
+                calls = found["calls"]
+                labels = [chain.id, environment]
+                requests.add_metric(labels, calls)
+                stored.add_metric(labels, found.get("sampling", {}).get("stored", 0))
+                errors.add_metric(labels, found["errors"])
+                buckets = [
+                    (
+                        f"{bound:g}",
+                        float(round(calls - slower_fraction_count(found["buckets"], bound * 1000))),
+                    )
+                    for bound in LATENCY_BUCKETS_SECONDS
+                ]
+                buckets.append(("+Inf", float(calls)))
+                latency.add_metric(labels, buckets, found["duration_ns"] / _NS)
         yield requests
         yield stored
         yield errors
         yield latency
 
-        first = [t["first_minute"] for t in totals.values() if t.get("first_minute")]
+        first = [
+            t["first_minute"]
+            for totals in by_environment.values()
+            for t in totals.values()
+            if t.get("first_minute")
+        ]
         graph_total = CounterMetricFamily(
             "traces_service_graph_request",
             "Requests between two nodes (servicegraph connector semantics), per chain",
@@ -430,17 +441,17 @@ class ChainMetricsCollector:
             yield counter
         firing = GaugeMetricFamily(
             "chainmap_alerts_firing",
-            "Firing alerts per chain and severity",
-            labels=["chain_id", "severity"],
+            "Firing alerts per chain, environment and severity",
+            labels=["chain_id", "environment", "severity"],
         )
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, str, str], int] = {}
         if operations is not None:
             for alert in operations.active_alerts():
                 if alert["state"] == "firing":
-                    key = (alert["chain_id"], alert["severity"])
+                    key = (alert["chain_id"], alert.get("environment", ""), alert["severity"])
                     counts[key] = counts.get(key, 0) + 1
-        for (chain_id, severity), count in sorted(counts.items()):
-            firing.add_metric([chain_id, severity], count)
+        for labels, count in sorted(counts.items()):
+            firing.add_metric(list(labels), count)
         yield firing
 
 

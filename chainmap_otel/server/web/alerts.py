@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from chainmap_otel.errors import RegistryError
-from chainmap_otel.server.web.pages import html_table, page
+from chainmap_otel.server.web.layout import html_table, page
 
 if TYPE_CHECKING:
     from chainmap_otel.server.operations import Operations
@@ -40,8 +40,14 @@ def _e(value: object) -> str:
     return escape(str(value))
 
 
-def _chain_link(chain_id: str) -> str:
-    return f'<a href="/chains/{_e(quote(chain_id, safe=""))}">{_e(chain_id)}</a>'
+def _chain_link(chain_id: str, environment: str = "") -> str:
+    """The chain's page, in the alert's environment when it has one."""
+    query = f"?env={quote(environment, safe='')}" if environment else ""
+    return f'<a href="/chains/{_e(quote(chain_id, safe=""))}{_e(query)}">{_e(chain_id)}</a>'
+
+
+def _environment(alert: dict[str, Any]) -> str:
+    return str(alert.get("environment") or (alert.get("labels") or {}).get("environment", ""))
 
 
 def failing_traces_link(alert: dict[str, Any]) -> str:
@@ -57,7 +63,8 @@ def failing_traces_link(alert: dict[str, Any]) -> str:
 def _alert_rows(alerts: Sequence[dict[str, Any]], when: str) -> list[list[str]]:
     return [
         [
-            _chain_link(a["chain_id"]),
+            _chain_link(a["chain_id"], _environment(a)),
+            _e(_environment(a)),
             f'<span class="badge {"critical" if a["severity"] == "page" else "degraded"}">'
             f"{_e(a['severity'])}</span>",
             _e(a["objective"]),
@@ -70,7 +77,16 @@ def _alert_rows(alerts: Sequence[dict[str, Any]], when: str) -> list[list[str]]:
     ]
 
 
-_ALERT_HEADERS = ("chain", "severity", "objective", "window", "{when}", "summary", "traces")
+_ALERT_HEADERS = (
+    "chain",
+    "environment",
+    "severity",
+    "objective",
+    "window",
+    "{when}",
+    "summary",
+    "traces",
+)
 
 
 def _section(
@@ -94,7 +110,8 @@ def _history_section(events: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
             _e(e["at"]),
-            _chain_link(e["chain_id"]),
+            _chain_link(e["chain_id"], _environment(e)),
+            _e(_environment(e)),
             _e(e["state"]),
             _e(e["labels"].get("objective", "")),
             _e(e["labels"].get("window", "")),
@@ -102,7 +119,7 @@ def _history_section(events: Sequence[dict[str, Any]]) -> str:
         ]
         for e in events
     ]
-    headers = ("at", "chain", "state", "objective", "window", "severity")
+    headers = ("at", "chain", "environment", "state", "objective", "window", "severity")
     return _section("history", "Transitions, last 24 h", headers, rows)
 
 

@@ -20,7 +20,7 @@ from chainmap_otel.analysis.coverage import TAGGERS, coverage_json
 from chainmap_otel.server.api.coverage import COVERAGE_PATH
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
-from chainmap_otel.server.web.pages import error_page, html_table, page
+from chainmap_otel.server.web.layout import error_page, html_table, page
 
 __all__ = ["coverage_body", "install_coverage_page"]
 

@@ -7,16 +7,15 @@ its slowest / failing / recent traces, health and burn rates, critical-path shar
 drift; ``/topology`` all traffic. Graphs are drawn in the browser by Cytoscape.js with
 the dagre layout (vendored under ``static/vendor``, so the view works offline) from the
 topology JSON embedded in the page. The trace pages (search, trace view) and the
-offline API docs are in :mod:`chainmap_otel.server.web.traces`. ``static/app.js``
+offline API docs are in :mod:`chainmap_otel.server.web.traces`, the page chrome in
+:mod:`chainmap_otel.server.web.layout`. ``static/app.js``
 refreshes windowed pages every 10 s. Pages are ``def`` endpoints so their ClickHouse
 queries run in the threadpool.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
-from html import escape
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,9 +24,25 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from chainmap_otel.analysis.by_environment import environment_names
 from chainmap_otel.server.api.chains import API_PREFIX, chain_detail, chain_list
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
+from chainmap_otel.server.web.environments import environments_table
+from chainmap_otel.server.web.layout import (
+    error_page,
+    html_table,
+    json_for_html,
+    page,
+    sparkline,
+    status_badge,
+)
+from chainmap_otel.server.web.layout import escape_html as _e
+from chainmap_otel.server.web.layout import ms_text as _ms
+from chainmap_otel.server.web.layout import pct_text as _pct
+from chainmap_otel.server.web.layout import plural as _plural
+from chainmap_otel.server.web.layout import query_string as _query
+from chainmap_otel.server.web.layout import window_text as _window_text
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -47,7 +62,6 @@ __all__ = [
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
-WINDOWS = ("15m", "1h", "6h", "24h", "7d")
 #: Node fill per node type; keep in step with ``static/topology.js``.
 NODE_COLOURS = {
     "service": "#2f6fb0",
@@ -56,110 +70,6 @@ NODE_COLOURS = {
     "virtual": "#6b7280",
     "user": "#2e8b57",
 }
-
-
-def _e(value: object) -> str:
-    return escape(str(value))
-
-
-#: What JSON must not carry verbatim inside an HTML ``<script>``: ``<`` and ``>`` (``<!--``,
-#: ``<script``, ``</script`` change how the browser tokenises the element), ``&``, and the
-#: line separators JavaScript before ES2019 ends a string at.
-_HTML_UNSAFE = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-def json_for_html(value: Any) -> str:
-    """``value`` as JSON safe to embed in an HTML ``<script type="application/json">``.
-
-    Every page that embeds JSON goes through this: the escapes are JSON string escapes,
-    so ``JSON.parse`` of the element's text gives ``value`` back unchanged, whatever
-    span, service or chain names it holds.
-    """
-    return json.dumps(value, separators=(",", ":")).translate(_HTML_UNSAFE)
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.1f} ms" if value < 10_000 else f"{value / 1000:,.2f} s"
-
-
-def _pct(value: float) -> str:
-    return f"{value:.2%}"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def status_badge(status: str) -> str:
-    return f'<span class="badge {_e(status)}">{_e(status.replace("_", " "))}</span>'
-
-
-def _query(since: str | None, until: str | None, **extra: str) -> str:
-    params = {k: v for k, v in (("since", since), ("until", until), *extra.items()) if v}
-    return ("?" + urlencode(params)) if params else ""
-
-
-def html_table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def page(
-    title: str,
-    body: str,
-    since: str | None = None,
-    status: int = 200,
-    window_text: str = "",
-    scripts: Sequence[str] = (),
-    refresh: bool = False,
-) -> HTMLResponse:
-    """A full page; pages over a time window get the window picker and the auto-refresh
-    (``refresh``: the auto-refresh without a window).
-
-    ``scripts`` are more files under ``/static`` the page needs (graph, trace view, ...).
-    """
-    tags = "".join(f'<script src="/static/{_e(name)}" defer></script>\n' for name in scripts)
-    windows = " ".join(
-        f'<a href="?{urlencode({"since": w})}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
-        for w in WINDOWS
-    )
-    picker = (
-        f'<div class="window">window: {windows} <span class="muted">{_e(window_text)}</span></div>'
-        if window_text
-        else ""
-    )
-    refresh_attribute = ' data-refresh="10"' if window_text or refresh else ""
-    html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)} · chainmap</title>
-<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/style.css">
-<script src="/static/app.js" defer></script>
-{tags}</head><body>
-<header><a class="brand" href="/">chainmap</a>
-<nav><a href="/">chains</a> <a href="/topology">all traffic</a> <a href="/search">traces</a> <a href="/coverage">coverage</a> <a href="/alerts">alerts</a> <a href="/docs">API</a></nav>
-<form class="lookup" action="/traces" method="get">
-<input name="trace_id" placeholder="trace id (32 hex)" size="34" aria-label="trace id">
-<button>open trace</button></form>
-</header>
-<main{refresh_attribute}>
-{picker}
-{body}
-</main></body></html>"""
-    return HTMLResponse(html, status_code=status)
-
-
-def error_page(exc: HTTPException) -> HTMLResponse:
-    body = f'<h1>Error {exc.status_code}</h1><p class="error">{_e(exc.detail)}</p>'
-    return page(f"error {exc.status_code}", body, status=exc.status_code)
-
-
-def _window_text(window: dict[str, Any]) -> str:
-    return f"{window['since']} .. {window['until']}"
 
 
 def _slo_p95(slo: dict[str, Any] | None) -> float | None:
@@ -177,30 +87,6 @@ def _p95_cell(p95: float, slo: dict[str, Any] | None, traces: int) -> str:
         return _e(_ms(p95))
     over = " over" if p95 > target else ""
     return f'<span class="{over.strip()}">{_e(_ms(p95))}</span> <span class="muted">/ {_e(_ms(target))}</span>'
-
-
-def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
-    """A tiny inline SVG line of ``values`` (gaps for ``None`` bridged), scaled to its own
-    maximum; one step (a short window) is a level line, one value among empty steps a dot."""
-    points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
-    if not points:
-        return '<span class="muted" title="no traffic in the window">no data</span>'
-    width, height = 80.0, 18.0
-    top = max(v for _, v in points) or 1.0
-    if len(values) == 1:  # one step (a short window): a level line across the box
-        points = [(0, points[0][1]), (1, points[0][1])]
-    step = width / max(1, len(values) - 1)
-    xy = [(i * step, height - 1 - v / top * (height - 2)) for i, v in points]
-    mark = (
-        f'<circle cx="{xy[0][0]:.1f}" cy="{xy[0][1]:.1f}" r="2"/>'
-        if len(xy) == 1
-        else f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in xy)}"/>'
-    )
-    return (
-        f'<svg class="spark {_e(css)}" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_e(title)}">'
-        f"<title>{_e(title)}</title>{mark}</svg>"
-    )
 
 
 #: Sparkline columns of the chain list: (heading, key in the chain's ``series``, unit).
@@ -230,11 +116,13 @@ def _traces_cell(h: dict[str, Any]) -> str:
     return _e(h["traces"]) + (f' <span class="muted">({_e(note)})</span>' if note else "")
 
 
-def index_body(data: dict[str, Any], since: str | None, until: str | None) -> str:
+def index_body(
+    data: dict[str, Any], since: str | None, until: str | None, environment: str = ""
+) -> str:
     rows = []
     for chain in data["chains"]:  # already worst status first, then most critical
         h = chain["health"]
-        link = f"/chains/{quote(chain['id'])}{_query(since, until)}"
+        link = f"/chains/{quote(chain['id'])}{_query(since, until, env=environment)}"
         burn = h["burn_rates"]
         rows.append(
             (
@@ -269,7 +157,7 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
         rows,
         "chains",
     )
-    api = f"{API_PREFIX}{_query(since, until)}"
+    api = f"{API_PREFIX}{_query(since, until, environment=environment)}"
     if not rows:
         table = (
             '<p class="empty">No chains are defined yet. Give <code>chainmap serve --chains '
@@ -281,7 +169,10 @@ def index_body(data: dict[str, Any], since: str | None, until: str | None) -> st
     return (
         f'<h1>Chains <a class="json" href="{_e(api)}">JSON</a></h1>{table}'
         f'<p class="muted">{data["catalog"]["chains"]} chains from '
-        f"{_e(data['catalog']['source'])}, worst status and most critical first</p>"
+        f"{_e(data['catalog']['source'])}, worst status and most critical first"
+        + (f" in {_e(environment)}" if environment else "")
+        + "</p>"
+        + environments_table(data, since, until)
     )
 
 
@@ -505,14 +396,19 @@ def _window_params(since: str | None, until: str | None) -> dict[str, str]:
 
 
 def chain_body(
-    store: TraceStore, catalog: ChainCatalog, chain_id: str, since: str | None, until: str | None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    chain_id: str,
+    since: str | None,
+    until: str | None,
+    environment: str | None = None,
 ) -> tuple[str, str]:
     from chainmap_otel.analysis.critical_path import chain_critical_path
     from chainmap_otel.analysis.drift import drift
     from chainmap_otel.analysis.operations import chain_operations
     from chainmap_otel.analysis.topology import topology
 
-    window = parse_api_window(since, until)
+    window = parse_api_window(since, until, environment)
     detail = chain_detail(store, catalog, chain_id, window)
     definition = detail["chain"]
     topo = topology(store, catalog, window, chain_id)
@@ -523,14 +419,18 @@ def chain_body(
         drifted = drift(store, catalog, window, chain_id, parse_api_window("7d", until))["chains"][
             0
         ]
-    q = _query(since, until)
+    q = _query(since, until, environment=window.environment)
     api = f"{API_PREFIX}/{quote(chain_id)}"
     links = " ".join(
         f'<a class="json" href="{_e(href)}">{_e(text)}</a>'
         for text, href in (
             ("JSON", api + q),
             ("topology", f"{api}/topology{q}"),
-            ("mermaid", f"{api}/topology{_query(since, until, format='mermaid')}"),
+            (
+                "mermaid",
+                f"{api}/topology"
+                + _query(since, until, environment=window.environment, format="mermaid"),
+            ),
             ("critical path", f"{api}/critical-path{q}"),
             ("operations", f"{api}/operations{q}"),
         )
@@ -568,35 +468,60 @@ def web_router() -> APIRouter:
         since: str | None,
         build: Callable[[], tuple[str, str]],
         scripts: Sequence[str] = (),
+        selector: tuple[Request, str | None, str | None] | None = None,
     ) -> HTMLResponse:
+        """``selector`` (request, until, env): the page takes an environment, kept in its
+        links, and shows the environment selector."""
         try:
             with translated_errors():
                 body, window_text = build()
+                environment, choices, until = "", [], None
+                if selector is not None:
+                    request, until, env = selector
+                    window = parse_api_window(since, until, env)
+                    environment = window.environment
+                    choices = environment_names(request.app.state.store, window)
         except HTTPException as exc:
             return error_page(exc)
-        return page(title, body, since, window_text=window_text, scripts=scripts)
+        return page(
+            title,
+            body,
+            since,
+            window_text=window_text,
+            scripts=scripts,
+            environment=environment,
+            environments=choices,
+            until=until,
+        )
 
     @router.get("/", response_class=HTMLResponse)
-    def index(request: Request, since: str | None = None, until: str | None = None) -> HTMLResponse:
+    def index(
+        request: Request, since: str | None = None, until: str | None = None, env: str | None = None
+    ) -> HTMLResponse:
         def build() -> tuple[str, str]:
-            data = chain_list(
-                request.app.state.store, request.app.state.catalog, parse_api_window(since, until)
-            )
-            return index_body(data, since, until), _window_text(data["window"])
+            window = parse_api_window(since, until, env)
+            data = chain_list(request.app.state.store, request.app.state.catalog, window)
+            body = index_body(data, since, until, window.environment)
+            return body, _window_text(data["window"])
 
-        return render("chains", since, build, _alerts(request))
+        return render("chains", since, build, _alerts(request), (request, until, env))
 
     @router.get("/chains/{chain_id}", response_class=HTMLResponse)
     def chain_page(
-        request: Request, chain_id: str, since: str | None = None, until: str | None = None
+        request: Request,
+        chain_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        env: str | None = None,
     ) -> HTMLResponse:
         return render(
             chain_id,
             since,
             lambda: chain_body(
-                request.app.state.store, request.app.state.catalog, chain_id, since, until
+                request.app.state.store, request.app.state.catalog, chain_id, since, until, env
             ),
             (*GRAPH_SCRIPTS, "search.js", *_alerts(request)),
+            (request, until, env),
         )
 
     @router.get("/topology", response_class=HTMLResponse)

@@ -30,7 +30,7 @@ from chainmap_otel.server.api.search import TRACES_PATH
 from chainmap_otel.server.api.trace import COMPARE_PATH
 from chainmap_otel.server.http.errors import translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
-from chainmap_otel.server.web.pages import WINDOWS, error_page, page
+from chainmap_otel.server.web.layout import WINDOWS, error_page, page
 from chainmap_otel.tagging.definitions import ChainCatalog
 
 __all__ = [
