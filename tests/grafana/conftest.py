@@ -64,15 +64,18 @@ def open_database(chdb_path: Path, prefix: str) -> TraceStore:
 
 @pytest.fixture(scope="module")
 def hours_traffic(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Traffic]:
-    """Trades every 10 minutes from 4 h 50 min ago to 1 h 10 min ago (half of them without
-    chain tags), for a 6-hour range whose topology reads whole hours from the hour level."""
+    """Trades every 10 minutes for 3 h 40 min from half past the hour 4.5-5.5 hours ago (half
+    of them without chain tags), for a 6-hour range whose topology reads whole hours from the
+    hour level with minutes before and after them. The first trade is at half past an hour
+    whatever the time of day (starting on an hour would leave no minutes before the hours)."""
     store = open_database(chdb_path, "h")
     now_s = int(time.time())
+    first_s = (now_s - 5 * 3600) // 3600 * 3600 + 1800
     rows: list[tuple[Any, ...]] = []
     tagged, plain = [], []
     for i in range(23):
         name = f"hour-trade-{i}"
-        trace = chain_traffic.trade_trace(name, (now_s - 290 * 60 + i * 600) * NS, i % 5 == 0, 20)
+        trace = chain_traffic.trade_trace(name, (first_s + i * 600) * NS, i % 5 == 0, 20)
         rows += untagged(trace) if i % 2 else trace
         (plain if i % 2 else tagged).append(chain_traffic.trace_id(name))
     store.insert_spans(rows=rows)
