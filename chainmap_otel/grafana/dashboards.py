@@ -81,6 +81,26 @@ def _chain_variable(catalog: ChainCatalog) -> dict[str, Any]:
     }
 
 
+def _environment_variable(database: str) -> dict[str, Any]:
+    """``$environment``: the environments the edge rollup has seen; All is ``''`` (every
+    environment), as the analysis SQL's ``{environment:String}``."""
+    return {
+        "name": "environment",
+        "label": "Environment",
+        "type": "query",
+        "datasource": _datasource(),
+        "query": (
+            f"SELECT DISTINCT Environment FROM {database}.chainmap_edge_minute "
+            "WHERE Environment != '' ORDER BY Environment"
+        ),
+        "refresh": 2,
+        "current": {"text": "All", "value": "$__all"},
+        "includeAll": True,
+        "allValue": "",
+        "multi": False,
+    }
+
+
 def _dashboard(
     uid: str, title: str, description: str, panels: list[dict[str, Any]], variables: list[Any]
 ) -> dict[str, Any]:
@@ -156,14 +176,15 @@ def chain_topology(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         ],
         "Service graph of the chain's traces (servicegraph connector semantics): node "
         "main stat = calls received, secondary = error ratio; edge main stat = calls, "
-        "secondary = p95 ms. Same numbers as `chainmap topology --chain $chain --format grafana`.",
+        "secondary = p95 ms; calls weighted by sampling, edges of `$environment` only. Same "
+        "numbers as `chainmap topology --chain $chain --env ENV --format grafana`.",
     )
     return _dashboard(
         "chainmap-chain-topology",
         "chainmap: chain topology",
         "The services and dependencies a chain really touches.",
         [graph],
-        [_chain_variable(catalog)],
+        [_chain_variable(catalog), _environment_variable(database)],
     )
 
 

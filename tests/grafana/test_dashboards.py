@@ -48,7 +48,8 @@ def targets(board: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, A
 
 
 def run(traffic: Traffic, sql: str, **variables: str) -> list[dict[str, Any]]:
-    return traffic.rows(panel_sql(sql, variables, traffic.ctx))
+    # The environment variable's All value: every environment.
+    return traffic.rows(panel_sql(sql, {"environment": "", **variables}, traffic.ctx))
 
 
 def board(traffic: Traffic, name: str) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
 def test_every_target_runs_and_returns_its_panel_fields(traffic: Traffic, name: str) -> None:
     chain = "B3"
     built = board(traffic, name)
-    variables = {"chain": chain, "trace_id": traffic.tagged[0]}
+    variables = {"chain": chain, "trace_id": traffic.tagged[0], "environment": ""}
     for panel in built["panels"]:
         frames = {
             t["refId"]: traffic.rows(panel_sql(t["rawSql"], variables, traffic.ctx))

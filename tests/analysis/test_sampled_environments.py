@@ -1,0 +1,103 @@
+"""Topology of a fleet in two environments, part of it sampled (real SDK spans, chDB):
+calls weighted by the adjusted count of the span starting the edge, environments apart
+(``deployment.environment.name`` and the old ``deployment.environment``), and the edge
+rollup (span-link edges included) equal to live pairing per environment."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chainmap_otel.analysis.rollups import edges as edge_rollup
+from chainmap_otel.analysis.rollups import protocol
+from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.topology import Edge, edge_rows, topologies
+from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
+from tests.analysis.test_edge_rollup import comparable, wanted
+from tests.support.environment_fleet import PROD_WEIGHT, sampled_fleet
+
+MINUTE = 60 * 1_000_000_000
+PROD, STAGING = 3, 2
+
+
+def window_around_now() -> TimeWindow:
+    now = time.time_ns()
+    return TimeWindow(protocol.floor_minute(now) - 5 * MINUTE, protocol.ceil_minute(now) + MINUTE)
+
+
+def by_edge(edges: list[Edge]) -> dict[tuple[str, str, str], Edge]:
+    return {(e.source, e.target, e.connection_type): e for e in edges}
+
+
+def numbers(edge: Edge) -> tuple[int, int, Any, Any, bool]:
+    return edge.calls, edge.errors, edge.stored_calls, edge.stored_errors, edge.sampled
+
+
+def test_edges_count_by_the_sampling_weight_per_environment(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    sampled_fleet(store, PROD, STAGING)
+    window = window_around_now()
+    expected = {
+        # (calls, errors, stored calls, stored errors, sampled) per environment
+        "": {
+            "user": (PROD * PROD_WEIGHT + STAGING, 0, PROD + STAGING, 0, True),
+            "request": (PROD * PROD_WEIGHT + STAGING, PROD_WEIGHT, PROD + STAGING, 1, True),
+            "link": (PROD * PROD_WEIGHT + STAGING, 0, PROD + STAGING, 0, True),
+        },
+        "prod": {
+            "user": (PROD * PROD_WEIGHT, 0, PROD, 0, True),
+            "request": (PROD * PROD_WEIGHT, PROD_WEIGHT, PROD, 1, True),
+            "link": (PROD * PROD_WEIGHT, 0, PROD, 0, True),
+        },
+        "staging": {
+            "user": (STAGING, 0, STAGING, 0, False),
+            "request": (STAGING, 0, STAGING, 0, False),
+            "link": (STAGING, 0, STAGING, 0, False),
+        },
+    }
+    keys = {
+        "user": ("user", "gateway", "virtual_node"),
+        "request": ("gateway", "orders", ""),
+        "link": ("orders", "settlement", "messaging_system"),
+    }
+    for environment, edges in expected.items():
+        graph = topologies(store, catalog, window.within(environment), chain_ids=[])[None]
+        found = by_edge(graph.edges)
+        for name, want in edges.items():
+            assert numbers(found[keys[name]]) == want, (environment, name)
+        assert graph.sampled is (environment != "staging")
+        assert graph.to_json()["sampled"] is graph.sampled
+        # Nodes add up the weighted calls they receive.
+        nodes = {n.id: n for n in graph.nodes}
+        assert nodes["orders"].calls == edges["request"][0]
+    assert topologies(store, catalog, window.within("qa"), chain_ids=[])[None].edges == []
+
+
+def test_the_rollup_equals_live_pairing_in_every_environment(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    sampled_fleet(store, PROD, STAGING)
+    window = window_around_now()
+    live = {
+        env: edge_rows(store, catalog, window.within(env), wanted(catalog), None)
+        for env in ("", "prod", "staging")
+    }
+    report = edge_rollup.refresh_edges(store, catalog, until_ns=window.end_ns)
+    assert report.state.covers and report.state.watermark_ns == window.end_ns
+    for env, rows in live.items():
+        rolled = edge_rows(store, catalog, window.within(env), wanted(catalog), report.state)
+        assert comparable(rolled) == comparable(rows), env
+        assert any(r[3] == "messaging_system" and r[2] == "settlement" for r in rolled), env
+    # The rollup holds the link edges: none of them is paired live any more.
+    stored = store.query(
+        "SELECT Environment, sum(Calls), sum(EstimatedCalls) FROM chainmap_edge_minute "
+        "WHERE Catalog = {c:UInt64} AND Target = 'settlement' GROUP BY Environment "
+        "ORDER BY Environment",
+        {"c": report.state.catalog},
+    ).result_rows
+    assert [tuple(r) for r in stored] == [
+        ("prod", PROD, float(PROD * PROD_WEIGHT)),
+        ("staging", STAGING, float(STAGING)),
+    ]
