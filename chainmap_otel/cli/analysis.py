@@ -73,6 +73,12 @@ SINCE = typer.Option(
     None, "--since", help="Window start: ISO-8601 or relative (15m, 2h, 7d). Default 1h."
 )
 UNTIL = typer.Option(None, "--until", help="Window end: ISO-8601 or relative. Default now.")
+ENV = typer.Option(
+    None,
+    "--env",
+    help="Only this environment (deployment.environment.name, else deployment.environment). "
+    "Default: every environment.",
+)
 SERVER = typer.Option(
     None,
     "--server",
@@ -141,16 +147,18 @@ def _read_json(
     compute: Callable[[TraceStore, ChainCatalog, TimeWindow], dict[str, Any]],
     server: str | None,
     api: tuple[str, dict[str, Any]],
+    environment: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of one analysis: computed on the store, or GET ``api`` = (path, params)
     from the serve API that holds it."""
     client = serve_client(store, server, chains)
     if client is not None:
-        read_window(since, until)
-        result: dict[str, Any] = client.get_json(api[0], {**api[1], "since": since, "until": until})
+        read_window(since, until, environment)
+        params = {**api[1], "since": since, "until": until, "environment": environment}
+        result: dict[str, Any] = client.get_json(api[0], params)
         return result
     catalog = load_chains(chains)
-    window = read_window(since, until)
+    window = read_window(since, until, environment)
     with opened_store(store) as trace_store:
         return compute(trace_store, catalog, window)
 
@@ -167,7 +175,11 @@ def _topology_from_json(data: dict[str, Any]) -> Topology:
             else 0
         )
 
-    window = parse_window(data["window"]["since"], data["window"]["until"])
+    window = parse_window(
+        data["window"]["since"],
+        data["window"]["until"],
+        environment=data["window"].get("environment"),
+    )
     edges = [
         Edge(
             e["source"],
@@ -180,6 +192,8 @@ def _topology_from_json(data: dict[str, Any]) -> Topology:
             e["p99_ms"],
             ns(e["first_seen"]),
             ns(e["last_seen"]),
+            stored_calls=e.get("stored_calls"),
+            stored_errors=e.get("stored_errors"),
         )
         for e in data["edges"]
     ]
@@ -194,6 +208,7 @@ def topology_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
     servicegraph_compat: bool = typer.Option(
         False,
@@ -215,9 +230,9 @@ def topology_command(
             f"{client.url} names nodes by its own CHAINMAP_SERVICEGRAPH_* settings"
         )
     if client is not None:
-        read_window(since, until)
+        read_window(since, until, env)
         path = f"{CHAIN_API}/{chain}/topology" if chain else f"{CHAIN_API}/topology"
-        params: dict[str, Any] = {"since": since, "until": until}
+        params: dict[str, Any] = {"since": since, "until": until, "environment": env}
         if format in (TopologyFormat.mermaid, TopologyFormat.dot):
             sys.stdout.write(client.get_text(path, {**params, "format": format.value}))
             return
@@ -228,7 +243,7 @@ def topology_command(
         topo = _topology_from_json(data)
     else:
         catalog = load_chains(chains)
-        window = read_window(since, until)
+        window = read_window(since, until, env)
         naming = ServiceGraphNaming.connector() if servicegraph_compat else None
         with opened_store(store) as trace_store:
             topo = topology(trace_store, catalog, window, chain, naming)
@@ -257,7 +272,8 @@ def topology_command(
             for e in data["edges"]
         ]
         print_table(
-            f"topology: {chain or 'all traffic'} (latency in ms)",
+            f"topology: {chain or 'all traffic'}{f' in {env}' if env else ''} (latency in ms"
+            + ("; calls estimated from sampled traces)" if data.get("sampled") else ")"),
             ("source", "target", "type", "calls", "errors", "p50", "p95", "p99"),
             rows,
             wrap=("source", "target"),
@@ -282,6 +298,7 @@ def critical_path_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -316,6 +333,7 @@ def critical_path_command(
             f"{CHAIN_API}/{urllib.parse.quote(chain, safe='')}/critical-path",
             {"sample_cap": sample_cap},
         ),
+        env,
     )
     if format is ReadFormat.json:
         print_json(aggregate)

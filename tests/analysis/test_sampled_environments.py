@@ -8,14 +8,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chainmap_otel.analysis.critical_path import chain_critical_path
+from chainmap_otel.analysis.rollups import critical_paths, protocol
 from chainmap_otel.analysis.rollups import edges as edge_rollup
-from chainmap_otel.analysis.rollups import protocol
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.analysis.topology import Edge, edge_rows, topologies
+from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.test_edge_rollup import comparable, wanted
-from tests.support.environment_fleet import PROD_WEIGHT, sampled_fleet
+from tests.support.environment_fleet import PROD_WEIGHT, orders_catalog, sampled_fleet
 
 MINUTE = 60 * 1_000_000_000
 PROD, STAGING = 3, 2
@@ -101,3 +104,31 @@ def test_the_rollup_equals_live_pairing_in_every_environment(
         ("prod", PROD, float(PROD * PROD_WEIGHT)),
         ("staging", STAGING, float(STAGING)),
     ]
+
+
+def test_trace_search_and_critical_paths_rolled_up_keep_each_environment(
+    store: TraceStore,
+) -> None:
+    catalog = orders_catalog()
+    sampled_fleet(store, PROD, STAGING)
+    window = window_around_now()
+    query = TraceQuery.parse(limit=100)
+
+    def found(env: str) -> list[str]:
+        result = search_traces(store, catalog, window.within(env), query).to_json()
+        return sorted(t["trace_id"] for t in result["traces"])
+
+    def paths(env: str) -> Any:
+        return chain_critical_path(store, catalog, "ORD", window.within(env)).to_json()["all"]
+
+    live = {env: (found(env), paths(env)) for env in ("", "prod", "staging")}
+    assert len(live["prod"][0]) == 2 * PROD and len(live["staging"][0]) == 2 * STAGING
+    assert sorted(live["prod"][0] + live["staging"][0]) == live[""][0]
+    assert live["prod"][1]["traces"] == PROD and live["staging"][1]["traces"] == STAGING
+    # Rolled up (slices closing past every span): the same traces and paths per environment.
+    trace_rollup.refresh_traces(store, until_ns=window.end_ns)
+    critical_paths.refresh_critical_paths(store, until_ns=window.end_ns)
+    assert trace_rollup.analysis_watermark(store) == window.end_ns
+    for env, (traces, path) in live.items():
+        assert found(env) == traces, env
+        assert paths(env) == path, env

@@ -24,11 +24,29 @@ from opentelemetry.util.types import Attributes
 
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from chainmap_otel.tagging.sampling import threshold_for
 
 #: Production keeps this share of its traces; each stored call stands for 1 / it.
 PROD_PROBABILITY = 0.25
 PROD_WEIGHT = 4
+#: The fleet's one chain: an order, entered at the gateway's server span.
+ORDERS_CHAINS = """\
+version: 1
+chains:
+  - id: ORD
+    name: Orders
+    category: api
+    criticality: high
+    entry:
+      - service: gateway
+        kind: server
+        route: /api/orders
+"""
+
+
+def orders_catalog() -> ChainCatalog:
+    return parse_catalog(ORDERS_CHAINS, source="orders.yaml")
 
 
 class ThresholdSampler(Sampler):

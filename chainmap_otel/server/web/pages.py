@@ -115,15 +115,17 @@ def page(
     window_text: str = "",
     scripts: Sequence[str] = (),
     refresh: bool = False,
+    env: str | None = None,
 ) -> HTMLResponse:
     """A full page; pages over a time window get the window picker and the auto-refresh
-    (``refresh``: the auto-refresh without a window).
+    (``refresh``: the auto-refresh without a window); its links keep the environment ``env``.
 
     ``scripts`` are more files under ``/static`` the page needs (graph, trace view, ...).
     """
     tags = "".join(f'<script src="/static/{_e(name)}" defer></script>\n' for name in scripts)
     windows = " ".join(
-        f'<a href="?{urlencode({"since": w})}" class="{"on" if (since or "1h") == w else ""}">{w}</a>'
+        f'<a href="?{urlencode({"since": w, **({"env": env} if env else {})})}" '
+        f'class="{"on" if (since or "1h") == w else ""}">{w}</a>'
         for w in WINDOWS
     )
     picker = (
@@ -159,7 +161,8 @@ def error_page(exc: HTTPException) -> HTMLResponse:
 
 
 def _window_text(window: dict[str, Any]) -> str:
-    return f"{window['since']} .. {window['until']}"
+    shown = f"{window['since']} .. {window['until']}"
+    return f"{shown} · environment {window['environment']}" if "environment" in window else shown
 
 
 def _slo_p95(slo: dict[str, Any] | None) -> float | None:
@@ -474,7 +477,7 @@ def graph_block(topo: dict[str, Any], key: str, since: str | None) -> str:
     )
 
 
-def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
+def _trace_lists(chain_id: str, since: str | None, until: str | None, env: str = "") -> str:
     """The chain's slowest traces, those where the chain failed (its entry span: what health
     counts), those where only another span failed, and the most recent (filled by
     ``static/search.js``). Durations and ranks are the chain's own entry span's."""
@@ -488,11 +491,10 @@ def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
         ("most recent", {"order": "start"}),
     )
     blocks = []
+    window = {**_window_params(since, until), **({"environment": env} if env else {})}
     for title, params in lists:
-        query = urlencode(
-            {"chain": chain_id, **params, "limit": "8", **_window_params(since, until)}
-        )
-        more = f"/search?{urlencode({'chain': chain_id, **params, **_window_params(since, until)})}"
+        query = urlencode({"chain": chain_id, **params, "limit": "8", **window})
+        more = f"/search?{urlencode({'chain': chain_id, **params, **window})}"
         blocks.append(
             f'<div><h3>{_e(title)} <a class="json" href="{_e(more)}">search</a></h3>'
             f'<div class="trace-list" data-compact data-query="{_e(query)}"></div></div>'
@@ -505,14 +507,19 @@ def _window_params(since: str | None, until: str | None) -> dict[str, str]:
 
 
 def chain_body(
-    store: TraceStore, catalog: ChainCatalog, chain_id: str, since: str | None, until: str | None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    chain_id: str,
+    since: str | None,
+    until: str | None,
+    env: str | None = None,
 ) -> tuple[str, str]:
     from chainmap_otel.analysis.critical_path import chain_critical_path
     from chainmap_otel.analysis.drift import drift
     from chainmap_otel.analysis.operations import chain_operations
     from chainmap_otel.analysis.topology import topology
 
-    window = parse_api_window(since, until)
+    window = parse_api_window(since, until, env)
     detail = chain_detail(store, catalog, chain_id, window)
     definition = detail["chain"]
     topo = topology(store, catalog, window, chain_id)
@@ -524,14 +531,20 @@ def chain_body(
             0
         ]
     q = _query(since, until)
+    # The environment filter travels to the reads that take it (API name: environment).
+    qe = _query(since, until, environment=window.environment)
     api = f"{API_PREFIX}/{quote(chain_id)}"
     links = " ".join(
         f'<a class="json" href="{_e(href)}">{_e(text)}</a>'
         for text, href in (
             ("JSON", api + q),
-            ("topology", f"{api}/topology{q}"),
-            ("mermaid", f"{api}/topology{_query(since, until, format='mermaid')}"),
-            ("critical path", f"{api}/critical-path{q}"),
+            ("topology", f"{api}/topology{qe}"),
+            (
+                "mermaid",
+                f"{api}/topology"
+                f"{_query(since, until, format='mermaid', environment=window.environment)}",
+            ),
+            ("critical path", f"{api}/critical-path{qe}"),
             ("operations", f"{api}/operations{q}"),
         )
     )
@@ -541,7 +554,7 @@ def chain_body(
         f" · {_e(definition['description'])}</p>"
         f"<section><h2>Topology</h2>{graph_block(topo.to_json(), f'chain:{chain_id}', since)}"
         "</section>"
-        + _trace_lists(chain_id, since, until)
+        + _trace_lists(chain_id, since, until, window.environment)
         + _health_block(detail["health"])
         + _operations_block(operations, since, until)
         + _critical_block(cp)
@@ -568,13 +581,14 @@ def web_router() -> APIRouter:
         since: str | None,
         build: Callable[[], tuple[str, str]],
         scripts: Sequence[str] = (),
+        env: str | None = None,
     ) -> HTMLResponse:
         try:
             with translated_errors():
                 body, window_text = build()
         except HTTPException as exc:
             return error_page(exc)
-        return page(title, body, since, window_text=window_text, scripts=scripts)
+        return page(title, body, since, window_text=window_text, scripts=scripts, env=env)
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request, since: str | None = None, until: str | None = None) -> HTMLResponse:
@@ -588,33 +602,38 @@ def web_router() -> APIRouter:
 
     @router.get("/chains/{chain_id}", response_class=HTMLResponse)
     def chain_page(
-        request: Request, chain_id: str, since: str | None = None, until: str | None = None
+        request: Request,
+        chain_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        env: str | None = None,
     ) -> HTMLResponse:
         return render(
             chain_id,
             since,
             lambda: chain_body(
-                request.app.state.store, request.app.state.catalog, chain_id, since, until
+                request.app.state.store, request.app.state.catalog, chain_id, since, until, env
             ),
             (*GRAPH_SCRIPTS, "search.js", *_alerts(request)),
+            env,
         )
 
     @router.get("/topology", response_class=HTMLResponse)
     def all_traffic(
-        request: Request, since: str | None = None, until: str | None = None
+        request: Request, since: str | None = None, until: str | None = None, env: str | None = None
     ) -> HTMLResponse:
         from chainmap_otel.analysis.topology import topology
 
         def build() -> tuple[str, str]:
-            window = parse_api_window(since, until)
+            window = parse_api_window(since, until, env)
             topo = topology(request.app.state.store, request.app.state.catalog, window, None)
-            api = f"{API_PREFIX}/topology{_query(since, until)}"
+            api = f"{API_PREFIX}/topology{_query(since, until, environment=window.environment)}"
             body = f'<h1>All traffic <a class="json" href="{_e(api)}">JSON</a></h1>' + graph_block(
                 topo.to_json(), "all", since
             )
             return body, _window_text(window.to_json())
 
-        return render("all traffic", since, build, GRAPH_SCRIPTS)
+        return render("all traffic", since, build, GRAPH_SCRIPTS, env)
 
     return router
 
