@@ -83,7 +83,8 @@ def _chain_variable(catalog: ChainCatalog) -> dict[str, Any]:
 
 def _environment_variable(database: str) -> dict[str, Any]:
     """``$environment``: the environments the edge rollup has seen; All is ``''`` (every
-    environment), as the analysis SQL's ``{environment:String}``."""
+    environment), as the analysis SQL's ``{environment:String}``. Grafana interpolates a
+    custom all value as is, without the ``sqlstring`` format, so it is the SQL literal."""
     return {
         "name": "environment",
         "label": "Environment",
@@ -96,7 +97,7 @@ def _environment_variable(database: str) -> dict[str, Any]:
         "refresh": 2,
         "current": {"text": "All", "value": "$__all"},
         "includeAll": True,
-        "allValue": "",
+        "allValue": "''",
         "multi": False,
     }
 
