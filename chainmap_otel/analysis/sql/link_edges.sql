@@ -54,7 +54,7 @@ INNER JOIN (
         toInt64(toUnixTimestamp64Nano(Timestamp) + Duration) AS p_end,
         StatusCode IN ('Error', 'STATUS_CODE_ERROR') AS p_failed,
         arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])) AS p_chains,
-        toFloat64({{weight_sql}}) AS p_weight,
+        if(TraceState = '', 1., toFloat64({{weight_sql}})) AS p_weight,
         toString({{environment_sql}}) AS p_environment
     FROM {{db}}.otel_traces
     WHERE ((Timestamp >= fromUnixTimestamp64Nano({head_start:Int64} - {link_lookback:Int64})

@@ -157,7 +157,8 @@ FROM (
             multiIf(role = 1, SpanId, role = 2, ParentSpanId, concat('~', SpanId)) AS pair_key,
             {{db_node}} AS db_node,
             {{virtual_node}} AS virtual_node,
-            toFloat64({{weight_sql}}) AS weight,
+            -- Most spans carry no tracestate: skip the threshold's parsing for them.
+            if(TraceState = '', 1., toFloat64({{weight_sql}})) AS weight,
             toString({{environment_sql}}) AS environment,
             toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
             if(tagged,
