@@ -17,7 +17,18 @@ from chainmap_otel.analysis.topology import Edge, edge_rows, topologies
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
-from tests.analysis.test_edge_rollup import comparable, wanted
+from chainmap_otel.tagging.sampling import threshold_for
+from tests.analysis.conftest import insert_spans, load_fixture
+from tests.analysis.test_edge_rollup import (
+    HOUR,
+    assert_same_edges,
+    closed,
+    comparable,
+    hour_zero,
+    pinned_now,
+    wanted,
+)
+from tests.analysis.test_topology import CASES
 from tests.support.environment_fleet import PROD_WEIGHT, orders_catalog, sampled_fleet
 
 MINUTE = 60 * 1_000_000_000
@@ -132,3 +143,45 @@ def test_trace_search_and_critical_paths_rolled_up_keep_each_environment(
     for env, (traces, path) in live.items():
         assert found(env) == traces, env
         assert paths(env) == path, env
+
+
+def test_hour_rows_keep_environments_and_sampling_weights_apart(
+    store: TraceStore, catalog: ChainCatalog
+) -> None:
+    now = pinned_now()
+    h = hour_zero(now)
+    # Every fixture case in both environments, prod's traces sampled at 1/4, over 3 hours.
+    for copy, base in enumerate((h - 3 * HOUR + 10 * MINUTE, h - HOUR - 5 * MINUTE, h + MINUTE)):
+        for env in ("prod", "staging"):
+            resource = (
+                {"deployment.environment.name": "prod"}
+                if env == "prod"
+                else {"deployment.environment": "staging"}
+            )
+            state = f"ot=th:{threshold_for(0.25)}" if env == "prod" else ""
+            for case in CASES:
+                spans = [
+                    {
+                        **span,
+                        "trace": f"{span['trace']}-{case}-{copy}-{env}",
+                        "resource": {**span.get("resource", {}), **resource},
+                        "trace_state": state,
+                    }
+                    for span in load_fixture(case)["spans"]
+                ]
+                insert_spans(store, spans, base)
+    window = TimeWindow(h - 3 * HOUR, h + 10 * MINUTE)
+    live = {
+        env: edge_rows(store, catalog, window.within(env), wanted(catalog), None)
+        for env in ("", "prod", "staging")
+    }
+    report = edge_rollup.refresh_edges(store, catalog, closed(h))
+    assert report.hour_slices >= 1 and report.state.hours.covers
+    for env, rows in live.items():
+        rolled = edge_rows(store, catalog, window.within(env), wanted(catalog), report.state)
+        assert_same_edges(rolled, rows)
+    # Estimated calls and errors: 4 per stored prod call, 1 per staging call.
+    for env, weight in (("prod", PROD_WEIGHT), ("staging", 1)):
+        assert live[env]
+        for row in live[env]:
+            assert (row[14], row[15]) == (weight * row[5], weight * row[6]), (env, row[:5])
