@@ -172,6 +172,17 @@ def test_topology_agrees_on_api_cli_web_and_grafana(site: Site, environment: str
     }
 
 
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+def test_the_all_traffic_page_and_the_search_form_take_env(site: Site, environment: str) -> None:
+    shown = api(site, "/api/v1/chains/topology", environment)
+    page = site.client.get("/topology", params={**window(site, ""), "env": environment})
+    assert page.status_code == 200
+    assert edge_numbers(page_topology(page.text)) == edge_numbers(shown)
+    assert f"environment {environment}" in page.text
+    search = site.client.get("/search", params={"env": environment})
+    assert f'name="environment" value="{environment}"' in search.text
+
+
 def test_trace_search_keeps_the_environment_of_the_root_span(site: Site) -> None:
     everything = api(site, "/api/v1/traces", "", limit=100)["traces"]
     assert len(everything) == 2 * (PROD + STAGING)  # each order and its settlement
