@@ -23,6 +23,10 @@ the current rules (:mod:`~chainmap_otel.analysis.membership`). Per chain and win
 * ``unmatched``: the root spans of the window's traces that belong to no chain at all (no
   tag, no rule match on any span), by service, route, method and kind, most traces first.
 
+A window with an environment counts the facts of its spans in that environment
+(``deployment.environment.name``, else ``deployment.environment``, of the span's resource);
+their ancestors are read whatever theirs.
+
 Chains a tag names that the current catalog does not define are listed too (``known``
 false). Every count is exact; the detail rows behind the two lists (disagreements by
 endpoint, unmatched endpoints) are the ``_ROW_CAP`` with the most instances of each kind,

@@ -9,7 +9,9 @@ subtree of the span that marks where the chain begins,
 marks it: a trace classified at query time, or tagged without entry marks). A trace is in
 the window when its first span starts there, and belongs to the chain by the membership rule
 (:mod:`~chainmap_otel.analysis.membership`): a span tagged with it, or an untagged span its
-entry rules match, evaluated now over the rule fields of the trace's untagged spans. The
+entry rules match, evaluated now over the rule fields of the trace's untagged spans; a
+window with an environment keeps the traces whose root span is in it (one environment's
+aggregate never mixes in another's). The
 chain's traces are counted and ranked by that part's latency; at most ``sample_cap`` of them
 (default :data:`DEFAULT_SAMPLE_CAP`, a deterministic sample by TraceId hash) plus the slowest
 5 % (at most ``sample_cap`` too) give each service's and operation's share of critical-path
@@ -211,7 +213,7 @@ _NO_ROLLUP_SQL = (
     "toUInt64(0) AS LatencyNs, CAST([], 'Array(String)') AS Chains, "
     "CAST([], 'Array(String)') AS EntryChains, "
     "CAST([], 'Array(Tuple(String, String, String, String, String, String))') "
-    "AS UntaggedFields) WHERE 0)"
+    "AS UntaggedFields, '' AS Environment) WHERE 0)"
 )
 
 
@@ -319,6 +321,7 @@ def chain_critical_path(
         "reach_ns": reach,
         "read_to_ns": end,
         "cap": sample_cap,
+        "environment": window.environment,
     }
     traces, threshold, sample, slowest = store.query(rank_sql, bound).result_rows[0]
     traces = int(traces)

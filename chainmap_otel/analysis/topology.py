@@ -15,8 +15,9 @@ the whole minutes the edge rollup covers, read from it instead, see below):
 * a root SERVER span: an edge from the ``user`` node (``virtual_node``);
 * across traces, a CONSUMER span whose span links point to a PRODUCER span of another trace:
   producer service -> consumer service (``messaging_system``, one call per link), its latency
-  the **queue wait** (consumer start minus producer end), paired live over the whole window by
-  ``sql/link_edges.sql`` (producers up to :data:`LINK_LOOKBACK_SECONDS` before it); the
+  the **queue wait** (consumer start minus producer end), paired by ``sql/link_edges.sql``
+  with producers starting up to :data:`LINK_LOOKBACK_SECONDS` before or after the consumer,
+  and counted in the minute the consumer starts in (rolled up like the other edges); the
   producer's own trace still shows its edge to the messaging node.
 
 That is chainmap's default naming of database and virtual nodes; the servicegraph
@@ -52,6 +53,17 @@ JSON: ``docs/json-contract.md`` (checked against the real output by
 ``tests/docs/test_json_contract.py``).
 
 Node ``calls``/``errors`` count the calls the node received (for ``user``: made).
+
+Sampling and environments: a call counts by its **adjusted count**, the sampling weight of
+the span that starts the edge (the client or producer span; the root server span of a
+``user`` edge), read from OTEP 235's ``ot=th`` in its ``tracestate``
+(:mod:`chainmap_otel.tagging.sampling`): ``calls``/``errors`` are these estimates (rounded),
+``stored_calls``/``stored_errors`` the calls actually stored, and ``sampled`` says whether
+they differ. Unsampled data count 1 per call, as before. Latency percentiles and the
+connector histograms stay per stored call (the servicegraph connector does not weight).
+An edge belongs to the environment of that same starting span
+(``deployment.environment.name``, else ``deployment.environment``); a window with an
+environment keeps that environment's edges only.
 
 Chain scope: a chain's topology is the subtree below its entry spans. An edge counts for a
 chain when its client span is in the chain (tagged with it, or below a span of the chain:
@@ -90,7 +102,7 @@ CALLER_PREFIX = "caller:"
 ALL_TRAFFIC = ""
 #: How long before a topology window a producer may have published for its consumer in the
 #: window to be paired with it through a span link (``sql/link_edges.sql``).
-LINK_LOOKBACK_SECONDS = 3600
+LINK_LOOKBACK_SECONDS = edge_rollup.LINK_LOOKBACK_SECONDS
 
 
 def iso_time(ns: int) -> str:
@@ -115,6 +127,16 @@ class Edge:
     client_sum_ns: int = 0
     server_buckets: tuple[int, ...] = ()
     server_sum_ns: int = 0
+    #: The calls and errors stored (``calls``/``errors`` are estimates from sampling
+    #: weights; the same numbers when nothing was sampled).
+    stored_calls: int | None = None
+    stored_errors: int | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return self.stored_calls is not None and (
+            self.stored_calls != self.calls or self.stored_errors != self.errors
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +145,9 @@ class Edge:
             "connection_type": self.connection_type,
             "calls": self.calls,
             "errors": self.errors,
+            "stored_calls": self.calls if self.stored_calls is None else self.stored_calls,
+            "stored_errors": self.errors if self.stored_errors is None else self.stored_errors,
+            "sampled": self.sampled,
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
             "p99_ms": self.p99_ms,
@@ -168,10 +193,16 @@ class Topology:
     def edge_set(self) -> set[tuple[str, str]]:
         return {(e.source, e.target) for e in self.edges}
 
+    @property
+    def sampled(self) -> bool:
+        """Whether some edge's calls are estimates from sampled traces."""
+        return any(e.sampled for e in self.edges)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "window": self.window.to_json(),
+            "sampled": self.sampled,
             "nodes": [n.to_json() for n in self.nodes],
             "edges": [e.to_json() for e in self.edges],
         }
@@ -257,6 +288,7 @@ def topologies(
     for row in rows:
         chain, source, target, ctype, ttype, calls, errors, latency, first, last = row[:10]
         client_buckets, client_sum, server_buckets, server_sum = row[10:14]
+        estimated_calls, estimated_errors = row[14:16]
         key = None if chain == ALL_TRAFFIC else str(chain)
         p50, p95, p99 = (round(float(v) / 1e6, 3) for v in latency)
         per_chain.setdefault(key, []).append(
@@ -264,8 +296,8 @@ def topologies(
                 str(source),
                 str(target),
                 str(ctype),
-                int(calls),
-                int(errors),
+                round(float(estimated_calls)),
+                round(float(estimated_errors)),
                 p50,
                 p95,
                 p99,
@@ -275,6 +307,8 @@ def topologies(
                 int(client_sum),
                 bucket_counts(server_buckets),
                 int(server_sum),
+                int(calls),
+                int(errors),
             )
         )
         target_types[key][f"{source}\0{target}"] = str(ttype)
@@ -319,16 +353,6 @@ def split_hours(
     return (hour_first, hour_last), (first, hour_first), (hour_last, last)
 
 
-def link_params(window: TimeWindow) -> dict[str, int]:
-    """Bind values of ``sql/link_edges.sql``: consumers starting in ``window``, producers
-    from :data:`LINK_LOOKBACK_SECONDS` before it."""
-    return {
-        "link_start": window.start_ns,
-        "link_end": window.end_ns,
-        "link_lookback": LINK_LOOKBACK_SECONDS * 1_000_000_000,
-    }
-
-
 def edge_rows(
     store: TraceStore,
     catalog: ChainCatalog,
@@ -360,7 +384,7 @@ def edge_rows(
         trace_edges=inner,
         edge_hour=hour_table,
         edge_minute=minute_table,
-        link_edges="UNION ALL\n" + load_sql("link_edges", store.database),
+        link_edges=load_sql("link_edges", store.database),
     )
     seconds = {
         f"{name}_{end}": bound // 1_000_000_000
@@ -376,7 +400,8 @@ def edge_rows(
         **edge_rollup.range_params(head, tail),
         **seconds,
         **edge_rollup.histogram_params(),
-        **link_params(window),
+        "link_lookback": LINK_LOOKBACK_SECONDS * 1_000_000_000,
+        "environment": window.environment,
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
     }

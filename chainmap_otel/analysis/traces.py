@@ -8,7 +8,9 @@ spans. The span-level filters (operation, attributes, a duration with either) lo
 
 Semantics:
 
-* a trace is in the window ``[since, until)`` when its first span starts in it;
+* a trace is in the window ``[since, until)`` when its first span starts in it, and in its
+  environment (when it names one) when its root span is
+  (``deployment.environment.name``, else ``deployment.environment``);
 * ``duration_ms`` is the trace's extent (first span start to last span end);
 * ``status`` is ``error`` when any span of the trace has status Error, else ``ok``;
 * ``chain_ids``: the chains its spans are tagged with (``chain.ids``), plus the chains whose
@@ -475,7 +477,7 @@ def newest_first_parts(window: TimeWindow) -> Iterator[TimeWindow]:
     end, span = window.end_ns, FIRST_PART_NS
     while end > window.start_ns:
         start = max(window.start_ns, end - span)
-        yield TimeWindow(start, end)
+        yield TimeWindow(start, end, window.environment)
         end, span = start, span * 4
 
 
@@ -500,8 +502,10 @@ def search_traces(
     # joining the rollup's rows (benchmarks/RESULTS.md), so the rollup is not read.
     watermark = 0 if query.by_entry_span else analysis_watermark(store) or 0
     split = min(max(watermark, window.start_ns), window.end_ns)
-    live = TimeWindow(split, window.end_ns) if split < window.end_ns else None
-    merged = TimeWindow(window.start_ns, split) if window.start_ns < split else None
+    live = TimeWindow(split, window.end_ns, window.environment) if split < window.end_ns else None
+    merged = (
+        TimeWindow(window.start_ns, split, window.environment) if window.start_ns < split else None
+    )
 
     def run(text: str, part: TimeWindow, wanted: int) -> list[Sequence[Any]]:
         params = {**sql.params, **part.params(), "limit": wanted}

@@ -176,7 +176,11 @@ def _topology_from_json(data: dict[str, Any]) -> Topology:
             else 0
         )
 
-    window = parse_window(data["window"]["since"], data["window"]["until"])
+    window = parse_window(
+        data["window"]["since"],
+        data["window"]["until"],
+        environment=data["window"].get("environment"),
+    )
     edges = [
         Edge(
             e["source"],
@@ -189,6 +193,8 @@ def _topology_from_json(data: dict[str, Any]) -> Topology:
             e["p99_ms"],
             ns(e["first_seen"]),
             ns(e["last_seen"]),
+            stored_calls=e.get("stored_calls"),
+            stored_errors=e.get("stored_errors"),
         )
         for e in data["edges"]
     ]
@@ -203,6 +209,7 @@ def topology_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: TopologyFormat = typer.Option(TopologyFormat.table, "--format", "-f"),
     servicegraph_compat: bool = typer.Option(
         False,
@@ -224,9 +231,9 @@ def topology_command(
             f"{client.url} names nodes by its own CHAINMAP_SERVICEGRAPH_* settings"
         )
     if client is not None:
-        read_window(since, until)
+        read_window(since, until, env)
         path = f"{CHAIN_API}/{chain}/topology" if chain else f"{CHAIN_API}/topology"
-        params: dict[str, Any] = {"since": since, "until": until}
+        params: dict[str, Any] = {"since": since, "until": until, "environment": env}
         if format in (TopologyFormat.mermaid, TopologyFormat.dot):
             sys.stdout.write(client.get_text(path, {**params, "format": format.value}))
             return
@@ -237,7 +244,7 @@ def topology_command(
         topo = _topology_from_json(data)
     else:
         catalog = load_chains(chains)
-        window = read_window(since, until)
+        window = read_window(since, until, env)
         naming = ServiceGraphNaming.connector() if servicegraph_compat else None
         with opened_store(store) as trace_store:
             topo = topology(trace_store, catalog, window, chain, naming)
@@ -266,7 +273,8 @@ def topology_command(
             for e in data["edges"]
         ]
         print_table(
-            f"topology: {chain or 'all traffic'} (latency in ms)",
+            f"topology: {chain or 'all traffic'}{f' in {env}' if env else ''} (latency in ms"
+            + ("; calls estimated from sampled traces)" if data.get("sampled") else ")"),
             ("source", "target", "type", "calls", "errors", "p50", "p95", "p99"),
             rows,
             wrap=("source", "target"),
@@ -291,6 +299,7 @@ def critical_path_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -325,6 +334,7 @@ def critical_path_command(
             f"{CHAIN_API}/{urllib.parse.quote(chain, safe='')}/critical-path",
             {"sample_cap": sample_cap},
         ),
+        env,
     )
     if format is ReadFormat.json:
         print_json(aggregate)

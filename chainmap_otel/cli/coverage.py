@@ -16,6 +16,7 @@ import typer
 
 from chainmap_otel.cli.analysis import (
     CHAINS,
+    ENV,
     SERVER,
     SINCE,
     STORE,
@@ -71,6 +72,7 @@ def coverage_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -82,12 +84,12 @@ def coverage_command(
     count = parse_limit(limit)
     client = serve_client(store, server, chains)
     if client is not None:
-        read_window(start, until)
-        params = {"since": start, "until": until, "limit": count}
+        read_window(start, until, env)
+        params = {"since": start, "until": until, "limit": count, "environment": env}
         data: dict[str, Any] = client.get_json(COVERAGE_API, params)
     else:
         catalog = load_chains(chains)
-        span = read_window(start, until)
+        span = read_window(start, until, env)
         with opened_store(store) as trace_store:
             data = coverage_json(trace_store, catalog, span, count)
     if format is ReadFormat.json:

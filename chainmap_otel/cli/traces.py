@@ -16,6 +16,7 @@ import typer
 
 from chainmap_otel.cli.analysis import (
     CHAINS,
+    ENV,
     SERVER,
     SINCE,
     STORE,
@@ -67,6 +68,7 @@ def traces_command(
     chains: Path = CHAINS,
     since: str = SINCE,
     until: str = UNTIL,
+    env: str = ENV,
     format: ReadFormat = typer.Option(ReadFormat.table, "--format", "-f"),
     server: str = SERVER,
 ) -> None:
@@ -90,6 +92,7 @@ def traces_command(
             chains=chains,
             since=since,
             until=until,
+            env=env,
             format=format,
             server=server,
         )
@@ -111,6 +114,7 @@ def _search(
     chains: Path | None,
     since: str | None,
     until: str | None,
+    env: str | None,
     format: ReadFormat,
     server: str | None,
 ) -> None:
@@ -131,7 +135,7 @@ def _search(
     client = serve_client(store, server, chains)
     result: dict[str, Any]
     if client is not None:
-        read_window(since, until)
+        read_window(since, until, env)
         result = client.get_json(
             "/api/v1/traces",
             {
@@ -147,11 +151,12 @@ def _search(
                 "limit": limit,
                 "since": since,
                 "until": until,
+                "environment": env,
             },
         )
     else:
         catalog = load_chains(chains)
-        window = read_window(since, until)
+        window = read_window(since, until, env)
         with opened_store(store) as trace_store:
             result = search_traces(trace_store, catalog, window, query).to_json()
     if format is ReadFormat.json:

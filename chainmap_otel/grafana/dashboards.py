@@ -181,14 +181,15 @@ def chain_topology(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         ],
         "Service graph of the chain's traces (servicegraph connector semantics): node "
         "main stat = calls received, secondary = error ratio; edge main stat = calls, "
-        "secondary = p95 ms. Same numbers as `chainmap topology --chain $chain --format grafana`.",
+        "secondary = p95 ms; calls weighted by sampling, edges of `$environment` only. Same "
+        "numbers as `chainmap topology --chain $chain --env ENV --format grafana`.",
     )
     return _dashboard(
         "chainmap-chain-topology",
         "chainmap: chain topology",
         "The services and dependencies a chain really touches.",
         [graph],
-        [_chain_variable(catalog)],
+        [_chain_variable(catalog), _environment_variable(database)],
     )
 
 

@@ -264,8 +264,8 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         trace_edges=inner,
         edge_hour=f"{database}.{edge_rollup.HOUR_TABLE}",
         edge_minute=f"{database}.{edge_rollup.EDGE_TABLE}",
-        # Consumers paired with their producers through span links, live over the range.
-        link_edges="UNION ALL\n" + load_sql("link_edges", database),
+        # Consumers paired with their producers through span links.
+        link_edges=load_sql("link_edges", database),
     )
     values = {name: sql_literal(value) for name, value in params.items()}
     values.update(
@@ -297,8 +297,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
             )
         },
         catalog=str(edge_rollup.catalog_fingerprint(catalog, naming)),
-        link_start="gf_from_ns",
-        link_end="gf_to_ns",
+        environment=ENVIRONMENT,
         link_lookback=str(LINK_LOOKBACK_SECONDS * 1_000_000_000),
     )
     return inline(sql, values)

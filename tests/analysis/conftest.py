@@ -42,7 +42,7 @@ def span_row(span: Mapping[str, Any], base_ns: int) -> tuple[Any, ...]:
         hex_id(span["trace"], 32),
         hex_id(span["trace"] + "/" + span["span"], 16),
         hex_id(span["trace"] + "/" + span["parent"], 16) if span.get("parent") else "",
-        "",
+        span.get("trace_state", ""),
         span.get("name", "op"),
         span.get("kind", "Internal"),
         span["service"],

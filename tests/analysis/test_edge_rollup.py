@@ -119,16 +119,9 @@ def test_interrupted_slice_is_redone_once(
     fingerprint = edge_rollup.catalog_fingerprint(catalog)
     start, end = protocol.floor_minute(now_ns), protocol.floor_minute(now_ns) + 2 * MINUTE
     edge_rollup.MINUTES.write(store, protocol.LevelState(start, start, end), fingerprint)
-    sql, params = edge_rollup.trace_edges_sql(store, catalog)
-    insert = load_sql("edge_rollup", store.database, trace_edges=sql)
+    insert, params = edge_rollup.slice_sql(store, catalog)
     store.command(
-        insert,
-        {
-            **params,
-            **edge_rollup.range_params((start, end)),
-            **edge_rollup.histogram_params(),
-            "catalog": fingerprint,
-        },
+        insert, {**params, **edge_rollup.range_params((start, end)), "catalog": fingerprint}
     )
     report = edge_rollup.refresh_edges(store, catalog)
     assert report.recovered

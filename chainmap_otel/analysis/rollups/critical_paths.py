@@ -88,6 +88,7 @@ _COLUMNS: dict[str, str] = {
     "Services": "Array(LowCardinality(String))",
     "Names": "Array(LowCardinality(String))",
     "SelfNs": "Array(UInt64)",
+    "Environment": "LowCardinality(String)",
 }
 _COUNT_SQL = """SELECT count() FROM {db}.otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
@@ -136,7 +137,12 @@ def trace_rows(rows: Any) -> dict[str, list[Any]]:
     """The ``chainmap_critical_path`` columns of the traces ``rows`` (:func:`traces_sql`)."""
     out: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     for row in rows:
-        trace_id, chains, untagged = str(row[0]), list(row[9]), list(row[10])
+        trace_id, chains, untagged, environment = (
+            str(row[0]),
+            list(row[9]),
+            list(row[10]),
+            str(row[11]),
+        )
         spans = trace_timings(row)
         start = min(s.start for s in spans)
         marked = entry_chains(spans)
@@ -155,6 +161,7 @@ def trace_rows(rows: Any) -> dict[str, list[Any]]:
             out["Services"].append(list(part.services))
             out["Names"].append(list(part.names))
             out["SelfNs"].append(list(part.self_ns))
+            out["Environment"].append(environment)
     return out
 
 

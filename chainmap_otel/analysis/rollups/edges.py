@@ -39,6 +39,12 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   backfill or needs write access. Refreshes run in ``chainmap serve``'s background loop
   (:class:`~chainmap_otel.analysis.rollups.refresh.RollupRefresher`, every 30 s), in ``chainmap
   schema apply`` and in ``chainmap rollup refresh``.
+* **Links, environments, sampling.** A slice also inserts the span-link edges
+  (``sql/link_edges.sql``) whose consumer starts in it, per minute of the consumer's start;
+  a link pairs with a producer within :data:`LINK_LOOKBACK_SECONDS` of its consumer, so
+  slices and live pairing find the same links. Rows are split by ``Environment`` (that of
+  the span starting the edge) and carry ``EstimatedCalls``/``EstimatedErrors``, the summed
+  sampling weights, next to the stored counts (schema version 14).
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
@@ -94,8 +100,12 @@ SLICE_SPANS = 500_000
 HOUR_SLICE_SECONDS = 86400
 #: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
 #: rolled up under older semantics (2: per-edge chain scope and caller edges; 3: chains
-#: propagate through tagged spans too, the membership rule) are not read.
-PAIRING_VERSION = 3
+#: propagate through tagged spans too, the membership rule; 4: rows carry the environment
+#: and the sampling-weighted counts, and hold the span-link edges) are not read.
+PAIRING_VERSION = 4
+#: How far apart a producer and its linked consumer may start to pair as a link edge
+#: (``sql/link_edges.sql``; a rule of the link, so live pairing and slices agree).
+LINK_LOOKBACK_SECONDS = 3600
 #: Upper bounds (seconds) of the edge latency histograms: the servicegraph connector's
 #: default ``latency_histogram_buckets``, also used for the chain latency histogram.
 LATENCY_BUCKETS_SECONDS = (
@@ -137,17 +147,19 @@ TRACE_WINDOW_SQL = (
 )
 #: The type of trace_edges.sql's ``edges``: (source, target, connection_type, failed,
 #: latency_ns (client span; the server's for ``user`` edges), target_type, chains, entry,
-#: server_ns, client_ns), the last two the connector's server and client latencies.
+#: server_ns, client_ns, weight, environment): server_ns and client_ns are the connector's
+#: server and client latencies, weight and environment those of the span starting the edge.
 EDGE_TUPLES = (
     "Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, "
-    "UInt64, UInt64))"
+    "UInt64, UInt64, Float64, String))"
 )
 #: Stands in for chainmap_edge_minute or chainmap_edge_hour where it is not read (no rows).
 NO_ROLLUP_SQL = (
     "(SELECT * FROM (SELECT toUInt64(0) AS Catalog, toDateTime(0) AS Minute, "
     "toDateTime(0) AS Hour, '' AS Source, "
     "'' AS Target, '' AS ConnectionType, '' AS TargetType, CAST([], 'Array(String)') AS ChainIds, "
-    "toUInt64(0) AS Calls, toUInt64(0) AS Errors, "
+    "'' AS Environment, toUInt64(0) AS Calls, toUInt64(0) AS Errors, "
+    "toFloat64(0) AS EstimatedCalls, toFloat64(0) AS EstimatedErrors, "
     "initializeAggregation('quantilesTDigestState(0.5, 0.95, 0.99)', toUInt64(0)) AS Latency, "
     "toInt64(0) AS FirstSeen, toInt64(0) AS LastSeen, "
     "CAST(map(), 'Map(UInt64, UInt64)') AS ClientBuckets, toUInt64(0) AS ClientSum, "
@@ -269,6 +281,25 @@ def pairing_sql(
     return sql, {**params, **names.values}
 
 
+def slice_sql(
+    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``edge_rollup.sql`` (a minute slice's insert: paired edges and link edges) and its
+    parameters but the slice's (:func:`range_params`) and ``catalog``."""
+    sql, params = trace_edges_sql(store, catalog, naming)
+    insert = load_sql(
+        "edge_rollup",
+        store.database,
+        trace_edges=sql,
+        link_edges=load_sql("link_edges", store.database),
+    )
+    return insert, {
+        **params,
+        **histogram_params(),
+        "link_lookback": LINK_LOOKBACK_SECONDS * _NS,
+    }
+
+
 def histogram_params() -> dict[str, list[int]]:
     """Bind value of ``{latency_bounds_ns:Array(UInt64)}`` (edge_rollup.sql, topology.sql)."""
     return {"latency_bounds_ns": list(LATENCY_BOUNDS_NS)}
@@ -318,17 +349,12 @@ def refresh_edges(
     pairing: list[tuple[str, dict[str, Any]]] = []
 
     def minute_sql() -> str:
-        sql, params = trace_edges_sql(store, catalog, naming)
+        sql, params = slice_sql(store, catalog, naming)
         pairing.append((sql, params))
-        return load_sql("edge_rollup", store.database, trace_edges=sql)
+        return sql
 
     def minute_params(start: int, end: int) -> dict[str, Any]:
-        return {
-            **pairing[0][1],
-            **range_params((start, end)),
-            **histogram_params(),
-            "catalog": fingerprint,
-        }
+        return {**pairing[0][1], **range_params((start, end)), "catalog": fingerprint}
 
     def hour_params(start: int, end: int) -> dict[str, Any]:
         return {"catalog": fingerprint, "start": start // _NS, "end": end // _NS}

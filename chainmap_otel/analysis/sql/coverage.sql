@@ -54,7 +54,11 @@ FROM (
             TraceId,
             SpanId,
             ParentSpanId,
-            Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) AS in_window,
+            -- Counted: the spans of the window in its environment ({environment:String},
+            -- '' for all): a fact belongs to the environment of its span. Ancestors are
+            -- read whatever theirs.
+            Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) AND {{span_environment}}
+                AS in_window,
             SpanAttributes['chain.ids'] != '' AS tagged,
             if(tagged, if(SpanAttributes['chain.tagged_by'] = 'collector', 'collector', 'source'),
                '') AS tagger,

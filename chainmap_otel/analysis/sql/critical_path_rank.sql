@@ -9,17 +9,20 @@
 -- live from the spans ({{live}}: sql/critical_path_live.sql, or no rows when no span lies
 -- past the rolled-up end). {{member}} is the chain's membership test
 -- over Chains and UntaggedFields (analysis.critical_path); both parts apply it to the same
--- columns.
+-- columns. {environment:String} ('' for all) keeps the traces whose root span is in it,
+-- so one environment's aggregate never mixes in another's traces.
 WITH rolled AS (
     SELECT TraceId, LatencyNs, 1 AS Rolled
     FROM {{rolled}}
     WHERE EntryChain = {chain:String}
+      AND ({environment:String} = '' OR Environment = {environment:String})
       AND Start >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({rolled_to_ns:Int64})
     UNION ALL
     SELECT TraceId, LatencyNs, 1 AS Rolled
     FROM {{rolled}}
     WHERE EntryChain = '' AND NOT has(EntryChains, {chain:String}) AND ({{member}})
+      AND ({environment:String} = '' OR Environment = {environment:String})
       AND Start >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({rolled_to_ns:Int64})
 ), live AS (

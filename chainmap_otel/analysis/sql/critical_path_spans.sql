@@ -15,6 +15,7 @@ SELECT
     arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])) AS chains,
     toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
     toUInt8(ParentSpanId = '' AND length(Links.TraceId) > 0) AS linked_root,
+    if(ParentSpanId = '', {{environment_sql}}, '') AS root_environment,
     (service, name, {{route_sql}}, {{path_sql}}, {{method_sql}},
      transform(toString(SpanKind),
         ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT',

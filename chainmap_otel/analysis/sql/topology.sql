@@ -11,9 +11,13 @@
 -- the bucket's upper bound in ns, summed per key with sumMap throughout (the rollup's rows
 -- and the live part's, bucketed here as edge_rollup.sql does), and their sums in ns.
 -- edge_hour / edge_minute are the rollup tables, or an empty stand-in where one is not read.
--- link_edges is empty or `UNION ALL` and link_edges.sql, which pairs consumers with their
--- producers across traces through span links, live over the whole window (the rollup does not
--- hold these edges).
+-- link_edges is link_edges.sql, which pairs consumers with their producers across traces
+-- through span links: the rollup holds the links per minute of the consumer's start, the
+-- live part pairs those whose consumer starts in the live ranges (head and tail).
+-- calls/errors count stored calls; estimated_calls/estimated_errors sum the calls' sampling
+-- weights (adjusted counts; equal to calls/errors for unsampled data). Every part keeps the
+-- edges of {environment:String} only ('' = all): an edge's environment is that of the span
+-- starting it (the client or producer; the root server for `user`).
 -- Bound: {wanted:Array(String)} chain ids ('' = all traffic), {catalog:UInt64},
 -- {hour_start:Int64} / {hour_end:Int64} and {minute_head_start:Int64} / {minute_head_end:Int64}
 -- / {minute_tail_start:Int64} / {minute_tail_end:Int64} (Unix seconds, whole hours and
@@ -33,7 +37,9 @@ SELECT
     sumMap(part_client_buckets) AS client_buckets,
     sum(part_client_sum) AS client_sum_ns,
     sumMap(part_server_buckets) AS server_buckets,
-    sum(part_server_sum) AS server_sum_ns
+    sum(part_server_sum) AS server_sum_ns,
+    sum(part_estimated_calls) AS estimated_calls,
+    sum(part_estimated_errors) AS estimated_errors
 FROM (
     SELECT
         chain,
@@ -49,7 +55,9 @@ FROM (
         set_client_buckets AS part_client_buckets,
         set_client_sum AS part_client_sum,
         set_server_buckets AS part_server_buckets,
-        set_server_sum AS part_server_sum
+        set_server_sum AS part_server_sum,
+        set_estimated_calls AS part_estimated_calls,
+        set_estimated_errors AS part_estimated_errors
     FROM (
         SELECT
             CAST(ChainIds, 'Array(String)') AS chains,
@@ -65,25 +73,31 @@ FROM (
             sumMap(ClientBuckets) AS set_client_buckets,
             sum(toUInt128(ClientSum)) AS set_client_sum,
             sumMap(ServerBuckets) AS set_server_buckets,
-            sum(toUInt128(ServerSum)) AS set_server_sum
+            sum(toUInt128(ServerSum)) AS set_server_sum,
+            sum(EstimatedCalls) AS set_estimated_calls,
+            sum(EstimatedErrors) AS set_estimated_errors
         FROM (
             SELECT ChainIds, Source, Target, ConnectionType, TargetType,
                    Calls, Errors, Latency, FirstSeen, LastSeen,
-                   ClientBuckets, ClientSum, ServerBuckets, ServerSum
+                   ClientBuckets, ClientSum, ServerBuckets, ServerSum,
+                   EstimatedCalls, EstimatedErrors
             FROM {{edge_hour}}
             WHERE Catalog = {catalog:UInt64}
               AND Hour >= toDateTime({hour_start:Int64})
               AND Hour < toDateTime({hour_end:Int64})
+              AND {{row_environment}}
             UNION ALL
             SELECT ChainIds, Source, Target, ConnectionType, TargetType,
                    Calls, Errors, Latency, FirstSeen, LastSeen,
-                   ClientBuckets, ClientSum, ServerBuckets, ServerSum
+                   ClientBuckets, ClientSum, ServerBuckets, ServerSum,
+                   EstimatedCalls, EstimatedErrors
             FROM {{edge_minute}}
             WHERE Catalog = {catalog:UInt64}
               AND ((Minute >= toDateTime({minute_head_start:Int64})
                     AND Minute < toDateTime({minute_head_end:Int64}))
                    OR (Minute >= toDateTime({minute_tail_start:Int64})
                        AND Minute < toDateTime({minute_tail_end:Int64})))
+              AND {{row_environment}}
         )
         GROUP BY chains, source, target, connection_type, target_type
     )
@@ -107,15 +121,44 @@ FROM (
         sum(toUInt128(edge.10)) AS part_client_sum,
         sumMap(map(arrayFirst(b -> b >= edge.9, {latency_bounds_ns:Array(UInt64)}),
                    toUInt64(1))) AS part_server_buckets,
-        sum(toUInt128(edge.9)) AS part_server_sum
+        sum(toUInt128(edge.9)) AS part_server_sum,
+        sum(edge.11) AS part_estimated_calls,
+        sumIf(edge.11, edge.4) AS part_estimated_errors
     FROM (
 {{trace_edges}}
     )
     ARRAY JOIN edges AS edge
     ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
                            if(edge.8 = 1, edge.7, arrayPushFront(edge.7, ''))) AS chain
+    WHERE {environment:String} = '' OR edge.12 = {environment:String}
     GROUP BY chain, source, target, connection_type, target_type
+    UNION ALL
+    SELECT
+        chain,
+        source,
+        target,
+        'messaging_system' AS connection_type,
+        'service' AS target_type,
+        count() AS part_calls,
+        countIf(failed) AS part_errors,
+        quantilesTDigestState(0.5, 0.95, 0.99)(wait_ns) AS part_latency,
+        min(start_ns) AS part_first,
+        max(start_ns) AS part_last,
+        sumMap(map(arrayFirst(b -> b >= p_duration, {latency_bounds_ns:Array(UInt64)}),
+                   toUInt64(1))) AS part_client_buckets,
+        sum(toUInt128(p_duration)) AS part_client_sum,
+        sumMap(map(arrayFirst(b -> b >= c_duration, {latency_bounds_ns:Array(UInt64)}),
+                   toUInt64(1))) AS part_server_buckets,
+        sum(toUInt128(c_duration)) AS part_server_sum,
+        sum(weight) AS part_estimated_calls,
+        sumIf(weight, failed = 1) AS part_estimated_errors
+    FROM (
 {{link_edges}}
+    )
+    ARRAY JOIN arrayFilter(x -> has({wanted:Array(String)}, x), arrayPushFront(chains, ''))
+               AS chain
+    WHERE {environment:String} = '' OR environment = {environment:String}
+    GROUP BY chain, source, target, connection_type, target_type
 )
 GROUP BY chain, source, target, connection_type, target_type
 ORDER BY chain, source, target, connection_type

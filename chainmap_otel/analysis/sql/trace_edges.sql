@@ -29,6 +29,10 @@
 -- span's durations; a database edge the client span's for both; a `user` edge the server
 -- span's and 0 (the connector never sets a client latency there); a virtual or messaging
 -- node without a server/consumer 0 and the client span's.
+-- weight and environment (11th, 12th) belong to the span that starts the edge: the client or
+-- producer span (the root server span for a `user` edge). weight is its sampling adjusted
+-- count (OTEP 235 ot=th in TraceState, 1 when unsampled: tagging.sampling), environment its
+-- resource's deployment.environment.name, else deployment.environment (tagging.fields).
 SELECT
     TraceId,
     groupArrayArray(group_edges) AS edges,
@@ -51,7 +55,10 @@ FROM (
         anyIf(db_node, role = 1) AS c_db,
         anyIf(virtual_node, role = 1) AS c_virtual,
         anyIf(chains, role = 1) AS c_chains,
-        groupArrayIf((service, failed, Duration, chains), role IN (2, 3)) AS servers,
+        anyIf(weight, role = 1) AS c_weight,
+        anyIf(environment, role = 1) AS c_environment,
+        groupArrayIf((service, failed, Duration, chains, weight, environment), role IN (2, 3))
+            AS servers,
         max(role = 3) AS is_root,
         groupUniqArrayArray(chains) AS group_chains,
         min(start) AS group_start,
@@ -65,31 +72,31 @@ FROM (
         multiIf(
             is_root,
             arrayMap(s -> ('user', s.1, 'virtual_node', s.2, s.3, 'service', s.4, toUInt8(0),
-                           s.3, toUInt64(0)),
+                           s.3, toUInt64(0), s.5, s.6),
                      servers),
             has_client AND notEmpty(servers),
             arrayFlatten(arrayMap(s -> arrayConcat(
                 [(c_service, s.1, if(c_kind = 'producer', 'messaging_system', ''),
                   c_failed OR s.2, c_duration, 'service', c_chains, toUInt8(0), s.3,
-                  c_duration)],
+                  c_duration, c_weight, c_environment)],
                 if(arrayExists(x -> NOT has(c_chains, x), s.4),
                    [(concat('caller:', c_service), s.1,
                      if(c_kind = 'producer', 'messaging_system', ''),
                      c_failed OR s.2, c_duration, 'service',
                      arrayFilter(x -> NOT has(c_chains, x), s.4), toUInt8(1), s.3,
-                     c_duration)],
-                   CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64))'))),
+                     c_duration, c_weight, c_environment)],
+                   CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64, Float64, String))'))),
                 servers)),
             has_client AND c_db != '',
             [(c_service, c_db, 'database', c_failed, c_duration, 'database', c_chains, toUInt8(0),
-              c_duration, c_duration)],
+              c_duration, c_duration, c_weight, c_environment)],
             has_client AND c_kind = 'producer',
             [(c_service, c_virtual, 'messaging_system', c_failed, c_duration, 'messaging',
-              c_chains, toUInt8(0), toUInt64(0), c_duration)],
+              c_chains, toUInt8(0), toUInt64(0), c_duration, c_weight, c_environment)],
             has_client,
             [(c_service, c_virtual, 'virtual_node', c_failed, c_duration, 'virtual', c_chains,
-              toUInt8(0), toUInt64(0), c_duration)],
-            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64))')
+              toUInt8(0), toUInt64(0), c_duration, c_weight, c_environment)],
+            CAST([], 'Array(Tuple(String, String, String, UInt8, UInt64, String, Array(String), UInt8, UInt64, UInt64, Float64, String))')
         ) AS group_edges
     FROM (
         -- Back to one row per span, with the chains of its subtree.
@@ -107,12 +114,15 @@ FROM (
             span.10 AS pair_key,
             span.11 AS db_node,
             span.12 AS virtual_node,
+            span.13 AS weight,
+            span.14 AS environment,
             span_chains AS chains
         FROM (
             SELECT
                 TraceId,
                 groupArray((service, name, kind, failed, Duration, start, ParentSpanId,
-                            root_route, role, pair_key, db_node, virtual_node)) AS spans,
+                            root_route, role, pair_key, db_node, virtual_node, weight,
+                            environment)) AS spans,
                 groupArray(SpanId) AS ids,
                 groupArray(own_chains) AS own,
                 groupArray(tagged) AS tagged_spans,
@@ -147,6 +157,9 @@ FROM (
             multiIf(role = 1, SpanId, role = 2, ParentSpanId, concat('~', SpanId)) AS pair_key,
             {{db_node}} AS db_node,
             {{virtual_node}} AS virtual_node,
+            -- Most spans carry no tracestate: skip the threshold's parsing for them.
+            if(TraceState = '', 1., toFloat64({{weight_sql}})) AS weight,
+            toString({{environment_sql}}) AS environment,
             toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
             if(tagged,
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),

@@ -1,5 +1,5 @@
 -- The summary rows of each trace merged into one (a trace has several rows until its parts
--- merge): extent, root span, tagged chains, services, span and error counts, the rule fields
+-- merge): extent, root span (and its environment), tagged chains, services, span and error counts, the rule fields
 -- of its untagged non-root spans. Rows are read
 -- from {slack_ns:Int64} before {start_ns:Int64} to {slack_ns:Int64} after {end_ns:Int64}, so
 -- traces lasting up to that long are merged whole at the window's edges. Shared by trace
@@ -20,7 +20,8 @@ SELECT
     arraySort(groupUniqArrayArray(Services)) AS Services,
     sum(SpanCount) AS SpanCount,
     sum(ErrorCount) AS ErrorCount,
-    arraySort(groupUniqArrayArray(UntaggedFields)) AS UntaggedFields
+    arraySort(groupUniqArrayArray(UntaggedFields)) AS UntaggedFields,
+    max(RootEnvironment) AS RootEnvironment
 FROM {{db}}.chainmap_trace_summary
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64} - {slack_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64} + {slack_ns:Int64})

@@ -3,11 +3,11 @@
 INSERT INTO {{db}}.chainmap_trace_merged
     (TraceId, Start, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
      RootKind,
-     ChainIds, Services, SpanCount, ErrorCount, UntaggedFields)
+     ChainIds, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment)
 SELECT
     TraceId, TraceStart, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
     RootKind,
-    TaggedChains, Services, SpanCount, ErrorCount, UntaggedFields
+    TaggedChains, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment
 FROM (
 {{trace_merge}}
 )

@@ -7,7 +7,9 @@
 -- with max() (InChain: a row tagged with the chain or a root row matching its rules;
 -- InService); candidate_filter narrows by spans of otel_traces (operation and attribute
 -- lookups); entry_join joins trace_chain_entries.sql when a chain's own entry span ranks
--- or filters (found_columns then folds its ChainNs and ChainFailed). Bound: {start_ns:Int64}, {end_ns:Int64}, {slack_ns:Int64}, {limit:UInt32} and the
+-- or filters (found_columns then folds its ChainNs and ChainFailed). A window's environment
+-- ({environment:String}, '' for all) keeps the traces whose root span is in it. Bound:
+-- {environment:String}, {start_ns:Int64}, {end_ns:Int64}, {slack_ns:Int64}, {limit:UInt32} and the
 -- filters' own parameters.
 WITH found AS (
     SELECT
@@ -15,7 +17,8 @@ WITH found AS (
         min(Start) AS TraceStart,
         toUInt64(greatest(0,
             toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(min(Start)))) AS DurationNs,
-        sum(ErrorCount) AS ErrorCount
+        sum(ErrorCount) AS ErrorCount,
+        max(RootEnvironment) AS TraceEnvironment
         {{found_columns}}
     FROM {{db}}.chainmap_trace_summary
     {{entry_join}}
@@ -25,6 +28,7 @@ WITH found AS (
     GROUP BY TraceId
     HAVING TraceStart >= fromUnixTimestamp64Nano({start_ns:Int64})
        AND TraceStart < fromUnixTimestamp64Nano({end_ns:Int64})
+       AND ({environment:String} = '' OR TraceEnvironment = {environment:String})
        AND {{trace_filter}}
     ORDER BY {{order}} DESC, TraceId DESC
     LIMIT {limit:UInt32}

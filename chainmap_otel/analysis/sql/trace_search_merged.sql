@@ -5,7 +5,10 @@
 -- trace id descending, here and in the live part). Newest first reads the window's rows. The
 -- filters are the live search's per-row tests applied to the trace's one row (found_columns
 -- defines InChain/InService without max(), and ChainNs/ChainFailed from entry_join).
--- Bound: {start_ns:Int64}, {end_ns:Int64}, {limit:UInt32} and the filters' own parameters.
+-- A window's environment ({environment:String}, '' for all) keeps the traces whose root span
+-- is in it.
+-- Bound: {start_ns:Int64}, {end_ns:Int64}, {environment:String}, {limit:UInt32} and the
+-- filters' own parameters.
 SELECT
     TraceId,
     Start AS TraceStart,
@@ -20,12 +23,14 @@ SELECT
     Services,
     SpanCount,
     ErrorCount,
-    UntaggedFields
+    UntaggedFields,
+    RootEnvironment
     {{found_columns}}
 FROM {{db}}.chainmap_trace_merged
 {{entry_join}}
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64})
+  AND ({environment:String} = '' OR RootEnvironment = {environment:String})
   AND {{candidate_filter}}
   AND {{trace_filter}}
 ORDER BY {{order}} DESC, TraceId DESC

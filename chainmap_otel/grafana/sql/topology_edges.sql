@@ -9,6 +9,12 @@ SELECT
     errors AS detail__errors,
     connection_type AS detail__connection_type
 FROM (
+    -- Calls and errors as chainmap shows them: estimated from the sampling weights (the
+    -- stored counts when nothing was sampled), rounded as analysis.topology rounds them.
+    SELECT * REPLACE (toUInt64(round(estimated_calls)) AS calls,
+                      toUInt64(round(estimated_errors)) AS errors)
+    FROM (
 {{topology}}
+    )
 )
 ORDER BY source, target, connection_type

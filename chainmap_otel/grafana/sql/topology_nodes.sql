@@ -13,7 +13,13 @@ SELECT
     round(1 - secondarystat, 6) AS arc__success,
     secondarystat AS arc__failed
 FROM (
+    -- Calls and errors as chainmap shows them: estimated from the sampling weights (the
+    -- stored counts when nothing was sampled), rounded as analysis.topology rounds them.
+    SELECT * REPLACE (toUInt64(round(estimated_calls)) AS calls,
+                      toUInt64(round(estimated_errors)) AS errors)
+    FROM (
 {{topology}}
+    )
 )
 ARRAY JOIN [
     (target, target_type, calls, errors),

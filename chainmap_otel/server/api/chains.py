@@ -181,12 +181,17 @@ def chain_detail(
 
 
 def _topology(
-    request: Request, chain_id: str | None, format: str, since: str | None, until: str | None
+    request: Request,
+    chain_id: str | None,
+    format: str,
+    since: str | None,
+    until: str | None,
+    environment: str | None = None,
 ) -> Response:
     from chainmap_otel.analysis.topology import topology
 
     _require_choice("format", format, TOPOLOGY_FORMATS)
-    window = parse_api_window(since, until)
+    window = parse_api_window(since, until, environment)
     with translated_errors():
         topo = topology(_store(request), _catalog(request), window, chain_id)
     return _topology_response(topo, format)
@@ -226,9 +231,13 @@ def api_router() -> APIRouter:
 
     @router.get("/topology", summary="Service graph of all traffic")
     def all_topology(
-        request: Request, format: str = "json", since: str | None = None, until: str | None = None
+        request: Request,
+        format: str = "json",
+        since: str | None = None,
+        until: str | None = None,
+        environment: str | None = None,
     ) -> Response:
-        return _topology(request, None, format, since, until)
+        return _topology(request, None, format, since, until, environment)
 
     @router.get("/health", summary="Health of every chain (the chainmap health JSON)")
     def all_health(
@@ -325,9 +334,10 @@ def api_router() -> APIRouter:
         format: str = "json",
         since: str | None = None,
         until: str | None = None,
+        environment: str | None = None,
     ) -> Response:
         _require_chain(_catalog(request), chain_id)
-        return _topology(request, chain_id, format, since, until)
+        return _topology(request, chain_id, format, since, until, environment)
 
     @router.get("/{chain_id}/critical-path", summary="Where a chain's latency goes")
     def chain_critical(
@@ -336,13 +346,14 @@ def api_router() -> APIRouter:
         sample_cap: int = 2000,
         since: str | None = None,
         until: str | None = None,
+        environment: str | None = None,
     ) -> dict[str, Any]:
         from chainmap_otel.analysis.critical_path import chain_critical_path
 
         _require_chain(_catalog(request), chain_id)
         with translated_errors():
             check_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             result = chain_critical_path(
                 _store(request), _catalog(request), chain_id, window, sample_cap

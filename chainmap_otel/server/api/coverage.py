@@ -35,11 +35,14 @@ def coverage_router() -> APIRouter:
         since: str | None = None,
         until: str | None = None,
         limit: str | None = Query(None, description="disagreements and endpoints listed"),
+        environment: str | None = Query(
+            None, description="only the spans of this deployment environment"
+        ),
     ) -> dict[str, Any]:
         with translated_errors():
             start = window_start(window, since)
             count = parse_limit(limit)
-        span = parse_api_window(start, until)
+        span = parse_api_window(start, until, environment)
         with translated_errors():
             return coverage_json(request.app.state.store, request.app.state.catalog, span, count)
 

@@ -245,8 +245,10 @@ class ChainMetricsCollector:
             ).items():
                 for edge in topo.edges:
                     labels = [edge.source, edge.target, edge.connection_type, str(chain_id)]
-                    graph_total.add_metric(labels, edge.calls)
-                    graph_failed.add_metric(labels, edge.errors)
+                    # Stored calls, as the servicegraph connector counts (it does not
+                    # weight by sampling), matching the histograms' counts.
+                    graph_total.add_metric(labels, edge.stored_calls or 0)
+                    graph_failed.add_metric(labels, edge.stored_errors or 0)
                     graph_server.add_metric(
                         labels, _cumulative(edge.server_buckets), edge.server_sum_ns / _NS
                     )

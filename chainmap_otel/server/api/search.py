@@ -47,6 +47,9 @@ def traces_router() -> APIRouter:
         until: str | None = None,
         limit: str | None = None,
         order: str | None = Query(None, description="start (newest first) or duration"),
+        environment: str | None = Query(
+            None, description="only traces whose root span is in this deployment environment"
+        ),
     ) -> dict[str, Any]:
         catalog = request.app.state.catalog
         with translated_errors():
@@ -64,7 +67,7 @@ def traces_router() -> APIRouter:
             )
             if chain is not None:
                 require_chain(catalog, chain)
-        window = parse_api_window(since, until)
+        window = parse_api_window(since, until, environment)
         with translated_errors():
             return search_traces(request.app.state.store, catalog, window, query).to_json()
 

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from chainmap_otel.analysis.by_environment import environment_names
 from chainmap_otel.analysis.coverage import TAGGERS, coverage_json
 from chainmap_otel.server.api.coverage import COVERAGE_PATH
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
@@ -51,11 +52,13 @@ def _split_bar(chain: dict[str, Any]) -> str:
     return f'<span class="split">{parts}</span>'
 
 
-def _chain_rows(data: dict[str, Any], since: str | None, until: str | None) -> list[list[str]]:
+def _chain_rows(
+    data: dict[str, Any], since: str | None, until: str | None, env: str = ""
+) -> list[list[str]]:
     rows = []
     for c in data["chains"]:
         if c["known"]:
-            link = f"/chains/{quote(c['chain_id'], safe='')}{_query(since, until)}"
+            link = f"/chains/{quote(c['chain_id'], safe='')}{_query(since, until, env=env)}"
             name = f'<a href="{_e(link)}"><b>{_e(c["chain_id"])}</b> {_e(c["name"])}</a>'
         else:
             name = f'<b>{_e(c["chain_id"])}</b> <span class="muted">not in the rules</span>'
@@ -92,10 +95,10 @@ def _disagreement_rows(data: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def _unmatched_rows(data: dict[str, Any], since: str | None) -> list[list[str]]:
+def _unmatched_rows(data: dict[str, Any], since: str | None, env: str = "") -> list[list[str]]:
     rows = []
     for e in data["unmatched"]["endpoints"]:
-        search = "/search" + _query(since, None, service=e["service"])
+        search = "/search" + _query(since, None, service=e["service"], environment=env)
         rows.append(
             [
                 _e(e["service"]),
@@ -129,10 +132,10 @@ def _section(anchor: str, title: str, table: str, empty: str, count: int) -> str
     return f"<section>{heading}{table if count else f'<p class=muted>{_e(empty)}</p>'}</section>"
 
 
-def coverage_body(data: dict[str, Any], since: str | None, until: str | None) -> str:
-    """The page's HTML body (without the shared layout)."""
+def coverage_body(data: dict[str, Any], since: str | None, until: str | None, env: str = "") -> str:
+    """The page's HTML body (without the shared layout); links keep the environment."""
     totals = data["totals"]
-    api = f"{COVERAGE_PATH}{_query(since, until)}"
+    api = f"{COVERAGE_PATH}{_query(since, until, environment=env)}"
     split = ", ".join(f"{totals['tagged_by'][t]} {TAGGER_LABELS[t]}" for t in TAGGERS)
     summary = (
         f'<p class="totals">{totals["instances"]} chain instances: {_e(split)}; '
@@ -141,7 +144,7 @@ def coverage_body(data: dict[str, Any], since: str | None, until: str | None) ->
     )
     chains = html_table(
         ("chain", "instances", *(TAGGER_LABELS[t] for t in TAGGERS), "split", "disagree"),
-        _chain_rows(data, since, until),
+        _chain_rows(data, since, until, env),
         "coverage",
     )
     disagreements = html_table(
@@ -151,7 +154,7 @@ def coverage_body(data: dict[str, Any], since: str | None, until: str | None) ->
     )
     unmatched = html_table(
         ("service", "method", "route", "kind", "traces", ""),
-        _unmatched_rows(data, since),
+        _unmatched_rows(data, since, env),
         "unmatched",
     )
     return (
@@ -192,16 +195,27 @@ def coverage_page_router() -> APIRouter:
 
     @router.get("/coverage", response_class=HTMLResponse)
     def coverage_page(
-        request: Request, since: str | None = None, until: str | None = None
+        request: Request, since: str | None = None, until: str | None = None, env: str | None = None
     ) -> HTMLResponse:
         try:
-            window = parse_api_window(since, until)
+            window = parse_api_window(since, until, env)
             with translated_errors():
                 data = coverage_json(request.app.state.store, request.app.state.catalog, window)
         except HTTPException as exc:
             return error_page(exc)
         text = f"{data['window']['since']} .. {data['window']['until']}"
-        return page("coverage", coverage_body(data, since, until), since, window_text=text)
+        if window.environment:
+            text += f" · environment {window.environment}"
+        body = coverage_body(data, since, until, window.environment)
+        return page(
+            "coverage",
+            body,
+            since,
+            window_text=text,
+            environment=window.environment,
+            environments=environment_names(request.app.state.store, window),
+            until=until,
+        )
 
     return router
 

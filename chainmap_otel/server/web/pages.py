@@ -365,7 +365,7 @@ def graph_block(topo: dict[str, Any], key: str, since: str | None) -> str:
     )
 
 
-def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
+def _trace_lists(chain_id: str, since: str | None, until: str | None, env: str = "") -> str:
     """The chain's slowest traces, those where the chain failed (its entry span: what health
     counts), those where only another span failed, and the most recent (filled by
     ``static/search.js``). Durations and ranks are the chain's own entry span's."""
@@ -379,11 +379,10 @@ def _trace_lists(chain_id: str, since: str | None, until: str | None) -> str:
         ("most recent", {"order": "start"}),
     )
     blocks = []
+    window = {**_window_params(since, until), **({"environment": env} if env else {})}
     for title, params in lists:
-        query = urlencode(
-            {"chain": chain_id, **params, "limit": "8", **_window_params(since, until)}
-        )
-        more = f"/search?{urlencode({'chain': chain_id, **params, **_window_params(since, until)})}"
+        query = urlencode({"chain": chain_id, **params, "limit": "8", **window})
+        more = f"/search?{urlencode({'chain': chain_id, **params, **window})}"
         blocks.append(
             f'<div><h3>{_e(title)} <a class="json" href="{_e(more)}">search</a></h3>'
             f'<div class="trace-list" data-compact data-query="{_e(query)}"></div></div>'
@@ -441,7 +440,7 @@ def chain_body(
         f" · {_e(definition['description'])}</p>"
         f"<section><h2>Topology</h2>{graph_block(topo.to_json(), f'chain:{chain_id}', since)}"
         "</section>"
-        + _trace_lists(chain_id, since, until)
+        + _trace_lists(chain_id, since, until, window.environment)
         + _health_block(detail["health"])
         + _operations_block(operations, since, until)
         + _critical_block(cp)
@@ -526,20 +525,20 @@ def web_router() -> APIRouter:
 
     @router.get("/topology", response_class=HTMLResponse)
     def all_traffic(
-        request: Request, since: str | None = None, until: str | None = None
+        request: Request, since: str | None = None, until: str | None = None, env: str | None = None
     ) -> HTMLResponse:
         from chainmap_otel.analysis.topology import topology
 
         def build() -> tuple[str, str]:
-            window = parse_api_window(since, until)
+            window = parse_api_window(since, until, env)
             topo = topology(request.app.state.store, request.app.state.catalog, window, None)
-            api = f"{API_PREFIX}/topology{_query(since, until)}"
+            api = f"{API_PREFIX}/topology{_query(since, until, environment=window.environment)}"
             body = f'<h1>All traffic <a class="json" href="{_e(api)}">JSON</a></h1>' + graph_block(
                 topo.to_json(), "all", since
             )
             return body, _window_text(window.to_json())
 
-        return render("all traffic", since, build, GRAPH_SCRIPTS)
+        return render("all traffic", since, build, GRAPH_SCRIPTS, (request, until, env))
 
     return router
 

@@ -103,6 +103,10 @@ def search_body(catalog: ChainCatalog, params: dict[str, str], attrs: list[str])
         'placeholder="1h"></label>'
         f'<datalist id="windows">{_options(WINDOWS, "")}</datalist>'
         f'<label>until <input name="until" value="{value("until")}" size="10" placeholder="now"></label>'
+        # The API's name, so search.js passes it on; a page link may say env= instead.
+        f'<label>environment <input name="environment" '
+        f'value="{_e(params.get("environment") or params.get("env", ""))}" size="10" '
+        'placeholder="all"></label>'
         f'<label>order <select name="order">{_options(SEARCH_ORDERS, params.get("order", "duration"), {"duration": "slowest first", "start": "most recent first"})}'
         "</select></label>"
         f'<label>limit <input name="limit" value="{value("limit") or "50"}" size="4" '
