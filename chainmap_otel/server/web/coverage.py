@@ -21,7 +21,7 @@ from chainmap_otel.analysis.coverage import TAGGERS, coverage_json
 from chainmap_otel.server.api.coverage import COVERAGE_PATH
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
-from chainmap_otel.server.web.layout import error_page, html_table, page
+from chainmap_otel.server.web.layout import error_page, html_table, page, window_text
 
 __all__ = ["coverage_body", "install_coverage_page"]
 
@@ -203,9 +203,7 @@ def coverage_page_router() -> APIRouter:
                 data = coverage_json(request.app.state.store, request.app.state.catalog, window)
         except HTTPException as exc:
             return error_page(exc)
-        text = f"{data['window']['since']} .. {data['window']['until']}"
-        if window.environment:
-            text += f" · environment {window.environment}"
+        text = window_text(data["window"])
         body = coverage_body(data, since, until, window.environment)
         return page(
             "coverage",

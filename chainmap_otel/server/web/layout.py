@@ -146,7 +146,9 @@ def error_page(exc: HTTPException) -> HTMLResponse:
 
 
 def window_text(window: dict[str, Any]) -> str:
-    return f"{window['since']} .. {window['until']}"
+    """The window as a page's header says it, with its environment when it has one."""
+    shown = f"{window['since']} .. {window['until']}"
+    return f"{shown} · environment {window['environment']}" if "environment" in window else shown
 
 
 def sparkline(values: Sequence[float | None], title: str, css: str = "") -> str:
