@@ -41,6 +41,7 @@ from opentelemetry.util.types import Attributes
 from prometheus_client.parser import text_string_to_metric_families
 
 from chainmap_otel.collector.pipeline import processor_config
+from chainmap_otel.tagging import sampling
 from chainmap_otel.tagging.definitions import load_catalog
 from tests.support.collector import CollectorProcess
 from tests.support.processes import free_port
@@ -70,6 +71,11 @@ class Traffic:
     @property
     def traces(self) -> int:
         return len(self.durations_ms)
+
+    @property
+    def weight(self) -> float:
+        """What each of its traces stands for (OTEP 235's adjusted count; 1 unsampled)."""
+        return sampling.adjusted_count(f"ot=th:{self.threshold}")
 
 
 # No trace enters two chains, so the innermost chain.id on an entry span is its only chain.
@@ -199,14 +205,9 @@ def adjusted_count(span: ReadableSpan) -> int:
     """1 / sampling probability from the span's ``ot=th`` (OTEP 235); 1 without one. The
     thresholds used here give whole counts, so the connector's stochastic rounding is exact."""
     assert span.context is not None
-    ot = span.context.trace_state.get("ot", "")
-    threshold = next((v[3:] for v in ot.split(";") if v.startswith("th:")), "")
-    if not threshold:
-        return 1
-    rejected = int(threshold.ljust(14, "0"), 16)
-    count, remainder = divmod(2**56, 2**56 - rejected)
-    assert remainder == 0, threshold
-    return count
+    weight = sampling.adjusted_count(span.context.trace_state.to_header())
+    assert weight == int(weight), span.context.trace_state
+    return int(weight)
 
 
 def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
@@ -375,8 +376,13 @@ def test_spanmetrics_per_chain_equals_chainmaps_chain_red(scraped: Scraped) -> N
         assert total(connector, CALLS, **entry) == weight * requests[chain], chain
         failed = total(connector, CALLS, **entry, status_code="STATUS_CODE_ERROR")
         assert failed == weight * errors[chain], chain
-        assert total(chainmap, "chainmap_chain_requests_total", chain_id=chain) == requests[chain]
-        assert total(chainmap, "chainmap_chain_errors_total", chain_id=chain) == errors[chain]
+        # Both weigh a sampled entry by its adjusted count (OTEP 235 ``ot=th``).
+        requests_total = total(chainmap, "chainmap_chain_requests_total", chain_id=chain)
+        assert requests_total == weight * requests[chain], chain
+        errors_total = total(chainmap, "chainmap_chain_errors_total", chain_id=chain)
+        assert errors_total == weight * errors[chain], chain
+        stored = total(chainmap, "chainmap_chain_stored_requests_total", chain_id=chain)
+        assert stored == requests[chain], chain
     # Only entry spans carry chain.id in the Collector: OTTL sees one span at a time.
     untagged = sum(adjusted_count(s) for s in scraped.spans if s.parent is not None)
     assert total(connector, CALLS, chain_id="") == untagged
@@ -435,16 +441,18 @@ def test_a_duration_in_a_bounds_straddling_bucket_can_move_that_bounds_count(
     assert ours.sum == pytest.approx(theirs.sum, abs=1e-9)
 
 
-def test_the_connector_weights_sampled_traces_by_their_adjusted_count_and_chainmap_does_not(
+def test_the_connector_and_chainmap_both_weight_sampled_traces_by_their_adjusted_count(
     scraped: Scraped,
 ) -> None:
     """A2's traces carry ``ot=th:8`` (sampled at 1/2): release 0.161.0's connector counts
-    each span twice (calls and histogram: count, sum, buckets); chainmap counts the stored
-    traces once, as its health and trace search do."""
+    each span twice (calls and histogram: count, sum, buckets), and so does chainmap (each
+    stored entry stands for its adjusted count); chainmap also says how many were stored."""
     (a2,) = [t for t in WORKLOAD if t.chain == "A2"]
     theirs = scraped.connector_entries("A2")
     ours = scraped.chainmap_chain("A2")
-    assert (ours.count, theirs.count) == (a2.traces, 2 * a2.traces)
-    assert theirs.sum == pytest.approx(2 * ours.sum, abs=1e-9)
-    assert theirs.buckets == {le: 2 * v for le, v in ours.buckets.items()}
-    assert total(scraped.chainmap, "chainmap_chain_requests_total", chain_id="A2") == a2.traces
+    assert ours.count == theirs.count == 2 * a2.traces
+    assert theirs.sum == pytest.approx(ours.sum, abs=1e-9)
+    assert theirs.buckets == ours.buckets
+    assert total(scraped.chainmap, "chainmap_chain_requests_total", chain_id="A2") == 2 * a2.traces
+    stored = total(scraped.chainmap, "chainmap_chain_stored_requests_total", chain_id="A2")
+    assert stored == a2.traces
