@@ -50,6 +50,8 @@ LINK_REACH_NS = 3600 * 10**9
 #: Link rows and span rows read per gathering at most (every read is bounded).
 MAX_LINK_ROWS = 100_000
 MAX_SPAN_ROWS = 500_000
+#: Linked traces listed per trace by :func:`linked_traces` at most.
+MAX_LINKED_TRACES = 20
 #: The operation name of a queue-wait section.
 QUEUE_WAIT = "queue wait"
 
@@ -163,6 +165,32 @@ def gather(store: TraceStore, trace_ids: Iterable[str], from_ns: int, to_ns: int
             found.hops.setdefault(hop.producer_trace, []).append(hop)
         frontier = sorted(set(new))
     return found
+
+
+def linked_traces(
+    store: TraceStore, trace_ids: Sequence[str], from_ns: int, to_ns: int
+) -> dict[str, list[str]]:
+    """The traces whose spans (starting in ``[from_ns, to_ns)``) link to a span of each of
+    ``trace_ids``: the consumers of its messages, the rest of its instances. Earliest first,
+    at most :data:`MAX_LINKED_TRACES` each, in one query for all (trace search's result
+    page); one hop, where :func:`gather` follows every hop of one instance."""
+    if not trace_ids:
+        return {}
+    rows = store.query(
+        load_sql("instance_links", store.database),
+        {
+            "trace_ids": list(trace_ids),
+            "from_ns": from_ns,
+            "to_ns": to_ns,
+            "max_links": MAX_LINK_ROWS,
+        },
+    ).result_rows
+    linked: dict[str, list[str]] = {}
+    for producer_trace, _producer_span, consumer_trace, _span, _start in rows:
+        consumers = linked.setdefault(str(producer_trace), [])
+        if len(consumers) < MAX_LINKED_TRACES and str(consumer_trace) not in consumers:
+            consumers.append(str(consumer_trace))
+    return linked
 
 
 def _read_spans(

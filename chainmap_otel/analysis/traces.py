@@ -30,6 +30,12 @@ Semantics:
 * with a ``chain``, each trace also has ``chain`` (its entry span's duration and status),
   ``chain_status`` filters on that status ("the chain failed", what health counts, against
   ``status``: "a span failed"), and ``order=duration`` ranks by the entry span;
+* a trace whose root span has span links (the consumer of a message) and carries a chain only
+  through the message (the chain is in the root's ``chain.ids``, no span of the trace enters
+  it) is not found by that chain, as health counts the instance once: the producer's trace
+  holding the chain's entry is;
+* ``linked_traces``: the traces whose spans link to the trace's spans (the consumers of its
+  messages: the rest of its chain instances), one query for the page;
 * ``error_source``: the first Error span by start time and the deepest one (most ancestors;
   the earliest of equals), with service, operation and status message.
 
@@ -45,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chainmap_otel.analysis.error_source import error_sources
+from chainmap_otel.analysis.instances import LINK_REACH_NS, linked_traces
 from chainmap_otel.analysis.membership import (
     Columns,
     SqlParams,
@@ -302,13 +309,23 @@ class TraceSearch:
 
 #: The newest part of the window searched first when the order is "start".
 FIRST_PART_NS = 3600 * 10**9
-#: Per-row tests: a row tagged with the chain, the row holding the root span matching one of
-#: the chain's entry rules, or a row with an untagged non-root span matching one; a row's
-#: services. The live search folds them per trace with max(); a merged trace has one row.
-_CHAIN_TEST = (
-    "has(ChainIds, {{chain:String}}) OR (RootService != '' AND ({rules}))"
-    " OR arrayExists(u_ -> {untagged}, UntaggedFields)"
-)
+#: Per-row tests: a row tagged with the chain, a row whose root span has span links and
+#: carries the chain, a row with a span entering the chain, the row holding the root span
+#: matching one of the chain's entry rules or a row with an untagged non-root span matching
+#: one; a row's services. The live search folds them per trace with max(); a merged trace
+#: has one row.
+_CHAIN_TESTS = {
+    "ChainTagged": "has(ChainIds, {chain:String})",
+    "ChainLinked": "has(LinkedRootChains, {chain:String})",
+    "ChainEntered": "has(EntryChainIds, {chain:String})",
+    "ChainRules": (
+        "(RootService != '' AND ({rules})) OR arrayExists(u_ -> {untagged}, UntaggedFields)"
+    ),
+}
+#: A trace is in the chain when tagged with it, unless only its linked root carries it (the
+#: consumer of a message, whose instance health counts in the producer's trace), or when one
+#: of the chain's entry rules matches it.
+_IN_CHAIN = "((ChainTagged AND NOT (ChainLinked AND NOT ChainEntered)) OR ChainRules)"
 _SERVICE_TEST = "has(Services, {service:String})"
 #: The live search's first step keeps only these traces for trace_merge.sql.
 _FOUND_ROWS = "TraceId IN (SELECT TraceId FROM found)"
@@ -397,13 +414,15 @@ def search_sql(store: TraceStore, catalog: ChainCatalog, query: TraceQuery) -> S
             t for t in (rule_sql(r, tuple_columns("u_"), rule_params) for r in chain.entry) if t
         ]
         params.update(rule_params.values)
-        row_tests["InChain"] = _CHAIN_TEST.format(
+        row_tests.update(_CHAIN_TESTS)
+        row_tests["ChainRules"] = _CHAIN_TESTS["ChainRules"].format(
             rules=" OR ".join(rules) or "0", untagged=" OR ".join(untagged) or "0"
         )
+        tests.append(_IN_CHAIN)
     if query.service is not None:
         params["service"] = query.service
         row_tests["InService"] = _SERVICE_TEST
-    tests.extend(row_tests)
+        tests.append("InService")
     if query.status == "error":
         tests.append("ErrorCount > 0")
     elif query.status == "ok":
@@ -535,8 +554,14 @@ def search_traces(
     rows = rows[: query.limit]
     failed = [str(row[0]) for row in rows if int(row[8])]
     sources = error_sources(store, window, failed, SLACK_NS)
+    linked = linked_traces(
+        store, [str(row[0]) for row in rows], window.start_ns, window.end_ns + LINK_REACH_NS
+    )
     found.traces = [
-        _trace_json(row, query.chain, entries.get(str(row[0])), sources.get(str(row[0])))
+        {
+            **_trace_json(row, query.chain, entries.get(str(row[0])), sources.get(str(row[0]))),
+            "linked_traces": linked.get(str(row[0]), []),
+        }
         for row in rows
     ]
     return found

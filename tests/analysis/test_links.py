@@ -1,6 +1,6 @@
 """Chains across traces: a consumer linked to its producer, from real SDK spans in chDB
 (the fleet of :mod:`tests.support.queue_fleet`). Topology pairs the two through the link;
-health counts one B3 instance, not one per trace.
+health counts one B3 instance, not one per trace, and trace search lists it once.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
+from chainmap_otel import track
 from chainmap_otel.analysis.coverage import coverage
 from chainmap_otel.analysis.health import health
+from chainmap_otel.analysis.rollups import traces as trace_rollup
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import topologies
 from chainmap_otel.analysis.trace_spans import whole_trace
@@ -152,19 +154,36 @@ def test_coverage_counts_the_consumer_as_part_of_the_producers_instance(
     assert b3["instances"] == 1 and b3["disagreements"] == 0, b3
 
 
-def test_trace_search_of_the_chain_finds_the_consumers_trace_too(
+def test_trace_search_of_the_chain_lists_the_instance_once_with_its_linked_trace(
     fleet: Fleet, store: TraceStore, catalog: ChainCatalog
 ) -> None:
-    """One instance, two traces: searching the chain lists both, the producer's and the
-    consumer's (whose spans carry the chain through the message)."""
+    """One instance, two traces: searching the chain finds the producer's trace, holding the
+    chain's entry, with the consumer's trace (whose spans carry the chain only through the
+    message) in its linked traces; a consumer entering a chain of its own is found by that
+    chain. The rolled-up traces are found as the live ones."""
     headers: dict[str, str] = {}
     place_order(fleet, headers)
-    settle(fleet, headers)
+    tracer = fleet.use("settlement").get_tracer("test")
+    with track.consume(headers, "order-events", system="demo-queue"):
+        with track.chain("C9"):
+            with tracer.start_as_current_span("reconcile", kind=SpanKind.INTERNAL):
+                pass
     store_spans(store, fleet)
     spans = {s.name: s for s in fleet.spans()}
-    expected = {
+    producer, consumer = (
         f"{spans[name].context.trace_id:032x}"
         for name in ("send order-events", "process order-events")
-    }
-    found = search_traces(store, catalog, parse_window(), TraceQuery(chain="B3")).to_json()
-    assert {t["trace_id"] for t in found["traces"]} == expected
+    )
+
+    def search(chain: str | None) -> list[tuple[str, list[str]]]:
+        found = search_traces(store, catalog, parse_window(), TraceQuery(chain=chain)).to_json()
+        return sorted((t["trace_id"], t["linked_traces"]) for t in found["traces"])
+
+    live = {chain: search(chain) for chain in ("B3", "C9", None)}
+    assert live["B3"] == [(producer, [consumer])]
+    assert live["C9"] == [(consumer, [])]
+    # Without a chain every trace is listed.
+    assert live[None] == sorted([(producer, [consumer]), (consumer, [])])
+    trace_rollup.refresh_traces(store, until_ns=time.time_ns() + 2 * 3600 * 10**9)
+    assert store.query("SELECT count() FROM chainmap_trace_merged").result_rows == [(2,)]
+    assert {chain: search(chain) for chain in live} == live

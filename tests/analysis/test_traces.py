@@ -110,6 +110,7 @@ def test_contract_fields(
             },
             "deepest": slow["error_source"]["first"],
         },
+        "linked_traces": [],
     }
     assert slow["start"].endswith("Z")
 

@@ -231,9 +231,9 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
         empty_store.insert_spans(rows=_old_and_new_form_rows(ts=NOW - day * DAY)[:1])
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
-    # Versions 2 and 5 add views over otel_traces, versions 9, 10, 11, 13 and 14 create them
-    # anew: each copies the three partitions.
-    assert sum("partition " in line for line in lines) == 21
+    # Versions 2 and 5 add views over otel_traces, versions 9, 10, 11, 13, 14 and 16 create
+    # them anew: each copies the three partitions.
+    assert sum("partition " in line for line in lines) == 24
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -342,6 +342,53 @@ def test_version_11_counts_a_linked_root_as_no_second_entry(
         ]
     )
     assert empty_store.query(calls).result_rows == [("A", 2), ("B", 1)]
+
+
+def test_version_16_learns_the_chains_of_linked_roots(
+    empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store at version 15 holding a producer and its linked consumer: version 16 copies
+    them into the trace summary again with the chains of the linked root and the chains
+    entered per trace, removes the merged-trace rollup's state, and new spans flow through
+    the new view."""
+    import chainmap_otel.storage.schema as schema
+
+    every = schema.schema_versions
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 15]
+    )
+    apply_schema(empty_store, progress=lambda line: None)
+    entry = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
+    inherited = {"chain.ids": "A", "chain.id": "A"}
+    pushes_b = {"chain.ids": "A,B", "chain.id": "B", "chain.entry": "true", "chain.entry_ids": "B"}
+    empty_store.insert_spans(
+        rows=[
+            _row("tp", "p", "", "Server", "Unset", entry),
+            _row("tc", "c", "", "Consumer", "Unset", inherited, links=("tp", "p")),
+            _row("tc", "b", "c", "Internal", "Unset", pushes_b),
+        ]
+    )
+    empty_store.command(
+        "INSERT INTO chainmap_rollup_state (Rollup, Since, Watermark, Pending) "
+        "VALUES ('traces', 1, 2, 0)"
+    )
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 16]
+    )
+    report = apply_schema(empty_store, progress=lambda line: None)
+    assert (report.applied_versions, report.backfilled_spans) == ([16], 3)
+    summary = (
+        "SELECT TraceId, sum(SpanCount), arraySort(groupUniqArrayArray(LinkedRootChains)), "
+        "arraySort(groupUniqArrayArray(EntryChainIds)) FROM chainmap_trace_summary "
+        "GROUP BY TraceId ORDER BY TraceId"
+    )
+    assert empty_store.query(summary).result_rows == [("tc", 2, ["A"], ["B"]), ("tp", 1, [], ["A"])]
+    state = "SELECT count() FROM chainmap_rollup_state WHERE Rollup = 'traces'"
+    assert empty_store.query(state).result_rows == [(0,)]
+    empty_store.insert_spans(
+        rows=[_row("tc2", "c", "", "Consumer", "Unset", inherited, links=("tp", "p"))]
+    )
+    assert empty_store.query(summary).result_rows[1] == ("tc2", 1, ["A"], [])
 
 
 def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:

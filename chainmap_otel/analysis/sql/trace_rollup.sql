@@ -3,11 +3,13 @@
 INSERT INTO {{db}}.chainmap_trace_merged
     (TraceId, Start, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
      RootKind,
-     ChainIds, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment)
+     ChainIds, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment,
+     LinkedRootChains, EntryChainIds)
 SELECT
     TraceId, TraceStart, DurationNs, RootService, RootName, RootRoute, RootPath, RootMethod,
     RootKind,
-    TaggedChains, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment
+    TaggedChains, Services, SpanCount, ErrorCount, UntaggedFields, RootEnvironment,
+    LinkedRootChains, EntryChainIds
 FROM (
 {{trace_merge}}
 )

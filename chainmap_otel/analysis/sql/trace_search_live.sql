@@ -4,8 +4,9 @@
 -- then merges every column of just those traces. A trace is in the window when its first
 -- span starts in it; rows are read {slack_ns:Int64} either side of the window.
 -- Fragments: found_columns adds what trace_filter tests, each a per-row test folded per trace
--- with max() (InChain: a row tagged with the chain or a root row matching its rules;
--- InService); candidate_filter narrows by spans of otel_traces (operation and attribute
+-- with max() (ChainTagged, ChainLinked, ChainEntered, ChainRules: a row tagged with the
+-- chain, whose linked root span carries it, with a span entering it, whose root or untagged
+-- spans match its rules; InService); candidate_filter narrows by spans of otel_traces (operation and attribute
 -- lookups); entry_join joins trace_chain_entries.sql when a chain's own entry span ranks
 -- or filters (found_columns then folds its ChainNs and ChainFailed). A window's environment
 -- ({environment:String}, '' for all) keeps the traces whose root span is in it. Bound:

@@ -4,7 +4,8 @@
 -- read from the end of each part until {limit:UInt32} pass the filters (hence ties broken by
 -- trace id descending, here and in the live part). Newest first reads the window's rows. The
 -- filters are the live search's per-row tests applied to the trace's one row (found_columns
--- defines InChain/InService without max(), and ChainNs/ChainFailed from entry_join).
+-- defines ChainTagged, ChainLinked, ChainEntered, ChainRules and InService without max(), and
+-- ChainNs/ChainFailed from entry_join).
 -- A window's environment ({environment:String}, '' for all) keeps the traces whose root span
 -- is in it.
 -- Bound: {start_ns:Int64}, {end_ns:Int64}, {environment:String}, {limit:UInt32} and the

@@ -78,6 +78,14 @@
       a.href = "/traces/" + encodeURIComponent(tr.trace_id);
       a.title = tr.trace_id + " started " + when(tr.start);
       start.appendChild(a);
+      // The rest of its chain instances: traces linking to its spans (a queue's consumers).
+      var linked = tr.linked_traces || [];
+      if (linked.length) {
+        var more = el("span", "linked muted",
+          " +" + linked.length + " linked trace" + (linked.length === 1 ? "" : "s"));
+        more.title = linked.join("\n");
+        start.appendChild(more);
+      }
       row.appendChild(start);
       row.appendChild(el("td", "", tr.root_service + " · " + tr.root_operation));
       var dur = el("td", "num", ms(duration(tr)));
