@@ -54,7 +54,7 @@ from chainmap_otel.analysis.path_sections import (
 )
 from chainmap_otel.analysis.rollups import critical_paths
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.errors import NotFoundError, ParameterError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -321,7 +321,7 @@ def chain_critical_path(
         "reach_ns": reach,
         "read_to_ns": end,
         "cap": sample_cap,
-        "environment": window.environment,
+        **environment_params(window.environment),
     }
     traces, threshold, sample, slowest = store.query(rank_sql, bound).result_rows[0]
     traces = int(traces)

@@ -20,7 +20,7 @@ from typing import Any
 from chainmap_otel.analysis.membership import EntryRules
 from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import DEFAULT_FRAGMENTS, load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.storage.store import TraceStore
 
 #: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
@@ -117,7 +117,7 @@ _DATA_EXTENT_SQL = """SELECT count(), toInt64(toUnixTimestamp64Nano(min(FirstSee
        toInt64(toUnixTimestamp64Nano(max(LastSeen)))
 FROM {db}.chainmap_chain_minute
 WHERE Minute >= toDateTime({{start:Int64}}) AND Minute < toDateTime({{end:Int64}})
-  AND ({{environment:String}} = '' OR Environment = {{environment:String}})"""
+  AND ({{environment:String}} = '' OR Environment = {{environment_value:String}})"""
 
 
 def data_extent(
@@ -128,7 +128,7 @@ def data_extent(
     minutes hold none."""
     count, first, last = store.query(
         _DATA_EXTENT_SQL.format(db=store.database),
-        {"start": start_s, "end": end_s, "environment": environment},
+        {"start": start_s, "end": end_s, **environment_params(environment)},
     ).result_rows[0]
     if not count:
         return None

@@ -76,7 +76,7 @@ from chainmap_otel.analysis.entry_rows import (
 )
 from chainmap_otel.analysis.membership import EntryRules, require_chain
 from chainmap_otel.analysis.rollups import entries
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, ChainDefinition
 
@@ -247,7 +247,7 @@ def chain_totals(
         "chains": list(catalog.ids),
         "scan_start": 0,
         "end": end_s,
-        "environment": environment,
+        **environment_params(environment),
     }
     watermark = entries.analysis_watermark(store)
     if watermark is not None:
@@ -373,7 +373,7 @@ def health(
         "chains": [c.id for c in chains],
         "end": end_s,
         "main_start": main_start,
-        "environment": window.environment,
+        **environment_params(window.environment),
     }
     for i, label in enumerate(names[:-1]):
         bound[f"w{i}"] = starts[label]
@@ -478,7 +478,7 @@ def chain_series(
         "scan_start": start,
         "end": end,
         "step": step,
-        "environment": window.environment,
+        **environment_params(window.environment),
     }
     watermark = entries.analysis_watermark(store)
     live = bind_live(store, rules, bound, watermark, start, end)

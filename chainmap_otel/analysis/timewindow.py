@@ -74,6 +74,16 @@ def parse_count(
 
 #: Longest environment name accepted (``deployment.environment.name`` values are short).
 MAX_ENVIRONMENT_CHARS = 128
+#: The environment filter that keeps the spans naming no environment (``""`` keeps all).
+UNNAMED_ENVIRONMENT = "(none)"
+
+
+def environment_params(environment: str) -> dict[str, str]:
+    """Bind values of an environment filter: ``{environment:String}`` (``""``: every
+    environment) and ``{environment_value:String}``, the value the spans' environment must
+    equal (``""`` for :data:`UNNAMED_ENVIRONMENT`)."""
+    value = "" if environment == UNNAMED_ENVIRONMENT else environment
+    return {"environment": environment, "environment_value": value}
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ class TimeWindow:
     The environment travels with the window because every read surface takes both and
     every query binds both: ``{environment:String}`` is ``""`` or one value of
     ``deployment.environment.name`` / ``deployment.environment``
-    (:data:`chainmap_otel.tagging.fields.ENVIRONMENT`).
+    (:data:`chainmap_otel.tagging.fields.ENVIRONMENT`), or :data:`UNNAMED_ENVIRONMENT` for
+    the spans that name none.
     """
 
     start_ns: int
@@ -104,9 +115,13 @@ class TimeWindow:
         return datetime.fromtimestamp(self.end_ns / _NS, tz=UTC)
 
     def params(self) -> dict[str, int | str]:
-        """Bind values for ``{start_ns:Int64}`` / ``{end_ns:Int64}`` /
-        ``{environment:String}`` in window SQL."""
-        return {"start_ns": self.start_ns, "end_ns": self.end_ns, "environment": self.environment}
+        """Bind values for ``{start_ns:Int64}`` / ``{end_ns:Int64}`` and the environment
+        filter (:func:`environment_params`) in window SQL."""
+        return {
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            **environment_params(self.environment),
+        }
 
     def ending(self, seconds: float) -> TimeWindow:
         """The last ``seconds`` of this window's end (burn-rate lookback windows)."""

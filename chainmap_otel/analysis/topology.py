@@ -90,7 +90,7 @@ from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.rollups.protocol import ceil_hour, ceil_minute, floor_hour, floor_minute
 from chainmap_otel.analysis.sql import load_sql
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 
@@ -401,7 +401,7 @@ def edge_rows(
         **seconds,
         **edge_rollup.histogram_params(),
         "link_lookback": LINK_LOOKBACK_SECONDS * 1_000_000_000,
-        "environment": window.environment,
+        **environment_params(window.environment),
         "wanted": wanted,
         "catalog": state.catalog if state is not None else 0,
     }

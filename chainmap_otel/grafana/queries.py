@@ -165,6 +165,7 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
             "inf_end": "gf_inf_end",
             "inf_reach": str(entries.REACH_SECONDS * 1_000_000_000),
             "environment": ENVIRONMENT,
+            "environment_value": ENVIRONMENT,
         },
     )
 
@@ -298,6 +299,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         },
         catalog=str(edge_rollup.catalog_fingerprint(catalog, naming)),
         environment=ENVIRONMENT,
+        environment_value=ENVIRONMENT,
         link_lookback=str(LINK_LOOKBACK_SECONDS * 1_000_000_000),
     )
     return inline(sql, values)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import UNNAMED_ENVIRONMENT, TimeWindow
 from chainmap_otel.monitor.alerts import ALERT_NAME, RULES, Alert, AlertStore, Rule, advance
 from chainmap_otel.monitor.webhook import WebhookNotifier, alertmanager_payload, fingerprint
 from chainmap_otel.storage.store import TraceStore
@@ -146,8 +146,11 @@ class ChainMonitor:
         changed: list[Alert] = []
         transitions: list[Alert] = []
         seen: set[str] = set()
-        for environment in evaluated_environments(self.store, window):
-            entries = health(store=self.store, catalog=catalog, window=window.within(environment))
+        environments = evaluated_environments(self.store, window)
+        for environment in environments:
+            # Beside named environments, the data naming none is judged on its own.
+            scope = environment or (UNNAMED_ENVIRONMENT if len(environments) > 1 else "")
+            entries = health(store=self.store, catalog=catalog, window=window.within(scope))
             for entry in entries:
                 chain = catalog.get(entry["chain_id"])
                 if chain is None or entry["slo"] is None:
@@ -273,7 +276,9 @@ def chain_url(external: str, alert: Alert) -> str:
 
 def evaluated_environments(store: TraceStore, window: TimeWindow) -> list[str]:
     """The environments the monitor judges separately: each one seen in ``window``, and
-    ``""`` (the data naming no environment) when some is seen or nothing names one."""
+    ``""`` (the data naming no environment, read through
+    :data:`~chainmap_otel.analysis.timewindow.UNNAMED_ENVIRONMENT` when named ones are seen
+    too) when some is seen or nothing names one."""
     from chainmap_otel.analysis.by_environment import environment_names
 
     names = environment_names(store, window)

@@ -1,7 +1,8 @@
 """Alerts per environment on one real ``chainmap serve``: the monitor judges each
 ``deployment.environment.name`` seen by its own objectives (``slo.environments``), so an
 error burst in staging fires staging's alert only, labelled ``environment="staging"`` in the
-webhook, ``/api/v1/alerts``, the alerts page and ``chainmap_alerts_firing``."""
+webhook, ``/api/v1/alerts``, the alerts page and ``chainmap_alerts_firing``; the spans of a
+service naming no environment are judged on their own (``environment=(none)``)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ chains:
 RESOURCES = {
     "prod": {"service.name": "checkout", "deployment.environment.name": "prod"},
     "staging": {"service.name": "checkout", "deployment.environment": "staging"},
+    "unnamed": {"service.name": "checkout"},
 }
 
 
@@ -99,6 +101,8 @@ def test_an_error_burst_in_staging_fires_only_stagings_alert(
     env_serve: OpsServe, receiver: WebhookReceiver
 ) -> None:
     assert send(env_serve, "prod", 20, failing=False) == [SpanExportResult.SUCCESS]
+    # A service naming no environment: judged on its own, never with staging's errors.
+    assert send(env_serve, "unnamed", 20, failing=False) == [SpanExportResult.SUCCESS]
     assert send(env_serve, "staging", 10, failing=True) == [SpanExportResult.SUCCESS]
     payload = wait_until(lambda: firing(receiver), "a firing webhook")[0]
     assert payload["groupLabels"] == {"chain_id": "CK", "environment": "staging"}
@@ -118,6 +122,8 @@ def test_an_error_burst_in_staging_fires_only_stagings_alert(
     prod = env_serve.get("/api/v1/chains/health?environment=prod").json()["chains"][0]
     assert [o["budget"] for o in prod["slo"]["objectives"]] == [0.01]
     assert prod["status"] == "healthy" and prod["traces"] == 20
+    unnamed = env_serve.get("/api/v1/chains/health?environment=(none)").json()["chains"][0]
+    assert unnamed["status"] == "healthy" and unnamed["traces"] == 20
     shown = env_serve.get("/api/v1/chains/CK?environment=staging").json()["chain"]["slo"]
     assert shown["error_rate"] == 0.05 and "environments" not in shown
 

@@ -32,9 +32,9 @@ DEFAULT_FRAGMENTS = {
     # the aggregate tables' Environment column.
     "span_environment": (
         "({environment:String} = '' OR "
-        f"{SCHEMA_PLACEHOLDERS['environment_sql']} = {{environment:String}})"
+        f"{SCHEMA_PLACEHOLDERS['environment_sql']} = {{environment_value:String}})"
     ),
-    "row_environment": "({environment:String} = '' OR Environment = {environment:String})",
+    "row_environment": "({environment:String} = '' OR Environment = {environment_value:String})",
     # The rule fields (route, path, method) as every surface reads them.
     **SCHEMA_PLACEHOLDERS,
 }

@@ -23,5 +23,5 @@ FROM (
     HAVING min(start_ns) >= {from_ns:Int64} AND min(start_ns) < {end_ns:Int64}
 )
 WHERE (has(EntryChains, {chain:String}) OR ({{member}}))
-  AND ({environment:String} = '' OR Environment = {environment:String})
+  AND ({environment:String} = '' OR Environment = {environment_value:String})
 

@@ -15,14 +15,14 @@ WITH rolled AS (
     SELECT TraceId, LatencyNs, 1 AS Rolled
     FROM {{rolled}}
     WHERE EntryChain = {chain:String}
-      AND ({environment:String} = '' OR Environment = {environment:String})
+      AND ({environment:String} = '' OR Environment = {environment_value:String})
       AND Start >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({rolled_to_ns:Int64})
     UNION ALL
     SELECT TraceId, LatencyNs, 1 AS Rolled
     FROM {{rolled}}
     WHERE EntryChain = '' AND NOT has(EntryChains, {chain:String}) AND ({{member}})
-      AND ({environment:String} = '' OR Environment = {environment:String})
+      AND ({environment:String} = '' OR Environment = {environment_value:String})
       AND Start >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Start < fromUnixTimestamp64Nano({rolled_to_ns:Int64})
 ), live AS (

@@ -130,7 +130,7 @@ FROM (
     ARRAY JOIN edges AS edge
     ARRAY JOIN arrayFilter(c -> has({wanted:Array(String)}, c),
                            if(edge.8 = 1, edge.7, arrayPushFront(edge.7, ''))) AS chain
-    WHERE {environment:String} = '' OR edge.12 = {environment:String}
+    WHERE {environment:String} = '' OR edge.12 = {environment_value:String}
     GROUP BY chain, source, target, connection_type, target_type
     UNION ALL
     SELECT
@@ -157,7 +157,7 @@ FROM (
     )
     ARRAY JOIN arrayFilter(x -> has({wanted:Array(String)}, x), arrayPushFront(chains, ''))
                AS chain
-    WHERE {environment:String} = '' OR environment = {environment:String}
+    WHERE {environment:String} = '' OR environment = {environment_value:String}
     GROUP BY chain, source, target, connection_type, target_type
 )
 GROUP BY chain, source, target, connection_type, target_type

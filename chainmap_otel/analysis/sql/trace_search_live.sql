@@ -29,7 +29,7 @@ WITH found AS (
     GROUP BY TraceId
     HAVING TraceStart >= fromUnixTimestamp64Nano({start_ns:Int64})
        AND TraceStart < fromUnixTimestamp64Nano({end_ns:Int64})
-       AND ({environment:String} = '' OR TraceEnvironment = {environment:String})
+       AND ({environment:String} = '' OR TraceEnvironment = {environment_value:String})
        AND {{trace_filter}}
     ORDER BY {{order}} DESC, TraceId DESC
     LIMIT {limit:UInt32}

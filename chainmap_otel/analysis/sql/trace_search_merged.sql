@@ -31,7 +31,7 @@ FROM {{db}}.chainmap_trace_merged
 {{entry_join}}
 WHERE Start >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Start < fromUnixTimestamp64Nano({end_ns:Int64})
-  AND ({environment:String} = '' OR RootEnvironment = {environment:String})
+  AND ({environment:String} = '' OR RootEnvironment = {environment_value:String})
   AND {{candidate_filter}}
   AND {{trace_filter}}
 ORDER BY {{order}} DESC, TraceId DESC
