@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import code_pb2, status_pb2
@@ -213,16 +214,25 @@ def _sender(request: Request) -> str:
 
 
 def _ok(media: str, decoded: DecodedSpans) -> Response:
+    return _accepted(media, ExportTraceServiceResponse(), "rejected_spans", decoded)
+
+
+def _accepted(
+    media: str, response: Any, rejected_field: str, decoded: DecodedSpans | DecodedPoints
+) -> Response:
+    """The 200 answer in ``media``: ``response`` (the signal's protobuf answer) with a
+    ``partial_success`` naming the items rejected (``rejected_field``, snake case) when some
+    were, or its OTLP/JSON form."""
     if media == PROTOBUF:
-        response = ExportTraceServiceResponse()
         if decoded.rejected:
-            response.partial_success.rejected_spans = decoded.rejected
+            setattr(response.partial_success, rejected_field, decoded.rejected)
             response.partial_success.error_message = decoded.error_message
         return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
     document: dict[str, object] = {}
     if decoded.rejected:
+        head, *rest = rejected_field.split("_")
         document["partialSuccess"] = {
-            "rejectedSpans": str(decoded.rejected),
+            head + "".join(part.title() for part in rest): str(decoded.rejected),
             "errorMessage": decoded.error_message,
         }
     return Response(json.dumps(document), 200, media_type=JSON)
@@ -238,19 +248,7 @@ def _error(media: str, status: int, code: int, message: str) -> Response:
 
 
 def _metrics_ok(media: str, decoded: DecodedPoints) -> Response:
-    if media == PROTOBUF:
-        response = ExportMetricsServiceResponse()
-        if decoded.rejected:
-            response.partial_success.rejected_data_points = decoded.rejected
-            response.partial_success.error_message = decoded.error_message
-        return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
-    document: dict[str, object] = {}
-    if decoded.rejected:
-        document["partialSuccess"] = {
-            "rejectedDataPoints": str(decoded.rejected),
-            "errorMessage": decoded.error_message,
-        }
-    return Response(json.dumps(document), 200, media_type=JSON)
+    return _accepted(media, ExportMetricsServiceResponse(), "rejected_data_points", decoded)
 
 
 def otlp_http_router(
