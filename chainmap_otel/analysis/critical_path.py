@@ -51,6 +51,7 @@ from chainmap_otel.analysis.path_sections import (
     compute_sections,
     entry_chains,
     part_path,
+    span_timing,
 )
 from chainmap_otel.analysis.rollups import critical_paths
 from chainmap_otel.analysis.sql import load_sql
@@ -90,19 +91,8 @@ FROM {db}.otel_traces_trace_id_ts WHERE TraceId = {trace_id:String}"""
 
 def _rows_to_timings(rows: Iterable[Sequence[Any]]) -> dict[str, list[SpanTiming]]:
     traces: dict[str, list[SpanTiming]] = {}
-    for trace_id, span_id, parent, service, name, kind, start, duration, entry_ids in rows:
-        traces.setdefault(str(trace_id), []).append(
-            SpanTiming(
-                str(span_id),
-                str(parent),
-                str(service),
-                str(name),
-                str(kind),
-                int(start),
-                int(start) + int(duration),
-                str(entry_ids),
-            )
-        )
+    for row in rows:
+        traces.setdefault(str(row[0]), []).append(span_timing(row[1:]))
     return traces
 
 

@@ -36,6 +36,7 @@ from chainmap_otel.analysis.path_sections import (
     SpanTiming,
     chain_subtree,
     compute_sections,
+    span_timing,
 )
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.storage.store import TraceStore
@@ -201,20 +202,9 @@ def _read_spans(
         {"trace_ids": trace_ids, "from_ns": from_ns, "to_ns": to_ns, "max_spans": MAX_SPAN_ROWS},
     ).result_rows
     found.truncated |= len(rows) >= MAX_SPAN_ROWS
-    for trace, span, parent, service, name, kind, start, duration, entries, dest in rows:
-        trace, span = str(trace), str(span)
-        found.spans.setdefault(trace, []).append(
-            SpanTiming(
-                span,
-                str(parent),
-                str(service),
-                str(name),
-                str(kind),
-                int(start),
-                int(start) + int(duration),
-                str(entries),
-            )
-        )
+    for row in rows:
+        trace, span, kind, dest = str(row[0]), str(row[1]), row[5], row[9]
+        found.spans.setdefault(trace, []).append(span_timing(row[1:9]))
         if kind == "producer":
             found.destinations[(trace, span)] = str(dest)
 

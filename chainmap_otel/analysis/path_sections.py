@@ -38,6 +38,7 @@ __all__ = [
     "operation_times",
     "part_latency",
     "part_path",
+    "span_timing",
     "trace_parts",
 ]
 
@@ -54,6 +55,22 @@ class SpanTiming(NamedTuple):
     start: int
     end: int
     entry_ids: str = ""  # chain.entry_ids: the chains that begin at this span
+
+
+def span_timing(row: Sequence[Any]) -> SpanTiming:
+    """A span read as ``(span id, parent id, service, name, kind, start ns, duration ns,
+    chain.entry_ids)``, the columns the critical-path queries select in that order."""
+    span_id, parent, service, name, kind, start, duration, entry_ids = row[:8]
+    return SpanTiming(
+        str(span_id),
+        str(parent),
+        str(service),
+        str(name),
+        str(kind),
+        int(start),
+        int(start) + int(duration),
+        str(entry_ids),
+    )
 
 
 @dataclass(frozen=True)
