@@ -17,6 +17,7 @@ sets replaces the chain's objective, what it leaves out falls back to the chain'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from chainmap_otel.tagging.chainsfile import line_of, shown_value, type_name
@@ -43,9 +44,8 @@ class SLOParsing:
     problem list and key checks)."""
 
     problems: _Problems
-
-    def unknown_keys(self, mapping: Any, allowed: tuple[str, ...], where: str) -> None:
-        raise NotImplementedError
+    #: The parser's check of a mapping's keys (``ChainsFileParser.unknown_keys``).
+    unknown_keys: Callable[[Any, tuple[str, ...], str], None]
 
     def slo(self, raw: Any, line: int, where: str) -> SLO | None:
         if not isinstance(raw, dict):
