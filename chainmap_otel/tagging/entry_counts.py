@@ -20,7 +20,8 @@ a chain (the span kinds this service's rules match). Such a span is tagged and e
 other, so its entry is counted in ``on_end`` with its real duration and status; it stays
 unsampled (trace flags ``00``): no exporter sends it and downstream services inherit the
 decision as before. Spans of other kinds are dropped as the sampler said, so the extra cost
-is one recorded span per unsampled request that can enter a chain (see benchmarks/RESULTS.md).
+is one recorded span per unsampled request that can enter a chain (see benchmarks/RESULTS.md),
+paid only where the counts are exported (:func:`chainmap_otel.tagging.launcher.metrics_exported`).
 A chain pushed from code (``track.chain``) on a span of a kind no rule matches is counted
 only when that span is sampled.
 

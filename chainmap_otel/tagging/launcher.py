@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.environment_variables import (
     OTEL_LOGS_EXPORTER,
@@ -40,6 +40,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -186,8 +187,21 @@ class ChainmapConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
             )
         super()._configure(span_processors=processors, **kwargs)
         provider = trace.get_tracer_provider()
-        if isinstance(provider, TracerProvider):
+        if isinstance(provider, TracerProvider) and metrics_exported():
             count_unsampled_entries(provider, processor)
+
+
+def metrics_exported() -> bool:
+    """Whether ``OTEL_METRICS_EXPORTER`` names an exporter (the distro's default is
+    ``none``): only then are unsampled entries worth recording, since nobody reads counts
+    that are never exported."""
+    names = (name.strip().lower() for name in os.environ.get(OTEL_METRICS_EXPORTER, "").split(","))
+    return any(name and name != "none" for name in names)
+
+
+def _meter_provider_set() -> bool:
+    """Whether a metrics SDK MeterProvider is the global one (not the API's placeholder)."""
+    return isinstance(metrics.get_meter_provider(), MeterProvider)
 
 
 def count_unsampled_entries(provider: TracerProvider, processor: ChainSpanProcessor) -> None:
@@ -217,6 +231,7 @@ def configure(
     exporter: SpanExporter | None = None,
     set_propagators: bool = True,
     set_global: bool = True,
+    count_entries: bool | None = None,
 ) -> TracerProvider:
     """Tag spans of an app that builds its own TracerProvider.
 
@@ -224,8 +239,9 @@ def configure(
     bad file logs a warning and leaves spans untagged). Adds the processor to
     ``tracer_provider`` (a new one named ``service_name`` if omitted), batches
     ``exporter`` if given, installs the propagators and returns the provider. Chain entries
-    are counted on the global MeterProvider (:mod:`chainmap_otel.tagging.entry_counts`),
-    unsampled ones too for tracers made after this call.
+    are counted on the global MeterProvider (:mod:`chainmap_otel.tagging.entry_counts`);
+    ``count_entries`` (default: when an SDK MeterProvider is already the global one) makes
+    the sampler record the unsampled ones too, for tracers made after this call.
     """
     catalog = chains if isinstance(chains, ChainCatalog) else load_catalog_safely(chains)
     set_active_catalog(catalog)
@@ -234,7 +250,8 @@ def configure(
         tracer_provider = TracerProvider(resource=resource)
     processor = ChainSpanProcessor(catalog)
     tracer_provider.add_span_processor(processor)
-    count_unsampled_entries(tracer_provider, processor)
+    if _meter_provider_set() if count_entries is None else count_entries:
+        count_unsampled_entries(tracer_provider, processor)
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_propagators:

@@ -22,7 +22,7 @@ from chainmap_otel.tagging.entry_counts import (
     METER_NAME,
     EntryCountingSampler,
 )
-from chainmap_otel.tagging.launcher import configure, count_unsampled_entries
+from chainmap_otel.tagging.launcher import configure, count_unsampled_entries, metrics_exported
 from chainmap_otel.tagging.processor import ATTR_CHAIN_ENTRY_IDS, ChainSpanProcessor
 
 ORDERS = {"http.method": "POST", "http.route": "/orders", "http.target": "/orders"}
@@ -122,7 +122,13 @@ def test_ids_outside_the_catalog_are_not_counted(
 
 def test_configure_wraps_the_providers_sampler_once(example_catalog: ChainCatalog) -> None:
     provider = TracerProvider(sampler=ALWAYS_OFF)
-    configure(example_catalog, tracer_provider=provider, set_propagators=False, set_global=False)
+    configure(
+        example_catalog,
+        tracer_provider=provider,
+        set_propagators=False,
+        set_global=False,
+        count_entries=True,
+    )
     assert isinstance(provider.sampler, EntryCountingSampler)
     assert provider.sampler.inner is ALWAYS_OFF
     wrapped = provider.sampler
@@ -131,6 +137,31 @@ def test_configure_wraps_the_providers_sampler_once(example_catalog: ChainCatalo
     assert provider.sampler is wrapped
     assert "AlwaysOffSampler" in provider.sampler.get_description()
     provider.shutdown()
+
+
+def test_without_a_meter_provider_dropped_spans_stay_dropped(
+    example_catalog: ChainCatalog,
+) -> None:
+    """No SDK MeterProvider is the global one (the tests never set one): counts would go
+    nowhere, so configure() leaves the sampler as it was and a dropped entry costs nothing."""
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    configure(example_catalog, tracer_provider=provider, set_propagators=False, set_global=False)
+    assert provider.sampler is ALWAYS_OFF
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("value", "exported"),
+    [(None, False), ("none", False), ("", False), ("otlp", True), ("none, console", True)],
+)
+def test_the_launcher_counts_unsampled_entries_only_when_metrics_are_exported(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, exported: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", value)
+    assert metrics_exported() is exported
 
 
 def test_a_downstream_entry_of_an_unsampled_trace_is_counted(
