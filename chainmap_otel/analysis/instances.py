@@ -124,10 +124,18 @@ class InstancePath:
         }
 
 
-def gather(store: TraceStore, trace_ids: Iterable[str], from_ns: int, to_ns: int) -> Gathered:
+def gather(
+    store: TraceStore,
+    trace_ids: Iterable[str],
+    from_ns: int,
+    to_ns: int,
+    first_links: Sequence[Sequence[Any]] | None = None,
+) -> Gathered:
     """Read the traces ``trace_ids`` (spans starting in ``[from_ns, to_ns)``) and follow the
     links out of them: every trace linking to one of them, then to those, up to
-    :data:`MAX_HOPS` levels and :data:`MAX_TRACES` traces per first trace."""
+    :data:`MAX_HOPS` levels and :data:`MAX_TRACES` traces per first trace. ``first_links``
+    are the rows ``instance_links.sql`` already gave for ``trace_ids`` over the same range
+    (the caller looked first), so the first level is not read twice."""
     found = Gathered()
     frontier = sorted(set(trace_ids))
     owner = {trace: trace for trace in frontier}  # each trace's first trace
@@ -140,15 +148,10 @@ def gather(store: TraceStore, trace_ids: Iterable[str], from_ns: int, to_ns: int
         _read_spans(store, spans_sql, frontier, from_ns, to_ns, found)
         if depth == MAX_HOPS:
             break
-        rows = store.query(
-            links_sql,
-            {
-                "trace_ids": frontier,
-                "from_ns": from_ns,
-                "to_ns": to_ns,
-                "max_links": MAX_LINK_ROWS,
-            },
-        ).result_rows
+        if depth == 0 and first_links is not None:
+            rows = first_links
+        else:
+            rows = _link_rows(store, links_sql, frontier, from_ns, to_ns)
         found.truncated |= len(rows) >= MAX_LINK_ROWS
         new: list[str] = []
         for producer_trace, producer_span, trace, span, _start in rows:
@@ -177,21 +180,27 @@ def linked_traces(
     page); one hop, where :func:`gather` follows every hop of one instance."""
     if not trace_ids:
         return {}
-    rows = store.query(
-        load_sql("instance_links", store.database),
-        {
-            "trace_ids": list(trace_ids),
-            "from_ns": from_ns,
-            "to_ns": to_ns,
-            "max_links": MAX_LINK_ROWS,
-        },
-    ).result_rows
+    rows = _link_rows(
+        store, load_sql("instance_links", store.database), list(trace_ids), from_ns, to_ns
+    )
     linked: dict[str, list[str]] = {}
     for producer_trace, _producer_span, consumer_trace, _span, _start in rows:
         consumers = linked.setdefault(str(producer_trace), [])
         if len(consumers) < MAX_LINKED_TRACES and str(consumer_trace) not in consumers:
             consumers.append(str(consumer_trace))
     return linked
+
+
+def _link_rows(
+    store: TraceStore, sql: str, trace_ids: list[str], from_ns: int, to_ns: int
+) -> Sequence[Sequence[Any]]:
+    """``instance_links.sql``'s rows for ``trace_ids``: (producer trace, producer span,
+    consumer trace, consumer span, consumer start ns), at most :data:`MAX_LINK_ROWS`."""
+    rows: Sequence[Sequence[Any]] = store.query(
+        sql,
+        {"trace_ids": trace_ids, "from_ns": from_ns, "to_ns": to_ns, "max_links": MAX_LINK_ROWS},
+    ).result_rows
+    return rows
 
 
 def _read_spans(
@@ -330,19 +339,13 @@ def extend_paths(
     ``to_ns`` (plus :data:`LINK_REACH_NS` for consumers); the end-to-end latency of those."""
     wanted = sorted(set(trace_ids))
     reach_to = to_ns + LINK_REACH_NS
-    linked: list[str] = []
+    rows: Sequence[Sequence[Any]] = ()
     if wanted:
-        rows = store.query(
-            load_sql("instance_links", store.database),
-            {
-                "trace_ids": wanted,
-                "from_ns": from_ns,
-                "to_ns": reach_to,
-                "max_links": MAX_LINK_ROWS,
-            },
-        ).result_rows
-        linked = sorted({str(row[0]) for row in rows})
-    found = gather(store, linked, from_ns, reach_to) if linked else Gathered()
+        rows = _link_rows(
+            store, load_sql("instance_links", store.database), wanted, from_ns, reach_to
+        )
+    linked = sorted({str(row[0]) for row in rows})
+    found = gather(store, linked, from_ns, reach_to, first_links=rows) if linked else Gathered()
     latencies: list[float] = []
     for trace_id in linked:
         spans = found.spans.get(trace_id)
