@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer, TraceState
@@ -26,6 +24,7 @@ from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from chainmap_otel.tagging.sampling import threshold_for
+from tests.support.sdk_fleet import recording_provider
 
 #: Production keeps this share of its traces; each stored call stands for 1 / it.
 PROD_PROBABILITY = 0.25
@@ -83,13 +82,16 @@ class TwoEnvironmentFleet:
         provider = self.providers.get((service, environment))
         if provider is None:
             if environment == "prod":
-                resource = {"service.name": service, "deployment.environment.name": "prod"}
-                sampler: Sampler = ParentBased(ThresholdSampler(PROD_PROBABILITY))
-                provider = TracerProvider(resource=Resource.create(resource), sampler=sampler)
+                provider = recording_provider(
+                    service,
+                    self.exporter,
+                    resource={"deployment.environment.name": "prod"},
+                    sampler=ParentBased(ThresholdSampler(PROD_PROBABILITY)),
+                )
             else:
-                resource = {"service.name": service, "deployment.environment": environment}
-                provider = TracerProvider(resource=Resource.create(resource))
-            provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+                provider = recording_provider(
+                    service, self.exporter, resource={"deployment.environment": environment}
+                )
             self.providers[(service, environment)] = provider
         return provider.get_tracer("tests.sampled_fleet")
 

@@ -7,9 +7,7 @@ latencies and 1 % (A1) / 3 % (B3) failed entries. ``random`` is seeded, so the S
 ids, and every consistent-probability decision made on them, are the same on every run.
 
 :func:`keep_sampled` is a sampling pipeline over the stored rows: a consistent-probability
-head decision on the trace id's 56 random bits (OTEP 235), its threshold written to
-``TraceState``, plus every trace holding a failed span with ``ot=th:0`` (a keep-errors tail
-stage: kept with probability 1, such a trace stands for itself).
+head decision plus a keep-errors tail stage (:func:`tests.support.sdk_fleet.tail_keeps`).
 """
 
 from __future__ import annotations
@@ -23,15 +21,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from chainmap_otel.tagging.definitions import ChainCatalog, load_catalog
-from chainmap_otel.tagging.processor import ChainSpanProcessor
-from chainmap_otel.tagging.sampling import MAX_THRESHOLD, threshold_for
+from tests.support.sdk_fleet import recording_provider, tail_keeps
 
 CHAINS_FILE = Path(__file__).resolve().parents[2] / "chains.example.yaml"
 #: chain -> (entry service, route, downstream service, median ms, failed share)
@@ -63,10 +58,9 @@ def generate(
     def tracer(service: str, env: int) -> Any:
         provider = providers.get((service, env))
         if provider is None:
-            attributes = {"service.name": service, **environments[env]}
-            provider = TracerProvider(resource=Resource.create(attributes))
-            provider.add_span_processor(ChainSpanProcessor(chains))
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            provider = recording_provider(
+                service, exporter, resource=environments[env], catalog=chains
+            )
             providers[(service, env)] = provider
         return provider.get_tracer("sampled-fleet")
 
@@ -100,20 +94,11 @@ def generate(
 
 def keep_sampled(table: pa.Table, probability: float) -> pa.Table:
     """The rows a head decision at ``probability`` plus a keep-errors stage keep, with the
-    ``TraceState`` each carries (module docstring)."""
-    threshold = round((1 - probability) * MAX_THRESHOLD)
-    head = f"ot=th:{threshold_for(probability)}"
+    ``TraceState`` each carries (:func:`tests.support.sdk_fleet.tail_keeps`)."""
     trace_ids = table.column("TraceId").to_pylist()
     failed = pc.is_in(table.column("StatusCode"), pa.array(["Error", "STATUS_CODE_ERROR"]))
     failed_traces = {t for t, f in zip(trace_ids, failed.to_pylist(), strict=True) if f}
-    keep, states = [], []
-    for trace_id in trace_ids:
-        if trace_id in failed_traces:
-            keep.append(True)
-            states.append("ot=th:0")
-        else:
-            keep.append(int(trace_id, 16) & (MAX_THRESHOLD - 1) >= threshold)
-            states.append(head)
+    states = [tail_keeps(int(t, 16), t in failed_traces, probability) for t in trace_ids]
     column = table.schema.get_field_index("TraceState")
-    table = table.set_column(column, "TraceState", pa.array(states, pa.string()))
-    return table.filter(pa.array(keep))
+    table = table.set_column(column, "TraceState", pa.array([s or "" for s in states], pa.string()))
+    return table.filter(pa.array([s is not None for s in states]))

@@ -8,10 +8,8 @@ the same traces. Failed requests are three times slower than the others, so a sa
 keeps every error is biased unless its numbers are weighted.
 
 Sampling as a Collector's tail sampler with a keep-errors policy does it
-(:func:`tail_sample`): a trace with an Error span is kept whole with ``ot=th:0`` (weight 1);
-any other trace is kept when its randomness (the trace id's low 56 bits, OTEP 235's ``rv``)
-is at or above the threshold of probability ``p``, with ``ot=th:<threshold_for(p)>`` (weight
-``1/p``). :func:`head_sampled` uses the SDK's own composable trace-id-ratio sampler instead.
+(:func:`tail_sample`, each trace kept whole or dropped by
+:func:`tests.support.sdk_fleet.tail_keeps`). :func:`head_sampled` uses the SDK's own composable trace-id-ratio sampler instead.
 """
 
 from __future__ import annotations
@@ -23,9 +21,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
@@ -34,8 +30,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from chainmap_otel.tagging.definitions import ChainCatalog
-from chainmap_otel.tagging.processor import ChainSpanProcessor
-from chainmap_otel.tagging.sampling import MAX_THRESHOLD, threshold_for
+from tests.support.sdk_fleet import recording_provider, tail_keeps
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -115,13 +110,14 @@ def record(
     providers = []
     for service, resource, *_ in SERVICES:
         memory = InMemorySpanExporter()
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": service, **resource}),
-            id_generator=SeededIds(rng),
+        provider = recording_provider(
+            service,
+            memory,
+            resource=resource,
+            catalog=catalog,
             sampler=sampler,
+            id_generator=SeededIds(rng),
         )
-        provider.add_span_processor(ChainSpanProcessor(catalog))
-        provider.add_span_processor(SimpleSpanProcessor(memory))
         tracers[service] = provider.get_tracer("sampled-fleet", "1")
         providers.append((provider, memory))
     operations = {service: (name, route, method) for service, _, name, route, method in SERVICES}
@@ -185,14 +181,12 @@ def tail_sample(spans: Sequence[ReadableSpan], probability: float) -> list[Reada
     for span in spans:
         assert span.context is not None
         traces[span.context.trace_id].append(span)
-    th = threshold_for(probability)
-    threshold = int(th.ljust(14, "0"), 16)
     kept = []
     for trace_id, members in traces.items():
-        if any(s.status.status_code is StatusCode.ERROR for s in members):
-            kept += [_with_trace_state(s, "ot=th:0") for s in members]
-        elif trace_id % MAX_THRESHOLD >= threshold:
-            kept += [_with_trace_state(s, f"ot=th:{th}") for s in members]
+        failed = any(s.status.status_code is StatusCode.ERROR for s in members)
+        state = tail_keeps(trace_id, failed, probability)
+        if state is not None:
+            kept += [_with_trace_state(s, state) for s in members]
     return kept
 
 
