@@ -191,6 +191,20 @@ def linked_traces(
     return linked
 
 
+_ANY_LINKS_SQL = """SELECT count() > 0 FROM {db}.otel_traces
+WHERE `Links.TraceId.size0` > 0
+  AND Timestamp >= fromUnixTimestamp64Nano({{from_ns:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{to_ns:Int64}})"""
+
+
+def _any_links(store: TraceStore, from_ns: int, to_ns: int) -> bool:
+    """Whether a span starting in ``[from_ns, to_ns)`` has span links: reading the links'
+    lengths costs a few ms, where the lookup by trace ids costs tens (its id list alone),
+    and a fleet without queues has none."""
+    sql = _ANY_LINKS_SQL.format(db=store.database)
+    return bool(store.query(sql, {"from_ns": from_ns, "to_ns": to_ns}).result_rows[0][0])
+
+
 def _link_rows(
     store: TraceStore, sql: str, trace_ids: list[str], from_ns: int, to_ns: int
 ) -> Sequence[Sequence[Any]]:
@@ -340,7 +354,7 @@ def extend_paths(
     wanted = sorted(set(trace_ids))
     reach_to = to_ns + LINK_REACH_NS
     rows: Sequence[Sequence[Any]] = ()
-    if wanted:
+    if wanted and _any_links(store, from_ns, reach_to):
         rows = _link_rows(
             store, load_sql("instance_links", store.database), wanted, from_ns, reach_to
         )
