@@ -211,7 +211,10 @@ def adjusted_count(span: ReadableSpan) -> int:
 
 
 def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(url, timeout=10).text
+    # The serve processes here set CHAINMAP_METRICS_FRESH_WAIT=10s: a scrape may wait that
+    # long for a fresh snapshot before it answers, so its timeout must be longer (a loaded
+    # machine took 10.2 s).
+    text = httpx.get(url, timeout=60).text
     return [
         (sample.name, dict(sample.labels), sample.value)
         for family in text_string_to_metric_families(text)
