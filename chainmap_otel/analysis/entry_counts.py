@@ -54,8 +54,6 @@ _NS = 1_000_000_000
 #: How long before its first counted minute a chain's counting is taken to have begun: the
 #: SDK's default export interval (60 s) plus the minute a point is stamped in.
 EXPORT_SLACK_S = 120
-#: ``first_traced`` of a window without a stored entry trace of the chain.
-_NEVER = 4294967295
 _HAS_ENVIRONMENT_SQL = """SELECT count() FROM system.columns
 WHERE database = {db:String} AND table = 'chainmap_chain_minute' AND name = 'Environment'"""
 
@@ -206,27 +204,21 @@ def counted_windows(
         "chains": chains,
         "starts": minutes,
         "after_minute": -(-end_s // 60) * 60,
+        "export_slack_s": EXPORT_SLACK_S,
         **environment_params(environment),
     }
     rows = store.query(load_sql("entry_counts_windows", store.database), params).result_rows
     counted_chains = {str(row[0]) for row in rows if row[2]}
     out: dict[str, dict[str, CountedWindows]] = {}
-    for chain, env, entries, errors, timed, duration_sum, buckets, first, traced in rows:
+    for chain, env, entries, errors, timed, duration_sum, buckets, covered in rows:
         if str(chain) not in counted_chains:
             continue
         bounds, per_bucket = buckets if buckets else ((), ())
-        began = int(first) - EXPORT_SLACK_S if entries else None
-        # Counting began by the window's start or by the chain's first trace in it; an
-        # environment that counted nothing covers only the windows without its traces.
-        covered = tuple(
-            int(seen) == _NEVER if began is None else began <= max(start, int(seen))
-            for start, seen in zip(minutes, traced or [_NEVER] * len(minutes), strict=True)
-        )
         out.setdefault(str(env), {})[str(chain)] = CountedWindows(
             chain_id=str(chain),
             entries=tuple(int(n) for n in entries) or (0,) * len(minutes),
             errors=tuple(int(n) for n in errors) or (0,) * len(minutes),
-            covered=covered,
+            covered=tuple(bool(c) for c in covered),
             histogram={float(b): int(c) for b, c in zip(bounds, per_bucket, strict=True)},
             timed=int(timed or 0),
             duration_sum_ms=float(duration_sum or 0.0),

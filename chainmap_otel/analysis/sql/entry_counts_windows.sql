@@ -1,10 +1,14 @@
 -- Chain entries counted in the services (schema 15) over windows that end together, per chain
 -- and environment, in one read: for each start of {starts:Array(Int64)} (Unix seconds, whole
--- minutes; the first is the main window's) the entries and errors in [start, {after_minute});
--- the main window's duration histogram; the first minute the chain was ever counted; and per
--- start the first minute of the chain's stored (tagged) entry traces at or after it
--- (4294967295 where none), so a caller can tell whether counting had begun before the traces
--- a window holds. Chains {chains:Array(String)}, the window's environment.
+-- minutes; the first is the main window's) the entries and errors in [start, {after_minute}),
+-- whether the counts cover that window, and the main window's duration histogram. Chains
+-- {chains:Array(String)}, the window's environment. Health reads it, and Grafana's chains
+-- overview inlines it, so both apply the same rule:
+-- covered: counting had begun ({export_slack_s:Int64} before the chain's first counted minute
+-- in the environment, as points are stamped up to an export interval after what they count)
+-- by the window's start, or by the first minute of the chain's stored (tagged) entry traces in
+-- the window. A row of an environment with the chain's traces and no counts (entries = [])
+-- covers only the windows without its traces.
 WITH
     counted AS (
         SELECT
@@ -47,12 +51,27 @@ WITH
         GROUP BY chain, environment
     )
 SELECT
-    if(c.chain != '', c.chain, t.chain) AS chain,
-    if(c.chain != '', c.environment, t.environment) AS environment,
-    c.entries, c.errors, c.timed, c.duration_sum_ms, c.buckets,
-    b.first_counted,
-    t.first_traced
-FROM (SELECT * FROM counted) AS c
-LEFT JOIN began AS b ON b.chain = c.chain AND b.environment = c.environment
-FULL OUTER JOIN traced AS t ON t.chain = c.chain AND t.environment = c.environment
-ORDER BY chain, environment
+    chain,
+    environment,
+    entries,
+    errors,
+    timed,
+    duration_sum_ms,
+    buckets,
+    arrayMap((s, seen) -> toUInt8(if(empty(entries), seen = 4294967295,
+                                     first_counted - {export_slack_s:Int64} <= greatest(s, seen))),
+             {starts:Array(Int64)},
+             if(empty(first_traced), arrayResize(emptyArrayInt64(), length({starts:Array(Int64)}),
+                                                 toInt64(4294967295)),
+                first_traced)) AS covered
+FROM (
+    SELECT
+        if(c.chain != '', c.chain, t.chain) AS chain,
+        if(c.chain != '', c.environment, t.environment) AS environment,
+        c.entries AS entries, c.errors AS errors, c.timed AS timed,
+        c.duration_sum_ms AS duration_sum_ms, c.buckets AS buckets,
+        b.first_counted AS first_counted, t.first_traced AS first_traced
+    FROM counted AS c
+    LEFT JOIN began AS b ON b.chain = c.chain AND b.environment = c.environment
+    FULL OUTER JOIN traced AS t ON t.chain = c.chain AND t.environment = c.environment
+)
