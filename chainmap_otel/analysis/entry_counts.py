@@ -166,7 +166,9 @@ class CountedWindows:
     """One chain's counted entries over windows that end together (in the order of their
     starts; the first is the main window): ``entries`` and ``errors`` per window, ``covered``
     per window (module docstring), and the main window's duration histogram (upper bound in
-    ms -> count), timed entries and duration sum."""
+    ms -> count), timed entries and duration sum. ``counting`` is False for an environment
+    that holds the chain's traces but counted nothing (kept so that a merge over every
+    environment is not called covered)."""
 
     chain_id: str
     entries: tuple[int, ...]
@@ -175,6 +177,7 @@ class CountedWindows:
     histogram: Mapping[float, int]
     timed: int
     duration_sum_ms: float
+    counting: bool = True
 
     def main(self, stored: int) -> EntryCount:
         """The main window's counts as an :class:`EntryCount` (``stored``: its entry traces)."""
@@ -222,6 +225,7 @@ def counted_windows(
             histogram={float(b): int(c) for b, c in zip(bounds, per_bucket, strict=True)},
             timed=int(timed or 0),
             duration_sum_ms=float(duration_sum or 0.0),
+            counting=bool(entries),
         )
     return out
 
@@ -231,10 +235,11 @@ def scope_counts(
 ) -> dict[str, CountedWindows]:
     """Chain -> counts of :func:`counted_windows`' answer for one environment filter: that
     environment's (``UNNAMED_ENVIRONMENT``: the rows naming none), or for ``""`` every
-    environment summed, a window covered only where every environment's is."""
+    environment summed, a window covered only where every environment's is; chains not
+    counted in that scope are left out."""
     if environment:
         name = "" if environment == UNNAMED_ENVIRONMENT else environment
-        return dict(by_environment.get(name, {}))
+        return {c: w for c, w in by_environment.get(name, {}).items() if w.counting}
     merged: dict[str, CountedWindows] = {}
     for counts in by_environment.values():
         for chain, found in counts.items():
@@ -253,6 +258,7 @@ def scope_counts(
                 histogram,
                 before.timed + found.timed,
                 before.duration_sum_ms + found.duration_sum_ms,
+                before.counting or found.counting,
             )
     return merged
 

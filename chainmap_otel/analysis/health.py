@@ -433,10 +433,7 @@ def health(
     ).result_rows
     if counted is None:
         counted = scope_counts(
-            counted_windows(
-                store, [c.id for c in chains], window_starts, end_s, window.environment
-            ),
-            window.environment,
+            health_counts(store, [c.id for c in chains], window), window.environment
         )
     found = {str(row[0]): row for row in rows}
     results: dict[str, dict[str, Any]] = {}
