@@ -44,7 +44,8 @@ WITH
                                            toInt64(4294967295)),
                                    {starts:Array(Int64)})) AS first_traced
         FROM {{db}}.chainmap_chain_minute
-        WHERE ChainId IN {chains:Array(String)}
+        -- Only the chains some service counted: a fleet that counts nothing reads no rows.
+        WHERE ChainId IN (SELECT chain FROM counted)
           AND Minute >= toDateTime(arrayMin({starts:Array(Int64)}))
           AND Minute < toDateTime({after_minute:Int64})
           AND {{row_environment}}
