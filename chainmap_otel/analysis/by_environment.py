@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from chainmap_otel.analysis.entry_counts import CountedWindows, scope_counts
 from chainmap_otel.analysis.entry_rows import environments
-from chainmap_otel.analysis.health import chain_totals, health, sampling_json
+from chainmap_otel.analysis.health import chain_totals, health, health_counts, sampling_json
 from chainmap_otel.analysis.timewindow import TimeWindow
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -39,14 +40,19 @@ def health_by_environment(
     catalog: ChainCatalog,
     window: TimeWindow,
     names: Iterable[str],
+    counted: Mapping[str, Mapping[str, CountedWindows]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """environment -> chain id -> its health entry in that environment (named ones only:
-    ``""`` is every environment to a window)."""
+    ``""`` is every environment to a window); the services' counts read once for all
+    (``counted``: :func:`~chainmap_otel.analysis.health.health_counts` of ``window`` in every
+    environment, when the caller has read them)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in names:
-        if name:
-            entries = health(store, catalog, window.within(name))
-            out[name] = {str(e["chain_id"]): e for e in entries}
+    named = [name for name in names if name]
+    if counted is None:
+        counted = health_counts(store, catalog.ids, window.within("")) if named else {}
+    for name in named:
+        entries = health(store, catalog, window.within(name), counted=scope_counts(counted, name))
+        out[name] = {str(e["chain_id"]): e for e in entries}
     return out
 
 

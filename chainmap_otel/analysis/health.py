@@ -38,6 +38,13 @@ Definitions:
   was sampled (the stored digest otherwise, so unsampled data read exactly as stored).
   ``traces`` and ``errors`` are the estimates rounded; ``sampling``
   (:func:`sampling_json`) gives the stored count and the coverage.
+* Counted entries: where the services counted the chain's entries before sampling
+  (:mod:`~chainmap_otel.analysis.entry_counts`, read in one query for the window and every
+  burn window), the counts replace the traces over each window they cover (counting had
+  begun by its start or by the chain's first stored trace in it): the window's ``traces``,
+  ``errors``, ``rate_per_s`` and ``error_ratio``, and each burn window's error-rate burn.
+  Latency objectives, the SLO window and percentiles stay the traces'. ``counted``
+  (:func:`counted_json`) says what was counted and which windows the counts cover.
 * SLO objectives from the chain's ``slo`` block: ``error_rate`` (budget = that ratio)
   and each ``latency_ms`` percentile ``pNN: T`` read as "at most (100-NN) % of traces
   slower than T" (budget = 1 - NN/100; slow traces counted from ``LatencyBuckets``,
@@ -65,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from chainmap_otel.analysis.entry_counts import EntryCount, entry_counts
+from chainmap_otel.analysis.entry_counts import CountedWindows, counted_windows, scope_counts
 from chainmap_otel.analysis.entry_rows import (
     SERIES_POINTS,
     bind_live,
@@ -124,15 +131,22 @@ class Tally:
     buckets: Mapping[int, float] = field(default_factory=dict)
 
 
-def objective_ratios(chain: ChainDefinition, tally: Tally) -> dict[str, tuple[float, float]]:
-    """objective name -> (bad-event ratio, budget) for the chain's SLO over one tally."""
+def objective_ratios(
+    chain: ChainDefinition, tally: Tally, counted: tuple[int, int] | None = None
+) -> dict[str, tuple[float, float]]:
+    """objective name -> (bad-event ratio, budget) for the chain's SLO over one tally; the
+    error-rate objective from ``counted`` (entries, errors the services counted) when given."""
     slo = chain.slo
     out: dict[str, tuple[float, float]] = {}
     if slo is None:
         return out
     calls = tally.calls
     if slo.error_rate is not None:
-        out["error_rate"] = (tally.errors / calls if calls else 0.0, slo.error_rate)
+        if counted is not None:
+            entries, failed = counted
+            out["error_rate"] = (failed / entries if entries else 0.0, slo.error_rate)
+        else:
+            out["error_rate"] = (tally.errors / calls if calls else 0.0, slo.error_rate)
     for percentile, threshold in slo.latency_ms.items():
         budget = 1 - int(percentile[1:]) / 100
         slow = slower_fraction_count(tally.buckets, threshold) / calls if calls else 0.0
@@ -286,15 +300,19 @@ def chain_health(
     quantiles: Sequence[float],
     tallies: Mapping[str, Tally],
     sampling: Mapping[str, Any],
+    counted: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """One chain's health entry from its tallies (``tallies``: burn windows and ``slo``) and
-    what they rest on (``sampling``, :func:`sampling_json`)."""
+    what they rest on (``sampling``, :func:`sampling_json`); ``counted``: the burn windows the
+    services' counts cover, label -> (entries, errors), which the error-rate burn reads."""
     burns: dict[str, dict[str, float]] = {}
     objectives: list[dict[str, Any]] = []
     slo_ratios = objective_ratios(chain, tallies["slo"])
+    counted = counted or {}
     for objective, (bad, budget) in slo_ratios.items():
         rates = {
-            label: objective_ratios(chain, tallies[label])[objective][0] / budget
+            label: objective_ratios(chain, tallies[label], counted.get(label))[objective][0]
+            / budget
             for label, _ in BURN_WINDOWS
         }
         burns[objective] = rates
@@ -347,24 +365,46 @@ def chain_health(
     }
 
 
+def _window_starts(window: TimeWindow) -> tuple[int, list[int]]:
+    """The window's end (Unix seconds, rounded up) and the starts of the main window and the
+    burn windows (:data:`BURN_WINDOWS` order), rounded down to their minutes: every minute a
+    window touches counts, so one starting mid-minute still sees that minute's traffic."""
+    end_s = -(-window.end_ns // _NS)
+    main_start = window.start_ns // _NS // 60 * 60
+    return end_s, [main_start] + [(end_s - seconds) // 60 * 60 for _, seconds in BURN_WINDOWS]
+
+
+def health_counts(
+    store: TraceStore, chain_ids: Iterable[str], window: TimeWindow
+) -> dict[str, dict[str, CountedWindows]]:
+    """The services' counts :func:`health` reads for ``window`` and its burn windows, per
+    environment (:func:`~chainmap_otel.analysis.entry_counts.counted_windows`), in one query:
+    read once with ``window.environment`` ``""``, they serve every environment's health
+    (:func:`~chainmap_otel.analysis.entry_counts.scope_counts`)."""
+    end_s, starts = _window_starts(window)
+    return counted_windows(store, list(chain_ids), starts, end_s, window.environment)
+
+
 def health(
     store: TraceStore,
     catalog: ChainCatalog,
     window: TimeWindow,
     chain_ids: Iterable[str] | None = None,
+    counted: Mapping[str, CountedWindows] | None = None,
 ) -> list[dict[str, Any]]:
-    """Health of each chain (default: all of ``catalog``) for ``window``, one query."""
+    """Health of each chain (default: all of ``catalog``) for ``window``: one query of the
+    entry rows and one of the services' counts (``counted``: already read by
+    :func:`health_counts` and :func:`~chainmap_otel.analysis.entry_counts.scope_counts` for
+    this window and environment, then not read again)."""
     chains = [
         require_chain(catalog, cid).in_environment(window.environment)
         for cid in (catalog.ids if chain_ids is None else chain_ids)
     ]
     if not chains:
         return []
-    # The aggregates are per minute: every minute the window touches counts, so a window
-    # starting mid-minute still sees that minute's traffic (windows round outward).
-    end_s = -(-window.end_ns // _NS)
-    main_start = window.start_ns // _NS // 60 * 60
-    starts = {label: (end_s - seconds) // 60 * 60 for label, seconds in BURN_WINDOWS}
+    end_s, window_starts = _window_starts(window)
+    main_start = window_starts[0]
+    starts = {label: window_starts[i + 1] for i, (label, _) in enumerate(BURN_WINDOWS)}
     slo_seconds = max((c.slo.window_seconds for c in chains if c.slo is not None), default=0)
     names = [label for label, _ in BURN_WINDOWS] + ["slo"]
     rules = EntryRules.compile(catalog)
@@ -391,6 +431,10 @@ def health(
         _health_sql(store.database, rules, names, watermark is not None, live),
         bound,
     ).result_rows
+    if counted is None:
+        counted = scope_counts(
+            health_counts(store, [c.id for c in chains], window), window.environment
+        )
     found = {str(row[0]): row for row in rows}
     results: dict[str, dict[str, Any]] = {}
     for chain in chains:
@@ -408,35 +452,37 @@ def health(
                 tallies[name] = Tally(
                     float(calls), float(errors), dict(zip(keys, values, strict=True))
                 )
-        results[chain.id] = chain_health(chain, covered, main, quantiles, tallies, sampling)
-    counted = entry_counts(
-        store, window, stored={c: int(r["sampling"]["stored"]) for c, r in results.items()}
-    )
-    for chain_id, entry in results.items():
-        prefer_counted(entry, counted.get(chain_id), covered)
+        count = counted.get(chain.id)
+        burn_counts: dict[str, tuple[int, int]] = {}
+        if count is not None:
+            if count.covered[0]:
+                main = Tally(float(count.entries[0]), float(count.errors[0]), main.buckets)
+            for i, (label, _) in enumerate(BURN_WINDOWS, start=1):
+                if count.covered[i]:
+                    burn_counts[label] = (count.entries[i], count.errors[i])
+        entry = chain_health(chain, covered, main, quantiles, tallies, sampling, burn_counts)
+        entry["counted"] = counted_json(count, int(sampling["stored"]))
+        results[chain.id] = entry
     return [results[c.id] for c in chains]
 
 
-def prefer_counted(entry: dict[str, Any], count: EntryCount | None, window: TimeWindow) -> None:
-    """Where the services counted the chain's entries before sampling
-    (:mod:`~chainmap_otel.analysis.entry_counts`), the window's ``traces``, ``errors``,
-    ``rate_per_s`` and ``error_ratio`` are those exact counts and ``counted`` says so, with
-    the trace coverage (stored entry traces / counted entries); percentiles, burn rates and
-    status stay the traces' (weighted by their sampling thresholds). ``counted`` is None
-    where no service counted."""
-    if count is None or count.entries <= 0:
-        entry["counted"] = None
-        return
-    entry["traces"] = count.entries
-    entry["errors"] = count.errors
-    entry["rate_per_s"] = _round(count.entries / window.seconds)
-    entry["error_ratio"] = _round(count.errors / count.entries)
-    entry["counted"] = {
-        "entries": count.entries,
-        "errors": count.errors,
-        "p50_ms": count.p50_ms,
-        "p95_ms": count.p95_ms,
-        "trace_coverage": _round(count.stored / count.entries),
+def counted_json(count: CountedWindows | None, stored: int) -> dict[str, Any] | None:
+    """What the services counted of the chain in the window (``None`` where no service
+    counted it): ``entries``, ``errors`` and the histogram's ``p50_ms``/``p95_ms`` in the
+    window, ``trace_coverage`` (stored entry traces / counted entries), ``window`` (the counts
+    cover the window, so its ``traces``, ``errors``, ``rate_per_s`` and ``error_ratio`` are
+    these) and ``burn`` (burn window -> whether its error-rate burn reads the counts)."""
+    if count is None:
+        return None
+    main = count.main(stored)
+    return {
+        "entries": main.entries,
+        "errors": main.errors,
+        "p50_ms": main.p50_ms,
+        "p95_ms": main.p95_ms,
+        "trace_coverage": _round(main.stored / main.entries) if main.entries else None,
+        "window": count.covered[0],
+        "burn": {label: count.covered[i] for i, (label, _) in enumerate(BURN_WINDOWS, start=1)},
     }
 
 

@@ -143,7 +143,10 @@ def chains_overview(catalog: ChainCatalog, database: str) -> dict[str, Any]:
         "Per chain over the time range: entry-span rate, errors, latency percentiles, SLO "
         "compliance and burn rates (5m to 3d, ending at the range's end) and the "
         "multi-window, multi-burn-rate status, as `chainmap health --env $environment` "
-        "computes them (an environment with objectives of its own is judged by those).",
+        "computes them (an environment with objectives of its own is judged by those). "
+        "Where the services counted a chain's entries before sampling and the counts cover "
+        "the range, its traces, errors, rate and error % are those counts (counted = 1), "
+        "and the error-rate burn of each burn window they cover reads them too.",
     )
     series = _panel(
         2,

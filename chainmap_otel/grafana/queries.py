@@ -22,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from chainmap_otel.analysis.entry_counts import EXPORT_SLACK_S
 from chainmap_otel.analysis.entry_rows import entry_rows_sql
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
@@ -170,6 +171,24 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
     )
 
 
+def _counted_windows(catalog: ChainCatalog, database: str) -> str:
+    """Health's read of the services' counts
+    (:func:`~chainmap_otel.analysis.entry_counts.counted_windows`, the same SQL) of every
+    chain of ``catalog``, for the windows starting at the ``gf_starts`` alias (main window
+    first) and ending before ``gf_after`` (s), per chain and environment."""
+    return inline(
+        load_sql("entry_counts_windows", database),
+        {
+            "chains": sql_literal(list(catalog.ids)),
+            "starts": "gf_starts",
+            "after_minute": "gf_after",
+            "export_slack_s": str(EXPORT_SLACK_S),
+            "environment": ENVIRONMENT,
+            "environment_value": ENVIRONMENT,
+        },
+    )
+
+
 def _objective_rows(chain_id: str, environment: str, slo: SLO) -> list[str]:
     """VALUES rows (chain, environment, objective, threshold_ms, budget) of one SLO."""
     rows = []
@@ -237,6 +256,7 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
             slo_seconds=slo_seconds,
             max_slo_seconds=str(max((s for _, s in windows), default=0)),
             entry_rows=_entry_rows(catalog, database),
+            counted_windows=_counted_windows(catalog, database),
             chain_order=", ".join(sql_literal(c.id) for c in catalog) or "''",
         )
     )

@@ -2,8 +2,9 @@
 
 Every ``interval_s`` the monitor reads each chain's health (``analysis.health``: the
 per-minute aggregates only, so an evaluation costs one query per environment whatever the
-windows) in every environment seen in the evaluation window, each judged by its own
-objectives (``slo.environments``), runs the alert state machine of every chain x
+windows, plus one read of the services' entry counts for all of them, which the burn
+rates read where they cover a window) in every environment seen in the evaluation window,
+each judged by its own objectives (``slo.environments``), runs the alert state machine of every chain x
 environment x objective x rule, stores what changed and
 queues Alertmanager-format notifications for alerts that start or stop firing. A firing
 alert carries the chain's context: the services on its path, the ones failing and the
@@ -130,7 +131,8 @@ class ChainMonitor:
 
     def evaluate(self, now: datetime | None = None) -> list[Alert]:
         """Run every rule once; returns the alerts whose state changed."""
-        from chainmap_otel.analysis.health import health
+        from chainmap_otel.analysis.entry_counts import scope_counts
+        from chainmap_otel.analysis.health import health, health_counts
 
         now = now or datetime.now(tz=UTC)
         catalog = self.catalog()
@@ -147,10 +149,17 @@ class ChainMonitor:
         transitions: list[Alert] = []
         seen: set[str] = set()
         environments = evaluated_environments(self.store, window)
+        # The services' counts of every environment in one read, split below.
+        counted = health_counts(self.store, catalog.ids, window) if environments else {}
         for environment in environments:
             # Beside named environments, the data naming none is judged on its own.
             scope = environment or (UNNAMED_ENVIRONMENT if len(environments) > 1 else "")
-            entries = health(store=self.store, catalog=catalog, window=window.within(scope))
+            entries = health(
+                store=self.store,
+                catalog=catalog,
+                window=window.within(scope),
+                counted=scope_counts(counted, scope),
+            )
             for entry in entries:
                 chain = catalog.get(entry["chain_id"])
                 if chain is None or entry["slo"] is None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import math
 
-from chainmap_otel.analysis.entry_counts import EntryCount, estimate_quantile
+from chainmap_otel.analysis.entry_counts import (
+    CountedWindows,
+    EntryCount,
+    estimate_quantile,
+    scope_counts,
+)
 
 
 def test_the_rank_is_interpolated_inside_its_bucket() -> None:
@@ -38,3 +43,32 @@ def test_coverage_and_error_ratio_need_counted_entries() -> None:
         "stored_entries": 20,
         "coverage": 0.1,
     }
+
+
+def _windows(entries: int, covered: tuple[bool, ...], counting: bool = True) -> CountedWindows:
+    return CountedWindows(
+        "B1",
+        (entries,) * len(covered),
+        (entries // 10,) * len(covered),
+        covered,
+        {10.0: entries},
+        entries,
+        5.0 * entries,
+        counting,
+    )
+
+
+def test_every_environment_merged_is_covered_only_where_each_one_is() -> None:
+    by_environment = {
+        "prod": {"B1": _windows(100, (True, True, True))},
+        # Staging's traces in the last two windows, and no counts of its own.
+        "staging": {"B1": _windows(0, (True, False, False), counting=False)},
+    }
+    merged = scope_counts(by_environment, "")["B1"]
+    assert merged.entries == (100, 100, 100) and merged.errors == (10, 10, 10)
+    assert merged.covered == (True, False, False)
+    assert merged.histogram == {10.0: 100}
+    assert scope_counts(by_environment, "prod")["B1"] is by_environment["prod"]["B1"]
+    # An environment that counted nothing has no counts of its own.
+    assert scope_counts(by_environment, "staging") == {}
+    assert scope_counts(by_environment, "dev") == {}

@@ -9,6 +9,11 @@
 -- unsampled fleet (the Adjusted* columns: each entry span weighs its OTEP 235 adjusted count;
 -- percentiles from the weighted digest where an entry was sampled), as health reads them;
 -- stored, stored_pct and sampled say what that estimate rests on.
+-- Where the services counted a chain's entries before sampling ({{counted_windows}}: health's
+-- read of chainmap_entry_counts, with its rule of which windows the counts cover), the
+-- counts replace the traces as health's do: traces, errors, rate and error % when they cover
+-- the range (counted = 1), the error-rate objective's burn rate over each burn window they
+-- cover.
 -- {{chains}}: VALUES rows (chain, name, criticality);
 -- {{objectives}}: VALUES rows (chain, environment, objective, threshold_ms, budget), threshold
 -- 0 = errors, environment '' the chain's own objectives; a chain with objectives of its own
@@ -35,6 +40,16 @@ WITH
     if(gf_extent.1 = 0, gf_end - gf_main_start,
        (least(gf_end * 1000000000, greatest(gf_extent.3, gf_observed_start + 1000000000))
         - gf_observed_start) / 1e9) AS gf_rate_seconds,
+    intDiv(gf_end + 59, 60) * 60 AS gf_after,
+    [gf_main_start, gf_w5m, gf_w30m, gf_w1h, gf_w6h, gf_w3d] AS gf_starts,
+    gf_counted AS (
+    SELECT chain, sumForEach(entries) AS counted_entries, sumForEach(errors) AS counted_errors,
+           minForEach(covered) AS counted_covered
+    FROM ({{counted_windows}}
+    )
+    GROUP BY chain
+    HAVING max(notEmpty(entries)) = 1
+    ),
     gf_tallies AS (
     SELECT
         chain,
@@ -75,18 +90,22 @@ WITH
     )
     GROUP BY chain
     )
+SELECT * EXCEPT (calls, failed) FROM (
 SELECT
     c.chain AS chain,
     c.name AS name,
     c.criticality AS criticality,
-    toUInt64(round(t.calls)) AS traces,
-    round(t.calls / gf_rate_seconds, 6) AS rate_per_s,
+    ifNull(n.counted_covered[1], 0) = 1 AS counted,
+    if(counted, toFloat64(n.counted_entries[1]), ifNull(t.calls, 0)) AS calls,
+    if(counted, toFloat64(n.counted_errors[1]), ifNull(t.errors, 0)) AS failed,
+    toUInt64(round(calls)) AS traces,
+    round(calls / gf_rate_seconds, 6) AS rate_per_s,
     gf_rate_seconds AS rate_seconds,
-    toUInt64(round(t.errors)) AS errors,
-    round(if(t.calls > 0, 100 * t.errors / t.calls, 0), 4) AS error_pct,
-    round(if(t.calls > 0, t.q[1] / 1e6, 0), 3) AS p50_ms,
-    round(if(t.calls > 0, t.q[2] / 1e6, 0), 3) AS p95_ms,
-    round(if(t.calls > 0, t.q[3] / 1e6, 0), 3) AS p99_ms,
+    toUInt64(round(failed)) AS errors,
+    round(if(calls > 0, 100 * failed / calls, 0), 4) AS error_pct,
+    round(if(calls > 0, t.q[1] / 1e6, 0), 3) AS p50_ms,
+    round(if(calls > 0, t.q[2] / 1e6, 0), 3) AS p95_ms,
+    round(if(calls > 0, t.q[3] / 1e6, 0), 3) AS p99_ms,
     if(o.objectives > 0, o.slo_compliant, NULL) AS slo_compliant,
     if(o.objectives > 0, o.budget_remaining, NULL) AS error_budget_remaining,
     if(o.objectives > 0, o.burn_5m, NULL) AS burn_5m,
@@ -96,7 +115,7 @@ SELECT
     if(o.objectives > 0, o.burn_3d, NULL) AS burn_3d,
     multiIf(o.objectives > 0 AND o.critical > 0, 'critical',
             o.objectives > 0 AND o.degraded > 0, 'degraded',
-            ifNull(t.calls, 0) = 0, 'no_data',
+            calls = 0, 'no_data',
             o.objectives = 0, 'no_slo', 'healthy') AS status,
     ifNull(t.stored, 0) AS stored,
     round(if(t.calls > 0, 100 * t.stored / t.calls, 100), 2) AS stored_pct,
@@ -104,6 +123,7 @@ SELECT
 FROM (SELECT * FROM VALUES('chain String, name String, criticality String',
 {{chains}})) AS c
 LEFT JOIN gf_tallies AS t ON t.chain = c.chain
+LEFT JOIN gf_counted AS n ON n.chain = c.chain
 LEFT JOIN (
     SELECT
         chain,
@@ -124,22 +144,29 @@ LEFT JOIN (
             ob.budget AS budget,
             -- Bad events of one objective in one window: errors, or the calls slower than the
             -- threshold counted from the quarter-power-of-two latency buckets (interpolated).
-            arrayMap(w -> if(w.1 = 0, 0,
+            -- The error-rate objective over a burn window the counts cover: counted errors /
+            -- counted entries (the slo window, i = 6, stays the traces').
+            arrayMap((w, i) ->
+                if(ob.threshold_ms = 0 AND i <= 5 AND ifNull(cn.counted_covered[i + 1], 0) = 1,
+                   if(cn.counted_entries[i + 1] = 0, 0, cn.counted_errors[i + 1] / cn.counted_entries[i + 1]),
+                if(w.1 = 0, 0,
                 if(ob.threshold_ms = 0, w.2 / w.1,
                    arraySum((k, n) -> n * greatest(0, least(1,
                        k + 1 - 4 * log2(greatest(ob.threshold_ms * 1e6, 1000) / 1000))),
-                       w.3.1, w.3.2) / w.1)),
-                [tw.t5m, tw.t30m, tw.t1h, tw.t6h, tw.t3d, tw.tslo]) AS bad,
+                       w.3.1, w.3.2) / w.1))),
+                [tw.t5m, tw.t30m, tw.t1h, tw.t6h, tw.t3d, tw.tslo], [1, 2, 3, 4, 5, 6]) AS bad,
             bad[1] AS bad_5m, bad[2] AS bad_30m, bad[3] AS bad_1h, bad[4] AS bad_6h,
             bad[5] AS bad_3d, bad[6] AS bad_slo
         FROM (SELECT * FROM VALUES('chain String, environment String, objective String, threshold_ms Float64, budget Float64',
 {{objectives}})) AS ob
         LEFT JOIN gf_tallies AS tw ON tw.chain = ob.chain
+        LEFT JOIN gf_counted AS cn ON cn.chain = ob.chain
         WHERE ob.chain != ''
           AND ob.environment = if((ob.chain, {{environment}}) IN ({{overridden}}), {{environment}}, '')
     )
     GROUP BY chain
 ) AS o ON o.chain = c.chain
+)
 ORDER BY
     transform(status, ['critical', 'degraded', 'healthy', 'no_data', 'no_slo'], [0, 1, 2, 3, 4], 5),
     transform(criticality, ['critical', 'high', 'medium', 'low'], [0, 1, 2, 3], 4),

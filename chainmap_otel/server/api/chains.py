@@ -133,12 +133,19 @@ def chain_list(store: TraceStore, catalog: ChainCatalog, window: TimeWindow) -> 
     summary per environment side by side (``environments``: name -> summary, one health
     query each)."""
     from chainmap_otel.analysis.by_environment import environment_names, health_by_environment
-    from chainmap_otel.analysis.health import chain_series, health, order_chains
+    from chainmap_otel.analysis.entry_counts import scope_counts
+    from chainmap_otel.analysis.health import chain_series, health, health_counts, order_chains
 
-    entries = order_chains(health(store, catalog, window))
-    series = chain_series(store, catalog, window)
     named = [] if window.environment else [n for n in environment_names(store, window) if n]
-    columns = health_by_environment(store, catalog, window, named) if len(named) > 1 else {}
+    # The services' counts read once, for the whole and each environment's column.
+    counted = health_counts(store, catalog.ids, window)
+    entries = order_chains(
+        health(store, catalog, window, counted=scope_counts(counted, window.environment))
+    )
+    series = chain_series(store, catalog, window)
+    columns = (
+        health_by_environment(store, catalog, window, named, counted) if len(named) > 1 else {}
+    )
     chains = []
     for found in entries:
         chain = catalog.by_id[str(found["chain_id"])]

@@ -16,6 +16,16 @@ the stored traces' (the same a health or topology query answers):
   estimates of the unsampled fleet (each entry span weighs its OTEP 235 adjusted count; the
   stored counts when nothing was sampled), and ``chainmap_chain_stored_requests_total``,
   the entry spans stored;
+* where the services count their chain entries before sampling (the distro's
+  ``chainmap.chain.entries`` and ``chainmap.chain.entry.duration``, received on
+  ``/v1/metrics``; :mod:`~chainmap_otel.analysis.entry_counts`), the exact counts over every
+  stored minute per ``chain_id`` and ``environment`` (the environment the points' resource
+  names, ``""`` for none): ``chainmap_chain_entries_counted_total``,
+  ``chainmap_chain_entry_errors_counted_total`` and the histogram
+  ``chainmap_chain_entry_counted_duration_seconds`` with the buckets the services recorded
+  (the distro's ``DURATION_BUCKETS_MS``, in seconds; ``_count`` the timed entries). Only
+  chains some service counted have these series; set beside ``chainmap_chain_requests_total``
+  they show how far the sampled estimate is from the count;
 * ``traces_service_graph_request_total``, ``traces_service_graph_request_failed_total`` and
   the histograms ``traces_service_graph_request_server_seconds`` and
   ``traces_service_graph_request_client_seconds`` with ``client``, ``server``,
@@ -67,6 +77,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from chainmap_otel import config
 from chainmap_otel.analysis.by_environment import environment_names, totals_by_environment
+from chainmap_otel.analysis.entry_counts import counted_totals
 from chainmap_otel.analysis.health import slower_fraction_count
 from chainmap_otel.analysis.rollups.edges import LATENCY_BUCKETS_SECONDS
 from chainmap_otel.analysis.timewindow import TimeWindow
@@ -74,6 +85,7 @@ from chainmap_otel.errors import StoreError
 from chainmap_otel.server.http.pool import Refresher, Snapshot
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.entry_counts import DURATION_BUCKETS_MS
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +220,7 @@ class ChainMetricsCollector:
         yield stored
         yield errors
         yield latency
+        yield from _counted(store, catalog)
 
         first = [
             t["first_minute"]
@@ -455,6 +468,43 @@ class ChainMetricsCollector:
         for labels, count in sorted(counts.items()):
             firing.add_metric(list(labels), count)
         yield firing
+
+
+def _counted(store: TraceStore, catalog: ChainCatalog) -> Iterator[Metric]:
+    """The services' counted entries, errors and durations (module docstring)."""
+    entries = CounterMetricFamily(
+        "chainmap_chain_entries_counted",
+        "Entries of each chain counted by its services before sampling",
+        labels=["chain_id", "environment"],
+    )
+    errors = CounterMetricFamily(
+        "chainmap_chain_entry_errors_counted",
+        "Failed entries (entry span Error) of each chain counted by its services",
+        labels=["chain_id", "environment"],
+    )
+    durations = HistogramMetricFamily(
+        "chainmap_chain_entry_counted_duration_seconds",
+        "Entry duration of each chain as its services' histogram recorded it",
+        labels=["chain_id", "environment"],
+    )
+    for total in counted_totals(store, list(catalog.ids)):
+        labels = [total.chain_id, total.environment]
+        entries.add_metric(labels, total.entries)
+        errors.add_metric(labels, total.errors)
+        # The distro's bounds, and any other a View set: a bucket empty so far is stored as
+        # absent, and every series of the family should carry the same bounds.
+        bounds = sorted({float(b) for b in DURATION_BUCKETS_MS} | set(total.histogram))
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound in bounds:
+            running += total.histogram.get(bound, 0)
+            if not math.isinf(bound):
+                buckets.append((f"{bound / 1000:g}", float(running)))
+        buckets.append(("+Inf", float(total.timed)))
+        durations.add_metric(labels, buckets, total.duration_sum_ms / 1000)
+    yield entries
+    yield errors
+    yield durations
 
 
 def _rollup_watermark(store: TraceStore, catalog: ChainCatalog) -> int | None:
