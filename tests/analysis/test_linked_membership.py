@@ -1,7 +1,7 @@
 """Chains across traces when the consumer's service tags nothing: a plain OpenTelemetry
 consumer (no chainmap processor, no baggage span processor) linked to a producer span of B3
 belongs to B3's instance through its link (the membership rule, analysis.membership), in
-topology, live and rolled up. Real SDK spans in chDB
+topology, live and rolled up, and in rule coverage. Real SDK spans in chDB
 (:mod:`tests.support.queue_fleet`), and the all-untagged ``queue_hop`` fixture, whose
 producer is in B3 only through the rule its root matches.
 """
@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
+from chainmap_otel.analysis.coverage import coverage
 from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.rollups.protocol import floor_minute
-from chainmap_otel.analysis.timewindow import TimeWindow
+from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -97,6 +98,27 @@ def test_an_untagged_consumer_of_an_unchained_producer_is_in_no_chain(
     per_chain = topologies(store, catalog, window)
     assert all(not t.edges for key, t in per_chain.items() if key is not None), per_chain
     assert ("settlement", "postgresql", "database") in edges(per_chain[None])
+    found = coverage(store, catalog, parse_window()).to_json()
+    assert found["unmatched"]["traces"] == 2
+    roots = {(e["service"], e["kind"]) for e in found["unmatched"]["endpoints"]}
+    assert ("settlement", "Consumer") in roots, roots
+    assert found["totals"]["instances"] == 0
+
+
+def test_coverage_counts_an_untagged_consumer_in_the_producers_instance(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog
+) -> None:
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle_plain(fleet, headers, ledger=True)
+    store_spans(store, fleet)
+    found = coverage(store, catalog, parse_window()).to_json()
+    assert found["unmatched"] == {"traces": 0, "endpoints": []}, found["unmatched"]
+    b3 = next(c for c in found["chains"] if c["chain_id"] == "B3")
+    # One instance, entered at the producer's root (tagged by its service): the consumer's
+    # trace adds no entry of its own.
+    assert b3["instances"] == 1 and b3["tagged_by"]["source"] == 1, b3
+    assert found["totals"]["instances"] == 1 and b3["disagreements"] == 0
 
 
 def test_a_tagged_consumer_is_counted_as_before(catalog: ChainCatalog, store: TraceStore) -> None:
@@ -110,6 +132,12 @@ def test_a_tagged_consumer_is_counted_as_before(catalog: ChainCatalog, store: Tr
     found = edges(topologies(store, catalog, window, chain_ids=["B3"])["B3"])
     assert ("settlement", "postgresql", "database") in found
     assert_rollup_equals_live(store, catalog, window)
+    b3 = next(
+        c
+        for c in coverage(store, catalog, parse_window()).to_json()["chains"]
+        if c["chain_id"] == "B3"
+    )
+    assert b3["instances"] == 1 and b3["disagreements"] == 0, b3
 
 
 def test_an_untagged_producer_in_a_chain_by_its_ancestors_rule_carries_it_over(
@@ -122,3 +150,7 @@ def test_an_untagged_producer_in_a_chain_by_its_ancestors_rule_carries_it_over(
     found = edges(topologies(store, catalog, window, chain_ids=["B3"])["B3"])
     assert ("settlement-service", "postgresql", "database") in found, found
     assert_rollup_equals_live(store, catalog, window)
+    found_coverage = coverage(store, catalog, parse_window()).to_json()
+    assert found_coverage["unmatched"]["traces"] == 0
+    b3 = next(c for c in found_coverage["chains"] if c["chain_id"] == "B3")
+    assert b3["instances"] == 1 and b3["tagged_by"]["query_time"] == 1, b3
