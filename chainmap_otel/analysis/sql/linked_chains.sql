@@ -29,7 +29,10 @@ WITH linking AS (
       AND TraceId != ''
       AND SpanAttributes['chain.ids'] = ''
       AND link.1 != TraceId
-)
+),
+-- What the linked traces' read needs, in one pass over the linking spans: their earliest
+-- and latest start, and the linked trace ids.
+(SELECT (min(c_start), max(c_start), groupUniqArray(p_trace_id)) FROM linking) AS linked
 SELECT
     c_trace AS linked_trace,
     c_span AS linked_span,
@@ -56,10 +59,9 @@ INNER JOIN (
                    {{classify}}) AS own_chains
             FROM {{db}}.otel_traces
             WHERE Timestamp >= fromUnixTimestamp64Nano(
-                      (SELECT min(c_start) FROM linking) - {link_lookback:Int64} - 300000000000)
-              AND Timestamp < fromUnixTimestamp64Nano(
-                      (SELECT max(c_start) FROM linking) + {link_lookback:Int64})
-              AND TraceId IN (SELECT p_trace_id FROM linking)
+                      linked.1 - {link_lookback:Int64} - 300000000000)
+              AND Timestamp < fromUnixTimestamp64Nano(linked.2 + {link_lookback:Int64})
+              AND TraceId IN (SELECT arrayJoin(linked.3))
         )
         GROUP BY TraceId
     )

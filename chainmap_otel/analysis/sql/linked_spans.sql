@@ -1,21 +1,20 @@
 -- The spans of {{span_window}} (every column of otel_traces, TraceId != ''), each with
 -- linked_chains: the chains held above it through its span links (linked_chains.sql), empty
--- for a tagged span or one without links. Split in two so that only the untagged spans with
--- links (`Links.TraceId.size0`, read before anything else) are joined with the linked
--- chains; every other span passes through as read.
-SELECT *, CAST([], 'Array(String)') AS linked_chains
+-- for a tagged span or one without links. One read of the spans: the linked chains (a row
+-- per untagged linking span, few) are gathered once, as a scalar, and looked up by TraceId
+-- and SpanId (concatenated: both have a fixed length) with transform, a hash lookup,
+-- evaluated for the untagged spans with links only (`Links.TraceId.size0`, the arrays'
+-- lengths, tested first); no span is joined with anything.
+WITH (
+    SELECT (groupArray(concat(linked_trace, linked_span)), groupArray(linked_chains))
+    FROM ({{linked_chains}})
+) AS linked_found
+SELECT
+    *,
+    if(`Links.TraceId.size0` > 0 AND SpanAttributes['chain.ids'] = '',
+       linked_found.2[transform(concat(TraceId, SpanId), linked_found.1,
+                                arrayEnumerate(linked_found.1), toUInt32(0))],
+       CAST([], 'Array(String)')) AS linked_chains
 FROM {{db}}.otel_traces
 WHERE ({{span_window}})
   AND TraceId != ''
-  AND (`Links.TraceId.size0` = 0 OR SpanAttributes['chain.ids'] != '')
-UNION ALL
-SELECT * EXCEPT (linked_trace, linked_span)
-FROM (
-    SELECT *
-    FROM {{db}}.otel_traces
-    WHERE `Links.TraceId.size0` > 0
-      AND ({{span_window}})
-      AND TraceId != ''
-      AND SpanAttributes['chain.ids'] = ''
-) AS s
-LEFT JOIN ({{linked_chains}}) AS l ON l.linked_trace = s.TraceId AND l.linked_span = s.SpanId
