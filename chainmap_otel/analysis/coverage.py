@@ -21,7 +21,15 @@ the current rules (:mod:`~chainmap_otel.analysis.membership`). Per chain and win
   counted in ``instances`` (membership follows the tag); of the second, the untagged
   spans' entries are (classified at query time), the tagged spans' are not.
 * ``unmatched``: the root spans of the window's traces that belong to no chain at all (no
-  tag, no rule match on any span), by service, route, method and kind, most traces first.
+  tag, no rule match on any span, no span link to a span of a chain), by service, route,
+  method and kind, most traces first.
+
+Across traces: a span with span links holds the chains of the spans it links to above itself
+(membership through a link): a consumer's root tagged from the message's baggage (its tag
+minus what it enters itself, ``chain.entry_ids``), and an untagged span (a consumer in a
+service that tags nothing) the chains its linked span belongs to in its own trace
+(``sql/linked_chains.sql``, one hop, within the topology's link lookback). Such a trace is
+covered, and adds no entry: the instance's entry is the producer's.
 
 A window with an environment counts the facts of its spans in that environment
 (``deployment.environment.name``, else ``deployment.environment``, of the span's resource);
@@ -46,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainmap_otel.analysis.membership import classify_expression
+from chainmap_otel.analysis.rollups.edges import LINK_LOOKBACK_SECONDS
 from chainmap_otel.analysis.sql import load_sql
 from chainmap_otel.analysis.timewindow import (
     TimeWindow,
@@ -79,6 +88,15 @@ LIMIT_RANGE = (1, 1000)
 #: Rows per fact kind the query returns at most (the lists are cut to ``limit`` after).
 _ROW_CAP = 5000
 _NS = 1_000_000_000
+#: The spans the query reads: those of the traces with a span in the window, from
+#: ``reach_ns`` before it (so an entry's ancestors are seen).
+SPANS_READ = """Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64} - {reach_ns:Int64})
+  AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
+  AND TraceId IN (
+      SELECT TraceId FROM {{db}}.otel_traces
+      WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+        AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
+        AND TraceId != '')"""
 
 
 def parse_limit(value: str | int | None) -> int:
@@ -143,11 +161,12 @@ def coverage(
     """The coverage of ``catalog``'s rules over ``window`` (one query)."""
     check_limit("limit", limit, LIMIT_RANGE)
     classify, params = classify_expression(catalog)
-    sql = load_sql("coverage", store.database, classify=classify)
+    sql = load_sql("coverage", store.database, classify=classify, span_window=SPANS_READ)
     bound = {
         **params,
         **window.params(),
         "reach_ns": REACH_S * _NS,
+        "link_lookback": LINK_LOOKBACK_SECONDS * _NS,
         "row_cap": _ROW_CAP,
     }
     instances: dict[str, Counter[str]] = defaultdict(Counter)

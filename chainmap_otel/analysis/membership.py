@@ -15,6 +15,11 @@ membership and critical path, the rollups and the aggregates health and search r
   therefore neither creates a second entry (its descendants' stacks still hold the chains
   above it) nor cuts the subtree below it (a chain matched at an untagged span covers every
   descendant, tagged or not);
+* across traces, a span with span links to a span of another trace holds that span's chains
+  above itself (its subtree belongs to them, it enters none of them): a consumer tagged from
+  the message's baggage through its tag, an untagged one (a service that tags nothing)
+  through ``sql/linked_chains.sql``, which gives it the chains the linked span belongs to in
+  its own trace (one hop: the linked span's own links are not followed);
 * a trace belongs to every chain one of its spans belongs to. Health counts entries, trace
   search finds traces, topology draws the spans of the chain's traces: one number per chain.
 
@@ -26,7 +31,8 @@ Collector spellings), ``name`` -> ``SpanName``, ``route``, ``path``, ``method`` 
 ``=``, globs ``LIKE`` (or ``match()`` when they use ``[...]``), regexes ``match()`` (RE2,
 unanchored like Python's ``re.search``). Every pattern is a bound parameter, never SQL text.
 
-Where each part lives: ``sql/trace_edges.sql`` walks each trace (topology, the edge rollup);
+Where each part lives: ``sql/trace_edges.sql`` walks each trace (topology, the edge rollup),
+reading the chains held through links from ``sql/linked_spans.sql`` (as rule coverage does);
 ``sql/inferred_entries.sql`` finds the entries below the root that no span marks (tagged spans
 without ``chain.entry``, untagged spans the rules match), keeping what each one's ancestors
 hold for :func:`entered_chains_expression`; the aggregates (``chainmap_chain_minute``,

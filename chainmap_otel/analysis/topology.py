@@ -67,7 +67,9 @@ environment keeps that environment's edges only.
 
 Chain scope: a chain's topology is the subtree below its entry spans. An edge counts for a
 chain when its client span is in the chain (tagged with it, or below a span of the chain:
-untagged spans inherit their parent's chains, see ``sql/trace_edges.sql``). The edge into an
+untagged spans inherit their parent's chains, see ``sql/trace_edges.sql``; an untagged span
+with span links also holds the chains of the spans it links to in other traces, one hop,
+so the subtree of a consumer whose service tags nothing counts for its producer's chains). The edge into an
 entry span comes from outside the chain: its client is shown as ONE node per calling service,
 id ``caller:<service>``, type ``caller``, title the service, with the entry edge's counts;
 nothing upstream of it is drawn. A chain entering at a root span keeps its ``user`` edge.

@@ -42,7 +42,9 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
 * **Links, environments, sampling.** A slice also inserts the span-link edges
   (``sql/link_edges.sql``) whose consumer starts in it, per minute of the consumer's start;
   a link pairs with a producer within :data:`LINK_LOOKBACK_SECONDS` of its consumer, so
-  slices and live pairing find the same links. Rows are split by ``Environment`` (that of
+  slices and live pairing find the same links. The same rule gives an untagged span with
+  span links the chains of the spans it links to (``sql/linked_chains.sql``, read while
+  pairing: a consumer in a service that tags nothing counts for its producer's chains). Rows are split by ``Environment`` (that of
   the span starting the edge) and carry ``EstimatedCalls``/``EstimatedErrors``, the summed
   sampling weights, next to the stored counts (schema version 14).
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
@@ -101,8 +103,10 @@ HOUR_SLICE_SECONDS = 86400
 #: Version of the pairing semantics in ``trace_edges.sql``, part of every fingerprint: rows
 #: rolled up under older semantics (2: per-edge chain scope and caller edges; 3: chains
 #: propagate through tagged spans too, the membership rule; 4: rows carry the environment
-#: and the sampling-weighted counts, and hold the span-link edges) are not read.
-PAIRING_VERSION = 4
+#: and the sampling-weighted counts, and hold the span-link edges; 5: an untagged span with
+#: span links holds the chains of the spans it links to, so an untagged consumer's edges
+#: count for its producer's chains) are not read.
+PAIRING_VERSION = 5
 #: How far apart a producer and its linked consumer may start to pair as a link edge
 #: (``sql/link_edges.sql``; a rule of the link, so live pairing and slices agree).
 LINK_LOOKBACK_SECONDS = 3600
@@ -268,7 +272,8 @@ def pairing_sql(
     **fragments: str,
 ) -> tuple[str, dict[str, Any]]:
     """``trace_edges.sql`` with the catalog's classifier and the node naming filled in
-    (``naming`` default from the environment), and its bound parameters."""
+    (``naming`` default from the environment), and its bound parameters (the window's
+    aside: the fragments' own and ``link_lookback``)."""
     classify, params = classify_expression(catalog)
     names = SqlParams("sg")
     sql = load_sql(
@@ -278,7 +283,7 @@ def pairing_sql(
         **(naming or ServiceGraphNaming.from_config()).fragments(names),
         **fragments,
     )
-    return sql, {**params, **names.values}
+    return sql, {**params, **names.values, "link_lookback": LINK_LOOKBACK_SECONDS * _NS}
 
 
 def slice_sql(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from chainmap_otel.storage.sqltext import render_sql
+from chainmap_otel.storage.sqltext import render_sql, strip_comments
 from chainmap_otel.tagging.fields import SCHEMA_PLACEHOLDERS
 
 
@@ -37,10 +37,31 @@ DEFAULT_FRAGMENTS = {
     "row_environment": "({environment:String} = '' OR Environment = {environment_value:String})",
     # The rule fields (route, path, method) as every surface reads them.
     **SCHEMA_PLACEHOLDERS,
+    # The membership rule inside one trace (analysis.membership): per span, the own chains
+    # of every ancestor-or-self, from the trace's arrays `ids` (SpanId), `parent_ids`
+    # (ParentSpanId) and `own` (each span's own chains), by pointer jumping: each of 8
+    # rounds doubles the reach, so 256 levels.
+    "chains_down": (
+        "arrayFold((acc, round) -> ("
+        "arrayMap(i -> if(acc.2[i] > 0, arrayDistinct(arrayConcat(acc.1[i], acc.1[acc.2[i]])), "
+        "acc.1[i]), arrayEnumerate(ids)), "
+        "arrayMap(i -> if(acc.2[i] > 0, acc.2[acc.2[i]], toUInt32(0)), arrayEnumerate(ids))), "
+        "range(8), (own, arrayMap(p -> toUInt32(indexOf(ids, p)), parent_ids))).1"
+    ),
 }
+
+#: Fragments that are queries of their own (the ``.sql`` file of the same name), filled in
+#: with the fragments of the query that holds them unless a caller gives them.
+SUBQUERIES = ("linked_spans", "linked_chains")
 
 
 def load_sql(name: str, database: str, **fragments: str) -> str:
     """The query ``name`` rendered by :func:`~chainmap_otel.storage.sqltext.render_sql`
-    with ``{{db}}`` and each ``{{fragment}}`` (the defaults unless given) filled in."""
-    return render_sql(_text(name), database, **{**DEFAULT_FRAGMENTS, **fragments})
+    with ``{{db}}`` and each ``{{fragment}}`` (the defaults unless given) filled in; a
+    :data:`SUBQUERIES` placeholder gets that query, rendered with the same fragments."""
+    merged = {**DEFAULT_FRAGMENTS, **fragments}
+    text = strip_comments(_text(name))
+    for sub in SUBQUERIES:
+        if sub not in fragments and "{{" + sub + "}}" in text:
+            merged[sub] = load_sql(sub, database, **merged)
+    return render_sql(text, database, **merged)

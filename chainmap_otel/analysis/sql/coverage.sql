@@ -1,7 +1,9 @@
 -- How each chain instance in [{start_ns:Int64}, {end_ns:Int64}) was recognised, where the
 -- tags and the current rules disagree, and the root endpoints no chain covers (read by
 -- analysis.coverage). The aggregates do not keep chain.tagged_by, so this reads span rows:
--- the traces with a span in the window, their spans from {reach_ns:Int64} ns before it.
+-- the traces with a span in the window, their spans from {reach_ns:Int64} ns before it
+-- ({{span_window}}, analysis.coverage.SPANS_READ), each with the chains it holds through its
+-- span links (linked_spans.sql; {link_lookback:Int64} bound).
 -- Per span: its tag (chain.ids) and tagger (chain.tagged_by = 'collector' for the
 -- Collector's OTTL, else the source's processor), the chains the current rules match on it
 -- ({{classify}}, analysis.membership over the span row), its own chains (the tag, else the
@@ -11,12 +13,14 @@
 -- * entry: a chain of the span's own chains no ancestor holds (the chain's entry, one per
 --   instance), by tagger ('query_time' for an untagged span) and service; a root span with
 --   span links counts the chains of its tag it does not enter itself (chain.entry_ids) as
---   held above it: they came from the linked producer, whose instance it continues;
+--   held above it: they came from the linked producer, whose instance it continues; an
+--   untagged span with span links holds the chains of the spans it links to above it
+--   (linked_chains.sql: their tag, else their rules and their ancestors', one hop);
 -- * tag_not_rules_total: a tagged span enters a chain its rules do not match (nor
 --   chain.push, the track helpers' explicit push); rules_not_tag_total: the rules match a
 --   chain on a tagged span that neither its tag nor an ancestor holds; by tagger;
 -- * tagger: tagged spans, by tagger and service (which services tag);
--- * uncovered: the traces no span of which belongs to any chain.
+-- * uncovered: the traces no span of which belongs to any chain (held through a link or not).
 -- Details, the {row_cap:UInt32} rows with the most of each kind: tag_not_rules and
 -- rules_not_tag with the span's route, method, tag and rules; query_time, the untagged
 -- entries with theirs, of the services the source tags (source_service: they disagree with
@@ -41,14 +45,15 @@ FROM (
         groupArray((in_window, tagger, tag, rules, pushed, own, service, route, method, kind,
                     ParentSpanId = '')) AS spans,
         groupArray(carried) AS carried_all,
-        arrayMap(i -> if(parent_index[i] > 0, owns[parent_index[i]], carried_all[i]),
+        arrayMap(i -> arrayConcat(if(parent_index[i] > 0, owns[parent_index[i]], []),
+                                  carried_all[i]),
                  arrayEnumerate(ids)) AS parents,
         arrayFold((acc, round) -> (
             arrayMap(i -> if(acc.2[i] > 0, arrayDistinct(arrayConcat(acc.1[i], acc.1[acc.2[i]])),
                              acc.1[i]), arrayEnumerate(ids)),
             arrayMap(i -> if(acc.2[i] > 0, acc.2[acc.2[i]], toUInt32(0)), arrayEnumerate(ids))),
             range(8), (parents, parent_index)).1 AS above,
-        empty(arrayFlatten(owns)) AS uncovered
+        empty(arrayFlatten(owns)) AND empty(arrayFlatten(carried_all)) AS uncovered
     FROM (
         SELECT
             TraceId,
@@ -68,11 +73,14 @@ FROM (
             if(tagged, tag, rules) AS own,
             -- A linked root (a message's consumer) inherits its tag from the linked producer
             -- through the message's baggage: those chains count as held above it, as
-            -- membership through a span link says (schema 11 counts them likewise).
-            if(ParentSpanId = '' AND notEmpty(`Links.SpanId`),
-               arrayFilter(x -> NOT has(splitByChar(',', SpanAttributes['chain.entry_ids']), x),
-                           tag),
-               CAST([], 'Array(String)')) AS carried,
+            -- membership through a span link says (schema 11 counts them likewise). An
+            -- untagged span with links (a consumer in a service that tags nothing) holds
+            -- the chains of the spans it links to (linked_chains.sql) above it likewise.
+            multiIf(tagged AND ParentSpanId = '' AND notEmpty(`Links.SpanId`),
+                    arrayFilter(x -> NOT has(splitByChar(',',
+                                                         SpanAttributes['chain.entry_ids']), x),
+                                tag),
+                    linked_chains) AS carried,
             toString(ServiceName) AS service,
             {{route_sql}} AS route,
             {{method_sql}} AS method,
@@ -81,14 +89,9 @@ FROM (
                  'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'],
                 ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'],
                 toString(SpanKind)) AS kind
-        FROM {{db}}.otel_traces
-        WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64} - {reach_ns:Int64})
-          AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
-          AND TraceId IN (
-              SELECT TraceId FROM {{db}}.otel_traces
-              WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-                AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
-                AND TraceId != '')
+        -- The spans read ({{span_window}}, analysis.coverage.SPANS_READ), with the
+        -- chains they hold through span links.
+        FROM ({{linked_spans}})
     )
     GROUP BY TraceId
 )

@@ -10,9 +10,9 @@
 -- trace_window: by default (analysis.sql.DEFAULT_FRAGMENTS) the spans starting in the bound
 -- [start_ns, end_ns) and every trace they form; topology and the edge rollup read a margin
 -- around their time slices and keep the traces that START in them (analysis.rollups.edges).
--- Bound: the window's parameters and the membership classifier's parameters;
--- {{db}}, {{classify}} and the node naming {{db_node}}/{{virtual_node}}
--- (analysis.naming) are filled in by analysis.sql.load_sql.
+-- Bound: the window's parameters, {link_lookback:Int64} and the membership classifier's
+-- parameters; {{db}}, {{classify}}, the node naming {{db_node}}/{{virtual_node}}
+-- (analysis.naming) and the span rows {{linked_spans}} are filled in by analysis.sql.load_sql.
 -- Chain scope (the membership rule, analysis.membership): a span belongs to the chains of
 -- every ancestor-or-self, each contributing its own chains: a tagged span its chain.ids (its
 -- stack), an untagged span the chains its row matches ({{classify}}). They are propagated down
@@ -20,6 +20,11 @@
 -- tagged spans too: a chain entered at an untagged span (matched at query time) never entered
 -- the baggage, so the stacks below it lack it. A trace whose spans are all tagged needs no
 -- walk (each stack already holds its ancestors').
+-- Across traces: an untagged span with span links to spans of another trace (a message's
+-- consumer in a service that tags nothing) also holds the chains of the spans it links to
+-- (linked_spans.sql, linked_chains.sql: one hop, the linked span starting at most
+-- {link_lookback:Int64} ns before or after it), so its subtree's edges count for the chain
+-- whose instance it continues.
 -- Each edge tuple carries the chains it counts for (7th element) and whether it is the
 -- entry edge of those chains (8th): a server span whose chain its client does not carry is
 -- that chain's entry, and its client is shown as the node 'caller:<service>' for that chain
@@ -124,18 +129,11 @@ FROM (
                             root_route, role, pair_key, db_node, virtual_node, weight,
                             environment)) AS spans,
                 groupArray(SpanId) AS ids,
+                groupArray(ParentSpanId) AS parent_ids,
                 groupArray(own_chains) AS own,
                 groupArray(tagged) AS tagged_spans,
                 if(has(tagged_spans, 0) AND arrayExists(c -> notEmpty(c), own),
-                   arrayFold((acc, round) -> (
-                       arrayMap(i -> if(acc.2[i] > 0,
-                                        arrayDistinct(arrayConcat(acc.1[i], acc.1[acc.2[i]])),
-                                        acc.1[i]), arrayEnumerate(ids)),
-                       arrayMap(i -> if(acc.2[i] > 0, acc.2[acc.2[i]], toUInt32(0)),
-                                arrayEnumerate(ids))),
-                       range(8),
-                       (own, arrayMap(i -> toUInt32(indexOf(ids, spans[i].7)),
-                                      arrayEnumerate(ids)))).1,
+                   {{chains_down}},
                    own) AS chain_sets
             FROM (
         SELECT
@@ -163,13 +161,12 @@ FROM (
             toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
             if(tagged,
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
-               {{classify}}) AS own_chains
+               if(empty(linked_chains), {{classify}},
+                  arrayDistinct(arrayConcat({{classify}}, linked_chains)))) AS own_chains
         FROM (
             -- Filtered in a subquery of its own: the expressions above are then computed
             -- for the window's spans only, not for every row of the granules read.
-            SELECT * FROM {{db}}.otel_traces
-            WHERE ({{span_window}})
-              AND TraceId != ''
+            {{linked_spans}}
         )
             )
             GROUP BY TraceId
