@@ -372,9 +372,12 @@ def edge_rows(
     hours, minute_head, minute_tail = split_hours(minutes, state)
     # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
-    inner, params = edge_rollup.trace_edges_sql(store, catalog, naming)
+    ranges = edge_rollup.range_params(head, tail)
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner, params = edge_rollup.NO_LIVE_SQL, {}
+    else:
+        linked = edge_rollup.untagged_links(store, ranges)
+        inner, params = edge_rollup.trace_edges_sql(store, catalog, naming, linked=linked)
     hour_table = minute_table = edge_rollup.NO_ROLLUP_SQL
     if hours[0] < hours[1]:
         hour_table = f"{store.database}.{edge_rollup.HOUR_TABLE}"
@@ -399,7 +402,7 @@ def edge_rows(
     }
     bound = {
         **params,
-        **edge_rollup.range_params(head, tail),
+        **ranges,
         **seconds,
         **edge_rollup.histogram_params(),
         "link_lookback": LINK_LOOKBACK_SECONDS * 1_000_000_000,

@@ -68,6 +68,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,12 +258,34 @@ def catalog_fingerprint(catalog: ChainCatalog, naming: ServiceGraphNaming | None
 
 
 def trace_edges_sql(
-    store: TraceStore, catalog: ChainCatalog, naming: ServiceGraphNaming | None = None
+    store: TraceStore,
+    catalog: ChainCatalog,
+    naming: ServiceGraphNaming | None = None,
+    *,
+    linked: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """``trace_edges.sql`` for two ranges of trace starts (see :func:`range_params`)."""
-    return pairing_sql(
-        store, catalog, naming, span_window=SPAN_WINDOW_SQL, trace_window=TRACE_WINDOW_SQL
-    )
+    """``trace_edges.sql`` for two ranges of trace starts (see :func:`range_params`);
+    ``linked`` False where :func:`untagged_links` found no span that needs the lookup of
+    chains through span links (``unlinked_spans.sql`` then stands in for it)."""
+    fragments = {"span_window": SPAN_WINDOW_SQL, "trace_window": TRACE_WINDOW_SQL}
+    if not linked:
+        fragments["linked_spans"] = load_sql("unlinked_spans", store.database, **fragments)
+    return pairing_sql(store, catalog, naming, **fragments)
+
+
+#: Whether a span of the two ranges of :data:`SPAN_WINDOW_SQL` is untagged with span links.
+_UNTAGGED_LINKS_SQL = (
+    "SELECT count() > 0 FROM {db}.otel_traces WHERE `Links.TraceId.size0` > 0 "
+    "AND SpanAttributes['chain.ids'] = '' AND ("
+)
+
+
+def untagged_links(store: TraceStore, ranges: Mapping[str, int]) -> bool:
+    """Whether a span the ranges ``ranges`` (:func:`range_params`) read is untagged and has
+    span links, so that chains may reach it through a link (``linked_chains.sql``): a read of
+    the links' lengths first, a few ms, where planning the lookup costs tens."""
+    sql = _UNTAGGED_LINKS_SQL.format(db=store.database) + SPAN_WINDOW_SQL + ")"
+    return bool(store.query(sql, dict(ranges)).result_rows[0][0])
 
 
 def pairing_sql(

@@ -130,7 +130,8 @@ FROM (
                             environment)) AS spans,
                 groupArray(SpanId) AS ids,
                 groupArray(ParentSpanId) AS parent_ids,
-                groupArray(own_chains) AS own,
+                groupArray(if(empty(linked_chains), own_chains,
+                              arrayDistinct(arrayConcat(own_chains, linked_chains)))) AS own,
                 groupArray(tagged) AS tagged_spans,
                 if(has(tagged_spans, 0) AND arrayExists(c -> notEmpty(c), own),
                    {{chains_down}},
@@ -159,10 +160,10 @@ FROM (
             if(TraceState = '', 1., toFloat64({{weight_sql}})) AS weight,
             toString({{environment_sql}}) AS environment,
             toUInt8(SpanAttributes['chain.ids'] != '') AS tagged,
+            linked_chains,
             if(tagged,
                arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
-               if(empty(linked_chains), {{classify}},
-                  arrayDistinct(arrayConcat({{classify}}, linked_chains)))) AS own_chains
+               {{classify}}) AS own_chains
         FROM (
             -- Filtered in a subquery of its own: the expressions above are then computed
             -- for the window's spans only, not for every row of the granules read.
