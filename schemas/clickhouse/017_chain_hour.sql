@@ -7,10 +7,11 @@
 -- quantilesTDigestWeightedMergeState (the weighted t-digest, schema 13), the bucket maps
 -- summed, FirstSeen/LastSeen min/max, SampledCalls summed. Hour is the hour of the entry
 -- span's start in UTC (Unix seconds divided by 3600), whatever the server's time zone;
--- Environment is in the sorting key, as in the minute table. `chainmap schema apply` copies
--- the minute rows already stored into it once (storage.schema: a view reading another
--- chainmap table is backfilled from that table's parts). A later version that empties the
--- minute table must empty this one with it.
+-- Environment is in the sorting key, as in the minute table. Its TTL counts from the hour's
+-- last minute, so an hour is dropped with the minutes it merges, not an hour before them.
+-- `chainmap schema apply` copies the minute rows already stored into it once (storage.schema:
+-- a view reading another chainmap table is backfilled from that table's parts). A later
+-- version that empties the minute table must empty this one with it.
 -- Readers (chainmap_otel.analysis.entry_rows) read an hour here when the whole hour lies in
 -- every window the query tallies, its minutes from chainmap_chain_minute otherwise.
 
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS "{{db}}"."chainmap_chain_hour{{local}}" {{on_cluster}
 ) ENGINE = {{AggregatingMergeTree}}
 PARTITION BY toDate(Hour)
 ORDER BY (ChainId, Hour, ServiceName, SpanName, Route, Method, SpanKind, Path, Environment)
-{{ttl Hour}}
+{{ttl Hour + toIntervalSecond(3540)}}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
     non_replicated_deduplication_window = 1000;
 
