@@ -109,19 +109,27 @@ def entry_rows_sql(
     window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
     wanted = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
     chain = f"arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain"
+    if hours:
+        # Classified once, over both tables' rows: the rules' expressions cost planning time.
+        fields = "ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, Environment"
+        tagged = "(ChainId IN {chains:Array(String)} OR ChainId = '')"
+        source = f"""(
+        SELECT {fields}, {ROW_COLUMNS}
+        FROM {database}.chainmap_chain_minute
+        WHERE {tagged} AND {window} AND {_MINUTE_PART}
+        UNION ALL
+        SELECT {fields}, {ROW_COLUMNS.replace("Minute,", "Hour AS Minute,", 1)}
+        FROM {database}.chainmap_chain_hour
+        WHERE {tagged} AND {_HOUR_PART}
+    )"""
+    else:
+        source = f"{database}.chainmap_chain_minute"
     rows = f"""
     SELECT {chain},
         {ROW_COLUMNS}
-    FROM {database}.chainmap_chain_minute
+    FROM {source}
     WHERE {wanted}
       AND {window} AND {_ROW_ENVIRONMENT}"""
-    if hours:
-        rows = f"""{rows} AND {_MINUTE_PART}
-    UNION ALL
-    SELECT {chain},
-        {ROW_COLUMNS.replace("Minute,", "Hour AS Minute,", 1)}
-    FROM {database}.chainmap_chain_hour
-    WHERE {wanted} AND {_HOUR_PART} AND {_ROW_ENVIRONMENT}"""
     if not inferred:
         return rows
     # The rollup's rows below its watermark and the same SQL live above it, classified once.
