@@ -14,7 +14,7 @@ count is 0 every weight is 1 and the estimate equals the stored numbers.
 
 A long window reads ``chainmap_chain_hour`` (schema 17, the minute rows merged per hour by a
 view) for its whole hours and ``chainmap_chain_minute`` for the rest (:data:`HOUR_SPLIT`):
-a week of rows merges ~170 latency states per entry operation instead of ~10,000. Counts
+a week merges a few hundred latency states per entry operation instead of ~10,000. Counts
 and sums are the same either way; percentiles come from t-digests merged in another order,
 so their last digits may differ: every surface tallying a window reads it through the same
 split, cut where its own windows start (:func:`hour_cuts`), so they keep agreeing.
