@@ -20,6 +20,10 @@ materialized view's: it is timed separately (one backfill of everything generate
 rolled up per second), and so are topology from the minute level alone (the cost before the
 hour level) and topology paired entirely live, the cost without the rollup.
 
+Health reads ``chainmap_chain_hour`` for a window's whole hours and ``chainmap_chain_minute``
+for the hours its windows cut (``chainmap_otel.analysis.entry_rows.HOUR_SPLIT``); a 7-day
+window is also timed on the minute rows alone, the cost before schema 17.
+
 The per-chain critical-path aggregate reads the critical-path rollup
 (``chainmap_otel.analysis.rollups.critical_paths``: each trace walked once when its slice
 closes); its backfill is timed the same way, and the aggregate computed entirely live (as on a
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chainmap_otel.analysis.coverage import coverage
 from chainmap_otel.analysis.critical_path import chain_critical_path
+from chainmap_otel.analysis.entry_rows import entry_rows_sql
 from chainmap_otel.analysis.health import health
 from chainmap_otel.analysis.rollups import critical_paths
 from chainmap_otel.analysis.rollups.edges import (
@@ -352,6 +357,17 @@ def critical_path_rollup_unread() -> Iterator[None]:
         yield
 
 
+def minute_rows_health(store: TraceStore, catalog: Any, window: TimeWindow) -> Any:
+    """Health from the minute rows alone, as before the hour rows (schema 17)."""
+
+    def minutes(*args: Any, **kwargs: Any) -> str:
+        return entry_rows_sql(*args, **{**kwargs, "hours": False})
+
+    # The package re-exports the function ``health``: patch the module itself.
+    with mock.patch.object(sys.modules[health.__module__], "entry_rows_sql", minutes):
+        return health(store, catalog, window)
+
+
 def live_critical_path(store: TraceStore, catalog: Any, chain_id: str, window: TimeWindow) -> Any:
     with critical_path_rollup_unread():
         return chain_critical_path(store, catalog, chain_id, window)
@@ -471,6 +487,11 @@ def main() -> None:
             ),
             ("health, all chains, 1h", 0, lambda: health(store, catalog, end)),
             ("health, all chains, 7d", 0, lambda: health(store, catalog, week)),
+            (
+                "health, all chains, 7d, minute rows only as at schema 16",
+                0,
+                lambda: minute_rows_health(store, catalog, week),
+            ),
             # Rule coverage reads the window's span rows (the aggregates keep no tagger):
             # its cost follows the window; /metrics counts the last 15 minutes by default.
             (

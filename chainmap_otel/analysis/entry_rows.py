@@ -11,6 +11,13 @@ Each row carries the stored counts and, next to them, the estimate of the unsamp
 (:mod:`chainmap_otel.tagging.sampling`), ``AdjustedLatency`` is a weighted t-digest and
 ``SampledCalls`` counts the stored entries that carried a sampling threshold. Where that
 count is 0 every weight is 1 and the estimate equals the stored numbers.
+
+A long window reads ``chainmap_chain_hour`` (schema 17, the minute rows merged per hour by a
+view) for its whole hours and ``chainmap_chain_minute`` for the rest (:data:`HOUR_SPLIT`):
+a week merges a few hundred latency states per entry operation instead of ~10,000. Counts
+and sums are the same either way; percentiles come from t-digests merged in another order,
+so their last digits may differ: every surface tallying a window reads it through the same
+split, cut where its own windows start (:func:`hour_cuts`), so they keep agreeing.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from chainmap_otel.analysis.rollups import entries
 from chainmap_otel.analysis.sql import DEFAULT_FRAGMENTS, load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.storage.store import TraceStore
+from chainmap_otel.tagging.definitions import ChainCatalog
 
 #: Points of each chain's series in the chain list (fewer when the window has fewer minutes).
 SERIES_POINTS = 30
@@ -32,10 +40,57 @@ ROW_COLUMNS = (
 )
 _NS = 1_000_000_000
 _ROW_ENVIRONMENT = DEFAULT_FRAGMENTS["row_environment"]
+_HOUR = 3600
+
+#: How entry rows split ``[{scan_start}, {end})`` (Unix seconds): the whole hours in it are
+#: read from ``chainmap_chain_hour``, except those a cut (``{hour_cuts:Array(Int64)}``,
+#: Unix seconds: where a window the query tallies starts, or a series' step) falls inside,
+#: whose minutes are read as the ragged ends are: from ``chainmap_chain_minute``. The one
+#: definition every reader of hour rows binds (health, its series, Grafana's overview).
+#: ``(first hour, end of the last hour, hours read by the minute)``.
+HOUR_SPLIT = (
+    f"intDiv({{scan_start:Int64}} + {_HOUR - 1}, {_HOUR}) * {_HOUR}",
+    f"intDiv({{end:Int64}}, {_HOUR}) * {_HOUR}",
+    f"arrayMap(c -> intDiv(c, {_HOUR}) * {_HOUR}, "
+    f"arrayFilter(c -> c % {_HOUR} != 0, {{hour_cuts:Array(Int64)}}))",
+)
+_FIRST_HOUR, _AFTER_HOURS, _MINUTE_HOURS = HOUR_SPLIT
+#: A minute row outside the hour part (a ragged end or a cut hour).
+_MINUTE_PART = (
+    f"NOT (Minute >= toDateTime({_FIRST_HOUR}) AND Minute < toDateTime({_AFTER_HOURS}) "
+    f"AND NOT has({_MINUTE_HOURS}, intDiv(toUnixTimestamp(Minute), {_HOUR}) * {_HOUR}))"
+)
+#: An hour row of the hour part.
+_HOUR_PART = (
+    f"Hour >= toDateTime({_FIRST_HOUR}) AND Hour < toDateTime({_AFTER_HOURS}) "
+    f"AND NOT has({_MINUTE_HOURS}, toUnixTimestamp(Hour))"
+)
+
+
+def hour_cuts(*cuts: int) -> list[int]:
+    """``{hour_cuts}``: the distinct starts (Unix seconds) of the windows a query tallies
+    over its entry rows, where an hour row cannot be split (:data:`HOUR_SPLIT`)."""
+    return sorted(set(cuts))
+
+
+def slo_window_seconds(catalog: ChainCatalog) -> list[int]:
+    """Every SLO window of ``catalog`` (each chain's and each environment's own), shortest
+    first: health and Grafana's overview cut their hours where each starts, whichever chains
+    and environment they judge, so both read one window's rows alike."""
+    seconds = set()
+    for chain in catalog:
+        if chain.slo is not None:
+            seconds.add(chain.slo.window_seconds)
+            seconds.update(chain.slo.effective(e).window_seconds for e in chain.slo.environments)
+    return sorted(seconds)
 
 
 def entry_rows_sql(
-    database: str, rules: EntryRules, inferred: bool = True, live: bool = True
+    database: str,
+    rules: EntryRules,
+    inferred: bool = True,
+    live: bool = True,
+    hours: bool = False,
 ) -> str:
     """The per-minute entry rows of the chains ``{chains:Array(String)}`` in
     ``[{scan_start}, {end})`` (Unix seconds) and the environment ``{environment:String}``
@@ -47,13 +102,33 @@ def entry_rows_sql(
     rolled up below ``{inf_start:Int64}`` ns, paired live from it (with
     ``entries.live_params``; left out when not ``live``: a range after the window's end,
     where the live SQL finds nothing but still costs its planning, tens of ms). Untagged rows
-    no rule could match are left out before they are classified."""
+    no rule could match are left out before they are classified. With ``hours``, the whole
+    hours come from ``chainmap_chain_hour`` as rows whose ``Minute`` is the hour's start
+    (:data:`HOUR_SPLIT`, binding ``{hour_cuts}``): a query grouping by anything finer than
+    its cuts must not ask for them."""
     window = "Minute >= toDateTime({scan_start:Int64}) AND Minute < toDateTime({end:Int64})"
+    wanted = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
+    chain = f"arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain"
+    if hours:
+        # Classified once, over both tables' rows: the rules' expressions cost planning time.
+        fields = "ChainId, ServiceName, SpanName, Route, Path, Method, SpanKind, Environment"
+        tagged = "(ChainId IN {chains:Array(String)} OR ChainId = '')"
+        source = f"""(
+        SELECT {fields}, {ROW_COLUMNS}
+        FROM {database}.chainmap_chain_minute
+        WHERE {tagged} AND {window} AND {_MINUTE_PART}
+        UNION ALL
+        SELECT {fields}, {ROW_COLUMNS.replace("Minute,", "Hour AS Minute,", 1)}
+        FROM {database}.chainmap_chain_hour
+        WHERE {tagged} AND {_HOUR_PART}
+    )"""
+    else:
+        source = f"{database}.chainmap_chain_minute"
     rows = f"""
-    SELECT arrayJoin(if(ChainId != '', [toString(ChainId)], {rules.classify})) AS chain,
+    SELECT {chain},
         {ROW_COLUMNS}
-    FROM {database}.chainmap_chain_minute
-    WHERE (ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))
+    FROM {source}
+    WHERE {wanted}
       AND {window} AND {_ROW_ENVIRONMENT}"""
     if not inferred:
         return rows
@@ -64,7 +139,6 @@ def entry_rows_sql(
         "AdjustedCalls, AdjustedErrors, AdjustedDurationSum, AdjustedLatency, "
         "AdjustedLatencyBuckets, SampledCalls"
     )
-    below = f"(ChainId IN {{chains:Array(String)}} OR (ChainId = '' AND {rules.candidate}))"
     paired = (
         f"""
         UNION ALL
@@ -81,7 +155,7 @@ def entry_rows_sql(
         FROM {database}.chainmap_inferred_entry_minute
         WHERE {window} AND Minute < toDateTime(intDiv({{inf_start:Int64}}, 1000000000)){paired}
     )
-    WHERE {below} AND {window} AND {_ROW_ENVIRONMENT}"""
+    WHERE {wanted} AND {window} AND {_ROW_ENVIRONMENT}"""
 
 
 def bind_live(

@@ -77,9 +77,11 @@ from chainmap_otel.analysis.entry_rows import (
     SERIES_POINTS,
     bind_live,
     entry_rows_sql,
+    hour_cuts,
     observed_steps,
     observed_window,
     series_steps,
+    slo_window_seconds,
 )
 from chainmap_otel.analysis.membership import EntryRules, require_chain
 from chainmap_otel.analysis.rollups import entries
@@ -230,7 +232,7 @@ SELECT chain,
        sumIf(Calls, {_MAIN}) AS stored,
        sumIf(SampledCalls, {_MAIN}) AS sampled,
        {_window_columns(windows)}
-FROM ({entry_rows_sql(database, rules, inferred, live)}
+FROM ({entry_rows_sql(database, rules, inferred, live, hours=True)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain"""
@@ -241,7 +243,7 @@ def _series_sql(database: str, rules: EntryRules, inferred: bool, live: bool) ->
 SELECT chain,
        intDiv(toUnixTimestamp(Minute) - {{scan_start:Int64}}, {{step:Int64}}) AS bucket,
        sum(AdjustedCalls), sum(AdjustedErrors), {_SERIES_QUANTILES}
-FROM ({entry_rows_sql(database, rules, inferred, live)}
+FROM ({entry_rows_sql(database, rules, inferred, live, hours=True)}
 )
 WHERE chain IN {{chains:Array(String)}}
 GROUP BY chain, bucket
@@ -426,6 +428,8 @@ def health(
     bound["slo_starts"] = [
         (end_s - (c.slo.window_seconds if c.slo else 0)) // 60 * 60 for c in chains
     ]
+    slo_cuts = ((end_s - seconds) // 60 * 60 for seconds in slo_window_seconds(catalog))
+    bound["hour_cuts"] = hour_cuts(main_start, *starts.values(), *slo_cuts)
     covered = observed_window(store, window)
     rows = store.query(
         _health_sql(store.database, rules, names, watermark is not None, live),
@@ -524,6 +528,7 @@ def chain_series(
         "scan_start": start,
         "end": end,
         "step": step,
+        "hour_cuts": hour_cuts(*(start + i * step for i in range(count + 1))),
         **environment_params(window.environment),
     }
     watermark = entries.analysis_watermark(store)

@@ -373,8 +373,9 @@ def edge_rows(
     # Parts with nothing to read are replaced by empty stand-ins: planning the pairing
     # query costs tens of milliseconds even over no spans.
     ranges = edge_rollup.range_params(head, tail)
+    params: dict[str, Any] = {}
     if head[0] >= head[1] and tail[0] >= tail[1]:
-        inner, params = edge_rollup.NO_LIVE_SQL, {}
+        inner = edge_rollup.NO_LIVE_SQL
     else:
         linked = edge_rollup.untagged_links(store, ranges)
         inner, params = edge_rollup.trace_edges_sql(store, catalog, naming, linked=linked)

@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 from chainmap_otel.analysis.entry_counts import EXPORT_SLACK_S
-from chainmap_otel.analysis.entry_rows import entry_rows_sql
+from chainmap_otel.analysis.entry_rows import entry_rows_sql, slo_window_seconds
 from chainmap_otel.analysis.membership import (
     MINUTE_COLUMNS,
     SPAN_COLUMNS,
@@ -144,10 +144,12 @@ def _fill(name: str, database: str, **fragments: str) -> str:
     return render_sql(_template(name), database, **fragments)
 
 
-def _entry_rows(catalog: ChainCatalog, database: str) -> str:
+def _entry_rows(catalog: ChainCatalog, database: str, hours: bool = False) -> str:
     """Health's entry rows (:func:`~chainmap_otel.analysis.entry_rows.entry_rows_sql`) of every
     chain of ``catalog``, over the range the ``gf_scan_start``/``gf_end`` (s) and
-    ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound."""
+    ``gf_inf_start``/``gf_inf_end`` (ns) aliases of the query's WITH clause bound; with
+    ``hours``, whole hours from the hour rows, cut where health cuts them (the ``gf_main_start``
+    and ``gf_w*`` aliases, each SLO window of the catalog)."""
     compiled = EntryRules.compile(catalog)
     literal = EntryRules(
         classify=_literal(compiled.classify, compiled.params),
@@ -155,7 +157,8 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
         candidate=_literal(compiled.candidate, compiled.params),
         params={},
     )
-    rows = entry_rows_sql(database, literal)
+    rows = entry_rows_sql(database, literal, hours=hours)
+    slo_cuts = "".join(f", intDiv(gf_end - {s}, 60) * 60" for s in slo_window_seconds(catalog))
     return inline(
         rows,
         {
@@ -167,6 +170,11 @@ def _entry_rows(catalog: ChainCatalog, database: str) -> str:
             "inf_reach": str(entries.REACH_SECONDS * 1_000_000_000),
             "environment": ENVIRONMENT,
             "environment_value": ENVIRONMENT,
+            "hour_cuts": (
+                f"[gf_main_start, gf_w5m, gf_w30m, gf_w1h, gf_w6h, gf_w3d{slo_cuts}]"
+                if hours
+                else "[]"
+            ),
         },
     )
 
@@ -255,7 +263,7 @@ def chains_overview_sql(catalog: ChainCatalog, database: str) -> str:
             row_environment=ROW_ENVIRONMENT,
             slo_seconds=slo_seconds,
             max_slo_seconds=str(max((s for _, s in windows), default=0)),
-            entry_rows=_entry_rows(catalog, database),
+            entry_rows=_entry_rows(catalog, database, hours=True),
             counted_windows=_counted_windows(catalog, database),
             chain_order=", ".join(sql_literal(c.id) for c in catalog) or "''",
         )

@@ -5,7 +5,9 @@ The DDL lives in ``schemas/clickhouse/NNN_name.sql`` (cluster-only additions in
 ``chainmap_schema_version``; every statement is ``IF NOT EXISTS``, so a table a
 Collector created is kept as it is. When chainmap's materialized views are
 added to an ``otel_traces`` that already holds spans, those spans are copied
-into the aggregates once, partition by partition, with the views' own SELECTs.
+into the aggregates once, partition by partition, with the views' own SELECTs; a view
+reading another chainmap table (the hourly entry rows read the minute ones) is copied from
+that table's parts likewise.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ _MATERIALIZED_VIEW = re.compile(
 _CREATE_TABLE = re.compile(
     r'^CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS\s+"[^"]+"\."([^"]+)"'
 )
+#: The table a view's SELECT reads (its first quoted ``FROM``).
+_VIEW_SOURCE = re.compile(r'FROM\s+"[^"]+"\."([^"]+)"')
 #: A version may drop an object to create it anew (its views are then backfilled again).
 _DROP = re.compile(r'^DROP (?:TABLE|VIEW) IF EXISTS\s+"[^"]+"\."([^"]+)"')
 
@@ -228,21 +232,26 @@ def apply_schema(
         existing = _existing_tables(store) - {
             m.group(1) for statement in version.statements if (m := _DROP.match(statement))
         }
-        had_spans = source in existing and _count(store, source) > 0
-        backfills = [
-            match
-            for statement in version.statements
-            if (match := _MATERIALIZED_VIEW.match(statement))
-            and match.group("view").startswith("chainmap_")
-            and match.group("view") not in existing
-        ]
+        # Each new chainmap view copies what its source table already holds.
+        backfills: dict[str, list[re.Match[str]]] = {}
+        for statement in version.statements:
+            match = _MATERIALIZED_VIEW.match(statement)
+            if (
+                match
+                and match.group("view").startswith("chainmap_")
+                and match.group("view") not in existing
+                and (read := _VIEW_SOURCE.search(match.group("select")))
+                and read.group(1) in existing
+                and _count(store, read.group(1)) > 0
+            ):
+                backfills.setdefault(read.group(1), []).append(match)
         created = [
             name
             for statement in version.statements
             if (m := _CREATE_TABLE.match(statement)) and (name := m.group(1)) not in existing
         ]
         say(f"applying schema version {version.version} ({version.name}) to {database}")
-        if had_spans and backfills:
+        if backfills:
             # Every version with views copies the same stored spans: count them once.
             copied = _apply_with_backfill(store, version, backfills, created, source, say)
             report.backfilled_spans = max(report.backfilled_spans, copied)
@@ -259,56 +268,82 @@ def apply_schema(
 def _apply_with_backfill(
     store: TraceStore,
     version: SchemaVersion,
-    backfills: list[re.Match[str]],
+    backfills: dict[str, list[re.Match[str]]],
     created: list[str],
-    source: str,
+    spans: str,
     say: ProgressCallback,
 ) -> int:
-    """Create the version's objects and copy the spans already stored into its aggregates.
+    """Create the version's objects and copy what their views' sources already hold (source
+    table -> its new views) into their targets; the spans copied from ``spans``.
 
-    Merges are stopped and the source's parts listed before the views exist, so each
-    span is counted either by the copy (parts listed) or by a view (later inserts).
+    Merges are stopped and the sources' parts listed before the views exist, so each
+    row is counted either by the copy (parts listed) or by a view (later inserts).
     """
     database = store.database
-    store.command(f'SYSTEM STOP MERGES "{database}"."{source}"')
+    for source in backfills:
+        store.command(f'SYSTEM STOP MERGES "{database}"."{source}"')
     try:
-        partitions = [
-            (str(pid), list(parts), int(rows))
-            for pid, parts, rows in store.query(
-                _PARTS_SQL, {"db": database, "table": source}
-            ).result_rows
-        ]
+        listed = {
+            source: [
+                (str(pid), list(parts), int(rows))
+                for pid, parts, rows in store.query(
+                    _PARTS_SQL, {"db": database, "table": source}
+                ).result_rows
+            ]
+            for source in backfills
+        }
         for statement in version.statements:
             store.command(statement)
-        total = sum(rows for _, _, rows in partitions)
-        say(
-            f"copying {total} stored spans from {len(partitions)} partitions of {source} "
-            f"into {', '.join(m.group('target') for m in backfills)}"
-        )
-        done = 0
-        try:
-            for index, (partition_id, parts, rows) in enumerate(partitions, start=1):
-                chunk = (
-                    f'(SELECT * FROM "{database}"."{source}" '
-                    "WHERE _partition_id = {partition:String} AND _part IN {parts:Array(String)})"
-                )
-                for match in backfills:
-                    select = match.group("select").replace(f'"{database}"."{source}"', chunk)
-                    store.command(
-                        f'INSERT INTO "{database}"."{match.group("target")}" {select}',
-                        {"partition": partition_id, "parts": parts},
-                    )
-                done += rows
-                say(f"  partition {partition_id}: {index}/{len(partitions)}, {done}/{total} spans")
-        except StoreError as exc:
-            _drop_created(store, created)
-            raise StoreError(
-                f"copying stored spans into chainmap's aggregates failed ({exc}); its new "
-                "objects were removed, so run `chainmap schema apply` again"
-            ) from None
-        return done
+        copied = 0
+        for source, views in backfills.items():
+            done = _copy_parts(store, source, listed[source], views, created, say)
+            copied += done if source == spans else 0
+        return copied
     finally:
-        store.command(f'SYSTEM START MERGES "{database}"."{source}"')
+        for source in backfills:
+            store.command(f'SYSTEM START MERGES "{database}"."{source}"')
+
+
+def _copy_parts(
+    store: TraceStore,
+    source: str,
+    partitions: list[tuple[str, list[str], int]],
+    views: list[re.Match[str]],
+    created: list[str],
+    say: ProgressCallback,
+) -> int:
+    """Insert the rows of ``source``'s listed parts into ``views``' targets through the
+    views' SELECTs, partition by partition; the rows copied."""
+    database = store.database
+    total = sum(rows for _, _, rows in partitions)
+    spans = source.startswith("otel_traces")
+    what, unit = ("stored spans", "spans") if spans else (f"rows of {source}", "rows")
+    say(
+        f"copying {total} {what} from {len(partitions)} partitions of {source} "
+        f"into {', '.join(m.group('target') for m in views)}"
+    )
+    done = 0
+    try:
+        for index, (partition_id, parts, rows) in enumerate(partitions, start=1):
+            chunk = (
+                f'(SELECT * FROM "{database}"."{source}" '
+                "WHERE _partition_id = {partition:String} AND _part IN {parts:Array(String)})"
+            )
+            for match in views:
+                select = match.group("select").replace(f'"{database}"."{source}"', chunk)
+                store.command(
+                    f'INSERT INTO "{database}"."{match.group("target")}" {select}',
+                    {"partition": partition_id, "parts": parts},
+                )
+            done += rows
+            say(f"  partition {partition_id}: {index}/{len(partitions)}, {done}/{total} {unit}")
+    except StoreError as exc:
+        _drop_created(store, created)
+        raise StoreError(
+            f"copying {what} into chainmap's aggregates failed ({exc}); its new "
+            "objects were removed, so run `chainmap schema apply` again"
+        ) from None
+    return done
 
 
 def _drop_created(store: TraceStore, created: list[str]) -> None:

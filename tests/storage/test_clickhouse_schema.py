@@ -232,8 +232,9 @@ def test_backfill_goes_partition_by_partition(empty_store: TraceStore) -> None:
     lines: list[str] = []
     assert apply_schema(empty_store, progress=lines.append).backfilled_spans == 3
     # Versions 2 and 5 add views over otel_traces, versions 9, 10, 11, 13, 14 and 16 create
-    # them anew: each copies the three partitions.
-    assert sum("partition " in line for line in lines) == 24
+    # them anew: each copies the three partitions; version 17 copies the three partitions of
+    # chainmap_chain_minute into the hour rows.
+    assert sum("partition " in line for line in lines) == 27
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
 
@@ -267,6 +268,63 @@ def test_version_10_recounts_a_summary_with_untagged_spans_once(
     empty_store.insert_spans(rows=[_row("t10", "c", "n", "Client", "Unset", {}, service="node")])
     count = empty_store.query("SELECT sum(SpanCount) FROM chainmap_trace_summary").result_rows
     assert count == [(3,)]
+
+
+def test_version_17_rolls_the_stored_minutes_up_per_hour(
+    empty_store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store at version 16 holding entry rows: version 17 copies chainmap_chain_minute into
+    chainmap_chain_hour once, per hour and environment, and new spans then flow into both."""
+    import chainmap_otel.storage.schema as schema
+
+    every = schema.schema_versions
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 16]
+    )
+    apply_schema(empty_store, progress=lambda line: None)
+    hour = NOW // (3600 * 10**9) * 3600 * 10**9 - 2 * 3600 * 10**9
+    tagged = {"chain.ids": "A", "chain.id": "A", "chain.entry": "true", "chain.entry_ids": "A"}
+    rows = []
+    for i, minute in enumerate((0, 1, 1, 59, 60, 61, 119)):
+        row = _row(
+            f"h{i}",
+            "r",
+            "",
+            "Server",
+            "Error" if i % 3 == 0 else "Unset",
+            tagged,
+            ts=hour + minute * 60 * 10**9 + i * 10**9,
+            duration=(i + 1) * 3_000_000,
+        )
+        resource = {"service.name": "gateway", "deployment.environment.name": f"e{i % 2}"}
+        rows.append((*row[:8], resource, *row[9:]))
+    empty_store.insert_spans(rows=rows)
+    monkeypatch.setattr(
+        schema, "schema_versions", lambda *a, **k: [v for v in every(*a, **k) if v.version <= 17]
+    )
+    lines: list[str] = []
+    report = apply_schema(empty_store, progress=lines.append)
+    assert report.applied_versions == [17]
+    assert any("rows of chainmap_chain_minute" in line for line in lines)
+    per_hour = (
+        "SELECT {hour} AS h, Environment, sum(Calls), sum(Errors), sum(DurationSum), "
+        "sum(AdjustedCalls), sumMap(LatencyBuckets), min(FirstSeen), max(LastSeen), "
+        "quantilesTDigestMerge(0.5, 0.95, 0.99)(Latency), "
+        "quantilesTDigestWeightedMerge(0.5, 0.95, 0.99)(AdjustedLatency) "
+        "FROM {table} GROUP BY h, Environment ORDER BY h, Environment"
+    )
+    minutes = per_hour.format(
+        hour="intDiv(toUnixTimestamp(Minute), 3600) * 3600", table="chainmap_chain_minute"
+    )
+    hours = per_hour.format(hour="toUnixTimestamp(Hour)", table="chainmap_chain_hour")
+    want = empty_store.query(minutes).result_rows
+    assert len(want) == 4  # two hours, two environments
+    assert sum(r[2] for r in want) == 7
+    assert empty_store.query(hours).result_rows == want
+    empty_store.insert_spans(rows=rows)
+    doubled = empty_store.query(hours).result_rows
+    assert [r[2:6] for r in doubled] == [tuple(2 * v for v in r[2:6]) for r in want]
+    assert doubled == empty_store.query(minutes).result_rows
 
 
 def test_version_11_keeps_each_minutes_first_and_last_entry(
@@ -399,6 +457,8 @@ def test_apply_is_idempotent_and_versioned(empty_store: TraceStore) -> None:
         {"db": empty_store.database},
     ).result_rows
     assert [t[0] for t in tables] == [
+        "chainmap_chain_hour",
+        "chainmap_chain_hour_mv",
         "chainmap_chain_minute",
         "chainmap_chain_minute_mv",
         "chainmap_chain_minute_root_mv",
@@ -431,7 +491,7 @@ def test_ttl_is_applied_to_every_table(empty_store: TraceStore) -> None:
         "AND name NOT IN ('chainmap_schema_version', 'chainmap_rollup_state')",
         {"db": empty_store.database},
     ).result_rows
-    assert len(ddl) == 10
+    assert len(ddl) == 11
     for name, query in ddl:
         assert "toIntervalDay(14)" in query, name
 
