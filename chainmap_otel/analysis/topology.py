@@ -384,13 +384,14 @@ def edge_rows(
         hour_table = f"{store.database}.{edge_rollup.HOUR_TABLE}"
     if minute_head[0] < minute_head[1] or minute_tail[0] < minute_tail[1]:
         minute_table = f"{store.database}.{edge_rollup.EDGE_TABLE}"
+    link_sql, link_params = edge_rollup.link_edges_sql(store.database, catalog)
     sql = load_sql(
         "topology",
         store.database,
         trace_edges=inner,
         edge_hour=hour_table,
         edge_minute=minute_table,
-        link_edges=load_sql("link_edges", store.database),
+        link_edges=link_sql,
     )
     seconds = {
         f"{name}_{end}": bound // 1_000_000_000
@@ -402,6 +403,7 @@ def edge_rows(
         for end, bound in zip(("start", "end"), part, strict=True)
     }
     bound = {
+        **link_params,
         **params,
         **ranges,
         **seconds,

@@ -106,8 +106,9 @@ HOUR_SLICE_SECONDS = 86400
 #: propagate through tagged spans too, the membership rule; 4: rows carry the environment
 #: and the sampling-weighted counts, and hold the span-link edges; 5: an untagged span with
 #: span links holds the chains of the spans it links to, so an untagged consumer's edges
-#: count for its producer's chains) are not read.
-PAIRING_VERSION = 5
+#: count for its producer's chains; 6: a link edge from an untagged producer counts for the
+#: chains the producer belongs to by the membership rule in its trace) are not read.
+PAIRING_VERSION = 6
 #: How far apart a producer and its linked consumer may start to pair as a link edge
 #: (``sql/link_edges.sql``; a rule of the link, so live pairing and slices agree).
 LINK_LOOKBACK_SECONDS = 3600
@@ -319,13 +320,20 @@ def slice_sql(
         "edge_rollup",
         store.database,
         trace_edges=sql,
-        link_edges=load_sql("link_edges", store.database),
+        link_edges=link_edges_sql(store.database, catalog)[0],
     )
     return insert, {
         **params,
         **histogram_params(),
         "link_lookback": LINK_LOOKBACK_SECONDS * _NS,
     }
+
+
+def link_edges_sql(database: str, catalog: ChainCatalog) -> tuple[str, dict[str, Any]]:
+    """``link_edges.sql`` with the catalog's classifier (an untagged producer's chains by the
+    membership rule) and its parameters but the ranges and ``link_lookback``."""
+    classify, params = classify_expression(catalog)
+    return load_sql("link_edges", database, classify=classify), params
 
 
 def histogram_params() -> dict[str, list[int]]:
