@@ -17,8 +17,10 @@ the whole minutes the edge rollup covers, read from it instead, see below):
   producer service -> consumer service (``messaging_system``, one call per link), its latency
   the **queue wait** (consumer start minus producer end), paired by ``sql/link_edges.sql``
   with producers starting up to :data:`LINK_LOOKBACK_SECONDS` before or after the consumer,
-  and counted in the minute the consumer starts in (rolled up like the other edges); the
-  producer's own trace still shows its edge to the messaging node.
+  and counted in the minute the consumer starts in (rolled up like the other edges), for the
+  consumer's tag and the producer's chains (an untagged producer's by the membership rule in
+  its trace, ``sql/member_chains.sql``); the producer's own trace still shows its edge to the
+  messaging node.
 
 That is chainmap's default naming of database and virtual nodes; the servicegraph
 connector's (``virtual_node_peer_attributes``, ``database_name_attributes``) is selectable,
@@ -374,23 +376,28 @@ def edge_rows(
     # query costs tens of milliseconds even over no spans.
     ranges = edge_rollup.range_params(head, tail)
     params: dict[str, Any] = {}
+    # The link edges walk the rules over an untagged producer's trace only where a consumer
+    # of the live ranges links to something at all.
+    members = False
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner = edge_rollup.NO_LIVE_SQL
     else:
         linked = edge_rollup.untagged_links(store, ranges)
         inner, params = edge_rollup.trace_edges_sql(store, catalog, naming, linked=linked)
+        members = edge_rollup.consumer_links(store, ranges)
     hour_table = minute_table = edge_rollup.NO_ROLLUP_SQL
     if hours[0] < hours[1]:
         hour_table = f"{store.database}.{edge_rollup.HOUR_TABLE}"
     if minute_head[0] < minute_head[1] or minute_tail[0] < minute_tail[1]:
         minute_table = f"{store.database}.{edge_rollup.EDGE_TABLE}"
+    link_sql, link_params = edge_rollup.link_edges_sql(store.database, catalog, members=members)
     sql = load_sql(
         "topology",
         store.database,
         trace_edges=inner,
         edge_hour=hour_table,
         edge_minute=minute_table,
-        link_edges=load_sql("link_edges", store.database),
+        link_edges=link_sql,
     )
     seconds = {
         f"{name}_{end}": bound // 1_000_000_000
@@ -402,6 +409,7 @@ def edge_rows(
         for end, bound in zip(("start", "end"), part, strict=True)
     }
     bound = {
+        **link_params,
         **params,
         **ranges,
         **seconds,

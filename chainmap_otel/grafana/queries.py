@@ -294,7 +294,7 @@ def _topology_sql(catalog: ChainCatalog, database: str) -> str:
         edge_hour=f"{database}.{edge_rollup.HOUR_TABLE}",
         edge_minute=f"{database}.{edge_rollup.EDGE_TABLE}",
         # Consumers paired with their producers through span links.
-        link_edges=load_sql("link_edges", database),
+        link_edges=load_sql("link_edges", database, classify=classify),
     )
     values = {name: sql_literal(value) for name, value in params.items()}
     values.update(

@@ -45,6 +45,15 @@ def edges(topology: Any) -> set[tuple[str, str, str]]:
     return {(e.source, e.target, e.connection_type) for e in topology.edges}
 
 
+def link_edge(topology: Any, source: str, target: str) -> Any:
+    """The messaging_system edge ``source`` -> ``target`` of ``topology``."""
+    return next(
+        e
+        for e in topology.edges
+        if (e.source, e.target, e.connection_type) == (source, target, "messaging_system")
+    )
+
+
 def around_now() -> TimeWindow:
     """Whole minutes around the spans just made, so a rollup refreshed past them covers them."""
     now = floor_minute(time.time_ns())
@@ -131,6 +140,7 @@ def test_a_tagged_consumer_is_counted_as_before(catalog: ChainCatalog, store: Tr
     window = around_now()
     found = edges(topologies(store, catalog, window, chain_ids=["B3"])["B3"])
     assert ("settlement", "postgresql", "database") in found
+    assert ("trading-engine", "settlement", "messaging_system") in found, found
     assert_rollup_equals_live(store, catalog, window)
     b3 = next(
         c
@@ -147,10 +157,48 @@ def test_an_untagged_producer_in_a_chain_by_its_ancestors_rule_carries_it_over(
     producer span is in B3 and so is the consumer linked to it, rolled up as live."""
     load("queue_hop")
     window = rolled_window(now_ns)
-    found = edges(topologies(store, catalog, window, chain_ids=["B3"])["B3"])
+    b3_topology = topologies(store, catalog, window, chain_ids=["B3"])["B3"]
+    found = edges(b3_topology)
     assert ("settlement-service", "postgresql", "database") in found, found
+    # The link edge counts for B3 too: its producer is in B3 by the rule its root matches.
+    link = link_edge(b3_topology, "trading-engine", "settlement-service")
+    assert link.calls == 1 and link.p50_ms == pytest.approx(23.0, abs=0.5), link
     assert_rollup_equals_live(store, catalog, window)
     found_coverage = coverage(store, catalog, parse_window()).to_json()
     assert found_coverage["unmatched"]["traces"] == 0
     b3 = next(c for c in found_coverage["chains"] if c["chain_id"] == "B3")
     assert b3["instances"] == 1 and b3["tagged_by"]["query_time"] == 1, b3
+
+
+def test_an_untagged_producer_under_a_rule_matched_entry_draws_the_link_edge_in_its_chain(
+    catalog: ChainCatalog, store: TraceStore
+) -> None:
+    """Neither trading-engine nor settlement runs chainmap: the producer span is in B3 only
+    because its root matches B3's entry rule at query time, and the link edge producer ->
+    consumer counts for B3 with its queue wait, live and rolled up alike; all traffic counts
+    it once, as before."""
+    for plain_fleet in fleet_of(catalog, plain=("trading-engine", "settlement")):
+        headers: dict[str, str] = {}
+        place_order(plain_fleet, headers)
+        time.sleep(0.02)
+        settle_plain(plain_fleet, headers)
+        spans = plain_fleet.spans()
+        assert not any(k.startswith("chain.") for s in spans for k in s.attributes or {})
+        producer = next(s for s in spans if s.kind is SpanKind.PRODUCER)
+        consumer = next(s for s in spans if s.kind is SpanKind.CONSUMER)
+        assert producer.end_time is not None and consumer.start_time is not None
+        wait_ms = (consumer.start_time - producer.end_time) / 1e6
+        store_spans(store, plain_fleet)
+    window = around_now()
+
+    per_chain = topologies(store, catalog, window, chain_ids=["B3"])
+    link = link_edge(per_chain["B3"], "trading-engine", "settlement")
+    assert link.calls == 1 and link.p50_ms == pytest.approx(wait_ms, abs=0.5), (link, wait_ms)
+    assert ("settlement", "postgresql", "database") in edges(per_chain["B3"])
+    everything = link_edge(per_chain[None], "trading-engine", "settlement")
+    assert everything.calls == 1 and everything.p50_ms == link.p50_ms
+    assert_rollup_equals_live(store, catalog, window)
+    rolled = topologies(store, catalog, window, chain_ids=["B3"])
+    assert edge_rollup.read_state(store, catalog).covers
+    assert edges(rolled["B3"]) == edges(per_chain["B3"])
+    assert link_edge(rolled["B3"], "trading-engine", "settlement").calls == 1

@@ -44,9 +44,12 @@ source of the pairing semantics -- over closed slices ``[watermark, until)``:
   a link pairs with a producer within :data:`LINK_LOOKBACK_SECONDS` of its consumer, so
   slices and live pairing find the same links. The same rule gives an untagged span with
   span links the chains of the spans it links to (``sql/linked_chains.sql``, read while
-  pairing: a consumer in a service that tags nothing counts for its producer's chains). Rows are split by ``Environment`` (that of
-  the span starting the edge) and carry ``EstimatedCalls``/``EstimatedErrors``, the summed
-  sampling weights, next to the stored counts (schema version 14).
+  pairing: a consumer in a service that tags nothing counts for its producer's chains), and
+  a link edge from an untagged producer counts for the chains the producer belongs to by the
+  membership rule in its trace (``sql/member_chains.sql``). Rows are split by
+  ``Environment`` (that of the span starting the edge) and carry
+  ``EstimatedCalls``/``EstimatedErrors``, the summed sampling weights, next to the stored
+  counts (schema version 14).
 * **Hours.** Merging one t-digest state per minute and edge costs ~0.3 s for 7 days whatever
   the span count, so ``chainmap_edge_hour`` (schema version 4) holds the minute rows merged
   per hour (``sql/edge_hour.sql``: counts summed, states merged with -MergeState), written
@@ -106,8 +109,9 @@ HOUR_SLICE_SECONDS = 86400
 #: propagate through tagged spans too, the membership rule; 4: rows carry the environment
 #: and the sampling-weighted counts, and hold the span-link edges; 5: an untagged span with
 #: span links holds the chains of the spans it links to, so an untagged consumer's edges
-#: count for its producer's chains) are not read.
-PAIRING_VERSION = 5
+#: count for its producer's chains; 6: a link edge from an untagged producer counts for the
+#: chains the producer belongs to by the membership rule in its trace) are not read.
+PAIRING_VERSION = 6
 #: How far apart a producer and its linked consumer may start to pair as a link edge
 #: (``sql/link_edges.sql``; a rule of the link, so live pairing and slices agree).
 LINK_LOOKBACK_SECONDS = 3600
@@ -319,13 +323,51 @@ def slice_sql(
         "edge_rollup",
         store.database,
         trace_edges=sql,
-        link_edges=load_sql("link_edges", store.database),
+        link_edges=link_edges_sql(store.database, catalog)[0],
     )
     return insert, {
         **params,
         **histogram_params(),
         "link_lookback": LINK_LOOKBACK_SECONDS * _NS,
     }
+
+
+#: ``member_chains.sql``'s stand-in where no consumer links to anything: no span's chains.
+NO_MEMBERS_SQL = (
+    "SELECT '' AS p_trace, '' AS p_span, toInt64(0) AS p_start, "
+    "CAST([], 'Array(String)') AS p_chains WHERE 0"
+)
+
+#: Whether a CONSUMER span of the ranges :func:`range_params` gives has span links.
+_CONSUMER_LINKS_SQL = (
+    "SELECT count() > 0 FROM {db}.otel_traces WHERE `Links.TraceId.size0` > 0 "
+    "AND SpanKind IN ('Consumer', 'SPAN_KIND_CONSUMER') AND ("
+)
+_CONSUMER_RANGES_SQL = (
+    "(Timestamp >= fromUnixTimestamp64Nano({head_start:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({head_end:Int64})) "
+    "OR (Timestamp >= fromUnixTimestamp64Nano({tail_start:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({tail_end:Int64}))"
+)
+
+
+def consumer_links(store: TraceStore, ranges: Mapping[str, int]) -> bool:
+    """Whether a CONSUMER span starting in the ranges ``ranges`` has span links, so that
+    ``link_edges.sql`` may pair it with an untagged producer (the links' lengths only)."""
+    sql = _CONSUMER_LINKS_SQL.format(db=store.database) + _CONSUMER_RANGES_SQL + ")"
+    return bool(store.query(sql, dict(ranges)).result_rows[0][0])
+
+
+def link_edges_sql(
+    database: str, catalog: ChainCatalog, *, members: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """``link_edges.sql`` with the catalog's classifier (an untagged producer's chains by the
+    membership rule) and its parameters but the ranges and ``link_lookback``; ``members``
+    False where :func:`consumer_links` found no linking consumer (no rule walk then)."""
+    if not members:
+        return load_sql("link_edges", database, member_chains=NO_MEMBERS_SQL), {}
+    classify, params = classify_expression(catalog)
+    return load_sql("link_edges", database, classify=classify), params
 
 
 def histogram_params() -> dict[str, list[int]]:

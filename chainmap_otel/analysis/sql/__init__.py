@@ -52,7 +52,7 @@ DEFAULT_FRAGMENTS = {
 
 #: Fragments that are queries of their own (the ``.sql`` file of the same name), filled in
 #: with the fragments of the query that holds them unless a caller gives them.
-SUBQUERIES = ("linked_spans", "linked_chains")
+SUBQUERIES = ("linked_spans", "linked_chains", "member_chains")
 
 
 def load_sql(name: str, database: str, **fragments: str) -> str:

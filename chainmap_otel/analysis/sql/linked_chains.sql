@@ -2,15 +2,14 @@
 -- traces, analysis.membership): per span of {{span_window}} that carries no chain.ids and
 -- links to a span of another trace, the chains that linked span belongs to in its own trace:
 -- its chain.ids plus the own chains of its ancestors when tagged, else the chains its entry
--- rules match ({{classify}}) plus its ancestors' own chains (a tagged ancestor's stack, an
--- untagged one's rule matches), propagated down by {{chains_down}}. The linking span holds
+-- rules match plus its ancestors' own chains ({{member_chains}}, member_chains.sql, the one
+-- definition link_edges.sql uses for an untagged producer too). The linking span holds
 -- them above itself: its subtree belongs to them, and they are no entry of its own.
 -- One hop: a linked span's own links are not followed, so an untagged service consuming from
 -- an untagged consumer of X is not in X (a service tagging in between carries X on).
 -- A linked span pairs as in link_edges.sql: starting at most {link_lookback:Int64} ns before
--- or after the linking span, a rule of the link alone. Its trace is read by TraceId (the
--- bloom filter index) from 300 s before the earliest such producer can start to the latest
--- it can start, so ancestors starting up to 300 s before a producer are always seen.
+-- or after the linking span, a rule of the link alone; its trace is read as member_chains.sql
+-- says, from the linking spans' earliest and latest start (`members`).
 -- Cost: only spans with links and no tag are looked at; `Links.TraceId.size0` (the arrays'
 -- lengths) skips the others before any link is read (see instance_links.sql). A window
 -- without untagged linking spans reads no linked trace.
@@ -32,41 +31,14 @@ WITH linking AS (
 ),
 -- What the linked traces' read needs, in one pass over the linking spans: their earliest
 -- and latest start, and the linked trace ids.
-(SELECT (min(c_start), max(c_start), groupUniqArray(p_trace_id)) FROM linking) AS linked
+(SELECT (min(c_start), max(c_start), groupUniqArray(p_trace_id)) FROM linking) AS members
 SELECT
     c_trace AS linked_trace,
     c_span AS linked_span,
     groupUniqArrayArray(p_chains) AS linked_chains
 FROM linking AS c
 INNER JOIN (
-    SELECT TraceId AS p_trace, span.1 AS p_span, span.2 AS p_start, span_chains AS p_chains
-    FROM (
-        SELECT
-            TraceId,
-            groupArray((SpanId, start)) AS spans,
-            groupArray(SpanId) AS ids,
-            groupArray(ParentSpanId) AS parent_ids,
-            groupArray(own_chains) AS own,
-            {{chains_down}} AS chain_sets
-        FROM (
-            SELECT
-                TraceId,
-                SpanId,
-                ParentSpanId,
-                toInt64(toUnixTimestamp64Nano(Timestamp)) AS start,
-                if(SpanAttributes['chain.ids'] != '',
-                   arrayFilter(x -> x != '', splitByChar(',', SpanAttributes['chain.ids'])),
-                   {{classify}}) AS own_chains
-            FROM {{db}}.otel_traces
-            WHERE Timestamp >= fromUnixTimestamp64Nano(
-                      linked.1 - {link_lookback:Int64} - 300000000000)
-              AND Timestamp < fromUnixTimestamp64Nano(linked.2 + {link_lookback:Int64})
-              AND TraceId IN (SELECT arrayJoin(linked.3))
-        )
-        GROUP BY TraceId
-    )
-    ARRAY JOIN spans AS span, chain_sets AS span_chains
-    WHERE notEmpty(span_chains)
+    {{member_chains}}
 ) AS p ON p.p_trace = c.p_trace_id AND p.p_span = c.p_span_id
 WHERE p_start >= c_start - {link_lookback:Int64} AND p_start < c_start + {link_lookback:Int64}
 GROUP BY c_trace, c_span
