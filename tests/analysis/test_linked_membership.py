@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry.trace import SpanKind
 
 from chainmap_otel.analysis.coverage import coverage
@@ -21,7 +22,7 @@ from chainmap_otel.analysis.rollups.protocol import floor_minute
 from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.store import TraceStore
-from chainmap_otel.tagging.definitions import ChainCatalog
+from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from tests.analysis.test_edge_rollup import comparable, rolled_window, wanted
 from tests.support.queue_fleet import (
     Fleet,
@@ -32,6 +33,7 @@ from tests.support.queue_fleet import (
     settle_plain,
     store_spans,
 )
+from tests.support.sampled_fleet import CHAINS_FILE
 
 MINUTE = 60 * 1_000_000_000
 
@@ -202,3 +204,41 @@ def test_an_untagged_producer_under_a_rule_matched_entry_draws_the_link_edge_in_
     assert edge_rollup.read_state(store, catalog).covers
     assert edges(rolled["B3"]) == edges(per_chain["B3"])
     assert link_edge(rolled["B3"], "trading-engine", "settlement").calls == 1
+
+
+def test_a_consumer_entering_its_own_chain_also_continues_an_untagged_producers(
+    catalog: ChainCatalog, store: TraceStore
+) -> None:
+    """trading-engine tags nothing (B3 is matched at its root at query time, so no baggage
+    carries B3); settlement runs chainmap and its consumer span enters a chain of its own,
+    ST. The consumer marks that entry, so its link is looked up too: its subtree is in B3's
+    instance as well as ST's."""
+    document = yaml.safe_load(CHAINS_FILE.read_text(encoding="utf-8"))
+    document["chains"].append(
+        {
+            "id": "ST",
+            "name": "Settlement",
+            "category": "trading",
+            "entry": [{"service": "settlement", "kind": "consumer"}],
+        }
+    )
+    with_settlement = parse_catalog(yaml.safe_dump(document), source="settlement.yaml")
+    for fleet in fleet_of(with_settlement, plain=("trading-engine",)):
+        headers: dict[str, str] = {}
+        place_order(fleet, headers)
+        settle(fleet, headers)
+        consumer = next(s for s in fleet.spans() if s.kind is SpanKind.CONSUMER)
+        assert (consumer.attributes or {}).get("chain.entry_ids") == "ST"
+        store_spans(store, fleet)
+    window = around_now()
+    per_chain = topologies(store, with_settlement, window, chain_ids=["B3", "ST"])
+    assert {
+        ("trading-engine", "settlement", "messaging_system"),
+        ("settlement", "postgresql", "database"),
+    } <= edges(per_chain["B3"]), per_chain["B3"]
+    assert ("settlement", "postgresql", "database") in edges(per_chain["ST"])
+    assert_rollup_equals_live(store, with_settlement, window)
+    found = coverage(store, with_settlement, parse_window()).to_json()
+    counted = {c["chain_id"]: c["instances"] for c in found["chains"] if c["instances"]}
+    assert counted == {"B3": 1, "ST": 1}, found["chains"]
+    assert found["unmatched"] == {"traces": 0, "endpoints": []}, found["unmatched"]

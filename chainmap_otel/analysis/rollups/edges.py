@@ -85,7 +85,7 @@ from chainmap_otel.analysis.rollups.protocol import (
     SliceWork,
     closed_until,
 )
-from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.sql import DEFAULT_FRAGMENTS, load_sql
 from chainmap_otel.errors import StoreError
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -110,8 +110,9 @@ HOUR_SLICE_SECONDS = 86400
 #: and the sampling-weighted counts, and hold the span-link edges; 5: an untagged span with
 #: span links holds the chains of the spans it links to, so an untagged consumer's edges
 #: count for its producer's chains; 6: a link edge from an untagged producer counts for the
-#: chains the producer belongs to by the membership rule in its trace) are not read.
-PAIRING_VERSION = 6
+#: chains the producer belongs to by the membership rule in its trace; 7: a tagged span with
+#: span links that marks an entry of its own holds the linked spans' chains too) are not read.
+PAIRING_VERSION = 7
 #: How far apart a producer and its linked consumer may start to pair as a link edge
 #: (``sql/link_edges.sql``; a rule of the link, so live pairing and slices agree).
 LINK_LOOKBACK_SECONDS = 3600
@@ -277,10 +278,11 @@ def trace_edges_sql(
     return pairing_sql(store, catalog, naming, **fragments)
 
 
-#: Whether a span of the two ranges of :data:`SPAN_WINDOW_SQL` is untagged with span links.
+#: Whether a span of the two ranges of :data:`SPAN_WINDOW_SQL` has span links and may hold
+#: chains through them (the ``link_heir`` fragment: untagged, or marking an entry of its own).
 _UNTAGGED_LINKS_SQL = (
     "SELECT count() > 0 FROM {db}.otel_traces WHERE `Links.TraceId.size0` > 0 "
-    "AND SpanAttributes['chain.ids'] = '' AND ("
+    f"AND {DEFAULT_FRAGMENTS['link_heir']} AND ("
 )
 
 

@@ -37,6 +37,10 @@ DEFAULT_FRAGMENTS = {
     "row_environment": "({environment:String} = '' OR Environment = {environment_value:String})",
     # The rule fields (route, path, method) as every surface reads them.
     **SCHEMA_PLACEHOLDERS,
+    # Which spans may hold chains through their span links (linked_chains.sql): an untagged
+    # span, and a tagged one that marks an entry of its own (chain.entry_ids): no baggage
+    # reached it, so a producer its service could not hear from may still hold a chain.
+    "link_heir": "(SpanAttributes['chain.ids'] = '' OR SpanAttributes['chain.entry_ids'] != '')",
     # The membership rule inside one trace (analysis.membership): per span, the own chains
     # of every ancestor-or-self, from the trace's arrays `ids` (SpanId), `parent_ids`
     # (ParentSpanId) and `own` (each span's own chains), by pointer jumping: each of 8

@@ -76,11 +76,13 @@ FROM (
             -- membership through a span link says (schema 11 counts them likewise). An
             -- untagged span with links (a consumer in a service that tags nothing) holds
             -- the chains of the spans it links to (linked_chains.sql) above it likewise.
-            multiIf(tagged AND ParentSpanId = '' AND notEmpty(`Links.SpanId`),
-                    arrayFilter(x -> NOT has(splitByChar(',',
-                                                         SpanAttributes['chain.entry_ids']), x),
-                                tag),
-                    linked_chains) AS carried,
+            if(tagged AND ParentSpanId = '' AND notEmpty(`Links.SpanId`),
+               arrayDistinct(arrayConcat(
+                   arrayFilter(x -> NOT has(splitByChar(',', SpanAttributes['chain.entry_ids']),
+                                            x),
+                               tag),
+                   linked_chains)),
+               linked_chains) AS carried,
             toString(ServiceName) AS service,
             {{route_sql}} AS route,
             {{method_sql}} AS method,

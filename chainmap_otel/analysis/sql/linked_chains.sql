@@ -1,6 +1,7 @@
--- The chains held above an untagged span through its span links (the membership rule across
--- traces, analysis.membership): per span of {{span_window}} that carries no chain.ids and
--- links to a span of another trace, the chains that linked span belongs to in its own trace:
+-- The chains held above a span through its span links (the membership rule across traces,
+-- analysis.membership): per span of {{span_window}} that may hold chains this way
+-- ({{link_heir}}: it carries no chain.ids, or it marks an entry of its own, so no chain came
+-- with the message) and links to a span of another trace, the chains that linked span belongs to in its own trace:
 -- its chain.ids plus the own chains of its ancestors when tagged, else the chains its entry
 -- rules match plus its ancestors' own chains ({{member_chains}}, member_chains.sql, the one
 -- definition link_edges.sql uses for an untagged producer too). The linking span holds
@@ -10,9 +11,9 @@
 -- A linked span pairs as in link_edges.sql: starting at most {link_lookback:Int64} ns before
 -- or after the linking span, a rule of the link alone; its trace is read as member_chains.sql
 -- says, from the linking spans' earliest and latest start (`members`).
--- Cost: only spans with links and no tag are looked at; `Links.TraceId.size0` (the arrays'
+-- Cost: only spans with links that {{link_heir}} admits are looked at; `Links.TraceId.size0` (the arrays'
 -- lengths) skips the others before any link is read (see instance_links.sql). A window
--- without untagged linking spans reads no linked trace.
+-- without such linking spans reads no linked trace.
 -- Columns: linked_trace, linked_span (the linking span), linked_chains.
 WITH linking AS (
     SELECT
@@ -26,7 +27,7 @@ WITH linking AS (
     WHERE `Links.TraceId.size0` > 0
       AND ({{span_window}})
       AND TraceId != ''
-      AND SpanAttributes['chain.ids'] = ''
+      AND {{link_heir}}
       AND link.1 != TraceId
 ),
 -- What the linked traces' read needs, in one pass over the linking spans: their earliest

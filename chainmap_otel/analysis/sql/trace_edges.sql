@@ -18,9 +18,10 @@
 -- stack), an untagged span the chains its row matches ({{classify}}). They are propagated down
 -- each trace by pointer jumping (each of 8 rounds doubles the reach, so 256 levels), through
 -- tagged spans too: a chain entered at an untagged span (matched at query time) never entered
--- the baggage, so the stacks below it lack it. A trace whose spans are all tagged needs no
--- walk (each stack already holds its ancestors').
--- Across traces: an untagged span with span links to spans of another trace (a message's
+-- the baggage, so the stacks below it lack it. A trace whose spans are all tagged and hold
+-- no chain through a link needs no walk (each stack already holds its ancestors').
+-- Across traces: an untagged span (or one marking an entry of its own: {{link_heir}}) with
+-- span links to spans of another trace (a message's
 -- consumer in a service that tags nothing) also holds the chains of the spans it links to
 -- (linked_spans.sql, linked_chains.sql: one hop, the linked span starting at most
 -- {link_lookback:Int64} ns before or after it), so its subtree's edges count for the chain
@@ -133,7 +134,9 @@ FROM (
                 groupArray(if(empty(linked_chains), own_chains,
                               arrayDistinct(arrayConcat(own_chains, linked_chains)))) AS own,
                 groupArray(tagged) AS tagged_spans,
-                if(has(tagged_spans, 0) AND arrayExists(c -> notEmpty(c), own),
+                groupArray(notEmpty(linked_chains)) AS via_links,
+                if((has(tagged_spans, 0) OR has(via_links, 1))
+                   AND arrayExists(c -> notEmpty(c), own),
                    {{chains_down}},
                    own) AS chain_sets
             FROM (
