@@ -27,7 +27,7 @@ queue waits take their share of the chain's critical-path time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,6 +330,20 @@ class EndToEnd:
             "max_ms": self.max_ms,
             "truncated": self.truncated,
         }
+
+
+def end_to_end_line(through: Mapping[str, Any]) -> str | None:
+    """The line the chain's surfaces print for its ``through_queues``
+    (:meth:`EndToEnd.to_json`): the sampled instances that crossed a queue and their
+    latency from the chain's entry to the last consumer span; None when none did."""
+    if not through.get("instances"):
+        return None
+    capped = " (truncated: an instance had more hops or traces than are followed)"
+    return (
+        f"end to end through queues: {through['instances']} sampled instances, "
+        f"p50 {through['p50_ms']:.1f} ms, p95 {through['p95_ms']:.1f} ms, "
+        f"max {through['max_ms']:.1f} ms{capped if through.get('truncated') else ''}"
+    )
 
 
 def _quantile(values: Sequence[float], q: float) -> float:

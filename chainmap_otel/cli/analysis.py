@@ -305,6 +305,7 @@ def critical_path_command(
 ) -> None:
     """Critical path of one trace, or where a chain's latency goes (--chain)."""
     from chainmap_otel.analysis.critical_path import chain_critical_path, critical_path
+    from chainmap_otel.analysis.instances import end_to_end_line
     from chainmap_otel.analysis.timewindow import SAMPLE_CAP_RANGE, check_limit
 
     check_limit("sample_cap", sample_cap, SAMPLE_CAP_RANGE)
@@ -350,6 +351,9 @@ def critical_path_command(
             rows,
             wrap=("service", "operation"),
         )
+    through = end_to_end_line(aggregate.get("through_queues", {}))
+    if through:
+        typer.echo(f"{chain}: {through}")
 
 
 @command("impact")

@@ -243,3 +243,20 @@ def test_critical_path_of_a_trace_prints_the_instance_through_the_queue(
     # The consumer's own trace starts no instance: its table alone.
     consumer = run(store, chains_file, "critical-path", hex_id("q2", 32))
     assert consumer.exit_code == 0 and "end to end" not in consumer.stdout
+
+
+def test_the_chains_critical_path_prints_its_instances_end_to_end_through_the_queue(
+    load: Callable[[str], dict[str, Any]], store: TraceStore, chains_file: Path
+) -> None:
+    load("queue_hop")
+    data = json.loads(
+        run(store, chains_file, "critical-path", "--chain", "B3", "-f", "json").stdout
+    )
+    through = data["through_queues"]
+    assert through["instances"] == 1, through
+    table = run(store, chains_file, "critical-path", "--chain", "B3")
+    assert table.exit_code == 0, table.output
+    assert (
+        f"B3: end to end through queues: 1 sampled instances, p50 {through['p50_ms']:.1f} ms"
+        in " ".join(table.stdout.split())
+    )

@@ -60,3 +60,16 @@ def test_the_producer_trace_shows_its_instance_through_the_queue(
     assert queue.inner_text() == "order_events (queue) · queue wait"
     assert queue.get_attribute("href") == f"/traces/{consumer}"
     assert not tab.problems, tab.problems
+
+
+def test_the_chain_page_says_how_long_its_instances_take_through_the_queue(
+    served: httpx.Client,
+) -> None:
+    """Server-rendered: the chain page's critical-path section, next to its health."""
+    api = served.get("/api/v1/chains/B3/critical-path").json()["through_queues"]
+    assert api["instances"] == 1, api
+    page = served.get("/chains/B3").text
+    assert (
+        f'<p class="through-queues">end to end through queues: 1 sampled instances, '
+        f"p50 {api['p50_ms']:.1f} ms" in page
+    ), page

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from chainmap_otel.analysis.by_environment import environment_names
+from chainmap_otel.analysis.instances import end_to_end_line
 from chainmap_otel.server.api.chains import API_PREFIX, chain_detail, chain_list
 from chainmap_otel.server.http.errors import parse_api_window, translated_errors
 from chainmap_otel.server.http.pool import ReadRoute
@@ -243,6 +244,9 @@ def _critical_block(cp: dict[str, Any]) -> str:
         f'<p class="muted">{cp["traces"]} traces, {cp["sampled_traces"]} sampled; slowest 5 %: '
         f"{_plural(cp['slow_traces'], 'trace')} above {_e(_ms(cp['slow_threshold_ms']))}</p>"
     )
+    through = end_to_end_line(cp.get("through_queues", {}))
+    if through:
+        head += f'<p class="through-queues">{_e(through)}</p>'
     return (
         "<section><h2>Critical path: where the time goes</h2>"
         + head
