@@ -146,8 +146,11 @@ def site(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Site]:
     end_ns = time.time_ns()
     try:
         spans, metrics = b1_traffic(end_ns)
-        # The window ends after the points' collection time, so the counts are inside it.
+        # The window ends after the points' collection time, so the counts are inside it,
+        # and never on a minute's start: B3's last counted minute (its end minute) must be
+        # inside it too, whatever second the clock reads.
         until_s = time.time_ns() // NS + 1
+        until_s += until_s % 60 == 0
         until = datetime.fromtimestamp(until_s, UTC).isoformat().replace("+00:00", "Z")
         stored = keep_sampled(spans_to_arrow([*spans, *b3_traffic(end_ns)]), 0.1)
         store.insert_arrow(stored)
