@@ -22,6 +22,7 @@ import pytest
 from chainmap_otel.registry import EmbeddedPostgres, open_registry_database
 from chainmap_otel.registry.postgres import RegistryDatabase
 from chainmap_otel.storage.store import TraceStore, open_store
+from tests.support.stores import fresh_store
 
 # Serve processes the tests start run without the chain registry (no embedded PostgreSQL
 # in ~/.local/share/chainmap) unless a test turns it on with a data directory of its own.
@@ -56,14 +57,11 @@ def chdb_store(chdb_path: Path) -> Iterator[TraceStore]:
 @pytest.fixture
 def store_factory(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Callable[[], TraceStore]]:
     """Opens stores on fresh databases of the session's chDB (schema applied), closed after."""
-    from chainmap_otel.storage.schema import apply_schema
-
     opened: list[TraceStore] = []
 
     def make() -> TraceStore:
-        store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
+        store = fresh_store(chdb_path)
         opened.append(store)
-        apply_schema(store, progress=lambda line: None)
         return store
 
     yield make

@@ -10,7 +10,6 @@ those are assigned to chains only by the entry rules at query time.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,11 @@ from typing import Any
 import pytest
 
 from chainmap_otel.analysis.timewindow import TimeWindow
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.grafana.datasource import QueryContext
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -55,10 +55,8 @@ def untagged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def open_database(chdb_path: Path, prefix: str) -> TraceStore:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database={prefix}_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path, prefix)
     return store
 
 

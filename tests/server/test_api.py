@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +18,11 @@ from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.server import create_app
 from chainmap_otel.server.api.chains import resolve_catalog
 from chainmap_otel.storage.location import parse_store_url
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.active import default_catalog_path
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 API = "/api/v1/chains"
 
@@ -30,10 +30,8 @@ API = "/api/v1/chains"
 @pytest.fixture(scope="module")
 def seeded(chdb_store: TraceStore, chdb_path: Path) -> Iterator[tuple[TraceStore, dict[str, Any]]]:
     """One database of chain traffic shared by the module's read-only tests."""
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     inserted = chain_traffic.seed(store)
     yield store, inserted
     store.command(f"DROP DATABASE IF EXISTS {store.database}")

@@ -3,7 +3,6 @@ a trace against its chain's typical trace, and one-line errors for bad input."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,17 @@ import httpx
 import pytest
 
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 COMPARE = "/api/v1/traces/compare"
 
 
 @pytest.fixture(scope="module")
 def web(chdb_store: TraceStore, chdb_path: Path) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     inserted = chain_traffic.seed(store)
     try:
         with chain_traffic.serving(create_app(store, chains=chain_traffic.catalog())) as client:

@@ -12,7 +12,6 @@ import json
 import math
 import random
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,13 +36,14 @@ from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.grafana import queries
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from chainmap_otel.tagging.entry_counts import DURATION_BUCKETS_MS
 from chainmap_otel.tagging.processor import ChainSpanProcessor
 from tests.grafana.datasource import QueryContext, panel_sql
 from tests.server import chain_traffic
 from tests.support.sampled_fleet import keep_sampled
+from tests.support.stores import fresh_store
 
 NS = 1_000_000_000
 CHAINS = """
@@ -139,10 +139,8 @@ def b3_traffic(end_ns: int) -> list[ReadableSpan]:
 
 @pytest.fixture(scope="module")
 def site(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Site]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     end_ns = time.time_ns()
     try:
         spans, metrics = b1_traffic(end_ns)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -23,10 +22,11 @@ from typer.testing import CliRunner
 from chainmap_otel.analysis.coverage import TAGGERS
 from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from tests.server import chain_traffic
 from tests.support.browser import chromium, needs_chromium, open_tab
 from tests.support.coverage_fleet import EXPECTED, UNMATCHED, current_catalog, load_fleet
+from tests.support.stores import fresh_store
 
 runner = CliRunner()
 WINDOW = "1h"
@@ -43,10 +43,8 @@ class Site:
 def site(
     chdb_store: TraceStore, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     try:
         load_fleet(store, tmp_path_factory.mktemp("coverage-fleet"))
         with pytest.MonkeyPatch.context() as env:

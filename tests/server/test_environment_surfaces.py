@@ -10,7 +10,6 @@ import importlib
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -32,12 +31,13 @@ from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.grafana import queries
 from chainmap_otel.ingest.sdk_spans import spans_to_arrow
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
 from chainmap_otel.tagging.processor import ChainSpanProcessor
 from tests.grafana.datasource import QueryContext, panel_sql
 from tests.server import chain_traffic
 from tests.support.browser import chromium, needs_chromium, open_tab
+from tests.support.stores import fresh_store
 
 runner = CliRunner()
 MS = 1_000_000
@@ -130,10 +130,8 @@ class Site:
 def site(
     chdb_store: TraceStore, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     try:
         store.insert_arrow(spans_to_arrow(fleet_spans(time.time_ns() - 5 * 60 * 1_000_000_000)))
         with pytest.MonkeyPatch.context() as env:

@@ -11,7 +11,6 @@ import importlib
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +26,12 @@ from chainmap_otel.analysis.rollups import protocol
 from chainmap_otel.cli import COMMAND_MODULES, app
 from chainmap_otel.grafana import dashboards
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.grafana.datasource import QueryContext, panel_sql
 from tests.server import chain_traffic
 from tests.support.environment_fleet import PROD_WEIGHT, orders_catalog, sampled_fleet
+from tests.support.stores import fresh_store
 
 runner = CliRunner()
 PROD, STAGING = 3, 2
@@ -56,10 +56,8 @@ def iso(seconds: int) -> str:
 
 @pytest.fixture(scope="module")
 def site(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Site]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     catalog = orders_catalog()
     try:
         sampled_fleet(store, PROD, STAGING)

@@ -4,7 +4,6 @@ numbers as the library for a fixed window (ISO bounds, so no minute boundary mov
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.analysis.topology import iso_time
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.schema import apply_schema
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import hex_id, insert_spans, load_fixture
 from tests.server.conftest import ServerThread
 from tests.support.catalog import chains_catalog
+from tests.support.stores import fresh_store
 
 NEST, DIRECT, QUICK = (hex_id(name, 32) for name in ("nest", "direct", "quick"))
 BASE_NS = (time.time_ns() - 600 * 10**9) // 10**9 * 10**9
@@ -37,8 +36,7 @@ def catalog() -> ChainCatalog:
 def seeded(
     chdb_store: TraceStore, chdb_path: Path, catalog: ChainCatalog
 ) -> Iterator[tuple[httpx.Client, TraceStore]]:
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     insert_spans(store, load_fixture("span_search")["spans"], BASE_NS)
     server = ServerThread(create_app(store, chains=catalog))
     server.start()

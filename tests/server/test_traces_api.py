@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ import pytest
 from chainmap_otel.analysis.timewindow import parse_window
 from chainmap_otel.analysis.traces import TraceQuery, search_traces
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.schema import apply_schema
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
 from tests.analysis.conftest import hex_id, insert_spans, load_fixture
 from tests.server.conftest import ServerThread
 from tests.support.catalog import chains_catalog
+from tests.support.stores import fresh_store
 
 SLOW, ORDER, REPORT = (hex_id(name, 32) for name in ("slow", "order", "report"))
 SINCE, UNTIL = "1h", "2099-01-01T00:00:00Z"
@@ -35,8 +34,7 @@ def seeded(
     chdb_store: TraceStore, chdb_path: Path, catalog: ChainCatalog
 ) -> Iterator[tuple[httpx.Client, TraceStore]]:
     """One serving app for the module, on a database of its own."""
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     insert_spans(store, load_fixture("trace_search")["spans"], time.time_ns() - 600 * 10**9)
     server = ServerThread(create_app(store, chains=catalog))
     server.start()

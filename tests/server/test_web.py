@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -15,16 +14,15 @@ import httpx
 import pytest
 
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 
 @pytest.fixture(scope="module")
 def web(chdb_store: TraceStore, chdb_path: Path) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     inserted = chain_traffic.seed(store)
     try:
         with chain_traffic.serving(create_app(store, chains=chain_traffic.catalog())) as client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ import pytest
 
 from chainmap_otel.server import create_app
 from chainmap_otel.server.web.pages import json_for_html
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import parse_catalog
 from tests.server import chain_traffic
 from tests.server.trace_fixtures import hex_id
 from tests.support.browser import chromium, needs_chromium, open_tab
+from tests.support.stores import fresh_store
 
 pytestmark = needs_chromium
 
@@ -100,10 +100,8 @@ def _rows(base: int) -> tuple[list[str], list[tuple[Any, ...]]]:
 
 @pytest.fixture(scope="module")
 def hostile_site(chdb_store: TraceStore, chdb_path: Path) -> Iterator[tuple[httpx.Client, str]]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     traces, rows = _rows(time.time_ns() - 5 * 60 * 1_000_000_000)
     store.insert_spans(rows=rows)
     catalog = parse_catalog(CHAINS, source="hostile.yaml")

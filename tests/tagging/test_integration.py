@@ -5,7 +5,6 @@ degraded block (never an exception) when serve is down."""
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,18 +17,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.integration import ChainMappingHealth, install_chain_api, serve_url
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 
 @pytest.fixture(scope="module")
 def serve(chdb_store: TraceStore, chdb_path: Path) -> Iterator[str]:
     """A chainmap serve app (chain API, health) on chain traffic; its base URL."""
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     chain_traffic.seed(store)
     try:
         with chain_traffic.serving(create_app(store, chains=chain_traffic.catalog())) as client:

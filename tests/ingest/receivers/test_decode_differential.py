@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,11 @@ from chainmap_otel.ingest.receivers.decode_pool import DecodePool
 from chainmap_otel.ingest.receivers.otlp_http import JSON, PROTOBUF, _decode
 from chainmap_otel.ingest.validate import DecodedSpans
 from chainmap_otel.storage.columns import TRACE_COLUMNS
-from chainmap_otel.storage.schema import apply_schema
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from tests.ingest.receivers.test_otlp_grpc_receiver import raw_export
 from tests.server.conftest import ServeFactory, Serving
 from tests.support.otlp_payloads import to_otlp_json
+from tests.support.stores import fresh_store
 
 START = 1_700_000_000_000_000_000
 MAX_TIME = (2**32 - 1) * 10**9
@@ -435,10 +434,8 @@ def stored(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     pool = DecodePool(1)
     try:
         for index, path in enumerate([*PATHS, POOL]):
-            database = f"differential_{index}_{uuid.uuid4().hex[:8]}"
-            store = open_store(f"chdb://{chdb_path}?database={database}")
+            store = fresh_store(chdb_path, f"differential_{index}")
             stores.append(store)
-            apply_schema(store, progress=lambda line: None)
             tmp = tmp_path_factory.mktemp(f"path{index}")
             outcomes[path] = {}
             for name, bodies in cases.items():

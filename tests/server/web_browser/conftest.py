@@ -6,7 +6,6 @@ per test. Screenshots go to the test's directory, and into ``docs/`` when
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,19 @@ from typing import Any
 import pytest
 
 from chainmap_otel.server import create_app
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from tests.server import chain_traffic, trace_fixtures
 from tests.server.web_browser.site import Site
 from tests.support.browser import Tab, chromium, open_tab
+from tests.support.stores import fresh_store
 
 
 @pytest.fixture(scope="package")
 def site(
     chdb_store: TraceStore, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    from chainmap_otel.storage.schema import apply_schema
 
-    store = open_store(f"chdb://{chdb_path}?database=t_{uuid.uuid4().hex[:12]}")
-    apply_schema(store, progress=lambda line: None)
+    store = fresh_store(chdb_path)
     inserted = chain_traffic.seed(store)
     extra = trace_fixtures.seed(store)
     try:
