@@ -38,7 +38,8 @@ from chainmap_otel.analysis.path_sections import (
     compute_sections,
     span_timing,
 )
-from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.rollups.edges import has_links
+from chainmap_otel.analysis.sql import DEFAULT_FRAGMENTS, load_sql
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.fields import DESTINATION, field_sql
 
@@ -189,20 +190,6 @@ def linked_traces(
         if len(consumers) < MAX_LINKED_TRACES and str(consumer_trace) not in consumers:
             consumers.append(str(consumer_trace))
     return linked
-
-
-_ANY_LINKS_SQL = """SELECT count() > 0 FROM {db}.otel_traces
-WHERE `Links.TraceId.size0` > 0
-  AND Timestamp >= fromUnixTimestamp64Nano({{from_ns:Int64}})
-  AND Timestamp < fromUnixTimestamp64Nano({{to_ns:Int64}})"""
-
-
-def _any_links(store: TraceStore, from_ns: int, to_ns: int) -> bool:
-    """Whether a span starting in ``[from_ns, to_ns)`` has span links: reading the links'
-    lengths costs a few ms, where the lookup by trace ids costs tens (its id list alone),
-    and a fleet without queues has none."""
-    sql = _ANY_LINKS_SQL.format(db=store.database)
-    return bool(store.query(sql, {"from_ns": from_ns, "to_ns": to_ns}).result_rows[0][0])
 
 
 def _link_rows(
@@ -368,7 +355,11 @@ def extend_paths(
     wanted = sorted(set(trace_ids))
     reach_to = to_ns + LINK_REACH_NS
     rows: Sequence[Sequence[Any]] = ()
-    if wanted and _any_links(store, from_ns, reach_to):
+    # A fleet without queues has no span links: the lookup by trace ids (tens of ms, its id
+    # list alone) is left out.
+    if wanted and has_links(
+        store, {"start_ns": from_ns, "end_ns": reach_to}, window=DEFAULT_FRAGMENTS["span_window"]
+    ):
         rows = _link_rows(
             store, load_sql("instance_links", store.database), wanted, from_ns, reach_to
         )

@@ -93,7 +93,7 @@ from chainmap_otel.analysis.membership import require_chain
 from chainmap_otel.analysis.naming import ServiceGraphNaming
 from chainmap_otel.analysis.rollups import edges as edge_rollup
 from chainmap_otel.analysis.rollups.protocol import ceil_hour, ceil_minute, floor_hour, floor_minute
-from chainmap_otel.analysis.sql import load_sql
+from chainmap_otel.analysis.sql import DEFAULT_FRAGMENTS, load_sql
 from chainmap_otel.analysis.timewindow import TimeWindow, environment_params
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog
@@ -382,9 +382,11 @@ def edge_rows(
     if head[0] >= head[1] and tail[0] >= tail[1]:
         inner = edge_rollup.NO_LIVE_SQL
     else:
-        linked = edge_rollup.untagged_links(store, ranges)
+        linked = edge_rollup.has_links(store, ranges, spans=DEFAULT_FRAGMENTS["link_heir"])
         inner, params = edge_rollup.trace_edges_sql(store, catalog, naming, linked=linked)
-        members = edge_rollup.consumer_links(store, ranges)
+        members = edge_rollup.has_links(
+            store, ranges, spans=edge_rollup.CONSUMER_SPANS, window=edge_rollup.RANGES_WINDOW
+        )
     hour_table = minute_table = edge_rollup.NO_ROLLUP_SQL
     if hours[0] < hours[1]:
         hour_table = f"{store.database}.{edge_rollup.HOUR_TABLE}"

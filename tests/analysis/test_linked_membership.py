@@ -23,6 +23,7 @@ from chainmap_otel.analysis.timewindow import TimeWindow, parse_window
 from chainmap_otel.analysis.topology import edge_rows, topologies
 from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import ChainCatalog, parse_catalog
+from tests.analysis.conftest import insert_spans, load_fixture
 from tests.analysis.test_edge_rollup import comparable, rolled_window, wanted
 from tests.support.queue_fleet import (
     Fleet,
@@ -242,3 +243,30 @@ def test_a_consumer_entering_its_own_chain_also_continues_an_untagged_producers(
     counted = {c["chain_id"]: c["instances"] for c in found["chains"] if c["instances"]}
     assert counted == {"B3": 1, "ST": 1}, found["chains"]
     assert found["unmatched"] == {"traces": 0, "endpoints": []}, found["unmatched"]
+
+
+def test_only_the_slices_holding_linked_spans_plan_the_link_lookups(
+    fleet: Fleet, store: TraceStore, catalog: ChainCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each slice of the edge rollup checks its own spans: the one of plain tagged traffic is
+    rolled up without the lookups through span links, the one holding the untagged consumer
+    with them, and the rollup still equals live pairing over both."""
+    headers: dict[str, str] = {}
+    place_order(fleet, headers)
+    settle_plain(fleet, headers, ledger=True)
+    store_spans(store, fleet)
+    window = around_now()
+    earlier = window.start_ns - 30 * MINUTE
+    insert_spans(store, load_fixture("nested_chains")["spans"], earlier)
+    kinds: list[tuple[bool, bool]] = []
+    slice_sql = edge_rollup.slice_sql
+
+    def recording(*args: Any, linked: bool, members: bool, **kwargs: Any) -> Any:
+        kinds.append((linked, members))
+        return slice_sql(*args, linked=linked, members=members, **kwargs)
+
+    monkeypatch.setattr(edge_rollup, "slice_sql", recording)
+    edge_rollup.refresh_edges(store, catalog, until_ns=earlier + 10 * MINUTE)
+    assert kinds == [(False, False)]
+    assert_rollup_equals_live(store, catalog, TimeWindow(earlier - MINUTE, window.end_ns))
+    assert kinds == [(False, False), (True, True)]

@@ -106,7 +106,7 @@ def refresh_entries(
     (run,) = JOB.refresh(
         store,
         until_ns if until_ns is not None else closed_until(),
-        (SliceWork(lambda: _insert_sql(store), live_params),),
+        (SliceWork.same(lambda: _insert_sql(store), live_params),),
         stop=stop,
         progress=progress,
     )

@@ -148,17 +148,33 @@ class LevelRun:
 
 @dataclass(frozen=True)
 class SliceWork:
-    """What rolling up one slice of a level runs: the INSERT ``sql()`` (built once, when a
-    slice is due) bound with ``params(start, end)`` (ns); or, for a rollup computed in
-    Python (the critical paths), ``run(start, end)``, which reads and inserts itself."""
+    """What rolling up one slice of a level runs: the INSERT ``sql(start, end)`` for the
+    slice ``[start, end)`` (ns) bound with ``params(start, end)``; or, for a rollup computed
+    in Python (the critical paths), ``run(start, end)``, which reads and inserts itself.
+    ``sql`` may pick its text per slice (a lookup only some slices' data needs); one that
+    never differs is built once, when a slice is first due (:meth:`same`)."""
 
-    sql: Callable[[], str] | None = None
+    sql: Callable[[int, int], str] | None = None
     params: Callable[[int, int], Mapping[str, Any]] | None = None
     run: Callable[[int, int], None] | None = None
 
     def __post_init__(self) -> None:
         if (self.run is None) == (self.sql is None or self.params is None):
             raise ValueError("SliceWork takes either sql and params or run")
+
+    @classmethod
+    def same(
+        cls, build: Callable[[], str], params: Callable[[int, int], Mapping[str, Any]]
+    ) -> SliceWork:
+        """Every slice runs the INSERT ``build()`` gives, built once, when first due."""
+        built: list[str] = []
+
+        def sql(start: int, end: int) -> str:
+            if not built:
+                built.append(build())
+            return built[0]
+
+        return cls(sql, params)
 
 
 @dataclass(frozen=True)
@@ -225,7 +241,6 @@ class Level:
         data from ``start_ns`` on (a later level: the first whole grain of the level before).
         Call it under the rollup's lock (:meth:`SliceRollup.refresh`)."""
         run = LevelRun(state)
-        sql: list[str] = []
 
         def mark(since: int, watermark: int, pending: int) -> None:
             run.state = LevelState(since, watermark, pending)
@@ -237,9 +252,7 @@ class Level:
                 work.run(start, end)
             else:
                 assert work.sql is not None and work.params is not None
-                if not sql:
-                    sql.append(work.sql())
-                store.command(sql[0], dict(work.params(start, end)))
+                store.command(work.sql(start, end), dict(work.params(start, end)))
             mark(since, end, end)
 
         if state.interrupted:

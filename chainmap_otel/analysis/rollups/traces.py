@@ -121,7 +121,7 @@ def refresh_traces(
     (run,) = JOB.refresh(
         store,
         until_ns if until_ns is not None else closed_until(),
-        (SliceWork(lambda: insert_sql(store), slice_params),),
+        (SliceWork.same(lambda: insert_sql(store), slice_params),),
         stop=stop,
         progress=progress,
     )
