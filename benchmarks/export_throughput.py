@@ -11,6 +11,9 @@ attributes and an event, a client span with ~11 attributes and an event):
   chDB's included): the one-core rate.
 * baseline: ``encode_spans(batch).SerializeToString()`` - what the SDK's OTLP
   exporter spends preparing the same batch for the wire, before any I/O.
+* the store's own ceiling: the same spans turned into Arrow tables untimed and inserted in
+  the exporter's largest inserts (``CHAINMAP_EXPORT_BATCH_SPANS``) with the schema's views:
+  the spans per CPU-second an exporter with no Python work at all would reach.
 
 Run: ``python benchmarks/export_throughput.py [--spans N] [--batch SIZE ...]``.
 """
@@ -31,7 +34,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chainmap_otel import config
 from chainmap_otel.ingest.exporter import ClickHouseSpanExporter
+from chainmap_otel.ingest.sdk_spans import spans_to_arrow
+from chainmap_otel.storage.schema import apply_schema
 from chainmap_otel.storage.store import open_store
 
 ROUTES = ("/orders/{id}", "/quotes", "/positions", "/fills/{id}")
@@ -131,6 +137,19 @@ def time_exporter(url: str, parts: list[Sequence[ReadableSpan]]) -> tuple[float,
     return elapsed, cpu
 
 
+def time_store_alone(url: str, spans: Sequence[ReadableSpan]) -> float:
+    """Process CPU seconds of inserting ``spans``, as Arrow tables built beforehand, in inserts
+    of ``CHAINMAP_EXPORT_BATCH_SPANS`` into the full schema."""
+    size = config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS)
+    tables = [spans_to_arrow(part) for part in batches(spans, size)]
+    with open_store(url) as store:
+        apply_schema(store, progress=lambda line: None)
+        cpu = time.process_time()
+        for table in tables:
+            store.insert_arrow(table)
+        return time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=40_000)
@@ -164,6 +183,15 @@ def main() -> None:
             f"{size:>7} {encode_rate:>14,.0f} {export_rate:>17,.0f} "
             f"{export_rate / encode_rate:>5.2f}x {cpu_rate:>12,.0f}"
         )
+    alone = [
+        time_store_alone(f"chdb://{directory}?database=bench_alone_{run}", spans)
+        for run in range(args.repeat)
+    ]
+    print(
+        f"the store alone (Arrow tables built untimed, inserts of "
+        f"{config.env_int(config.CHAINMAP_EXPORT_BATCH_SPANS):,} spans, the schema's views): "
+        f"{len(spans) / statistics.median(alone):,.0f} spans/CPU-s, the exporter's ceiling"
+    )
 
 
 if __name__ == "__main__":
