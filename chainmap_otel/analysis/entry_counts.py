@@ -210,6 +210,8 @@ def counted_windows(
         "export_slack_s": EXPORT_SLACK_S,
         **environment_params(environment),
     }
+    if not store.query(load_sql("entry_counts_any", store.database), params).result_rows[0][0]:
+        return {}
     rows = store.query(load_sql("entry_counts_windows", store.database), params).result_rows
     counted_chains = {str(row[0]) for row in rows if row[2]}
     out: dict[str, dict[str, CountedWindows]] = {}
