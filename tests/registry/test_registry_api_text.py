@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ from chainmap_otel.registry.reload import CatalogHolder
 from chainmap_otel.server import create_app
 from chainmap_otel.server.operations import Operations
 from chainmap_otel.server.settings import MonitorSettings
-from chainmap_otel.storage.store import TraceStore, open_store
+from chainmap_otel.storage.store import TraceStore
 from chainmap_otel.tagging.definitions import CATEGORIES, CRITICALITIES, PERCENTILES, SPAN_KINDS
 from tests.server import chain_traffic
+from tests.support.stores import fresh_store
 
 TOKEN = "text-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -85,13 +85,10 @@ class Api:
 def api(
     chdb_store: TraceStore, chdb_path: Path, postgres_server: EmbeddedPostgres
 ) -> Iterator[Api]:
-    from chainmap_otel.storage.schema import apply_schema
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    store = fresh_store(chdb_path)
+    name = store.database  # the registry's PostgreSQL database is named alike
     with psycopg.connect(postgres_server.uri(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    store = open_store(f"chdb://{chdb_path}?database={name}")
-    apply_schema(store, progress=lambda line: None)
     chain_traffic.seed(store)
     before = os.environ.get("CHAINMAP_API_TOKEN")
     os.environ["CHAINMAP_API_TOKEN"] = TOKEN

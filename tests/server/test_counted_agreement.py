@@ -148,7 +148,8 @@ def site(chdb_store: TraceStore, chdb_path: Path) -> Iterator[Site]:
         # and never on a minute's start: B3's last counted minute (its end minute) must be
         # inside it too, whatever second the clock reads.
         until_s = time.time_ns() // NS + 1
-        until_s += until_s % 60 == 0
+        if until_s % 60 == 0:
+            until_s += 1
         until = datetime.fromtimestamp(until_s, UTC).isoformat().replace("+00:00", "Z")
         stored = keep_sampled(spans_to_arrow([*spans, *b3_traffic(end_ns)]), 0.1)
         store.insert_arrow(stored)

@@ -39,6 +39,7 @@ apply`` and ``chainmap rollup refresh`` (:mod:`~chainmap_otel.analysis.rollups.r
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -167,14 +168,8 @@ class SliceWork:
         cls, build: Callable[[], str], params: Callable[[int, int], Mapping[str, Any]]
     ) -> SliceWork:
         """Every slice runs the INSERT ``build()`` gives, built once, when first due."""
-        built: list[str] = []
-
-        def sql(start: int, end: int) -> str:
-            if not built:
-                built.append(build())
-            return built[0]
-
-        return cls(sql, params)
+        once = functools.cache(build)
+        return cls(lambda start, end: once(), params)
 
 
 @dataclass(frozen=True)
